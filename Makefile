@@ -1,0 +1,32 @@
+# Two entry points: `make test` and `make run`. Each creates or updates .venv
+# from the requirements files before doing its work.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: test run bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+run: $(VENV)/.runtime
+	$(BIN)/streamlit run app.py --server.address localhost --server.port $(PORT)
+
+bench: $(VENV)/.runtime
+	$(BIN)/python bench/bench_fold.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache
