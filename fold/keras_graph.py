@@ -1,0 +1,222 @@
+"""Keras frontend, part 1: a Keras Functional or Sequential model as scopes and as foldscope's graph.
+
+A ``Scope`` pairs one model level's serialized config with its layer objects; nested
+models become child scopes. The graph, the candidate pairs and the rewrite all read scopes,
+so they agree on names and connectivity. Nothing here modifies the model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import networkx as nx
+
+from fold.errors import FoldError
+from fold.graph import role_of
+
+History = tuple[str, int, int]
+
+_SUMMARY_KEYS = (
+    "units", "filters", "kernel_size", "strides", "padding", "output_padding", "dilation_rate",
+    "groups", "depth_multiplier", "activation", "use_bias", "data_format", "axis", "epsilon",
+    "center", "scale", "rate", "pool_size", "negative_slope", "max_value", "target_shape",
+)
+
+
+@dataclass
+class Scope:
+    """One model level: its config entries by layer name, layer objects, and connectivity.
+
+    refs:    how many times each layer's output is read (by layers or as a model output).
+    inputs_of: layer name -> histories of its first call's tensor arguments.
+    """
+
+    name: str
+    kind: str  # "functional" | "sequential"
+    config: dict
+    entries: dict[str, dict]
+    layers: dict[str, keras.layers.Layer]
+    refs: Counter
+    inputs_of: dict[str, list[History]]
+    call_kwargs: dict[str, dict]
+    shapes: dict[str, tuple | None]  # layer name -> shape of its (first) input tensor
+    outputs: list[str]
+    inputs: list[str]
+    children: dict[str, "Scope"] = field(default_factory=dict)
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, "Scope"]]:
+        """This scope and every nested one, with the path prefix of their layers."""
+        yield prefix, self
+        for name, child in self.children.items():
+            yield from child.walk(f"{prefix}{name}/")
+
+
+def serialize(model: keras.Model) -> dict:
+    """A deep copy of the model's serialized form, without its compile config."""
+    try:
+        ser = copy.deepcopy(keras.saving.serialize_keras_object(model))
+    except NotImplementedError as exc:
+        raise FoldError(
+            f"Model '{model.name}' is a subclassed model without get_config(); foldscope reads "
+            "Functional and Sequential models."
+        ) from exc
+    ser.pop("compile_config", None)
+    return ser
+
+
+def is_history(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int))
+
+
+def tensor_refs(value: Any) -> Iterator[tuple[History, tuple | None]]:
+    """Every Keras tensor reference in a call's args/kwargs: (history, shape)."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            cfg = value["config"]
+            shape = cfg.get("shape")
+            yield tuple(cfg["keras_history"]), tuple(shape) if shape is not None else None
+            return
+        for item in value.values():
+            yield from tensor_refs(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from tensor_refs(item)
+
+
+def histories(value: Any) -> Iterator[History]:
+    """Every [layer, node, tensor] triple in an input_layers / output_layers structure."""
+    if is_history(value):
+        yield tuple(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from histories(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from histories(item)
+
+
+def build_scope(ser: dict, model: keras.Model) -> Scope:
+    """The scope tree of a serialized Functional or Sequential model and its layer objects."""
+    cls = ser.get("class_name")
+    cfg = ser.get("config") or {}
+    if cls == "Sequential":
+        scope = _sequential_scope(cfg, model)
+    elif "layers" in cfg and "output_layers" in cfg:
+        scope = _functional_scope(cfg, model)
+    else:
+        raise FoldError(
+            f"Model '{model.name}' is a {cls}, not a Functional or Sequential model; foldscope "
+            "cannot read its layer graph."
+        )
+    for name, entry in scope.entries.items():
+        layer = scope.layers.get(name)
+        if isinstance(layer, keras.Model) and _is_graph_model(entry):
+            scope.children[name] = build_scope(entry, layer)
+    return scope
+
+
+def _is_graph_model(entry: dict) -> bool:
+    cfg = entry.get("config") or {}
+    return entry.get("class_name") == "Sequential" or ("layers" in cfg and "output_layers" in cfg)
+
+
+def _layer_map(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    layers = {layer.name: layer for layer in model.layers}
+    # Sequential.layers leaves out its InputLayer; the config keeps it.
+    for tensor in getattr(model, "inputs", None) or []:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            layers.setdefault(history[0].name, history[0])
+    return layers
+
+
+def _functional_scope(cfg: dict, model: keras.Model) -> Scope:
+    entries = {e["name"]: e for e in cfg["layers"]}
+    refs: Counter = Counter()
+    inputs_of: dict[str, list[History]] = {}
+    call_kwargs: dict[str, dict] = {}
+    shapes: dict[str, tuple | None] = {}
+    for name, entry in entries.items():
+        for i, node in enumerate(entry.get("inbound_nodes") or []):
+            found = list(tensor_refs([node.get("args", ()), node.get("kwargs", {})]))
+            for history, _ in found:
+                refs[history[0]] += 1
+            if i == 0:
+                inputs_of[name] = [h for h, _ in found]
+                shapes[name] = found[0][1] if found else None
+                call_kwargs[name] = node.get("kwargs") or {}
+    outputs = [h[0] for h in histories(cfg["output_layers"])]
+    refs.update(outputs)
+    return Scope(
+        name=cfg.get("name", model.name), kind="functional", config=cfg, entries=entries,
+        layers=_layer_map(model), refs=refs, inputs_of=inputs_of, call_kwargs=call_kwargs,
+        shapes=shapes, outputs=outputs, inputs=[h[0] for h in histories(cfg["input_layers"])],
+    )
+
+
+def _sequential_scope(cfg: dict, model: keras.Model) -> Scope:
+    entries = {(e.get("config") or {}).get("name"): e for e in cfg.get("layers", [])}
+    names = list(entries)
+    layers = _layer_map(model)
+    inputs_of, shapes = {}, {}
+    for prev, name in zip(names, names[1:]):
+        inputs_of[name] = [(prev, 0, 0)]
+        shapes[name] = _output_shape(layers.get(prev))
+    return Scope(
+        name=cfg.get("name", model.name), kind="sequential", config=cfg, entries=entries,
+        layers=layers, refs=Counter(names), inputs_of=inputs_of,
+        call_kwargs={n: {} for n in names}, shapes=shapes, outputs=names[-1:], inputs=names[:1],
+    )
+
+
+def _output_shape(layer: keras.layers.Layer | None) -> tuple | None:
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def _summary(entry: dict) -> dict:
+    cfg = entry.get("config") or {}
+    return {k: cfg[k] for k in _SUMMARY_KEYS if k in cfg and cfg[k] is not None}
+
+
+def scope_graph(scope: Scope) -> nx.DiGraph:
+    """foldscope's graph (schema in ``fold.graph``) of one scope and, nested, its children."""
+    graph = nx.DiGraph(name=scope.name, frontend="keras", inputs=list(scope.inputs),
+                       outputs=list(scope.outputs))
+    for name, entry in scope.entries.items():
+        op = entry.get("registered_name") or entry.get("class_name", "?")
+        layer = scope.layers.get(name)
+        attrs = {
+            "op": op,
+            "role": role_of(entry.get("class_name", "")),
+            "config": _summary(entry),
+            "weights": {w.name: tuple(w.shape) for w in getattr(layer, "weights", [])}
+            if name not in scope.children else {},
+            "calls": max(1, len(entry.get("inbound_nodes") or [None])),
+        }
+        if name in scope.children:
+            attrs["subgraph"] = scope_graph(scope.children[name])
+        graph.add_node(name, **attrs)
+    for name, entry in scope.entries.items():
+        if scope.kind == "sequential":
+            continue
+        for node in entry.get("inbound_nodes") or []:
+            for history, shape in tensor_refs([node.get("args", ()), node.get("kwargs", {})]):
+                graph.add_edge(history[0], name, shape=shape)
+    if scope.kind == "sequential":
+        for name, (source, *_) in ((n, h[0]) for n, h in scope.inputs_of.items()):
+            graph.add_edge(source, name, shape=scope.shapes.get(name))
+    return graph
+
+
+def model_graph(model: keras.Model) -> nx.DiGraph:
+    """foldscope's graph of a Keras Functional or Sequential model."""
+    return scope_graph(build_scope(serialize(model), model))

@@ -1,0 +1,140 @@
+"""Keras frontend, part 3: load and save model files safely, make inputs, run a model.
+
+Loading never executes code from the file: Keras ``safe_mode`` stays on, so a ``Lambda``
+layer or an unknown custom class is refused with a "cannot load safely" message.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fold.errors import FoldError, UnsafeModelError
+
+#: Largest model file foldscope reads (bytes); the app's upload limit matches it.
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+#: Size used for an input dimension the model leaves unknown (other than the batch).
+FREE_DIM = 32
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
+    """The file's format ("keras" or "h5") judged by suffix and content, or a FoldError."""
+    p = Path(path)
+    if not p.exists():
+        raise FoldError(f"No such file: '{p}'.")
+    if p.is_dir():
+        raise FoldError(f"'{p}' is a directory; give a .keras or .h5 model file.")
+    suffix = p.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise FoldError(f"'{p.name}' is not a .keras or .h5 file (suffix '{suffix or 'none'}').")
+    size = p.stat().st_size
+    if size == 0:
+        raise FoldError(f"'{p.name}' is empty.")
+    if size > max_bytes:
+        raise FoldError(f"'{p.name}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit.")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
+    if suffix == ".keras":
+        if not head.startswith(_ZIP_MAGIC) or not zipfile.is_zipfile(p):
+            raise FoldError(f"'{p.name}' is not a valid .keras file (not a zip archive).")
+        return "keras"
+    if head != _HDF5_MAGIC:
+        raise FoldError(f"'{p.name}' is not a valid .h5 file (no HDF5 signature).")
+    return "h5"
+
+
+def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
+    """Load a .keras or .h5 model with safe_mode on; any failure is one FoldError sentence."""
+    check_model_file(path, max_bytes)
+    name = Path(path).name
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        message = _one_line(exc)
+        if "safe_mode" in message or "Lambda" in message or "Could not locate" in message or \
+                "Unknown layer" in message or "could not be deserialized" in message:
+            raise UnsafeModelError(f"Cannot load '{name}' safely: {message}") from exc
+        raise FoldError(f"Cannot load '{name}': {message}") from exc
+    if not isinstance(model, keras.Model):
+        raise FoldError(f"'{name}' holds a {type(model).__name__}, not a Keras model.")
+    return model
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save as .keras (the suffix is required by Keras 3)."""
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise FoldError(f"The folded model is written as .keras; got '{p.name}'.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    model.save(p)
+    return p
+
+
+def sample_inputs(model: keras.Model, samples: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Seeded standard-normal inputs (uniform integers for integer inputs), one per model input."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = [samples] + [FREE_DIM if d is None else int(d) for d in tensor.shape[1:]]
+        dtype = np.dtype(keras.backend.standardize_dtype(tensor.dtype))
+        if dtype.kind in "iu":
+            arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, size=shape).astype(bool))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+    return arrays
+
+
+def _output_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers producing the model's outputs, in the order ``run`` returns them."""
+    return [t._keras_history[0] for t in keras.tree.flatten(model.output)]
+
+
+def output_names(model: keras.Model) -> list[str]:
+    return [layer.name for layer in _output_layers(model)]
+
+
+def output_channel_axes(model: keras.Model) -> list[int]:
+    """Channel axis of each output: 1 after a channels_first layer, else the last axis."""
+    return [1 if getattr(layer, "data_format", None) == "channels_first" else -1
+            for layer in _output_layers(model)]
+
+
+def run(model: keras.Model, inputs: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    """The model's outputs (flattened, in ``model.outputs`` order) on ``inputs``, in inference mode."""
+    n = inputs[0].shape[0]
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, batch_size):
+        batch = [x[start:start + batch_size] for x in inputs]
+        out = model(_structure(model, batch), training=False)
+        chunks.append([np.asarray(o) for o in keras.tree.flatten(out)])
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+
+
+def _structure(model: keras.Model, flat: list[np.ndarray]):
+    """Arrange flat inputs the way the model was built (one tensor, a list or a dict)."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict):
+        return keras.tree.pack_sequence_as(struct, flat)
+    return flat[0] if len(flat) == 1 else flat
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an unexpected failure while running a model."""
+    return _one_line(exc)

@@ -1,0 +1,104 @@
+"""Numerical verification: compare two models' outputs on the same inputs; returns data, never prints.
+
+Figures for every output: max abs diff, mean abs diff, max relative diff (max abs diff
+divided by the largest |reference| value, so it stays meaningful where outputs cross zero)
+and the max abs diff of each output channel. The default tolerance is
+
+    atol = RTOL[dtype] * max(1, max |reference|)
+
+with RTOL 1e-4 for float32 (and float64), 1e-2 for float16, 5e-2 for bfloat16: folding
+reorders float arithmetic, so the error it adds scales with the output's magnitude and
+the precision of the dtype the model computes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+RTOL = {"float64": 1e-4, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    max_abs_diff: float
+    mean_abs_diff: float
+    max_rel_diff: float
+    max_abs: float
+    per_channel_max_abs_diff: list[float]
+
+
+@dataclass
+class Verification:
+    """The result of comparing a reference model's outputs with a folded model's."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    max_rel_diff: float
+    atol: float
+    samples: int
+    seed: int | None
+    per_output: list[OutputDiff]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.max_abs_diff <= self.atol)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def default_atol(references: Sequence[np.ndarray], dtype: str) -> float:
+    """The documented default tolerance for outputs computed in ``dtype``."""
+    peak = max((float(np.max(np.abs(r))) for r in references if r.size), default=0.0)
+    return RTOL.get(dtype, 1e-4) * max(1.0, peak)
+
+
+def output_diff(name: str, reference: np.ndarray, other: np.ndarray, channel_axis: int = -1) -> OutputDiff:
+    """Difference figures of one output, computed in float64."""
+    ref = np.asarray(reference, dtype=np.float64)
+    diff = np.abs(ref - np.asarray(other, dtype=np.float64))
+    peak = float(np.max(np.abs(ref))) if ref.size else 0.0
+    max_abs = float(np.max(diff)) if diff.size else 0.0
+    if diff.ndim >= 2:
+        per_channel = np.max(np.moveaxis(diff, channel_axis, -1).reshape(-1, diff.shape[channel_axis]), axis=0)
+    else:
+        per_channel = np.array([max_abs])
+    return OutputDiff(
+        name=name, shape=tuple(int(n) for n in ref.shape), dtype=str(np.asarray(other).dtype),
+        max_abs_diff=max_abs, mean_abs_diff=float(np.mean(diff)) if diff.size else 0.0,
+        max_rel_diff=max_abs / peak if peak > 0 else max_abs, max_abs=peak,
+        per_channel_max_abs_diff=[float(v) for v in per_channel],
+    )
+
+
+def compare(
+    references: Sequence[np.ndarray],
+    others: Sequence[np.ndarray],
+    names: Sequence[str],
+    *,
+    channel_axes: Sequence[int] | None = None,
+    atol: float | None = None,
+    samples: int = 0,
+    seed: int | None = None,
+) -> Verification:
+    """Compare output lists elementwise; ``atol`` None means ``default_atol``."""
+    if len(references) != len(others):
+        raise ValueError(f"Expected {len(references)} outputs to compare, got {len(others)}.")
+    axes = channel_axes or [-1] * len(references)
+    per_output = [output_diff(n, r, o, a) for n, r, o, a in zip(names, references, others, axes)]
+    total = sum(r.size for r in references)
+    mean = sum(p.mean_abs_diff * r.size for p, r in zip(per_output, references)) / total if total else 0.0
+    dtype = str(np.asarray(others[0]).dtype) if others else "float32"
+    return Verification(
+        max_abs_diff=max((p.max_abs_diff for p in per_output), default=0.0),
+        mean_abs_diff=float(mean),
+        max_rel_diff=max((p.max_rel_diff for p in per_output), default=0.0),
+        atol=float(atol) if atol is not None else default_atol(references, dtype),
+        samples=samples, seed=seed, per_output=per_output,
+    )
