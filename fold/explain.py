@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fold.affine import Affine, bn_affine, fold_kernel
+from fold.kinds import KERAS_KINDS
 
-#: Output-channel axis of a Keras/TF TConv kernel (kh, kw, Cout, Cin).
-TCONV_OUT_AXES = (-2,)
+#: Output-channel axis of a Keras/TF TConv kernel (kh, kw, Cout, Cin), from the kinds table.
+TCONV_OUT_AXES = KERAS_KINDS["Conv2DTranspose"].out_axes
 
 Pair = tuple[int, int]
 Crops = tuple[Pair, Pair]
@@ -171,8 +172,8 @@ def batch_norm(
     y: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
 ) -> np.ndarray:
     """Inference BN as written: ``(y - mean) / sqrt(var + eps) * gamma + beta`` per channel."""
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    return (f64(y) - f64(mean)) / np.sqrt(f64(var) + np.float64(eps)) * f64(gamma) + f64(beta)
+    y, gamma, beta, mean, var = (np.asarray(a, dtype=np.float64) for a in (y, gamma, beta, mean, var))
+    return (y - mean) / np.sqrt(var + np.float64(eps)) * gamma + beta
 
 
 def bn_as_1x1(affine: Affine) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +360,8 @@ def counter_activation(
 def counter_bn_before(
     x: np.ndarray, kernel: np.ndarray, affine: Affine, stride: int | Pair = 1, padding: str = "VALID"
 ) -> BnBeforeCounterexample:
-    """BN -> TConv.  Reference ``TConv(s*x + t)``; naive fold ``TConv_{W*s}(x) + sum_taps W t``.
+    """BN -> TConv.  Reference ``TConv(s*x + t)``; naive fold ``TConv_{W*s}(x) + sum_taps W t``
+    (the bias a pixel reached by every tap would get).
 
     The scale folds into the kernel's input channels, but the shift reaches output pixel p
     through only the taps that overlap it: ``TConv(t)[p] = t * taps(p)`` for an all-ones kernel,

@@ -7,55 +7,16 @@ layer or an unknown custom class is refused with a "cannot load safely" message.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from fold.errors import FoldError, UnsafeModelError
+from fold.errors import FoldError, UnsafeModelError, one_line
+from fold.files import MAX_MODEL_BYTES, check_model_file
 
-#: Largest model file foldscope reads (bytes); the app's upload limit matches it.
-MAX_MODEL_BYTES = 512 * 1024 * 1024
 #: Size used for an input dimension the model leaves unknown (other than the batch).
 FREE_DIM = 32
-
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_ZIP_MAGIC = b"PK\x03\x04"
-
-
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
-    """The file's format ("keras" or "h5") judged by suffix and content, or a FoldError."""
-    p = Path(path)
-    if not p.exists():
-        raise FoldError(f"No such file: '{p}'.")
-    if p.is_dir():
-        raise FoldError(f"'{p}' is a directory; give a .keras or .h5 model file.")
-    suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
-        raise FoldError(f"'{p.name}' is not a .keras or .h5 file (suffix '{suffix or 'none'}').")
-    size = p.stat().st_size
-    if size == 0:
-        raise FoldError(f"'{p.name}' is empty.")
-    if size > max_bytes:
-        raise FoldError(f"'{p.name}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit.")
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
-    if suffix == ".keras":
-        if not head.startswith(_ZIP_MAGIC) or not zipfile.is_zipfile(p):
-            raise FoldError(f"'{p.name}' is not a valid .keras file (not a zip archive).")
-        return "keras"
-    if head != _HDF5_MAGIC:
-        raise FoldError(f"'{p.name}' is not a valid .h5 file (no HDF5 signature).")
-    return "h5"
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -65,7 +26,7 @@ def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> ker
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        message = _one_line(exc)
+        message = one_line(exc)
         if "safe_mode" in message or "Lambda" in message or "Could not locate" in message or \
                 "Unknown layer" in message or "could not be deserialized" in message:
             raise UnsafeModelError(f"Cannot load '{name}' safely: {message}") from exc
@@ -133,8 +94,3 @@ def _structure(model: keras.Model, flat: list[np.ndarray]):
     if isinstance(struct, dict):
         return keras.tree.pack_sequence_as(struct, flat)
     return flat[0] if len(flat) == 1 else flat
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an unexpected failure while running a model."""
-    return _one_line(exc)

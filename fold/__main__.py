@@ -1,0 +1,7 @@
+"""Entry point of ``python -m fold``."""
+
+import sys
+
+from fold.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Model files: judge a path by suffix and content before any framework reads it (no TensorFlow import)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from fold.errors import FoldError
+
+#: Largest model file foldscope reads (bytes); the app's upload limit matches it.
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
+    """The file's format ("keras" or "h5") judged by suffix and content, or a FoldError."""
+    p = Path(path)
+    if not p.exists():
+        raise FoldError(f"No such file: '{p}'.")
+    if p.is_dir():
+        raise FoldError(f"'{p}' is a directory; give a .keras or .h5 model file.")
+    suffix = p.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise FoldError(f"'{p.name}' is not a .keras or .h5 file (suffix '{suffix or 'none'}').")
+    size = p.stat().st_size
+    if size == 0:
+        raise FoldError(f"'{p.name}' is empty.")
+    if size > max_bytes:
+        raise FoldError(f"'{p.name}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit.")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
+    if suffix == ".keras":
+        if not head.startswith(_ZIP_MAGIC) or not zipfile.is_zipfile(p):
+            raise FoldError(f"'{p.name}' is not a valid .keras file (not a zip archive).")
+        return "keras"
+    if head != _HDF5_MAGIC:
+        raise FoldError(f"'{p.name}' is not a valid .h5 file (no HDF5 signature).")
+    return "h5"

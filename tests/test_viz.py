@@ -1,0 +1,345 @@
+"""viz/: figure content (nodes, colours, highlights, positions, colour limits, bars) under Agg."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import time  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+
+from fold.graph import role_of  # noqa: E402
+from viz.channels import plot_channels  # noqa: E402
+from viz.graph import (  # noqa: E402
+    FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, draw_before_after, draw_graph, layered_layout, neighbourhood,
+)
+from viz.heatmaps import plot_heatmaps, select_slice  # noqa: E402
+
+SHAPE = (None, 8, 8, 16)
+
+
+# --- synthetic graphs following fold.graph's schema ----------------------------------
+
+
+def _graph(name: str) -> nx.DiGraph:
+    return nx.DiGraph(name=name, frontend="keras", inputs=[], outputs=[])
+
+
+def _add(g: nx.DiGraph, name: str, op: str, *inputs: str, **attrs) -> str:
+    g.add_node(name, op=op, role=role_of(op), config={}, weights={}, calls=1, **attrs)
+    for source in inputs:
+        g.add_edge(source, name, shape=SHAPE)
+    return name
+
+
+def _conv_bn_relu(g: nx.DiGraph, prefix: str, source: str, op: str = "Conv2D") -> str:
+    conv = _add(g, f"{prefix}_conv", op, source)
+    bn = _add(g, f"{prefix}_bn", "BatchNormalization", conv)
+    return _add(g, f"{prefix}_relu", "ReLU", bn)
+
+
+def chain() -> nx.DiGraph:
+    """input -> conv -> bn -> relu -> dense."""
+    g = _graph("chain")
+    _add(g, "dense", "Dense", _conv_bn_relu(g, "b1", _add(g, "input", "InputLayer")))
+    g.graph.update(inputs=["input"], outputs=["dense"])
+    return g
+
+
+def unet() -> nx.DiGraph:
+    """Two-level U-Net: encoder blocks, transposed-conv decoder, concatenation skips."""
+    g = _graph("unet")
+    e1 = _conv_bn_relu(g, "enc1", _add(g, "input", "InputLayer"))
+    e2 = _conv_bn_relu(g, "enc2", _add(g, "pool1", "MaxPooling2D", e1))
+    mid = _conv_bn_relu(g, "mid", _add(g, "pool2", "MaxPooling2D", e2))
+    u2 = _conv_bn_relu(g, "up2", mid, op="Conv2DTranspose")
+    d2 = _conv_bn_relu(g, "dec2", _add(g, "cat2", "Concatenate", u2, e2))
+    u1 = _conv_bn_relu(g, "up1", d2, op="Conv2DTranspose")
+    d1 = _conv_bn_relu(g, "dec1", _add(g, "cat1", "Concatenate", u1, e1))
+    _add(g, "head", "Conv2D", d1)
+    g.graph.update(inputs=["input"], outputs=["head"])
+    return g
+
+
+def densenet(blocks: int = 63) -> nx.DiGraph:
+    """DenseNet-like: stem, then (bn, relu, conv, bn, relu, conv, concat) blocks whose concat
+    also reads the previous concat, a transition every 16 blocks; ~450 nodes."""
+    g = _graph("densenet")
+    x = _conv_bn_relu(g, "stem", _add(g, "input", "InputLayer"))
+    for i in range(blocks):
+        y = _add(g, f"b{i}_relu1", "ReLU", _add(g, f"b{i}_bn1", "BatchNormalization", x))
+        y = _add(g, f"b{i}_relu2", "ReLU", _add(g, f"b{i}_bn2", "BatchNormalization", _add(g, f"b{i}_conv1", "Conv2D", y)))
+        x = _add(g, f"b{i}_concat", "Concatenate", x, _add(g, f"b{i}_conv2", "Conv2D", y))
+        if i % 16 == 15:
+            x = _add(g, f"t{i}_pool", "AveragePooling2D", _add(g, f"t{i}_conv", "Conv2D", x))
+    _add(g, "predictions", "Dense", _add(g, "gap", "GlobalAveragePooling2D", x))
+    return g
+
+
+def fold_away(g: nx.DiGraph, bns: list[str]) -> nx.DiGraph:
+    """The "after" graph: each BN removed, its producer wired to its consumers."""
+    after = g.copy()
+    for bn in bns:
+        (producer,) = after.predecessors(bn)
+        for consumer in list(after.successors(bn)):
+            after.add_edge(producer, consumer, shape=SHAPE)
+        after.remove_node(bn)
+    return after
+
+
+def pairs(g: nx.DiGraph) -> tuple[list[str], list[str]]:
+    """(folded layers, removed BNs) for every BN that follows a linear layer."""
+    found = [(p, n) for n, role in g.nodes(data="role") if role == "bn"
+             for p in g.predecessors(n) if g.nodes[p]["role"] == "linear"]
+    return [p for p, _ in found], [b for _, b in found]
+
+
+def nodes_of(ax):
+    (collection,) = [c for c in ax.collections if c.get_gid() == "nodes"]
+    return collection
+
+
+def bar_extents(ax, gid: str) -> np.ndarray:
+    """(bars, 2): base and base + height of each bar of the collection ``gid``, in channel order."""
+    (bars,) = [c for c in ax.collections if c.get_gid() == gid]
+    return np.array([p.vertices[[0, 2], 1] for p in bars.get_paths()])
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_state():
+    yield
+    assert plt.get_fignums() == [], "viz must not register figures with pyplot"
+
+
+# --- layout ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [chain, unet, densenet])
+def test_layout_puts_every_edge_downward(make):
+    g = make()
+    pos = layered_layout(g)
+    assert set(pos) == set(g)
+    assert all(pos[u][1] > pos[v][1] for u, v in g.edges)
+
+
+def test_layout_of_450_node_densenet_is_fast_and_has_no_overlaps():
+    g = densenet()
+    assert 440 <= len(g) <= 460
+    start = time.perf_counter()
+    pos = layered_layout(g)
+    assert time.perf_counter() - start < 1.0
+    by_row: dict[float, list[float]] = {}
+    for x, y in pos.values():
+        by_row.setdefault(y, []).append(x)
+    for xs in by_row.values():
+        assert np.all(np.diff(sorted(xs)) >= 1.0 - 1e-9)
+
+
+def test_layout_is_deterministic():
+    assert layered_layout(unet()) == layered_layout(unet())
+
+
+def test_layout_keeps_a_chain_straight():
+    xs = {x for x, _ in layered_layout(chain()).values()}
+    assert len(xs) == 1
+
+
+def test_layout_survives_a_cycle_from_a_shared_layer():
+    g = chain()
+    g.add_edge("dense", "dense", shape=SHAPE)  # shared Dense applied to its own output
+    g.add_edge("b1_relu", "b1_conv", shape=SHAPE)
+    assert set(layered_layout(g)) == set(g)
+
+
+# --- draw_graph -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [chain, unet, densenet])
+def test_draw_graph_draws_every_node_in_its_role_colour(make):
+    g = make()
+    nodes = nodes_of(draw_graph(g).axes[0])
+    assert len(nodes.get_offsets()) == len(g)
+    for face, (_, role) in zip(nodes.get_facecolors(), g.nodes(data="role")):
+        assert tuple(face[:3]) == pytest.approx(to_rgb(ROLE_COLORS[role]))
+
+
+def test_draw_graph_puts_nodes_at_the_layout_positions():
+    g = unet()
+    offsets = nodes_of(draw_graph(g).axes[0]).get_offsets()
+    assert np.allclose(offsets, [layered_layout(g)[n] for n in g])
+
+
+def test_folded_layers_are_outlined():
+    g = unet()
+    folded, _ = pairs(g)
+    nodes = nodes_of(draw_graph(g, folded_layers=folded).axes[0])
+    outlined = {n for n, edge in zip(g, nodes.get_edgecolors()) if tuple(edge[:3]) == to_rgb(FOLDED_COLOR)}
+    assert outlined == set(folded)
+
+
+def test_labels_show_shapes_on_small_graphs_only():
+    small = [t.get_text() for t in draw_graph(chain()).axes[0].texts]
+    large = [t.get_text() for t in draw_graph(densenet()).axes[0].texts]
+    assert "b1_conv\nConv2D\n?×8×8×16" in small
+    assert "b0_conv1\nConv2D" in large
+
+
+def test_nested_model_is_one_node_with_its_size():
+    g = chain()
+    _add(g, "backbone", "Functional", "dense", subgraph=unet())
+    labels = [t.get_text() for t in draw_graph(g).axes[0].texts]
+    assert f"backbone\nFunctional, {len(unet())} layers" in labels
+    assert len(nodes_of(draw_graph(g).axes[0]).get_offsets()) == len(g)
+
+
+def test_figure_grows_with_the_graph_and_is_capped():
+    small, large = draw_graph(chain()), draw_graph(densenet())
+    assert large.get_figheight() > 10 * small.get_figheight()
+    assert max(large.get_size_inches()) <= 300
+
+
+def test_draw_graph_into_a_given_axes():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    assert draw_graph(chain(), ax=ax) is fig
+    assert len(nodes_of(ax).get_offsets()) == len(chain())
+
+
+# --- before / after -------------------------------------------------------------------
+
+
+def test_removed_bns_are_marked_before_and_absent_after():
+    before = unet()
+    folded, removed = pairs(before)
+    after = fold_away(before, removed)
+    left, right = draw_before_after(before, after, folded_layers=folded, removed_bns=removed).axes
+    marked = {n for n, edge in zip(before, nodes_of(left).get_edgecolors()) if tuple(edge[:3]) == to_rgb(REMOVED_COLOR)}
+    assert marked == set(removed)
+    assert len(nodes_of(right).get_offsets()) == len(before) - len(removed)
+    assert not any(tuple(edge[:3]) == to_rgb(REMOVED_COLOR) for edge in nodes_of(right).get_edgecolors())
+
+
+def test_shared_nodes_keep_their_positions_in_both_panels():
+    before = densenet()
+    after = fold_away(before, pairs(before)[1])
+    left, right = draw_before_after(before, after).axes
+    where = dict(zip(before, map(tuple, nodes_of(left).get_offsets())))
+    assert dict(zip(after, map(tuple, nodes_of(right).get_offsets()))) == {n: where[n] for n in after}
+    assert left.get_xlim() == right.get_xlim() and left.get_ylim() == right.get_ylim()
+
+
+def test_focus_draws_only_the_neighbourhood():
+    before = densenet()
+    after = fold_away(before, pairs(before)[1])
+    window = neighbourhood(before, "b10_conv1", hops=3)
+    assert set(window) == {"b9_concat", "b10_bn1", "b10_relu1", "b10_conv1", "b10_bn2", "b10_relu2", "b10_conv2"}
+    left, right = draw_before_after(before, after, focus="b10_conv1", hops=3).axes
+    assert len(nodes_of(left).get_offsets()) == len(window)
+    assert len(nodes_of(right).get_offsets()) == len(set(window) & set(after))
+
+
+def test_neighbourhood_of_a_missing_node_names_it():
+    with pytest.raises(ValueError, match="'nope'"):
+        neighbourhood(chain(), "nope", 2)
+
+
+def test_node_only_in_after_gets_a_free_spot():
+    before = chain()
+    after = before.copy()
+    _add(after, "new_identity", "Identity", "dense")
+    left, right = draw_before_after(before, after).axes
+    offsets = [tuple(p) for p in nodes_of(right).get_offsets()]
+    assert len(set(offsets)) == len(after)
+    assert offsets[:-1] == [tuple(p) for p in nodes_of(left).get_offsets()]
+
+
+# --- heatmaps ---------------------------------------------------------------------------
+
+
+def test_heatmaps_share_a_colour_scale_and_the_diff_has_its_own():
+    rng = np.random.default_rng(0)
+    original = rng.normal(size=(6, 9))
+    folded = original + rng.normal(scale=1e-6, size=original.shape) + 0.5
+    fig = plot_heatmaps(original, folded)
+    first, second, diff = (ax.images[0] for ax in fig.axes[:3])
+    assert first.get_clim() == second.get_clim() == (min(original.min(), folded.min()), max(original.max(), folded.max()))
+    assert diff.get_clim() == (0.0, pytest.approx(np.abs(original - folded).max()))
+    assert all(image.get_array().shape == (6, 9) for image in (first, second, diff))
+    assert "max 0.5" in fig.axes[2].get_title()
+    assert len(fig.axes) == 5  # three panels and two colour bars
+
+
+@pytest.mark.parametrize("shape, expected", [((7,), (1, 7)), ((), (1, 1))])
+def test_heatmaps_show_vectors_as_one_row(shape, expected):
+    fig = plot_heatmaps(np.ones(shape), np.zeros(shape))
+    assert fig.axes[0].images[0].get_array().shape == expected
+
+
+def test_heatmaps_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(3, 2\)"):
+        plot_heatmaps(np.ones((2, 3)), np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("shape, axis, expected", [
+    ((2, 5), -1, (1, 5)),
+    ((2, 7, 3), -1, (1, 7)),
+    ((2, 6, 7, 3), -1, (6, 7)),
+    ((2, 4, 6, 7, 3), -1, (6, 7)),
+    ((2, 3, 6, 7), 1, (6, 7)),
+])
+def test_select_slice_shapes(shape, axis, expected):
+    assert select_slice(np.zeros(shape), channel_axis=axis).shape == expected
+
+
+def test_select_slice_picks_the_sample_channel_and_middle_depth():
+    nhwc = np.arange(2 * 6 * 7 * 3).reshape(2, 6, 7, 3)
+    assert np.array_equal(select_slice(nhwc, sample=1, channel=2), nhwc[1, :, :, 2])
+    nchw = np.moveaxis(nhwc, -1, 1)
+    assert np.array_equal(select_slice(nchw, sample=1, channel=2, channel_axis=1), nhwc[1, :, :, 2])
+    volume = np.arange(2 * 5 * 3 * 4 * 2).reshape(2, 5, 3, 4, 2)
+    assert np.array_equal(select_slice(volume, channel=1), volume[0, 2, :, :, 1])
+
+
+# --- channels ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 7, 2048])
+def test_channels_plot_one_bar_per_channel(channels):
+    rng = np.random.default_rng(channels)
+    scale, shift = rng.uniform(0.5, 2, channels), rng.normal(size=channels)
+    before = np.sort(rng.normal(size=(channels, 2)), axis=1)
+    fig = plot_channels(scale, shift, before, before * scale[:, None])
+    s_ax, t_ax, range_ax = fig.axes
+    assert bar_extents(s_ax, "scale s")[:, 1] == pytest.approx(scale)
+    assert bar_extents(t_ax, "shift t")[:, 1] == pytest.approx(shift)
+    assert bar_extents(range_ax, "kernel before folding") == pytest.approx(before)
+    assert bar_extents(range_ax, "kernel after folding") == pytest.approx(before * scale[:, None])
+    assert len(range_ax.get_xticks()) <= 14
+
+
+def test_channels_switch_to_symlog_when_one_channel_blows_up():
+    scale = np.ones(16)
+    scale[3] = 1e5  # a near-zero moving variance
+    ranges = np.tile([-1.0, 1.0], (16, 1))
+    fig = plot_channels(scale, np.zeros(16), ranges, ranges * scale[:, None])
+    assert [ax.get_yscale() for ax in fig.axes] == ["symlog", "linear", "symlog"]
+
+
+def test_channels_leave_out_non_finite_values():
+    fig = plot_channels(np.array([1.0, np.inf, np.nan, 2.0]), np.zeros(4))
+    assert bar_extents(fig.axes[0], "scale s")[:, 1] == pytest.approx([1.0, 2.0])
+
+
+def test_channels_without_ranges_have_two_panels():
+    assert len(plot_channels(np.ones(4), np.zeros(4)).axes) == 2
+
+
+def test_channels_reject_mismatched_ranges():
+    with pytest.raises(ValueError, match=r"range_before.*\(4, 2\).*\(3, 2\)"):
+        plot_channels(np.ones(4), np.zeros(4), range_before=np.zeros((3, 2)))
