@@ -13,38 +13,17 @@ import numpy as np
 from fold import keras_io
 from fold.api import fold_model
 from fold.graph import count_role
-
-
-def randomize_bn(model: keras.Model, seed: int = 0, var_range=(0.3, 3.0)) -> keras.Model:
-    """Give every BatchNormalization (nested ones too) random, non-trivial statistics."""
-    rng = np.random.default_rng(seed)
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 1, n).astype(layer.moving_mean.dtype))
-            layer.moving_variance.assign(rng.uniform(*var_range, n).astype(layer.moving_variance.dtype))
-            if layer.scale:
-                layer.gamma.assign(rng.normal(1, 0.5, n).astype(layer.gamma.dtype))
-            if layer.center:
-                layer.beta.assign(rng.normal(0, 0.5, n).astype(layer.beta.dtype))
-    return model
+from fold.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
 
 
 def randomize_biases(model: keras.Model, seed: int = 1) -> keras.Model:
     """Non-zero biases, so that a fold that forgets the existing bias is caught."""
     rng = np.random.default_rng(seed)
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         bias = getattr(layer, "bias", None)
         if bias is not None and not isinstance(layer, keras.layers.BatchNormalization):
             bias.assign(rng.normal(0, 0.5, bias.shape).astype(bias.dtype))
     return model
-
-
-def _all_layers(model: keras.Model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 def _to_float64(value):

@@ -181,6 +181,33 @@ def test_folded_layers_are_outlined():
     assert outlined == set(folded)
 
 
+def edge_crossings(ax) -> int:
+    """Crossings between drawn edge segments spanning the same pair of layers."""
+    (edges,) = [c for c in ax.collections if c.get_gid() == "edges"]
+    bands: dict[float, list[tuple[float, float]]] = {}
+    for route in edges.get_segments():
+        for (x0, y0), (x1, y1) in zip(route, route[1:]):
+            bands.setdefault(y0, []).append((x0, x1))
+    return sum((a0 - b0) * (a1 - b1) < 0 for band in bands.values()
+               for i, (a0, a1) in enumerate(band) for b0, b1 in band[i + 1:])
+
+
+@pytest.mark.parametrize("make", [unet, densenet])
+def test_skip_edges_run_in_their_own_lane_without_crossings(make):
+    g = make()
+    ax = draw_graph(g).axes[0]
+    pos = layered_layout(g)
+    (edges,) = [c for c in ax.collections if c.get_gid() == "edges"]
+    nodes_by_row: dict[float, list[float]] = {}
+    for x, y in pos.values():
+        nodes_by_row.setdefault(y, []).append(x)
+    for (u, v), route in zip(g.edges, edges.get_segments()):
+        assert len(route) == pos[u][1] - pos[v][1] + 1  # one point per layer crossed
+        for x, y in route[1:-1]:
+            assert min(abs(np.array(nodes_by_row[y]) - x)) >= 1.0 - 1e-9
+    assert edge_crossings(ax) == 0
+
+
 def test_labels_show_shapes_on_small_graphs_only():
     small = [t.get_text() for t in draw_graph(chain()).axes[0].texts]
     large = [t.get_text() for t in draw_graph(densenet()).axes[0].texts]

@@ -1,0 +1,95 @@
+"""Small and standard models with BatchNorm, built in code (no downloads), for demos, tests and benchmarks.
+
+Every builder returns a fresh model whose BN statistics are randomized (seeded), so that
+folding is not the identity map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+
+def randomize_bn(model: keras.Model, seed: int = 0, var_range: tuple[float, float] = (0.3, 3.0)) -> keras.Model:
+    """Give every BatchNormalization (nested ones too) random, non-trivial statistics."""
+    rng = np.random.default_rng(seed)
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 1, n).astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign(rng.uniform(*var_range, n).astype(layer.moving_variance.dtype))
+            if layer.scale:
+                layer.gamma.assign(rng.normal(1, 0.5, n).astype(layer.gamma.dtype))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.5, n).astype(layer.beta.dtype))
+    return model
+
+
+def all_layers(model: keras.Model):
+    """Every layer, nested models' layers included (depth first)."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
+def dcgan_generator(latent: int = 32, base: int = 64, seed: int = 0) -> keras.Model:
+    """DCGAN-style generator: Dense -> BN -> LeakyReLU, then Conv2DTranspose(stride 2) -> BN -> LeakyReLU."""
+    layers = keras.layers
+    z = keras.Input((latent,), name="z")
+    x = layers.Dense(4 * 4 * base * 2, use_bias=False, name="project")(z)
+    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.LeakyReLU(0.2, name="project_act")(x)
+    x = layers.Reshape((4, 4, base * 2), name="reshape")(x)
+    for i, filters in enumerate((base, base // 2)):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{i}")(x)
+        x = layers.BatchNormalization(name=f"up{i}_bn")(x)
+        x = layers.LeakyReLU(0.2, name=f"up{i}_act")(x)
+    out = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", name="to_rgb")(x)
+    return randomize_bn(keras.Model(z, out, name="dcgan_generator"), seed)
+
+
+def unet(size: int = 32, base: int = 8, depth: int = 2, seed: int = 0) -> keras.Model:
+    """A small U-Net: Conv -> BN -> ReLU blocks, max-pool down, Conv2DTranspose up, skip concatenations."""
+    layers = keras.layers
+
+    def block(x, filters, name):
+        for j in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=j == 1, name=f"{name}_conv{j}")(x)
+            x = layers.BatchNormalization(name=f"{name}_bn{j}")(x)
+            x = layers.ReLU(name=f"{name}_relu{j}")(x)
+        return x
+
+    inp = keras.Input((size, size, 3), name="image")
+    skips, x = [], inp
+    for d in range(depth):
+        x = block(x, base * 2**d, f"down{d}")
+        skips.append(x)
+        x = layers.MaxPooling2D(name=f"pool{d}")(x)
+    x = block(x, base * 2**depth, "bottom")
+    for d in reversed(range(depth)):
+        x = layers.Conv2DTranspose(base * 2**d, 2, strides=2, name=f"up{d}_tconv")(x)
+        x = layers.BatchNormalization(name=f"up{d}_tbn")(x)
+        x = layers.Concatenate(name=f"up{d}_concat")([x, skips[d]])
+        x = block(x, base * 2**d, f"up{d}")
+    out = layers.Conv2D(2, 1, name="logits")(x)
+    return randomize_bn(keras.Model(inp, out, name="unet"), seed)
+
+
+def application(name: str, input_size: int = 224, seed: int = 0) -> keras.Model:
+    """A ``keras.applications`` architecture with ``weights=None`` and randomized BN statistics."""
+    builder: Callable[..., keras.Model] = getattr(keras.applications, name)
+    model = builder(weights=None, input_shape=(input_size, input_size, 3))
+    return randomize_bn(model, seed)
+
+
+#: Names shown in the app's model zoo -> builder.
+ZOO: dict[str, Callable[[], keras.Model]] = {
+    "DCGAN generator": dcgan_generator,
+    "U-Net (skip connections)": unet,
+    "MobileNetV2": lambda: application("MobileNetV2"),
+    "ResNet50": lambda: application("ResNet50"),
+    "DenseNet121": lambda: application("DenseNet121"),
+}

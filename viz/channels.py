@@ -1,0 +1,118 @@
+"""One folded pair per output channel: the BN's scale and shift, and the kernel's range before and after folding.
+
+A tiny moving variance shows up here as one channel whose scale, and folded kernel range,
+is orders of magnitude above the others; ``yscale="auto"`` then switches to symlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+SCALE_COLOR = "#1f77b4"
+SHIFT_COLOR = "#ff7f0e"
+BEFORE_COLOR = "#7f7f7f"
+AFTER_COLOR = "#d62728"
+_OUTLIER_RATIO = 1e3  # max |v| / median |v| beyond which "auto" picks symlog
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """float64 copy with NaN where values are not finite (matplotlib leaves those bars out)."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(array), array, np.nan)
+
+
+def _check_shapes(scale: np.ndarray, shift: np.ndarray, ranges: dict[str, np.ndarray]) -> None:
+    if scale.ndim != 1 or shift.shape != scale.shape:
+        raise ValueError(f"scale and shift must both have shape (C,). Received: {scale.shape} and {shift.shape}")
+    for name, r in ranges.items():
+        if r.shape != (scale.shape[0], 2):
+            raise ValueError(f"`range_{name}` must have shape ({scale.shape[0]}, 2). Received: {r.shape}")
+
+
+def _pick_yscale(values: np.ndarray) -> tuple[str, dict]:
+    """symlog when a few values dwarf the rest (linear up to the median's decade, so ticks
+    stay on powers of ten); else linear."""
+    magnitude = np.abs(values[np.isfinite(values) & (values != 0)])
+    if magnitude.size and magnitude.max() > _OUTLIER_RATIO * np.median(magnitude):
+        return "symlog", {"linthresh": float(10.0 ** np.floor(np.log10(np.median(magnitude))))}
+    return "linear", {}
+
+
+def _apply_yscale(ax: Axes, values: np.ndarray, yscale: str) -> None:
+    name, kwargs = _pick_yscale(values) if yscale == "auto" else (yscale, {})
+    ax.set_yscale(name, **kwargs)
+    ax.autoscale_view()
+
+
+def _add_bars(ax: Axes, x: np.ndarray, bottom: np.ndarray, height: np.ndarray, width: float, color: str,
+              label: str) -> None:
+    """Finite bars as one PolyCollection with gid ``label``: ``ax.bar`` makes an artist per bar,
+    which takes seconds for 2048 channels."""
+    keep = np.isfinite(bottom) & np.isfinite(height)
+    left, low, high = x[keep] - width / 2, bottom[keep], bottom[keep] + height[keep]
+    corners = [(left, low), (left + width, low), (left + width, high), (left, high)]
+    verts = np.stack([np.stack(corner, axis=1) for corner in corners], axis=1)  # (bars, 4, 2)
+    ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="none", label=label, gid=label))
+
+
+def _value_bars(ax: Axes, values: np.ndarray, label: str, color: str, yscale: str) -> None:
+    _add_bars(ax, np.arange(values.shape[0], dtype=float), np.zeros_like(values), values, 0.8, color, label)
+    ax.axhline(0.0, color="0.4", linewidth=0.6)
+    ax.set_ylabel(label, fontsize=8)
+    _apply_yscale(ax, values, yscale)
+
+
+def _range_bars(ax: Axes, ranges: dict[str, np.ndarray], yscale: str) -> None:
+    """Each channel's (min, max) as a floating bar, one bar per range side by side."""
+    width = 0.8 / len(ranges)
+    colors = {"before": BEFORE_COLOR, "after": AFTER_COLOR}
+    for k, (name, r) in enumerate(ranges.items()):
+        x = np.arange(r.shape[0]) - 0.4 + width * (k + 0.5)
+        _add_bars(ax, x, r[:, 0], r[:, 1] - r[:, 0], width, colors[name], f"kernel {name} folding")
+    ax.axhline(0.0, color="0.4", linewidth=0.6)
+    ax.set_ylabel("kernel range", fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
+    _apply_yscale(ax, np.concatenate(list(ranges.values())).ravel(), yscale)
+
+
+def _panels(count: int, channels: int, axes: Sequence[Axes] | None) -> list[Axes]:
+    if axes is not None:
+        if len(axes) != count:
+            raise ValueError(f"This plot needs {count} axes. Received: {len(axes)}")
+        return list(axes)
+    fig = Figure(figsize=(min(6 + channels / 40, 14), 2.0 * count + 0.6), layout="constrained")
+    return list(fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0])
+
+
+def plot_channels(scale: np.ndarray, shift: np.ndarray, range_before: np.ndarray | None = None,
+                  range_after: np.ndarray | None = None, *, title: str | None = None, yscale: str = "auto",
+                  axes: Sequence[Axes] | None = None) -> Figure:
+    """Per output channel: scale s = gamma/sqrt(var+eps), shift t = beta - mean*s, and the kernel's
+    (min, max) range before / after folding when given ((C, 2) arrays).
+
+    One panel each, stacked (pass that many ``axes`` to draw elsewhere). ``yscale`` is
+    "linear", "symlog" or "auto". The bars of a panel are one PolyCollection whose gid is
+    its label ("scale s", "shift t", "kernel before folding", "kernel after folding");
+    non-finite values are left out.
+    """
+    s, t = _finite(scale), _finite(shift)
+    ranges = {name: _finite(r) for name, r in (("before", range_before), ("after", range_after)) if r is not None}
+    _check_shapes(s, t, ranges)
+    panels = _panels(2 + bool(ranges), s.shape[0], axes)
+    _value_bars(panels[0], s, "scale s", SCALE_COLOR, yscale)
+    _value_bars(panels[1], t, "shift t", SHIFT_COLOR, yscale)
+    if ranges:
+        _range_bars(panels[2], ranges, yscale)
+    panels[-1].set_xlim(-0.6, s.shape[0] - 0.4)
+    panels[-1].xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
+    panels[-1].set_xlabel("output channel", fontsize=8)
+    fig = panels[0].figure
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
