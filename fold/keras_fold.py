@@ -76,7 +76,9 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> Candidate | None:
         compute_dtype=getattr(layer, "compute_dtype", "float32"),
     )
     if kind is not None:
-        kernel = _weights(layer)[kind.weight]
+        values = _weights(layer)
+        kernel = values[kind.weight]
+        c.bias = values.get("bias")
         ranges = per_channel_range(kernel, kind.out_axes)
         c.channels = ranges.shape[0]
         c.kernel_absmax = np.abs(ranges).max(axis=1)

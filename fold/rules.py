@@ -33,6 +33,7 @@ class Candidate:
     gamma, beta, mean, variance, epsilon: the BN's parameters (gamma/beta None when absent).
     channels:      the producer's number of output channels.
     kernel_absmax: per-output-channel max |kernel| (for the overflow check), or None.
+    bias:          the producer's bias, or None when it has none.
     compute_dtype: dtype the folded layer will compute in.
     """
 
@@ -53,6 +54,7 @@ class Candidate:
     epsilon: float = 1e-3
     channels: int | None = None
     kernel_absmax: np.ndarray | None = None
+    bias: np.ndarray | None = None
     compute_dtype: str = "float32"
 
     def affine(self) -> Affine:
@@ -135,11 +137,15 @@ def _fits_dtype(c: Candidate) -> str | None:
     if dtype.kind != "f":
         return f"'{c.layer}' computes in {dtype.name}; foldscope folds floating-point layers only."
     limit = float(np.finfo(dtype).max)
-    folded = np.abs(c.kernel_absmax * c.affine().scale)
-    if np.any(folded > limit):
-        worst = int(np.argmax(folded))
-        return (f"Folding '{c.bn}' would scale channel {worst} of '{c.layer}' to {folded[worst]:.3g}, "
-                f"beyond the largest {dtype.name} ({limit:.3g}); a tiny variance blows up the kernel.")
+    affine = c.affine()
+    bias = np.zeros_like(affine.scale) if c.bias is None else np.asarray(c.bias, dtype=np.float64)
+    for what, folded in (("kernel", np.abs(c.kernel_absmax * affine.scale)),
+                         ("bias", np.abs(bias * affine.scale + affine.shift))):
+        if np.any(folded > limit):
+            worst = int(np.argmax(folded))
+            return (f"Folding '{c.bn}' would make the {what} of '{c.layer}' reach {folded[worst]:.3g} on "
+                    f"channel {worst}, beyond the largest {dtype.name} ({limit:.3g}); a tiny variance "
+                    "blows up the folded weights.")
     return None
 
 

@@ -72,7 +72,8 @@ def densenet(blocks: int = 63) -> nx.DiGraph:
     x = _conv_bn_relu(g, "stem", _add(g, "input", "InputLayer"))
     for i in range(blocks):
         y = _add(g, f"b{i}_relu1", "ReLU", _add(g, f"b{i}_bn1", "BatchNormalization", x))
-        y = _add(g, f"b{i}_relu2", "ReLU", _add(g, f"b{i}_bn2", "BatchNormalization", _add(g, f"b{i}_conv1", "Conv2D", y)))
+        y = _add(g, f"b{i}_bn2", "BatchNormalization", _add(g, f"b{i}_conv1", "Conv2D", y))
+        y = _add(g, f"b{i}_relu2", "ReLU", y)
         x = _add(g, f"b{i}_concat", "Concatenate", x, _add(g, f"b{i}_conv2", "Conv2D", y))
         if i % 16 == 15:
             x = _add(g, f"t{i}_pool", "AveragePooling2D", _add(g, f"t{i}_conv", "Conv2D", x))
@@ -295,7 +296,8 @@ def test_heatmaps_share_a_colour_scale_and_the_diff_has_its_own():
     folded = original + rng.normal(scale=1e-6, size=original.shape) + 0.5
     fig = plot_heatmaps(original, folded)
     first, second, diff = (ax.images[0] for ax in fig.axes[:3])
-    assert first.get_clim() == second.get_clim() == (min(original.min(), folded.min()), max(original.max(), folded.max()))
+    both = np.stack([original, folded])
+    assert first.get_clim() == second.get_clim() == (both.min(), both.max())
     assert diff.get_clim() == (0.0, pytest.approx(np.abs(original - folded).max()))
     assert all(image.get_array().shape == (6, 9) for image in (first, second, diff))
     assert "max 0.5" in fig.axes[2].get_title()

@@ -66,7 +66,8 @@ class _Bend:
 
 
 def layered_layout(graph: nx.DiGraph) -> dict[Node, Point]:
-    """Deterministic layered positions: y = -depth (inputs at 0, every edge points down), x ordered against crossings."""
+    """Deterministic layered positions: y = -depth (inputs at 0, every edge points down),
+    x ordered against crossings and at least 1 apart within a layer."""
     return _sugiyama(graph)[0]
 
 
@@ -305,7 +306,8 @@ def _draw_panel(ax: Axes, graph: nx.DiGraph, pos: dict[Node, Point], labels: dic
 def _legend(ax: Axes, graph: nx.DiGraph, folded: Collection, removed: Collection, title: str | None) -> None:
     """The roles and highlights present in ``graph``, above the axes; the title above them."""
     present = {role for _, role in graph.nodes(data="role")}
-    handles = [Patch(facecolor=c, edgecolor="0.3", label=ROLE_LABELS[r]) for r, c in ROLE_COLORS.items() if r in present]
+    handles = [Patch(facecolor=color, edgecolor="0.3", label=ROLE_LABELS[role])
+               for role, color in ROLE_COLORS.items() if role in present]
     if any(n in graph for n in folded):
         handles.append(Patch(facecolor="white", edgecolor=FOLDED_COLOR, linewidth=2.5, label="BN folded into it"))
     if any(n in graph for n in removed):

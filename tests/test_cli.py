@@ -1,0 +1,95 @@
+"""The command line as a contract: exit codes, JSON keys, readable errors for bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import pytest
+
+from fold.cli import default_output
+from fold.zoo import randomize_bn
+
+ROOT = Path(__file__).resolve().parents[1]
+L = keras.layers
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    inp = keras.Input((9, 8, 3))
+    x = L.BatchNormalization(name="bn0")(L.Conv2DTranspose(5, 3, strides=2, padding="same", name="tconv")(inp))
+    x = L.BatchNormalization(name="bn1")(L.Conv2D(4, 3, activation="relu", name="conv_relu")(x))
+    path = tmp_path_factory.mktemp("cli") / "net.keras"
+    randomize_bn(keras.Model(inp, x)).save(path)
+    return path
+
+
+def test_folds_writes_model_and_report(model_file, tmp_path):
+    report = tmp_path / "report.json"
+    proc = run_cli(model_file, "--report", report, "--samples", "3", "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "tconv" in proc.stdout and "skipped" in proc.stdout and "max abs diff" in proc.stdout
+    data = json.loads(report.read_text())
+    assert {"input", "output", "pairs", "bn_before", "bn_after", "verification", "timings_s"} <= set(data)
+    assert data["output"] == default_output(str(model_file)) and Path(data["output"]).exists()
+    assert data["bn_before"] == 2 and data["bn_after"] == 1
+    assert [p["status"] for p in data["pairs"]] == ["folded", "skipped"]
+    assert set(data["pairs"][0]) >= {"layer", "bn", "kind", "status", "reason"}
+    assert data["pairs"][1]["reason"]
+    v = data["verification"]
+    assert {"max_abs_diff", "mean_abs_diff", "max_rel_diff", "per_output"} <= set(v)
+    assert v["max_abs_diff"] < 1e-4 and v["samples"] == 3 and v["seed"] == 7
+    assert set(data["timings_s"]) == {"load", "fold", "verify"}
+    folded = keras.saving.load_model(data["output"])
+    assert sum(isinstance(layer, L.BatchNormalization) for layer in folded.layers) == 1
+
+
+def test_explicit_output_and_mismatch_exit_code(model_file, tmp_path):
+    out = tmp_path / "custom.keras"
+    proc = run_cli(model_file, "-o", out, "--atol", "0")
+    assert out.exists()
+    # atol 0 demands bit-identical outputs, which reordered float arithmetic does not give.
+    assert proc.returncode == 1 and "FAIL" in proc.stdout
+
+
+def _bad_files(tmp_path: Path, model_file: Path) -> dict[str, Path]:
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(model_file.read_bytes()[:300])
+    text = tmp_path / "notes.keras"
+    text.write_text("this is not a model\n")
+    no_config = tmp_path / "noconfig.keras"
+    with zipfile.ZipFile(no_config, "w") as zf:
+        zf.writestr("metadata.json", "{}")
+    h5 = tmp_path / "fake.h5"
+    h5.write_text("hdf5? no")
+    return {"missing": tmp_path / "missing.keras", "empty": empty, "truncated": truncated, "text": text,
+            "no_config": no_config, "fake_h5": h5, "directory": tmp_path, "suffix": tmp_path / "model.onnx"}
+
+
+def test_bad_inputs_exit_2_with_one_line(model_file, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x01")
+    for name, path in _bad_files(tmp_path, model_file).items():
+        proc = run_cli(path)
+        assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("foldscope: error:"), (name, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_usage_error_is_exit_2():
+    proc = run_cli("x.keras", "--samples", "0")
+    assert proc.returncode == 2 and "--samples" in proc.stderr
