@@ -68,16 +68,30 @@ def verify(
     atol: float | None = None,
 ) -> Verification:
     """Run both models on the same inputs (seeded random ones unless given) and compare."""
+    return verify_outputs(original, folded, inputs, samples=samples, seed=seed, atol=atol)[0]
+
+
+def verify_outputs(
+    original: keras.Model,
+    folded: keras.Model,
+    inputs: list[np.ndarray] | None = None,
+    *,
+    samples: int = 4,
+    seed: int = 0,
+    atol: float | None = None,
+) -> tuple[Verification, list[np.ndarray], list[np.ndarray]]:
+    """``verify``, also returning both models' outputs (for views that show them)."""
     given = inputs is not None
     if not given:
         inputs = keras_io.sample_inputs(original, samples, seed)
     reference = keras_io.run(original, inputs)
     candidate = keras_io.run(folded, inputs)
-    return compare(
+    check = compare(
         reference, candidate, keras_io.output_names(original),
         channel_axes=keras_io.output_channel_axes(original), atol=atol,
         samples=int(inputs[0].shape[0]), seed=None if given else seed,
     )
+    return check, reference, candidate
 
 
 def fold_file(path: str | os.PathLike) -> FoldResult:

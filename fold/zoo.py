@@ -93,3 +93,91 @@ ZOO: dict[str, Callable[[], keras.Model]] = {
     "ResNet50": lambda: application("ResNet50"),
     "DenseNet121": lambda: application("DenseNet121"),
 }
+
+
+#: The seed note's first example: input 1..4, the 3x3 all-ones kernel, VALID TConv, 4x4 output.
+SEED_INPUT = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
+SEED_SCALE, SEED_OFFSET = 1.05, 0.015
+
+
+def seed_model() -> keras.Model:
+    """The seed's TConv + BN: BN statistics are the TConv output's own mean and variance, epsilon 0."""
+    inp = keras.Input((2, 2, 1), name="x")
+    tconv = keras.layers.Conv2DTranspose(1, 3, padding="valid", use_bias=False, name="tconv")
+    bn = keras.layers.BatchNormalization(epsilon=0.0, name="bn")
+    model = keras.Model(inp, bn(tconv(inp)), name="seed")
+    tconv.kernel.assign(np.ones((3, 3, 1, 1), dtype=np.float32))
+    y = np.asarray(tconv(SEED_INPUT), dtype=np.float64)
+    bn.set_weights([np.array([SEED_SCALE]), np.array([SEED_OFFSET]), np.array([y.mean()]), np.array([y.var()])])
+    return model
+
+
+def seed_numpy_bn() -> np.ndarray:
+    """The seed's ``batch_norm`` in NumPy: (X - mean) / std * scale + offset of the TConv output."""
+    from fold.explain import seed_input, tconv
+
+    x, kernel = seed_input()
+    y = tconv(x, kernel, 1, "VALID")
+    return (y - y.mean()) / y.std() * SEED_SCALE + SEED_OFFSET
+
+
+PLAYGROUND_KINDS = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "SeparableConv2D", "Dense")
+ACTIVATIONS = ("none", "ReLU after BN", "ReLU inside the layer (not foldable)")
+
+
+def playground_model(
+    kind: str = "Conv2DTranspose",
+    channels_in: int = 3,
+    channels_out: int = 4,
+    kernel_size: int = 3,
+    stride: int = 2,
+    padding: str = "same",
+    dilation: int = 1,
+    output_padding: int | None = None,
+    use_bias: bool = True,
+    activation: str = "none",
+    epsilon: float = 1e-3,
+    spread: float = 1.0,
+    tiny_variance: bool = False,
+    size: int = 8,
+    seed: int = 0,
+) -> keras.Model:
+    """One layer + BatchNorm (+ optional activation) from the playground's widgets.
+
+    ``spread`` scales how far the BN statistics are from the identity; ``tiny_variance``
+    sets channel 0's variance to 1e-10 (the case that blows up a folded kernel's range).
+    """
+    if kind not in PLAYGROUND_KINDS:
+        raise ValueError(f"Invalid value for argument `kind`: expected one of {PLAYGROUND_KINDS}. Received: kind={kind}")
+    inner = "relu" if activation == ACTIVATIONS[2] else None
+    layers = keras.layers
+    common = dict(padding=padding, use_bias=use_bias, activation=inner, name="layer")
+    if kind == "Conv2D":
+        layer = layers.Conv2D(channels_out, kernel_size, strides=stride, dilation_rate=dilation, **common)
+    elif kind == "Conv2DTranspose":
+        layer = layers.Conv2DTranspose(channels_out, kernel_size, strides=stride, dilation_rate=dilation,
+                                       output_padding=output_padding, **common)
+    elif kind == "DepthwiseConv2D":
+        multiplier = max(1, channels_out // channels_in)
+        layer = layers.DepthwiseConv2D(kernel_size, strides=stride, dilation_rate=dilation,
+                                       depth_multiplier=multiplier, **common)
+    elif kind == "SeparableConv2D":
+        layer = layers.SeparableConv2D(channels_out, kernel_size, strides=stride, dilation_rate=dilation, **common)
+    else:
+        layer = layers.Dense(channels_out, use_bias=use_bias, activation=inner, name="layer")
+    inp = keras.Input((size, size, channels_in), name="x")
+    bn = layers.BatchNormalization(epsilon=epsilon, name="bn")
+    out = bn(layer(inp))
+    if activation == ACTIVATIONS[1]:
+        out = layers.ReLU(name="relu")(out)
+    model = keras.Model(inp, out, name=f"playground_{kind}")
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if w.path.startswith("layer/"):
+            w.assign(rng.normal(0, 0.5, w.shape).astype(w.dtype))
+    n = bn.moving_mean.shape[0]
+    variance = np.exp(rng.normal(0, spread, n))
+    if tiny_variance:
+        variance[0] = 1e-10
+    bn.set_weights([rng.normal(1, 0.5 * spread, n), rng.normal(0, spread, n), rng.normal(0, spread, n), variance])
+    return model

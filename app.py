@@ -1,0 +1,304 @@
+"""foldscope's web page: browse a model's BatchNorm folding, and see why TConv + BN folding works.
+
+Layout and widgets only: the numbers come from ``fold`` and the figures from ``viz``.
+Run with ``make run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fold.quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+from fold import explain, zoo  # noqa: E402
+from fold.affine import bn_affine  # noqa: E402
+from fold.errors import FoldError, one_line  # noqa: E402
+from fold.explain_tf import tensorflow_tconv  # noqa: E402
+from fold.files import MAX_MODEL_BYTES  # noqa: E402
+from fold.rules import RULES  # noqa: E402
+from fold.workbench import Workbench, inspect_model, load_upload, png  # noqa: E402
+from viz import draw_before_after, plot_channels, plot_heatmaps, select_slice  # noqa: E402
+from viz import explain as viz_explain  # noqa: E402
+
+SOURCES = ("The seed example", "Playground", "Model zoo", "Upload")
+LARGE_GRAPH = 60  # nodes; above this the graph opens on a neighbourhood of the selected pair
+
+
+# --- cached work: one Workbench per model source, shared safely (never mutated) ------------
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def seed_workbench() -> Workbench:
+    return inspect_model(zoo.seed_model(), [zoo.SEED_INPUT])
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def playground_workbench(params: tuple) -> Workbench:
+    settings = dict(params)
+    return inspect_model(zoo.playground_model(**settings), samples=2, seed=settings["seed"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def zoo_workbench(name: str) -> Workbench:
+    return inspect_model(zoo.ZOO[name](), samples=1)
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def upload_workbench(digest: str, name: str, _data: bytes) -> Workbench:
+    return inspect_model(load_upload(name, _data), samples=2)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def graph_png(key: str, focus: str | None, _wb: Workbench) -> bytes:
+    result = _wb.result
+    fig = draw_before_after(
+        result.graph_before, result.graph_after,
+        folded_layers=[d.layer for d in result.folded_pairs],
+        removed_bns=[d.bn for d in result.folded_pairs], focus=focus, hops=3,
+    )
+    return png(fig)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def folded_bytes(key: str, _wb: Workbench) -> bytes:
+    return _wb.folded_keras_bytes()
+
+
+# --- sidebar -------------------------------------------------------------------------------
+
+def playground_ui() -> tuple:
+    """The playground's widgets; returns the settings as a hashable tuple."""
+    kind = st.selectbox("Layer kind", zoo.PLAYGROUND_KINDS, index=2)
+    c1, c2 = st.columns(2)
+    channels_in = c1.number_input("Channels in", 1, 64, 3)
+    channels_out = c2.number_input("Channels out", 1, 64, 4)
+    kernel_size = c1.number_input("Kernel size", 1, 7, 3)
+    stride = c2.number_input("Stride", 1, 4, 2)
+    padding = c1.selectbox("Padding", ("same", "valid"))
+    dilation = c2.number_input("Dilation", 1, 4, 1, help="TensorFlow's CPU kernels need stride 1 with dilation > 1; "
+                                                         "transposed convolutions support only dilation 1 on CPU.")
+    output_padding = st.selectbox("Output padding (Conv2DTranspose)", ("auto", 0, 1, 2, 3))
+    use_bias = st.checkbox("Layer has a bias", True)
+    activation = st.selectbox("Activation", zoo.ACTIVATIONS)
+    epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
+    spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1)
+    tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)")
+    size = st.slider("Input size", 2, 32, 8)
+    seed = st.number_input("Random seed", 0, 10_000, 0)
+    return (("kind", kind), ("channels_in", int(channels_in)), ("channels_out", int(channels_out)),
+            ("kernel_size", int(kernel_size)), ("stride", int(stride)), ("padding", padding),
+            ("dilation", int(dilation)), ("output_padding", None if output_padding == "auto" else int(output_padding)),
+            ("use_bias", use_bias), ("activation", activation), ("epsilon", float(epsilon)),
+            ("spread", float(spread)), ("tiny_variance", tiny_variance), ("size", int(size)), ("seed", int(seed)))
+
+
+def source_ui() -> tuple[str, Workbench | None]:
+    """Pick and build a model source in the sidebar; returns (cache key, workbench or None)."""
+    with st.sidebar:
+        st.title("foldscope")
+        source = st.radio("Model source", SOURCES)
+        try:
+            if source == SOURCES[0]:
+                with st.spinner("Folding the seed example..."):
+                    return "seed", seed_workbench()
+            if source == SOURCES[1]:
+                params = playground_ui()
+                with st.spinner("Building and folding..."):
+                    return f"playground-{params}", playground_workbench(params)
+            if source == SOURCES[2]:
+                name = st.selectbox("Architecture", list(zoo.ZOO))
+                st.caption("keras.applications models are built with weights=None and random BN statistics.")
+                with st.spinner(f"Building and folding {name} (a few seconds)..."):
+                    return f"zoo-{name}", zoo_workbench(name)
+            upload = st.file_uploader("A .keras or .h5 model", type=["keras", "h5"],
+                                      help=f"Loaded with Keras safe_mode on; at most {MAX_MODEL_BYTES // 2**20} MiB.")
+            if upload is None:
+                return "upload-none", None
+            data = upload.getvalue()
+            digest = hashlib.sha256(data).hexdigest()
+            with st.spinner(f"Loading and folding {upload.name}..."):
+                return f"upload-{digest}", upload_workbench(digest, upload.name, data)
+        except FoldError as exc:
+            st.error(str(exc))
+        except Exception as exc:  # a model we cannot build or run: say so, no traceback
+            st.error(f"Could not fold this model: {type(exc).__name__}: {one_line(exc)}")
+        return "error", None
+
+
+# --- main area -----------------------------------------------------------------------------
+
+def metrics_ui(wb: Workbench) -> None:
+    v, r = wb.verification, wb.result
+    cols = st.columns(5)
+    cols[0].metric("max abs diff (whole model)", f"{v.max_abs_diff:.3e}",
+                   help=f"{'PASS' if v.passed else 'FAIL'} against atol {v.atol:.1e}")
+    cols[1].metric("mean abs diff", f"{v.mean_abs_diff:.3e}")
+    cols[2].metric("max rel diff", f"{v.max_rel_diff:.3e}", help="max abs diff / max |original output|")
+    cols[3].metric("BatchNorm layers", f"{r.bn_before} → {r.bn_after}")
+    cols[4].metric("pairs folded", f"{len(r.folded_pairs)} / {len(r.decisions)}")
+
+
+def seed_table_ui(wb: Workbench) -> None:
+    """The three results the seed note printed, side by side, with their differences."""
+    numpy_bn = zoo.seed_numpy_bn()[:, :, 0]
+    tf_bn = wb.reference[0][0, :, :, 0]
+    folded = wb.folded_outputs[0][0, :, :, 0]
+    rows, cols = np.indices(numpy_bn.shape)
+    st.subheader("The seed's three results")
+    st.dataframe(pd.DataFrame({
+        "row": rows.ravel(), "col": cols.ravel(), "numpy batch_norm": numpy_bn.ravel(),
+        "tensorflow batch_norm": tf_bn.ravel(), "folded tconv": folded.ravel(),
+        "|tensorflow - folded|": np.abs(tf_bn - folded).ravel(),
+    }), hide_index=True, height=250)
+    st.caption(f"max |numpy - folded| = {np.max(np.abs(numpy_bn - folded)):.2e}; "
+               f"max |tensorflow - folded| = {np.max(np.abs(tf_bn - folded)):.2e}")
+
+
+def pairs_ui(wb: Workbench) -> str | None:
+    """The table of every candidate pair; returns the layer of the pair picked for details."""
+    decisions = wb.result.decisions
+    st.subheader("Candidate pairs")
+    if not decisions:
+        st.info("This model has no BatchNormalization layer: nothing to fold.")
+        return None
+    st.dataframe(pd.DataFrame([d.to_dict() for d in decisions]), hide_index=True,
+                 height=min(400, 38 + 35 * len(decisions)))
+    labels = [f"{d.layer} → {d.bn} ({d.status})" for d in decisions]
+    picked = st.selectbox("Pair to inspect", range(len(decisions)), format_func=labels.__getitem__)
+    decision = decisions[picked]
+    detail = wb.detail(decision)
+    if detail is None:
+        st.warning(f"Skipped: {decision.reason}")
+    else:
+        st.pyplot(plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
+                                title=f"{decision.layer} ← {decision.bn}"), clear_figure=False)
+    return decision.layer
+
+
+def graph_ui(key: str, wb: Workbench, pair_layer: str | None) -> None:
+    st.subheader("Graph before and after folding")
+    nodes = wb.result.graph_before.number_of_nodes()
+    focus = None
+    if nodes > LARGE_GRAPH and pair_layer is not None and "/" not in pair_layer:
+        whole = st.checkbox(f"Show the whole graph ({nodes} layers; a tall, zoomable image)")
+        focus = None if whole else pair_layer
+        if focus:
+            st.caption(f"Neighbourhood of '{focus}' (3 hops). Folded layers have a blue outline; "
+                       "BNs that disappear are dashed red.")
+    with st.spinner("Drawing the graph..."):
+        st.image(graph_png(key, focus, wb))
+
+
+def heatmaps_ui(wb: Workbench) -> None:
+    st.subheader("Outputs: original vs folded")
+    names = wb.output_names
+    c1, c2, c3 = st.columns(3)
+    index = c1.selectbox("Output", range(len(names)), format_func=names.__getitem__)
+    reference, folded = wb.reference[index], wb.folded_outputs[index]
+    axis = wb.channel_axes[index]
+    sample = c2.number_input("Sample", 0, reference.shape[0] - 1, 0)
+    channels = reference.shape[axis] if reference.ndim > 2 else 1
+    channel = c3.number_input("Channel", 0, channels - 1, 0)
+    original_map = select_slice(reference, int(sample), int(channel), axis)
+    folded_map = select_slice(folded, int(sample), int(channel), axis)
+    st.pyplot(plot_heatmaps(original_map, folded_map, title=f"{names[index]}, sample {sample}, channel {channel}"))
+
+
+def fold_page(key: str, wb: Workbench) -> None:
+    metrics_ui(wb)
+    if key == "seed":
+        seed_table_ui(wb)
+    pair_layer = pairs_ui(wb)
+    graph_ui(key, wb, pair_layer)
+    heatmaps_ui(wb)
+    name = f"{wb.result.original.name}_folded.keras"
+    st.download_button("Download the folded model (.keras)", folded_bytes(key, wb), file_name=name,
+                       mime="application/octet-stream")
+    with st.expander("What foldscope checks before folding"):
+        st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in RULES]))
+
+
+# --- "Why it works" ------------------------------------------------------------------------
+
+def why_inputs_ui() -> dict:
+    c = st.columns(5)
+    size = c[0].selectbox("Input size", (2, 3, 4), help="Input values 1..n²")
+    stride = c[1].selectbox("Stride", (1, 2))
+    padding = c[2].selectbox("Padding", ("VALID", "SAME"))
+    out_channels = c[3].selectbox("Output channels", (1, 2))
+    kernel = c[4].selectbox("Kernel", ("all ones", "random"))
+    return dict(size=size, stride=stride, padding=padding, out_channels=out_channels, kernel=kernel)
+
+
+def equality(label: str, diff: float) -> None:
+    st.metric(f"max abs diff: {label}", f"{diff:.2e}", help="Computed on this page, not asserted.")
+
+
+def why_page() -> None:
+    st.header("Why a BatchNorm folds into a transposed convolution")
+    st.caption("Defaults: the seed note's 2x2 input 1..4, 3x3 all-ones kernel and its second BN example.")
+    o = why_inputs_ui()
+    x = np.arange(1.0, o["size"] ** 2 + 1).reshape(o["size"], o["size"], 1)
+    c = o["out_channels"]
+    kernel = np.ones((3, 3, c, 1)) if o["kernel"] == "all ones" else \
+        np.random.default_rng(0).normal(size=(3, 3, c, 1)).round(2)
+    gamma = np.array([1.0177339315414429, 0.8][:c])
+    beta = np.array([0.015628524124622345, -0.5][:c])
+    mean = np.array([1.027155211195349693, 2.0][:c])
+    var = np.array([0.25580066442489624, 1.5][:c])
+    w = explain.walkthrough(x, kernel, None, gamma, beta, mean, var, 0.0010000000474974513, o["stride"], o["padding"])
+    channel = st.selectbox("Output channel to show", range(c)) if c > 1 else 0
+
+    st.subheader("1. A TConv scatters: every input pixel stamps a scaled copy of the kernel")
+    st.pyplot(viz_explain.stamps_figure(w, channel))
+    equality("sum of stamps vs tf.nn.conv2d_transpose",
+             explain.max_abs_diff(w.scatter_output, tensorflow_tconv(x, kernel, o["stride"], o["padding"])))
+
+    st.subheader("2. The same TConv is a plain convolution: flipped kernel over a zero-inserted, padded input")
+    st.pyplot(viz_explain.conv_figure(w, channel))
+    equality("convolution vs scatter", w.diff_scatter_vs_conv)
+
+    st.subheader("3. Inference BN is a 1x1 convolution: y = s·x + t")
+    st.markdown("s = γ / √(var + ε), t = β − mean · s: " + ", ".join(
+        f"channel {i}: s = {s:.6g}, t = {t:.6g}" for i, (s, t) in enumerate(zip(w.affine.scale, w.affine.shift))))
+    st.pyplot(viz_explain.bn_1x1_figure(w, channel))
+    equality("BN formula vs 1x1 convolution", w.diff_bn_vs_1x1)
+
+    st.subheader("4. Two linear maps in a row are one: scale the kernel by s, add t as bias")
+    st.pyplot(viz_explain.fold_figure(w, channel))
+    equality("folded TConv vs TConv → BN", w.diff_folded_vs_bn)
+
+    st.subheader("5. Where it stops working")
+    cases = {
+        "ReLU between the TConv and the BN": explain.counter_activation(x, kernel, w.affine, o["stride"], o["padding"]),
+        "BN before the TConv": explain.counter_bn_before(
+            x, kernel, bn_affine([1.3], [0.4], [0.5], 1e-3, [0.7]), o["stride"], o["padding"]),
+        "TConv output also feeds a residual add": explain.counter_fanout(x, kernel, w.affine, o["stride"], o["padding"]),
+    }
+    for title, case in cases.items():
+        st.markdown(f"**{title}.** {case.why}")
+        draw = viz_explain.bn_before_figure if isinstance(case, explain.BnBeforeCounterexample) \
+            else viz_explain.counterexample_figure
+        st.pyplot(draw(case, channel if case.reference.shape[-1] > channel else 0))
+        st.metric(f"max abs diff: {title} (true vs naive fold)", f"{case.max_abs_diff:.3g}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="foldscope", layout="wide")
+    key, wb = source_ui()
+    fold_tab, why_tab = st.tabs(["Fold", "Why it works"])
+    with fold_tab:
+        if wb is None:
+            st.info("Pick a model source in the sidebar (for an upload: choose a .keras or .h5 file).")
+        else:
+            fold_page(key, wb)
+    with why_tab:
+        why_page()
+
+
+main()

@@ -1,0 +1,98 @@
+"""The page, run headless by Streamlit's AppTest for every model source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 240
+
+
+def run_app(source: str | None = None, **select) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if source is not None:
+        at.sidebar.radio[0].set_value(source).run()
+    return at
+
+
+def metric(at: AppTest, label_part: str) -> float:
+    (m,) = [m for m in at.metric if label_part in m.label]
+    return float(m.value.split()[0])
+
+
+def assert_page_ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert metric(at, "max abs diff (whole model)") < 1e-3
+    assert metric(at, "mean abs diff") <= metric(at, "max abs diff (whole model)")
+    assert len(at.dataframe) >= 1
+
+
+def test_seed_example_reproduces_the_note():
+    at = run_app()
+    assert_page_ok(at)
+    assert metric(at, "max abs diff (whole model)") < 1e-5
+    table = at.dataframe[0].value
+    assert list(table.columns[2:5]) == ["numpy batch_norm", "tensorflow batch_norm", "folded tconv"]
+    top_left = table[(table.row == 0) & (table.col == 0)].iloc[0]
+    assert top_left["folded tconv"] == pytest.approx(-1.6051569, abs=1e-5)
+    assert top_left["numpy batch_norm"] == pytest.approx(-1.6051569, abs=1e-5)
+    pairs = at.dataframe[1].value
+    assert list(pairs.status) == ["folded"]
+
+
+def test_playground_widgets_change_the_fold():
+    at = run_app("Playground")
+    assert_page_ok(at)
+    first = metric(at, "max abs diff (whole model)")
+    next(w for w in at.sidebar.number_input if w.label == "Stride").set_value(1).run()
+    assert_page_ok(at)
+    next(w for w in at.sidebar.number_input if w.label == "Channels out").set_value(7).run()
+    assert_page_ok(at)
+    assert metric(at, "max abs diff (whole model)") != first  # a different model was folded
+    next(w for w in at.sidebar.selectbox if w.label == "Activation").set_value(
+        "ReLU inside the layer (not foldable)").run()
+    assert not at.exception
+    pairs = at.dataframe[0].value
+    assert list(pairs.status) == ["skipped"] and "relu" in pairs.reason[0]
+    assert next(m.value for m in at.metric if m.label == "BatchNorm layers") == "1 → 1"
+
+
+@pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "SeparableConv2D", "Dense"])
+def test_playground_every_kind_folds(kind):
+    at = run_app("Playground")
+    next(w for w in at.sidebar.selectbox if w.label == "Layer kind").set_value(kind).run()
+    assert_page_ok(at)
+    assert list(at.dataframe[0].value.status) == ["folded"]
+
+
+def test_playground_tiny_variance_still_folds_exactly():
+    at = run_app("Playground")
+    next(w for w in at.sidebar.checkbox if "Tiny variance" in w.label).check().run()
+    assert_page_ok(at)
+
+
+@pytest.mark.parametrize("name", ["DCGAN generator", "U-Net (skip connections)", "MobileNetV2"])
+def test_model_zoo(name):
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value(name).run()
+    assert_page_ok(at)
+    assert "→ 0" in next(m.value for m in at.metric if m.label == "BatchNorm layers")
+
+
+def test_upload_without_file_asks_for_one():
+    at = run_app("Upload")
+    assert not at.exception
+    assert any("Pick a model source" in i.value for i in at.info)
+
+
+def test_why_it_works_tab_shows_each_equality():
+    at = run_app()
+    diffs = {m.label: float(m.value) for m in at.metric if m.label.startswith("max abs diff:")}
+    equalities = [v for k, v in diffs.items() if "naive" not in k]
+    counterexamples = [v for k, v in diffs.items() if "naive" in k]
+    assert len(equalities) == 4 and max(equalities) < 1e-9
+    assert len(counterexamples) == 3 and min(counterexamples) > 1e-3
