@@ -7,6 +7,7 @@ layer or an unknown custom class is refused with a "cannot load safely" message.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import keras
@@ -26,14 +27,35 @@ def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> ker
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        message = one_line(exc)
-        if "safe_mode" in message or "Lambda" in message or "Could not locate" in message or \
-                "Unknown layer" in message or "could not be deserialized" in message:
-            raise UnsafeModelError(f"Cannot load '{name}' safely: {message}") from exc
-        raise FoldError(f"Cannot load '{name}': {message}") from exc
+        unsafe = _unsafe_reason(exc)
+        if unsafe:
+            raise UnsafeModelError(f"Cannot load '{name}' safely: {unsafe}") from exc
+        raise FoldError(f"Cannot load '{name}': {one_line(exc)}") from exc
     if not isinstance(model, keras.Model):
         raise FoldError(f"'{name}' holds a {type(model).__name__}, not a Keras model.")
     return model
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _unsafe_reason(exc: BaseException) -> str | None:
+    """Why Keras refused to load in safe mode, if that is why loading failed."""
+    for link in _chain(exc):
+        text = str(link)
+        if "Lambda" in text or "lambda" in text and "safe_mode" in text:
+            return "it contains a Lambda layer (Python code), which foldscope never executes."
+        if "Could not locate" in text or "Unknown layer" in text or "register_keras_serializable" in text:
+            found = re.search(r"(?:class|function|layer)[:]? '?([\w.]+)'?", text)
+            what = f" ('{found.group(1)}')" if found else ""
+            return (f"it needs custom code{what} that is not part of Keras; foldscope never imports "
+                    "or runs code from a model file.")
+    return None
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

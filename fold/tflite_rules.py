@@ -194,6 +194,19 @@ def _operands(sg: schema.SubGraphT, chain: Chain, affine: list[tuple[str, int]],
     return operands
 
 
+def _not_float32(sg: schema.SubGraphT, tensors: list[tuple[str, int]]) -> list[str]:
+    """Descriptions of the tensors that are not plain (unquantized) float32."""
+    found = []
+    for what, t in tensors:
+        tensor = sg.tensors[t]
+        q = tensor.quantization
+        quantized = q is not None and q.scale is not None and len(q.scale) > 0
+        if tensor.type != schema.TensorType.FLOAT32 or quantized:
+            dtype = TENSOR_TYPE_NAMES.get(tensor.type, str(tensor.type))
+            found.append(f"{what} is {dtype}{' quantized' if quantized else ''}")
+    return found
+
+
 def candidate(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain) -> TfliteCandidate:
     """What the rules need to know about one chain."""
     op = sg.operators[chain.linear]
@@ -217,13 +230,7 @@ def candidate(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain) -> Tflit
     weights = [(f"the {kind.weight} of '{layer}'", op.inputs[filter_slot])]
     weights += [(f"the bias of '{layer}'", bias)] if bias is not None else []
     weights += [(f"the operand of '{n}'", t) for n, t in operands]
-    for what, t in weights + [(f"the output of '{layer}'", out)]:
-        tensor = sg.tensors[t]
-        quantized = tensor.quantization is not None and tensor.quantization.scale is not None \
-            and len(tensor.quantization.scale) > 0
-        if tensor.type != schema.TensorType.FLOAT32 or quantized:
-            c.not_float32.append(f"{what} is {TENSOR_TYPE_NAMES.get(tensor.type, tensor.type)}"
-                                 f"{' quantized' if quantized else ''}")
+    c.not_float32 = _not_float32(sg, weights + [(f"the output of '{layer}'", out)])
     c.not_constant = [what for what, t in weights if not is_constant(model, sg, t)]
     if c.not_float32 or c.not_constant:
         return c
@@ -301,7 +308,8 @@ class TfliteDecision(Decision):
         return f"{self.activation} kept as a separate {self.activation} op after '{self.layer}'"
 
 
-def decide_chain(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain, split_activation: bool = False) -> TfliteDecision:
+def decide_chain(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain,
+                 split_activation: bool = False) -> TfliteDecision:
     """Run the rules on one chain and, when it folds, choose where its activation goes."""
     decision = TfliteDecision(**vars(decide(candidate(model, sg, chain), TFLITE_RULES)))
     tail_activation = activation_of(sg.operators[chain.tail])
@@ -348,21 +356,22 @@ def _with_version(model: schema.ModelT, op: schema.OperatorT, min_version: int) 
         op.opcodeIndex = _opcode_index(model, "TRANSPOSE_CONV", min_version)
 
 
-def fold_chain(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain, decision: TfliteDecision) -> list[schema.OperatorT]:
-    """Scale the filter, write the new bias, let the conv produce the tail's output; returns the ops to drop."""
-    op = sg.operators[chain.linear]
+def fold_chain(model: schema.ModelT, sg: schema.SubGraphT, op: schema.OperatorT,
+               affine: list[schema.OperatorT], decision: TfliteDecision) -> None:
+    """Scale the filter, write the new bias, drop the MUL/ADD and let ``op`` produce the tail's output."""
     name = op_type(model, op)
     filter_slot, bias_slot = SLOTS[name]
     inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
     bias = None if inputs[bias_slot] < 0 else float_array(model, sg, inputs[bias_slot])
     kernel, new_bias = fold_kernel(float_array(model, sg, inputs[filter_slot]), bias, decision.affine,
                                    TFLITE_KINDS[name].out_axes)
+    tail_out = affine[-1].outputs[0]
     filter_name = sg.tensors[inputs[filter_slot]].name or b"filter"
     inputs[filter_slot] = _add_constant(model, sg, kernel, filter_name + b"/folded")
-    tail = sg.operators[chain.tail]
-    inputs[bias_slot] = _add_constant(model, sg, new_bias, (sg.tensors[tail.outputs[0]].name or b"out") + b"/bias")
+    inputs[bias_slot] = _add_constant(model, sg, new_bias, (sg.tensors[tail_out].name or b"output") + b"/bias")
     op.inputs = inputs
-    conv_out, op.outputs = op.outputs[0], [tail.outputs[0]]
+    conv_out, op.outputs = op.outputs[0], [tail_out]
+    sg.operators = [o for o in sg.operators if all(o is not a for a in affine)]
     if name == "TRANSPOSE_CONV":
         _with_version(model, op, _TCONV_BIAS_VERSION)
     if decision.placement == "fused":
@@ -370,13 +379,11 @@ def fold_chain(model: schema.ModelT, sg: schema.SubGraphT, chain: Chain, decisio
         if name == "TRANSPOSE_CONV":
             _with_version(model, op, _TCONV_ACTIVATION_VERSION)
     elif decision.placement == "separate":
-        # The conv's old output tensor now carries the pre-activation values.
+        # The conv's old output tensor now carries the values before the activation.
         act = schema.OperatorT()
         act.opcodeIndex = _opcode_index(model, STANDALONE_ACTIVATIONS[decision.activation])
-        act.inputs, act.outputs, op.outputs = [conv_out], [tail.outputs[0]], [conv_out]
+        act.inputs, act.outputs, op.outputs = [conv_out], [tail_out], [conv_out]
         sg.operators.insert(sg.operators.index(op) + 1, act)
-    return [sg.operators[j] if j < chain.linear else sg.operators[j + (decision.placement == "separate")]
-            for j in chain.affine_ops]
 
 
 def _prune(model: schema.ModelT) -> None:
@@ -410,16 +417,10 @@ def rewrite(model: schema.ModelT, folds: list[tuple[Chain, TfliteDecision]]) -> 
     """A folded copy of ``model`` (never modified) with every "folded" chain rewritten."""
     out = copy.deepcopy(model)
     sg = out.subgraphs[0]
-    chosen = [(chain, decision) for chain, decision in folds if decision.status == "folded"]
-    # Work on op objects: each rewrite shifts the indices of the ops after it.
-    by_object = [(sg.operators[chain.linear], [sg.operators[j] for j in chain.affine_ops], decision)
-                 for chain, decision in chosen]
-    for linear, affine, decision in by_object:
-        index = {id(o): i for i, o in enumerate(sg.operators)}
-        chain = Chain(index[id(linear)], *(index[id(o)] for o in affine)) if len(affine) == 2 else \
-            Chain(index[id(linear)], *((index[id(affine[0])], None) if decision.bn.startswith("MUL")
-                                       else (None, index[id(affine[0])])))
-        dropped = {id(o) for o in fold_chain(out, sg, chain, decision)}
-        sg.operators = [o for o in sg.operators if id(o) not in dropped]
+    # Hold op objects, not indices: each rewrite shifts the indices of the ops after it.
+    targets = [(sg.operators[chain.linear], [sg.operators[j] for j in chain.affine_ops], decision)
+               for chain, decision in folds if decision.status == "folded"]
+    for op, affine, decision in targets:
+        fold_chain(out, sg, op, affine, decision)
     _prune(out)
     return out

@@ -1,0 +1,456 @@
+"""TFLite frontend: ONE-style conv -> MUL -> ADD fixtures built with the schema object API.
+
+Every positive case goes through ``assert_folds``: one conv op left, no decomposed BN left,
+LiteRT outputs of the folded model equal the unfolded one to 1e-5 and, where given, an
+independent float64 NumPy reference. Negative cases are named ``*_NEG``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from ai_edge_litert import schema_py_generated as schema  # noqa: E402
+
+from fold.errors import FoldError  # noqa: E402
+from fold.tflite import (  # noqa: E402
+    TfliteFoldResult, fold_tflite, op_graph, parse_tflite, run_tflite, sample_tflite_inputs, serialize,
+    verify_tflite,
+)
+from fold.tflite_rules import decide_all, rewrite  # noqa: E402
+
+F32 = schema.TensorType.FLOAT32
+ACT = schema.ActivationFunctionType
+
+
+class Net:
+    """Builds a one-subgraph TFLite model: constants, inputs and ops, then bytes."""
+
+    def __init__(self) -> None:
+        self.model = schema.ModelT()
+        self.model.version, self.model.buffers, self.model.operatorCodes = 3, [schema.BufferT()], []
+        self.sg = schema.SubGraphT()
+        self.sg.tensors, self.sg.operators, self.sg.inputs, self.sg.outputs = [], [], [], []
+        self.model.subgraphs = [self.sg]
+
+    def tensor(self, name: str, shape, data: np.ndarray | None = None, dtype: int = F32) -> int:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name.encode(), list(shape), dtype, 0
+        if data is not None:
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            self.model.buffers.append(buffer)
+            t.buffer = len(self.model.buffers) - 1
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def const(self, name: str, value: np.ndarray) -> int:
+        dtype = schema.TensorType.INT32 if value.dtype == np.int32 else F32
+        return self.tensor(name, value.shape, value, dtype)
+
+    def input(self, name: str, shape) -> int:
+        self.sg.inputs.append(self.tensor(name, shape))
+        return self.sg.inputs[-1]
+
+    def op(self, kind: str, inputs: list[int], out_shape, options=None, name: str | None = None) -> int:
+        builtin = getattr(schema.BuiltinOperator, kind)
+        codes = [c.builtinCode for c in self.model.operatorCodes]
+        if builtin not in codes:
+            code = schema.OperatorCodeT()
+            code.builtinCode = code.deprecatedBuiltinCode = builtin
+            code.version = 1
+            self.model.operatorCodes.append(code)
+            codes.append(builtin)
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs = codes.index(builtin), list(inputs)
+        op.outputs = [self.tensor(name or kind.lower(), out_shape)]
+        if options is not None:
+            op.builtinOptionsType = getattr(schema.BuiltinOptions, type(options).__name__[:-1])
+            op.builtinOptions = options
+        self.sg.operators.append(op)
+        return op.outputs[0]
+
+    def build(self, *outputs: int) -> bytes:
+        self.sg.outputs = list(outputs)
+        return serialize(self.model)
+
+
+def _options(cls, **values):
+    options = cls()
+    for key, value in values.items():
+        setattr(options, key, value)
+    return options
+
+
+def binary(net: Net, kind: str, x: int, constant: np.ndarray, act: int = ACT.NONE, swap: bool = False) -> int:
+    c = net.const(f"{kind.lower()}_operand", constant.astype(np.float32))
+    shape = net.sg.tensors[x].shape
+    cls = schema.MulOptionsT if kind == "MUL" else schema.AddOptionsT
+    return net.op(kind, [c, x] if swap else [x, c], shape, _options(cls, fusedActivationFunction=act))
+
+
+@dataclass
+class TConvCase:
+    cin: int
+    cout: int
+    kernel: tuple[int, int] = (3, 3)
+    stride: int = 1
+    padding: str = "VALID"
+    bias: bool = False
+    operand_shape: str = "C"  # "C" or "111C"
+    act: str = "NONE"
+    swap: bool = False
+    hw: tuple[int, int] = (4, 3)
+
+
+def _out_size(n: int, k: int, stride: int, padding: str) -> int:
+    return n * stride if padding == "SAME" else (n - 1) * stride + k
+
+
+def tconv_bn(case: TConvCase, seed: int = 0):
+    """TRANSPOSE_CONV -> MUL -> ADD(act) and the float64 parameters of the same net."""
+    rng = np.random.default_rng(seed)
+    (kh, kw), (h, w) = case.kernel, case.hw
+    oh, ow = _out_size(h, kh, case.stride, case.padding), _out_size(w, kw, case.stride, case.padding)
+    p = {"filter": rng.normal(size=(case.cout, kh, kw, case.cin)).astype(np.float32),
+         "bias": rng.normal(size=case.cout).astype(np.float32) if case.bias else None,
+         "scale": rng.uniform(0.3, 2.0, case.cout).astype(np.float32) * rng.choice([-1, 1], case.cout),
+         "shift": rng.normal(size=case.cout).astype(np.float32)}
+    net = Net()
+    x = net.input("input", [1, h, w, case.cin])
+    inputs = [net.const("output_shape", np.array([1, oh, ow, case.cout], np.int32)),
+              net.const("filter", p["filter"]), x]
+    if case.bias:
+        inputs.append(net.const("bias", p["bias"]))
+    opts = _options(schema.TransposeConvOptionsT, padding=getattr(schema.Padding, case.padding),
+                    strideH=case.stride, strideW=case.stride)
+    y = net.op("TRANSPOSE_CONV", inputs, [1, oh, ow, case.cout], opts)
+    shape = (case.cout,) if case.operand_shape == "C" else (1, 1, 1, case.cout)
+    y = binary(net, "MUL", y, p["scale"].reshape(shape), swap=case.swap)
+    y = binary(net, "ADD", y, p["shift"].reshape(shape), getattr(ACT, case.act), swap=case.swap)
+    return net.build(y), p
+
+
+def tconv_reference(x: np.ndarray, case: TConvCase, p: dict) -> np.ndarray:
+    """TRANSPOSE_CONV -> MUL -> ADD -> act in float64, by scattering each input pixel."""
+    (kh, kw), s = case.kernel, case.stride
+    n, h, w, _ = x.shape
+    oh, ow = _out_size(h, kh, s, case.padding), _out_size(w, kw, s, case.padding)
+    pad_h, pad_w = (max((h - 1) * s + kh - oh, 0) // 2, max((w - 1) * s + kw - ow, 0) // 2)
+    full = np.zeros((n, (h - 1) * s + kh, (w - 1) * s + kw, case.cout))
+    f = p["filter"].astype(np.float64)
+    for i in range(h):
+        for j in range(w):
+            full[:, i * s:i * s + kh, j * s:j * s + kw, :] += np.einsum("nc,ohwc->nhwo", x[:, i, j, :], f)
+    y = full[:, pad_h:pad_h + oh, pad_w:pad_w + ow, :]
+    if p["bias"] is not None:
+        y = y + p["bias"]
+    y = y * p["scale"].astype(np.float64) + p["shift"].astype(np.float64)
+    return {"NONE": y, "RELU": np.maximum(y, 0), "RELU6": np.clip(y, 0, 6)}[case.act]
+
+
+def ops_of(data: bytes) -> list[str]:
+    return [d["op"] for _, d in op_graph(parse_tflite(data)).nodes(data=True) if d["role"] != "input"]
+
+
+def assert_folds(data: bytes, reference=None, *, expect_ops: list[str], split_activation: bool = False,
+                 samples: int = 3) -> TfliteFoldResult:
+    """The one helper every positive case goes through (see the module docstring)."""
+    result = fold_tflite(data, split_activation=split_activation)
+    assert [d.status for d in result.decisions] == ["folded"], [d.to_dict() for d in result.decisions]
+    assert result.original == data
+    assert ops_of(result.folded) == expect_ops
+    assert result.bn_after == 0
+    inputs = sample_tflite_inputs(data, samples, seed=0)
+    check = verify_tflite(data, result.folded, inputs)
+    before, after = run_tflite(data, inputs)[0], run_tflite(result.folded, inputs)[0]
+    scale = max(1.0, float(np.max(np.abs(before))))
+    assert check.max_abs_diff <= 1e-5 * scale, check.max_abs_diff
+    if reference is not None:
+        expected = reference(inputs[0].astype(np.float64))
+        assert np.max(np.abs(before - expected)) <= 1e-5 * scale  # the fixture means what we think
+        assert np.max(np.abs(after - expected)) <= 1e-5 * scale
+    return result
+
+
+# Samsung ONE's Net_TConv_BN_000..005 cases, plus stride 2 and SAME padding (never tested there).
+ONE_CASES = {
+    "one_out_channel": TConvCase(cin=2, cout=1),
+    "two_out_bias_111C_relu6": TConvCase(cin=3, cout=2, bias=True, operand_shape="111C", act="RELU6"),
+    "sixteen_out_k5x1_relu": TConvCase(cin=8, cout=16, kernel=(5, 1), bias=True, act="RELU"),
+    "k5x1_no_bias_111C_relu": TConvCase(cin=2, cout=4, kernel=(5, 1), operand_shape="111C", act="RELU"),
+    "in_eq_out_bias": TConvCase(cin=4, cout=4, bias=True),
+    "stride2_same_relu6": TConvCase(cin=3, cout=5, stride=2, padding="SAME", bias=True, act="RELU6"),
+    "stride2_valid_k4_111C": TConvCase(cin=4, cout=2, kernel=(4, 4), stride=2, operand_shape="111C"),
+    "stride2_same_even_kernel": TConvCase(cin=2, cout=3, kernel=(4, 2), stride=2, padding="SAME", bias=True),
+    "operands_first": TConvCase(cin=3, cout=2, bias=True, act="RELU", swap=True),
+}
+
+
+@pytest.mark.parametrize("case", ONE_CASES.values(), ids=ONE_CASES.keys())
+def test_tconv_bn_folds_to_one_tconv(case):
+    data, params = tconv_bn(case)
+    result = assert_folds(data, lambda x: tconv_reference(x, case, params), expect_ops=["TRANSPOSE_CONV"])
+    assert result.bn_before == 1
+    folded = parse_tflite(result.folded)
+    options = folded.subgraphs[0].operators[0].builtinOptions
+    assert options.fusedActivationFunction == getattr(ACT, case.act)
+    note = result.decisions[0].to_dict()["activation"]
+    assert note == (None if case.act == "NONE" else f"{case.act} fused into 'TRANSPOSE_CONV:0'")
+
+
+@pytest.mark.parametrize("act", ["RELU", "RELU6"])
+def test_tconv_bn_activation_split_out_like_one(act):
+    case = TConvCase(cin=3, cout=2, bias=True, act=act, stride=2, padding="SAME")
+    data, params = tconv_bn(case)
+    result = assert_folds(data, lambda x: tconv_reference(x, case, params),
+                          expect_ops=["TRANSPOSE_CONV", act], split_activation=True)
+    assert result.decisions[0].activation_note == f"{act} kept as a separate {act} op after 'TRANSPOSE_CONV:0'"
+
+
+def test_folded_model_keeps_output_tensor_and_input_model():
+    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    model = parse_tflite(data)
+    snapshot = serialize(model)
+    folded = rewrite(model, decide_all(model))
+    assert serialize(model) == snapshot  # the input object is never modified
+    sg, before = folded.subgraphs[0], model.subgraphs[0]
+    assert sg.tensors[sg.outputs[0]].name == before.tensors[before.outputs[0]].name
+    # Unused tensors are pruned: old filter, bias, operands and the conv and MUL outputs.
+    assert [t.name for t in sg.tensors] == [b"input", b"output_shape", b"add", b"filter/folded", b"add/bias"]
+    assert sum(b.data is not None and len(b.data) > 0 for b in folded.buffers) == 3
+
+
+def test_op_graph_schema():
+    data, _ = tconv_bn(TConvCase(cin=3, cout=2, bias=True))
+    graph = op_graph(parse_tflite(data), "net")
+    assert graph.graph == {"name": "net", "frontend": "tflite", "inputs": ["input"], "outputs": ["ADD:2"]}
+    assert list(graph.nodes) == ["input", "TRANSPOSE_CONV:0", "MUL:1", "ADD:2"]
+    roles = {n: d["role"] for n, d in graph.nodes(data=True)}
+    assert roles == {"input": "input", "TRANSPOSE_CONV:0": "linear", "MUL:1": "bn", "ADD:2": "other"}
+    tconv = graph.nodes["TRANSPOSE_CONV:0"]
+    assert tconv["weights"] == {"output_shape": (4,), "filter": (2, 3, 3, 3), "bias": (2,)}
+    assert tconv["config"]["padding"] == "VALID" and tconv["config"]["activation"] == "NONE"
+    assert graph.edges["input", "TRANSPOSE_CONV:0"]["shape"] == (1, 4, 3, 3)
+    assert graph.edges["TRANSPOSE_CONV:0", "MUL:1"]["shape"] == (1, 6, 5, 2)
+
+
+def _conv_net(kind: str, *, conv_act: int = ACT.NONE, bias: bool = True, mul: bool = True, add: bool = True,
+              act: int = ACT.NONE, seed: int = 0) -> bytes:
+    """CONV_2D (3->5, stride 2, SAME), DEPTHWISE_CONV_2D (3 x multiplier 2) or FULLY_CONNECTED (6->4) -> MUL -> ADD."""
+    rng = np.random.default_rng(seed)
+    net = Net()
+    if kind == "FULLY_CONNECTED":
+        x, cout = net.input("input", [2, 6]), 4
+        weights, out_shape = rng.normal(size=(cout, 6)), [2, cout]
+        opts = _options(schema.FullyConnectedOptionsT, fusedActivationFunction=conv_act)
+    elif kind == "CONV_2D":
+        x, cout = net.input("input", [1, 6, 5, 3]), 5
+        weights, out_shape = rng.normal(size=(cout, 3, 3, 3)), [1, 3, 3, cout]
+        opts = _options(schema.Conv2DOptionsT, padding=schema.Padding.SAME, strideH=2, strideW=2,
+                        dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
+    else:
+        x, cout = net.input("input", [1, 6, 5, 3]), 6
+        weights, out_shape = rng.normal(size=(1, 3, 3, cout)), [1, 4, 3, cout]
+        opts = _options(schema.DepthwiseConv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                        depthMultiplier=2, dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
+    inputs = [x, net.const("filter", weights.astype(np.float32))]
+    inputs += [net.const("bias", rng.normal(size=cout).astype(np.float32))] if bias else []
+    y = net.op(kind, inputs, out_shape, opts)
+    if mul:
+        y = binary(net, "MUL", y, rng.uniform(0.5, 2, cout) * rng.choice([-1, 1], cout),
+                   act=act if not add else ACT.NONE)
+    if add:
+        y = binary(net, "ADD", y, rng.normal(size=cout), act=act)
+    return net.build(y)
+
+
+# LiteRT's float CONV_2D refuses a missing bias and DEPTHWISE_CONV_2D crashes on one, so
+# only FULLY_CONNECTED (and TRANSPOSE_CONV above) are run without a bias.
+@pytest.mark.parametrize("kind,bias", [("CONV_2D", True), ("DEPTHWISE_CONV_2D", True),
+                                       ("FULLY_CONNECTED", True), ("FULLY_CONNECTED", False)])
+def test_conv_dw_fc_fold(kind, bias):
+    assert_folds(_conv_net(kind, bias=bias, act=ACT.RELU6), expect_ops=[kind])
+
+
+def test_fully_connected_matches_numpy_reference():
+    rng = np.random.default_rng(3)
+    w, b, s, t = rng.normal(size=(4, 6)), rng.normal(size=4), rng.normal(size=4), rng.normal(size=4)
+    net = Net()
+    y = net.op("FULLY_CONNECTED", [net.input("input", [2, 6]), net.const("w", w.astype(np.float32)),
+                                   net.const("b", b.astype(np.float32))], [2, 4],
+               _options(schema.FullyConnectedOptionsT))
+    y = binary(net, "ADD", binary(net, "MUL", y, s), t, ACT.RELU)
+    f32 = [a.astype(np.float32).astype(np.float64) for a in (w, b, s, t)]
+    assert_folds(net.build(y), lambda x: np.maximum((x @ f32[0].T + f32[1]) * f32[2] + f32[3], 0),
+                 expect_ops=["FULLY_CONNECTED"])
+
+
+@pytest.mark.parametrize("mul,add", [(True, False), (False, True)], ids=["mul_only", "add_only"])
+def test_lone_mul_or_add_folds(mul, add):
+    assert_folds(_conv_net("CONV_2D", mul=mul, add=add, act=ACT.RELU), expect_ops=["CONV_2D"])
+
+
+def test_scalar_like_operand_of_one_element_broadcasts():
+    net = Net()
+    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
+                            net.const("b", np.zeros(3, np.float32))],
+               [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                                      dilationHFactor=1, dilationWFactor=1))
+    y = binary(net, "ADD", binary(net, "MUL", y, np.array([2.0])), np.array([1.0, 2.0, 3.0]))
+    assert_folds(net.build(y), expect_ops=["CONV_2D"])
+
+
+def test_shared_filter_gets_its_own_folded_copy():
+    net = Net()
+    x = net.input("input", [1, 4, 4, 2])
+    bias = net.const("shared_bias", np.zeros(3, np.float32))
+    filt = net.const("shared_filter", np.random.default_rng(0).normal(size=(3, 1, 1, 2)).astype(np.float32))
+    opts = _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                    dilationHFactor=1, dilationWFactor=1)
+    a = binary(net, "ADD", binary(net, "MUL", net.op("CONV_2D", [x, filt, bias], [1, 4, 4, 3], opts), np.full(3, 2.0)),
+               np.ones(3))
+    b = binary(net, "ADD", binary(net, "MUL", net.op("CONV_2D", [x, filt, bias], [1, 4, 4, 3], opts), np.full(3, -3.0)),
+               np.zeros(3))
+    data = net.build(a, b)
+    result = fold_tflite(data)
+    assert [d.status for d in result.decisions] == ["folded", "folded"] and result.bn_before == 2
+    assert ops_of(result.folded) == ["CONV_2D", "CONV_2D"]
+    inputs = sample_tflite_inputs(data, 2)
+    assert verify_tflite(data, result.folded, inputs).max_abs_diff <= 1e-5 * 10
+
+
+def _skipped(data: bytes, rule: str, words: str) -> None:
+    result = fold_tflite(data)
+    got = [(d.status, d.rule) for d in result.decisions]
+    assert got == [("skipped", rule)], [d.to_dict() for d in result.decisions]
+    assert words in result.decisions[0].reason
+    assert ops_of(result.folded) == ops_of(data)
+
+
+def test_fused_activation_on_conv_NEG():
+    _skipped(_conv_net("CONV_2D", conv_act=ACT.RELU), "linear-activation", "RELU")
+
+
+def test_fused_activation_on_mul_NEG():
+    data = _conv_net("DEPTHWISE_CONV_2D")
+    model = parse_tflite(data)
+    model.subgraphs[0].operators[1].builtinOptions.fusedActivationFunction = ACT.RELU6
+    _skipped(serialize(model), "linear-mul", "RELU6")
+
+
+def test_non_constant_operand_NEG():
+    net = Net()
+    x, gate = net.input("input", [1, 4, 4, 2]), net.input("gate", [2])
+    y = net.op("CONV_2D", [x, net.const("f", np.ones((2, 1, 1, 2), np.float32)),
+                            net.const("b", np.zeros(2, np.float32))], [1, 4, 4, 2],
+               _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                        dilationHFactor=1, dilationWFactor=1))
+    y = net.op("MUL", [y, gate], [1, 4, 4, 2], _options(schema.MulOptionsT))
+    _skipped(net.build(y), "constant-operands", "The operand of 'MUL:1' is not a constant")
+
+
+def test_conv_output_used_twice_NEG():
+    data = _conv_net("FULLY_CONNECTED")
+    model = parse_tflite(data)
+    sg = model.subgraphs[0]
+    sg.outputs = [sg.operators[0].outputs[0], *sg.outputs]  # the conv output is also a model output
+    _skipped(serialize(model), "single-consumer", "1 other consumer")
+
+
+def test_quantized_tensors_NEG():
+    data, _ = tconv_bn(TConvCase(cin=2, cout=2))
+    model = parse_tflite(data)
+    sg = model.subgraphs[0]
+    filt = sg.tensors[sg.operators[0].inputs[1]]
+    filt.type = schema.TensorType.INT8
+    filt.quantization = _options(schema.QuantizationParametersT, scale=[0.1, 0.2], zeroPoint=[0, 0])
+    _skipped(serialize(model), "float32", "INT8 quantized")
+
+
+def test_operand_not_per_channel_NEG():
+    net = Net()
+    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
+                            net.const("b", np.zeros(3, np.float32))],
+               [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                                      dilationHFactor=1, dilationWFactor=1))
+    y = binary(net, "MUL", y, np.ones((1, 4, 4, 3)))
+    _skipped(net.build(y), "per-channel-operands", "[1, 4, 4, 3]")
+
+
+def test_no_candidates_leaves_model_as_is():
+    net = Net()
+    y = net.op("RELU", [net.input("input", [1, 3])], [1, 3])
+    data = net.build(y)
+    result = fold_tflite(data)
+    assert result.decisions == [] and result.bn_before == result.bn_after == 0
+    assert ops_of(result.folded) == ["RELU"]
+
+
+@pytest.mark.parametrize("payload,words", [
+    (b"not a flatbuffer at all", "not a TFLite flatbuffer"),
+    (b"\x1c\x00\x00\x00TFL3" + b"\xff" * 40, "corrupt TFLite file"),
+])
+def test_bad_bytes_are_one_sentence_errors(payload, words):
+    with pytest.raises(FoldError, match=words):
+        fold_tflite(payload)
+
+
+def test_truncated_and_missing_files(tmp_path):
+    data, _ = tconv_bn(TConvCase(cin=2, cout=2))
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FoldError, match="cut.tflite"):
+        fold_tflite(cut)
+    with pytest.raises(FoldError, match="No such .tflite file"):
+        fold_tflite(tmp_path / "missing.tflite")
+    good = tmp_path / "good.tflite"
+    good.write_bytes(data)
+    assert fold_tflite(good).graph_after.graph["name"] == "good_folded"
+
+
+def _keras_tconv_bn_and_dense_bn():
+    """Two outputs of different shapes: TConv(3->5, s2, same) -> BN -> ReLU, and Dense(5->4) -> BN."""
+    import keras
+
+    from fold.zoo import randomize_bn
+
+    inp = keras.Input((4, 3, 3), name="image")
+    x = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same", use_bias=False)(inp)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    y = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    y = keras.layers.BatchNormalization()(y)
+    return randomize_bn(keras.Model(inp, [x, y]), seed=2)
+
+
+def test_folded_keras_model_exports_to_tflite_and_runs():
+    from fold import keras_io
+    from fold.api import fold_model
+    from fold.tflite import keras_to_tflite
+
+    model = _keras_tconv_bn_and_dense_bn()
+    data = keras_to_tflite(fold_model(model).folded)
+    inputs = keras_io.sample_inputs(model, 3, seed=0)
+    expected = keras_io.run(model, inputs)
+    got = run_tflite(data, inputs)
+    by_shape = {o.shape: o for o in got}
+    for ref in expected:
+        assert np.max(np.abs(by_shape[ref.shape] - ref)) <= 1e-4 * max(1.0, float(np.max(np.abs(ref))))
+
+
+def test_converter_view_shows_ops_graph_and_diff():
+    from fold.tflite import converter_view
+
+    model = _keras_tconv_bn_and_dense_bn()
+    view = converter_view(model, samples=3, seed=0)
+    assert view.ops[-1] != "MUL" and "TRANSPOSE_CONV" in view.ops
+    assert [n for n, d in view.graph.nodes(data=True) if d["role"] != "input"] == \
+        [f"{op}:{i}" for i, op in enumerate(view.ops)]
+    assert view.verification.passed and view.max_abs_diff < 1e-4
+    assert [o.shape for o in view.verification.per_output] == [(3, 8, 6, 5), (3, 4)]  # Keras' output order
+    assert all(d.status in ("folded", "skipped") for d in view.remaining)
