@@ -305,24 +305,24 @@ def _extra_readers(ix: OpIndex, chain: Chain) -> list[str]:
 
 
 def _fill_bn(ix: OpIndex, c: OpCandidate, chain: Chain, linear: node_def_pb2.NodeDef) -> None:
-    """Set the BN fields of ``c`` from the chain's constants."""
-    c.nonconstant = [f"{k} ({t})" for k, t in chain.params.items() if not ix.is_constant(node_of(t))]
-    if chain.bias_const is not None and not ix.is_constant(node_of(chain.bias_const)):
-        c.nonconstant.append(f"bias ({chain.bias_const})")
-    if c.nonconstant:
-        return
+    """Set the BN fields of ``c`` from the chain's attributes and constants."""
     if chain.form == "fused":
         bn = ix.nodes[chain.out]
         c.bn_training = bn.attr["is_training"].b
         c.epsilon = float(bn.attr["epsilon"].f)
         c.bn_axes = (_channel_axis(bn),)
+    c.nonconstant = [f"{k} ({t})" for k, t in chain.params.items() if not ix.is_constant(node_of(t))]
+    if chain.bias_const is not None and not ix.is_constant(node_of(chain.bias_const)):
+        c.nonconstant.append(f"bias ({chain.bias_const})")
+    if c.nonconstant or c.bn_training:
+        return
+    if chain.form == "fused":
         for key, tensor in chain.params.items():
             setattr(c, key, ix.value(tensor).astype(np.float64).reshape(-1))
         return
-    rank = _rank(linear)
     channels = c.channels or 0
     values = [ix.value(chain.params[k]) for k in ("gamma", "beta")]
-    axes = [_broadcast_axes(ix.nodes[n], v, rank) for n, v in zip(chain.removed, values)]
+    axes = [_broadcast_axes(ix.nodes[n], v, _rank(linear)) for n, v in zip(chain.removed, values)]
     spread = sorted({a for ax in axes for a in ((-1,) if ax is None else ax)})
     c.bn_axes = tuple(spread) or (c.channel_axis,)
     c.gamma, c.beta = (_channel_vector(v, ax, c.channel_axis, channels) for v, ax in zip(values, axes))
@@ -349,7 +349,7 @@ def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
         c.channels = ranges.shape[0]
         c.kernel_absmax = np.abs(ranges).max(axis=1)
     _fill_bn(ix, c, chain, linear)
-    if chain.bias_const is not None and not c.nonconstant and c.channels:
+    if chain.bias_const is not None and not (c.nonconstant or c.bn_training) and c.channels:
         bias = ix.value(chain.bias_const)
         c.bias = _channel_vector(bias, _broadcast_axes(ix.nodes[chain.bias], bias, _rank(linear)),
                                  c.channel_axis, c.channels)

@@ -1,0 +1,501 @@
+"""The TensorFlow op-level frontend: every rule folds or refuses, checked against float64 NumPy references."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.python.framework import dtypes, tensor_util  # noqa: E402
+from tensorflow.python.tools import optimize_for_inference_lib  # noqa: E402
+
+from fold.errors import FoldError  # noqa: E402
+from fold.tf_graph import (  # noqa: E402
+    find_inputs, find_outputs, fold_graph_def, graph_def_from_function, graph_def_from_keras, io_names,
+    op_graph, read_graph_def, run_graph_def, seed_graph_def, verify_graph_defs, write_graph_def,
+)
+
+v1 = tf.compat.v1
+EPS = 1e-3
+
+
+# -- float64 NumPy references (share no code with fold/) ------------------------------------
+
+def np_conv2d(x, w, stride=1, padding="VALID"):
+    """NHWC x, HWIO w."""
+    n, h, wd, _ = x.shape
+    kh, kw, _, co = w.shape
+    if padding == "SAME":
+        oh, ow = -(-h // stride), -(-wd // stride)
+        ph, pw = max((oh - 1) * stride + kh - h, 0), max((ow - 1) * stride + kw - wd, 0)
+    else:
+        oh, ow, ph, pw = (h - kh) // stride + 1, (wd - kw) // stride + 1, 0, 0
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, co))
+    for i in range(kh):
+        for j in range(kw):
+            out += xp[:, i:i + (oh - 1) * stride + 1:stride, j:j + (ow - 1) * stride + 1:stride, :] @ w[i, j]
+    return out
+
+
+def np_conv2d_transpose(x, w, out_hw, stride=1):
+    """NHWC x, HWOI w: scatter every input pixel, then crop TensorFlow's padding."""
+    n, h, wd, _ = x.shape
+    kh, kw, co, _ = w.shape
+    full = np.zeros((n, (h - 1) * stride + kh, (wd - 1) * stride + kw, co))
+    for i in range(kh):
+        for j in range(kw):
+            full[:, i:i + (h - 1) * stride + 1:stride, j:j + (wd - 1) * stride + 1:stride, :] += x @ w[i, j].T
+    top, left = (full.shape[1] - out_hw[0]) // 2, (full.shape[2] - out_hw[1]) // 2
+    return full[:, top:top + out_hw[0], left:left + out_hw[1], :]
+
+
+def np_depthwise(x, w, stride=1, padding="VALID"):
+    kh, kw, ci, m = w.shape
+    full = np.zeros((kh, kw, ci, ci * m))
+    for c in range(ci):
+        full[:, :, c, c * m:(c + 1) * m] = w[:, :, c, :]
+    return np_conv2d(x, full, stride, padding)
+
+
+def np_bn(y, p, axis=-1):
+    shape = [1] * y.ndim
+    shape[axis] = -1
+    g, b, m, v = (np.asarray(p[k], np.float64).reshape(shape) for k in ("gamma", "beta", "mean", "var"))
+    return (y - m) / np.sqrt(v + p.get("eps", EPS)) * g + b
+
+
+# -- graph builders ----------------------------------------------------------------------------
+
+def build(body):
+    """GraphDef of the ops ``body(rng)`` creates in a fresh v1 graph; also returns body's result."""
+    graph = tf.Graph()
+    with graph.as_default():
+        extra = body(np.random.default_rng(0))
+    return graph.as_graph_def(), extra
+
+
+def bn_params(rng, c):
+    return {"gamma": rng.uniform(0.5, 2, c), "beta": rng.normal(0, 1, c), "mean": rng.normal(0, 1, c),
+            "var": rng.uniform(0.1, 2, c)}
+
+
+def fused_bn(y, p, name="bn", data_format="NHWC", is_training=False):
+    consts = [v1.constant(p[k], tf.float32) for k in ("gamma", "beta", "mean", "var")]
+    out, _, _ = v1.nn.fused_batch_norm(y, *consts[:2], mean=consts[2], variance=consts[3], epsilon=EPS,
+                                       data_format=data_format, is_training=is_training, name=name)
+    return out
+
+
+def const(value):
+    return v1.constant(np.asarray(value, np.float32))
+
+
+def ops_of(graph_def):
+    return [n.op for n in graph_def.node]
+
+
+def node(graph_def, name):
+    return next(n for n in graph_def.node if n.name == name)
+
+
+def value_of(graph_def, name):
+    return tensor_util.MakeNdarray(node(graph_def, name).attr["value"].tensor)
+
+
+def assert_folds(graph_def, expect_folded, reference=None, feeds=None, outputs=None, tol=2e-5):
+    """Fold; check the decisions, that the input is untouched, no folded BN is left, and the numbers.
+
+    ``reference`` is a float64 output for ``feeds``: the folded float32 graph must match it to
+    float32 rounding (relative to the output's size).
+    """
+    before = graph_def.SerializeToString(deterministic=True)
+    result = fold_graph_def(graph_def, outputs=outputs)
+    assert graph_def.SerializeToString(deterministic=True) == before
+    statuses = [d.status for d in result.decisions]
+    assert statuses.count("folded") == expect_folded, [d.to_dict() for d in result.decisions]
+    assert result.bn_after == result.bn_before - expect_folded
+    check = verify_graph_defs(graph_def, result.folded, outputs=outputs, samples=2)
+    assert check.passed and check.max_rel_diff < tol, check.to_dict()
+    if reference is not None:
+        out_name = outputs or find_outputs(graph_def)
+        got = run_graph_def(result.folded, feeds, out_name)[0]
+        assert np.max(np.abs(got - reference)) <= tol * max(1.0, np.max(np.abs(reference)))
+    return result
+
+
+def skipped_rule(graph_def, outputs=None):
+    result = fold_graph_def(graph_def, outputs=outputs)
+    assert [d.status for d in result.decisions] == ["skipped"], [d.to_dict() for d in result.decisions]
+    assert result.folded.SerializeToString(deterministic=True) == graph_def.SerializeToString(deterministic=True)
+    return result.decisions[0]
+
+
+# -- the seed ----------------------------------------------------------------------------------
+
+def test_seed_graph_folds_to_a_biasadd_with_the_bn_name():
+    gd = seed_graph_def()
+    result = assert_folds(gd, 1)
+    assert "FusedBatchNormV3" not in ops_of(result.folded)
+    assert node(result.folded, "FusedBatchNormV3").op == "BiasAdd"
+    assert result.decisions[0].op == "Conv2DBackpropInput"
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
+    tconv = np_conv2d_transpose(x.astype(np.float64), np.ones((3, 3, 1, 1)), (4, 4))
+    p = {"gamma": [1.0177339315414429], "beta": [0.015628524124622345], "mean": [1.027155211195349693],
+         "var": [0.25580066442489624], "eps": 0.0010000000474974513}
+    got = run_graph_def(result.folded, {"Hole:0": x}, ["FusedBatchNormV3:0"])[0]
+    assert np.max(np.abs(got - np_bn(tconv, p))) < 1e-5
+    check = verify_graph_defs(gd, result.folded, samples=3, seed=1)
+    assert check.max_abs_diff < 1e-5 and check.samples == 3
+
+
+# -- each rule, positive -----------------------------------------------------------------------
+
+def test_conv2d_stride2_same_with_biasadd_in_ne_out():
+    x = np.random.default_rng(5).normal(size=(2, 7, 7, 3))
+
+    def body(rng):
+        w, b, p = rng.normal(size=(3, 3, 3, 5)), rng.normal(size=5), bn_params(rng, 5)
+        inp = v1.placeholder(tf.float32, (None, 7, 7, 3), name="x")
+        y = tf.nn.bias_add(v1.nn.conv2d(inp, const(w), [1, 2, 2, 1], "SAME"), const(b), name="bias")
+        fused_bn(y, p)
+        return np_bn(np_conv2d(x, w, 2, "SAME") + b, p)
+
+    gd, ref = build(body)
+    result = assert_folds(gd, 1, ref, {"x:0": x.astype(np.float32)})
+    assert "bias" not in {n.name for n in result.folded.node}  # the old bias is absorbed
+    assert ops_of(result.folded).count("BiasAdd") == 1
+
+
+def test_tconv_stride2_same_in_ne_out_with_add_bias():
+    x = np.random.default_rng(5).normal(size=(2, 4, 4, 3))
+
+    def body(rng):
+        w, b, p = rng.normal(size=(3, 3, 5, 3)), rng.normal(size=5), bn_params(rng, 5)
+        inp = v1.placeholder(tf.float32, (2, 4, 4, 3), name="x")
+        y = v1.nn.conv2d_transpose(inp, const(w), (2, 8, 8, 5), [1, 2, 2, 1], "SAME") + const(b)
+        fused_bn(y, p)
+        return np_bn(np_conv2d_transpose(x, w, (8, 8), 2) + b, p)
+
+    gd, ref = build(body)
+    assert_folds(gd, 1, ref, {"x:0": x.astype(np.float32)})
+
+
+def test_depthwise_multiplier_2():
+    x = np.random.default_rng(5).normal(size=(1, 6, 6, 3))
+
+    def body(rng):
+        w, p = rng.normal(size=(3, 3, 3, 2)), bn_params(rng, 6)
+        inp = v1.placeholder(tf.float32, (None, 6, 6, 3), name="x")
+        fused_bn(v1.nn.depthwise_conv2d(inp, const(w), [1, 1, 1, 1], "VALID"), p)
+        return np_bn(np_depthwise(x, w), p)
+
+    gd, ref = build(body)
+    result = assert_folds(gd, 1, ref, {"x:0": x.astype(np.float32)})
+    assert result.decisions[0].family == "depthwise"
+
+
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_then_decomposed_bn(transpose_b):
+    x = np.random.default_rng(5).normal(size=(4, 3))
+
+    def body(rng):
+        w, p = rng.normal(size=(3, 5)), bn_params(rng, 5)
+        inp = v1.placeholder(tf.float32, (None, 3), name="x")
+        y = tf.matmul(inp, const(w.T if transpose_b else w), transpose_b=transpose_b)
+        s = p["gamma"] / np.sqrt(p["var"] + EPS)
+        tf.add(y * const(s), const(p["beta"] - p["mean"] * s), name="out")
+        return np_bn(x @ w, p)
+
+    gd, ref = build(body)
+    result = assert_folds(gd, 1, ref, {"x:0": x.astype(np.float32)})
+    assert node(result.folded, "out").op == "BiasAdd" and "Mul" not in ops_of(result.folded)
+
+
+def test_conv2d_then_mul_add_with_scalar_and_broadcast_constants():
+    x = np.random.default_rng(5).normal(size=(1, 5, 5, 2))
+
+    def body(rng):
+        w, b = rng.normal(size=(3, 3, 2, 4)), rng.normal(size=4)
+        inp = v1.placeholder(tf.float32, (None, 5, 5, 2), name="x")
+        y = tf.nn.bias_add(v1.nn.conv2d(inp, const(w), 1, "VALID"), const(b))
+        tf.add(y * const(0.5), const(b.reshape(1, 1, 1, 4)), name="out")
+        return (np_conv2d(x, w) + b) * 0.5 + b
+
+    gd, ref = build(body)
+    assert_folds(gd, 1, ref, {"x:0": x.astype(np.float32)})
+
+
+def test_keras_model_traced_to_ops_folds_every_bn():
+    import keras
+
+    inp = keras.Input((8, 8, 3))
+    y = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, use_bias=False)(inp))
+    y = keras.layers.BatchNormalization()(keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same")(y))
+    y = keras.layers.BatchNormalization()(keras.layers.Dense(6)(keras.layers.Flatten()(y)))
+    model = keras.Model(inp, y)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, w.shape) for w in layer.get_weights()])
+    gd = graph_def_from_keras(model)
+    result = assert_folds(gd, 3)
+    assert "Rsqrt" not in ops_of(result.folded)  # the BN's constant sub-graphs are dropped
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    got = run_graph_def(result.folded, {find_inputs(gd)[0]: x}, find_outputs(gd))[0]
+    np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=1e-4)
+    roles = [r for _, r in result.graph_before.nodes(data="role")]
+    assert roles.count("linear") == 3
+    assert sum(r == "bn" for _, r in result.graph_before.nodes(data="role")) == 6  # 3 x (Mul, Add)
+
+
+def test_tf_function_is_frozen_and_folds():
+    w = tf.Variable(np.random.default_rng(0).normal(size=(3, 3, 2, 4)).astype(np.float32))
+    p = {k: tf.constant(v.astype(np.float32)) for k, v in bn_params(np.random.default_rng(1), 4).items()}
+
+    @tf.function
+    def f(x):
+        y = tf.nn.conv2d(x, w, 1, "SAME")
+        return tf.compat.v1.nn.fused_batch_norm(y, p["gamma"], p["beta"], p["mean"], p["var"],
+                                                epsilon=EPS, is_training=False)[0]
+
+    gd = graph_def_from_function(f, tf.TensorSpec((None, 6, 6, 2), tf.float32))
+    assert_folds(gd, 1)
+
+
+def test_several_folds_in_one_graph():
+    x = np.random.default_rng(5).normal(size=(1, 6, 6, 2))
+
+    def body(rng):
+        w1, w2, w3 = rng.normal(size=(3, 3, 2, 3)), rng.normal(size=(3, 3, 4, 3)), rng.normal(size=(3, 3, 4, 2))
+        p1, p2, p3 = bn_params(rng, 3), bn_params(rng, 4), bn_params(rng, 8)
+        inp = v1.placeholder(tf.float32, (1, 6, 6, 2), name="x")
+        y = tf.nn.relu(fused_bn(v1.nn.conv2d(inp, const(w1), 1, "SAME"), p1, "bn1"))
+        y = tf.nn.relu(fused_bn(v1.nn.conv2d_transpose(y, const(w2), (1, 12, 12, 4), [1, 2, 2, 1], "SAME"), p2, "bn2"))
+        fused_bn(v1.nn.depthwise_conv2d(y, const(w3), [1, 1, 1, 1], "VALID"), p3, "bn3")
+        r = np.maximum(np_bn(np_conv2d(x, w1, 1, "SAME"), p1), 0)
+        r = np.maximum(np_bn(np_conv2d_transpose(r, w2, (12, 12), 2), p2), 0)
+        return np_bn(np_depthwise(r, w3), p3)
+
+    gd, ref = build(body)
+    result = assert_folds(gd, 3, ref, {"x:0": x.astype(np.float32)})
+    assert result.bn_before == 3 and result.bn_after == 0
+
+
+# -- NCHW --------------------------------------------------------------------------------------
+# TensorFlow's CPU kernels cannot run an NCHW Conv2D, so the NCHW fold is checked by its
+# constants: they must equal the float64 NumPy fold and the constants of the NHWC twin,
+# whose graph does run and verify.
+
+def _conv_bn(data_format, bn_format=None, hw=6):
+    def body(rng):
+        w, p = rng.normal(size=(3, 3, 3, 5)), bn_params(rng, 5)
+        shape = (1, 3, hw, hw) if data_format == "NCHW" else (1, hw, hw, 3)
+        inp = v1.placeholder(tf.float32, shape, name="x")
+        y = v1.nn.conv2d(inp, const(w), 1, "VALID", data_format=data_format, name="conv")
+        fused_bn(y, p, data_format=bn_format or data_format)
+        return w, p
+    return build(body)
+
+
+def test_nchw_conv2d_folds_same_constants_as_nhwc():
+    (nchw, (w, p)), (nhwc, _) = _conv_bn("NCHW"), _conv_bn("NHWC")
+    a, b = fold_graph_def(nchw, outputs=["bn"]), assert_folds(nhwc, 1)
+    assert [d.status for d in a.decisions] == ["folded"]
+    assert node(a.folded, "bn").attr["data_format"].s == b"NCHW"
+    s = p["gamma"] / np.sqrt(p["var"] + EPS)
+    filter_name = node(a.folded, "conv").input[1]
+    np.testing.assert_allclose(value_of(a.folded, filter_name), w * s, rtol=1e-6)
+    np.testing.assert_allclose(value_of(a.folded, "bn/folded_bias"), p["beta"] - p["mean"] * s, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(value_of(a.folded, filter_name), value_of(b.folded, filter_name))
+
+
+def test_nchw_conv_with_nhwc_bn_is_refused_NEG():
+    gd, _ = _conv_bn("NCHW", bn_format="NHWC", hw=7)  # output (1, 5, 5, 5): the BN's last axis is W
+    assert skipped_rule(gd, outputs=["bn"]).rule == "channel-axis"
+
+
+def test_nchw_mul_add_needs_constants_along_axis_1():
+    def graph(shape):
+        def body(rng):
+            inp = v1.placeholder(tf.float32, (1, 3, 4, 4), name="x")
+            y = v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 3, 4))), 1, "VALID", data_format="NCHW")
+            tf.add(y * const(rng.uniform(1, 2, shape)), const(np.ones(shape)), name="out")
+        return build(body)[0]
+
+    folded = fold_graph_def(graph((4, 1, 1)), outputs=["out"])
+    assert [d.status for d in folded.decisions] == ["folded"]
+    assert node(folded.folded, "out").attr["data_format"].s == b"NCHW"
+    assert skipped_rule(graph((4,)), outputs=["out"]).rule == "channel-axis"  # that is the W axis
+
+
+# -- each rule, negative -----------------------------------------------------------------------
+
+def test_bn_in_training_mode_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        y = v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID")
+        v1.nn.fused_batch_norm(y, const(np.ones(3)), const(np.zeros(3)), epsilon=EPS, is_training=True)
+    decision = skipped_rule(build(body)[0])
+    assert decision.rule == "inference-mode"
+
+
+def test_filter_from_a_placeholder_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        w = v1.placeholder(tf.float32, (1, 1, 2, 3), name="w")
+        fused_bn(v1.nn.conv2d(inp, w, 1, "VALID"), bn_params(rng, 3))
+    assert skipped_rule(build(body)[0]).rule == "constant-filter"
+
+
+def test_filter_shared_by_two_convs_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        w = const(rng.normal(size=(1, 1, 2, 2)))
+        fused_bn(v1.nn.conv2d(inp, w, 1, "VALID"), bn_params(rng, 2))
+        v1.nn.conv2d(inp, w, 1, "VALID", name="other")
+    decision = skipped_rule(build(body)[0])
+    assert decision.rule == "unshared-filter" and "'other'" in decision.reason
+
+
+def test_conv_output_used_twice_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        y = v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID")
+        tf.nn.relu(fused_bn(y, bn_params(rng, 3)) + y)
+    assert skipped_rule(build(body)[0]).rule == "single-consumer"
+
+
+def test_fetched_conv_output_counts_as_a_use_NEG():
+    gd, _ = _conv_bn("NHWC")
+    assert skipped_rule(gd, outputs=["bn", "conv"]).rule == "single-consumer"
+
+
+def test_bias_add_read_elsewhere_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        y = tf.nn.bias_add(v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID"), const(np.ones(3)))
+        tf.nn.relu(fused_bn(y, bn_params(rng, 3)) + y)
+    assert skipped_rule(build(body)[0]).rule == "chain-single-use"
+
+
+def test_relu_between_conv_and_bn_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        fused_bn(tf.nn.relu(v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID")), bn_params(rng, 3))
+    decision = skipped_rule(build(body)[0])
+    assert decision.rule == "supported-kind" and decision.op == "Relu"
+
+
+def test_bn_on_a_placeholder_NEG():
+    def body(rng):
+        fused_bn(v1.placeholder(tf.float32, (1, 4, 4, 3), name="x"), bn_params(rng, 3))
+    assert "model input" in skipped_rule(build(body)[0]).reason
+
+
+def test_non_finite_variance_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        p = {**bn_params(rng, 3), "var": np.array([1.0, np.nan, 1.0])}
+        fused_bn(v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID"), p)
+    assert skipped_rule(build(body)[0]).rule == "finite-parameters"
+
+
+def test_bn_statistics_from_a_placeholder_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        mean = v1.placeholder(tf.float32, (3,), name="mean")
+        y = v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID")
+        v1.nn.fused_batch_norm(y, const(np.ones(3)), const(np.zeros(3)), mean=mean, variance=const(np.ones(3)),
+                               epsilon=EPS, is_training=False)
+    assert skipped_rule(build(body)[0]).rule == "constant-parameters"
+
+
+def test_mul_without_constant_add_is_not_a_bn():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID") * const(np.ones(3))
+    assert fold_graph_def(build(body)[0]).decisions == []
+
+
+# -- TensorFlow's optimize_for_inference -------------------------------------------------------
+
+def _ofi(gd, inputs, outputs):
+    return optimize_for_inference_lib.optimize_for_inference(gd, inputs, outputs, dtypes.float32.as_datatype_enum)
+
+
+def test_same_numbers_as_optimize_for_inference_on_conv2d():
+    gd, _ = _conv_bn("NHWC")
+    theirs, ours = _ofi(gd, ["x"], ["bn"]), fold_graph_def(gd).folded
+    assert "FusedBatchNormV3" not in ops_of(theirs) and "FusedBatchNormV3" not in ops_of(ours)
+    x = {"x:0": np.random.default_rng(3).normal(size=(1, 6, 6, 3)).astype(np.float32)}
+    a, b = run_graph_def(theirs, x, ["bn:0"])[0], run_graph_def(ours, x, ["bn:0"])[0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(value_of(theirs, node(theirs, "conv").input[1]),
+                               value_of(ours, node(ours, "conv").input[1]), rtol=1e-6)
+
+
+def test_tconv_that_optimize_for_inference_leaves_unfolded():
+    gd = seed_graph_def()
+    theirs = _ofi(gd, ["Hole"], ["FusedBatchNormV3"])
+    assert "FusedBatchNormV3" in ops_of(theirs)
+    ours = assert_folds(gd, 1).folded
+    assert "FusedBatchNormV3" not in ops_of(ours)
+
+
+# -- files, names and the op graph -------------------------------------------------------------
+
+def test_pb_round_trip(tmp_path):
+    gd = seed_graph_def()
+    path = tmp_path / "seed.pb"
+    write_graph_def(fold_graph_def(gd).folded, path)
+    assert verify_graph_defs(gd, read_graph_def(path)).max_abs_diff < 1e-5
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe not a protobuf \x00" * 3, b"\x0a\x03\x0a\x01x"])
+def test_bad_pb_is_one_sentence(tmp_path, content):
+    path = tmp_path / "bad.pb"
+    path.write_bytes(content)
+    with pytest.raises(FoldError, match="bad.pb") as info:
+        read_graph_def(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_pb(tmp_path):
+    with pytest.raises(FoldError, match="Cannot read 'nope.pb'"):
+        read_graph_def(tmp_path / "nope.pb")
+
+
+def test_io_names_found_or_asked_for():
+    assert io_names(seed_graph_def()) == (["Hole:0"], ["FusedBatchNormV3:0"])
+    no_input, _ = build(lambda rng: fused_bn(v1.nn.conv2d(const(np.ones((1, 2, 2, 1))), const(np.ones((1, 1, 1, 1))),
+                                                          1, "VALID"), bn_params(rng, 1)))
+    with pytest.raises(FoldError, match="--inputs"):
+        io_names(no_input)
+    with pytest.raises(FoldError, match="'nope:0'"):
+        io_names(seed_graph_def(), outputs=["nope"])
+
+
+def test_op_graph_attaches_constants_unless_asked():
+    gd = seed_graph_def()
+    g = op_graph(gd)
+    assert set(g.nodes) == {"Hole", "conv2d_transpose", "FusedBatchNormV3"}
+    assert g.nodes["conv2d_transpose"]["role"] == "linear" and g.nodes["FusedBatchNormV3"]["role"] == "bn"
+    assert g.nodes["conv2d_transpose"]["weights"]["Const"] == (3, 3, 1, 1)
+    assert g.edges["conv2d_transpose", "FusedBatchNormV3"]["shape"] == (1, 4, 4, 1)
+    assert g.graph["inputs"] == ["Hole"] and g.graph["outputs"] == ["FusedBatchNormV3"]
+    shown = op_graph(gd, show_consts=True)
+    assert shown.nodes["Const"]["op"] == "Const" and ("Const", "conv2d_transpose") in shown.edges
+
+
+def test_bn_side_output_read_NEG():
+    def body(rng):
+        inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
+        y = v1.nn.conv2d(inp, const(rng.normal(size=(1, 1, 2, 3))), 1, "VALID")
+        c = [const(v) for v in (np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))]
+        out, mean, _ = v1.nn.fused_batch_norm(y, c[0], c[1], mean=c[2], variance=c[3], is_training=False)
+        tf.identity(mean, name="mean_out")
+        tf.identity(out, name="out")
+    decision = skipped_rule(build(body)[0])
+    assert decision.rule == "chain-single-use" and "side output" in decision.reason
