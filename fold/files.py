@@ -13,18 +13,21 @@ MAX_MODEL_BYTES = 512 * 1024 * 1024
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
+_TFLITE_IDENTIFIER = b"TFL3"
+#: Model file suffixes foldscope reads: Keras (.keras, .h5), frozen TF graphs (.pb), TFLite.
+SUFFIXES = (".keras", ".h5", ".hdf5", ".pb", ".tflite")
 
 
 def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
-    """The file's format ("keras" or "h5") judged by suffix and content, or a FoldError."""
+    """The file's format ("keras", "h5", "pb" or "tflite") judged by suffix and content, or a FoldError."""
     p = Path(path)
     if not p.exists():
         raise FoldError(f"No such file: '{p}'.")
     if p.is_dir():
         raise FoldError(f"'{p}' is a directory; give a .keras or .h5 model file.")
     suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
-        raise FoldError(f"'{p.name}' is not a .keras or .h5 file (suffix '{suffix or 'none'}').")
+    if suffix not in SUFFIXES:
+        raise FoldError(f"'{p.name}' is not a {', '.join(SUFFIXES)} file (suffix '{suffix or 'none'}').")
     size = p.stat().st_size
     if size == 0:
         raise FoldError(f"'{p.name}' is empty.")
@@ -35,6 +38,12 @@ def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) 
             head = fh.read(8)
     except OSError as exc:
         raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
+    if suffix == ".pb":
+        return "pb"  # protobuf has no signature; the GraphDef parser judges the content
+    if suffix == ".tflite":
+        if head[4:8] != _TFLITE_IDENTIFIER:
+            raise FoldError(f"'{p.name}' is not a valid .tflite file (no TFL3 identifier).")
+        return "tflite"
     if suffix == ".keras":
         if not head.startswith(_ZIP_MAGIC) or not zipfile.is_zipfile(p):
             raise FoldError(f"'{p.name}' is not a valid .keras file (not a zip archive).")

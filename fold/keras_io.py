@@ -22,8 +22,10 @@ FREE_DIM = 32
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
     """Load a .keras or .h5 model with safe_mode on; any failure is one FoldError sentence."""
-    check_model_file(path, max_bytes)
+    fmt = check_model_file(path, max_bytes)
     name = Path(path).name
+    if fmt not in ("keras", "h5"):
+        raise FoldError(f"'{name}' is a .{fmt} file, not a Keras model (.keras or .h5).")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:

@@ -93,3 +93,37 @@ def test_bad_inputs_exit_2_with_one_line(model_file, tmp_path):
 def test_usage_error_is_exit_2():
     proc = run_cli("x.keras", "--samples", "0")
     assert proc.returncode == 2 and "--samples" in proc.stderr
+
+
+def test_frozen_graph_of_the_seed_folds(tmp_path):
+    from fold.tf_graph import read_graph_def, seed_graph_def, write_graph_def
+
+    source = tmp_path / "seed.pb"
+    write_graph_def(seed_graph_def(), source)
+    report = tmp_path / "r.json"
+    proc = run_cli(source, "--report", report)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(report.read_text())
+    assert data["output"].endswith("seed_folded.pb") and data["bn_after"] == 0
+    assert data["pairs"][0]["kind"] == "Conv2DBackpropInput" and data["pairs"][0]["status"] == "folded"
+    assert data["verification"]["max_abs_diff"] < 1e-5
+    ops = {n.op for n in read_graph_def(data["output"]).node}
+    assert "FusedBatchNormV3" not in ops and "BiasAdd" in ops
+
+
+def test_keras_export_to_tflite_then_fold_the_tflite(model_file, tmp_path):
+    exported = tmp_path / "net.tflite"
+    proc = run_cli(model_file, "-o", tmp_path / "f.keras", "--tflite", exported)
+    assert proc.returncode == 0, proc.stderr
+    assert exported.read_bytes()[4:8] == b"TFL3"
+    proc = run_cli(exported, "--report", tmp_path / "t.json")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "net_folded.tflite").exists()
+
+
+def test_bad_pb_and_tflite_exit_2(tmp_path):
+    for name, data in {"junk.pb": b"\xff\xfe not a graph", "junk.tflite": b"0123TFL3garbage"}.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        proc = run_cli(path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (name, proc.stderr)
