@@ -22,11 +22,11 @@ from fold.errors import FoldError, one_line  # noqa: E402
 from fold.explain_tf import tensorflow_tconv  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
 from fold.rules import RULES  # noqa: E402
-from fold.workbench import Workbench, inspect_model, load_upload, png  # noqa: E402
-from viz import draw_before_after, plot_channels, plot_heatmaps, select_slice  # noqa: E402
+from fold.workbench import Workbench, inspect_graph_def, inspect_model, inspect_upload, png  # noqa: E402
+from viz import draw_before_after, draw_graph, plot_channels, plot_heatmaps, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
-SOURCES = ("The seed example", "Playground", "Model zoo", "Upload")
+SOURCES = ("The seed example", "The seed, as TensorFlow ops", "Playground", "Model zoo", "Upload")
 LARGE_GRAPH = 60  # nodes; above this the graph opens on a neighbourhood of the selected pair
 
 
@@ -35,6 +35,13 @@ LARGE_GRAPH = 60  # nodes; above this the graph opens on a neighbourhood of the 
 @st.cache_resource(show_spinner=False, max_entries=1)
 def seed_workbench() -> Workbench:
     return inspect_model(zoo.seed_model(), [zoo.SEED_INPUT])
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def seed_ops_workbench() -> Workbench:
+    from fold.tf_graph import seed_graph_def
+
+    return inspect_graph_def(seed_graph_def(), "seed_ops")
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -50,23 +57,45 @@ def zoo_workbench(name: str) -> Workbench:
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def upload_workbench(digest: str, name: str, _data: bytes) -> Workbench:
-    return inspect_model(load_upload(name, _data), samples=2)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def graph_png(key: str, focus: str | None, _wb: Workbench) -> bytes:
-    result = _wb.result
-    fig = draw_before_after(
-        result.graph_before, result.graph_after,
-        folded_layers=[d.layer for d in result.folded_pairs],
-        removed_bns=[d.bn for d in result.folded_pairs], focus=focus, hops=3,
-    )
-    return png(fig)
+    return inspect_upload(name, _data)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def folded_bytes(key: str, _wb: Workbench) -> bytes:
-    return _wb.folded_keras_bytes()
+    return _wb.folded_file()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def op_view(key: str, _wb: Workbench):
+    from fold.tf_graph import fold_graph_def, graph_def_from_keras
+
+    return fold_graph_def(graph_def_from_keras(_wb.keras_model))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def converter_views(key: str, _wb: Workbench):
+    from fold.tflite import converter_view
+
+    return converter_view(_wb.keras_model, samples=1), converter_view(_wb.result.folded, samples=1)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def folded_tflite(key: str, _wb: Workbench) -> bytes:
+    from fold.tflite import keras_to_tflite
+
+    return keras_to_tflite(_wb.result.folded)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def pair_graph_png(key: str, focus: str | None, _result) -> bytes:
+    return png(draw_before_after(
+        _result.graph_before, _result.graph_after, folded_layers=[d.layer for d in _result.folded_pairs],
+        removed_bns=[d.bn for d in _result.folded_pairs], focus=focus, hops=3))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def graph_png(key: str, _graph) -> bytes:
+    return png(draw_graph(_graph, title=_graph.graph.get("name")))
 
 
 # --- sidebar -------------------------------------------------------------------------------
@@ -107,16 +136,20 @@ def source_ui() -> tuple[str, Workbench | None]:
                 with st.spinner("Folding the seed example..."):
                     return "seed", seed_workbench()
             if source == SOURCES[1]:
+                with st.spinner("Folding the seed's TensorFlow graph..."):
+                    return "seed-ops", seed_ops_workbench()
+            if source == SOURCES[2]:
                 params = playground_ui()
                 with st.spinner("Building and folding..."):
                     return f"playground-{params}", playground_workbench(params)
-            if source == SOURCES[2]:
+            if source == SOURCES[3]:
                 name = st.selectbox("Architecture", list(zoo.ZOO))
                 st.caption("keras.applications models are built with weights=None and random BN statistics.")
                 with st.spinner(f"Building and folding {name} (a few seconds)..."):
                     return f"zoo-{name}", zoo_workbench(name)
-            upload = st.file_uploader("A .keras or .h5 model", type=["keras", "h5"],
-                                      help=f"Loaded with Keras safe_mode on; at most {MAX_MODEL_BYTES // 2**20} MiB.")
+            upload = st.file_uploader("A model file", type=["keras", "h5", "pb", "tflite"],
+                                      help="Keras (.keras, .h5; loaded with safe_mode on), a frozen TensorFlow "
+                                           f"graph (.pb) or TFLite; at most {MAX_MODEL_BYTES // 2**20} MiB.")
             if upload is None:
                 return "upload-none", None
             data = upload.getvalue()
@@ -191,7 +224,7 @@ def graph_ui(key: str, wb: Workbench, pair_layer: str | None) -> None:
             st.caption(f"Neighbourhood of '{focus}' (3 hops). Folded layers have a blue outline; "
                        "BNs that disappear are dashed red.")
     with st.spinner("Drawing the graph..."):
-        st.image(graph_png(key, focus, wb))
+        st.image(pair_graph_png(key, focus, wb.result))
 
 
 def heatmaps_ui(wb: Workbench) -> None:
@@ -216,11 +249,38 @@ def fold_page(key: str, wb: Workbench) -> None:
     pair_layer = pairs_ui(wb)
     graph_ui(key, wb, pair_layer)
     heatmaps_ui(wb)
-    name = f"{wb.result.original.name}_folded.keras"
-    st.download_button("Download the folded model (.keras)", folded_bytes(key, wb), file_name=name,
-                       mime="application/octet-stream")
+    st.download_button(f"Download the folded model ({wb.suffix})", folded_bytes(key, wb),
+                       file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
+    if wb.keras_model is not None:
+        keras_extras_ui(key, wb)
     with st.expander("What foldscope checks before folding"):
         st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in RULES]))
+
+
+def keras_extras_ui(key: str, wb: Workbench) -> None:
+    """The op-level view of a Keras model and what TensorFlow's TFLite converter makes of it."""
+    if st.toggle("Op view: the same model as TensorFlow ops, folded at op level"):
+        with st.spinner("Tracing and folding the op graph..."):
+            ops = op_view(key, wb)
+        st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
+                   f"({ops.bn_before} → {ops.bn_after}).")
+        st.dataframe(pd.DataFrame([d.to_dict() for d in ops.decisions]), hide_index=True)
+        focus = ops.folded_pairs[0].layer if ops.graph_before.number_of_nodes() > LARGE_GRAPH and ops.folded_pairs \
+            else None
+        st.image(pair_graph_png(f"ops-{key}", focus, ops))
+    if st.toggle("What TensorFlow's TFLite converter did"):
+        with st.spinner("Converting with TensorFlow's converter..."):
+            original, folded = converter_views(key, wb)
+        c1, c2 = st.columns(2)
+        for col, title, view in ((c1, "converter on the original", original), (c2, "converter on foldscope's fold", folded)):
+            col.metric(f"max abs diff vs Keras: {title}", f"{view.max_abs_diff:.3e}")
+            col.caption(f"{len(view.ops)} ops: " + ", ".join(sorted(set(view.ops))))
+            if view.remaining:
+                col.warning(f"{len(view.remaining)} conv → MUL/ADD chain(s) left unfolded by the converter.")
+        st.caption("The converter's op graph (original model):")
+        st.image(graph_png(f"tflite-{key}", original.graph))
+        st.download_button("Download the folded model as .tflite", folded_tflite(key, wb),
+                           file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
 
 
 # --- "Why it works" ------------------------------------------------------------------------

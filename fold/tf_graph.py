@@ -382,7 +382,7 @@ def run_graph_def(graph_def: graph_pb2.GraphDef, feeds: dict[str, np.ndarray],
         return [np.asarray(v) for v in sess.run(outputs, feed_dict=feeds)]
 
 
-def _channel_axis(graph_def: graph_pb2.GraphDef, output: str) -> int:
+def channel_axis(graph_def: graph_pb2.GraphDef, output: str) -> int:
     node = next(n for n in graph_def.node if n.name == node_of(output))
     fmt = node.attr["data_format"].s.decode() if "data_format" in node.attr else "NHWC"
     return 1 if fmt.startswith("NC") else -1
@@ -399,5 +399,5 @@ def verify_graph_defs(before: graph_pb2.GraphDef, after: graph_pb2.GraphDef,
         runs.append((run_graph_def(before, feeds, output_names), run_graph_def(after, feeds, output_names)))
     refs = [np.concatenate([np.atleast_1d(r[0][k]) for r in runs]) for k in range(len(output_names))]
     others = [np.concatenate([np.atleast_1d(r[1][k]) for r in runs]) for k in range(len(output_names))]
-    return compare(refs, others, output_names, channel_axes=[_channel_axis(before, o) for o in output_names],
+    return compare(refs, others, output_names, channel_axes=[channel_axis(before, o) for o in output_names],
                    atol=atol, samples=samples, seed=seed)

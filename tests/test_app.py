@@ -96,3 +96,24 @@ def test_why_it_works_tab_shows_each_equality():
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9
     assert len(counterexamples) == 3 and min(counterexamples) > 1e-3
+
+
+def test_seed_as_tensorflow_ops():
+    at = run_app("The seed, as TensorFlow ops")
+    assert_page_ok(at)
+    assert metric(at, "max abs diff (whole model)") < 1e-5
+    pairs = at.dataframe[0].value
+    assert list(pairs.kind) == ["Conv2DBackpropInput"] and list(pairs.status) == ["folded"]
+
+
+def test_op_view_and_converter_comparison_for_a_keras_model():
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("DCGAN generator").run()
+    at.toggle[0].set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    op_pairs = at.dataframe[-1].value
+    assert "Conv2DBackpropInput" in set(op_pairs.kind) and set(op_pairs.status) == {"folded"}
+    at.toggle[1].set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    converter = [float(m.value) for m in at.metric if m.label.startswith("max abs diff vs Keras")]
+    assert len(converter) == 2 and max(converter) < 1e-4
