@@ -18,6 +18,14 @@ _TFLITE_IDENTIFIER = b"TFL3"
 SUFFIXES = (".keras", ".h5", ".hdf5", ".pb", ".tflite")
 
 
+def human_size(n: int) -> str:
+    """Bytes as B, KiB, MiB or GiB with at most one decimal."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    return f"{n} B"
+
+
 def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
     """The file's format ("keras", "h5", "pb" or "tflite") judged by suffix and content, or a FoldError."""
     p = Path(path)
@@ -32,7 +40,7 @@ def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) 
     if size == 0:
         raise FoldError(f"'{p.name}' is empty.")
     if size > max_bytes:
-        raise FoldError(f"'{p.name}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit.")
+        raise FoldError(f"'{p.name}' is {human_size(size)}, over the {human_size(max_bytes)} limit.")
     try:
         with open(p, "rb") as fh:
             head = fh.read(8)

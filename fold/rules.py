@@ -130,13 +130,18 @@ def _finite_parameters(c: Candidate) -> str | None:
     return None
 
 
+#: Largest finite value of each floating-point compute dtype (bfloat16 is not a NumPy dtype).
+FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38,
+             "float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
+
+
 def _fits_dtype(c: Candidate) -> str | None:
     if c.kernel_absmax is None:
         return None
-    dtype = np.dtype(c.compute_dtype)
-    if dtype.kind != "f":
-        return f"'{c.layer}' computes in {dtype.name}; foldscope folds floating-point layers only."
-    limit = float(np.finfo(dtype).max)
+    dtype = str(c.compute_dtype)
+    if dtype not in FLOAT_MAX:
+        return f"'{c.layer}' computes in {dtype}; foldscope folds floating-point layers only."
+    limit = FLOAT_MAX[dtype]
     affine = c.affine()
     bias = np.zeros_like(affine.scale) if c.bias is None else np.asarray(c.bias, dtype=np.float64)
     for what, folded in (("kernel", np.abs(c.kernel_absmax * affine.scale)),
@@ -144,7 +149,7 @@ def _fits_dtype(c: Candidate) -> str | None:
         if np.any(folded > limit):
             worst = int(np.argmax(folded))
             return (f"Folding '{c.bn}' would make the {what} of '{c.layer}' reach {folded[worst]:.3g} on "
-                    f"channel {worst}, beyond the largest {dtype.name} ({limit:.3g}); a tiny variance "
+                    f"channel {worst}, beyond the largest {dtype} ({limit:.3g}); a tiny variance "
                     "blows up the folded weights.")
     return None
 

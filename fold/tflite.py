@@ -30,7 +30,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, read_model_from_bytearray
 
 from fold.errors import FoldError, one_line
-from fold.files import MAX_MODEL_BYTES
+from fold.files import MAX_MODEL_BYTES, human_size
 from fold.graph import count_role, role_of
 from fold.rules import Decision
 from fold.tflite_rules import (
@@ -50,7 +50,7 @@ def load_tflite(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> by
         raise FoldError(f"No such .tflite file: '{p}'.")
     size = p.stat().st_size
     if size > max_bytes:
-        raise FoldError(f"'{p.name}' is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit.")
+        raise FoldError(f"'{p.name}' is {human_size(size)}, over the {human_size(max_bytes)} limit.")
     try:
         return p.read_bytes()
     except OSError as exc:
