@@ -79,3 +79,22 @@ def test_sequential_model():
     ]))
     result = assert_folds_exactly(model, expect_folded=2)
     assert isinstance(result.folded, keras.Sequential)
+
+
+@pytest.mark.parametrize("policy", ["float16", "mixed_float16"])
+def test_half_precision_models_fold_in_float64_and_cast_back(policy):
+    keras.config.set_dtype_policy(policy)
+    try:
+        inp = keras.Input((9, 8, 3))
+        x = L.BatchNormalization()(L.Conv2DTranspose(5, 3, strides=2, padding="same")(inp))
+        model = randomize_bn(keras.Model(inp, L.BatchNormalization()(L.Conv2D(4, 3)(x))))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    result = fold_model(model)
+    assert result.bn_after == 0
+    tconv = result.folded.layers[1]
+    assert tconv.kernel.dtype == model.layers[1].kernel.dtype and tconv.compute_dtype == "float16"
+    check = verify(model, result.folded, samples=2)
+    (out,) = check.per_output
+    assert out.dtype == "float16" and check.passed
+    assert check.atol == pytest.approx(1e-2 * max(1.0, out.max_abs))  # the documented float16 level
