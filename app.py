@@ -243,6 +243,8 @@ def heatmaps_ui(wb: Workbench) -> None:
 
 
 def fold_page(key: str, wb: Workbench) -> None:
+    if wb.notice:
+        st.warning(wb.notice)
     metrics_ui(wb)
     if key == "seed":
         seed_table_ui(wb)

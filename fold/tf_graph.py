@@ -78,9 +78,20 @@ def graph_def_from_function(fn: Callable, *specs: tf.TensorSpec) -> graph_pb2.Gr
     return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
 
 
+def _input_specs(model) -> list[tf.TensorSpec]:
+    """The model's input signature: its Input tensors, or (subclassed models) the shapes it was built with."""
+    if getattr(model, "inputs", None):
+        return [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+    shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+    if len(shapes) != 1:
+        raise FoldError(f"Model '{model.name}' has no input signature; call it once on an input so that "
+                        "foldscope can trace it.")
+    return [tf.TensorSpec((None, *tuple(shapes[0])[1:]), tf.float32, name="input")]
+
+
 def graph_def_from_keras(model) -> graph_pb2.GraphDef:
     """A Keras model traced in inference mode (``model(x, training=False)``) and frozen to ops."""
-    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+    specs = _input_specs(model)
 
     @tf.function
     def forward(*xs):

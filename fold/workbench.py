@@ -21,6 +21,7 @@ import numpy as np
 from fold import keras_io
 from fold.affine import per_channel_range
 from fold.api import fold_model, verify_outputs
+from fold.errors import FoldError
 from fold.files import check_model_file
 from fold.kinds import KERAS_KINDS
 from fold.rules import Decision
@@ -55,6 +56,7 @@ class Workbench:
     suffix: str
     folded_file: Callable[[], bytes]
     kernel_ranges: Callable[[Decision], tuple[np.ndarray, np.ndarray]] | None = None
+    notice: str | None = None
 
     @property
     def keras_model(self) -> keras.Model | None:
@@ -87,8 +89,20 @@ def _keras_bytes(model: keras.Model) -> bytes:
 
 def inspect_model(model: keras.Model, inputs: list[np.ndarray] | None = None, *, samples: int = 2,
                   seed: int = 0) -> Workbench:
-    """Fold a Keras model, verify it and keep both models' outputs on the same inputs."""
-    result = fold_model(model)
+    """Fold a Keras model, verify it and keep both models' outputs on the same inputs.
+
+    A model foldscope cannot rebuild as Keras (a subclassed model) is traced to TensorFlow
+    ops and folded there; ``notice`` says so and the download is the folded frozen graph.
+    """
+    try:
+        result = fold_model(model)
+    except FoldError as exc:
+        from fold.tf_graph import graph_def_from_keras
+
+        wb = inspect_graph_def(graph_def_from_keras(model), model.name, seed=seed)
+        wb.notice = f"{exc} The folded Keras model cannot be written; shown instead: the same model " \
+                    "traced to TensorFlow ops and folded at op level (downloadable as a frozen .pb)."
+        return wb
     start = time.perf_counter()
     check, reference, folded_outputs = verify_outputs(model, result.folded, inputs, samples=samples, seed=seed)
     result.timings_s["verify"] = time.perf_counter() - start
