@@ -15,16 +15,15 @@ import networkx as nx
 import numpy as np
 
 from fold import keras_io
-from fold.graph import count_role
 from fold.keras_fold import decide_all, rebuild
 from fold.keras_graph import build_scope, scope_graph, serialize
-from fold.rules import Decision
+from fold.rules import CountedFromGraphs, Decision
 from fold.verification import Verification, compare
 
 
 @dataclass
-class FoldResult:
-    """A folded model with everything needed to explain it."""
+class FoldResult(CountedFromGraphs):
+    """A folded Keras model with everything needed to explain it."""
 
     original: keras.Model
     folded: keras.Model
@@ -32,18 +31,6 @@ class FoldResult:
     graph_before: nx.DiGraph
     graph_after: nx.DiGraph
     timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def folded_pairs(self) -> list[Decision]:
-        return [d for d in self.decisions if d.status == "folded"]
-
-    @property
-    def bn_before(self) -> int:
-        return count_role(self.graph_before, "bn")
-
-    @property
-    def bn_after(self) -> int:
-        return count_role(self.graph_after, "bn")
 
 
 def fold_model(model: keras.Model) -> FoldResult:

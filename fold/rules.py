@@ -185,6 +185,32 @@ class Decision:
                 "reason": self.reason, "rule": self.rule}
 
 
+class FoldOutcome:
+    """What every frontend's fold result offers (subclasses are dataclasses with ``decisions``)."""
+
+    decisions: list[Decision]
+
+    @property
+    def folded_pairs(self) -> list[Decision]:
+        return [d for d in self.decisions if d.status == "folded"]
+
+
+class CountedFromGraphs(FoldOutcome):
+    """A fold result whose BN counts are the "bn" nodes of ``graph_before`` and ``graph_after``."""
+
+    @property
+    def bn_before(self) -> int:
+        from fold.graph import count_role
+
+        return count_role(self.graph_before, "bn")
+
+    @property
+    def bn_after(self) -> int:
+        from fold.graph import count_role
+
+        return count_role(self.graph_after, "bn")
+
+
 def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
     """Fold the pair unless a rule objects."""
     family = c.kind.family if c.kind else None

@@ -33,7 +33,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from fold.affine import fold_kernel
 from fold.errors import FoldError, one_line
 from fold.graph import role_of
-from fold.rules import Decision
+from fold.rules import Decision, FoldOutcome
 from fold.tf_rules import TF_KINDS, OpCandidate, OpIndex, analyse, node_of, tensor_name
 from fold.verification import Verification, compare
 
@@ -314,7 +314,7 @@ def rewrite(graph_def: graph_pb2.GraphDef, pairs: list[tuple[OpCandidate, Decisi
 # -- folding and verification -----------------------------------------------------------------
 
 @dataclass
-class GraphFoldResult:
+class GraphFoldResult(FoldOutcome):
     """A folded GraphDef with everything needed to explain it (mirrors ``fold.api.FoldResult``).
 
     bn_before / bn_after count BatchNorms found (fused ops and decomposed Mul/Add pairs).
@@ -330,10 +330,6 @@ class GraphFoldResult:
     inputs: list[str] | None = None
     outputs: list[str] | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def folded_pairs(self) -> list[Decision]:
-        return [d for d in self.decisions if d.status == "folded"]
 
 
 def _bn_nodes(pairs: list[tuple[OpCandidate, Decision]]) -> list[str]:

@@ -31,8 +31,8 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, r
 
 from fold.errors import FoldError, one_line
 from fold.files import MAX_MODEL_BYTES, human_size
-from fold.graph import count_role, role_of
-from fold.rules import Decision
+from fold.graph import role_of
+from fold.rules import CountedFromGraphs
 from fold.tflite_rules import (
     ACTIVATION_NAMES, SLOTS, TFLITE_KINDS, TfliteDecision, decide_all, following_add, is_constant,
     node_id, op_type, readers, rewrite,
@@ -133,8 +133,11 @@ def op_graph(model: schema.ModelT, name: str = "model") -> nx.DiGraph:
 
 
 @dataclass
-class TfliteFoldResult:
-    """A folded TFLite model (bytes) with everything needed to explain it."""
+class TfliteFoldResult(CountedFromGraphs):
+    """A folded TFLite model (bytes) with everything needed to explain it.
+
+    bn_before / bn_after count decomposed BatchNorms (constant MUL -> ADD pairs).
+    """
 
     original: bytes
     folded: bytes
@@ -142,19 +145,6 @@ class TfliteFoldResult:
     graph_before: nx.DiGraph
     graph_after: nx.DiGraph
     timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def folded_pairs(self) -> list[Decision]:
-        return [d for d in self.decisions if d.status == "folded"]
-
-    @property
-    def bn_before(self) -> int:
-        """Decomposed BatchNorms (constant MUL -> ADD pairs) before folding."""
-        return count_role(self.graph_before, "bn")
-
-    @property
-    def bn_after(self) -> int:
-        return count_role(self.graph_after, "bn")
 
 
 def fold_tflite(source: bytes | str | os.PathLike, *, split_activation: bool = False) -> TfliteFoldResult:
