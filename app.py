@@ -183,11 +183,14 @@ def seed_table_ui(wb: Workbench) -> None:
     folded = wb.folded_outputs[0][0, :, :, 0]
     rows, cols = np.indices(numpy_bn.shape)
     st.subheader("The seed's three results")
+    digits = {name: st.column_config.NumberColumn(format="%.8f")
+              for name in ("numpy batch_norm", "tensorflow batch_norm", "folded tconv")}
     st.dataframe(pd.DataFrame({
         "row": rows.ravel(), "col": cols.ravel(), "numpy batch_norm": numpy_bn.ravel(),
         "tensorflow batch_norm": tf_bn.ravel(), "folded tconv": folded.ravel(),
         "|tensorflow - folded|": np.abs(tf_bn - folded).ravel(),
-    }), hide_index=True, height=250)
+    }), hide_index=True, height=250, column_config={
+        **digits, "|tensorflow - folded|": st.column_config.NumberColumn(format="%.2e")})
     st.caption(f"max |numpy - folded| = {np.max(np.abs(numpy_bn - folded)):.2e}; "
                f"max |tensorflow - folded| = {np.max(np.abs(tf_bn - folded)):.2e}")
 
@@ -209,7 +212,7 @@ def pairs_ui(wb: Workbench) -> str | None:
         st.warning(f"Skipped: {decision.reason}")
     else:
         st.pyplot(plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
-                                title=f"{decision.layer} ← {decision.bn}"), clear_figure=False)
+                                title=f"{decision.layer} ← {decision.bn}"), width="content")
     return decision.layer
 
 

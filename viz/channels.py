@@ -75,6 +75,9 @@ def _range_bars(ax: Axes, ranges: dict[str, np.ndarray], yscale: str) -> None:
     for k, (name, r) in enumerate(ranges.items()):
         x = np.arange(r.shape[0]) - 0.4 + width * (k + 0.5)
         _add_bars(ax, x, r[:, 0], r[:, 1] - r[:, 0], width, colors[name], f"kernel {name} folding")
+        # End marks keep a constant kernel (min == max, like the seed's all-ones one) visible.
+        ends = np.concatenate([r[:, 0], r[:, 1]])
+        ax.scatter(np.tile(x, 2), ends, marker="_", s=60, color=colors[name], linewidths=1.5)
     ax.axhline(0.0, color="0.4", linewidth=0.6)
     ax.set_ylabel("kernel range", fontsize=8)
     ax.legend(fontsize=7, loc="upper right")
@@ -110,7 +113,7 @@ def plot_channels(scale: np.ndarray, shift: np.ndarray, range_before: np.ndarray
     if ranges:
         _range_bars(panels[2], ranges, yscale)
     panels[-1].set_xlim(-0.6, s.shape[0] - 0.4)
-    panels[-1].xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
+    panels[-1].xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True, min_n_ticks=1))
     panels[-1].set_xlabel("output channel", fontsize=8)
     fig = panels[0].figure
     if title:

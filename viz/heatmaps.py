@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def select_slice(output: np.ndarray, sample: int = 0, channel: int = 0, channel_axis: int = -1) -> np.ndarray:
@@ -62,6 +63,9 @@ def plot_heatmaps(original: np.ndarray, folded: np.ndarray, *, title: str | None
     for ax, image, name in ((left, a, "original"), (middle, b, "folded")):
         shared = ax.imshow(image, cmap="viridis", vmin=vmin, vmax=vmax, aspect=_aspect(image.shape))
         ax.set_title(name, fontsize=9)
+    for ax in (left, middle, right):
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     # A zero difference still needs a non-empty colour range.
     spread = right.imshow(diff, cmap="magma", vmin=0.0, vmax=max(worst, np.finfo(np.float64).tiny),
                           aspect=_aspect(diff.shape))
