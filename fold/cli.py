@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not os.environ.get("FOLDSCOPE_DEBUG"):
+        # Library warnings (Keras' skipped weights, zipfile's invalid paths) would break the
+        # one-line contract on stderr; the error itself says what went wrong.
+        warnings.simplefilter("ignore")
     try:
         return _run(args)
     except Exception as exc:  # the contract: one line, exit 2, never a traceback
@@ -108,7 +113,7 @@ def _fold_tflite(args: argparse.Namespace, output: str):
     start = time.perf_counter()
     data = load_tflite(args.input)
     loaded = time.perf_counter() - start
-    result = fold_tflite(data)
+    result = fold_tflite(data, name=Path(args.input).name)
     result.timings_s = {"load": loaded, **result.timings_s}
     Path(output).write_bytes(result.folded)
     return result, lambda: verify_tflite(result.original, result.folded, samples=args.samples, seed=args.seed,

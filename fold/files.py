@@ -26,6 +26,13 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def size_pair(size: int, limit: int) -> str:
+    """"X, over the Y" with enough precision that X and Y never read the same."""
+    if human_size(size) == human_size(limit):
+        return f"{size:,} bytes, over the {limit:,} byte"
+    return f"{human_size(size)}, over the {human_size(limit)}"
+
+
 def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> str:
     """The file's format ("keras", "h5", "pb" or "tflite") judged by suffix and content, or a FoldError."""
     p = Path(path)
@@ -40,7 +47,7 @@ def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) 
     if size == 0:
         raise FoldError(f"'{p.name}' is empty.")
     if size > max_bytes:
-        raise FoldError(f"'{p.name}' is {human_size(size)}, over the {human_size(max_bytes)} limit.")
+        raise FoldError(f"'{p.name}' is {size_pair(size, max_bytes)} limit.")
     try:
         with open(p, "rb") as fh:
             head = fh.read(8)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -26,13 +28,20 @@ def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> ker
     name = Path(path).name
     if fmt not in ("keras", "h5"):
         raise FoldError(f"'{name}' is a .{fmt} file, not a Keras model (.keras or .h5).")
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        unsafe = _unsafe_reason(exc)
-        if unsafe:
-            raise UnsafeModelError(f"Cannot load '{name}' safely: {unsafe}") from exc
-        raise FoldError(f"Cannot load '{name}': {one_line(exc)}") from exc
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
+        source = Path(path)
+        if source.suffix != source.suffix.lower():  # Keras accepts only lower-case suffixes
+            source = Path(tmp) / f"model{source.suffix.lower()}"
+            source.symlink_to(Path(path).resolve())
+        try:
+            model = keras.saving.load_model(source, compile=False, safe_mode=True)
+        except Exception as exc:
+            unsafe = _unsafe_reason(exc)
+            if unsafe:
+                raise UnsafeModelError(f"Cannot load '{name}' safely: {unsafe}") from exc
+            message = one_line(exc).replace(str(source), name).replace(str(Path(path)), name)
+            raise FoldError(f"Cannot load '{name}': {message}") from exc
     if not isinstance(model, keras.Model):
         raise FoldError(f"'{name}' holds a {type(model).__name__}, not a Keras model.")
     return model
@@ -53,7 +62,7 @@ def _unsafe_reason(exc: BaseException) -> str | None:
         if "Lambda" in text or "lambda" in text and "safe_mode" in text:
             return "it contains a Lambda layer (Python code), which foldscope never executes."
         if "Could not locate" in text or "Unknown layer" in text or "register_keras_serializable" in text:
-            found = re.search(r"(?:class|function|layer)[:]? '?([\w.]+)'?", text)
+            found = re.search(r"(?:Could not locate (?:class|function)|Unknown layer:?) '?([\w.>]+)'?", text)
             what = f" ('{found.group(1)}')" if found else ""
             return (f"it needs custom code{what} that is not part of Keras; foldscope never imports "
                     "or runs code from a model file.")

@@ -130,6 +130,13 @@ def _finite_parameters(c: Candidate) -> str | None:
     return None
 
 
+def _finite_weights(c: Candidate) -> str | None:
+    for what, value in (("kernel", c.kernel_absmax), ("bias", c.bias)):
+        if value is not None and not np.all(np.isfinite(value)):
+            return f"'{c.layer}' has a non-finite {what} value (NaN or inf); there is nothing exact to fold into."
+    return None
+
+
 #: Largest finite value of each floating-point compute dtype (bfloat16 is not a NumPy dtype).
 FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38,
              "float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
@@ -163,6 +170,7 @@ RULES: tuple[Rule, ...] = (
     Rule("inference-mode", "The BatchNorm is not forced into training mode.", _inference_mode),
     Rule("channel-axis", "The BatchNorm normalizes the producer's channel axis.", _channel_axis),
     Rule("finite-parameters", "BN parameters are finite and variance + epsilon > 0.", _finite_parameters),
+    Rule("finite-weights", "The layer's kernel and bias are finite.", _finite_weights),
     Rule("fits-dtype", "The folded kernel is representable in the layer's compute dtype.", _fits_dtype),
 )
 

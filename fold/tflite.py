@@ -30,7 +30,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, read_model_from_bytearray
 
 from fold.errors import FoldError, one_line
-from fold.files import MAX_MODEL_BYTES, human_size
+from fold.files import MAX_MODEL_BYTES, size_pair
 from fold.graph import role_of
 from fold.rules import CountedFromGraphs
 from fold.tflite_rules import (
@@ -50,7 +50,7 @@ def load_tflite(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> by
         raise FoldError(f"No such .tflite file: '{p}'.")
     size = p.stat().st_size
     if size > max_bytes:
-        raise FoldError(f"'{p.name}' is {human_size(size)}, over the {human_size(max_bytes)} limit.")
+        raise FoldError(f"'{p.name}' is {size_pair(size, max_bytes)} limit.")
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -67,7 +67,24 @@ def parse_tflite(data: bytes, name: str = "model") -> schema.ModelT:
         raise FoldError(f"'{name}' is a corrupt TFLite file: {one_line(exc)}") from exc
     if not model.subgraphs or model.subgraphs[0].operators is None:
         raise FoldError(f"'{name}' holds no operators.")
+    _check_indices(model, name)
     return model
+
+
+def _check_indices(model: schema.ModelT, name: str) -> None:
+    """Every tensor, buffer and opcode index in range (a corrupt file can point anywhere)."""
+    buffers, codes = len(model.buffers or []), len(model.operatorCodes or [])
+    for sg in model.subgraphs:
+        tensors = len(sg.tensors or [])
+        indices = [*(sg.inputs if sg.inputs is not None else []), *(sg.outputs if sg.outputs is not None else [])]
+        for op in sg.operators or []:
+            if not 0 <= op.opcodeIndex < codes:
+                raise FoldError(f"'{name}' is a corrupt TFLite file: operator code {op.opcodeIndex} does not exist.")
+            indices += [*(op.inputs if op.inputs is not None else []), *(op.outputs if op.outputs is not None else [])]
+        if any(not -1 <= int(t) < tensors for t in indices):
+            raise FoldError(f"'{name}' is a corrupt TFLite file: an operator refers to a tensor that does not exist.")
+        if any(not 0 <= t.buffer < max(buffers, 1) for t in sg.tensors or []):
+            raise FoldError(f"'{name}' is a corrupt TFLite file: a tensor refers to a buffer that does not exist.")
 
 
 def serialize(model: schema.ModelT) -> bytes:
@@ -147,17 +164,21 @@ class TfliteFoldResult(CountedFromGraphs):
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-def fold_tflite(source: bytes | str | os.PathLike, *, split_activation: bool = False) -> TfliteFoldResult:
+def fold_tflite(source: bytes | str | os.PathLike, *, name: str | None = None,
+                split_activation: bool = False) -> TfliteFoldResult:
     """Decide every conv -> MUL/ADD chain of a .tflite model (bytes or path) and fold it.
 
+    ``name`` names the model in messages (default: the file name, or "model" for bytes).
     ``split_activation`` keeps the ADD's fused activation as a separate op (as Samsung ONE
     does) instead of fusing it into the conv.
     """
     start = time.perf_counter()
-    name = "model" if isinstance(source, (bytes, bytearray)) else Path(source).name
+    if name is None:
+        name = "model" if isinstance(source, (bytes, bytearray)) else Path(source).name
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else load_tflite(source)
     loaded = time.perf_counter()
     model = parse_tflite(data, name)
+    _interpreter(data, name)  # a model LiteRT refuses is a bad input, named here
     folds = decide_all(model, split_activation)
     folded = rewrite(model, folds)
     stem = Path(name).stem
@@ -166,7 +187,7 @@ def fold_tflite(source: bytes | str | os.PathLike, *, split_activation: bool = F
                             {"load": loaded - start, "fold": time.perf_counter() - loaded})
 
 
-def _interpreter(data: bytes):
+def _interpreter(data: bytes, name: str = "model"):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
@@ -175,7 +196,7 @@ def _interpreter(data: bytes):
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
-        raise FoldError(f"LiteRT cannot run the model: {one_line(exc)}") from exc
+        raise FoldError(f"LiteRT cannot run '{name}': {one_line(exc)}") from exc
     return interpreter
 
 

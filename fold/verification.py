@@ -8,7 +8,8 @@ and the max abs diff of each output channel. The default tolerance is
 
 with RTOL 1e-4 for float32 (and float64), 1e-2 for float16, 5e-2 for bfloat16: folding
 reorders float arithmetic, so the error it adds scales with the output's magnitude and
-the precision of the dtype the model computes in.
+the precision of the dtype the model computes in. NaN or inf where the other model has
+a number (or a different inf) is an infinite difference, so it can never pass.
 """
 
 from __future__ import annotations
@@ -53,17 +54,33 @@ class Verification:
         return {**asdict(self), "passed": self.passed}
 
 
+def _peak(array: np.ndarray) -> float:
+    """Largest finite |value| (0 when there is none)."""
+    finite = np.abs(array[np.isfinite(array)])
+    return float(finite.max()) if finite.size else 0.0
+
+
 def default_atol(references: Sequence[np.ndarray], dtype: str) -> float:
     """The documented default tolerance for outputs computed in ``dtype``."""
-    peak = max((float(np.max(np.abs(r))) for r in references if r.size), default=0.0)
+    peak = max((_peak(np.asarray(r, dtype=np.float64)) for r in references), default=0.0)
     return RTOL.get(dtype, 1e-4) * max(1.0, peak)
+
+
+def abs_diff(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """|reference - other| in float64, where matching non-finite values (NaN and NaN, the same
+    inf) count as equal and any other non-finite mismatch counts as an infinite difference."""
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)
+    agree = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(finite, np.abs(a - b), np.where(agree, 0.0, np.inf))
 
 
 def output_diff(name: str, reference: np.ndarray, other: np.ndarray, channel_axis: int = -1) -> OutputDiff:
     """Difference figures of one output, computed in float64."""
     ref = np.asarray(reference, dtype=np.float64)
-    diff = np.abs(ref - np.asarray(other, dtype=np.float64))
-    peak = float(np.max(np.abs(ref))) if ref.size else 0.0
+    diff = abs_diff(ref, other)
+    peak = _peak(ref)
     max_abs = float(np.max(diff)) if diff.size else 0.0
     if diff.ndim >= 2:
         per_channel = np.max(np.moveaxis(diff, channel_axis, -1).reshape(-1, diff.shape[channel_axis]), axis=0)

@@ -139,7 +139,7 @@ def inspect_tflite(data: bytes, name: str = "model", *, samples: int = 2, seed: 
     """Fold a .tflite model and run both with LiteRT on the same seeded inputs."""
     from fold import tflite
 
-    result = tflite.fold_tflite(data)
+    result = tflite.fold_tflite(data, name=name)
     start = time.perf_counter()
     inputs = tflite.sample_tflite_inputs(data, samples, seed)
     reference, folded = tflite.run_tflite(data, inputs), tflite.run_tflite(result.folded, inputs)
@@ -163,7 +163,7 @@ def inspect_upload(name: str, data: bytes) -> Workbench:
 
             return inspect_graph_def(read_graph_def(path), stem)
         if fmt == "tflite":
-            return inspect_tflite(data, stem)
+            return inspect_tflite(data, Path(name).name)
         return inspect_model(keras_io.load_model(path))
 
 

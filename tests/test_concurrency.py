@@ -1,0 +1,146 @@
+"""Several app sessions at once: threads folding different models get their own results, and the
+Workbench objects the app caches and shares between sessions are not changed by using them."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+import pytest
+
+from fold import keras_io, zoo
+from fold.api import verify
+from fold.workbench import Workbench, inspect_model
+
+THREADS = 4
+#: (kind, seed) of playground models; different kinds and seeds give different decisions and numbers.
+PLAYGROUND = (("Conv2DTranspose", 1), ("Conv2D", 2), ("DepthwiseConv2D", 3), ("SeparableConv2D", 4),
+              ("Dense", 5), ("Conv2DTranspose", 6))
+
+
+def _models() -> dict[str, keras.Model]:
+    models = {f"{kind}-{seed}": zoo.playground_model(kind=kind, seed=seed, channels_out=4 + seed)
+              for kind, seed in PLAYGROUND}
+    models["relu-inside"] = zoo.playground_model(kind="Conv2D", activation=zoo.ACTIVATIONS[2], seed=7)
+    models["dcgan"] = zoo.dcgan_generator(base=16)
+    return models
+
+
+def _summary(wb: Workbench) -> dict:
+    """What a session shows of a Workbench: decisions, verification numbers and both outputs."""
+    return {
+        "decisions": [d.to_dict() for d in wb.result.decisions],
+        "max_abs_diff": wb.verification.max_abs_diff,
+        "mean_abs_diff": wb.verification.mean_abs_diff,
+        "reference": [np.array(a) for a in wb.reference],
+        "folded": [np.array(a) for a in wb.folded_outputs],
+        "name": wb.name,
+    }
+
+
+def _assert_same(got: dict, want: dict, label: str) -> None:
+    assert got["name"] == want["name"], label
+    assert got["decisions"] == want["decisions"], label
+    assert got["max_abs_diff"] == pytest.approx(want["max_abs_diff"], abs=1e-12), label
+    assert got["mean_abs_diff"] == pytest.approx(want["mean_abs_diff"], abs=1e-12), label
+    for key in ("reference", "folded"):
+        assert len(got[key]) == len(want[key]), label
+        for a, b in zip(got[key], want[key]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=f"{label}: {key}")
+
+
+def _weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(w.numpy()) for w in model.weights]
+
+
+def _assert_weights_equal(before: list[np.ndarray], model: keras.Model, label: str) -> None:
+    after = _weights(model)
+    assert len(before) == len(after), label
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b, err_msg=label)
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, keras.Model]:
+    return _models()
+
+
+@pytest.fixture(scope="module")
+def sequential(models) -> dict[str, dict]:
+    return {name: _summary(inspect_model(model, samples=2, seed=3)) for name, model in models.items()}
+
+
+def test_threads_folding_different_models_get_their_own_results(models, sequential):
+    names = list(models) * 2  # every model twice, interleaved across the threads
+    start = threading.Barrier(THREADS)
+
+    def session(name: str) -> dict:
+        if threading.current_thread().name not in started:
+            started.add(threading.current_thread().name)
+            start.wait(timeout=60)  # the first jobs of all threads begin together
+        return _summary(inspect_model(models[name], samples=2, seed=3))
+
+    started: set[str] = set()
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = list(pool.map(session, names))
+    for name, got in zip(names, results):
+        _assert_same(got, sequential[name], name)
+    # The sessions' models really differ, so cross-talk would have shown.
+    assert len({round(s["max_abs_diff"], 15) for s in sequential.values()} | {len(s["decisions"]) for s in
+                                                                                  sequential.values()}) > 2
+    assert any(d["status"] == "skipped" for d in sequential["relu-inside"]["decisions"])
+
+
+def test_shared_workbench_is_not_changed_by_concurrent_use(models):
+    model = models["dcgan"]
+    original_weights = _weights(model)
+    wb = inspect_model(model, samples=2, seed=0)  # what the app caches with st.cache_resource
+    folded_weights = _weights(wb.result.folded)
+    decisions = [d.to_dict() for d in wb.result.decisions]
+    folded = [d for d in wb.result.decisions if d.status == "folded"]
+    assert folded
+    details = {d.layer: wb.detail(d) for d in folded}
+    inputs = keras_io.sample_inputs(model, 2, seed=11)
+    expected_outputs = keras_io.run(wb.result.folded, inputs)
+    start = threading.Barrier(2)
+
+    def use() -> tuple:
+        start.wait(timeout=60)
+        check = verify(wb.result.original, wb.result.folded, samples=2, seed=5)
+        got_details = {d.layer: wb.detail(d) for d in folded}
+        data = wb.folded_file()
+        outputs = keras_io.run(wb.result.folded, inputs)
+        return check, got_details, data, outputs
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: use(), range(2)))
+
+    _assert_weights_equal(original_weights, model, "the user's model")
+    _assert_weights_equal(original_weights, wb.result.original, "the cached original")
+    _assert_weights_equal(folded_weights, wb.result.folded, "the cached folded model")
+    assert [d.to_dict() for d in wb.result.decisions] == decisions
+    (check_a, details_a, data_a, outputs_a), (check_b, details_b, data_b, outputs_b) = results
+    assert check_a.max_abs_diff == check_b.max_abs_diff and check_a.passed
+    for got in (details_a, details_b):
+        for layer, detail in details.items():
+            for field in ("scale", "shift", "range_before", "range_after"):
+                np.testing.assert_array_equal(getattr(got[layer], field), getattr(detail, field), err_msg=layer)
+    for got in (outputs_a, outputs_b):
+        for a, b in zip(got, expected_outputs):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    for data in (data_a, data_b):  # each download is the cached folded model, whole
+        assert data[:4] == b"PK\x03\x04"
+        reloaded = _load_bytes(data)
+        _assert_weights_equal(folded_weights, reloaded, "the downloaded folded model")
+
+
+def _load_bytes(data: bytes) -> keras.Model:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "folded.keras"
+        path.write_bytes(data)
+        return keras_io.load_model(path)
