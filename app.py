@@ -23,7 +23,7 @@ from fold.explain_tf import tensorflow_tconv  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
 from fold.rules import RULES  # noqa: E402
 from fold.workbench import Workbench, inspect_graph_def, inspect_model, inspect_upload, png  # noqa: E402
-from viz import draw_before_after, draw_graph, plot_channels, plot_heatmaps, select_slice  # noqa: E402
+from viz import draw_before_after, draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
 SOURCES = ("The seed example", "The seed, as TensorFlow ops", "Playground", "Model zoo", "Upload")
@@ -167,7 +167,7 @@ def source_ui() -> tuple[str, Workbench | None]:
 
 def metrics_ui(wb: Workbench) -> None:
     v, r = wb.verification, wb.result
-    cols = st.columns(5)
+    cols = st.columns([1.5, 1, 1, 1, 1])  # room for the full first label
     cols[0].metric("max abs diff (whole model)", f"{v.max_abs_diff:.3e}",
                    help=f"{'PASS' if v.passed else 'FAIL'} against atol {v.atol:.1e}")
     cols[1].metric("mean abs diff", f"{v.mean_abs_diff:.3e}")
@@ -202,7 +202,7 @@ def pairs_ui(wb: Workbench) -> str | None:
     if not decisions:
         st.info("This model has no BatchNormalization layer: nothing to fold.")
         return None
-    st.dataframe(pd.DataFrame([d.to_dict() for d in decisions]), hide_index=True,
+    st.dataframe(pd.DataFrame([d.to_dict() for d in decisions]).fillna(""), hide_index=True,
                  height=min(400, 38 + 35 * len(decisions)))
     labels = [f"{d.layer} → {d.bn} ({d.status})" for d in decisions]
     picked = st.selectbox("Pair to inspect", range(len(decisions)), format_func=labels.__getitem__)
@@ -237,11 +237,14 @@ def heatmaps_ui(wb: Workbench) -> None:
     index = c1.selectbox("Output", range(len(names)), format_func=names.__getitem__)
     reference, folded = wb.reference[index], wb.folded_outputs[index]
     axis = wb.channel_axes[index]
-    sample = c2.number_input("Sample", 0, reference.shape[0] - 1, 0)
-    channels = reference.shape[axis] if reference.ndim > 2 else 1
-    channel = c3.number_input("Channel", 0, channels - 1, 0)
-    original_map = select_slice(reference, int(sample), int(channel), axis)
-    folded_map = select_slice(folded, int(sample), int(channel), axis)
+    sample = int(c2.number_input("Sample", 0, reference.shape[0] - 1, 0))
+    if reference.ndim <= 2:  # one vector per sample (Dense, softmax): a curve, not a picture
+        title = f"{names[index]}, sample {sample}"
+        st.pyplot(plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]), title=title))
+        return
+    channel = int(c3.number_input("Channel", 0, reference.shape[axis] - 1, 0))
+    original_map = select_slice(reference, sample, channel, axis)
+    folded_map = select_slice(folded, sample, channel, axis)
     st.pyplot(plot_heatmaps(original_map, folded_map, title=f"{names[index]}, sample {sample}, channel {channel}"))
 
 
@@ -269,7 +272,7 @@ def keras_extras_ui(key: str, wb: Workbench) -> None:
             ops = op_view(key, wb)
         st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
                    f"({ops.bn_before} → {ops.bn_after}).")
-        st.dataframe(pd.DataFrame([d.to_dict() for d in ops.decisions]), hide_index=True)
+        st.dataframe(pd.DataFrame([d.to_dict() for d in ops.decisions]).fillna(""), hide_index=True)
         focus = ops.folded_pairs[0].layer if ops.graph_before.number_of_nodes() > LARGE_GRAPH and ops.folded_pairs \
             else None
         st.image(pair_graph_png(f"ops-{key}", focus, ops))
@@ -359,7 +362,7 @@ def main() -> None:
     fold_tab, why_tab = st.tabs(["Fold", "Why it works"])
     with fold_tab:
         if wb is None:
-            st.info("Pick a model source in the sidebar (for an upload: choose a .keras or .h5 file).")
+            st.info("Pick a model source in the sidebar (for an upload: choose a .keras, .h5, .pb or .tflite file).")
         else:
             fold_page(key, wb)
     with why_tab:

@@ -372,3 +372,15 @@ def test_channels_without_ranges_have_two_panels():
 def test_channels_reject_mismatched_ranges():
     with pytest.raises(ValueError, match=r"range_before.*\(4, 2\).*\(3, 2\)"):
         plot_channels(np.ones(4), np.zeros(4), range_before=np.zeros((3, 2)))
+
+
+def test_vectors_plot_both_curves_and_their_difference():
+    from viz import plot_vectors
+
+    a = np.linspace(0, 1, 1000)
+    fig = plot_vectors(a, a + 1e-7)
+    top, bottom = fig.axes
+    assert [line.get_gid() for line in top.get_lines()] == ["original", "folded"]
+    (diff,) = bottom.get_lines()
+    assert diff.get_ydata() == pytest.approx(np.full(1000, 1e-7), abs=1e-12)
+    assert "1e-07" in bottom.get_title()

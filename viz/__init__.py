@@ -2,7 +2,7 @@
 
 from viz.channels import plot_channels
 from viz.graph import draw_before_after, draw_graph, layered_layout, neighbourhood
-from viz.heatmaps import plot_heatmaps, select_slice
+from viz.heatmaps import plot_heatmaps, plot_vectors, select_slice
 
 __all__ = ["draw_before_after", "draw_graph", "layered_layout", "neighbourhood", "plot_channels",
-           "plot_heatmaps", "select_slice"]
+           "plot_heatmaps", "plot_vectors", "select_slice"]

@@ -80,7 +80,7 @@ def _range_bars(ax: Axes, ranges: dict[str, np.ndarray], yscale: str) -> None:
         ax.scatter(np.tile(x, 2), ends, marker="_", s=60, color=colors[name], linewidths=1.5)
     ax.axhline(0.0, color="0.4", linewidth=0.6)
     ax.set_ylabel("kernel range", fontsize=8)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
     _apply_yscale(ax, np.concatenate(list(ranges.values())).ravel(), yscale)
 
 

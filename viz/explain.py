@@ -24,7 +24,9 @@ def annotated_grid(ax: Axes, array: np.ndarray, title: str, fmt: str = "{:.3g}")
     for (i, j), value in np.ndenumerate(grid):
         # Dark text on pale cells, white on saturated ones.
         color = "white" if abs(value) > 0.6 * limit else "black"
-        ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8, color=color)
+        # Rounding noise (1e-15 next to values of order 1) reads as zero, not as a long number.
+        text = "0" if abs(value) < 1e-9 * limit else fmt.format(value)
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -76,3 +76,29 @@ def plot_heatmaps(original: np.ndarray, folded: np.ndarray, *, title: str | None
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_vectors(original: np.ndarray, folded: np.ndarray, *, title: str | None = None,
+                 axes: Sequence[Axes] | None = None) -> Figure:
+    """A 1-D output (Dense, softmax) of both models as curves on one axis, then |original - folded|."""
+    a, b = np.ravel(np.asarray(original, dtype=np.float64)), np.ravel(np.asarray(folded, dtype=np.float64))
+    if a.shape != b.shape:
+        raise ValueError(f"original and folded must have the same shape. Received: {a.shape} and {b.shape}")
+    if axes is None:
+        fig = Figure(figsize=(9, 4.2), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+    else:
+        top, bottom = axes
+    x = np.arange(a.size)
+    top.plot(x, a, color="#1f77b4", linewidth=1.2, label="original", gid="original")
+    top.plot(x, b, color="#ff7f0e", linewidth=1.0, linestyle="--", label="folded", gid="folded")
+    top.legend(fontsize=8, loc="upper right")
+    diff = np.abs(a - b)
+    bottom.plot(x, diff, color="#d62728", linewidth=1.0, gid="difference")
+    bottom.set_title(f"|original − folded|, max {float(np.max(diff)) if diff.size else 0.0:.3g}", fontsize=9)
+    bottom.set_xlabel("channel", fontsize=8)
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    fig = top.figure
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

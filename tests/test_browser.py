@@ -1,0 +1,242 @@
+"""The page in a real browser: `streamlit run app.py` driven by Playwright through Debian's chromium.
+
+One server and one browser for the file (pytest-xdist's --dist loadfile keeps the file in
+one worker); every test opens a fresh page, i.e. a fresh Streamlit session, and leaves a
+full-page screenshot in artifacts/<test>.png. The seed, playground, zoo and "Why it works"
+tests also refresh the README screenshots in docs/screenshots/ once their checks pass.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.browser_support import (
+    ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_exception,
+    choose_option, choose_source, docs_screenshot, fold_panel, fold_text, launch_chromium, metric_value,
+    page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_images,
+)
+
+pytestmark = pytest.mark.browser
+
+#: Zoo entry -> (first candidate pair as the "Pair to inspect" box shows it, BatchNorm layers metric).
+ZOO = {
+    "DCGAN generator": ("project → project_bn", "3 → 0"),
+    "U-Net (skip connections)": ("down0_conv0 → down0_bn0", "12 → 0"),
+    "MobileNetV2": ("Conv1 → bn_Conv1", "52 → 0"),
+}
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def server():
+    app = StreamlitServer(ARTIFACTS / "streamlit.log").start()
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh session on the app; its screenshot is saved whatever the outcome."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    js_errors: list[str] = []
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    page.goto(server.url)
+    try:
+        yield page
+    finally:
+        try:
+            screenshot(page, ARTIFACTS / f"{safe_name(request.node.name)}.png")
+        finally:
+            context.close()
+    assert not js_errors, f"JavaScript errors in the page: {js_errors}"
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_")
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory) -> Path:
+    """A small model to upload: Conv2DTranspose -> BN -> Conv2D -> BN, random BN statistics."""
+    from fold.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    from fold.zoo import randomize_bn
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2DTranspose(6, 3, strides=2, padding="same", name="up")(inp)
+    x = keras.layers.BatchNormalization(name="up_bn")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    model = randomize_bn(keras.Model(inp, x, name="tiny_upload"), seed=3)
+    path = tmp_path_factory.mktemp("upload") / "tiny_upload.keras"
+    model.save(path)
+    return path
+
+
+def open_app(page) -> None:
+    """Wait for the first run: the seed example, folded."""
+    wait_for_app(page, sidebar=["Model source"], fold=[MAX_ABS_DIFF, "tconv → bn"], what="the first page load")
+
+
+def choose_upload(page, path: Path) -> None:
+    choose_source(page, "Upload")
+    wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
+    sidebar(page).locator('input[type="file"]').set_input_files(str(path))
+
+
+def upload(page, path: Path, *, fold: list[str], what: str) -> None:
+    choose_upload(page, path)
+    wait_for_app(page, sidebar=[path.name], fold=fold, what=what)
+
+
+def count_bn(model) -> int:
+    from fold.zoo import all_layers
+
+    return sum(type(layer).__name__ == "BatchNormalization" for layer in all_layers(model))
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+def test_seed_page_loads(page):
+    open_app(page)
+    shown = assert_fold_page(page, max_diff=1e-5, tables=2)  # the seed's three results + the pairs
+    assert shown["BatchNorm layers"] == "1 → 0", shown
+    assert shown["pairs folded"] == "1 / 1", shown
+    docs_screenshot(page, "seed.png")
+
+
+def test_playground_renders(page):
+    open_app(page)
+    choose_source(page, "Playground")
+    wait_for_app(page, sidebar=["Layer kind", "Channels out"], fold=[MAX_ABS_DIFF, "layer → bn"],
+                 what="the Playground source")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorm layers"] == "1 → 0", shown
+    docs_screenshot(page, "playground.png")
+
+
+def test_seed_as_tensorflow_ops_renders(page):
+    open_app(page)
+    seed_page = fold_text(page)
+    choose_source(page, "The seed, as TensorFlow ops")
+    wait_for_app(page, fold=[MAX_ABS_DIFF], unlike=seed_page, what="the seed as TensorFlow ops")
+    shown = assert_fold_page(page, max_diff=1e-5)
+    assert shown["BatchNorm layers"].endswith("→ 0"), shown
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_model_zoo(page, name):
+    open_app(page)
+    choose_source(page, "Model zoo")
+    first = next(iter(ZOO))
+    wait_for_app(page, sidebar=["Architecture", first], fold=[MAX_ABS_DIFF, ZOO[first][0]],
+                 what=f"the Model zoo source ({first})")
+    if name != first:
+        choose_option(page, sidebar(page), "Architecture", name)
+        wait_for_app(page, sidebar=[name], fold=[MAX_ABS_DIFF, ZOO[name][0]], timeout_ms=RUN_MS,
+                     what=f"folding {name}")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorm layers"] == ZOO[name][1], shown
+    if name == "U-Net (skip connections)":
+        docs_screenshot(page, "zoo.png")
+
+
+def test_playground_widget_updates_metric(page):
+    open_app(page)
+    choose_source(page, "Playground")
+    wait_for_app(page, sidebar=["Channels out"], fold=[MAX_ABS_DIFF, "layer → bn"], what="the Playground source")
+    panel = fold_panel(page)
+    before = metric_value(panel, MAX_ABS_DIFF)
+    for label, value in (("Channels out", 7), ("Stride", 1)):
+        old = metric_value(panel, MAX_ABS_DIFF)
+        set_number(sidebar(page), label, value)
+        wait_for_app(page, changed=(MAX_ABS_DIFF, old), what=f"the playground after {label} = {value}")
+        assert_fold_page(page)
+        field = sidebar(page).get_by_test_id("stNumberInput").filter(has_text=label).locator("input")
+        assert field.input_value() == str(value)
+    assert metric_value(panel, MAX_ABS_DIFF) != before
+
+
+def test_upload_folds_a_keras_file(page, keras_file):
+    open_app(page)
+    upload(page, keras_file, fold=[MAX_ABS_DIFF, "up → up_bn"], what=f"folding the upload {keras_file.name}")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorm layers"] == "2 → 0", shown
+    assert shown["pairs folded"] == "2 / 2", shown
+
+
+def test_upload_corrupt_file_shows_error(page, tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    open_app(page)
+    choose_upload(page, bad)
+    error = page.get_by_test_id("stAlertContentError")
+    error.wait_for(timeout=RUN_MS)
+    wait_for_app(page, sidebar=["bad.keras"], what="the corrupt upload")
+    assert_no_exception(page)
+    assert error.count() == 1, page_errors(page)
+    assert "not a valid .keras file" in error.inner_text(), page_state(page)
+    assert fold_panel(page).get_by_test_id("stMetric").count() == 0, "a corrupt file must not show results"
+
+
+def test_download_returns_folded_model(page, keras_file, tmp_path):
+    from fold.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    open_app(page)
+    upload(page, keras_file, fold=[MAX_ABS_DIFF, "up → up_bn"], what=f"folding the upload {keras_file.name}")
+    button = fold_panel(page).get_by_role("button", name="Download the folded model (.keras)")
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    download = info.value
+    assert download.failure() is None, download.failure()
+    assert download.suggested_filename.endswith(".keras"), download.suggested_filename
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+
+    original = keras.saving.load_model(keras_file, safe_mode=True)
+    folded = keras.saving.load_model(path, safe_mode=True)
+    assert count_bn(folded) < count_bn(original), (count_bn(folded), count_bn(original))
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), original.predict(x, verbose=0), atol=1e-4)
+
+
+def test_why_it_works_tab(page):
+    open_app(page)
+    page.get_by_test_id("stTab").filter(has_text="Why it works").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_role("heading", name="Why a BatchNorm folds into a transposed convolution").wait_for()
+    wait_for_images(page, panel, ["1. A TConv scatters", "2. The same TConv", "3. Inference BN",
+                                  "4. Two linear maps", "5. Where it stops working"])
+    assert_no_exception(page)
+    diffs = {label: value for label, value in
+             ((m.get_by_test_id("stMetricLabel").inner_text(), m.get_by_test_id("stMetricValue").inner_text())
+              for m in panel.get_by_test_id("stMetric").all())}
+    equalities = [float(v) for k, v in diffs.items() if "naive" not in k]
+    assert len(equalities) == 4 and max(equalities) < 1e-9, diffs
+    docs_screenshot(page, "why.png")
