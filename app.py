@@ -276,6 +276,10 @@ def keras_extras_ui(key: str, wb: Workbench) -> None:
         focus = ops.folded_pairs[0].layer if ops.graph_before.number_of_nodes() > LARGE_GRAPH and ops.folded_pairs \
             else None
         st.image(pair_graph_png(f"ops-{key}", focus, ops))
+        if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
+            from fold.tf_graph import op_graph
+
+            st.image(graph_png(f"ops-consts-{key}", op_graph(ops.original, show_consts=True, name=wb.name)))
     if st.toggle("What TensorFlow's TFLite converter did"):
         with st.spinner("Converting with TensorFlow's converter..."):
             original, folded = converter_views(key, wb)

@@ -113,6 +113,9 @@ def test_op_view_and_converter_comparison_for_a_keras_model():
     assert not at.exception, [e.value for e in at.exception]
     op_pairs = at.dataframe[-1].value
     assert "Conv2DBackpropInput" in set(op_pairs.kind) and set(op_pairs.status) == {"folded"}
+    images = len(at.get("image"))
+    next(c for c in at.checkbox if "Const ops" in c.label).check().run()
+    assert not at.exception and len(at.get("image")) == images + 1
     at.toggle[1].set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     converter = [float(m.value) for m in at.metric if m.label.startswith("max abs diff vs Keras")]
