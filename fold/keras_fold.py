@@ -20,7 +20,7 @@ import numpy as np
 
 from fold.affine import fold_kernel, per_channel_range
 from fold.errors import FoldError
-from fold.keras_graph import Scope, build_scope, is_history, serialize
+from fold.keras_graph import Scope, build_scope, calls, is_history, serialize
 from fold.kinds import KERAS_KINDS
 from fold.rules import Candidate, Decision, decide
 
@@ -65,7 +65,7 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> Candidate | None:
         layer=prefix + producer, bn=prefix + bn_name, op=op, kind=kind,
         activation=cfg.get("activation"),
         consumers=scope.refs[producer],
-        calls=max(len(scope.entries[n].get("inbound_nodes") or [None]) for n in (producer, bn_name)),
+        calls=max(calls(scope.entries[n]) for n in (producer, bn_name)),
         channel_axis=None if rank is None else (1 if cfg.get("data_format") == "channels_first" else rank - 1),
         bn_axes=_normalize_axes(bn.axis, rank),
         bn_training=scope.call_kwargs.get(bn_name, {}).get("training") is True,

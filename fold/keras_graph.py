@@ -182,6 +182,11 @@ def _output_shape(layer: keras.layers.Layer | None) -> tuple | None:
         return None
 
 
+def calls(entry: dict) -> int:
+    """How many times a layer is applied (a Sequential entry records none: once)."""
+    return max(1, len(entry.get("inbound_nodes") or ()))
+
+
 def _summary(entry: dict) -> dict:
     cfg = entry.get("config") or {}
     return {k: cfg[k] for k in _SUMMARY_KEYS if k in cfg and cfg[k] is not None}
@@ -200,20 +205,19 @@ def scope_graph(scope: Scope) -> nx.DiGraph:
             "config": _summary(entry),
             "weights": {w.name: tuple(w.shape) for w in getattr(layer, "weights", [])}
             if name not in scope.children else {},
-            "calls": max(1, len(entry.get("inbound_nodes") or [None])),
+            "calls": calls(entry),
         }
         if name in scope.children:
             attrs["subgraph"] = scope_graph(scope.children[name])
         graph.add_node(name, **attrs)
+    if scope.kind == "sequential":
+        for name, sources in scope.inputs_of.items():
+            graph.add_edge(sources[0][0], name, shape=scope.shapes.get(name))
+        return graph
     for name, entry in scope.entries.items():
-        if scope.kind == "sequential":
-            continue
         for node in entry.get("inbound_nodes") or []:
             for history, shape in tensor_refs([node.get("args", ()), node.get("kwargs", {})]):
                 graph.add_edge(history[0], name, shape=shape)
-    if scope.kind == "sequential":
-        for name, (source, *_) in ((n, h[0]) for n, h in scope.inputs_of.items()):
-            graph.add_edge(source, name, shape=scope.shapes.get(name))
     return graph
 
 
