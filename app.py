@@ -17,7 +17,6 @@ from fold.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 from fold import explain, zoo  # noqa: E402
-from fold.affine import bn_affine  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.explain_tf import tensorflow_tconv  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
@@ -315,21 +314,13 @@ def why_page() -> None:
     st.header("Why a BatchNorm folds into a transposed convolution")
     st.caption("Defaults: the seed note's 2x2 input 1..4, 3x3 all-ones kernel and its second BN example.")
     o = why_inputs_ui()
-    x = np.arange(1.0, o["size"] ** 2 + 1).reshape(o["size"], o["size"], 1)
-    c = o["out_channels"]
-    kernel = np.ones((3, 3, c, 1)) if o["kernel"] == "all ones" else \
-        np.random.default_rng(0).normal(size=(3, 3, c, 1)).round(2)
-    gamma = np.array([1.0177339315414429, 0.8][:c])
-    beta = np.array([0.015628524124622345, -0.5][:c])
-    mean = np.array([1.027155211195349693, 2.0][:c])
-    var = np.array([0.25580066442489624, 1.5][:c])
-    w = explain.walkthrough(x, kernel, None, gamma, beta, mean, var, 0.0010000000474974513, o["stride"], o["padding"])
-    channel = st.selectbox("Output channel to show", range(c)) if c > 1 else 0
+    w = explain.demo(o["size"], o["stride"], o["padding"], o["out_channels"], o["kernel"] == "random")
+    channel = st.selectbox("Output channel to show", range(o["out_channels"])) if o["out_channels"] > 1 else 0
 
     st.subheader("1. A TConv scatters: every input pixel stamps a scaled copy of the kernel")
     st.pyplot(viz_explain.stamps_figure(w, channel))
     equality("sum of stamps vs tf.nn.conv2d_transpose",
-             explain.max_abs_diff(w.scatter_output, tensorflow_tconv(x, kernel, o["stride"], o["padding"])))
+             explain.max_abs_diff(w.scatter_output, tensorflow_tconv(w.x, w.kernel, o["stride"], o["padding"])))
 
     st.subheader("2. The same TConv is a plain convolution: flipped kernel over a zero-inserted, padded input")
     st.pyplot(viz_explain.conv_figure(w, channel))
@@ -346,12 +337,7 @@ def why_page() -> None:
     equality("folded TConv vs TConv → BN", w.diff_folded_vs_bn)
 
     st.subheader("5. Where it stops working")
-    cases = {
-        "ReLU between the TConv and the BN": explain.counter_activation(x, kernel, w.affine, o["stride"], o["padding"]),
-        "BN before the TConv": explain.counter_bn_before(
-            x, kernel, bn_affine([1.3], [0.4], [0.5], 1e-3, [0.7]), o["stride"], o["padding"]),
-        "TConv output also feeds a residual add": explain.counter_fanout(x, kernel, w.affine, o["stride"], o["padding"]),
-    }
+    cases = explain.counterexamples(w)
     for title, case in cases.items():
         st.markdown(f"**{title}.** {case.why}")
         draw = viz_explain.bn_before_figure if isinstance(case, explain.BnBeforeCounterexample) \

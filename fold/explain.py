@@ -315,6 +315,38 @@ def seed_example_2() -> Walkthrough:
     )
 
 
+def demo(size: int = 2, stride: int = 1, padding: str = "VALID", out_channels: int = 1,
+         random_kernel: bool = False) -> Walkthrough:
+    """The page's example: input 1..size², a 3x3 kernel (all ones, or seeded random), one or two
+    output channels; channel 0's BN is the seed's second example, channel 1 a made-up one."""
+    if out_channels not in (1, 2):
+        raise ValueError(f"Invalid value for argument `out_channels`: 1 or 2. Received: {out_channels}")
+    x = np.arange(1.0, size * size + 1).reshape(size, size, 1)
+    kernel = (np.random.default_rng(0).normal(size=(3, 3, out_channels, 1)).round(2) if random_kernel
+              else np.ones((3, 3, out_channels, 1)))
+    c = slice(0, out_channels)
+    return walkthrough(
+        x, kernel, None,
+        gamma=np.array([1.0177339315414429, 0.8])[c], beta=np.array([0.015628524124622345, -0.5])[c],
+        mean=np.array([1.027155211195349693, 2.0])[c], var=np.array([0.25580066442489624, 1.5])[c],
+        eps=0.0010000000474974513, stride=stride, padding=padding,
+    )
+
+
+#: The BN before the TConv in the "BN before" counter-example (one input channel).
+BN_BEFORE = bn_affine([0.5], [1.3], 1e-3, [0.7], [0.4])
+
+
+def counterexamples(w: Walkthrough) -> dict[str, Counterexample]:
+    """The three places where folding stops working, on the walkthrough's input and kernel."""
+    args = (w.x, w.kernel)
+    return {
+        "ReLU between the TConv and the BN": counter_activation(*args, w.affine, w.stride, w.padding),
+        "BN before the TConv": counter_bn_before(*args, BN_BEFORE, w.stride, w.padding),
+        "TConv output also feeds a residual add": counter_fanout(*args, w.affine, w.stride, w.padding),
+    }
+
+
 # --- Step 5: where folding stops working ----------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from fold import explain  # noqa: E402
 from fold.affine import bn_affine  # noqa: E402
 from fold.explain import (  # noqa: E402
     apply_1x1,
@@ -350,3 +351,11 @@ def test_counterexample_figures():
     fig = bn_before_figure(c)
     assert len(fig.axes) == 5
     assert [t.get_text() for t in fig.axes[0].texts][:4] == ["1", "2", "2", "1"]
+
+
+@pytest.mark.parametrize("stride,padding,channels", [(1, "VALID", 1), (2, "SAME", 2), (2, "VALID", 2)])
+def test_demo_and_its_counterexamples(stride, padding, channels):
+    w = explain.demo(3, stride, padding, channels, random_kernel=True)
+    assert max(w.diffs.values()) < 1e-9 and w.kernel.shape == (3, 3, channels, 1)
+    cases = explain.counterexamples(w)
+    assert len(cases) == 3 and min(c.max_abs_diff for c in cases.values()) > 1e-3
