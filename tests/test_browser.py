@@ -240,3 +240,30 @@ def test_why_it_works_tab(page):
     equalities = [float(v) for k, v in diffs.items() if "naive" not in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9, diffs
     docs_screenshot(page, "why.png")
+
+
+def test_two_sessions_at_once_keep_their_own_results(browser, server):
+    """Two browser sessions fold different models at the same time; neither sees the other's."""
+    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(2)]
+    try:
+        a, b = (context.new_page() for context in contexts)
+        for page in (a, b):
+            page.goto(server.url)
+            open_app(page)
+        choose_source(a, "Playground")
+        choose_source(b, "Model zoo")  # both script runs are now in flight on the server
+        wait_for_app(a, sidebar=["Channels out"], fold=[MAX_ABS_DIFF, "layer → bn"], what="session A")
+        wait_for_app(b, sidebar=["Architecture"], fold=[MAX_ABS_DIFF, ZOO["DCGAN generator"][0]], what="session B")
+        old = metric_value(fold_panel(a), MAX_ABS_DIFF)
+        set_number(sidebar(a), "Channels out", 6)
+        choose_option(b, sidebar(b), "Architecture", "U-Net (skip connections)")
+        wait_for_app(a, changed=(MAX_ABS_DIFF, old), what="session A after Channels out = 6")
+        wait_for_app(b, fold=[ZOO["U-Net (skip connections)"][0]], what="session B after picking the U-Net")
+        shown_a, shown_b = assert_fold_page(a), assert_fold_page(b)
+        assert shown_a["BatchNorm layers"] == "1 → 0" and "U-Net" not in fold_text(a), shown_a
+        assert shown_b["BatchNorm layers"] == ZOO["U-Net (skip connections)"][1], shown_b
+        screenshot(a, ARTIFACTS / "test_two_sessions_a.png")
+        screenshot(b, ARTIFACTS / "test_two_sessions_b.png")
+    finally:
+        for context in contexts:
+            context.close()
