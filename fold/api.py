@@ -38,7 +38,7 @@ def fold_model(model: keras.Model) -> FoldResult:
     start = time.perf_counter()
     scope = build_scope(serialize(model), model)
     decisions = decide_all(scope)
-    folded = rebuild(model, scope, decisions)
+    folded = rebuild(model, decisions)
     graph_before = scope_graph(scope)
     graph_after = scope_graph(build_scope(serialize(folded), folded))
     return FoldResult(model, folded, decisions, graph_before, graph_after,

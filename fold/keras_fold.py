@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from fold.affine import fold_kernel, per_channel_range
-from fold.errors import FoldError
+from fold.errors import FoldError, one_line
 from fold.keras_graph import Scope, build_scope, calls, is_history, serialize
 from fold.kinds import KERAS_KINDS
 from fold.rules import Candidate, Decision, decide
@@ -161,16 +161,18 @@ def _copy_weights(original: keras.Model, rebuilt: keras.Model, decisions: dict[s
             layer.set_weights(source.get_weights())
 
 
-def rebuild(model: keras.Model, scope: Scope, decisions: list[Decision]) -> keras.Model:
-    """A new model with every folded decision applied; ``model`` is left as it was."""
+def rebuild(model: keras.Model, decisions: list[Decision]) -> keras.Model:
+    """A new model with every folded decision applied; ``model`` is left as it was.
+
+    The config is edited on a fresh serialized copy, so the caller's scope stays valid.
+    """
     folded = {d.bn: d.layer for d in decisions if d.status == "folded"}
     ser = serialize(model)
-    new_scope = build_scope(ser, model)
-    _rewrite_config(new_scope, folded)
+    _rewrite_config(build_scope(ser, model), folded)
     try:
         rebuilt = keras.saving.deserialize_keras_object(ser, safe_mode=True)
     except Exception as exc:  # a layer that cannot be rebuilt from its own config
-        raise FoldError(f"Model '{model.name}' could not be rebuilt from its config: {exc}") from exc
+        raise FoldError(f"Model '{model.name}' could not be rebuilt from its config: {one_line(exc)}") from exc
     _copy_weights(model, rebuilt, {d.layer: d for d in decisions if d.status == "folded"})
     return rebuilt
 
