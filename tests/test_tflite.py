@@ -296,12 +296,17 @@ def test_lone_mul_or_add_folds(mul, add):
     assert_folds(_conv_net("CONV_2D", mul=mul, add=add, act=ACT.RELU), expect_ops=["CONV_2D"])
 
 
+def _pointwise_conv(net: Net) -> int:
+    """A 1x1 CONV_2D from 2 to 3 channels on a 4x4 input; returns its output tensor."""
+    return net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
+                              net.const("b", np.zeros(3, np.float32))],
+                  [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                                         dilationHFactor=1, dilationWFactor=1))
+
+
 def test_scalar_like_operand_of_one_element_broadcasts():
     net = Net()
-    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
-                            net.const("b", np.zeros(3, np.float32))],
-               [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
-                                      dilationHFactor=1, dilationWFactor=1))
+    y = _pointwise_conv(net)
     y = binary(net, "ADD", binary(net, "MUL", y, np.array([2.0])), np.array([1.0, 2.0, 3.0]))
     assert_folds(net.build(y), expect_ops=["CONV_2D"])
 
@@ -375,10 +380,7 @@ def test_quantized_tensors_NEG():
 
 def test_operand_not_per_channel_NEG():
     net = Net()
-    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
-                            net.const("b", np.zeros(3, np.float32))],
-               [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
-                                      dilationHFactor=1, dilationWFactor=1))
+    y = _pointwise_conv(net)
     y = binary(net, "MUL", y, np.ones((1, 4, 4, 3)))
     _skipped(net.build(y), "per-channel-operands", "[1, 4, 4, 3]")
 
