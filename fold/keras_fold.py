@@ -32,7 +32,8 @@ def _normalize_axes(axis: Any, rank: int | None) -> tuple[int, ...]:
     return tuple(int(a) % rank for a in axes)
 
 
-def _weights(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
+def layer_weights(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
+    """A layer's weights by name ("kernel", "bias", "pointwise_kernel", ...)."""
     return {w.name: np.asarray(w.numpy()) for w in layer.weights}
 
 
@@ -76,7 +77,7 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> Candidate | None:
         compute_dtype=getattr(layer, "compute_dtype", "float32"),
     )
     if kind is not None:
-        values = _weights(layer)
+        values = layer_weights(layer)
         kernel = values[kind.weight]
         c.bias = values.get("bias")
         ranges = per_channel_range(kernel, kind.out_axes)
@@ -139,7 +140,7 @@ def _rewrite_config(scope: Scope, folded: dict[str, str], prefix: str = "") -> N
 
 def _folded_weights(layer: keras.layers.Layer, decision: Decision) -> dict[str, np.ndarray]:
     kind = KERAS_KINDS[layer.__class__.__name__]
-    values = _weights(layer)
+    values = layer_weights(layer)
     kernel, bias = fold_kernel(values[kind.weight], values.get("bias"), decision.affine, kind.out_axes)
     values[kind.weight] = kernel
     values["bias"] = bias

@@ -23,6 +23,7 @@ from fold.affine import per_channel_range
 from fold.api import fold_model, verify_outputs
 from fold.errors import FoldError
 from fold.files import check_model_file
+from fold.keras_fold import layer_weights
 from fold.kinds import KERAS_KINDS
 from fold.rules import Decision
 from fold.verification import Verification, compare
@@ -78,10 +79,6 @@ def _layer_at(model: keras.Model, path: str) -> keras.layers.Layer:
     return layer
 
 
-def _weight(layer: keras.layers.Layer, name: str) -> np.ndarray:
-    return next(np.asarray(w.numpy()) for w in layer.weights if w.name == name)
-
-
 def _keras_bytes(model: keras.Model) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         return keras_io.save_model(model, Path(tmp) / "folded.keras").read_bytes()
@@ -111,7 +108,7 @@ def inspect_model(model: keras.Model, inputs: list[np.ndarray] | None = None, *,
         before = _layer_at(result.original, decision.layer)
         kind = KERAS_KINDS[type(before).__name__]
         after = _layer_at(result.folded, decision.layer)
-        return tuple(per_channel_range(_weight(layer, kind.weight), kind.out_axes) for layer in (before, after))
+        return tuple(per_channel_range(layer_weights(layer)[kind.weight], kind.out_axes) for layer in (before, after))
 
     return Workbench(result, check, reference, folded_outputs, keras_io.output_names(model),
                      keras_io.output_channel_axes(model), model.name, ".keras",
