@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: test run bench clean
+.PHONY: test run bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(VENV)/.runtime
 
 bench: $(VENV)/.runtime
 	$(BIN)/python bench/bench_fold.py
+
+# Refresh the README's screenshots (docs/screenshots/) from the browser tests; `make test`
+# itself never writes outside artifacts/.
+screenshots: $(VENV)/.dev
+	FOLDSCOPE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -p no:xdist -k "seed_page or playground_renders or model_zoo or why_it_works"
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -7,6 +7,7 @@ Run with ``make run``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,91 +17,104 @@ from fold.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from fold import explain, zoo  # noqa: E402
+from demo import explain, zoo  # noqa: E402
+from demo import seed as seed_note  # noqa: E402
+from demo import workbench  # noqa: E402
+from demo.explain_tf import tensorflow_tconv  # noqa: E402
+from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
-from fold.explain_tf import tensorflow_tconv  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
-from fold.rules import RULES  # noqa: E402
-from fold.workbench import Workbench, inspect_graph_def, inspect_model, inspect_upload, png  # noqa: E402
+from fold.frontend import FRONTENDS, SUFFIXES  # noqa: E402
 from viz import draw_before_after, draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
-SOURCES = ("The seed example", "The seed, as TensorFlow ops", "Playground", "Model zoo", "Upload")
 LARGE_GRAPH = 60  # nodes; above this the graph opens on a neighbourhood of the selected pair
+#: Everything derived from one model is cached under the key its workbench carries.
+BY_KEY = {Workbench: lambda wb: wb.key}
 
 
 # --- cached work: one Workbench per model source, shared safely (never mutated) ------------
 
 @st.cache_resource(show_spinner=False, max_entries=1)
 def seed_workbench() -> Workbench:
-    return inspect_model(zoo.seed_model(), [zoo.SEED_INPUT])
+    return workbench.seed_workbench()
 
 
 @st.cache_resource(show_spinner=False, max_entries=1)
 def seed_ops_workbench() -> Workbench:
-    from fold.tf_graph import seed_graph_def
-
-    return inspect_graph_def(seed_graph_def(), "seed_ops")
+    return workbench.seed_ops_workbench()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def playground_workbench(params: tuple) -> Workbench:
-    settings = dict(params)
-    return inspect_model(zoo.playground_model(**settings), samples=2, seed=settings["seed"])
+def playground_workbench(settings: tuple) -> Workbench:
+    return workbench.playground_workbench(dict(settings))
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def zoo_workbench(name: str) -> Workbench:
-    return inspect_model(zoo.ZOO[name](), samples=1)
+    return workbench.zoo_workbench(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def upload_workbench(digest: str, name: str, _data: bytes) -> Workbench:
-    return inspect_upload(name, _data)
+    return workbench.upload_workbench(name, _data)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def folded_bytes(key: str, _wb: Workbench) -> bytes:
-    return _wb.folded_file()
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def folded_bytes(wb: Workbench) -> bytes:
+    return wb.folded_file()
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def op_view(key: str, _wb: Workbench):
-    from fold.tf_graph import fold_graph_def, graph_def_from_keras
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def op_view(wb: Workbench):
+    from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
+    from fold.pipeline import fold
 
-    return fold_graph_def(graph_def_from_keras(_wb.keras_model))
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def converter_views(key: str, _wb: Workbench):
-    from fold.tflite import converter_view
-
-    return converter_view(_wb.keras_model, samples=1), converter_view(_wb.result.folded, samples=1)
+    graphdef = FRONTENDS["graphdef"].frontend()
+    return fold(graphdef, graph_model(graph_def_from_keras(wb.keras_model), wb.name))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def folded_tflite(key: str, _wb: Workbench) -> bytes:
-    from fold.tflite import keras_to_tflite
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def converter_views(wb: Workbench):
+    from demo.converter import converter_view
 
-    return keras_to_tflite(_wb.result.folded)
+    return converter_view(wb.keras_model, samples=1), converter_view(wb.result.folded, samples=1)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def pair_graph_png(key: str, focus: str | None, _result) -> bytes:
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def folded_tflite(wb: Workbench) -> bytes:
+    from fold.frontends.keras.io import to_tflite
+
+    return to_tflite(wb.result.folded)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_KEY)
+def pair_graph_png(wb: Workbench, view: str, focus: str | None) -> bytes:
+    """The before/after graph of the workbench's fold (``view`` "fold") or of its op view ("ops")."""
+    result = wb.result if view == "fold" else op_view(wb)
     return png(draw_before_after(
-        _result.graph_before, _result.graph_after, folded_layers=[d.layer for d in _result.folded_pairs],
-        removed_bns=[d.bn for d in _result.folded_pairs], focus=focus, hops=3))
+        result.graph_before, result.graph_after, folded_layers=[d.layer for d in result.folded_pairs],
+        removed_bns=[d.bn for d in result.folded_pairs], focus=focus, hops=3))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def graph_png(key: str, _graph) -> bytes:
-    return png(draw_graph(_graph, title=_graph.graph.get("name")))
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def graph_png(wb: Workbench, view: str) -> bytes:
+    """One graph of the workbench's model: its op graph with the Consts ("consts") or the
+    graph of what TensorFlow's converter made of it ("tflite")."""
+    if view == "consts":
+        from fold.frontends.graphdef.match import op_graph
+
+        ops = op_view(wb).original
+        graph = op_graph(ops.graph_def, show_consts=True, inputs=ops.inputs, outputs=ops.outputs, name=wb.name)
+    else:
+        graph = converter_views(wb)[0].graph
+    return png(draw_graph(graph, title=graph.graph.get("name")))
 
 
 # --- sidebar -------------------------------------------------------------------------------
 
-def playground_ui() -> tuple:
-    """The playground's widgets; returns the settings as a hashable tuple."""
+def playground_ui() -> Workbench:
+    """The playground's widgets, and the workbench of the model they describe."""
     kind = st.selectbox("Layer kind", zoo.PLAYGROUND_KINDS, index=2)
     c1, c2 = st.columns(2)
     channels_in = c1.number_input("Channels in", 1, 64, 3)
@@ -112,54 +126,72 @@ def playground_ui() -> tuple:
                                                          "transposed convolutions support only dilation 1 on CPU.")
     output_padding = st.selectbox("Output padding (Conv2DTranspose)", ("auto", 0, 1, 2, 3))
     use_bias = st.checkbox("Layer has a bias", True)
-    activation = st.selectbox("Activation", zoo.ACTIVATIONS)
+    activation = st.selectbox("Activation", list(zoo.Activation), format_func=lambda a: a.value)
     epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
     spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1)
     tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)")
     size = st.slider("Input size", 2, 32, 8)
     seed = st.number_input("Random seed", 0, 10_000, 0)
-    return (("kind", kind), ("channels_in", int(channels_in)), ("channels_out", int(channels_out)),
-            ("kernel_size", int(kernel_size)), ("stride", int(stride)), ("padding", padding),
-            ("dilation", int(dilation)), ("output_padding", None if output_padding == "auto" else int(output_padding)),
-            ("use_bias", use_bias), ("activation", activation), ("epsilon", float(epsilon)),
-            ("spread", float(spread)), ("tiny_variance", tiny_variance), ("size", int(size)), ("seed", int(seed)))
+    settings = dict(kind=kind, channels_in=int(channels_in), channels_out=int(channels_out),
+                    kernel_size=int(kernel_size), stride=int(stride), padding=padding, dilation=int(dilation),
+                    output_padding=None if output_padding == "auto" else int(output_padding), use_bias=use_bias,
+                    activation=activation, epsilon=float(epsilon), spread=float(spread),
+                    tiny_variance=tiny_variance, size=int(size), seed=int(seed))
+    with st.spinner("Building and folding..."):
+        return playground_workbench(tuple(settings.items()))
 
 
-def source_ui() -> tuple[str, Workbench | None]:
-    """Pick and build a model source in the sidebar; returns (cache key, workbench or None)."""
+def seed_ui() -> Workbench:
+    with st.spinner("Folding the seed example..."):
+        return seed_workbench()
+
+
+def seed_ops_ui() -> Workbench:
+    with st.spinner("Folding the seed's TensorFlow graph..."):
+        return seed_ops_workbench()
+
+
+def zoo_ui() -> Workbench:
+    name = st.selectbox("Architecture", list(zoo.ZOO))
+    st.caption("keras.applications models are built with weights=None and random BN statistics, all from seed 0.")
+    with st.spinner(f"Building and folding {name} (a few seconds)..."):
+        return zoo_workbench(name)
+
+
+def upload_ui() -> Workbench | None:
+    formats = "; ".join(f"{f.label} ({', '.join(f.suffixes)})" for f in FRONTENDS.values())
+    upload = st.file_uploader("A model file", type=[s.lstrip(".") for s in SUFFIXES],
+                              help=f"{formats}; at most {MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded "
+                                   "with safe_mode on.")
+    if upload is None:
+        return None
+    data = upload.getvalue()
+    with st.spinner(f"Loading and folding {upload.name}..."):
+        return upload_workbench(hashlib.sha256(data).hexdigest(), upload.name, data)
+
+
+#: The sidebar's model sources: label -> the widgets that pick a model and return its workbench.
+SOURCES: dict[str, Callable[[], Workbench | None]] = {
+    "The seed example": seed_ui,
+    "The seed, as TensorFlow ops": seed_ops_ui,
+    "Playground": playground_ui,
+    "Model zoo": zoo_ui,
+    "Upload": upload_ui,
+}
+
+
+def source_ui() -> Workbench | None:
+    """Pick and build a model source in the sidebar; None when there is nothing to show."""
     with st.sidebar:
         st.title("foldscope")
-        source = st.radio("Model source", SOURCES)
+        source = st.radio("Model source", list(SOURCES))
         try:
-            if source == SOURCES[0]:
-                with st.spinner("Folding the seed example..."):
-                    return "seed", seed_workbench()
-            if source == SOURCES[1]:
-                with st.spinner("Folding the seed's TensorFlow graph..."):
-                    return "seed-ops", seed_ops_workbench()
-            if source == SOURCES[2]:
-                params = playground_ui()
-                with st.spinner("Building and folding..."):
-                    return f"playground-{params}", playground_workbench(params)
-            if source == SOURCES[3]:
-                name = st.selectbox("Architecture", list(zoo.ZOO))
-                st.caption("keras.applications models are built with weights=None and random BN statistics.")
-                with st.spinner(f"Building and folding {name} (a few seconds)..."):
-                    return f"zoo-{name}", zoo_workbench(name)
-            upload = st.file_uploader("A model file", type=["keras", "h5", "pb", "tflite"],
-                                      help="Keras (.keras, .h5; loaded with safe_mode on), a frozen TensorFlow "
-                                           f"graph (.pb) or TFLite; at most {MAX_MODEL_BYTES // 2**20} MiB.")
-            if upload is None:
-                return "upload-none", None
-            data = upload.getvalue()
-            digest = hashlib.sha256(data).hexdigest()
-            with st.spinner(f"Loading and folding {upload.name}..."):
-                return f"upload-{digest}", upload_workbench(digest, upload.name, data)
+            return SOURCES[source]()
         except FoldError as exc:
             st.error(str(exc))
         except Exception as exc:  # a model we cannot build or run: say so, no traceback
             st.error(f"Could not fold this model: {type(exc).__name__}: {one_line(exc)}")
-        return "error", None
+        return None
 
 
 # --- main area -----------------------------------------------------------------------------
@@ -177,7 +209,7 @@ def metrics_ui(wb: Workbench) -> None:
 
 def seed_table_ui(wb: Workbench) -> None:
     """The three results the seed note printed, side by side, with their differences."""
-    numpy_bn = zoo.seed_numpy_bn()[:, :, 0]
+    numpy_bn = seed_note.numpy_batch_norm()[:, :, 0]
     tf_bn = wb.reference[0][0, :, :, 0]
     folded = wb.folded_outputs[0][0, :, :, 0]
     rows, cols = np.indices(numpy_bn.shape)
@@ -215,7 +247,7 @@ def pairs_ui(wb: Workbench) -> str | None:
     return decision.layer
 
 
-def graph_ui(key: str, wb: Workbench, pair_layer: str | None) -> None:
+def graph_ui(wb: Workbench, pair_layer: str | None) -> None:
     st.subheader("Graph before and after folding")
     nodes = wb.result.graph_before.number_of_nodes()
     focus = None
@@ -226,7 +258,7 @@ def graph_ui(key: str, wb: Workbench, pair_layer: str | None) -> None:
             st.caption(f"Neighbourhood of '{focus}' (3 hops). Folded layers have a blue outline; "
                        "BNs that disappear are dashed red.")
     with st.spinner("Drawing the graph..."):
-        st.image(pair_graph_png(key, focus, wb.result))
+        st.image(pair_graph_png(wb, "fold", focus))
 
 
 def heatmaps_ui(wb: Workbench) -> None:
@@ -235,7 +267,7 @@ def heatmaps_ui(wb: Workbench) -> None:
     c1, c2, c3 = st.columns(3)
     index = c1.selectbox("Output", range(len(names)), format_func=names.__getitem__)
     reference, folded = wb.reference[index], wb.folded_outputs[index]
-    axis = wb.channel_axes[index]
+    axis = wb.outputs[index].channel_axis
     sample = int(c2.number_input("Sample", 0, reference.shape[0] - 1, 0))
     if reference.ndim <= 2:  # one vector per sample (Dense, softmax): a curve, not a picture
         title = f"{names[index]}, sample {sample}"
@@ -247,41 +279,40 @@ def heatmaps_ui(wb: Workbench) -> None:
     st.pyplot(plot_heatmaps(original_map, folded_map, title=f"{names[index]}, sample {sample}, channel {channel}"))
 
 
-def fold_page(key: str, wb: Workbench) -> None:
+def fold_page(wb: Workbench) -> None:
     if wb.notice:
         st.warning(wb.notice)
     metrics_ui(wb)
-    if key == "seed":
+    if wb.key == "seed":
         seed_table_ui(wb)
     pair_layer = pairs_ui(wb)
-    graph_ui(key, wb, pair_layer)
+    graph_ui(wb, pair_layer)
     heatmaps_ui(wb)
-    st.download_button(f"Download the folded model ({wb.suffix})", folded_bytes(key, wb),
+    st.download_button(f"Download the folded model ({wb.suffix})", folded_bytes(wb),
                        file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
     if wb.keras_model is not None:
-        keras_extras_ui(key, wb)
+        keras_extras_ui(wb)
     with st.expander("What foldscope checks before folding"):
-        st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in RULES]))
+        st.caption(f"The rules of the {wb.frontend.format.label} frontend, in order; the first objection decides.")
+        st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in wb.frontend.rules]))
 
 
-def keras_extras_ui(key: str, wb: Workbench) -> None:
+def keras_extras_ui(wb: Workbench) -> None:
     """The op-level view of a Keras model and what TensorFlow's TFLite converter makes of it."""
     if st.toggle("Op view: the same model as TensorFlow ops, folded at op level"):
         with st.spinner("Tracing and folding the op graph..."):
-            ops = op_view(key, wb)
+            ops = op_view(wb)
         st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
                    f"({ops.bn_before} → {ops.bn_after}).")
         st.dataframe(pd.DataFrame([d.to_dict() for d in ops.decisions]).fillna(""), hide_index=True)
         focus = ops.folded_pairs[0].layer if ops.graph_before.number_of_nodes() > LARGE_GRAPH and ops.folded_pairs \
             else None
-        st.image(pair_graph_png(f"ops-{key}", focus, ops))
+        st.image(pair_graph_png(wb, "ops", focus))
         if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
-            from fold.tf_graph import op_graph
-
-            st.image(graph_png(f"ops-consts-{key}", op_graph(ops.original, show_consts=True, name=wb.name)))
+            st.image(graph_png(wb, "consts"))
     if st.toggle("What TensorFlow's TFLite converter did"):
         with st.spinner("Converting with TensorFlow's converter..."):
-            original, folded = converter_views(key, wb)
+            original, folded = converter_views(wb)
         c1, c2 = st.columns(2)
         for col, title, view in ((c1, "converter on the original", original), (c2, "converter on foldscope's fold", folded)):
             col.metric(f"max abs diff vs Keras: {title}", f"{view.max_abs_diff:.3e}")
@@ -289,8 +320,8 @@ def keras_extras_ui(key: str, wb: Workbench) -> None:
             if view.remaining:
                 col.warning(f"{len(view.remaining)} conv → MUL/ADD chain(s) left unfolded by the converter.")
         st.caption("The converter's op graph (original model):")
-        st.image(graph_png(f"tflite-{key}", original.graph))
-        st.download_button("Download the folded model as .tflite", folded_tflite(key, wb),
+        st.image(graph_png(wb, "tflite"))
+        st.download_button("Download the folded model as .tflite", folded_tflite(wb),
                            file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
 
 
@@ -348,13 +379,13 @@ def why_page() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="foldscope", layout="wide")
-    key, wb = source_ui()
+    wb = source_ui()
     fold_tab, why_tab = st.tabs(["Fold", "Why it works"])
     with fold_tab:
         if wb is None:
-            st.info("Pick a model source in the sidebar (for an upload: choose a .keras, .h5, .pb or .tflite file).")
+            st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file).")
         else:
-            fold_page(key, wb)
+            fold_page(wb)
     with why_tab:
         why_page()
 

@@ -4,8 +4,8 @@ For every model named in ``--models`` (built with ``weights=None``, input 224x22
 BatchNormalization given seeded random gamma / beta / moving mean / moving variance with
 the variance in [0.5, 2] so that folding is not the identity) it measures:
 
-* load time   - ``fold.keras_io.load_model`` on the model saved to a temporary .keras file;
-* fold time   - ``fold.fold_model`` on the loaded model (``FoldResult.timings_s["fold"]``);
+* load time   - the Keras frontend's ``load`` on the model saved to a temporary .keras file;
+* fold time   - ``fold.fold`` on the loaded model (``FoldResult.timings_s["fold"]``);
 * verify time - ``fold.verify`` with 4 seeded samples, and its max abs diff;
 * BatchNorm layers before -> after, and the number of folded / skipped pairs;
 * forward time of the original vs the folded model: median (and min) of ``--repeats``
@@ -53,8 +53,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fold import fold_model, verify  # noqa: E402
-from fold.keras_io import load_model, save_model  # noqa: E402
+from fold import FRONTENDS, fold, verify  # noqa: E402
+
+KERAS = FRONTENDS["keras"].frontend()
 
 DEFAULT_MODELS = ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0")
 INPUT_SHAPE = (224, 224, 3)
@@ -132,9 +133,10 @@ def randomize_batchnorms(model: keras.Model, seed: int = BN_SEED) -> int:
 
 def saved_and_loaded(model: keras.Model, directory: Path) -> tuple[keras.Model, float]:
     """Save ``model`` as .keras, load it back through foldscope; returns (model, load seconds)."""
-    path = save_model(model, directory / f"{model.name}.keras")
+    path = directory / f"{model.name}.keras"
+    KERAS.write(model, path)
     start = time.perf_counter()
-    loaded = load_model(path)
+    loaded = KERAS.load(path)
     return loaded, time.perf_counter() - start
 
 
@@ -194,7 +196,7 @@ def bench_model(name: str, repeats: int, batch: int, mode: str, workdir: Path) -
         del built
         built = None
 
-        result = fold_model(loaded)
+        result = fold(KERAS, loaded)
         row.fold_s = result.timings_s["fold"]
         row.layers_before, row.layers_after = count_layers(loaded), count_layers(result.folded)
         row.bn_before, row.bn_after = result.bn_before, result.bn_after
@@ -203,7 +205,7 @@ def bench_model(name: str, repeats: int, batch: int, mode: str, workdir: Path) -
         row.skipped = len(row.skipped_pairs)
 
         start = time.perf_counter()
-        check = verify(loaded, result.folded, samples=VERIFY_SAMPLES, seed=0)
+        check = verify(KERAS, loaded, result.folded, samples=VERIFY_SAMPLES, seed=0).verification
         row.verify_s = time.perf_counter() - start
         row.max_abs_diff, row.max_rel_diff = check.max_abs_diff, check.max_rel_diff
         row.atol, row.passed = check.atol, check.passed

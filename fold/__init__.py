@@ -1,23 +1,24 @@
 """foldscope: find, fold, explain and verify BatchNorm folding in real models.
 
-The math, the kinds table, the rules and the graph schema import only NumPy and networkx;
-the Keras-facing API (``fold_model``, ``fold_file``, ``verify``) is imported on first use so
-that ``viz`` and other light users never pay for TensorFlow.
+    from fold import FRONTENDS, fold, fold_file, verify
+
+    result = fold_file("model.onnx")                 # .keras/.h5/.hdf5, .pb, .tflite, ...
+    checked = verify(result.frontend, result.original, result.folded, samples=8, seed=0)
+
+    keras = FRONTENDS["keras"].frontend()            # a model already in memory
+    result = fold(keras, model)
+
+``fold.core`` (the math, the kinds table, the rules, the graph schema, verification and
+the result type) imports only NumPy and networkx; a frontend's framework is imported the
+first time its format is used, so ``viz`` and other light users never pay for TensorFlow.
 """
 
-from fold.affine import Affine, bn_affine, fold_kernel
+from fold.core.affine import Affine, bn_affine, fold_kernel
+from fold.core.result import FoldResult
+from fold.core.rules import Decision
 from fold.errors import FoldError, UnsafeModelError
-from fold.rules import RULES, Decision
+from fold.frontend import FRONTENDS, SUFFIXES, Frontend
+from fold.pipeline import Checked, fold, fold_file, load, run, verify
 
-_LAZY = {"FoldResult", "fold_file", "fold_model", "verify"}
-
-__all__ = ["Affine", "Decision", "FoldError", "RULES", "UnsafeModelError", "bn_affine",
-           "fold_kernel", *sorted(_LAZY)]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from fold import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'fold' has no attribute {name!r}")
+__all__ = ["FRONTENDS", "SUFFIXES", "Affine", "Checked", "Decision", "FoldError", "FoldResult", "Frontend",
+           "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "run", "verify"]

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from fold.rules import Decision
-from fold.verification import Verification
+from fold.core.result import FoldResult
+from fold.core.rules import Decision
+from fold.core.verification import Verification
 
 
-def report_dict(
-    input_path: str,
-    output_path: str | None,
-    decisions: list[Decision],
-    bn_before: int,
-    bn_after: int,
-    verification: Verification | None,
-    timings_s: dict[str, float],
-) -> dict:
+def report_dict(input_path: str, output_path: str | None, result: FoldResult,
+                verification: Verification | None) -> dict:
     """The ``--report`` JSON (keys are a contract other tools rely on)."""
     return {
         "input": input_path,
         "output": output_path,
-        "pairs": [d.to_dict() for d in decisions],
-        "folded": sum(d.status == "folded" for d in decisions),
-        "skipped": sum(d.status == "skipped" for d in decisions),
-        "bn_before": bn_before,
-        "bn_after": bn_after,
+        "pairs": [d.to_dict() for d in result.decisions],
+        "folded": len(result.folded_pairs),
+        "skipped": len(result.skipped_pairs),
+        "bn_before": result.bn_before,
+        "bn_after": result.bn_after,
         "verification": verification.to_dict() if verification else None,
-        "timings_s": {k: round(v, 4) for k, v in timings_s.items()},
+        "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
     }
 
 

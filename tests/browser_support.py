@@ -334,9 +334,12 @@ def screenshot(page: Page, path: Path) -> Path:
 
 
 def docs_screenshot(page: Page, name: str) -> Path:
-    """Refresh a README screenshot (only called once the test's checks have passed)."""
+    """A README screenshot (called once the test's checks have passed): into artifacts/docs/, and
+    into docs/screenshots/ only when FOLDSCOPE_SCREENSHOTS=1 (``make screenshots``)."""
     page.evaluate("() => document.activeElement?.blur()")  # no focus ring on the last widget used
     page.mouse.move(0, 0)
     path = screenshot(page, ARTIFACTS / "docs" / name)
+    if os.environ.get("FOLDSCOPE_SCREENSHOTS") != "1":
+        return path
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copyfile(path, DOCS_SCREENSHOTS / name))

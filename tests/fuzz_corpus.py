@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fold.frontend import SUFFIXES as _SUFFIXES  # every suffix foldscope accepts
+
 SEED = 20240606
 #: File written by the Lambda entries' embedded code if it ever runs (relative to the corpus dir).
 LAMBDA_MARKER = "LAMBDA_CODE_RAN"
 DIRECTORY = object()  # a maker's result meaning "create a directory with this name"
 OVERSIZED = object()  # "a sparse .keras file one byte over fold.files.MAX_MODEL_BYTES"
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)
-_SUFFIXES = (".keras", ".h5", ".hdf5", ".pb", ".tflite")
 
 
 @dataclass
@@ -143,8 +144,8 @@ def build_bases(tmp_dir: Path) -> Bases:
     from fold.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from fold.tf_graph import seed_graph_def
-    from fold.tflite import keras_to_tflite
+    from demo.seed import graph_def as seed_graph_def
+    from fold.frontends.keras.io import to_tflite as keras_to_tflite
 
     work = Path(tmp_dir) / "_bases"
     work.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,98 @@
-"""Model helpers for tests: randomized BN statistics and an independent float64 reference.
+"""The helpers every frontend's tests go through, and an independent float64 reference for Keras models.
 
-The reference is the *original* (unfolded) architecture rebuilt with every layer in
-float64 and the same weights: it computes conv-then-BN explicitly in double precision and
-shares no code with the folding math.
+``assert_folds(frontend, model, ...)`` folds through the format-neutral pipeline and checks:
+the decisions, that no foldable BatchNorm is left (the BN count drops by the folded pairs),
+that the user's model is untouched (it computes exactly what it computed before), that the
+folded model verifies, and, given a float64 ``reference``, that both models match it to
+float32 rounding. ``assert_skipped(frontend, model, rule, ...)`` checks that the rule
+objected, with its reason, and that the "folded" model is the original one, unchanged.
+
+Negative tests are named ``test_*_NEG`` and call ``assert_skipped`` with the rule's name as
+a literal: ``tests/test_rules.py`` reads them to check that every rule of every frontend
+has one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 
-from fold import keras_io
-from fold.api import fold_model
-from fold.graph import count_role
-from fold.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
+from demo.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
+from fold.core.result import FoldResult
+from fold.core.rules import Decision
+from fold.core.verification import sample_inputs
+from fold.frontend import FRONTENDS, Frontend
+from fold.pipeline import fold, run, verify
 
+KERAS: Frontend = FRONTENDS["keras"].frontend()
+GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()
+TFLITE: Frontend = FRONTENDS["tflite"].frontend()
+#: How the negative tests name each frontend (read by tests/test_rules.py).
+FRONTEND_NAMES = {"KERAS": "keras", "GRAPHDEF": "graphdef", "TFLITE": "tflite"}
+
+Reference = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+def _table(result: FoldResult) -> list[dict]:
+    return [d.to_dict() for d in result.decisions]
+
+
+def assert_folds(frontend: Frontend, model: Any, expect_folded: int | None = None, *,
+                 reference: Reference | None = None, samples: int = 3, seed: int = 0, rtol: float = 2e-5,
+                 bns_removed: int | None = None) -> FoldResult:
+    """The one helper every positive fold test goes through (see the module docstring).
+
+    ``reference`` is (inputs, float64 outputs of the unfolded computation on them).
+    ``bns_removed`` is how many BatchNorms disappear (default: one per folded pair).
+    """
+    probe = sample_inputs(frontend.inputs(model), samples, seed)
+    before = run(frontend, model, probe)
+    result = fold(frontend, model)
+    folded = result.folded_pairs
+    if expect_folded is not None:
+        assert len(folded) == expect_folded, _table(result)
+    removed = len(folded) if bns_removed is None else bns_removed
+    assert result.bn_after == result.bn_before - removed, (result.bn_before, result.bn_after, _table(result))
+    checked = verify(frontend, model, result.folded, samples, seed, inputs=probe)
+    for was, now in zip(before, checked.original_outputs):
+        np.testing.assert_array_equal(was, now, err_msg="folding changed the user's model")
+    check = checked.verification
+    assert check.passed and check.max_rel_diff <= rtol, check.to_dict()
+    if reference is not None:
+        inputs, expected = reference
+        for name, model_ in (("original", model), ("folded", result.folded)):
+            for want, got in zip(expected, run(frontend, model_, inputs)):
+                scale = max(1.0, float(np.max(np.abs(want))))
+                error = float(np.max(np.abs(got - want)))
+                assert error <= rtol * scale, f"{name} model vs float64 reference: {error} > {rtol} * {scale}"
+    return result
+
+
+def assert_skipped(frontend: Frontend, model: Any, rule: str, words: str | None = None, *,
+                   check_outputs: bool = True) -> Decision:
+    """Every candidate is skipped by ``rule`` (its reason containing ``words``); nothing changes.
+
+    ``check_outputs`` False skips running the models (for graphs whose inputs the sample
+    recipe cannot feed, such as a statistics placeholder without a batch axis).
+    """
+    result = fold(frontend, model)
+    assert result.decisions, "no candidate pair found"
+    assert {(d.status, d.rule) for d in result.decisions} == {("skipped", rule)}, _table(result)
+    decision = result.decisions[0]
+    assert decision.reason and "\n" not in decision.reason
+    if words is not None:
+        assert words in decision.reason, decision.reason
+    assert result.bn_after == result.bn_before
+    if check_outputs:
+        checked = verify(frontend, model, result.folded, 2, 0)
+        assert checked.verification.max_abs_diff == 0.0, checked.verification.to_dict()
+    return decision
+
+
+# -- Keras: randomized weights and the float64 twin --------------------------------------------
 
 def randomize_biases(model: keras.Model, seed: int = 1) -> keras.Model:
     """Non-zero biases, so that a fold that forgets the existing bias is caught."""
@@ -44,7 +122,11 @@ def _to_float64(value):
 
 
 def float64_twin(model: keras.Model) -> keras.Model:
-    """The same architecture and weights, every layer computing in float64."""
+    """The same architecture and weights, every layer computing in float64.
+
+    It computes conv-then-BN explicitly in double precision and shares no code with the
+    folding math.
+    """
     ser = keras.saving.serialize_keras_object(model)
     ser.pop("compile_config", None)
     twin = keras.saving.deserialize_keras_object(_to_float64(ser), safe_mode=True)
@@ -53,31 +135,19 @@ def float64_twin(model: keras.Model) -> keras.Model:
     return twin
 
 
-def assert_folds_exactly(model: keras.Model, *, samples: int = 3, seed: int = 0, rtol: float = 2e-5,
-                         expect_folded: int | None = None):
-    """The one helper every fold test goes through.
+def keras_reference(model: keras.Model, samples: int = 3, seed: int = 0) -> Reference:
+    """Seeded inputs and the float64 twin's outputs on them."""
+    inputs = sample_inputs(KERAS.inputs(model), samples, seed)
+    wide = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs]
+    return inputs, run(KERAS, float64_twin(model), wide)
 
-    Folds ``model``; asserts no foldable BN is left (every pair the rules allow was folded
-    and the folded graph has exactly the skipped BNs left), that the user's model is
-    untouched, and that the folded float32 model matches the float64 reference of the
-    original to float32 rounding. Returns the FoldResult.
-    """
-    weights_before = [np.array(w.numpy()) for w in model.weights]
-    result = fold_model(model)
-    folded = [d for d in result.decisions if d.status == "folded"]
-    if expect_folded is not None:
-        assert len(folded) == expect_folded, [d.to_dict() for d in result.decisions]
-    assert count_role(result.graph_after, "bn") == result.bn_before - len(folded)
-    for before, w in zip(weights_before, model.weights):
-        np.testing.assert_array_equal(before, w.numpy())
 
-    inputs = keras_io.sample_inputs(model, samples, seed)
-    reference = keras_io.run(float64_twin(model), [x.astype(np.float64) if x.dtype.kind == "f" else x for x in inputs])
-    got = keras_io.run(result.folded, inputs)
-    original = keras_io.run(model, inputs)
-    for ref, out, orig in zip(reference, got, original):
-        scale = max(1.0, float(np.max(np.abs(ref))))
-        err_folded = float(np.max(np.abs(out - ref)))
-        err_original = float(np.max(np.abs(orig - ref)))
-        assert err_folded <= rtol * scale, (err_folded, err_original, scale)
-    return result
+def assert_keras_folds(model: keras.Model, expect_folded: int | None = None, *, samples: int = 3, seed: int = 0,
+                       rtol: float = 2e-5) -> FoldResult:
+    """``assert_folds`` for a Keras model against its float64 twin."""
+    return assert_folds(KERAS, model, expect_folded, reference=keras_reference(model, samples, seed),
+                        samples=samples, seed=seed, rtol=rtol)
+
+
+def max_abs(arrays: Sequence[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(a))) for a in arrays)

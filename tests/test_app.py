@@ -87,6 +87,13 @@ def test_upload_without_file_asks_for_one():
     at = run_app("Upload")
     assert not at.exception
     assert any("Pick a model source" in i.value for i in at.info)
+    assert any(".hdf5" in i.value for i in at.info)  # the suffixes come from fold.frontend.FRONTENDS
+
+
+def test_rules_shown_are_the_frontends_own():
+    at = run_app("The seed, as TensorFlow ops")
+    rules = list(at.table[-1].value["rule"])
+    assert "constant-filter" in rules and "not-shared" not in rules
 
 
 def test_why_it_works_tab_shows_each_equality():
@@ -96,6 +103,8 @@ def test_why_it_works_tab_shows_each_equality():
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9
     assert len(counterexamples) == 3 and min(counterexamples) > 1e-3
+    relu = [m.value for m in at.markdown if "ReLU is not linear" in m.value]
+    assert relu and "s·y + t" in relu[0] and "*" not in relu[0].replace("**", "")
 
 
 def test_seed_as_tensorflow_ops():

@@ -3,7 +3,8 @@
 One server and one browser for the file (pytest-xdist's --dist loadfile keeps the file in
 one worker); every test opens a fresh page, i.e. a fresh Streamlit session, and leaves a
 full-page screenshot in artifacts/<test>.png. The seed, playground, zoo and "Why it works"
-tests also refresh the README screenshots in docs/screenshots/ once their checks pass.
+tests also take the README's screenshots once their checks pass: into artifacts/docs/, and into
+docs/screenshots/ only when asked (``make screenshots``), so that a test run changes no tracked file.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def keras_file(tmp_path_factory) -> Path:
     import_tensorflow_quietly()
     import keras
 
-    from fold.zoo import randomize_bn
+    from demo.zoo import randomize_bn
 
     inp = keras.Input((8, 8, 3), name="image")
     x = keras.layers.Conv2DTranspose(6, 3, strides=2, padding="same", name="up")(inp)
@@ -113,7 +114,7 @@ def upload(page, path: Path, *, fold: list[str], what: str) -> None:
 
 
 def count_bn(model) -> int:
-    from fold.zoo import all_layers
+    from demo.zoo import all_layers
 
     return sum(type(layer).__name__ == "BatchNormalization" for layer in all_layers(model))
 
@@ -188,6 +189,19 @@ def test_upload_folds_a_keras_file(page, keras_file):
     assert shown["pairs folded"] == "2 / 2", shown
 
 
+def test_upload_accepts_a_keras_2_hdf5_file(page, keras_file, tmp_path):
+    """A trained Keras 2 model is often saved as model.hdf5; the uploader takes every suffix the library reads."""
+    from fold.frontends.keras.io import load_model
+
+    path = tmp_path / "model.hdf5"
+    load_model(keras_file).save(tmp_path / "model.h5")
+    (tmp_path / "model.h5").rename(path)
+    open_app(page)
+    upload(page, path, fold=[MAX_ABS_DIFF, "up → up_bn"], what="folding the upload model.hdf5")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorm layers"] == "2 → 0", shown
+
+
 def test_upload_corrupt_file_shows_error(page, tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -239,6 +253,9 @@ def test_why_it_works_tab(page):
               for m in panel.get_by_test_id("stMetric").all())}
     equalities = [float(v) for k, v in diffs.items() if "naive" not in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9, diffs
+    relu = panel.get_by_text("ReLU is not linear")
+    assert "clips s·y + t instead of y" in relu.inner_text()
+    assert panel.locator("em").count() == 0, "a '*' in the walkthrough's text was read as Markdown italics"
     docs_screenshot(page, "why.png")
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import keras
 import pytest
 
+from demo.zoo import randomize_bn
 from fold.cli import default_output
-from fold.zoo import randomize_bn
+from fold.frontend import FRONTENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 L = keras.layers
@@ -43,7 +44,7 @@ def test_folds_writes_model_and_report(model_file, tmp_path):
     assert "tconv" in proc.stdout and "skipped" in proc.stdout and "max abs diff" in proc.stdout
     data = json.loads(report.read_text())
     assert {"input", "output", "pairs", "bn_before", "bn_after", "verification", "timings_s"} <= set(data)
-    assert data["output"] == default_output(str(model_file)) and Path(data["output"]).exists()
+    assert data["output"] == default_output(str(model_file), FRONTENDS["keras"]) and Path(data["output"]).exists()
     assert data["bn_before"] == 2 and data["bn_after"] == 1
     assert [p["status"] for p in data["pairs"]] == ["folded", "skipped"]
     assert set(data["pairs"][0]) >= {"layer", "bn", "kind", "status", "reason"}
@@ -96,10 +97,11 @@ def test_usage_error_is_exit_2():
 
 
 def test_frozen_graph_of_the_seed_folds(tmp_path):
-    from fold.tf_graph import read_graph_def, seed_graph_def, write_graph_def
+    from demo.seed import graph_def as seed_graph_def
+    from fold.frontends.graphdef.io import read_graph_def
 
     source = tmp_path / "seed.pb"
-    write_graph_def(seed_graph_def(), source)
+    source.write_bytes(seed_graph_def().SerializeToString())
     report = tmp_path / "r.json"
     proc = run_cli(source, "--report", report)
     assert proc.returncode == 0, proc.stderr
@@ -127,3 +129,41 @@ def test_bad_pb_and_tflite_exit_2(tmp_path):
         path.write_bytes(data)
         proc = run_cli(path)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (name, proc.stderr)
+
+
+def test_samples_and_seed_mean_the_same_for_every_format(tmp_path):
+    """``--samples 4 --seed 1`` on the same model as .keras, .pb and .tflite: the same rows from
+    the same generator, so the three reports agree (the original models' outputs have the same
+    peak on them; TensorFlow's converter folded the BNs of the .tflite itself)."""
+    from fold.frontends.graphdef.io import graph_def_from_keras
+    from fold.frontends.keras.io import to_tflite
+
+    inp = keras.Input((9, 8, 3))
+    x = L.BatchNormalization()(L.Conv2DTranspose(5, 3, strides=2, padding="same")(inp))
+    x = L.BatchNormalization()(L.Conv2D(4, 3)(L.ReLU()(x)))
+    model = randomize_bn(keras.Model(inp, x), seed=4)
+    model.save(tmp_path / "net.keras")
+    (tmp_path / "net.pb").write_bytes(graph_def_from_keras(model).SerializeToString())
+    (tmp_path / "net.tflite").write_bytes(to_tflite(model))
+    reports = {}
+    for suffix in (".keras", ".pb", ".tflite"):
+        proc = run_cli(tmp_path / f"net{suffix}", "-o", tmp_path / f"out{suffix}", "--report",
+                       tmp_path / f"r{suffix}.json", "--samples", "4", "--seed", "1")
+        assert proc.returncode == 0, (suffix, proc.stderr)
+        reports[suffix] = json.loads((tmp_path / f"r{suffix}.json").read_text())
+    keras_output = reports[".keras"]["verification"]["per_output"][0]
+    for suffix, report in reports.items():
+        v = report["verification"]
+        assert v["samples"] == 4 and v["seed"] == 1 and v["passed"], suffix
+        (out,) = v["per_output"]
+        assert out["shape"] == keras_output["shape"] == [4, 16, 14, 4], suffix
+        assert out["max_abs"] == pytest.approx(keras_output["max_abs"], rel=1e-5), suffix
+    for suffix in (".keras", ".pb"):
+        assert [p["status"] for p in reports[suffix]["pairs"]] == ["folded", "folded"], suffix
+        assert (reports[suffix]["bn_before"], reports[suffix]["bn_after"]) == (2, 0), suffix
+    assert reports[".tflite"]["bn_before"] == 0  # TensorFlow's converter folded them already
+
+
+def test_options_of_another_format_are_refused(model_file):
+    proc = run_cli(model_file, "--inputs", "x")
+    assert proc.returncode == 2 and "--inputs applies to TensorFlow GraphDef (frozen) files only" in proc.stderr

@@ -10,9 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from fold import keras_io, zoo
-from fold.api import verify
-from fold.workbench import Workbench, inspect_model
+from demo import zoo
+from demo.workbench import Workbench, inspect_keras
+from fold.core.verification import sample_inputs
+from fold.frontends.keras.io import load_model
+from fold.pipeline import run, verify
+from tests.helpers import KERAS
 
 THREADS = 4
 #: (kind, seed) of playground models; different kinds and seeds give different decisions and numbers.
@@ -23,7 +26,7 @@ PLAYGROUND = (("Conv2DTranspose", 1), ("Conv2D", 2), ("DepthwiseConv2D", 3), ("S
 def _models() -> dict[str, keras.Model]:
     models = {f"{kind}-{seed}": zoo.playground_model(kind=kind, seed=seed, channels_out=4 + seed)
               for kind, seed in PLAYGROUND}
-    models["relu-inside"] = zoo.playground_model(kind="Conv2D", activation=zoo.ACTIVATIONS[2], seed=7)
+    models["relu-inside"] = zoo.playground_model(kind="Conv2D", activation=zoo.Activation.INSIDE, seed=7)
     models["dcgan"] = zoo.dcgan_generator(base=16)
     return models
 
@@ -69,7 +72,7 @@ def models() -> dict[str, keras.Model]:
 
 @pytest.fixture(scope="module")
 def sequential(models) -> dict[str, dict]:
-    return {name: _summary(inspect_model(model, samples=2, seed=3)) for name, model in models.items()}
+    return {name: _summary(inspect_keras(name, model, samples=2, seed=3)) for name, model in models.items()}
 
 
 def test_threads_folding_different_models_get_their_own_results(models, sequential):
@@ -80,7 +83,7 @@ def test_threads_folding_different_models_get_their_own_results(models, sequenti
         if threading.current_thread().name not in started:
             started.add(threading.current_thread().name)
             start.wait(timeout=60)  # the first jobs of all threads begin together
-        return _summary(inspect_model(models[name], samples=2, seed=3))
+        return _summary(inspect_keras(name, models[name], samples=2, seed=3))
 
     started: set[str] = set()
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -96,22 +99,22 @@ def test_threads_folding_different_models_get_their_own_results(models, sequenti
 def test_shared_workbench_is_not_changed_by_concurrent_use(models):
     model = models["dcgan"]
     original_weights = _weights(model)
-    wb = inspect_model(model, samples=2, seed=0)  # what the app caches with st.cache_resource
+    wb = inspect_keras("dcgan", model, samples=2, seed=0)  # what the app caches with st.cache_resource
     folded_weights = _weights(wb.result.folded)
     decisions = [d.to_dict() for d in wb.result.decisions]
     folded = [d for d in wb.result.decisions if d.status == "folded"]
     assert folded
     details = {d.layer: wb.detail(d) for d in folded}
-    inputs = keras_io.sample_inputs(model, 2, seed=11)
-    expected_outputs = keras_io.run(wb.result.folded, inputs)
+    inputs = sample_inputs(KERAS.inputs(model), 2, seed=11)
+    expected_outputs = run(KERAS, wb.result.folded, inputs)
     start = threading.Barrier(2)
 
     def use() -> tuple:
         start.wait(timeout=60)
-        check = verify(wb.result.original, wb.result.folded, samples=2, seed=5)
+        check = verify(KERAS, wb.result.original, wb.result.folded, samples=2, seed=5).verification
         got_details = {d.layer: wb.detail(d) for d in folded}
         data = wb.folded_file()
-        outputs = keras_io.run(wb.result.folded, inputs)
+        outputs = run(KERAS, wb.result.folded, inputs)
         return check, got_details, data, outputs
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -143,4 +146,4 @@ def _load_bytes(data: bytes) -> keras.Model:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "folded.keras"
         path.write_bytes(data)
-        return keras_io.load_model(path)
+        return load_model(path)

@@ -1,4 +1,4 @@
-"""Tests for fold.explain and viz.explain: every step's numbers against TensorFlow / Keras."""
+"""Tests for demo.explain and viz.explain: every step's numbers against TensorFlow / Keras."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fold import explain  # noqa: E402
-from fold.affine import bn_affine  # noqa: E402
-from fold.explain import (  # noqa: E402
+from demo import explain  # noqa: E402
+from demo.explain import (  # noqa: E402
     apply_1x1,
     bn_as_1x1,
     counter_activation,
@@ -27,7 +26,6 @@ from fold.explain import (  # noqa: E402
     fold_tconv,
     seed_example,
     seed_example_2,
-    seed_input,
     tconv,
     tconv_as_conv,
     tconv_output_size,
@@ -35,6 +33,8 @@ from fold.explain import (  # noqa: E402
     walkthrough,
     zero_insert,
 )
+from demo.seed import seed_input  # noqa: E402
+from fold.core.affine import bn_affine  # noqa: E402
 from viz.explain import (  # noqa: E402
     annotated_grid,
     bn_1x1_figure,
@@ -59,7 +59,7 @@ CASES = [(s, p, cout) for s in (1, 2) for p in ("VALID", "SAME") for cout in (1,
 
 
 def keras_length(n: int, k: int, s: int, padding: str) -> int:
-    """Keras deconv_output_length without output_padding (independent of fold.explain)."""
+    """Keras deconv_output_length without output_padding (independent of demo.explain)."""
     return n * s + max(k - s, 0) if padding == "VALID" else n * s
 
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from fold import cli, keras_io
+from demo.workbench import upload_workbench
+from fold import cli
 from fold.errors import FoldError
 from fold.files import check_model_file
-from fold.workbench import inspect_upload
+from fold.frontend import format_for
+from fold.pipeline import load
 from tests.fuzz_corpus import LAMBDA_MARKER, corpus, corpus_ids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +71,9 @@ def _library(path: Path) -> None:
         with pytest.raises(FoldError) as info:
             check_model_file(path)
         _assert_one_line(str(info.value), path)
-        keras_io.load_model(path)
+        load(path)
     else:
-        inspect_upload(path.name, path.read_bytes())
+        upload_workbench(path.name, path.read_bytes())
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -91,8 +93,8 @@ def terminal_warnings():
 
 
 def _out_path(tmp_path: Path, path: Path) -> Path:
-    suffix = path.suffix.lower()
-    return tmp_path / f"out{suffix if suffix in ('.pb', '.tflite') else '.keras'}"
+    fmt = format_for(path)
+    return tmp_path / f"out{fmt.output_suffix if fmt else '.keras'}"
 
 
 def test_corpus_is_large_and_covers_every_kind_of_damage():

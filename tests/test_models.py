@@ -5,16 +5,16 @@ from __future__ import annotations
 import keras
 import pytest
 
-from fold import zoo
-from fold.api import fold_model, verify
-from tests.helpers import assert_folds_exactly, randomize_bn
+from demo import zoo
+from fold.pipeline import fold, verify
+from tests.helpers import KERAS, assert_keras_folds, randomize_bn
 
 L = keras.layers
 
 
 def test_dcgan_generator_folds_every_bn():
     model = zoo.dcgan_generator()
-    result = assert_folds_exactly(model, expect_folded=3)
+    result = assert_keras_folds(model, 3)
     assert result.bn_after == 0
     kinds = {d.op for d in result.decisions}
     assert kinds == {"Dense", "Conv2DTranspose"}
@@ -22,7 +22,7 @@ def test_dcgan_generator_folds_every_bn():
 
 def test_unet_keeps_skip_connections():
     model = zoo.unet()
-    result = assert_folds_exactly(model)
+    result = assert_keras_folds(model)
     assert result.bn_after == 0 and len(result.folded_pairs) == result.bn_before
     concat = result.graph_after.in_edges("up0_concat")
     assert {u for u, _ in concat} == {"up0_tconv", "down0_relu1"}
@@ -30,7 +30,7 @@ def test_unet_keeps_skip_connections():
 
 def test_names_configs_and_untouched_weights_survive():
     model = zoo.unet()
-    result = fold_model(model)
+    result = fold(KERAS, model)
     before = {layer.name: layer for layer in model.layers}
     for layer in result.folded.layers:
         original = before[layer.name]
@@ -43,7 +43,7 @@ def test_names_configs_and_untouched_weights_survive():
 @pytest.mark.slow
 def test_mobilenet_v2_with_random_statistics():
     model = zoo.application("MobileNetV2", input_size=96)
-    result = assert_folds_exactly(model, samples=2, rtol=1e-4)
+    result = assert_keras_folds(model, samples=2, rtol=1e-4)
     assert result.bn_before == 52 and result.bn_after == 0
     assert len(model.layers) - len(result.folded.layers) == 52
 
@@ -55,7 +55,7 @@ def test_nested_models_fold_inside():
     x = L.BatchNormalization(name="outer_bn")(x)
     x = L.GlobalAveragePooling2D()(x)
     model = randomize_bn(keras.Model(inp, inner(x)))
-    result = assert_folds_exactly(model, expect_folded=2)
+    result = assert_keras_folds(model, 2)
     assert {d.layer for d in result.decisions} == {"conv", "inner/d"}
     assert result.bn_after == 0 and "subgraph" in result.graph_before.nodes["inner"]
 
@@ -67,8 +67,8 @@ def test_several_inputs_and_outputs():
     s = L.Add(name="sum")([x, y])
     head = L.BatchNormalization(name="bn_head")(L.Dense(3, name="head")(L.GlobalAveragePooling2D()(s)))
     model = randomize_bn(keras.Model({"a": a, "b": b}, {"map": s, "head": head}))
-    result = assert_folds_exactly(model, expect_folded=3)
-    check = verify(model, result.folded, samples=2)
+    result = assert_keras_folds(model, 3)
+    check = verify(KERAS, model, result.folded, samples=2).verification
     assert check.passed and len(check.per_output) == 2
 
 
@@ -77,7 +77,7 @@ def test_sequential_model():
         keras.Input((10, 3)), L.Conv1D(5, 3, use_bias=False), L.BatchNormalization(), L.ReLU(),
         L.Conv1DTranspose(4, 3, strides=2), L.BatchNormalization(),
     ]))
-    result = assert_folds_exactly(model, expect_folded=2)
+    result = assert_keras_folds(model, 2)
     assert isinstance(result.folded, keras.Sequential)
 
 
@@ -90,11 +90,11 @@ def test_half_precision_models_fold_in_float64_and_cast_back(policy):
         model = randomize_bn(keras.Model(inp, L.BatchNormalization()(L.Conv2D(4, 3)(x))))
     finally:
         keras.config.set_dtype_policy("float32")
-    result = fold_model(model)
+    result = fold(KERAS, model)
     assert result.bn_after == 0
     tconv = result.folded.layers[1]
     assert tconv.kernel.dtype == model.layers[1].kernel.dtype and tconv.compute_dtype == "float16"
-    check = verify(model, result.folded, samples=2)
+    check = verify(KERAS, model, result.folded, samples=2).verification
     (out,) = check.per_output
     assert out.dtype == "float16" and check.passed
     assert check.atol == pytest.approx(1e-2 * max(1.0, out.max_abs))  # the documented float16 level

@@ -1,132 +1,99 @@
-"""A negative test (*_neg) for every skip reason, and the registry itself."""
+"""The rule registries: how they are composed, how a decision is made, and that every rule of
+every frontend has a negative test."""
 
 from __future__ import annotations
 
-import keras
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from fold.api import fold_model
-from fold.kinds import KERAS_KINDS
-from fold.rules import RULES, Candidate, decide
-from tests.helpers import assert_folds_exactly, randomize_bn
+from fold.core.kinds import KERAS_KINDS
+from fold.core.rules import RULES, SEMANTIC, STRUCTURAL, Candidate, Rule, compose, decide
+from fold.frontend import FRONTENDS
+from tests.helpers import FRONTEND_NAMES
 
-L = keras.layers
-
-
-def _only_decision(model: keras.Model):
-    result = assert_folds_exactly(model, expect_folded=0)
-    (decision,) = result.decisions
-    assert decision.status == "skipped" and decision.reason
-    assert result.bn_after == result.bn_before == 1
-    return decision
+TESTS = Path(__file__).parent
 
 
 def test_registry_names_are_unique_and_documented():
-    names = [r.name for r in RULES]
-    assert len(names) == len(set(names))
-    assert all(r.summary for r in RULES)
+    for fmt in FRONTENDS.values():
+        rules = fmt.frontend().rules
+        names = [r.name for r in rules]
+        assert len(names) == len(set(names)), fmt.name
+        assert all(r.summary for r in rules), fmt.name
 
 
-def test_nonlinear_activation_neg():
-    inp = keras.Input((8, 7, 3))
-    model = randomize_bn(keras.Model(inp, L.BatchNormalization()(L.Conv2D(5, 3, activation="relu")(inp))))
-    d = _only_decision(model)
-    assert d.rule == "linear-activation" and "relu" in d.reason
-
-
-def test_output_feeds_another_layer_neg():
-    inp = keras.Input((8, 7, 3))
-    x = L.Conv2DTranspose(5, 3, strides=2, name="tconv")(inp)
-    out = L.Add()([L.BatchNormalization()(x), x])
-    d = _only_decision(randomize_bn(keras.Model(inp, out)))
-    assert d.rule == "single-consumer" and "tconv" in d.reason
-
-
-def test_output_is_also_a_model_output_neg():
-    inp = keras.Input((8, 7, 3))
-    x = L.Conv2D(5, 3)(inp)
-    d = _only_decision(randomize_bn(keras.Model(inp, [L.BatchNormalization()(x), x])))
-    assert d.rule == "single-consumer"
-
-
-def test_bn_on_other_axis_neg():
-    inp = keras.Input((8, 7, 3))
-    d = _only_decision(randomize_bn(keras.Model(inp, L.BatchNormalization(axis=1)(L.Conv2D(5, 3)(inp)))))
-    assert d.rule == "channel-axis" and "axis [1]" in d.reason
-
-
-@pytest.mark.parametrize("field,value", [("moving_variance", np.nan), ("gamma", np.inf), ("beta", -np.inf),
-                                         ("moving_mean", np.nan)])
-def test_non_finite_parameter_neg(field, value):
-    inp = keras.Input((8, 7, 3))
-    bn = L.BatchNormalization()
-    model = randomize_bn(keras.Model(inp, bn(L.Conv2D(5, 3)(inp))))
-    values = np.array(getattr(bn, field).numpy())
-    values[2] = value
-    getattr(bn, field).assign(values)
-    result = fold_model(model)
-    assert result.decisions[0].rule == "finite-parameters" and result.bn_after == 1
-
-
-def test_zero_variance_with_zero_epsilon_neg():
-    inp = keras.Input((8, 7, 3))
-    bn = L.BatchNormalization(epsilon=0.0)
-    model = randomize_bn(keras.Model(inp, bn(L.Conv2D(5, 3)(inp))))
-    bn.moving_variance.assign(np.array([1, 1, 0, 1, 1], dtype="float32"))
-    d = fold_model(model).decisions[0]
-    assert d.rule == "finite-parameters" and "channel 2" in d.reason
-
-
-def test_unsupported_kind_neg():
-    inp = keras.Input((8, 7, 3))
-    x = L.Add()([L.Conv2D(5, 3)(inp), L.Conv2D(5, 3)(inp)])
-    d = _only_decision(randomize_bn(keras.Model(inp, L.BatchNormalization()(x))))
-    assert d.rule == "supported-kind" and "Add" in d.reason
-
-
-def test_bn_on_model_input_neg():
-    inp = keras.Input((8, 7, 3))
-    d = _only_decision(randomize_bn(keras.Model(inp, L.Conv2D(5, 3)(L.BatchNormalization()(inp)))))
-    assert d.rule == "supported-kind" and "model input" in d.reason
-
-
-def test_training_true_neg():
-    inp = keras.Input((8, 7, 3))
-    bn = L.BatchNormalization()
-    model = randomize_bn(keras.Model(inp, bn(L.Conv2D(5, 3)(inp), training=True)))
-    d = fold_model(model).decisions[0]
-    assert d.rule == "inference-mode"
-
-
-def test_shared_layer_neg():
-    a, b = keras.Input((8, 7, 3)), keras.Input((8, 7, 3))
-    conv, bn = L.Conv2D(5, 3), L.BatchNormalization()
-    model = randomize_bn(keras.Model([a, b], [bn(conv(a)), bn(conv(b))]))
-    result = fold_model(model)
-    assert {d.rule for d in result.decisions} == {"not-shared"} and result.bn_after == 1
-
-
-def test_float16_overflow_neg():
-    keras.config.set_dtype_policy("mixed_float16")  # float32 variables, float16 compute
-    try:
-        inp = keras.Input((8, 7, 3))
-        bn = L.BatchNormalization(epsilon=0.0)
-        model = keras.Model(inp, bn(L.Conv2D(5, 3)(inp)))
-    finally:
-        keras.config.set_dtype_policy("float32")
-    randomize_bn(model)
-    bn.moving_variance.assign(np.array([1, 1, 1e-12, 1, 1], dtype=bn.moving_variance.dtype))
-    d = fold_model(model).decisions[0]
-    assert d.rule == "fits-dtype" and "float16" in d.reason
+def test_compose_puts_a_frontends_guards_between_the_shared_rules():
+    guard = Rule("own-guard", "A frontend's own check.", lambda c: None)
+    rules = compose(guard)
+    assert rules == (*STRUCTURAL, guard, *SEMANTIC)
+    assert [r.name for r in compose(guard, omit=("not-shared",))].count("not-shared") == 0
+    with pytest.raises(ValueError, match="unique"):
+        compose(Rule("supported-kind", "a copy", lambda c: None))
+    with pytest.raises(ValueError, match="shared rules"):
+        compose(omit=("own-guard",))
 
 
 def test_first_objection_decides():
     c = Candidate(layer="c", bn="bn", op="Conv2D", kind=KERAS_KINDS["Conv2D"], activation="relu",
                   consumers=3, channel_axis=3, bn_axes=(3,), mean=np.zeros(2), variance=np.ones(2))
-    assert decide(c).rule == "linear-activation"
+    assert decide(c, RULES).rule == "linear-activation"
     c.activation = None
-    assert decide(c).rule == "single-consumer"
+    assert decide(c, RULES).rule == "single-consumer"
     c.consumers = 1
-    d = decide(c)
+    d = decide(c, RULES)
     assert d.status == "folded" and d.affine is not None
+
+
+def test_a_folded_pair_keeps_the_candidates_notes_and_a_skipped_one_clears_them():
+    c = Candidate(layer="c", bn="bn", op="Conv2D", kind=KERAS_KINDS["Conv2D"], channel_axis=3, bn_axes=(3,),
+                  mean=np.zeros(2), variance=np.ones(2), notes={"activation": "RELU fused into 'c'"})
+    assert decide(c).to_dict()["activation"] == "RELU fused into 'c'"
+    c.consumers = 2
+    assert decide(c).to_dict()["activation"] is None
+
+
+def test_set_scale_shift_makes_the_affine_map_exactly_scale_and_shift():
+    c = Candidate(layer="c", bn="bn", op="Conv2D", kind=KERAS_KINDS["Conv2D"], channels=3)
+    c.set_scale_shift(np.array([2.0, -0.5, 3.0]), None)
+    affine = c.affine()
+    np.testing.assert_array_equal(affine.scale, [2.0, -0.5, 3.0])
+    np.testing.assert_array_equal(affine.shift, [0.0, 0.0, 0.0])
+
+
+def _negative_tests() -> dict[str, set[str]]:
+    """format -> the rules its ``test_*_NEG`` functions pass to ``assert_skipped`` as literals."""
+    found: dict[str, set[str]] = {name: set() for name in FRONTEND_NAMES.values()}
+    for path in TESTS.glob("test_*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for func in ast.walk(tree):
+            if not (isinstance(func, ast.FunctionDef) and func.name.endswith("_NEG")):
+                continue
+            calls = [n for n in ast.walk(func) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "assert_skipped"]
+            assert calls, f"{path.name}::{func.name} is a negative test that never calls assert_skipped"
+            for call in calls:
+                frontend, rule = call.args[0], call.args[2]
+                assert isinstance(frontend, ast.Name) and frontend.id in FRONTEND_NAMES, f"{path.name}::{func.name}"
+                assert isinstance(rule, ast.Constant), f"{path.name}::{func.name}: name the rule as a literal"
+                found[FRONTEND_NAMES[frontend.id]].add(rule.value)
+    return found
+
+
+def test_every_rule_of_every_frontend_has_a_negative_test():
+    tested = _negative_tests()
+    for fmt in FRONTENDS.values():
+        rules = {r.name for r in fmt.frontend().rules}
+        assert fmt.name in tested, f"no negative tests name the {fmt.name} frontend"
+        missing = sorted(rules - tested[fmt.name])
+        assert not missing, f"{fmt.name}: rules without a negative test: {missing}"
+        unknown = sorted(tested[fmt.name] - rules)
+        assert not unknown, f"{fmt.name}: negative tests name rules it does not have: {unknown}"
+
+
+def test_negative_tests_follow_one_naming_convention():
+    for path in TESTS.glob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        names = [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name.startswith("test_")]
+        assert not [n for n in names if n.lower().endswith("_neg") and not n.endswith("_NEG")], path.name

@@ -14,7 +14,7 @@ import pytest
 
 from fold.errors import FoldError, UnsafeModelError
 from fold.files import MAX_MODEL_BYTES, check_model_file
-from fold.keras_io import load_model
+from fold.frontends.keras.io import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

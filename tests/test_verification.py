@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fold.verification import abs_diff, compare, default_atol
+from fold.core.verification import abs_diff, compare, default_atol
 
 
 def test_figures_per_output_and_channel():

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from fold.graph import role_of  # noqa: E402
+from fold.core.graph import role_of  # noqa: E402
 from viz.channels import plot_channels  # noqa: E402
 from viz.graph import (  # noqa: E402
     FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, draw_before_after, draw_graph, layered_layout, neighbourhood,
@@ -22,7 +22,7 @@ from viz.heatmaps import plot_heatmaps, select_slice  # noqa: E402
 SHAPE = (None, 8, 8, 16)
 
 
-# --- synthetic graphs following fold.graph's schema ----------------------------------
+# --- synthetic graphs following fold.core.graph's schema ----------------------------------
 
 
 def _graph(name: str) -> nx.DiGraph:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from fold.workbench import inspect_model, inspect_upload
-from fold.zoo import playground_model, randomize_bn
+from demo import workbench, zoo
+from demo.workbench import inspect_keras, upload_workbench
+from demo.zoo import playground_model, randomize_bn
 
 L = keras.layers
 
@@ -27,15 +28,15 @@ def test_subclassed_model_shows_the_op_level_fold_and_says_why():
     model = Subclassed()
     model(np.zeros((1, 6, 5, 3), "float32"))
     randomize_bn(model)
-    wb = inspect_model(model)
+    wb = inspect_keras("subclassed", model)
     assert wb.notice and "cannot be written" in wb.notice
     assert wb.suffix == ".pb" and [d.status for d in wb.result.decisions] == ["folded"]
     assert wb.verification.max_abs_diff < 1e-5 and wb.folded_file()
 
 
 def test_keras_pair_detail_has_kernel_ranges():
-    wb = inspect_model(playground_model(kind="DepthwiseConv2D", channels_in=3, channels_out=6, tiny_variance=True,
-                                        epsilon=0.0))
+    wb = inspect_keras("dw", playground_model(kind="DepthwiseConv2D", channels_in=3, channels_out=6,
+                                              tiny_variance=True, epsilon=0.0))
     (decision,) = wb.result.folded_pairs
     detail = wb.detail(decision)
     assert detail.range_before.shape == detail.range_after.shape == (6, 2)
@@ -44,15 +45,62 @@ def test_keras_pair_detail_has_kernel_ranges():
 
 
 def test_upload_of_each_format(tmp_path):
-    from fold.tf_graph import seed_graph_def
-    from fold.tflite import keras_to_tflite
+    from demo.seed import graph_def as seed_graph_def
+    from fold.frontends.keras.io import to_tflite
 
     model = playground_model()
     path = tmp_path / "net.keras"
     model.save(path)
-    uploads = {"net.keras": path.read_bytes(), "seed.pb": seed_graph_def().SerializeToString(),
-               "net.tflite": keras_to_tflite(model)}
+    uploads = {"net.keras": path.read_bytes(), "net.hdf5": None, "seed.pb": seed_graph_def().SerializeToString(),
+               "net.tflite": to_tflite(model)}
+    model.save(tmp_path / "net.h5")
+    uploads["net.hdf5"] = (tmp_path / "net.h5").read_bytes()  # a Keras 2 style model saved as .hdf5
     for name, data in uploads.items():
-        wb = inspect_upload(name, data)
+        wb = upload_workbench(name, data)
         assert wb.verification.passed, name
-        assert wb.folded_file()[:4] if name.endswith(".keras") else wb.folded_file()
+        assert wb.key.startswith("upload:") and wb.key.endswith(name)
+        if not name.endswith(".tflite"):  # TensorFlow's converter folds the BNs itself
+            assert wb.result.folded_pairs, name
+        assert wb.folded_file()
+
+
+def test_every_pair_detail_has_kernel_ranges_in_every_format(tmp_path):
+    """The per-channel plot's ranges come from each frontend's own kernels, before and after."""
+    wbs = [workbench.seed_workbench(), workbench.seed_ops_workbench()]
+    for wb in wbs:
+        (decision,) = wb.result.folded_pairs
+        detail = wb.detail(decision)
+        np.testing.assert_allclose(detail.range_before, [[1.0, 1.0]])
+        s = decision.affine.scale[0]
+        np.testing.assert_allclose(detail.range_after, [[s, s]], rtol=1e-6)
+
+
+def test_zoo_models_are_the_same_in_every_process():
+    """Every number of a zoo model comes from a seed: two builds here and one in a fresh process agree."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def fingerprint(model) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for w in model.weights:
+            digest.update(np.asarray(w.numpy()).tobytes())
+        return digest.hexdigest()
+
+    first, second = zoo.dcgan_generator(), zoo.dcgan_generator()
+    assert fingerprint(first) == fingerprint(second)
+    root = Path(__file__).resolve().parents[1]
+    code = ("import hashlib, numpy as np; from demo import zoo; m = zoo.dcgan_generator(); d = hashlib.sha256()\n"
+            "for w in m.weights: d.update(np.asarray(w.numpy()).tobytes())\nprint(d.hexdigest())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                           env={"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip().splitlines()[-1] == fingerprint(first)
+
+
+def test_zoo_workbench_numbers_repeat():
+    a, b = workbench.zoo_workbench("DCGAN generator"), workbench.zoo_workbench("DCGAN generator")
+    assert a.key == b.key == "zoo:DCGAN generator"
+    assert a.verification.max_abs_diff == b.verification.max_abs_diff

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from fold.explain import BnBeforeCounterexample, Counterexample, Walkthrough
+from demo.explain import BnBeforeCounterexample, Counterexample, Walkthrough
 
 _PANEL = 2.2  # inches per panel side
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fold.affine import Affine, bn_affine, fold_kernel
-from fold.kinds import KERAS_KINDS
+from demo import seed
+from fold.core.affine import Affine, bn_affine, fold_kernel
+from fold.core.kinds import KERAS_KINDS
 
-#: Output-channel axis of a Keras/TF TConv kernel (kh, kw, Cout, Cin), from the kinds table.
-TCONV_OUT_AXES = KERAS_KINDS["Conv2DTranspose"].out_axes
+#: The layout of a Keras/TF TConv kernel (kh, kw, Cout, Cin), from the kinds table.
+TCONV = KERAS_KINDS["Conv2DTranspose"]
 
 Pair = tuple[int, int]
 Crops = tuple[Pair, Pair]
@@ -191,7 +192,7 @@ def apply_1x1(y: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray
 
 def fold_tconv(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine) -> tuple[np.ndarray, np.ndarray]:
     """``W' = W * s`` along the TConv output axis (-2), ``b' = b * s + t``, in float64."""
-    return fold_kernel(np.asarray(kernel, dtype=np.float64), bias, affine, TCONV_OUT_AXES)
+    return fold_kernel(np.asarray(kernel, dtype=np.float64), bias, affine, TCONV)
 
 
 @dataclass(frozen=True)
@@ -288,31 +289,20 @@ def walkthrough(
     )
 
 
-def seed_input() -> tuple[np.ndarray, np.ndarray]:
-    """The seed's 2x2 input 1..4 (H, W, 1) and 3x3 all-ones kernel (3, 3, 1, 1)."""
-    return np.arange(1.0, 5.0).reshape(2, 2, 1), np.ones((3, 3, 1, 1))
-
-
 def seed_example() -> Walkthrough:
     """Seed example 1: VALID stride 1, BN scale 1.05, offset 0.015, the output's own mean/var, eps 0."""
-    x, kernel = seed_input()
-    y = tconv(x, kernel, 1, "VALID")
-    return walkthrough(x, kernel, None, [1.05], [0.015], [np.mean(y)], [np.var(y)], 0.0, 1, "VALID")
+    return _seed_walkthrough(seed.EXAMPLE_1)
 
 
 def seed_example_2() -> Walkthrough:
     """Seed example 2: VALID stride 1 with the BN constants of the seed's second listing."""
-    x, kernel = seed_input()
-    return walkthrough(
-        x,
-        kernel,
-        None,
-        gamma=[1.0177339315414429],
-        beta=[0.015628524124622345],
-        mean=[1.027155211195349693],
-        var=[0.25580066442489624],
-        eps=0.0010000000474974513,
-    )
+    return _seed_walkthrough(seed.EXAMPLE_2)
+
+
+def _seed_walkthrough(bn: seed.SeedBN) -> Walkthrough:
+    x, kernel = seed.seed_input()
+    mean, variance = seed.statistics(bn)
+    return walkthrough(x, kernel, None, [bn.gamma], [bn.beta], [mean], [variance], bn.epsilon, 1, "VALID")
 
 
 def demo(size: int = 2, stride: int = 1, padding: str = "VALID", out_channels: int = 1,
@@ -325,11 +315,12 @@ def demo(size: int = 2, stride: int = 1, padding: str = "VALID", out_channels: i
     kernel = (np.random.default_rng(0).normal(size=(3, 3, out_channels, 1)).round(2) if random_kernel
               else np.ones((3, 3, out_channels, 1)))
     c = slice(0, out_channels)
+    bn = seed.EXAMPLE_2
     return walkthrough(
         x, kernel, None,
-        gamma=np.array([1.0177339315414429, 0.8])[c], beta=np.array([0.015628524124622345, -0.5])[c],
-        mean=np.array([1.027155211195349693, 2.0])[c], var=np.array([0.25580066442489624, 1.5])[c],
-        eps=0.0010000000474974513, stride=stride, padding=padding,
+        gamma=np.array([bn.gamma, 0.8])[c], beta=np.array([bn.beta, -0.5])[c],
+        mean=np.array([bn.mean, 2.0])[c], var=np.array([bn.variance, 1.5])[c],
+        eps=bn.epsilon, stride=stride, padding=padding,
     )
 
 
@@ -384,8 +375,8 @@ def counter_activation(
         reference=reference,
         naive=naive,
         max_abs_diff=max_abs_diff(reference, naive),
-        why="ReLU is not linear: moving the BN in front of it clips s*y + t instead of y, "
-        "so every pixel where s*y + t < 0 (or y < 0) changes.",
+        why="ReLU is not linear: moving the BN in front of it clips s·y + t instead of y, "
+        "so every pixel where s·y + t < 0 (or y < 0) changes.",
     )
 
 

@@ -1,4 +1,5 @@
-"""Keras frontend, part 1: a Keras Functional or Sequential model as scopes and as foldscope's graph.
+"""Keras frontend, matching: a Functional or Sequential model as scopes, as foldscope's graph,
+and as candidate (layer -> BatchNormalization) pairs.
 
 A ``Scope`` pairs one model level's serialized config with its layer objects; nested
 models become child scopes. The graph, the candidate pairs and the rewrite all read scopes,
@@ -15,9 +16,12 @@ from typing import Any
 
 import keras
 import networkx as nx
+import numpy as np
 
+from fold.core.graph import role_of
+from fold.core.kinds import KERAS_KINDS
+from fold.core.rules import Candidate
 from fold.errors import FoldError
-from fold.graph import role_of
 
 History = tuple[str, int, int]
 
@@ -224,3 +228,94 @@ def scope_graph(scope: Scope) -> nx.DiGraph:
 def model_graph(model: keras.Model) -> nx.DiGraph:
     """foldscope's graph of a Keras Functional or Sequential model."""
     return scope_graph(build_scope(serialize(model), model))
+
+
+# -- candidates ---------------------------------------------------------------------------------
+
+@dataclass
+class KerasCandidate(Candidate):
+    """A Candidate plus what only a Keras layer can get wrong.
+
+    special_kernel: why the producer's kernel is not a plain float weight (quantized, LoRA), or None.
+    """
+
+    special_kernel: str | None = None
+
+
+def _normalize_axes(axis: Any, rank: int | None) -> tuple[int, ...]:
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if rank is None:
+        return tuple(int(a) for a in axes)
+    return tuple(int(a) % rank for a in axes)
+
+
+def layer_weights(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
+    """A layer's weights by name ("kernel", "bias", "pointwise_kernel", ...)."""
+    return {w.name: np.asarray(w.numpy()) for w in layer.weights}
+
+
+def _special_kernel(layer: keras.layers.Layer) -> str | None:
+    policy = getattr(layer, "dtype_policy", None)
+    mode = getattr(policy, "quantization_mode", None)
+    if mode:
+        return f"quantized ({mode})"
+    if getattr(layer, "lora_enabled", False):
+        return "LoRA-adapted"
+    return None
+
+
+def _candidate(scope: Scope, prefix: str, bn_name: str) -> KerasCandidate | None:
+    sources = scope.inputs_of.get(bn_name) or []
+    if not sources:
+        return None
+    producer = sources[0][0]
+    entry = scope.entries[producer]
+    op = entry.get("registered_name") or entry.get("class_name", "?")
+    if producer in scope.children:
+        op = f"{op} (nested model)"
+    layer = scope.layers.get(producer)
+    bn = scope.layers[bn_name]
+    kind = KERAS_KINDS.get(op) if layer is not None else None
+    shape = scope.shapes.get(bn_name)
+    rank = len(shape) if shape is not None else None
+    cfg = entry.get("config") or {}
+    c = KerasCandidate(
+        layer=prefix + producer, bn=prefix + bn_name, op=op, kind=kind,
+        activation=cfg.get("activation"),
+        consumers=scope.refs[producer],
+        calls=max(calls(scope.entries[n]) for n in (producer, bn_name)),
+        channel_axis=None if rank is None else (1 if cfg.get("data_format") == "channels_first" else rank - 1),
+        bn_axes=_normalize_axes(bn.axis, rank),
+        bn_training=scope.call_kwargs.get(bn_name, {}).get("training") is True,
+        gamma=np.asarray(bn.gamma.numpy()) if bn.scale else None,
+        beta=np.asarray(bn.beta.numpy()) if bn.center else None,
+        mean=np.asarray(bn.moving_mean.numpy()), variance=np.asarray(bn.moving_variance.numpy()),
+        epsilon=float(bn.epsilon),
+        compute_dtype=getattr(layer, "compute_dtype", "float32"),
+    )
+    if kind is not None:
+        c.special_kernel = _special_kernel(layer)
+        if c.special_kernel is None:
+            values = layer_weights(layer)
+            c.set_kernel(values[kind.weight], values.get("bias"))
+    return c
+
+
+def candidates(scope: Scope) -> list[KerasCandidate]:
+    """Every BatchNorm of every scope with the layer that feeds it, in model order."""
+    found = []
+    for prefix, sc in scope.walk():
+        for name, entry in sc.entries.items():
+            if entry.get("class_name") == "BatchNormalization":
+                c = _candidate(sc, prefix, name)
+                if c is not None:
+                    found.append(c)
+    return found
+
+
+def layer_at(model: keras.Model, path: str) -> keras.layers.Layer:
+    """The layer at a graph path ("outer/inner" inside nested models)."""
+    layer = model
+    for part in path.split("/"):
+        layer = layer.get_layer(part)
+    return layer

@@ -1,29 +1,37 @@
 """The folding rules, as data: each pair (linear layer -> BatchNorm) is folded or skipped with a reason.
 
-A rule is a guard: it looks at a frontend-neutral ``Candidate`` and returns ``None`` when it
-has no objection, or a one-sentence reason why the pair must stay as it is. The registry
-``RULES`` is checked in order; the first objection decides. The command line and the app
-list what foldscope checks from this registry.
+A rule is a guard: it looks at a ``Candidate`` and returns ``None`` when it has no objection,
+or a one-sentence reason why the pair must stay as it is. A frontend's rule list is made
+one way, by ``compose``: the shared structural rules, then the frontend's own guards (what
+only a file format can get wrong: a filter that is not a constant, a quantized tensor...),
+then the shared rules that read parameter values. The first objection decides. The command
+line and the app list what foldscope checks from these registries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from fold.affine import Affine, bn_affine
-from fold.kinds import Kind
+from fold.core.affine import Affine, bn_affine, per_channel_range
+from fold.core.graph import INPUT_OPS
+from fold.core.kinds import Kind
 
 
 @dataclass
 class Candidate:
     """One BatchNorm and the layer that produces its input, as the rules see them.
 
-    layer, bn:     paths of the two nodes ("outer/inner" inside nested models).
+    Frontends subclass it to add what their own rules read (each field a list of
+    human-readable findings, empty when all is well).
+
+    layer, bn:     ids of the two nodes in the frontend's graph ("outer/inner" inside nested models).
     op:            the producer's layer class / op type.
     kind:          its entry in the kinds table, or None when foldscope cannot fold into it.
+    groups:        the producer's groups, for kinds whose channels are split by group.
     activation:    the producer's activation ("linear" or None means none).
     consumers:     how many places read the producer's output (a model output counts).
     calls:         max(number of calls of the producer, of the BN): >1 means a shared layer.
@@ -31,16 +39,19 @@ class Candidate:
     bn_axes:       axes the BN normalizes (non-negative).
     bn_training:   the BN is called with training=True (batch statistics, never folded).
     gamma, beta, mean, variance, epsilon: the BN's parameters (gamma/beta None when absent).
-    channels:      the producer's number of output channels.
-    kernel_absmax: per-output-channel max |kernel| (for the overflow check), or None.
+    channels:      the producer's number of output channels (set by ``set_kernel``).
+    kernel_absmax: per-output-channel max |kernel| (set by ``set_kernel``), or None.
     bias:          the producer's bias, or None when it has none.
     compute_dtype: dtype the folded layer will compute in.
+    notes:         remarks that hold once the pair is folded (e.g. where an activation goes);
+                   they reach the report as extra keys of the pair.
     """
 
     layer: str
     bn: str
     op: str
     kind: Kind | None
+    groups: int = 1
     activation: str | None = None
     consumers: int = 1
     calls: int = 1
@@ -56,22 +67,41 @@ class Candidate:
     kernel_absmax: np.ndarray | None = None
     bias: np.ndarray | None = None
     compute_dtype: str = "float32"
+    notes: dict[str, str | None] = field(default_factory=dict)
 
     def affine(self) -> Affine:
         return bn_affine(self.mean, self.variance, self.epsilon, self.gamma, self.beta)
 
+    def set_kernel(self, kernel: np.ndarray, bias: np.ndarray | None = None) -> None:
+        """Record the producer's kernel statistics (channels, per-channel max |w|) and bias."""
+        ranges = per_channel_range(kernel, self.kind, self.groups)
+        self.channels = ranges.shape[0]
+        self.kernel_absmax = np.abs(ranges).max(axis=1)
+        self.bias = None if bias is None else np.asarray(bias).reshape(-1)
+
+    def set_scale_shift(self, scale: np.ndarray | None, shift: np.ndarray | None) -> None:
+        """A BatchNorm given directly as ``y = scale * x + shift`` (a Mul/Add pair): mean 0,
+        variance 1 and epsilon 0 make ``affine()`` exactly (scale, shift); None means 1 / 0."""
+        n = self.channels or 0
+        self.gamma = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
+        self.beta = np.zeros(n) if shift is None else np.asarray(shift, dtype=np.float64)
+        self.mean, self.variance, self.epsilon = np.zeros(n), np.ones(n), 0.0
+
+
+Check = Callable[[Any], "str | None"]
+
 
 @dataclass(frozen=True)
 class Rule:
-    """A named guard. ``check`` returns a reason to skip, or None."""
+    """A named guard. ``check`` takes the frontend's candidate and returns a reason to skip, or None."""
 
     name: str
     summary: str
-    check: Callable[[Candidate], str | None]
+    check: Check
 
 
 def _supported_kind(c: Candidate) -> str | None:
-    if c.op in ("InputLayer", "Placeholder"):
+    if c.op in INPUT_OPS:
         return f"BatchNorm '{c.bn}' reads a model input directly; there is no layer to fold it into."
     if c.kind is None:
         return f"'{c.layer}' is a {c.op}, not a layer kind foldscope folds a BatchNorm into."
@@ -111,7 +141,7 @@ def _channel_axis(c: Candidate) -> str | None:
         return (f"'{c.bn}' normalizes axis {list(c.bn_axes)} but the channels of '{c.layer}' "
                 f"are on axis {c.channel_axis}.")
     if c.channels is not None and c.mean.shape[0] != c.channels:
-        return (f"'{c.bn}' has {c.mean.shape[0]} channels but '{c.layer}' produces {c.channels}.")
+        return f"'{c.bn}' has {c.mean.shape[0]} channels but '{c.layer}' produces {c.channels}."
     return None
 
 
@@ -161,13 +191,19 @@ def _fits_dtype(c: Candidate) -> str | None:
     return None
 
 
-#: Checked in order; the first objection decides.
-RULES: tuple[Rule, ...] = (
+#: Shared rules that look at the pair's structure; they run before any frontend's own guards.
+STRUCTURAL: tuple[Rule, ...] = (
     Rule("supported-kind", "The producer is a layer kind in the kinds table.", _supported_kind),
+    Rule("inference-mode", "The BatchNorm is not in training mode (it uses its moving statistics).",
+         _inference_mode),
+)
+
+#: Shared rules that read the pair's connectivity and values; they run after a frontend's
+#: own guards, which make sure those values exist (constants, float tensors, ...).
+SEMANTIC: tuple[Rule, ...] = (
     Rule("not-shared", "Neither layer is shared (applied more than once).", _not_shared),
     Rule("linear-activation", "The producer has no non-linear activation.", _linear_activation),
     Rule("single-consumer", "Only the BatchNorm reads the producer's output.", _single_consumer),
-    Rule("inference-mode", "The BatchNorm is not forced into training mode.", _inference_mode),
     Rule("channel-axis", "The BatchNorm normalizes the producer's channel axis.", _channel_axis),
     Rule("finite-parameters", "BN parameters are finite and variance + epsilon > 0.", _finite_parameters),
     Rule("finite-weights", "The layer's kernel and bias are finite.", _finite_weights),
@@ -175,9 +211,37 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def compose(*specific: Rule, omit: tuple[str, ...] = ()) -> tuple[Rule, ...]:
+    """A frontend's rule list: the structural rules, its own guards, then the semantic rules.
+
+    ``omit`` names shared rules that can never object in the frontend's format (a TFLite
+    model has no training-mode BatchNorm, a GraphDef op is never shared), so that its list,
+    which the app shows, holds only checks that can decide something.
+    """
+    shared = {r.name for r in (*STRUCTURAL, *SEMANTIC)}
+    unknown = sorted(set(omit) - shared)
+    if unknown:
+        raise ValueError(f"Only shared rules can be omitted; {unknown} are not shared rules.")
+    rules = (*(r for r in STRUCTURAL if r.name not in omit), *specific,
+             *(r for r in SEMANTIC if r.name not in omit))
+    names = [r.name for r in rules]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"Rule names must be unique; {duplicated} appear more than once.")
+    return rules
+
+
+#: The shared rules alone (what a frontend without guards of its own checks).
+RULES: tuple[Rule, ...] = compose()
+
+
 @dataclass
 class Decision:
-    """What happened to one candidate pair. ``affine`` is set when it was folded."""
+    """What happened to one candidate pair. ``affine`` is set when it was folded.
+
+    ``folded_as`` is the id the folded layer has in the folded model's graph (the same as
+    ``layer`` unless the frontend's ids are positions that the rewrite shifts).
+    """
 
     layer: str
     bn: str
@@ -187,43 +251,25 @@ class Decision:
     reason: str | None = None
     rule: str | None = None
     affine: Affine | None = None
+    notes: dict[str, str | None] = field(default_factory=dict)
+    folded_as: str | None = None
+
+    @property
+    def folded(self) -> bool:
+        return self.status == "folded"
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "bn": self.bn, "kind": self.op, "status": self.status,
-                "reason": self.reason, "rule": self.rule}
-
-
-class FoldOutcome:
-    """What every frontend's fold result offers (subclasses are dataclasses with ``decisions``)."""
-
-    decisions: list[Decision]
-
-    @property
-    def folded_pairs(self) -> list[Decision]:
-        return [d for d in self.decisions if d.status == "folded"]
-
-
-class CountedFromGraphs(FoldOutcome):
-    """A fold result whose BN counts are the "bn" nodes of ``graph_before`` and ``graph_after``."""
-
-    @property
-    def bn_before(self) -> int:
-        from fold.graph import count_role
-
-        return count_role(self.graph_before, "bn")
-
-    @property
-    def bn_after(self) -> int:
-        from fold.graph import count_role
-
-        return count_role(self.graph_after, "bn")
+                "reason": self.reason, "rule": self.rule, **self.notes}
 
 
 def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
-    """Fold the pair unless a rule objects."""
+    """Fold the pair unless a rule objects; a folded pair keeps the candidate's notes."""
     family = c.kind.family if c.kind else None
     for rule in rules:
         reason = rule.check(c)
         if reason is not None:
-            return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name)
-    return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.affine())
+            return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name,
+                            notes=dict.fromkeys(c.notes))
+    return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.affine(), notes=dict(c.notes),
+                    folded_as=c.layer)

@@ -1,4 +1,12 @@
-"""Numerical verification: compare two models' outputs on the same inputs; returns data, never prints.
+"""Numerical verification: one input recipe, and the comparison of two models' outputs on it.
+
+Inputs (``sample_inputs``): ``samples`` rows (the batch axis) per model input, all drawn from
+one ``numpy.random.default_rng(seed)``, input after input: standard-normal floats, integers
+in [0, 10), booleans. A dimension the model leaves unknown (other than the batch) is set to
+``FREE_DIM``. Every frontend gets its inputs here, so ``--samples 4 --seed 1`` means the same
+arrays for a .keras, a .pb, a .tflite and an .onnx of the same model.
+
+Comparison (``compare``) returns data and never prints.
 
 Figures for every output: max abs diff, mean abs diff, max relative diff (max abs diff
 divided by the largest |reference| value, so it stays meaningful where outputs cross zero)
@@ -14,12 +22,82 @@ a number (or a different inf) is an infinite difference, so it can never pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 RTOL = {"float64": 1e-4, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+#: Size given to an input dimension the model leaves unknown (other than the batch).
+FREE_DIM = 32
+#: Rows per run when the model's batch dimension is free (bounds memory on large inputs).
+MAX_BATCH = 32
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its name, shape (None for an unknown dimension; axis 0 is the batch
+    axis, fixed when it is an int) and NumPy dtype name."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @property
+    def batch(self) -> int | None:
+        """The fixed batch size the model was built for, or None when it takes any."""
+        return self.shape[0] if self.shape else None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One model output: its name and the axis of its channels."""
+
+    name: str
+    channel_axis: int = -1
+
+
+def batch_size(specs: Sequence[InputSpec], samples: int) -> int:
+    """Rows per run: the model's fixed batch, else up to MAX_BATCH."""
+    fixed = {s.batch for s in specs if s.batch is not None}
+    if len(fixed) > 1:
+        raise ValueError(f"The model's inputs have different fixed batch sizes {sorted(fixed)}.")
+    return fixed.pop() if fixed else max(1, min(samples, MAX_BATCH))
+
+
+def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """``samples`` rows for every input, drawn in order from one seeded generator.
+
+    A model built for a fixed batch size B gets the next multiple of B rows (B = 1 in most
+    converted models, so exactly ``samples``).
+    """
+    batch = batch_size(specs, samples)
+    rows = -(-samples // batch) * batch
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        shape = [rows, *(FREE_DIM if d is None else int(d) for d in spec.shape[1:])]
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind in "iu":
+            arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, size=shape).astype(bool))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+    return arrays
+
+
+def run_in_batches(run: Callable[[list[np.ndarray]], list[np.ndarray]], inputs: list[np.ndarray],
+                   batch: int) -> list[np.ndarray]:
+    """``run`` over ``inputs`` ``batch`` rows at a time, the outputs concatenated along axis 0.
+
+    Every run gets exactly ``batch`` rows: ``inputs`` must hold a multiple of it.
+    """
+    rows = inputs[0].shape[0] if inputs else 0
+    if rows % batch:
+        raise ValueError(f"{rows} sample rows do not split into runs of the model's batch size {batch}.")
+    chunks = [run([x[start:start + batch] for x in inputs]) for start in range(0, rows, batch)]
+    return [np.concatenate([np.atleast_1d(c[k]) for c in chunks], axis=0) for k in range(len(chunks[0]))]
 
 
 @dataclass

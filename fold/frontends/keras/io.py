@@ -1,4 +1,4 @@
-"""Keras frontend, part 3: load and save model files safely, make inputs, run a model.
+"""Keras frontend, input and output: load and save model files safely, describe and run a model.
 
 Loading never executes code from the file: Keras ``safe_mode`` stays on, so a ``Lambda``
 layer or an unknown custom class is refused with a "cannot load safely" message.
@@ -6,6 +6,8 @@ layer or an unknown custom class is refused with a "cannot load safely" message.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import tempfile
@@ -15,19 +17,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 
-#: Size used for an input dimension the model leaves unknown (other than the batch).
-FREE_DIM = 32
-
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
-    """Load a .keras or .h5 model with safe_mode on; any failure is one FoldError sentence."""
+    """Load a .keras, .h5 or .hdf5 model with safe_mode on; any failure is one FoldError sentence."""
     fmt = check_model_file(path, max_bytes)
     name = Path(path).name
-    if fmt not in ("keras", "h5"):
-        raise FoldError(f"'{name}' is a .{fmt} file, not a Keras model (.keras or .h5).")
+    if fmt.name != "keras":
+        raise FoldError(f"'{name}' is a {fmt.label} file, not a Keras model (.keras, .h5 or .hdf5).")
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
         source = Path(path)
@@ -79,46 +79,50 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     return p
 
 
-def sample_inputs(model: keras.Model, samples: int = 4, seed: int = 0) -> list[np.ndarray]:
-    """Seeded standard-normal inputs (uniform integers for integer inputs), one per model input."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for tensor in model.inputs:
-        shape = [samples] + [FREE_DIM if d is None else int(d) for d in tensor.shape[1:]]
-        dtype = np.dtype(keras.backend.standardize_dtype(tensor.dtype))
-        if dtype.kind in "iu":
-            arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
-        elif dtype.kind == "b":
-            arrays.append(rng.integers(0, 2, size=shape).astype(bool))
-        else:
-            arrays.append(rng.standard_normal(shape).astype(dtype))
-    return arrays
+def to_bytes(model: keras.Model) -> bytes:
+    """The .keras file of ``model``, as bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return save_model(model, Path(tmp) / "model.keras").read_bytes()
+
+
+def input_specs(model: keras.Model) -> list[InputSpec]:
+    """The model's inputs: name, shape (batch axis free) and dtype."""
+    return [InputSpec(t.name, (None, *(None if d is None else int(d) for d in t.shape[1:])),
+                      keras.backend.standardize_dtype(t.dtype)) for t in model.inputs]
 
 
 def _output_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers producing the model's outputs, in the order ``run`` returns them."""
-    return [t._keras_history[0] for t in keras.tree.flatten(model.output)]
+    try:
+        return [t._keras_history[0] for t in keras.tree.flatten(model.output)]
+    except AttributeError:  # a Sequential model that was built but never called
+        if isinstance(model, keras.Sequential) and model.layers:
+            return [model.layers[-1]]
+        raise
 
 
-def output_names(model: keras.Model) -> list[str]:
-    return [layer.name for layer in _output_layers(model)]
-
-
-def output_channel_axes(model: keras.Model) -> list[int]:
-    """Channel axis of each output: 1 after a channels_first layer, else the last axis."""
-    return [1 if getattr(layer, "data_format", None) == "channels_first" else -1
+def output_specs(model: keras.Model) -> list[OutputSpec]:
+    """Name and channel axis of each output: 1 after a channels_first layer, else the last axis."""
+    return [OutputSpec(layer.name, 1 if getattr(layer, "data_format", None) == "channels_first" else -1)
             for layer in _output_layers(model)]
 
 
-def run(model: keras.Model, inputs: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-    """The model's outputs (flattened, in ``model.outputs`` order) on ``inputs``, in inference mode."""
-    n = inputs[0].shape[0]
-    chunks: list[list[np.ndarray]] = []
-    for start in range(0, n, batch_size):
-        batch = [x[start:start + batch_size] for x in inputs]
-        out = model(_structure(model, batch), training=False)
-        chunks.append([np.asarray(o) for o in keras.tree.flatten(out)])
-    return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+def run(model: keras.Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs (flattened, in ``model.outputs`` order) on one batch, in inference mode."""
+    out = model(_structure(model, inputs), training=False)
+    return [np.asarray(o) for o in keras.tree.flatten(out)]
+
+
+def to_tflite(model: keras.Model) -> bytes:
+    """Convert with TensorFlow's TFLite converter (float32, default optimizations off)."""
+    import tensorflow as tf
+
+    # Keras' export prints the traced signature on stdout; the command line owns stdout.
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        except Exception as exc:
+            raise FoldError(f"TensorFlow's converter cannot convert '{model.name}': {one_line(exc)}") from exc
 
 
 def _structure(model: keras.Model, flat: list[np.ndarray]):

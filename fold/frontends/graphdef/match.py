@@ -1,4 +1,5 @@
-"""Op-level rules for TensorFlow GraphDefs: find (linear op -> BatchNorm) chains and judge them.
+"""GraphDef frontend, matching: find (linear op -> BatchNorm) chains, make their candidates, and
+draw the op graph.
 
 Two shapes of BatchNorm are recognised after a ``Conv2D``, ``Conv2DBackpropInput``,
 ``DepthwiseConv2dNative`` or ``MatMul`` (optionally followed by a per-channel constant
@@ -8,10 +9,9 @@ Two shapes of BatchNorm are recognised after a ``Conv2D``, ``Conv2DBackpropInput
     decomposed:   linear -> [bias add] -> Mul(m) -> Add(a)      (what converters emit)
 
 The decomposed form is BN with gamma = m, beta = a, mean = 0, variance = 1, epsilon = 0,
-so both reach the shared math and the shared ``fold.rules.RULES`` through one
-``Candidate``. Checks that only make sense on ops (training mode of the fused op,
-filter not a constant, filter shared, an intermediate read elsewhere) are extra rules in
-``OP_RULES``. "Constant" means: computed from ``Const`` ops alone (no placeholder, no
+so both reach the shared math and the shared rules through one ``Candidate``. Checks that
+only make sense on ops (filter not a constant, filter shared, an intermediate read
+elsewhere) are the frontend's own rules (``fold.frontends.graphdef.rules``). "Constant" means: computed from ``Const`` ops alone (no placeholder, no
 stateful op), so the ``Identity`` / ``Rsqrt`` / ``Mul`` sub-graphs of a frozen Keras model
 count; only the filter must be a ``Const`` itself (behind ``Identity`` ops), since the
 rewrite replaces its value in place.
@@ -19,25 +19,22 @@ rewrite replaces its value in place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.python.framework import op_def_registry, tensor_util
 
-from fold.affine import per_channel_range
-from fold.kinds import Kind
-from fold.rules import RULES, Candidate, Decision, Rule, decide
+from fold.core.graph import mark_bn, role_of
+from fold.core.kinds import GRAPHDEF_KINDS, Kind
+from fold.core.rules import Candidate
 
-#: Op type -> Kind. Filter layouts: Conv2D HWIO, Conv2DBackpropInput HWOI,
-#: DepthwiseConv2dNative (kh, kw, in, multiplier), MatMul b (in, out) (transpose_b: see _kind).
-TF_KINDS: dict[str, Kind] = {
-    "Conv2D": Kind("filter", (-1,), "conv"),
-    "Conv2DBackpropInput": Kind("filter", (-2,), "transpose"),
-    "DepthwiseConv2dNative": Kind("filter", (-2, -1), "depthwise"),
-    "MatMul": Kind("b", (-1,), "dense"),
-}
+_NO_OUTPUT_OPS = ("Const", "NoOp", "Assert")
+_CONFIG_ATTRS = ("strides", "padding", "data_format", "dilations", "epsilon", "is_training",
+                 "transpose_a", "transpose_b", "dtype", "shape")
 BN_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 ADD_OPS = ("BiasAdd", "Add", "AddV2")
 _FILTER_INPUT = 1  # the filter is input 1 of all four linear ops
@@ -196,10 +193,9 @@ def _attr_str(node: node_def_pb2.NodeDef, key: str, default: str) -> str:
 
 
 def _kind(node: node_def_pb2.NodeDef) -> Kind | None:
-    kind = TF_KINDS.get(node.op)
     if node.op == "MatMul" and node.attr["transpose_b"].b:
-        return Kind("b", (-2,), "dense")  # b is stored (out, in)
-    return kind
+        return GRAPHDEF_KINDS["MatMul/transpose_b"]  # b is stored (out, in)
+    return GRAPHDEF_KINDS.get(node.op)
 
 
 def _rank(node: node_def_pb2.NodeDef) -> int:
@@ -249,7 +245,7 @@ def _through_bias(ix: OpIndex, tensor: str) -> tuple[str, str | None, str | None
         return producer, None, None
     const, other = split
     linear = ix.nodes[node_of(other)]
-    if linear.op not in TF_KINDS or not other.endswith(":0"):
+    if linear.op not in GRAPHDEF_KINDS or not other.endswith(":0"):
         return producer, None, None
     axes = _broadcast_axes(node, ix.value(const), _rank(linear))
     if axes not in ((), (_channel_axis(linear),)):
@@ -270,7 +266,7 @@ def _decomposed_chain(ix: OpIndex, mul: str) -> Chain | None:
         return None
     m, x = split
     linear, bias, bias_const = _through_bias(ix, x)
-    if ix.nodes[linear].op not in TF_KINDS:
+    if ix.nodes[linear].op not in GRAPHDEF_KINDS:
         return None
     for add in ix.users.get(f"{mul}:0", []):
         add_split = _const_operand(ix, add) if ix.nodes[add].op in ADD_OPS else None
@@ -325,8 +321,7 @@ def _fill_bn(ix: OpIndex, c: OpCandidate, chain: Chain, linear: node_def_pb2.Nod
     axes = [_broadcast_axes(ix.nodes[n], v, _rank(linear)) for n, v in zip(chain.removed, values)]
     spread = sorted({a for ax in axes for a in ((-1,) if ax is None else ax)})
     c.bn_axes = tuple(spread) or (c.channel_axis,)
-    c.gamma, c.beta = (_channel_vector(v, ax, c.channel_axis, channels) for v, ax in zip(values, axes))
-    c.mean, c.variance, c.epsilon = np.zeros(channels), np.ones(channels), 0.0
+    c.set_scale_shift(*(_channel_vector(v, ax, c.channel_axis, channels) for v, ax in zip(values, axes)))
 
 
 def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
@@ -345,9 +340,7 @@ def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
     c.filter_readers = [r for n in nodes for r in ix.node_readers(n) if r not in nodes and r != chain.linear]
     if c.filter_const is not None:
         c.kernel = ix.value(f"{c.filter_const}:0")
-        ranges = per_channel_range(c.kernel, kind.out_axes)
-        c.channels = ranges.shape[0]
-        c.kernel_absmax = np.abs(ranges).max(axis=1)
+        c.set_kernel(c.kernel)
     _fill_bn(ix, c, chain, linear)
     if chain.bias_const is not None and not (c.nonconstant or c.bn_training) and c.channels:
         bias = ix.value(chain.bias_const)
@@ -358,58 +351,108 @@ def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
     return c
 
 
-def _constant_filter(c: Candidate) -> str | None:
-    if isinstance(c, OpCandidate) and c.kind is not None and c.filter_const is None:
-        return (f"The filter of '{c.layer}' is not a Const (it is computed at run time), "
-                "so it cannot be rescaled ahead of time.")
-    return None
+def find_inputs(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Placeholders without inputs, as tensor names."""
+    return [f"{n.name}:0" for n in graph_def.node if n.op == "Placeholder" and not n.input]
 
 
-def _unshared_filter(c: Candidate) -> str | None:
-    if isinstance(c, OpCandidate) and c.filter_readers:
-        return (f"The filter Const '{c.filter_const}' of '{c.layer}' is also read by "
-                f"{', '.join(repr(r) for r in c.filter_readers)}; scaling it would change them too.")
-    return None
+def find_outputs(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Output 0 of every op nobody reads (data or control) that depends on an input."""
+    ix = OpIndex(graph_def)
+    read = {node_of(t) for t in ix.users} | set(ix.control_users)
+    return [f"{n.name}:0" for n in graph_def.node
+            if n.name not in read and n.op not in _NO_OUTPUT_OPS and not ix.is_constant(n.name)]
 
 
-def _constant_parameters(c: Candidate) -> str | None:
-    if isinstance(c, OpCandidate) and c.nonconstant:
-        return (f"'{c.bn}' reads {', '.join(c.nonconstant)}, which is not a constant, "
-                "so the fold cannot be computed ahead of time.")
-    return None
-
-
-def _chain_single_use(c: Candidate) -> str | None:
-    if isinstance(c, OpCandidate) and c.extra_readers:
-        return (f"An intermediate of the chain '{c.layer}' -> '{c.bn}' is read elsewhere "
-                f"({'; '.join(c.extra_readers)}); removing it would change what that reads.")
-    return None
-
-
-TF_RULES: tuple[Rule, ...] = (
-    Rule("constant-filter", "The op's filter is a Const (possibly behind Identity ops).", _constant_filter),
-    Rule("unshared-filter", "No other op reads the filter Const.", _unshared_filter),
-    Rule("constant-parameters", "The BatchNorm's and bias's inputs are constants.", _constant_parameters),
-    Rule("chain-single-use", "Nothing outside the chain reads the bias add, Mul or BN side outputs.",
-         _chain_single_use),
-)
-
-_FIRST = ("supported-kind", "inference-mode")
-#: The shared rules with the op-level ones inserted where they must run: after the kind and
-#: training-mode checks (a training-mode BN has no statistics to read), before the rules
-#: that read the parameters' values.
-OP_RULES: tuple[Rule, ...] = (
-    *(r for r in RULES if r.name in _FIRST), *TF_RULES, *(r for r in RULES if r.name not in _FIRST))
-
-
-def analyse(graph_def: graph_pb2.GraphDef, outputs: tuple[str, ...] = ()) -> list[tuple[OpCandidate, Decision]]:
-    """Every BN chain of the graph with its decision; ``outputs`` are fetched tensors (they count as readers)."""
+def candidates(graph_def: graph_pb2.GraphDef, outputs: tuple[str, ...] = ()) -> list[OpCandidate]:
+    """Every BN chain of the graph as a candidate; ``outputs`` are fetched tensors (they count as readers)."""
     ix = OpIndex(graph_def, outputs)
     try:
-        pairs = []
+        return [candidate(ix, chain) for chain in find_chains(ix)]
+    finally:
+        ix.close()
+
+
+# -- foldscope's graph -------------------------------------------------------------------------
+
+def _shapes(graph_def: graph_pb2.GraphDef) -> dict[str, tuple]:
+    """Tensor name -> static shape (None for unknown dims), from TensorFlow's shape inference."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    shapes = {}
+    for op in graph.get_operations():
+        for t in op.outputs:
+            shapes[t.name] = tuple(t.shape.as_list()) if t.shape.rank is not None else None
+    return shapes
+
+
+def _attr_value(value) -> object:
+    kind = value.WhichOneof("value")
+    if kind == "s":
+        return value.s.decode()
+    if kind == "list":
+        return list(value.list.i)
+    if kind == "type":
+        return tf.dtypes.as_dtype(value.type).name
+    if kind == "shape":
+        return str(tf.TensorShape(value.shape))
+    return getattr(value, kind)
+
+
+def _config(node: node_def_pb2.NodeDef) -> dict:
+    return {key: _attr_value(node.attr[key]) for key in _CONFIG_ATTRS if key in node.attr}
+
+
+def _role(op: str) -> str:
+    return "linear" if op in GRAPHDEF_KINDS else role_of(op)
+
+
+def op_graph(graph_def: graph_pb2.GraphDef, show_consts: bool = False, *, inputs: Iterable[str] | None = None,
+             outputs: Iterable[str] | None = None, name: str = "graph") -> nx.DiGraph:
+    """foldscope's graph of the ops; constants become ``weights`` of their readers unless ``show_consts``.
+
+    Constants are the ops computed from Const ops alone (a frozen Keras model's Identity and
+    Rsqrt sub-graphs too). The ops of every BN chain are marked as one BatchNorm each (a
+    decomposed BN's Mul and Add together). ``inputs`` and ``outputs`` (tensor names) default
+    to the ones ``find_inputs`` and ``find_outputs`` find.
+    """
+    inputs = find_inputs(graph_def) if inputs is None else list(inputs)
+    outputs = tuple(find_outputs(graph_def) if outputs is None else outputs)
+    ix = OpIndex(graph_def, outputs)
+    shapes = _shapes(graph_def)
+    hidden = set() if show_consts else {n.name for n in graph_def.node if ix.is_constant(n.name)}
+    g = nx.DiGraph(name=name, frontend="graphdef", inputs=[node_of(t) for t in inputs],
+                   outputs=[node_of(t) for t in outputs])
+    for node in graph_def.node:
+        if node.name in hidden:
+            continue
+        weights = {(node_of(t) if t.endswith(":0") else t): shapes.get(t)
+                   for t in ix.data_inputs(node.name) if node_of(t) in hidden}
+        g.add_node(node.name, op=node.op, role=_role(node.op), config=_config(node), weights=weights, calls=1)
+    for node in graph_def.node:
+        if node.name in hidden:
+            continue
+        for t in ix.data_inputs(node.name):
+            if node_of(t) not in hidden:
+                g.add_edge(node_of(t), node.name, shape=shapes.get(t))
+    try:
         for chain in find_chains(ix):
-            c = candidate(ix, chain)
-            pairs.append((c, decide(c, rules=OP_RULES)))
-        return pairs
+            mark_bn(g, chain.removed)
+    finally:
+        ix.close()
+    return g
+
+
+def filter_value(graph_def: graph_pb2.GraphDef, layer: str) -> tuple[np.ndarray, Kind]:
+    """The constant filter of linear op ``layer`` and its kind; ValueError if it has none."""
+    ix = OpIndex(graph_def)
+    try:
+        node = ix.nodes.get(layer)
+        kind = _kind(node) if node is not None else None
+        const = ix.filter_source(ix.data_inputs(layer)[_FILTER_INPUT])[0] if kind is not None else None
+        if const is None:
+            raise ValueError(f"'{layer}' is not a linear op with a constant filter.")
+        return ix.value(f"{const}:0"), kind
     finally:
         ix.close()

@@ -1,11 +1,14 @@
 """Small and standard models with BatchNorm, built in code (no downloads), for demos, tests and benchmarks.
 
-Every builder returns a fresh model whose BN statistics are randomized (seeded), so that
-folding is not the identity map.
+Every builder returns a fresh model whose numbers all come from a seed: the kernels are
+drawn again from a seeded generator (Keras' own initializers are not seeded) and the BN
+statistics are randomized, so that folding is not the identity map and a demo shows the
+same numbers every time, in every process.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 import keras
@@ -24,6 +27,24 @@ def randomize_bn(model: keras.Model, seed: int = 0, var_range: tuple[float, floa
                 layer.gamma.assign(rng.normal(1, 0.5, n).astype(layer.gamma.dtype))
             if layer.center:
                 layer.beta.assign(rng.normal(0, 0.5, n).astype(layer.beta.dtype))
+    return model
+
+
+def seeded_kernels(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Draw every trainable kernel (rank >= 2, nested models too) again, Glorot-uniform from ``seed``.
+
+    Biases, BN variables and non-trainable state (a Normalization layer's statistics) keep
+    their deterministic initial values.
+    """
+    rng = np.random.default_rng(seed)
+    for weight in model.trainable_weights:
+        shape = tuple(weight.shape)
+        if len(shape) < 2:
+            continue
+        receptive = int(np.prod(shape[:-2]))
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        weight.assign(rng.uniform(-limit, limit, shape).astype(weight.dtype))
     return model
 
 
@@ -48,7 +69,7 @@ def dcgan_generator(latent: int = 32, base: int = 64, seed: int = 0) -> keras.Mo
         x = layers.BatchNormalization(name=f"up{i}_bn")(x)
         x = layers.LeakyReLU(0.2, name=f"up{i}_act")(x)
     out = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", name="to_rgb")(x)
-    return randomize_bn(keras.Model(z, out, name="dcgan_generator"), seed)
+    return randomize_bn(seeded_kernels(keras.Model(z, out, name="dcgan_generator"), seed), seed)
 
 
 def unet(size: int = 32, base: int = 8, depth: int = 2, seed: int = 0) -> keras.Model:
@@ -75,14 +96,14 @@ def unet(size: int = 32, base: int = 8, depth: int = 2, seed: int = 0) -> keras.
         x = layers.Concatenate(name=f"up{d}_concat")([x, skips[d]])
         x = block(x, base * 2**d, f"up{d}")
     out = layers.Conv2D(2, 1, name="logits")(x)
-    return randomize_bn(keras.Model(inp, out, name="unet"), seed)
+    return randomize_bn(seeded_kernels(keras.Model(inp, out, name="unet"), seed), seed)
 
 
 def application(name: str, input_size: int = 224, seed: int = 0) -> keras.Model:
     """A ``keras.applications`` architecture with ``weights=None`` and randomized BN statistics."""
     builder: Callable[..., keras.Model] = getattr(keras.applications, name)
     model = builder(weights=None, input_shape=(input_size, input_size, 3))
-    return randomize_bn(model, seed)
+    return randomize_bn(seeded_kernels(model, seed), seed)
 
 
 #: Names shown in the app's model zoo -> builder.
@@ -95,34 +116,15 @@ ZOO: dict[str, Callable[[], keras.Model]] = {
 }
 
 
-#: The seed note's first example: input 1..4, the 3x3 all-ones kernel, VALID TConv, 4x4 output.
-SEED_INPUT = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
-SEED_SCALE, SEED_OFFSET = 1.05, 0.015
-
-
-def seed_model() -> keras.Model:
-    """The seed's TConv + BN: BN statistics are the TConv output's own mean and variance, epsilon 0."""
-    inp = keras.Input((2, 2, 1), name="x")
-    tconv = keras.layers.Conv2DTranspose(1, 3, padding="valid", use_bias=False, name="tconv")
-    bn = keras.layers.BatchNormalization(epsilon=0.0, name="bn")
-    model = keras.Model(inp, bn(tconv(inp)), name="seed")
-    tconv.kernel.assign(np.ones((3, 3, 1, 1), dtype=np.float32))
-    y = np.asarray(tconv(SEED_INPUT), dtype=np.float64)
-    bn.set_weights([np.array([SEED_SCALE]), np.array([SEED_OFFSET]), np.array([y.mean()]), np.array([y.var()])])
-    return model
-
-
-def seed_numpy_bn() -> np.ndarray:
-    """The seed's ``batch_norm`` in NumPy: (X - mean) / std * scale + offset of the TConv output."""
-    from fold.explain import seed_input, tconv
-
-    x, kernel = seed_input()
-    y = tconv(x, kernel, 1, "VALID")
-    return (y - y.mean()) / y.std() * SEED_SCALE + SEED_OFFSET
-
-
 PLAYGROUND_KINDS = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "SeparableConv2D", "Dense")
-ACTIVATIONS = ("none", "ReLU after BN", "ReLU inside the layer (not foldable)")
+
+
+class Activation(str, enum.Enum):
+    """Where the playground puts a ReLU; the value is the label the page shows."""
+
+    NONE = "none"
+    AFTER_BN = "ReLU after BN"
+    INSIDE = "ReLU inside the layer (not foldable)"
 
 
 def playground_model(
@@ -135,7 +137,7 @@ def playground_model(
     dilation: int = 1,
     output_padding: int | None = None,
     use_bias: bool = True,
-    activation: str = "none",
+    activation: Activation | str = Activation.NONE,
     epsilon: float = 1e-3,
     spread: float = 1.0,
     tiny_variance: bool = False,
@@ -149,7 +151,8 @@ def playground_model(
     """
     if kind not in PLAYGROUND_KINDS:
         raise ValueError(f"Invalid value for argument `kind`: expected one of {PLAYGROUND_KINDS}. Received: kind={kind}")
-    inner = "relu" if activation == ACTIVATIONS[2] else None
+    activation = Activation(activation)
+    inner = "relu" if activation is Activation.INSIDE else None
     layers = keras.layers
     common = dict(padding=padding, use_bias=use_bias, activation=inner, name="layer")
     if kind == "Conv2D":
@@ -168,7 +171,7 @@ def playground_model(
     inp = keras.Input((size, size, channels_in), name="x")
     bn = layers.BatchNormalization(epsilon=epsilon, name="bn")
     out = bn(layer(inp))
-    if activation == ACTIVATIONS[1]:
+    if activation is Activation.AFTER_BN:
         out = layers.ReLU(name="relu")(out)
     model = keras.Model(inp, out, name=f"playground_{kind}")
     rng = np.random.default_rng(seed)

@@ -1,20 +1,22 @@
 """foldscope's model graph: a networkx DiGraph that every frontend produces and every view reads.
 
-Schema (frontend-neutral, so a Keras model, a TensorFlow GraphDef or a TFLite flatbuffer can
-all produce it):
+Schema (frontend-neutral, so a Keras model, a TensorFlow GraphDef, a TFLite flatbuffer or an
+ONNX model all produce it):
 
 Graph attributes
     ``name``      model name.
-    ``frontend``  "keras", "graphdef", "tflite", ...
+    ``frontend``  "keras", "graphdef", "tflite", "onnx".
     ``inputs``    node ids of the model inputs, in order.
     ``outputs``   node ids producing the model outputs, in order.
 
 Node id: the layer or op name (unique within one graph). Node attributes
     ``op``       layer class or op type ("Conv2DTranspose", "BatchNormalization", "ReLU").
-    ``role``     one of ROLES, for colouring and for the rules.
+    ``role``     one of ROLES, for colouring and for counting BatchNorms.
     ``config``   short dict of the settings worth showing (filters, kernel_size, strides, ...).
     ``weights``  dict weight name -> shape tuple.
     ``calls``    how many times the layer is applied (shared layers have more than one).
+    ``bn_group`` for a BatchNorm made of several ops (Mul then Add): the id of its last op,
+                 on each of them, so that it counts once (``count_bns``).
     ``subgraph`` for a nested model only: its own graph, same schema (``role`` "model").
 
 Edge (u, v): a tensor produced by u and consumed by v. Edge attributes
@@ -23,46 +25,59 @@ Edge (u, v): a tensor produced by u and consumed by v. Edge attributes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import networkx as nx
 
-from fold.kinds import KERAS_KINDS
+from fold.core.kinds import LINEAR_OPS
 
 ROLES = ("input", "linear", "bn", "activation", "model", "other")
 
-_BN_OPS = {"BatchNormalization", "FusedBatchNorm", "FusedBatchNormV3"}
-_ACTIVATION_OPS = {
+#: Op names of model inputs in the frontends' graphs.
+INPUT_OPS = frozenset({"InputLayer", "Placeholder", "INPUT", "Input"})
+BN_OPS = frozenset({"BatchNormalization", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+ACTIVATION_OPS = frozenset({
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU",
     "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "RELU", "RELU6", "LOGISTIC", "TANH",
-}
-_MODEL_OPS = {"Functional", "Sequential", "Model"}
+    "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Softplus",
+})
+MODEL_OPS = frozenset({"Functional", "Sequential", "Model"})
 
 
 def role_of(op: str) -> str:
     """The display and rule role of a layer class or op type."""
-    if op in ("InputLayer", "Placeholder"):
+    if op in INPUT_OPS:
         return "input"
-    if op in KERAS_KINDS:
+    if op in LINEAR_OPS:
         return "linear"
-    if op in _BN_OPS:
+    if op in BN_OPS:
         return "bn"
-    if op in _ACTIVATION_OPS:
+    if op in ACTIVATION_OPS:
         return "activation"
-    if op in _MODEL_OPS:
+    if op in MODEL_OPS:
         return "model"
     return "other"
 
 
+def mark_bn(graph: nx.DiGraph, parts: Iterable[str]) -> None:
+    """Mark the ops of one BatchNorm (one op, or a Mul then an Add) as a single BN."""
+    parts = [p for p in parts if p in graph]
+    for node in parts:
+        graph.nodes[node]["role"] = "bn"
+        if len(parts) > 1:
+            graph.nodes[node]["bn_group"] = parts[-1]
+
+
 def count_role(graph: nx.DiGraph, role: str) -> int:
     """Number of nodes with ``role``, nested models included."""
-    total = 0
-    for _, data in graph.nodes(data=True):
-        if data.get("role") == role:
-            total += 1
-        if "subgraph" in data:
-            total += count_role(data["subgraph"], role)
-    return total
+    return sum(data.get("role") == role for _, data in walk(graph))
+
+
+def count_bns(graph: nx.DiGraph) -> int:
+    """Number of BatchNorms, nested models included; a BN made of several ops counts once."""
+    groups = {data.get("bn_group", node) for node, data in graph.nodes(data=True) if data.get("role") == "bn"}
+    return len(groups) + sum(count_bns(data["subgraph"]) for _, data in graph.nodes(data=True)
+                             if "subgraph" in data)
 
 
 def walk(graph: nx.DiGraph, prefix: str = "") -> Iterator[tuple[str, dict]]:

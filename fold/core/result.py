@@ -1,0 +1,55 @@
+"""The one result type of a fold, whatever the format: decisions, graphs, counts, timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import networkx as nx
+
+from fold.core.graph import count_bns
+from fold.core.rules import Decision
+
+M = TypeVar("M")
+
+
+@dataclass
+class FoldResult(Generic[M]):
+    """A folded model with everything needed to explain it; ``original`` is never modified.
+
+    frontend:   the frontend that read and rewrote the model (``fold.frontend.Frontend``).
+    name:       the model's name (file stem or model name), for messages and file names.
+    original, folded: the frontend's model objects (a keras.Model, a GraphDef, ...).
+    decisions:  one per candidate pair, in model order: folded, or skipped with a reason.
+    graph_before, graph_after: foldscope's graphs of both models (``fold.core.graph``).
+    timings_s:  seconds spent per stage ("load", "fold", "verify").
+    notice:     something the user must know about this result (None when nothing).
+    """
+
+    frontend: Any
+    name: str
+    original: M
+    folded: M
+    decisions: list[Decision]
+    graph_before: nx.DiGraph
+    graph_after: nx.DiGraph
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notice: str | None = None
+
+    @property
+    def folded_pairs(self) -> list[Decision]:
+        return [d for d in self.decisions if d.folded]
+
+    @property
+    def skipped_pairs(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.folded]
+
+    @property
+    def bn_before(self) -> int:
+        """BatchNorms in the original model (``count_bns`` of its graph)."""
+        return count_bns(self.graph_before)
+
+    @property
+    def bn_after(self) -> int:
+        """BatchNorms left in the folded model (``count_bns`` of its graph)."""
+        return count_bns(self.graph_after)

@@ -1,0 +1,145 @@
+"""What a frontend is, and the one table that maps a model file format to its frontend.
+
+A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX) and
+offers the same operations to the format-neutral pipeline (``fold.pipeline``): load a
+file with its safety checks, find the candidate pairs, rewrite, describe the inputs, run,
+name the outputs and their channel axes, write. Everything else (deciding, counting,
+verifying, reporting, drawing) is done once, for every format.
+
+``FRONTENDS`` is importable without TensorFlow: each ``Format`` knows its suffixes and
+file signatures, and imports its frontend only when asked (``Format.frontend()``). The
+command line, the app's uploader and ``fold.fold_file`` all read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import networkx as nx
+import numpy as np
+
+from fold.core.kinds import Kind
+from fold.core.rules import Candidate, Decision, Rule
+from fold.core.verification import InputSpec, OutputSpec
+from fold.quiet import import_tensorflow_quietly
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class LayerKernel:
+    """The weights a fold rescales in one layer: kernel (and bias), laid out as ``kind`` says."""
+
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    kind: Kind
+    groups: int = 1
+
+
+class Frontend(Protocol[M]):
+    """The operations every format offers; ``M`` is its model object (keras.Model, GraphDef, ...)."""
+
+    format: Format
+    #: Checked in order on every candidate; made with ``fold.core.rules.compose``.
+    rules: tuple[Rule, ...]
+
+    def load(self, path: Path, **options) -> M:
+        """Read a model file (already checked by suffix, size and signature); FoldError if unusable."""
+
+    def name_of(self, model: M) -> str:
+        """The model's name for messages and file names."""
+
+    def candidates(self, model: M) -> list[Candidate]:
+        """Every BatchNorm with the layer that feeds it, in model order, ready for the rules."""
+
+    def rewrite(self, model: M, folds: Sequence[tuple[Candidate, Decision]]) -> M:
+        """A new model with every folded pair applied (sets ``Decision.folded_as``); ``model`` is untouched."""
+
+    def graph(self, model: M) -> nx.DiGraph:
+        """foldscope's graph of the model (``fold.core.graph``), BatchNorms marked with ``mark_bn``."""
+
+    def inputs(self, model: M) -> list[InputSpec]:
+        """The model's inputs, in the order ``run`` takes them."""
+
+    def outputs(self, model: M) -> list[OutputSpec]:
+        """The model's outputs, in the order ``run`` returns them, with their channel axes."""
+
+    def runner(self, model: M) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        """A function that runs one batch (the model's fixed batch size, if it has one) and
+        returns the outputs; whatever it needs (a session, an interpreter) is set up once."""
+
+    def kernel(self, model: M, layer: str) -> LayerKernel:
+        """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``)."""
+
+    def write(self, model: M, path: Path) -> None:
+        """Save the model to ``path`` (which has ``format.output_suffix``)."""
+
+    def to_bytes(self, model: M) -> bytes:
+        """The model file's bytes, as ``write`` would save them."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The bytes that open a valid file of one suffix, and how to name them in an error."""
+
+    offset: int
+    magic: bytes
+    what: str
+
+
+@dataclass(frozen=True)
+class Format:
+    """A model file format: how to recognise it without any framework, and which frontend reads it.
+
+    name:           key in ``FRONTENDS`` ("keras", "graphdef", "tflite", "onnx").
+    label:          for people ("Keras", "TensorFlow GraphDef", ...).
+    suffixes:       accepted file suffixes, lower case.
+    output_suffix:  suffix of the folded model file.
+    module:         the package whose ``FRONTEND`` implements ``Frontend``.
+    signatures:     per suffix, the bytes a valid file starts with (none for protobuf formats,
+                    whose parser judges the content).
+    options:        ``load`` options this format takes (command-line flags of the same name).
+    tensorflow:     its frontend imports TensorFlow, which ``frontend()`` then imports first,
+                    with its start-up chatter kept off stderr.
+    """
+
+    name: str
+    label: str
+    suffixes: tuple[str, ...]
+    output_suffix: str
+    module: str
+    signatures: dict[str, Signature] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+    tensorflow: bool = True
+
+    def frontend(self) -> Frontend:
+        if self.tensorflow:
+            import_tensorflow_quietly()
+        return importlib.import_module(self.module).FRONTEND
+
+
+_ZIP = Signature(0, b"PK\x03\x04", "not a zip archive")
+_HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
+
+#: file format -> its frontend, in the order formats are listed to users.
+FRONTENDS: dict[str, Format] = {f.name: f for f in (
+    Format("keras", "Keras", (".keras", ".h5", ".hdf5"), ".keras", "fold.frontends.keras",
+           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}),
+    Format("graphdef", "TensorFlow GraphDef (frozen)", (".pb",), ".pb", "fold.frontends.graphdef",
+           options=("inputs", "outputs")),
+    Format("tflite", "TFLite", (".tflite",), ".tflite", "fold.frontends.tflite",
+           {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False),
+)}
+
+#: Every accepted model file suffix, in table order.
+SUFFIXES: tuple[str, ...] = tuple(s for f in FRONTENDS.values() for s in f.suffixes)
+
+
+def format_for(path: str | Path) -> Format | None:
+    """The format whose suffixes include the file's (case-insensitive), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in FRONTENDS.values() if suffix in f.suffixes), None)

@@ -1,0 +1,151 @@
+"""GraphDef frontend, input and output: read and write frozen GraphDefs, trace functions and
+Keras models to them, find their inputs and outputs, run them in a TensorFlow session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.framework import graph_pb2
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from fold.core.verification import InputSpec, OutputSpec
+from fold.errors import FoldError, one_line
+from fold.frontends.graphdef.match import find_inputs, find_outputs, node_of, tensor_name
+
+@dataclass
+class GraphModel:
+    """A frozen GraphDef with the tensors it is fed and fetched by (``name:index``)."""
+
+    graph_def: graph_pb2.GraphDef
+    inputs: list[str]
+    outputs: list[str]
+    name: str = "graph"
+
+
+def read_graph_def(path: str | os.PathLike) -> graph_pb2.GraphDef:
+    """A frozen binary GraphDef from ``path``; a FoldError names the file when it is not one."""
+    name = os.path.basename(os.fspath(path))
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise FoldError(f"Cannot read '{name}': {exc.strerror}.") from exc
+    graph_def = graph_pb2.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except DecodeError as exc:
+        raise FoldError(f"'{name}' is not a binary TensorFlow GraphDef ({one_line(exc)}).") from exc
+    if not graph_def.node:
+        raise FoldError(f"'{name}' holds no TensorFlow graph (no nodes).")
+    try:
+        with tf.Graph().as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+    except Exception as exc:  # TensorFlow's own validation: unknown ops, bad inputs, bad attrs
+        raise FoldError(f"'{name}' is not a valid TensorFlow graph: {one_line(exc, 160)}") from exc
+    return graph_def
+
+
+def write_graph_def(graph_def: graph_pb2.GraphDef, path: str | os.PathLike) -> None:
+    with open(path, "wb") as fh:
+        fh.write(graph_def.SerializeToString())
+
+
+def graph_def_from_function(fn: Callable, *specs: tf.TensorSpec) -> graph_pb2.GraphDef:
+    """The frozen GraphDef of a ``tf.function`` (traced with ``specs``) or of a concrete function."""
+    concrete = fn if hasattr(fn, "structured_outputs") else fn.get_concrete_function(*specs)
+    return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+
+
+def _input_specs(model) -> list[tf.TensorSpec]:
+    """The model's input signature: its Input tensors, or (subclassed models) the shapes it was built with."""
+    if getattr(model, "inputs", None):
+        return [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+    shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+    if len(shapes) != 1:
+        raise FoldError(f"Model '{model.name}' has no input signature; call it once on an input so that "
+                        "foldscope can trace it.")
+    return [tf.TensorSpec((None, *tuple(shapes[0])[1:]), tf.float32, name="input")]
+
+
+def graph_def_from_keras(model) -> graph_pb2.GraphDef:
+    """A Keras model traced in inference mode (``model(x, training=False)``) and frozen to ops."""
+    specs = _input_specs(model)
+
+    @tf.function
+    def forward(*xs):
+        return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+    return graph_def_from_function(forward, *specs)
+
+
+def _checked(graph_def: graph_pb2.GraphDef, names: Iterable[str], what: str) -> list[str]:
+    """``names`` as tensor names, each naming a node of the graph, or a FoldError."""
+    nodes = {n.name for n in graph_def.node}
+    tensors = [tensor_name(t) for t in names]
+    missing = [t for t in tensors if node_of(t) not in nodes]
+    if missing:
+        raise FoldError(f"The graph has no tensor {missing[0]!r} (given in {what}).")
+    return tensors
+
+
+def io_names(graph_def: graph_pb2.GraphDef, inputs: Iterable[str] | None = None,
+             outputs: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+    """Input and output tensor names: the given ones checked, the others found; FoldError if neither."""
+    result = []
+    for what, given, find in (("inputs", inputs, find_inputs), ("outputs", outputs, find_outputs)):
+        names = _checked(graph_def, given, what) if given else find(graph_def)
+        if not names:
+            raise FoldError(f"Cannot tell the graph's {what}; give them explicitly (--{what} NAME,...).")
+        result.append(names)
+    return result[0], result[1]
+
+
+def graph_model(graph_def: graph_pb2.GraphDef, name: str = "graph", inputs: Iterable[str] | None = None,
+                outputs: Iterable[str] | None = None) -> GraphModel:
+    """A GraphDef with its inputs and outputs: the given ones checked, the others found."""
+    found_inputs, found_outputs = io_names(graph_def, inputs, outputs)
+    return GraphModel(graph_def, found_inputs, found_outputs, name)
+
+
+def input_specs(model: GraphModel) -> list[InputSpec]:
+    """Each input placeholder's shape (None for an unknown dimension) and dtype."""
+    nodes = {n.name: n for n in model.graph_def.node}
+    specs = []
+    for name in model.inputs:
+        node = nodes[node_of(name)]
+        shape = node.attr["shape"].shape
+        if shape.unknown_rank:
+            raise FoldError(f"Input {name!r} has an unknown rank; foldscope needs the rank to make sample inputs.")
+        dims = tuple(None if d.size < 0 else int(d.size) for d in shape.dim)
+        specs.append(InputSpec(name, dims, tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype.__name__))
+    return specs
+
+
+def channel_axis(graph_def: graph_pb2.GraphDef, output: str) -> int:
+    node = next(n for n in graph_def.node if n.name == node_of(output))
+    fmt = node.attr["data_format"].s.decode() if "data_format" in node.attr else "NHWC"
+    return 1 if fmt.startswith("NC") else -1
+
+
+def output_specs(model: GraphModel) -> list[OutputSpec]:
+    return [OutputSpec(o, channel_axis(model.graph_def, o)) for o in model.outputs]
+
+
+def runner(model: GraphModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """One session on the graph; the returned function runs one batch of inputs through it."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(model.graph_def, name="")
+    session = tf.compat.v1.Session(graph=graph)
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        values = session.run(model.outputs, feed_dict=dict(zip(model.inputs, inputs)))
+        return [np.asarray(v) for v in values]
+
+    return run

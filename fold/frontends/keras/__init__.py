@@ -1,0 +1,86 @@
+"""The Keras frontend: Functional and Sequential models from .keras, .h5 and .hdf5 files.
+
+    match.py    scopes, foldscope's graph and the candidate pairs of a model
+    rules.py    the shared rules plus Keras's own guard (plain kernels)
+    rewrite.py  rebuild the model from an edited copy of its config
+    io.py       safe loading (safe_mode on), saving, inputs, outputs, running
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import networkx as nx
+import numpy as np
+
+from fold.core.kinds import KERAS_KINDS
+from fold.core.rules import Candidate, Decision
+from fold.core.verification import InputSpec, OutputSpec
+from fold.frontend import FRONTENDS, LayerKernel
+from fold.frontends.keras import io, match
+from fold.frontends.keras.rewrite import rebuild
+from fold.frontends.keras.rules import RULES
+
+
+class KerasFrontend:
+    """``fold.frontend.Frontend`` for ``keras.Model`` objects.
+
+    A model's scopes (its serialized config with its layers) are read once and kept while the
+    model lives: candidates and graph read the same ones. A built Keras model's architecture
+    cannot change, and the values the rules read are taken from the layers each time.
+    """
+
+    format = FRONTENDS["keras"]
+    rules = RULES
+
+    def __init__(self) -> None:
+        self._scopes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _scope(self, model: keras.Model) -> match.Scope:
+        scope = self._scopes.get(model)
+        if scope is None:
+            scope = self._scopes[model] = match.build_scope(match.serialize(model), model)
+        return scope
+
+    def load(self, path: Path) -> keras.Model:
+        return io.load_model(path)
+
+    def name_of(self, model: keras.Model) -> str:
+        return model.name
+
+    def candidates(self, model: keras.Model) -> list[Candidate]:
+        return list(match.candidates(self._scope(model)))
+
+    def rewrite(self, model: keras.Model, folds: Sequence[tuple[Candidate, Decision]]) -> keras.Model:
+        return rebuild(model, [d for _, d in folds])
+
+    def graph(self, model: keras.Model) -> nx.DiGraph:
+        return match.scope_graph(self._scope(model))
+
+    def inputs(self, model: keras.Model) -> list[InputSpec]:
+        return io.input_specs(model)
+
+    def outputs(self, model: keras.Model) -> list[OutputSpec]:
+        return io.output_specs(model)
+
+    def runner(self, model: keras.Model) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        return functools.partial(io.run, model)
+
+    def kernel(self, model: keras.Model, layer: str) -> LayerKernel:
+        found = match.layer_at(model, layer)
+        kind = KERAS_KINDS[type(found).__name__]
+        values = match.layer_weights(found)
+        return LayerKernel(values[kind.weight], values.get("bias"), kind)
+
+    def write(self, model: keras.Model, path: Path) -> None:
+        io.save_model(model, path)
+
+    def to_bytes(self, model: keras.Model) -> bytes:
+        return io.to_bytes(model)
+
+
+FRONTEND = KerasFrontend()
