@@ -88,6 +88,13 @@ def folded_tflite(wb: Workbench) -> bytes:
     return to_tflite(wb.result.folded)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def onnx_peers(wb: Workbench):
+    from demo.peers import peer_runs
+
+    return peer_runs(wb.result.original, wb.checked.inputs, wb.reference)
+
+
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_KEY)
 def pair_graph_png(wb: Workbench, view: str, focus: str | None) -> bytes:
     """The before/after graph of the workbench's fold (``view`` "fold") or of its op view ("ops")."""
@@ -292,6 +299,8 @@ def fold_page(wb: Workbench) -> None:
                        file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
     if wb.keras_model is not None:
         keras_extras_ui(wb)
+    if wb.frontend.format.name == "onnx":
+        onnx_peers_ui(wb)
     with st.expander("What foldscope checks before folding"):
         st.caption(f"The rules of the {wb.frontend.format.label} frontend, in order; the first objection decides.")
         st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in wb.frontend.rules]))
@@ -323,6 +332,31 @@ def keras_extras_ui(wb: Workbench) -> None:
         st.image(graph_png(wb, "tflite"))
         st.download_button("Download the folded model as .tflite", folded_tflite(wb),
                            file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
+
+
+def onnx_peers_ui(wb: Workbench) -> None:
+    """onnxsim, onnxoptimizer and onnxruntime's offline optimizer on the same model, beside foldscope."""
+    st.subheader("What the ONNX tools did")
+    st.caption("Each tool runs on the same model; every result runs in onnxruntime with its own graph "
+               "optimizations off, on the same inputs as foldscope's verification.")
+    with st.spinner("Running onnxsim, onnxoptimizer and onnxruntime's optimizer..."):
+        runs = onnx_peers(wb)
+    from demo.peers import count_batchnorms
+
+    before = count_batchnorms(wb.result.original.proto)
+    rows = [{"tool": "foldscope", "action": "fold every pair the rules allow",
+             "BatchNormalization left": f"{count_batchnorms(wb.result.folded.proto)} of {before}",
+             "max abs diff": f"{wb.verification.max_abs_diff:.3e}", "seconds": round(wb.result.timings_s["fold"], 3),
+             "error": ""}]
+    rows += [{"tool": r.tool, "action": r.action,
+              "BatchNormalization left": "" if r.bn_left is None else f"{r.bn_left} of {before}",
+              "max abs diff": "" if r.max_abs_diff is None else f"{r.max_abs_diff:.3e}",
+              "seconds": round(r.seconds, 3), "error": r.error or ""} for r in runs]
+    cols = st.columns(len(rows))
+    for col, row in zip(cols, rows):
+        col.metric(f"BN left: {row['tool']}", row["BatchNormalization left"] or "failed",
+                   help=f"{row['action']}; max abs diff {row['max abs diff'] or 'n/a'}")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 # --- "Why it works" ------------------------------------------------------------------------

@@ -155,7 +155,10 @@ def zoo_workbench(name: str) -> Workbench:
     """A model of the zoo, by its label."""
     if name not in zoo.ZOO:
         raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(zoo.ZOO)}.")
-    return inspect_keras(f"zoo:{name}", zoo.ZOO[name](), samples=1)
+    entry = zoo.ZOO[name]
+    if entry.format == "keras":
+        return inspect_keras(f"zoo:{name}", entry.build(), samples=1)
+    return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=1)
 
 
 def upload_workbench(name: str, data: bytes) -> Workbench:
@@ -166,7 +169,7 @@ def upload_workbench(name: str, data: bytes) -> Workbench:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{stem}{suffix}"
         path.write_bytes(data)
-        frontend, model = load(path)
+        frontend, model = load(path, upload=True)
         return inspect(key, frontend, model, name=Path(name).stem)
 
 

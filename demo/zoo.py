@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -106,13 +107,34 @@ def application(name: str, input_size: int = 224, seed: int = 0) -> keras.Model:
     return randomize_bn(seeded_kernels(model, seed), seed)
 
 
-#: Names shown in the app's model zoo -> builder.
-ZOO: dict[str, Callable[[], keras.Model]] = {
-    "DCGAN generator": dcgan_generator,
-    "U-Net (skip connections)": unet,
-    "MobileNetV2": lambda: application("MobileNetV2"),
-    "ResNet50": lambda: application("ResNet50"),
-    "DenseNet121": lambda: application("DenseNet121"),
+@dataclass(frozen=True)
+class ZooEntry:
+    """A model of the zoo: its format (a key of ``fold.frontend.FRONTENDS``) and a builder that
+    returns that frontend's model object."""
+
+    format: str
+    build: Callable[[], object]
+
+
+def _onnx(name: str) -> Callable[[], object]:
+    def build():
+        from demo import onnx_zoo
+        from fold.frontends.onnx.io import prepare
+
+        return prepare(getattr(onnx_zoo, name)(), f"{name}.onnx")
+    return build
+
+
+#: Names shown in the app's model zoo -> entry.
+ZOO: dict[str, ZooEntry] = {
+    "DCGAN generator": ZooEntry("keras", dcgan_generator),
+    "U-Net (skip connections)": ZooEntry("keras", unet),
+    "MobileNetV2": ZooEntry("keras", lambda: application("MobileNetV2")),
+    "ResNet50": ZooEntry("keras", lambda: application("ResNet50")),
+    "DenseNet121": ZooEntry("keras", lambda: application("DenseNet121")),
+    "ONNX: DCGAN generator (grouped ConvTranspose)": ZooEntry("onnx", _onnx("dcgan_generator")),
+    "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)": ZooEntry("onnx", _onnx("text_detector_head")),
+    "ONNX: ResNet-50": ZooEntry("onnx", _onnx("resnet50")),
 }
 
 

@@ -105,6 +105,7 @@ class Format:
     options:        ``load`` options this format takes (command-line flags of the same name).
     tensorflow:     its frontend imports TensorFlow, which ``frontend()`` then imports first,
                     with its start-up chatter kept off stderr.
+    upload_options: ``load`` options for a file a user uploaded (ONNX: no external data).
     """
 
     name: str
@@ -115,6 +116,7 @@ class Format:
     signatures: dict[str, Signature] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     tensorflow: bool = True
+    upload_options: dict = field(default_factory=dict)
 
     def frontend(self) -> Frontend:
         if self.tensorflow:
@@ -133,6 +135,8 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
            options=("inputs", "outputs")),
     Format("tflite", "TFLite", (".tflite",), ".tflite", "fold.frontends.tflite",
            {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False),
+    Format("onnx", "ONNX", (".onnx",), ".onnx", "fold.frontends.onnx", tensorflow=False,
+           upload_options={"external_data": False}),
 )}
 
 #: Every accepted model file suffix, in table order.

@@ -23,11 +23,13 @@ from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import FRONTENDS, Frontend
 
 
-def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, **options: Any) -> tuple[Frontend, Any]:
+def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, *, upload: bool = False,
+         **options: Any) -> tuple[Frontend, Any]:
     """The frontend for the file's format and the model it reads (safety checks included).
 
     ``options`` are the format's load options (``--inputs``/``--outputs`` for a GraphDef);
-    one the format does not take is a FoldError.
+    one the format does not take is a FoldError. ``upload`` applies the format's rules for
+    a file a user uploaded (an ONNX upload may not refer to external data).
     """
     fmt = check_model_file(path, max_bytes)
     given = {k: v for k, v in options.items() if v is not None}
@@ -36,7 +38,7 @@ def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, **options: A
         takers = ", ".join(f.label for f in FRONTENDS.values() if unknown[0] in f.options)
         raise FoldError(f"--{unknown[0]} applies to {takers} files only; '{Path(path).name}' is a {fmt.label} file.")
     frontend = fmt.frontend()
-    return frontend, frontend.load(Path(path), **given)
+    return frontend, frontend.load(Path(path), **(fmt.upload_options if upload else {}), **given)
 
 
 def fold(frontend: Frontend, model: Any, name: str | None = None) -> FoldResult:

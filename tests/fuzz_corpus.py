@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import re
 import struct
@@ -43,6 +44,7 @@ class Bases:
     h5: bytes
     pb: bytes
     tflite: bytes
+    onnx: bytes
     members: dict[str, bytes]  # .keras members in archive order
     lambda_keras: bytes
     lambda_h5: bytes
@@ -160,8 +162,11 @@ def build_bases(tmp_dir: Path) -> Bases:
     _saved(lam, work / "lambda.h5")
     lambda_h5 = _normalized_h5(work / "lambda.h5")
     marker.unlink(missing_ok=True)
+    from demo.onnx_zoo import text_detector_head
+
     return Bases(keras_bytes, h5_bytes, seed_graph_def().SerializeToString(deterministic=True),
-                 keras_to_tflite(model), _members(keras_bytes), lambda_keras, lambda_h5, other)
+                 keras_to_tflite(model), text_detector_head(channels=8).SerializeToString(), _members(keras_bytes),
+                 lambda_keras, lambda_h5, other)
 
 
 # -- mutations ----------------------------------------------------------------------------------
@@ -481,6 +486,20 @@ def plan() -> list[Entry]:
     for f in _fractions(rng, 4):  # the root table offset and its vtable: the first 32 bytes
         add(f"tflite-flip-header-{f:.3f}", "flipped.tflite", lambda b, f=f: _flip(b.tflite, int(f * 32), 7))
 
+    # .onnx.
+    for f in _fractions(rng, 10):
+        add(f"onnx-truncated-{f:.3f}", "truncated.onnx", lambda b, f=f: b.onnx[:max(1, int(f * len(b.onnx)))])
+    for f in _fractions(rng, 14):
+        bit = rng.randrange(8)
+        add(f"onnx-flip-{f:.3f}-bit{bit}", "flipped.onnx",
+            lambda b, f=f, bit=bit: _flip(b.onnx, int(f * len(b.onnx)), bit))
+    add("onnx-is-keras-zip", "really_zip.onnx", lambda b: b.keras)
+    add("onnx-is-tflite", "really_tflite.onnx", lambda b: b.tflite)
+    add("onnx-is-graphdef", "really_graphdef.onnx", lambda b: b.pb)
+    for location in ("../outside.bin", "/etc/passwd", "sub/../../outside.bin", "missing.bin"):
+        add(f"onnx-external-data-{location.replace('/', '_')}", "external.onnx",
+            lambda b, location=location: _onnx_with_external(b.onnx, location))
+
     # Junk of every suffix.
     junk = random.Random(SEED + 2)
     for suffix in _SUFFIXES:
@@ -495,13 +514,29 @@ def plan() -> list[Entry]:
             add(f"magic-then-random-{size}B{suffix}", f"magic{suffix}", lambda b, d=data: d)
 
     # Not model files at all.
-    for suffix in (".keras", ".h5", ".pb", ".tflite"):
+    for suffix in (".keras", ".h5", ".pb", ".tflite", ".onnx"):
         add(f"directory-named{suffix}", f"x{suffix}", lambda b: DIRECTORY)
-    for name in ("model.onnx", "model.pt", "model", "model.keras.bak", "model.zip", "config.json"):
+    for name in ("model.pt", "model.pth", "model", "model.keras.bak", "model.zip", "config.json"):
         add(f"unsupported-suffix-{name}", name,
             lambda b, name=name: b.members["config.json"] if name == "config.json" else b.keras)
     add("oversized-sparse.keras", "huge.keras", lambda b: OVERSIZED)
     return entries
+
+
+def _onnx_with_external(data: bytes, location: str) -> bytes:
+    """The ONNX base with its first initializer moved to external data at ``location``."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.ParseFromString(data)
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    del tensor.float_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(4 * math.prod(tensor.dims)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return model.SerializeToString()
 
 
 def _declared_size(data: bytes, member: str, size: int) -> bytes:

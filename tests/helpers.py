@@ -30,8 +30,9 @@ from fold.pipeline import fold, run, verify
 KERAS: Frontend = FRONTENDS["keras"].frontend()
 GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()
 TFLITE: Frontend = FRONTENDS["tflite"].frontend()
+ONNX: Frontend = FRONTENDS["onnx"].frontend()
 #: How the negative tests name each frontend (read by tests/test_rules.py).
-FRONTEND_NAMES = {"KERAS": "keras", "GRAPHDEF": "graphdef", "TFLITE": "tflite"}
+FRONTEND_NAMES = {"KERAS": "keras", "GRAPHDEF": "graphdef", "TFLITE": "tflite", "ONNX": "onnx"}
 
 Reference = tuple[list[np.ndarray], list[np.ndarray]]
 

@@ -129,3 +129,12 @@ def test_op_view_and_converter_comparison_for_a_keras_model():
     assert not at.exception, [e.value for e in at.exception]
     converter = [float(m.value) for m in at.metric if m.label.startswith("max abs diff vs Keras")]
     assert len(converter) == 2 and max(converter) < 1e-4
+
+
+def test_onnx_zoo_model_with_what_the_onnx_tools_did():
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("ONNX: DCGAN generator (grouped ConvTranspose)").run()
+    assert_page_ok(at)
+    left = {m.label.removeprefix("BN left: ").split()[0]: m.value for m in at.metric if m.label.startswith("BN left")}
+    assert left["foldscope"] == "0 of 3" and left["onnxoptimizer"] == "3 of 3"
+    assert set(left) == {"foldscope", "onnxsim", "onnxoptimizer", "onnxruntime"}

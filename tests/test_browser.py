@@ -202,6 +202,29 @@ def test_upload_accepts_a_keras_2_hdf5_file(page, keras_file, tmp_path):
     assert shown["BatchNorm layers"] == "2 → 0", shown
 
 
+def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
+    import onnx
+
+    from demo.onnx_zoo import text_detector_head
+
+    path = tmp_path / "detector_head.onnx"
+    onnx.save(text_detector_head(), path)
+    open_app(page)
+    upload(page, path, fold=[MAX_ABS_DIFF, "head_conv → head_bn", "What the ONNX tools did", "BN left: onnxsim"],
+           what="folding the upload detector_head.onnx")
+    shown = assert_fold_page(page, tables=2)  # the pairs and the ONNX tools
+    assert shown["BatchNorm layers"] == "3 → 0", shown
+    assert shown["BN left: foldscope"] == "0 of 3", shown
+    button = fold_panel(page).get_by_role("button", name="Download the folded model (.onnx)")
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    folded = onnx.load(saved)
+    onnx.checker.check_model(folded, full_check=True)
+    assert "BatchNormalization" not in {n.op_type for n in folded.graph.node}
+
+
 def test_upload_corrupt_file_shows_error(page, tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))

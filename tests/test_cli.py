@@ -78,11 +78,11 @@ def _bad_files(tmp_path: Path, model_file: Path) -> dict[str, Path]:
     h5 = tmp_path / "fake.h5"
     h5.write_text("hdf5? no")
     return {"missing": tmp_path / "missing.keras", "empty": empty, "truncated": truncated, "text": text,
-            "no_config": no_config, "fake_h5": h5, "directory": tmp_path, "suffix": tmp_path / "model.onnx"}
+            "no_config": no_config, "fake_h5": h5, "directory": tmp_path, "suffix": tmp_path / "model.pt"}
 
 
 def test_bad_inputs_exit_2_with_one_line(model_file, tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"\x08\x01")
+    (tmp_path / "model.pt").write_bytes(b"\x08\x01")
     for name, path in _bad_files(tmp_path, model_file).items():
         proc = run_cli(path)
         assert proc.returncode == 2, (name, proc.stdout, proc.stderr)

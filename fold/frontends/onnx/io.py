@@ -1,0 +1,152 @@
+"""ONNX frontend, input and output: read .onnx files safely, describe them, run them with onnxruntime.
+
+Reading: ``onnx.load`` without external data first, so that a tensor stored outside the
+model's own folder (an absolute ``location``, or one that climbs out with ``..``) is refused
+before anything is read; uploads may carry no external data at all. Then ``onnx.checker``,
+an opset check (9 up to the newest the installed ``onnx`` knows) and shape inference.
+Custom-domain ops and model functions are shown in the graph and run by onnxruntime only:
+a model onnxruntime cannot load is refused here, with its reason.
+
+Running: onnxruntime on the CPU with every graph optimization off (``ORT_DISABLE_ALL``), so
+that onnxruntime's own fusions (Conv + BatchNormalization among them) cannot hide an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper
+
+from fold.core.verification import InputSpec, OutputSpec
+from fold.errors import FoldError, one_line
+from fold.frontends.onnx.match import OnnxModel, onnx_model
+
+#: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
+MIN_OPSET = 9
+
+
+def load_model(path: str | os.PathLike, external_data: bool = True) -> OnnxModel:
+    """Read, check and prepare an .onnx file; any problem is one FoldError sentence naming the file.
+
+    ``external_data`` False refuses a model whose tensors live in other files (an upload is
+    one file).
+    """
+    p = Path(path)
+    try:
+        proto = onnx.load_model(str(p), load_external_data=False)
+    except (DecodeError, onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
+        raise FoldError(f"'{p.name}' is not a valid ONNX model ({one_line(exc, 160)}).") from exc
+    except OSError as exc:
+        raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
+    locations = external_locations(proto)
+    if locations:
+        if not external_data:
+            raise FoldError(f"'{p.name}' keeps tensors in other files ('{locations[0]}'); an uploaded model "
+                            "must hold all its data.")
+        _check_locations(p, locations)
+        try:
+            external_data_helper.load_external_data_for_model(proto, str(p.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            raise FoldError(f"Cannot read the external data of '{p.name}': {one_line(exc, 160)}") from exc
+    return prepare(proto, p.name)
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in [*([attr.g] if attr.HasField("g") else []), *attr.graphs]:
+                yield from _tensors(sub)
+
+
+def external_locations(proto: onnx.ModelProto) -> list[str]:
+    """The ``location`` of every tensor stored outside the model file (model functions included)."""
+    graphs = [proto.graph, *(onnx.GraphProto(node=f.node) for f in proto.functions)]
+    return [entry.value for graph in graphs for tensor in _tensors(graph)
+            if tensor.data_location == onnx.TensorProto.EXTERNAL
+            for entry in tensor.external_data if entry.key == "location"]
+
+
+def _check_locations(path: Path, locations: list[str]) -> None:
+    """Every external location is a relative path inside the model's folder."""
+    for location in locations:
+        parts = PurePosixPath(location.replace("\\", "/"))
+        if parts.is_absolute() or Path(location).is_absolute() or ".." in parts.parts or ":" in location:
+            raise FoldError(f"'{path.name}' refers to external data '{location}' outside its own folder; "
+                            "foldscope reads only files beside the model.")
+
+
+def prepare(proto: onnx.ModelProto, name: str = "model.onnx") -> OnnxModel:
+    """Check a model (structure, opset, onnxruntime can load it) and wrap it with its shapes."""
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    newest = onnx.defs.onnx_opset_version()
+    if opset is None:
+        raise FoldError(f"'{name}' imports no version of the default ONNX opset.")
+    if opset < MIN_OPSET or opset > newest:
+        raise FoldError(f"'{name}' uses opset {opset}; foldscope reads opsets {MIN_OPSET} to {newest} "
+                        f"(the newest onnx {onnx.__version__} knows).")
+    try:
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise FoldError(f"'{name}' is not a valid ONNX model: {one_line(exc, 160)}") from exc
+    model = onnx_model(proto, name)
+    session(model)  # a model onnxruntime cannot load is a bad input, named here
+    return model
+
+
+def session(model: OnnxModel) -> ort.InferenceSession:
+    """An onnxruntime CPU session with every graph optimization off."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for every refusal
+        raise FoldError(f"onnxruntime cannot run '{model.name}': {one_line(exc, 200)}") from exc
+
+
+def _dtype(elem_type: int) -> str:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+
+
+def input_specs(model: OnnxModel) -> list[InputSpec]:
+    """The graph inputs that are not initializers: name, shape (None for a symbolic or missing
+    dimension) and dtype."""
+    specs = []
+    for value in model.feeds:
+        dims = value.type.tensor_type.shape.dim
+        shape = tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+        specs.append(InputSpec(value.name, shape, _dtype(value.type.tensor_type.elem_type)))
+    return specs
+
+
+def output_specs(model: OnnxModel) -> list[OutputSpec]:
+    """The graph outputs; ONNX tensors are channels-first, so the channels are on axis 1."""
+    return [OutputSpec(value.name, 1 if len(value.type.tensor_type.shape.dim) != 1 else -1)
+            for value in model.proto.graph.output]
+
+
+def runner(model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """One onnxruntime session for the model; the returned function runs one batch through it."""
+    found = session(model)
+    names = [v.name for v in model.feeds]
+    outputs = [v.name for v in model.proto.graph.output]
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(v) for v in found.run(outputs, dict(zip(names, inputs)))]
+
+    return run
+
+
+def to_bytes(model: OnnxModel) -> bytes:
+    return model.proto.SerializeToString()
