@@ -611,3 +611,17 @@ def test_the_peers_on_the_dcgan_generator():
     for run_ in runs.values():
         assert run_.error is None and run_.bn_left >= 1  # none of them folds the grouped ConvTranspose
         assert run_.verification.passed
+
+
+@pytest.mark.parametrize("opset", [9, 11, 13, 21])
+def test_older_and_newer_opsets(opset):
+    g = Graph(seed=opset, opset=opset)
+    x = g.input("x", ["N", 4, 5, 5])
+    y = g.bn(g.conv_transpose(x, 4, 6, 3, "tconv", stride=2, pad=1, group=2), 6, "bn")
+    fc = g.node("Gemm", [g.node("Flatten", [y], "flat"), g.const("fc.B", np.ones((6 * 9 * 9, 3), np.float32) * 0.01),
+                         g.const("fc.C", np.zeros(3, np.float32))], "fc")
+    out = g.bn(fc, 3, "fc_bn")
+    model = model_of(g.model([out], "net", [["N", 3]]))
+    result = assert_folds(ONNX, model, 2, rtol=RTOL)
+    onnx.checker.check_model(result.folded.proto, full_check=True)
+    assert result.folded.proto.opset_import[0].version == opset
