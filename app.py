@@ -21,14 +21,14 @@ from demo import explain, zoo  # noqa: E402
 from demo import seed as seed_note  # noqa: E402
 from demo import workbench  # noqa: E402
 from demo.explain_tf import tensorflow_tconv  # noqa: E402
+from demo import graph_view  # noqa: E402
 from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
 from fold.frontend import FRONTENDS, SUFFIXES  # noqa: E402
-from viz import draw_before_after, draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
+from viz import draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
-LARGE_GRAPH = 60  # nodes; above this the graph opens on a neighbourhood of the selected pair
 #: Everything derived from one model is cached under the key its workbench carries.
 BY_KEY = {Workbench: lambda wb: wb.key}
 
@@ -95,13 +95,37 @@ def onnx_peers(wb: Workbench):
     return peer_runs(wb.result.original, wb.checked.inputs, wb.reference)
 
 
-@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_KEY)
-def pair_graph_png(wb: Workbench, view: str, focus: str | None) -> bytes:
-    """The before/after graph of the workbench's fold (``view`` "fold") or of its op view ("ops")."""
-    result = wb.result if view == "fold" else op_view(wb)
-    return png(draw_before_after(
-        result.graph_before, result.graph_after, folded_layers=[d.layer for d in result.folded_pairs],
-        removed_bns=[d.bn for d in result.folded_pairs], focus=focus, hops=3))
+@st.cache_data(show_spinner=False, max_entries=32, hash_funcs=BY_KEY)
+def channel_png(wb: Workbench, index: int) -> bytes:
+    """The per-channel scale, shift and kernel ranges of candidate pair ``index``."""
+    decision = wb.result.decisions[index]
+    detail = wb.detail(decision)
+    return png(plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
+                             title=f"{decision.layer} ← {decision.bn}"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def layer_diffs(wb: Workbench):
+    """Where the error enters: every layer of the folded model against the original, on one sample."""
+    from fold.pipeline import per_layer
+
+    return per_layer(wb.result, inputs=[x[:1] for x in wb.checked.inputs])
+
+
+def fold_result(wb: Workbench, view: str):
+    """The workbench's fold (``view`` "fold") or the fold of its op view ("ops")."""
+    return wb.result if view == "fold" else op_view(wb)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def graph_figure(wb: Workbench, view: str, expanded: tuple, colour: bool) -> dict:
+    """The figure of a fold's graphs (layout, nodes, hover texts): built once, viewed many times."""
+    return graph_view.figure(fold_result(wb, view), expanded=expanded, diffs=layer_diffs(wb) if colour else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def static_picture(wb: Workbench, view: str, fmt: str) -> bytes:
+    return graph_view.static_picture(fold_result(wb, view), fmt)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
@@ -240,32 +264,73 @@ def pairs_ui(wb: Workbench) -> str | None:
     if not decisions:
         st.info("This model has no BatchNormalization layer: nothing to fold.")
         return None
-    st.dataframe(pd.DataFrame([d.to_dict() for d in decisions]).fillna(""), hide_index=True,
-                 height=min(400, 38 + 35 * len(decisions)))
+    table = pd.DataFrame([d.to_dict() for d in decisions]).fillna("")
+    if st.session_state.get(f"colour:{wb.key}:fold"):  # the graph is coloured by layer diffs: show them here too
+        by_layer = {d.layer: d.max_rel_diff for d in layer_diffs(wb)}
+        table["layer max rel diff"] = [by_layer.get(d.layer) if d.folded else None for d in decisions]
+    st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(decisions)),
+                 column_config={"layer max rel diff": st.column_config.NumberColumn(format="%.2e")})
     labels = [f"{d.layer} → {d.bn} ({d.status})" for d in decisions]
-    picked = st.selectbox("Pair to inspect", range(len(decisions)), format_func=labels.__getitem__)
+    key = f"pair:{wb.key}"
+    clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
+    if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
+        st.session_state[f"{key}:click"] = clicked
+        index = graph_view.pair_index(decisions, clicked)
+        if index is not None:
+            st.session_state[key] = index
+    def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
+        st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+        st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+
+    picked = st.selectbox("Pair to inspect", range(len(decisions)), format_func=labels.__getitem__, key=key,
+                          on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
     decision = decisions[picked]
     detail = wb.detail(decision)
     if detail is None:
         st.warning(f"Skipped: {decision.reason}")
     else:
-        st.pyplot(plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
-                                title=f"{decision.layer} ← {decision.bn}"), width="content")
+        st.image(channel_png(wb, picked))
     return decision.layer
 
 
-def graph_ui(wb: Workbench, pair_layer: str | None) -> None:
-    st.subheader("Graph before and after folding")
-    nodes = wb.result.graph_before.number_of_nodes()
-    focus = None
-    if nodes > LARGE_GRAPH and pair_layer is not None and "/" not in pair_layer:
-        whole = st.checkbox(f"Show the whole graph ({nodes} layers; a tall, zoomable image)")
-        focus = None if whole else pair_layer
-        if focus:
-            st.caption(f"Neighbourhood of '{focus}' (3 hops). Folded layers have a blue outline; "
-                       "BNs that disappear are dashed red.")
-    with st.spinner("Drawing the graph..."):
-        st.image(pair_graph_png(wb, "fold", focus))
+def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
+    """The interactive before/after graph: pan, zoom, hover, click a pair, find a layer, open
+    nested models, colour by where the error enters; the static picture as a download."""
+    result = fold_result(wb, view)
+    before = result.graph_before
+    c1, c2, c3 = st.columns([2, 2, 1.4])
+    names = sorted(set(graph_view.open_graphs(result, graph_view.nested_models(before))[0]))
+    center_key, find_key = f"center:{wb.key}:{view}", f"find:{wb.key}:{view}"
+
+    def centre_on_found() -> None:
+        st.session_state[center_key] = st.session_state[find_key]
+
+    c1.selectbox("Find a layer", names, index=None, placeholder="type a layer name", key=find_key,
+                 on_change=centre_on_found)
+    nested = graph_view.nested_models(before)
+    expanded = tuple(c2.multiselect("Open nested models", nested, key=f"open:{wb.key}:{view}") if nested else ())
+    colour = c3.toggle("Colour by where the error enters", key=f"colour:{wb.key}:{view}",
+                       help="Runs both models once more, keeping every layer's output, and colours each layer by "
+                            "its max abs diff relative to its own output's size.")
+    with st.spinner("Comparing every layer..." if colour else "Laying out the graph..."):
+        base = graph_figure(wb, view, expanded, colour)
+    # The view opens on the first pair and moves only when asked (a layer found, a pair picked in the
+    # box). A click in the graph picks a pair without changing the figure: Plotly already shows the
+    # clicked node selected, and an unchanged figure is not drawn again (1600 points take a second).
+    anchor = st.session_state.get(f"anchor:{wb.key}:{view}") or pair_layer
+    center = st.session_state.get(center_key) or anchor
+    fig = graph_view.view(base, result, expanded, selected=anchor if view == "fold" else None, center=center,
+                          revision=f"{wb.key}:{view}:{expanded}:{center}")
+    st.caption("Drag to pan, scroll to zoom (both panes move together), hover a node for its details"
+               + (", click a layer or a BatchNorm to inspect its pair." if view == "fold" else ".")
+               + " Blue outline: a BN was folded into it; red: a BN folding removes (a ghost on the right).")
+    st.plotly_chart(fig, key=f"graph:{wb.key}:{view}", on_select="rerun" if view == "fold" else "ignore",
+                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    d1, d2, _ = st.columns([1, 1, 3])
+    for col, fmt in ((d1, "png"), (d2, "svg")):
+        col.download_button(f"Static picture (.{fmt})", lambda fmt=fmt: static_picture(wb, view, fmt),
+                            file_name=f"{wb.name}_{view}_graph.{fmt}", mime=f"image/{'svg+xml' if fmt == 'svg' else fmt}",
+                            key=f"picture:{wb.key}:{view}:{fmt}", on_click="ignore")
 
 
 def heatmaps_ui(wb: Workbench) -> None:
@@ -273,17 +338,23 @@ def heatmaps_ui(wb: Workbench) -> None:
     names = wb.output_names
     c1, c2, c3 = st.columns(3)
     index = c1.selectbox("Output", range(len(names)), format_func=names.__getitem__)
-    reference, folded = wb.reference[index], wb.folded_outputs[index]
+    reference = wb.reference[index]
     axis = wb.outputs[index].channel_axis
     sample = int(c2.number_input("Sample", 0, reference.shape[0] - 1, 0))
-    if reference.ndim <= 2:  # one vector per sample (Dense, softmax): a curve, not a picture
-        title = f"{names[index]}, sample {sample}"
-        st.pyplot(plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]), title=title))
-        return
-    channel = int(c3.number_input("Channel", 0, reference.shape[axis] - 1, 0))
-    original_map = select_slice(reference, sample, channel, axis)
-    folded_map = select_slice(folded, sample, channel, axis)
-    st.pyplot(plot_heatmaps(original_map, folded_map, title=f"{names[index]}, sample {sample}, channel {channel}"))
+    channel = None if reference.ndim <= 2 else int(c3.number_input("Channel", 0, reference.shape[axis] - 1, 0))
+    st.image(output_png(wb, index, sample, channel), width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=32, hash_funcs=BY_KEY)
+def output_png(wb: Workbench, index: int, sample: int, channel: int | None) -> bytes:
+    """Both models' output ``index``: a curve per sample for vectors (Dense, softmax), else the
+    heatmaps of one channel with their difference."""
+    name, reference, folded = wb.output_names[index], wb.reference[index], wb.folded_outputs[index]
+    if channel is None:
+        return png(plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]), title=f"{name}, sample {sample}"))
+    axis = wb.outputs[index].channel_axis
+    return png(plot_heatmaps(select_slice(reference, sample, channel, axis), select_slice(folded, sample, channel, axis),
+                             title=f"{name}, sample {sample}, channel {channel}"))
 
 
 def fold_page(wb: Workbench) -> None:
@@ -293,9 +364,10 @@ def fold_page(wb: Workbench) -> None:
     if wb.key == "seed":
         seed_table_ui(wb)
     pair_layer = pairs_ui(wb)
+    st.subheader("Graph before and after folding")
     graph_ui(wb, pair_layer)
     heatmaps_ui(wb)
-    st.download_button(f"Download the folded model ({wb.suffix})", folded_bytes(wb),
+    st.download_button(f"Download the folded model ({wb.suffix})", lambda: folded_bytes(wb), on_click="ignore",
                        file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
     if wb.keras_model is not None:
         keras_extras_ui(wb)
@@ -314,9 +386,7 @@ def keras_extras_ui(wb: Workbench) -> None:
         st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
                    f"({ops.bn_before} → {ops.bn_after}).")
         st.dataframe(pd.DataFrame([d.to_dict() for d in ops.decisions]).fillna(""), hide_index=True)
-        focus = ops.folded_pairs[0].layer if ops.graph_before.number_of_nodes() > LARGE_GRAPH and ops.folded_pairs \
-            else None
-        st.image(pair_graph_png(wb, "ops", focus))
+        graph_ui(wb, ops.folded_pairs[0].layer if ops.folded_pairs else None, view="ops")
         if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
             st.image(graph_png(wb, "consts"))
     if st.toggle("What TensorFlow's TFLite converter did"):
@@ -330,7 +400,7 @@ def keras_extras_ui(wb: Workbench) -> None:
                 col.warning(f"{len(view.remaining)} conv → MUL/ADD chain(s) left unfolded by the converter.")
         st.caption("The converter's op graph (original model):")
         st.image(graph_png(wb, "tflite"))
-        st.download_button("Download the folded model as .tflite", folded_tflite(wb),
+        st.download_button("Download the folded model as .tflite", lambda: folded_tflite(wb), on_click="ignore",
                            file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
 
 
@@ -375,40 +445,56 @@ def equality(label: str, diff: float) -> None:
     st.metric(f"max abs diff: {label}", f"{diff:.2e}", help="Computed on this page, not asserted.")
 
 
+@st.cache_data(show_spinner=False, max_entries=48)
+def why_content(size: int, stride: int, padding: str, out_channels: int, random_kernel: bool, channel: int) -> dict:
+    """The walkthrough's figures (PNG) and numbers for one choice of inputs: the page's reruns
+    (any widget on any tab) then cost nothing here."""
+    w = explain.demo(size, stride, padding, out_channels, random_kernel)
+    cases = []
+    for title, case in explain.counterexamples(w).items():
+        draw = viz_explain.bn_before_figure if isinstance(case, explain.BnBeforeCounterexample) \
+            else viz_explain.counterexample_figure
+        cases.append((title, case.why, png(draw(case, channel if case.reference.shape[-1] > channel else 0)),
+                      case.max_abs_diff))
+    return {
+        "stamps": png(viz_explain.stamps_figure(w, channel)), "conv": png(viz_explain.conv_figure(w, channel)),
+        "bn": png(viz_explain.bn_1x1_figure(w, channel)), "fold": png(viz_explain.fold_figure(w, channel)),
+        "diff_tf": explain.max_abs_diff(w.scatter_output, tensorflow_tconv(w.x, w.kernel, stride, padding)),
+        "diff_conv": w.diff_scatter_vs_conv, "diff_bn": w.diff_bn_vs_1x1, "diff_fold": w.diff_folded_vs_bn,
+        "affine": list(zip(w.affine.scale, w.affine.shift)), "cases": cases,
+    }
+
+
 def why_page() -> None:
     st.header("Why a BatchNorm folds into a transposed convolution")
     st.caption("Defaults: the seed note's 2x2 input 1..4, 3x3 all-ones kernel and its second BN example.")
     o = why_inputs_ui()
-    w = explain.demo(o["size"], o["stride"], o["padding"], o["out_channels"], o["kernel"] == "random")
     channel = st.selectbox("Output channel to show", range(o["out_channels"])) if o["out_channels"] > 1 else 0
+    c = why_content(o["size"], o["stride"], o["padding"], o["out_channels"], o["kernel"] == "random", channel)
 
     st.subheader("1. A TConv scatters: every input pixel stamps a scaled copy of the kernel")
-    st.pyplot(viz_explain.stamps_figure(w, channel))
-    equality("sum of stamps vs tf.nn.conv2d_transpose",
-             explain.max_abs_diff(w.scatter_output, tensorflow_tconv(w.x, w.kernel, o["stride"], o["padding"])))
+    st.image(c["stamps"], width="stretch")
+    equality("sum of stamps vs tf.nn.conv2d_transpose", c["diff_tf"])
 
     st.subheader("2. The same TConv is a plain convolution: flipped kernel over a zero-inserted, padded input")
-    st.pyplot(viz_explain.conv_figure(w, channel))
-    equality("convolution vs scatter", w.diff_scatter_vs_conv)
+    st.image(c["conv"], width="stretch")
+    equality("convolution vs scatter", c["diff_conv"])
 
     st.subheader("3. Inference BN is a 1x1 convolution: y = s·x + t")
     st.markdown("s = γ / √(var + ε), t = β − mean · s: " + ", ".join(
-        f"channel {i}: s = {s:.6g}, t = {t:.6g}" for i, (s, t) in enumerate(zip(w.affine.scale, w.affine.shift))))
-    st.pyplot(viz_explain.bn_1x1_figure(w, channel))
-    equality("BN formula vs 1x1 convolution", w.diff_bn_vs_1x1)
+        f"channel {i}: s = {s:.6g}, t = {t:.6g}" for i, (s, t) in enumerate(c["affine"])))
+    st.image(c["bn"], width="stretch")
+    equality("BN formula vs 1x1 convolution", c["diff_bn"])
 
     st.subheader("4. Two linear maps in a row are one: scale the kernel by s, add t as bias")
-    st.pyplot(viz_explain.fold_figure(w, channel))
-    equality("folded TConv vs TConv → BN", w.diff_folded_vs_bn)
+    st.image(c["fold"], width="stretch")
+    equality("folded TConv vs TConv → BN", c["diff_fold"])
 
     st.subheader("5. Where it stops working")
-    cases = explain.counterexamples(w)
-    for title, case in cases.items():
-        st.markdown(f"**{title}.** {case.why}")
-        draw = viz_explain.bn_before_figure if isinstance(case, explain.BnBeforeCounterexample) \
-            else viz_explain.counterexample_figure
-        st.pyplot(draw(case, channel if case.reference.shape[-1] > channel else 0))
-        st.metric(f"max abs diff: {title} (true vs naive fold)", f"{case.max_abs_diff:.3g}")
+    for title, why, picture, diff in c["cases"]:
+        st.markdown(f"**{title}.** {why}")
+        st.image(picture, width="stretch")
+        st.metric(f"max abs diff: {title} (true vs naive fold)", f"{diff:.3g}")
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.errors import FoldError, UnsafeModelError
 from fold.frontend import FRONTENDS, SUFFIXES, Frontend
-from fold.pipeline import Checked, fold, fold_file, load, run, verify
+from fold.pipeline import Checked, fold, fold_file, load, per_layer, run, verify
 
 __all__ = ["FRONTENDS", "SUFFIXES", "Affine", "Checked", "Decision", "FoldError", "FoldResult", "Frontend",
-           "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "run", "verify"]
+           "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "per_layer", "run", "verify"]

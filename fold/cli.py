@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--outputs", type=_names, default=None,
                         help=f"{_takes('outputs')} only: output tensor names, comma-separated")
     parser.add_argument("--tflite", help="Keras only: also export the folded model as .tflite to this path")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also compare every layer's output (one more run of both models on one sample) and "
+                             "report where the error enters")
+    parser.add_argument("--model-explorer", metavar="DIR",
+                        help="write the graphs before and after, their node data and a mapping for Google's "
+                             "Model Explorer into DIR")
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"--samples must be at least 1; received {args.samples}")
@@ -92,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.tflite and fmt.name != "keras":
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
     from fold.pipeline import fold_file, verify
-    from fold.report import pairs_table, report_dict, verification_text
+    from fold.report import pairs_table, per_layer_text, report_dict, verification_text
 
     output = args.output or default_output(args.input, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
@@ -110,6 +116,20 @@ def _run(args: argparse.Namespace) -> int:
     print()
     print(f"BatchNorms: {result.bn_before} before, {result.bn_after} after; folded model written to {output}")
     print(verification_text(check))
+    diffs = None
+    if args.per_layer:
+        from fold.pipeline import per_layer
+
+        start = time.perf_counter()
+        diffs = per_layer(result, samples=1, seed=args.seed)
+        result.timings_s["per_layer"] = time.perf_counter() - start
+        print(per_layer_text(diffs))
+    if args.model_explorer:
+        from fold.model_explorer import export
+
+        written = export(result, args.model_explorer, diffs)
+        print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in written)}")
     if args.report:
-        Path(args.report).write_text(json.dumps(report_dict(args.input, output, result, check), indent=2) + "\n")
+        report = report_dict(args.input, output, result, check, diffs)
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     return EXIT_OK if check.passed else EXIT_MISMATCH

@@ -57,7 +57,7 @@ class Frontend(Protocol[M]):
         """Every BatchNorm with the layer that feeds it, in model order, ready for the rules."""
 
     def rewrite(self, model: M, folds: Sequence[tuple[Candidate, Decision]]) -> M:
-        """A new model with every folded pair applied (sets ``Decision.folded_as``); ``model`` is untouched."""
+        """A new model with every folded pair applied; ``model`` is untouched."""
 
     def graph(self, model: M) -> nx.DiGraph:
         """foldscope's graph of the model (``fold.core.graph``), BatchNorms marked with ``mark_bn``."""
@@ -71,6 +71,10 @@ class Frontend(Protocol[M]):
     def runner(self, model: M) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         """A function that runs one batch (the model's fixed batch size, if it has one) and
         returns the outputs; whatever it needs (a session, an interpreter) is set up once."""
+
+    def layer_outputs(self, model: M, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The outputs of the graph ``nodes`` on one batch of ``inputs`` (the first output of each,
+        all from one run); a node the runtime cannot expose is left out."""
 
     def kernel(self, model: M, layer: str) -> LayerKernel:
         """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``)."""

@@ -17,7 +17,9 @@ import numpy as np
 
 from fold.core.result import FoldResult
 from fold.core.rules import decide
-from fold.core.verification import Verification, batch_size, compare, run_in_batches, sample_inputs
+from fold.core.verification import (
+    LayerDiff, Verification, batch_size, compare, layer_diffs, run_in_batches, sample_inputs,
+)
 from fold.errors import FoldError
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import FRONTENDS, Frontend
@@ -96,3 +98,27 @@ def verify(frontend: Frontend, original: Any, folded: Any, samples: int = 8, see
                            channel_axes=[o.channel_axis for o in outputs], atol=atol,
                            samples=int(inputs[0].shape[0]) if inputs else 0, seed=None if given else seed)
     return Checked(verification, inputs, reference, candidate)
+
+
+def per_layer(result: FoldResult, samples: int = 1, seed: int = 0,
+              inputs: list[np.ndarray] | None = None) -> list[LayerDiff]:
+    """Where the error enters: every layer's output in the folded model against the original's.
+
+    A folded layer is compared with the BN it absorbed (the original's BN output against the
+    node that now produces it); every other node both graphs share, with itself. The layers
+    inside a nested model are compared as the nested model's output (runtimes expose only the
+    top level). Inputs: ``samples`` rows from ``seed`` by the one recipe, unless given.
+    """
+    frontend = result.frontend
+    if inputs is None:
+        inputs = sample_inputs(frontend.inputs(result.original), samples, seed)
+    folded = result.folded_pairs
+    replaced = {d.layer for d in folded} | {d.output_node or d.layer for d in folded}
+    removed = {n for d in folded for n in d.bn_nodes}
+    pairs = [(d.layer, d.bn_nodes[-1], d.output_node or d.layer) for d in folded]
+    before_nodes = result.graph_before.nodes
+    pairs += [(n, n, n) for n, role in result.graph_after.nodes(data="role")
+              if n in before_nodes and role != "input" and n not in replaced | removed]
+    before = frontend.layer_outputs(result.original, inputs, [p[1] for p in pairs])
+    after = frontend.layer_outputs(result.folded, inputs, [p[2] for p in pairs])
+    return layer_diffs(pairs, before, after)

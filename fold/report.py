@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import Verification
+from fold.core.verification import LayerDiff, Verification
 
 
 def report_dict(input_path: str, output_path: str | None, result: FoldResult,
-                verification: Verification | None) -> dict:
-    """The ``--report`` JSON (keys are a contract other tools rely on)."""
+                verification: Verification | None, per_layer: Sequence[LayerDiff] | None = None) -> dict:
+    """The ``--report`` JSON (keys are a contract other tools rely on); ``per_layer`` is null
+    unless the layer outputs were compared."""
     return {
         "input": input_path,
         "output": output_path,
@@ -19,6 +22,7 @@ def report_dict(input_path: str, output_path: str | None, result: FoldResult,
         "bn_before": result.bn_before,
         "bn_after": result.bn_after,
         "verification": verification.to_dict() if verification else None,
+        "per_layer": None if per_layer is None else [d.to_dict() for d in per_layer],
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
     }
 
@@ -53,4 +57,14 @@ def verification_text(v: Verification) -> str:
             f"  output '{out.name}' {list(out.shape)} {out.dtype}: max abs diff {out.max_abs_diff:.3e}, "
             f"mean {out.mean_abs_diff:.3e}, worst channel {worst}"
         )
+    return "\n".join(lines)
+
+
+def per_layer_text(diffs: Sequence[LayerDiff], top: int = 5) -> str:
+    """Where the error enters: the layers whose outputs moved most, relative to their own size."""
+    if not diffs:
+        return "per layer: no layer output could be compared."
+    worst = sorted(diffs, key=lambda d: d.max_rel_diff, reverse=True)[:top]
+    lines = [f"per layer ({len(diffs)} layers compared on one sample), largest relative diffs:"]
+    lines += [f"  {d.layer:<30} max rel diff {d.max_rel_diff:.3e}  max abs diff {d.max_abs_diff:.3e}" for d in worst]
     return "\n".join(lines)

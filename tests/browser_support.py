@@ -296,6 +296,16 @@ def wait_for_images(page: Page, panel: Locator, sections: Sequence[str], timeout
     return found
 
 
+def wait_for_graph(page: Page, timeout_ms: int = IMAGE_MS) -> None:
+    """Wait until the interactive graph has drawn its nodes."""
+    try:
+        page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
+            return !!gd && !!gd._fullLayout && !!gd.querySelector('.scatterlayer .point')
+                && (gd.data || []).some(t => t.name === 'nodes before'); }""", timeout=timeout_ms, polling=200)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the graph was not drawn within {timeout_ms / 1000:.0f} s.\n{page_state(page)}") from None
+
+
 def assert_fold_page(page: Page, *, max_diff: float = 1e-3, tables: int = 1) -> dict[str, str]:
     """The Fold tab of a folded model: metrics, pair table, graph and heatmap images, no errors."""
     assert_no_exception(page)
@@ -305,13 +315,22 @@ def assert_fold_page(page: Page, *, max_diff: float = 1e-3, tables: int = 1) -> 
     diff = metric_number(panel, MAX_ABS_DIFF)
     assert diff < max_diff, f"{MAX_ABS_DIFF} = {diff} >= {max_diff}; metrics: {shown}"
     frames = panel.get_by_test_id("stDataFrame")
+    try:  # data frames are laid out after the run's last message: wait for it, then assert
+        page.wait_for_function("""(n) => { const frames = [...document.querySelectorAll(
+                '[data-testid="stTabPanel"] [data-testid="stDataFrame"]')];
+            return frames.length >= n && frames.every(f => { const b = f.getBoundingClientRect();
+                return b.width > 100 && b.height > 50; }); }""", arg=tables, timeout=IMAGE_MS, polling=200)
+    except PlaywrightTimeout:
+        pass  # the assertions below say what is missing
     assert frames.count() >= tables, f"expected {tables} data frame(s), found {frames.count()}"
     for frame in frames.all():
         box = frame.bounding_box()
         assert box and box["width"] > 100 and box["height"] > 50, f"data frame not laid out: {box}"
-    # Images: the first pair's channel plot, the graph, the heatmaps.
-    wait_for_images(page, panel, ["Candidate pairs", "Graph before and after folding", "Outputs: original vs folded"])
-    assert panel.get_by_test_id("stDownloadButton").count() == 1
+    # Images: the first pair's channel plot and the heatmaps; the graph is an interactive Plotly chart.
+    wait_for_images(page, panel, ["Candidate pairs", "Outputs: original vs folded"])
+    wait_for_graph(page)
+    assert panel.get_by_test_id("stDownloadButton").filter(has_text="Download the folded model").count() == 1
+    assert panel.get_by_test_id("stDownloadButton").filter(has_text="Static picture").count() == 2
     return shown
 
 
@@ -333,12 +352,18 @@ def screenshot(page: Page, path: Path) -> Path:
     return path
 
 
-def docs_screenshot(page: Page, name: str) -> Path:
-    """A README screenshot (called once the test's checks have passed): into artifacts/docs/, and
-    into docs/screenshots/ only when FOLDSCOPE_SCREENSHOTS=1 (``make screenshots``)."""
+def docs_screenshot(page: Page, name: str, element: Locator | None = None) -> Path:
+    """A README screenshot of the page (or of one ``element``), called once the test's checks
+    have passed: into artifacts/docs/, and into docs/screenshots/ only when
+    FOLDSCOPE_SCREENSHOTS=1 (``make screenshots``)."""
     page.evaluate("() => document.activeElement?.blur()")  # no focus ring on the last widget used
-    page.mouse.move(0, 0)
-    path = screenshot(page, ARTIFACTS / "docs" / name)
+    if element is None:
+        page.mouse.move(0, 0)
+        path = screenshot(page, ARTIFACTS / "docs" / name)
+    else:
+        path = ARTIFACTS / "docs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        element.screenshot(path=str(path), animations="disabled")
     if os.environ.get("FOLDSCOPE_SCREENSHOTS") != "1":
         return path
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)

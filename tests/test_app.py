@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,10 @@ def run_app(source: str | None = None, **select) -> AppTest:
 def metric(at: AppTest, label_part: str) -> float:
     (m,) = [m for m in at.metric if label_part in m.label]
     return float(m.value.split()[0])
+
+
+def toggle(at: AppTest, label_start: str):
+    return next(t for t in at.toggle if t.label.startswith(label_start))
 
 
 def assert_page_ok(at: AppTest) -> None:
@@ -118,14 +123,14 @@ def test_seed_as_tensorflow_ops():
 def test_op_view_and_converter_comparison_for_a_keras_model():
     at = run_app("Model zoo")
     at.sidebar.selectbox[0].set_value("DCGAN generator").run()
-    at.toggle[0].set_value(True).run()
+    toggle(at, "Op view").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     op_pairs = at.dataframe[-1].value
     assert "Conv2DBackpropInput" in set(op_pairs.kind) and set(op_pairs.status) == {"folded"}
     images = len(at.get("image"))
     next(c for c in at.checkbox if "Const ops" in c.label).check().run()
     assert not at.exception and len(at.get("image")) == images + 1
-    at.toggle[1].set_value(True).run()
+    toggle(at, "What TensorFlow's TFLite converter did").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     converter = [float(m.value) for m in at.metric if m.label.startswith("max abs diff vs Keras")]
     assert len(converter) == 2 and max(converter) < 1e-4
@@ -138,3 +143,27 @@ def test_onnx_zoo_model_with_what_the_onnx_tools_did():
     left = {m.label.removeprefix("BN left: ").split()[0]: m.value for m in at.metric if m.label.startswith("BN left")}
     assert left["foldscope"] == "0 of 3" and left["onnxoptimizer"] == "3 of 3"
     assert set(left) == {"foldscope", "onnxsim", "onnxoptimizer", "onnxruntime"}
+
+
+def test_the_graph_is_an_interactive_chart_and_can_colour_by_layer_diffs():
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("U-Net (skip connections)").run()
+    assert_page_ok(at)
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    names = [t.get("name") for t in spec["data"]]
+    assert {"nodes before", "nodes after", "edges before", "labels before"} <= set(names)
+    assert "layer max rel diff" not in at.dataframe[0].value.columns
+    toggle(at, "Colour by where the error enters").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert (table["layer max rel diff"].dropna() < 1e-5).all() and table["layer max rel diff"].notna().sum() == 12
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any(t.get("name") == "diff scale" for t in spec["data"])
+    finder = next(s for s in at.selectbox if s.label == "Find a layer")
+    finder.set_value("logits").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    nodes = next(t for t in spec["data"] if t.get("name") == "nodes before")
+    y = nodes["y"][nodes["customdata"].index("logits")]
+    low, high = spec["layout"]["yaxis"]["range"]
+    assert low < y < high

@@ -18,9 +18,11 @@ from playwright.sync_api import sync_playwright
 
 from tests.browser_support import (
     ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_exception,
-    choose_option, choose_source, docs_screenshot, fold_panel, fold_text, launch_chromium, metric_value,
-    page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_images,
+    choose_option, choose_source, docs_screenshot, fold_panel, fold_text, images_by_section, launch_chromium,
+    metric_value, page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_graph,
+    wait_for_images,
 )
+from tests.graph_support import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 
 pytestmark = pytest.mark.browser
 
@@ -307,3 +309,65 @@ def test_two_sessions_at_once_keep_their_own_results(browser, server):
     finally:
         for context in contexts:
             context.close()
+
+
+
+# --- the interactive graph ---------------------------------------------------------------------
+
+def open_unet(page) -> None:
+    open_app(page)
+    choose_source(page, "Model zoo")
+    first = next(iter(ZOO))
+    wait_for_app(page, sidebar=["Architecture"], fold=[MAX_ABS_DIFF, ZOO[first][0]], what="the Model zoo source")
+    choose_option(page, sidebar(page), "Architecture", "U-Net (skip connections)")
+    wait_for_app(page, sidebar=["U-Net"], fold=[MAX_ABS_DIFF, ZOO["U-Net (skip connections)"][0]], what="the U-Net")
+    wait_for_graph(page)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+
+
+def test_graph_hover_shows_the_layer_and_why_it_folded(page):
+    open_unet(page)
+    positions = node_positions(page, "before")
+    hover_node(page, positions["down0_bn1"])
+    page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
+    text = tooltip(page)
+    assert text.startswith("down0_bn1") and "BatchNormalization" in text and "folded away into down0_conv1" in text, text
+
+
+def test_graph_click_on_a_batchnorm_picks_its_pair(page):
+    open_unet(page)
+    assert pair_to_inspect(page) == "down0_conv0 → down0_bn0 (folded)"
+    positions = node_positions(page, "before")
+    click_node(page, positions["down1_bn1"], "down1_bn1")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stSelectbox] input')]"
+                           ".some(i => i.value === 'down1_conv1 → down1_bn1 (folded)')", timeout=RUN_MS)
+    wait_for_app(page, fold=[MAX_ABS_DIFF], what="the page after the click")
+    channel_plot = images_by_section(fold_panel(page))["Candidate pairs"]
+    assert channel_plot and all(i["ok"] for i in channel_plot)
+    screenshot(page, ARTIFACTS / "graph_click.png")
+
+
+def test_graph_search_centres_a_layer(page):
+    open_unet(page)
+    before = view_range(page)
+    find_layer(page, "logits")
+    page.wait_for_function("(r) => { const gd = document.querySelector('.js-plotly-plot');"
+                           " return gd && gd._fullLayout.yaxis.range[0] !== r[0]; }", arg=list(before), timeout=RUN_MS)
+    wait_for_app(page, fold=[MAX_ABS_DIFF], what="the page after finding 'logits'")
+    wait_for_graph(page)
+    low, high = view_range(page)
+    y = page.evaluate("() => { const gd = document.querySelector('.js-plotly-plot');"
+                      " const t = gd.data.find(d => d.name === 'nodes before'); return t.y[t.customdata.indexOf('logits')]; }")
+    assert low < y < high and abs((low + high) / 2 - y) < 3, (low, high, y)
+
+
+def test_graph_colours_where_the_error_enters(page):
+    open_unet(page)
+    fold_panel(page).get_by_text("Colour by where the error enters").click()
+    page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=RUN_MS)
+    wait_for_app(page, fold=[MAX_ABS_DIFF], what="colouring by layer diffs")
+    assert page.locator(".js-plotly-plot .colorbar").count() == 1
+    hover_node(page, node_positions(page, "after")["down0_conv1"])
+    page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
+    assert "max rel diff" in tooltip(page)
+    docs_screenshot(page, "graph.png", page.locator(".js-plotly-plot").first)

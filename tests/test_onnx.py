@@ -462,7 +462,8 @@ def test_command_line_folds_an_onnx_file(tmp_path):
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report) == {"input", "output", "pairs", "folded", "skipped", "bn_before", "bn_after", "verification",
-                           "timings_s"}
+                           "per_layer", "timings_s"}
+    assert report["per_layer"] is None  # only with --per-layer
     assert (report["bn_before"], report["bn_after"], report["folded"]) == (3, 0, 3)
     assert report["verification"]["samples"] == 4 and report["verification"]["max_rel_diff"] < RTOL
     folded = onnx.load(tmp_path / "out.onnx")

@@ -360,6 +360,13 @@ def _with_new_nodes(pos: dict[Node, Point], graph: nx.DiGraph) -> dict[Node, Poi
     return {n: pos[n] if n in pos else placed[n] for n in graph}
 
 
+def before_after_positions(before: nx.DiGraph, after: nx.DiGraph) -> tuple[dict, dict, Bends]:
+    """Positions of both graphs on one layout: ``before``'s layered layout (with the bends of its
+    long edges), and the same positions for every node ``after`` shares with it."""
+    pos, bends = _sugiyama(before)
+    return pos, _with_new_nodes(pos, after), bends
+
+
 def draw_before_after(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
                       removed_bns: Collection = (), focus: Node | None = None, hops: int = 3) -> Figure:
     """Two panels, before and after folding, on the same axis limits; every node both graphs
@@ -371,8 +378,8 @@ def draw_before_after(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: C
     if focus is not None:
         before = neighbourhood(before, focus, hops)
         after = after.subgraph([n for n in after if n in before]).copy()
-    pos, bends = _sugiyama(before)
-    positions = (pos, _with_new_nodes(pos, after))
+    pos, after_pos, bends = before_after_positions(before, after)
+    positions = (pos, after_pos)
     show_shapes = len(before) <= _SHAPE_LIMIT
     labels = [{n: _label(g, n, show_shapes) for n in g} for g in (before, after)]
     frame = _Frame.around([*positions[0].values(), *positions[1].values()],

@@ -87,3 +87,32 @@ def walk(graph: nx.DiGraph, prefix: str = "") -> Iterator[tuple[str, dict]]:
         yield path, data
         if "subgraph" in data:
             yield from walk(data["subgraph"], f"{path}/")
+
+
+def flatten(graph: nx.DiGraph, expand: Iterable[str] | None = None, prefix: str = "") -> nx.DiGraph:
+    """The graph with nested models opened: node "m" holding a subgraph becomes its nodes "m/...".
+
+    ``expand`` names the nested nodes to open (None: all, recursively). An edge into an opened
+    node goes to its subgraph's inputs, an edge out of it leaves from its subgraph's outputs;
+    the opened nodes keep their attributes, with ``namespace`` set to the nested node's path.
+    """
+    opened = None if expand is None else set(expand)
+    flat = nx.DiGraph(**graph.graph)
+    ends: dict[str, tuple[list[str], list[str]]] = {}  # opened node -> (its inputs, its outputs)
+    for node, data in graph.nodes(data=True):
+        path = f"{prefix}{node}"
+        sub = data.get("subgraph")
+        if sub is None or (opened is not None and path not in opened):
+            flat.add_node(path, **{**{k: v for k, v in data.items() if k != "subgraph"},
+                                   "namespace": prefix.rstrip("/"), "collapsed": sub is not None})
+            continue
+        inner = flatten(sub, None if opened is None else opened, f"{path}/")
+        flat.add_nodes_from(inner.nodes(data=True))
+        flat.add_edges_from(inner.edges(data=True))
+        ends[path] = ([f"{path}/{n}" for n in sub.graph.get("inputs", [])],
+                      [f"{path}/{n}" for n in sub.graph.get("outputs", [])])
+    for u, v, data in graph.edges(data=True):
+        sources = ends.get(f"{prefix}{u}", (None, [f"{prefix}{u}"]))[1]
+        targets = ends.get(f"{prefix}{v}", ([f"{prefix}{v}"], None))[0]
+        flat.add_edges_from(((s, t, data) for s in sources for t in targets if s in flat and t in flat))
+    return flat

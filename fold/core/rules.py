@@ -45,6 +45,9 @@ class Candidate:
     compute_dtype: dtype the folded layer will compute in.
     notes:         remarks that hold once the pair is folded (e.g. where an activation goes);
                    they reach the report as extra keys of the pair.
+    output_node:   the node of the folded graph whose output is what the BN produced, when it
+                   is not the layer itself (a GraphDef's BiasAdd named like the BN, a TFLite
+                   activation kept as its own op).
     """
 
     layer: str
@@ -68,6 +71,7 @@ class Candidate:
     bias: np.ndarray | None = None
     compute_dtype: str = "float32"
     notes: dict[str, str | None] = field(default_factory=dict)
+    output_node: str | None = None
 
     def affine(self) -> Affine:
         return bn_affine(self.mean, self.variance, self.epsilon, self.gamma, self.beta)
@@ -239,8 +243,9 @@ RULES: tuple[Rule, ...] = compose()
 class Decision:
     """What happened to one candidate pair. ``affine`` is set when it was folded.
 
-    ``folded_as`` is the id the folded layer has in the folded model's graph (the same as
-    ``layer`` unless the frontend's ids are positions that the rewrite shifts).
+    ``bn`` names the BatchNorm's node, or its nodes joined by "+" ("mul+add") when it is
+    decomposed. ``output_node`` is the node of the folded graph that produces what the BN
+    produced (the layer itself unless the candidate said otherwise).
     """
 
     layer: str
@@ -252,11 +257,15 @@ class Decision:
     rule: str | None = None
     affine: Affine | None = None
     notes: dict[str, str | None] = field(default_factory=dict)
-    folded_as: str | None = None
+    output_node: str | None = None
 
     @property
     def folded(self) -> bool:
         return self.status == "folded"
+
+    @property
+    def bn_nodes(self) -> list[str]:
+        return self.bn.split("+")
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "bn": self.bn, "kind": self.op, "status": self.status,
@@ -272,4 +281,4 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
             return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name,
                             notes=dict.fromkeys(c.notes))
     return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.affine(), notes=dict(c.notes),
-                    folded_as=c.layer)
+                    output_node=c.output_node or c.layer)

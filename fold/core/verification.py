@@ -197,3 +197,31 @@ def compare(
         atol=float(atol) if atol is not None else default_atol(references, dtype),
         samples=samples, seed=seed, per_output=per_output,
     )
+
+
+@dataclass
+class LayerDiff:
+    """How far one layer's output moved: the folded model's ``layer`` against the original's ``reference``
+    (the BN a folded layer absorbed, else the same node), on the same inputs."""
+
+    layer: str
+    reference: str
+    max_abs_diff: float
+    max_rel_diff: float
+    max_abs: float
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff}
+
+
+def layer_diffs(pairs: Sequence[tuple[str, str, str]], before: dict[str, np.ndarray],
+                after: dict[str, np.ndarray]) -> list[LayerDiff]:
+    """For each (name, original node, folded node) whose outputs both models gave, the max abs
+    diff and the max abs diff relative to the original output's peak (NaN/inf never agree)."""
+    found = []
+    for name, old, new in pairs:
+        if old not in before or new not in after or np.shape(before[old]) != np.shape(after[new]):
+            continue
+        diff = output_diff(name, before[old], after[new])
+        found.append(LayerDiff(name, old, diff.max_abs_diff, diff.max_rel_diff, diff.max_abs))
+    return found

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
@@ -55,6 +56,9 @@ class GraphDefFrontend:
 
     def runner(self, model: GraphModel):
         return io.runner(model)
+
+    def layer_outputs(self, model: GraphModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
+        return io.layer_outputs(model, inputs, nodes)
 
     def kernel(self, model: GraphModel, layer: str) -> LayerKernel:
         kernel, kind = match.filter_value(model.graph_def, layer)

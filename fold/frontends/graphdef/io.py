@@ -149,3 +149,16 @@ def runner(model: GraphModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return [np.asarray(v) for v in values]
 
     return run
+
+
+def layer_outputs(model: GraphModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
+    """Output 0 of each named op, fetched in one session run (ops without outputs are left out)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(model.graph_def, name="")
+    fetch = [n for n in nodes if n in {op.name for op in graph.get_operations()} and graph.get_operation_by_name(n).outputs]
+    if not fetch:
+        return {}
+    with tf.compat.v1.Session(graph=graph) as session:
+        values = session.run([f"{n}:0" for n in fetch], feed_dict=dict(zip(model.inputs, inputs)))
+    return {n: np.asarray(v) for n, v in zip(fetch, values)}

@@ -328,7 +328,7 @@ def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
     """The Candidate of one chain, with every field the shared and op-level rules read."""
     linear = ix.nodes[chain.linear]
     kind = _kind(linear)
-    c = OpCandidate(layer=chain.linear, bn=chain.out, op=linear.op, kind=kind, chain=chain)
+    c = OpCandidate(layer=chain.linear, bn=chain.out, op=linear.op, kind=kind, chain=chain, output_node=chain.out)
     c.consumers = len(ix.readers(f"{chain.linear}:0"))
     c.extra_readers = _extra_readers(ix, chain)
     if kind is None:

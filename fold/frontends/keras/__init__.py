@@ -40,10 +40,10 @@ class KerasFrontend:
     def __init__(self) -> None:
         self._scopes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _scope(self, model: keras.Model) -> match.Scope:
+    def _scope(self, model: keras.Model, ser: dict | None = None) -> match.Scope:
         scope = self._scopes.get(model)
         if scope is None:
-            scope = self._scopes[model] = match.build_scope(match.serialize(model), model)
+            scope = self._scopes[model] = match.build_scope(ser or match.serialize(model), model)
         return scope
 
     def load(self, path: Path) -> keras.Model:
@@ -56,7 +56,9 @@ class KerasFrontend:
         return list(match.candidates(self._scope(model)))
 
     def rewrite(self, model: keras.Model, folds: Sequence[tuple[Candidate, Decision]]) -> keras.Model:
-        return rebuild(model, [d for _, d in folds])
+        folded, built_from = rebuild(model, [d for _, d in folds], self._scope(model).source)
+        self._scope(folded, built_from)  # the folded model's scope: the config it was built from
+        return folded
 
     def graph(self, model: keras.Model) -> nx.DiGraph:
         return match.scope_graph(self._scope(model))
@@ -69,6 +71,9 @@ class KerasFrontend:
 
     def runner(self, model: keras.Model) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return functools.partial(io.run, model)
+
+    def layer_outputs(self, model: keras.Model, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
+        return io.layer_outputs(model, inputs, nodes)
 
     def kernel(self, model: keras.Model, layer: str) -> LayerKernel:
         found = match.layer_at(model, layer)

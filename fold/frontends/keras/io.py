@@ -113,6 +113,34 @@ def run(model: keras.Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in keras.tree.flatten(out)]
 
 
+def _call_output(layer: keras.layers.Layer):
+    """The first output tensor of the layer's (only) call in its model, or None."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if len(nodes) != 1:
+        return None  # a shared layer has several outputs; an input layer has its own tensor
+    outputs = keras.tree.flatten(nodes[0].output_tensors)
+    return outputs[0] if outputs else None
+
+
+def layer_outputs(model: keras.Model, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
+    """Outputs of top-level layers (nested models as a whole) through one multi-output model
+    over the same layers; shared layers and input layers are left out."""
+    tensors = {}
+    for name in nodes:
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            continue
+        tensor = None if isinstance(layer, keras.layers.InputLayer) else _call_output(layer)
+        if tensor is not None:
+            tensors[name] = tensor
+    if not tensors:
+        return {}
+    tap = keras.Model(list(model.inputs), list(tensors.values()))
+    values = tap(list(inputs), training=False)
+    return {name: np.asarray(v) for name, v in zip(tensors, keras.tree.flatten(values))}
+
+
 def to_tflite(model: keras.Model) -> bytes:
     """Convert with TensorFlow's TFLite converter (float32, default optimizations off)."""
     import tensorflow as tf

@@ -52,6 +52,7 @@ class Scope:
     outputs: list[str]
     inputs: list[str]
     children: dict[str, "Scope"] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)  # the whole serialized form this scope was read from
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, "Scope"]]:
         """This scope and every nested one, with the path prefix of their layers."""
@@ -122,6 +123,7 @@ def build_scope(ser: dict, model: keras.Model) -> Scope:
         layer = scope.layers.get(name)
         if isinstance(layer, keras.Model) and _is_graph_model(entry):
             scope.children[name] = build_scope(entry, layer)
+    scope.source = ser
     return scope
 
 

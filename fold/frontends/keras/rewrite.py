@@ -13,6 +13,7 @@ touched.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import keras
@@ -89,17 +90,20 @@ def _copy_weights(original: keras.Model, rebuilt: keras.Model, decisions: dict[s
             layer.set_weights(source.get_weights())
 
 
-def rebuild(model: keras.Model, decisions: list[Decision]) -> keras.Model:
-    """A new model with every folded decision applied; ``model`` is left as it was.
+def rebuild(model: keras.Model, decisions: list[Decision], ser: dict | None = None) -> tuple[keras.Model, dict]:
+    """A new model with every folded decision applied, and the serialized form it was built from;
+    ``model`` is left as it was.
 
-    The config is edited on a fresh serialized copy, so the caller's scope stays valid.
+    The config is edited on a copy (of ``ser``, the model's serialized form, when the caller
+    has it; else a fresh one), so the caller's scope stays valid.
     """
     folded = {d.bn: d.layer for d in decisions if d.folded}
-    ser = serialize(model)
+    ser = copy.deepcopy(ser) if ser is not None else serialize(model)
     _rewrite_config(build_scope(ser, model), folded)
+    built_from = copy.deepcopy(ser)
     try:
         rebuilt = keras.saving.deserialize_keras_object(ser, safe_mode=True)
     except Exception as exc:  # a layer that cannot be rebuilt from its own config
         raise FoldError(f"Model '{model.name}' could not be rebuilt from its config: {one_line(exc)}") from exc
     _copy_weights(model, rebuilt, {d.layer: d for d in decisions if d.folded})
-    return rebuilt
+    return rebuilt, built_from

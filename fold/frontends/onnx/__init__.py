@@ -54,6 +54,9 @@ class OnnxFrontend:
     def runner(self, model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return io.runner(model)
 
+    def layer_outputs(self, model: OnnxModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
+        return io.layer_outputs(model, inputs, nodes)
+
     def kernel(self, model: OnnxModel, layer: str) -> LayerKernel:
         ix = match.Index(model)
         node = next(n for n in ix.nodes if n.name == layer)

@@ -150,3 +150,20 @@ def runner(model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
 
 def to_bytes(model: OnnxModel) -> bytes:
     return model.proto.SerializeToString()
+
+
+def layer_outputs(model: OnnxModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
+    """The first output of each named node, through one run of a copy of the model that also
+    outputs them (onnxruntime's optimizations off, as for verification)."""
+    by_name = {n.name: n.output[0] for n in model.graph.node if n.output and n.output[0]}
+    wanted = {n: by_name[n] for n in nodes if n in by_name}
+    if not wanted:
+        return {}
+    tapped = onnx.ModelProto()
+    tapped.CopyFrom(model.proto)
+    present = {v.name for v in tapped.graph.output}
+    tapped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in dict.fromkeys(wanted.values())
+                               if t not in present)
+    found = session(OnnxModel(tapped, model.name, model.shapes))
+    values = found.run(list(wanted.values()), dict(zip([v.name for v in model.feeds], inputs)))
+    return {n: np.asarray(v) for n, v in zip(wanted, values)}

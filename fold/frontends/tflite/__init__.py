@@ -66,6 +66,9 @@ class TfliteFrontend:
     def runner(self, model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return io.runner(model)
 
+    def layer_outputs(self, model: TfliteModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
+        return io.layer_outputs(model, inputs, nodes)
+
     def kernel(self, model: TfliteModel, layer: str) -> LayerKernel:
         index = model.ids.index(layer)
         op = model.main.operators[index]

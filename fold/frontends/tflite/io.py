@@ -61,12 +61,15 @@ def _check_indices(model: schema.ModelT, name: str) -> None:
             raise FoldError(f"'{name}' is a corrupt TFLite file: a tensor refers to a buffer that does not exist.")
 
 
-def interpreter(data: bytes, name: str = "model"):
-    """A LiteRT interpreter with its tensors allocated; FoldError when LiteRT refuses the model."""
+def interpreter(data: bytes, name: str = "model", keep_all: bool = False):
+    """A LiteRT interpreter with its tensors allocated; FoldError when LiteRT refuses the model.
+
+    ``keep_all`` keeps every intermediate tensor readable after ``invoke`` (for layer outputs).
+    """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        found = Interpreter(model_content=bytes(data),
+        found = Interpreter(model_content=bytes(data), experimental_preserve_all_tensors=keep_all,
                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         found.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
@@ -98,3 +101,22 @@ def runner(model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]
         return [np.array(found.get_tensor(d["index"])) for d in out_details]
 
     return run
+
+
+def layer_outputs(model: TfliteModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
+    """Output 0 of each named op, read after the run with every intermediate tensor kept,
+    one batch of the model's fixed size at a time."""
+    found = interpreter(model.data, model.name, keep_all=True)
+    in_details = found.get_input_details()
+    wanted = {n: model.main.operators[model.ids.index(n)].outputs[0] for n in nodes if n in model.ids}
+    batch = int(in_details[0]["shape"][0]) if in_details else 1
+    rows = inputs[0].shape[0] if inputs else batch
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
+    for start in range(0, rows, batch):
+        for detail, x in zip(in_details, inputs):
+            found.set_tensor(detail["index"], np.ascontiguousarray(x[start:start + batch], dtype=detail["dtype"]))
+        found.invoke()
+        for name, tensor in wanted.items():
+            parts[name].append(np.array(found.get_tensor(tensor)))
+    return {name: values[0] if len(values) == 1 else np.concatenate([np.atleast_1d(v) for v in values])
+            for name, values in parts.items()}

@@ -232,6 +232,8 @@ def _place_activation(c: TfliteCandidate, op: schema.OperatorT, split_activation
     fusable = hasattr(op.builtinOptions, "fusedActivationFunction")
     separate = (split_activation or not fusable) and c.tail_activation in STANDALONE_ACTIVATIONS
     c.placement = "separate" if separate else "fused"
+    if separate:  # the activation becomes its own op, which then produces the tail's output
+        c.output_node = f"{c.tail_activation}:{c.layer.split(':')[-1]}/activation"
     c.notes["activation"] = (f"{c.tail_activation} kept as a separate {c.tail_activation} op after '{c.layer}'"
                              if separate else f"{c.tail_activation} fused into '{c.layer}'")
 

@@ -144,7 +144,7 @@ def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]
     for op, affine, c, d in targets:
         act = fold_chain(tree, sg, op, affine, c, d)
         if act is not None:
-            ids[id(act)] = f"{c.tail_activation}:{c.layer.split(':')[-1]}/activation"
+            ids[id(act)] = c.output_node
     _prune(tree)
     return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name,
                        [ids[id(op)] for op in sg.operators])

@@ -1,0 +1,225 @@
+"""The graph before and after folding as an interactive Plotly figure: pan, zoom, hover, click.
+
+The two panes share foldscope's layered layout (``viz.graph``): every node both graphs share
+keeps its position, and the panes' axes are linked, so panning or zooming one moves the
+other. The "after" pane shows the BatchNorms folding removed as ghosts at their old places.
+Nodes carry their id in ``customdata``, so a click tells the page which layer was picked;
+hovering a node shows its class, name, output shape, weight shapes and fold status.
+
+Figure content is inspectable: traces are named "edges before", "nodes before", "edges
+after", "nodes after", "folded away", "selected"; node traces list nodes in graph order.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Collection, Mapping
+
+import networkx as nx
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from viz.graph import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS, Bends, Point, before_after_positions
+
+_LABEL_CHARS = 22
+#: Graphs with at most this many nodes have every node named; larger ones, the nodes near the view.
+LABEL_ALL = 200
+_NO_DIFF = "#d9d9d9"
+#: Relative diffs are coloured on a log scale between these powers of ten.
+DIFF_RANGE = (-9.0, -3.0)
+
+
+def _shape(shape) -> str:
+    return "?" if shape is None else "×".join("?" if d is None else str(d) for d in shape)
+
+
+def hover_text(graph: nx.DiGraph, node: str, note: str | None, diff: float | None) -> str:
+    """What hovering a node says: class, name, output shape, weights, fold status, layer diff."""
+    data = graph.nodes[node]
+    lines = [f"<b>{html.escape(str(node))}</b>", html.escape(str(data.get("op", "?")))]
+    shapes = [s for *_, s in graph.out_edges(node, data="shape")]
+    if shapes:
+        lines.append(f"output {_shape(shapes[0])}")
+    for name, shape in list((data.get("weights") or {}).items())[:4]:
+        lines.append(f"{html.escape(str(name))}: {_shape(shape)}")
+    if data.get("collapsed"):
+        lines.append("nested model (open it with 'Open nested models')")
+    if note:
+        lines.append(_wrap(html.escape(note)))
+    if diff is not None:
+        lines.append(f"max rel diff {diff:.2e}")
+    return "<br>".join(lines)
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
+def _label(node: str) -> str:
+    name = str(node).rsplit("/", 1)[-1] if "/" in str(node) and len(str(node)) > _LABEL_CHARS else str(node)
+    return name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
+
+
+def _edges(graph: nx.DiGraph, pos: Mapping[str, Point], bends: Bends) -> tuple[list, list]:
+    xs, ys = [], []
+    for u, v in graph.edges:
+        route = [pos[u], *bends.get((u, v), []), pos[v]]
+        xs += [p[0] for p in route] + [None]
+        ys += [p[1] for p in route] + [None]
+    return xs, ys
+
+
+def _diff_color(diff: float | None) -> float | None:
+    if diff is None or not math.isfinite(diff) or diff <= 0:
+        return None
+    return min(max(math.log10(diff), DIFF_RANGE[0]), DIFF_RANGE[1])
+
+
+def _nodes(graph: nx.DiGraph, pos: Mapping[str, Point], pane: str, folded: Collection, removed: Collection,
+           notes: Mapping[str, str], diffs: Mapping[str, float] | None) -> go.Scatter:
+    nodes = list(graph)
+    outline = [FOLDED_COLOR if n in folded else REMOVED_COLOR if n in removed else "#4d4d4d" for n in nodes]
+    width = [3 if n in folded or n in removed else 1 for n in nodes]
+    marker = dict(symbol="square", size=14, line=dict(color=outline, width=width))
+    if diffs is None:
+        marker["color"] = [ROLE_COLORS.get(graph.nodes[n].get("role"), ROLE_COLORS["other"]) for n in nodes]
+    else:  # colours mapped by hand: nodes without a diff stay grey, which a colorscale cannot say
+        marker["color"] = [_NO_DIFF if (v := _diff_color(diffs.get(n))) is None else _scale(v) for n in nodes]
+    return go.Scatter(
+        x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers", name=f"nodes {pane}",
+        marker=marker, selected=dict(marker=dict(size=26)), unselected=dict(marker=dict(opacity=1)),
+        customdata=nodes, hovertext=[hover_text(graph, n, notes.get(n), None if diffs is None else diffs.get(n))
+                                     for n in nodes],
+        hoverinfo="text", showlegend=False)
+
+
+def _scale(value: float) -> str:
+    """A YlOrRd colour for a log10 diff within DIFF_RANGE."""
+    t = (value - DIFF_RANGE[0]) / (DIFF_RANGE[1] - DIFF_RANGE[0])
+    return sample_colorscale("YlOrRd", [min(max(t, 0.0), 1.0)])[0]
+
+
+def _window(xs: list[float], ys: list[float], y: float | None, rows: int) -> tuple[list[float], list[float]]:
+    """Axis ranges: the whole width, and ``rows`` layers around height ``y`` (or from the top)."""
+    xs, ys = xs or [0.0], ys or [0.0]
+    x_range = [min(xs) - 0.8, max(xs) + 3.5]
+    if max(ys) - min(ys) <= rows:
+        return x_range, [min(ys) - 0.8, max(ys) + 0.8]
+    top = min(max(ys) + 0.8, y + rows / 2 if y is not None else max(ys) + 0.8)
+    return x_range, [top - rows, top]
+
+
+def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
+                        removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
+                        diffs: Mapping[str, float] | None = None, height: int = 720) -> go.Figure:
+    """Two linked panes, before and after folding, on foldscope's layered layout.
+
+    ``notes`` (node -> fold status text) and ``diffs`` (node -> max relative diff, which then
+    colours the "after" nodes) go into the hover text. ``with_view`` then picks what the view
+    opens on and which node is ringed, without building the figure again.
+    """
+    notes = notes or {}
+    pos, after_pos, bends = before_after_positions(before, after)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.01,
+                        subplot_titles=(f"before: {len(before)} layers", f"after: {len(after)} layers"))
+    for col, (graph, graph_pos, pane, graph_bends) in enumerate(((before, pos, "before", bends),
+                                                                  (after, after_pos, "after", {})), start=1):
+        xs, ys = _edges(graph, graph_pos, graph_bends)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9e9e9e", width=1), hoverinfo="skip",
+                                 name=f"edges {pane}", showlegend=False), row=1, col=col)
+        fig.add_trace(_nodes(graph, graph_pos, pane, folded_layers, removed_bns if pane == "before" else (),
+                             notes, diffs if pane == "after" else None), row=1, col=col)
+    ghosts = [n for n in removed_bns if n in pos and n not in after]
+    fig.add_trace(go.Scatter(x=[pos[n][0] for n in ghosts], y=[pos[n][1] for n in ghosts], mode="markers",
+                             name="folded away", customdata=ghosts, hoverinfo="text",
+                             hovertext=[hover_text(before, n, notes.get(n), None) for n in ghosts],
+                             marker=dict(symbol="square-open", size=14, color=REMOVED_COLOR, opacity=0.45),
+                             showlegend=False), row=1, col=2)
+    axis = dict(showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    fig.update_layout(xaxis2=dict(matches="x"), height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      dragmode="pan", hovermode="closest", clickmode="event+select",
+                      plot_bgcolor="white", hoverlabel=dict(align="left", font_size=11))
+    if diffs is not None:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="diff scale", hoverinfo="skip",
+                                 marker=dict(colorscale="YlOrRd", cmin=DIFF_RANGE[0], cmax=DIFF_RANGE[1],
+                                             color=[DIFF_RANGE[0]], showscale=True,
+                                             colorbar=dict(title="log10 max rel diff", thickness=12, len=0.6)),
+                                 showlegend=False), row=1, col=2)
+    _legend(fig, before, bool(folded_layers), bool(removed_bns))
+    return fig
+
+
+def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool) -> None:
+    """Roles and highlights as a legend (invisible points that only name a colour)."""
+    present = {r for _, r in graph.nodes(data="role")}
+    entries = [(ROLE_LABELS[r], dict(symbol="square", color=c, size=12)) for r, c in ROLE_COLORS.items()
+               if r in present]
+    if folded:
+        entries.append(("BN folded into it", dict(symbol="square", color="white", size=12,
+                                                  line=dict(color=FOLDED_COLOR, width=3))))
+    if removed:
+        entries.append(("BN folded away", dict(symbol="square-open", color=REMOVED_COLOR, size=12)))
+    for name, marker in entries:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, marker=marker, hoverinfo="skip",
+                                 showlegend=True))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font_size=10))
+
+
+def _labels(points: dict[str, dict[str, tuple[float, float]]], y_range: list[float], rows: int) -> list[dict]:
+    """Text traces naming the nodes: all of them in a small graph; in a large one those within a
+    view's height of the opening view (SVG text is most of what a large graph costs to draw;
+    hovering names every node)."""
+    low, high = y_range[0] - rows, y_range[1] + rows
+    traces = []
+    for pane, axis in (("before", "x"), ("after", "x2")):
+        nodes = points.get(pane, {})
+        shown = [(n, p) for n, p in nodes.items() if len(nodes) <= LABEL_ALL or low <= p[1] <= high]
+        traces.append({"type": "scatter", "mode": "text", "name": f"labels {pane}", "x": [p[0] for _, p in shown],
+                       "y": [p[1] for _, p in shown], "text": [_label(n) for n, _ in shown],
+                       "textposition": "middle right", "textfont": {"size": 9}, "hoverinfo": "skip",
+                       "showlegend": False, "xaxis": axis, "yaxis": "y2" if axis == "x2" else "y"})
+    return traces
+
+
+def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    """Pane ("before"/"after") -> node -> position, read from a figure dict's node traces."""
+    found: dict[str, dict[str, tuple[float, float]]] = {}
+    for trace in figure["data"]:
+        name = trace.get("name", "")
+        if name.startswith("nodes "):
+            found[name.split()[1]] = dict(zip(trace["customdata"], zip(trace["x"], trace["y"])))
+    return found
+
+
+def with_view(figure: dict, *, selected: str | None = None, center: str | None = None, rows: int = 28,
+              revision: str = "graph") -> dict:
+    """A ``before_after_figure`` (as ``Figure.to_dict()``) opening on ``rows`` layers around
+    ``center``, with ``selected`` drawn large in both panes (Plotly's own point selection, as
+    a click makes it); the dict given is not changed. The user's zoom survives reruns until
+    ``revision`` changes."""
+    points = _node_points(figure)
+    data = []
+    for trace in figure["data"]:
+        if trace.get("name", "").startswith("nodes "):
+            nodes = list(trace["customdata"])
+            trace = {**trace, "selectedpoints": [nodes.index(selected)] if selected in nodes else None}
+        data.append(trace)
+    every = {**points.get("after", {}), **points.get("before", {})}
+    x_range, y_range = _window([x for x, _ in every.values()], [y for _, y in every.values()],
+                               every[center][1] if center in every else None, rows)
+    data += _labels(points, y_range, rows)
+    layout = {**figure["layout"], "uirevision": revision,
+              "xaxis": {**figure["layout"].get("xaxis", {}), "range": x_range},
+              "yaxis": {**figure["layout"].get("yaxis", {}), "range": y_range},
+              "yaxis2": {**figure["layout"].get("yaxis2", {}), "range": y_range}}
+    return {**figure, "data": data, "layout": layout}
