@@ -185,7 +185,7 @@ def _labels(points: dict[str, dict[str, tuple[float, float]]], y_range: list[flo
         nodes = points.get(pane, {})
         shown = [(n, p) for n, p in nodes.items() if len(nodes) <= LABEL_ALL or low <= p[1] <= high]
         traces.append({"type": "scatter", "mode": "text", "name": f"labels {pane}", "x": [p[0] for _, p in shown],
-                       "y": [p[1] for _, p in shown], "text": [_label(n) for n, _ in shown],
+                       "y": [p[1] for _, p in shown], "text": ["\u2002" + _label(n) for n, _ in shown],
                        "textposition": "middle right", "textfont": {"size": 9}, "hoverinfo": "skip",
                        "showlegend": False, "xaxis": axis, "yaxis": "y2" if axis == "x2" else "y"})
     return traces
