@@ -326,11 +326,23 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                + " Blue outline: a BN was folded into it; red: a BN folding removes (a ghost on the right).")
     st.plotly_chart(fig, key=f"graph:{wb.key}:{view}", on_select="rerun" if view == "fold" else "ignore",
                     selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
-    d1, d2, _ = st.columns([1, 1, 3])
+    if colour:
+        worst = graph_view.worst_layer(layer_diffs(wb))
+        if worst is not None:
+            st.caption(f"The largest relative diff is at '{worst.layer}' (compared with '{worst.reference}'): "
+                       f"{worst.max_rel_diff:.2e} of its output's size, {worst.max_abs_diff:.2e} absolute.")
+    d1, d2, d3, _ = st.columns([1, 1, 1.6, 1.4])
     for col, fmt in ((d1, "png"), (d2, "svg")):
         col.download_button(f"Static picture (.{fmt})", lambda fmt=fmt: static_picture(wb, view, fmt),
                             file_name=f"{wb.name}_{view}_graph.{fmt}", mime=f"image/{'svg+xml' if fmt == 'svg' else fmt}",
                             key=f"picture:{wb.key}:{view}:{fmt}", on_click="ignore")
+    d3.download_button("Open in Model Explorer (.zip)", key=f"explorer:{wb.key}:{view}", on_click="ignore",
+                       data=lambda: graph_view.model_explorer_zip(fold_result(wb, view),
+                                                                  layer_diffs(wb) if colour and view == "fold" else None),
+                       file_name=f"{wb.name}_{view}_model_explorer.zip", mime="application/zip",
+                       help="The graphs before and after, each node's fold status (and its layer diff when coloured) "
+                            "and a mapping for the split view, as Google's Model Explorer reads them: "
+                            "`model-explorer before.json after.json`.")
 
 
 def heatmaps_ui(wb: Workbench) -> None:

@@ -97,6 +97,26 @@ def clicked_node(selection: Mapping | None) -> str | None:
     return None
 
 
+def model_explorer_zip(result: FoldResult, diffs: Sequence[LayerDiff] | None = None) -> bytes:
+    """The Model Explorer files of a fold (``fold.model_explorer.export``) in one zip archive."""
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from fold.model_explorer import export
+
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in export(result, Path(tmp), diffs):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+def worst_layer(diffs: Sequence[LayerDiff]) -> LayerDiff | None:
+    """The layer whose output moved most, relative to its own size."""
+    return max(diffs, key=lambda d: d.max_rel_diff, default=None)
+
+
 def static_picture(result: FoldResult, fmt: str) -> bytes:
     """The whole before/after graph as a PNG or an SVG (the matplotlib drawing)."""
     figure_ = draw_before_after(result.graph_before, result.graph_after,

@@ -331,6 +331,7 @@ def assert_fold_page(page: Page, *, max_diff: float = 1e-3, tables: int = 1) -> 
     wait_for_graph(page)
     assert panel.get_by_test_id("stDownloadButton").filter(has_text="Download the folded model").count() == 1
     assert panel.get_by_test_id("stDownloadButton").filter(has_text="Static picture").count() == 2
+    assert panel.get_by_test_id("stDownloadButton").filter(has_text="Open in Model Explorer").count() == 1
     return shown
 
 

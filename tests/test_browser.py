@@ -371,3 +371,20 @@ def test_graph_colours_where_the_error_enters(page):
     page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
     assert "max rel diff" in tooltip(page)
     docs_screenshot(page, "graph.png", page.locator(".js-plotly-plot").first)
+
+
+def test_graph_downloads_the_model_explorer_files(page, tmp_path):
+    import json
+    import zipfile
+
+    open_unet(page)
+    button = fold_panel(page).get_by_role("button", name="Open in Model Explorer (.zip)")
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        before = json.loads(archive.read("before.json"))
+        mapping = json.loads(archive.read("mapping.json"))
+    assert {n["id"] for n in before["graphs"][0]["nodes"]} >= {"up0_tconv", "up0_tbn"}
+    assert {"leftNodeIds": ["up0_tconv", "up0_tbn"], "rightNodeIds": ["up0_tconv"]} in mapping["mappingEntries"]

@@ -140,3 +140,13 @@ def test_figure_of_a_fold_marks_folded_layers_and_colours_by_layer_diffs():
 def test_the_static_picture_is_still_there(fmt, magic):
     result = fold(KERAS, zoo.dcgan_generator(base=16))
     assert graph_view.static_picture(result, fmt).startswith(magic)
+
+
+def test_the_model_explorer_download_holds_every_file():
+    import io
+    import zipfile
+
+    result = fold(KERAS, zoo.dcgan_generator(base=16))
+    names = zipfile.ZipFile(io.BytesIO(graph_view.model_explorer_zip(result))).namelist()
+    assert sorted(names) == ["after.json", "after_fold.json", "before.json", "before_fold.json", "mapping.json"]
+    assert graph_view.worst_layer([LayerDiff("a", "a", 1, 1e-7, 1), LayerDiff("b", "b", 1, 1e-5, 1)]).layer == "b"
