@@ -165,11 +165,14 @@ def playground_model(
     tiny_variance: bool = False,
     size: int = 8,
     seed: int = 0,
+    next_layer: bool = False,
 ) -> keras.Model:
     """One layer + BatchNorm (+ optional activation) from the playground's widgets.
 
     ``spread`` scales how far the BN statistics are from the identity; ``tiny_variance``
-    sets channel 0's variance to 1e-10 (the case that blows up a folded kernel's range).
+    sets channel 0's variance to 1e-10 (the case that blows up a folded kernel's range);
+    ``next_layer`` adds a 1x1 Conv2D after them, the second layer cross-layer equalization
+    needs to even out the folded kernel's ranges.
     """
     if kind not in PLAYGROUND_KINDS:
         raise ValueError(f"Invalid value for argument `kind`: expected one of {PLAYGROUND_KINDS}. Received: kind={kind}")
@@ -195,10 +198,12 @@ def playground_model(
     out = bn(layer(inp))
     if activation is Activation.AFTER_BN:
         out = layers.ReLU(name="relu")(out)
+    if next_layer:
+        out = layers.Conv2D(channels_out, 1, name="next")(out)
     model = keras.Model(inp, out, name=f"playground_{kind}")
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        if w.path.startswith("layer/"):
+        if w.path.startswith(("layer/", "next/")):
             w.assign(rng.normal(0, 0.5, w.shape).astype(w.dtype))
     n = bn.moving_mean.shape[0]
     variance = np.exp(rng.normal(0, spread, n))

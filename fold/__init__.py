@@ -8,6 +8,8 @@
     keras = FRONTENDS["keras"].frontend()            # a model already in memory
     result = fold(keras, model)
 
+    report = quant_report(result)                    # what int8 weights lose, and the remedies
+
 ``fold.core`` (the math, the kinds table, the rules, the graph schema, verification and
 the result type) imports only NumPy and networkx; a frontend's framework is imported the
 first time its format is used, so ``viz`` and other light users never pay for TensorFlow.
@@ -19,6 +21,8 @@ from fold.core.rules import Decision
 from fold.errors import FoldError, UnsafeModelError
 from fold.frontend import FRONTENDS, SUFFIXES, Frontend
 from fold.pipeline import Checked, fold, fold_file, load, per_layer, run, verify
+from fold.quantization import QuantReport, quant_report
 
 __all__ = ["FRONTENDS", "SUFFIXES", "Affine", "Checked", "Decision", "FoldError", "FoldResult", "Frontend",
-           "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "per_layer", "run", "verify"]
+           "QuantReport", "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "per_layer",
+           "quant_report", "run", "verify"]

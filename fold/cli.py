@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-layer", action="store_true",
                         help="also compare every layer's output (one more run of both models on one sample) and "
                              "report where the error enters")
+    parser.add_argument("--quant-report", metavar="Q.json",
+                        help="write what int8 weights lose after folding (per-layer SQNR per tensor, per channel, "
+                             "after cross-layer equalization; end-to-end output SQNR) to this JSON file")
+    parser.add_argument("--cle", action="store_true",
+                        help="also write the folded model after cross-layer equalization (INPUT_folded_cle...); "
+                             "Keras and ONNX models")
     parser.add_argument("--model-explorer", metavar="DIR",
                         help="write the graphs before and after, their node data and a mapping for Google's "
                              "Model Explorer into DIR")
@@ -93,6 +99,30 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot fold '{args.input}': {type(exc).__name__}: {one_line(exc)}")
 
 
+def cle_output(output: str, fmt: Format) -> str:
+    """Where ``--cle`` writes the equalized model: OUTPUT's name with ``_cle`` before the suffix."""
+    p = Path(output)
+    return str(p.with_name(f"{p.stem}_cle{fmt.output_suffix}"))
+
+
+def _quantization(args: argparse.Namespace, result, output: str, fmt: Format) -> None:
+    from fold.quantization import quant_report
+    from fold.report import quant_text
+
+    start = time.perf_counter()
+    report = quant_report(result, samples=args.samples, seed=args.seed, cle=True)
+    result.timings_s["quantization"] = time.perf_counter() - start
+    print(quant_text(report))
+    if args.quant_report:
+        Path(args.quant_report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.cle:
+        path = cle_output(output, fmt)
+        result.frontend.write(report.equalized if report.equalized is not None else result.folded, Path(path))
+        pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) or "none (no folded layer is followed, through "
+        pairs = pairs if report.pairs else pairs + "ReLU or nothing, by a layer it alone feeds)"
+        print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
+
+
 def _run(args: argparse.Namespace) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
@@ -102,6 +132,9 @@ def _run(args: argparse.Namespace) -> int:
 
     output = args.output or default_output(args.input, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
+    if args.cle and not callable(getattr(result.frontend, "with_kernels", None)):
+        raise FoldError(f"--cle edits weights, which foldscope does for Keras and ONNX models; "
+                        f"'{Path(args.input).name}' is a {fmt.label} file.")
     result.frontend.write(result.folded, Path(output))
     if args.tflite:
         from fold.frontends.keras.io import to_tflite
@@ -124,6 +157,8 @@ def _run(args: argparse.Namespace) -> int:
         diffs = per_layer(result, samples=1, seed=args.seed)
         result.timings_s["per_layer"] = time.perf_counter() - start
         print(per_layer_text(diffs))
+    if args.quant_report or args.cle:
+        _quantization(args, result, output, fmt)
     if args.model_explorer:
         from fold.model_explorer import export
 

@@ -14,7 +14,7 @@ command line, the app's uploader and ``fold.fold_file`` all read it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -78,6 +78,11 @@ class Frontend(Protocol[M]):
 
     def kernel(self, model: M, layer: str) -> LayerKernel:
         """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``)."""
+
+    def with_kernels(self, model: M, kernels: Mapping[str, LayerKernel]) -> M:
+        """A copy of the model whose named layers have the given kernels (and biases, when given);
+        ``model`` is untouched. Optional: a frontend without it offers no weight editing (the
+        quantization view's end-to-end figures and cross-layer equalization then do not apply)."""
 
     def write(self, model: M, path: Path) -> None:
         """Save the model to ``path`` (which has ``format.output_suffix``)."""

@@ -29,16 +29,17 @@ def report_dict(input_path: str, output_path: str | None, result: FoldResult,
 
 def pairs_table(decisions: list[Decision]) -> str:
     """One row per candidate pair: layer, BN, kind, status, reason."""
-    header = ("layer", "bn", "kind", "status", "reason")
     rows = [(d.layer, d.bn, d.op, d.status, d.reason or "") for d in decisions]
     if not rows:
         return "No BatchNormalization layers found: nothing to fold."
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        lines.append("  ".join(cells + [row[4]]).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  ------")
+    return table(("layer", "bn", "kind", "status", "reason"), rows)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns under a dashed rule; the last column is not padded."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join(["-" * w for w in widths] + ["-" * len(header[-1])]))
     return "\n".join(lines)
 
 
@@ -67,4 +68,25 @@ def per_layer_text(diffs: Sequence[LayerDiff], top: int = 5) -> str:
     worst = sorted(diffs, key=lambda d: d.max_rel_diff, reverse=True)[:top]
     lines = [f"per layer ({len(diffs)} layers compared on one sample), largest relative diffs:"]
     lines += [f"  {d.layer:<30} max rel diff {d.max_rel_diff:.3e}  max abs diff {d.max_abs_diff:.3e}" for d in worst]
+    return "\n".join(lines)
+
+
+def _db(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def quant_text(report) -> str:
+    """The quantization view as text: per folded layer its range ratio and four SQNRs, then the
+    end-to-end figures (``report``: a ``fold.quantization.QuantReport``)."""
+    lines = ["int8 weights (symmetric, round to nearest), SQNR in dB, the mean over output channels: per tensor "
+             "with the BN in float, per tensor folded, per channel folded, per tensor folded + CLE"]
+    rows = [(q.layer, q.bn, str(q.channels), "n/a" if q.range_ratio_after is None else f"{q.range_ratio_after:.3g}",
+             *(_db(None if figure is None else figure.mean) for figure in q.sqnr.values())) for q in report.layers]
+    if rows:
+        lines.append(table(("layer", "bn", "channels", "range ratio", "BN in float", "folded", "per channel",
+                            "folded + CLE"), rows))
+    out = report.output_sqnr_db
+    lines.append("output SQNR (dB) against the float original, int8 weights, float activations: "
+                 f"BN in float {_db(out['original_per_tensor'])}, folded per tensor {_db(out['folded_per_tensor'])}, "
+                 f"folded per channel {_db(out['folded_per_channel'])}, folded + CLE {_db(out['folded_cle_per_tensor'])}")
     return "\n".join(lines)

@@ -102,12 +102,19 @@ def channel_view(scale: np.ndarray, kernel_shape: tuple[int, ...], out_axes: tup
     return scale.reshape(channel_shape).reshape(view)
 
 
+def scale_along(kernel: np.ndarray, scale: np.ndarray, axes: tuple[int, ...], groups: int = 1,
+                group_axis: int | None = None) -> np.ndarray:
+    """``kernel * scale`` along the channel ``axes`` (split by ``groups`` as ``grouped_shape``
+    says), in float64, in the shape of ``kernel``."""
+    w = np.asarray(kernel, dtype=np.float64)
+    shape, grouped = grouped_shape(w.shape, axes, groups, group_axis)
+    s = np.asarray(scale, dtype=np.float64).reshape(-1)
+    return (w.reshape(shape) * channel_view(s, shape, grouped)).reshape(w.shape)
+
+
 def scale_kernel(kernel: np.ndarray, scale: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
     """``kernel * scale`` along ``kind``'s output-channel axes, in float64 (shape of ``kernel``)."""
-    w = np.asarray(kernel, dtype=np.float64)
-    shape, axes = grouped_shape(w.shape, kind.out_axes, groups, kind.group_axis)
-    s = np.asarray(scale, dtype=np.float64).reshape(-1)
-    return (w.reshape(shape) * channel_view(s, shape, axes)).reshape(w.shape)
+    return scale_along(kernel, scale, kind.out_axes, groups, kind.group_axis)
 
 
 def fold_kernel(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kind: Kind,
@@ -120,15 +127,21 @@ def fold_kernel(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kin
     return folded_w.astype(dtype), folded_b.astype(dtype)
 
 
-def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c."""
+def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
+               group_axis: int | None = None) -> np.ndarray:
+    """The kernel as a (C, n) float64 array: row c holds every weight of channel c along ``axes``
+    (split by ``groups`` as ``grouped_shape`` says)."""
     w = np.asarray(kernel, dtype=np.float64)
-    shape, axes = grouped_shape(w.shape, kind.out_axes, groups, kind.group_axis)
+    shape, grouped = grouped_shape(w.shape, axes, groups, group_axis)
     w = w.reshape(shape)
-    ndim = w.ndim
-    channel_axes = sorted(a % ndim for a in axes)
+    channel_axes = sorted(a % w.ndim for a in grouped)
     moved = np.moveaxis(w, channel_axes, list(range(len(channel_axes))))
     return moved.reshape(int(np.prod([shape[a] for a in channel_axes])), -1)
+
+
+def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
+    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c."""
+    return rows_along(kernel, kind.out_axes, groups, kind.group_axis)
 
 
 def per_channel_range(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:

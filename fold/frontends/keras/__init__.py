@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -80,6 +80,16 @@ class KerasFrontend:
         kind = KERAS_KINDS[type(found).__name__]
         values = match.layer_weights(found)
         return LayerKernel(values[kind.weight], values.get("bias"), kind)
+
+    def with_kernels(self, model: keras.Model, kernels: Mapping[str, LayerKernel]) -> keras.Model:
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        for path, new in kernels.items():
+            layer = match.layer_at(clone, path)
+            getattr(layer, new.kind.weight).assign(np.asarray(new.kernel, dtype=layer.dtype))
+            if new.bias is not None:
+                layer.bias.assign(np.asarray(new.bias, dtype=layer.dtype).reshape(tuple(layer.bias.shape)))
+        return clone
 
     def write(self, model: keras.Model, path: Path) -> None:
         io.save_model(model, path)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -20,7 +20,7 @@ from fold.core.verification import InputSpec, OutputSpec
 from fold.frontend import FRONTENDS, LayerKernel
 from fold.frontends.onnx import io, match
 from fold.frontends.onnx.match import OnnxModel
-from fold.frontends.onnx.rewrite import rewrite
+from fold.frontends.onnx.rewrite import rewrite, rewrite_weights
 from fold.frontends.onnx.rules import RULES
 
 
@@ -61,9 +61,12 @@ class OnnxFrontend:
         ix = match.Index(model)
         node = next(n for n in ix.nodes if n.name == layer)
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        groups = int(match.attribute(node, "group", 1)) if node.op_type == "ConvTranspose" else 1
+        groups = int(match.attribute(node, "group", 1)) if node.op_type in ("Conv", "ConvTranspose") else 1
         return LayerKernel(ix.value(node.input[1]), None if bias is None else ix.value(bias),
                            match.kind_of(node), groups)
+
+    def with_kernels(self, model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
+        return rewrite_weights(model, kernels)
 
     def write(self, model: OnnxModel, path: Path) -> None:
         Path(path).write_bytes(io.to_bytes(model))

@@ -18,13 +18,15 @@ passes ``onnx.checker.check_model(full_check=True)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
+from fold.frontend import LayerKernel
 from fold.frontends.onnx.match import Index, OnnxCandidate, OnnxModel
 
 
@@ -114,6 +116,41 @@ def rewrite(model: OnnxModel, folds: Sequence[tuple[OnnxCandidate, Decision]]) -
             nodes.append(added[i])
     del graph.node[:]
     graph.node.extend(nodes)
+    return _finish(model, proto, inits, pool)
+
+
+def rewrite_weights(model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
+    """A copy of ``model`` whose named nodes read new weight (and bias, when given) constants,
+    in the dtypes of the ones they replace; ``model`` is untouched."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    graph = proto.graph
+    ix = Index(model)
+    names = _Names(graph)
+    by_name = {n.name: n for n in graph.node}
+    inits: list[onnx.TensorProto] = []
+    pool: set[str] = set()
+    for layer, new in kernels.items():
+        node = by_name[layer]
+        dtype = ix.value(node.input[1]).dtype
+        for slot, value in ((1, new.kernel), (2, new.bias)):
+            if value is None:
+                continue
+            if slot == 2 and node.op_type == "MatMul":
+                raise ValueError(f"'{layer}' is a MatMul: it has no bias input to change.")
+            old = node.input[slot] if len(node.input) > slot else ""
+            name = names.fresh(f"{old or layer}_edited")
+            inits.append(numpy_helper.from_array(np.asarray(value).astype(dtype), name))
+            if old:
+                pool.add(old)
+            _set_input(node, slot, name)
+    return _finish(model, proto, inits, pool)
+
+
+def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorProto], pool: set[str]) -> OnnxModel:
+    """Add the new initializers to ``proto``'s graph, drop the constants of ``pool`` nothing reads
+    any more, and wrap it with the shapes it now has."""
+    graph = proto.graph
     graph.initializer.extend(inits)
     if proto.ir_version < 4:  # initializers must also be graph inputs before IR version 4
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
@@ -140,4 +177,3 @@ def _prune(graph: onnx.GraphProto, pool: set[str]) -> None:
     info = [v for v in graph.value_info if v.name in existing]
     del graph.value_info[:]
     graph.value_info.extend(info)
-

@@ -1,0 +1,218 @@
+"""The quantization view of a fold, for every format: what int8 weights lose after folding, and the
+remedies (per-channel scales, cross-layer equalization). The math is ``fold.core.quant``.
+
+Per folded layer, for the kernel that actually ships (SQNR in dB, mean over output channels,
+and the worst channel):
+
+    per_tensor_before     the unfolded kernel W quantized per tensor, then scaled by s in
+                          float: q(W) * s against W * s (what a BN kept in float would give)
+    per_tensor_after      the folded kernel, one int8 scale: q(W * s) against W * s
+    per_channel_after     the folded kernel, one scale per output channel
+    per_tensor_after_cle  the folded kernel after cross-layer equalization, one scale; None
+                          where the layer is in no equalized pair
+
+End to end (on the verification's inputs, activations in float, every linear layer's weights
+fake-quantized; the whole output's SQNR against the float original): the original with its
+BNs in float, the folded model per tensor, per channel, and folded + equalized per tensor.
+End-to-end figures and equalization need a frontend that can edit weights
+(``Frontend.with_kernels``: Keras and ONNX); elsewhere they are None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fold.core.affine import scale_kernel
+from fold.core.graph import walk
+from fold.core.quant import Sqnr, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
+from fold.core.result import FoldResult
+from fold.core.rules import Decision
+from fold.core.verification import compare, sample_inputs
+from fold.frontend import Frontend, LayerKernel
+from fold.pipeline import run
+
+FIGURES = ("per_tensor_before", "per_tensor_after", "per_channel_after", "per_tensor_after_cle")
+OUTPUT_FIGURES = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
+#: Activations cross-layer equalization may step over: positively homogeneous ones, f(a x) = a f(x)
+#: for a > 0 (ReLU, leaky ReLU, PReLU; not ReLU6, whose clip at 6 does not scale).
+HOMOGENEOUS = {"Relu", "RELU", "relu", "ReLU", "LeakyReLU", "LeakyRelu", "LEAKY_RELU", "PReLU", "PRelu", "PRELU"}
+#: Passes of equalization over a chain of pairs (each pass evens out its neighbours' ranges).
+CLE_PASSES = 20
+
+
+@dataclass
+class LayerQuant:
+    """The quantization figures of one folded layer (``peaks``: per-channel max |w| of the
+    kernel as folded, and after equalization, for the range plots)."""
+
+    layer: str
+    bn: str
+    channels: int
+    range_ratio_after: float | None
+    sqnr: dict[str, Sqnr | None]
+    peaks_after: np.ndarray
+    peaks_cle: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "bn": self.bn, "channels": self.channels,
+                "range_ratio_after": self.range_ratio_after,
+                "sqnr_db": {k: None if v is None else v.mean for k, v in self.sqnr.items()},
+                "worst_channel_sqnr_db": {k: None if v is None else v.worst for k, v in self.sqnr.items()}}
+
+
+@dataclass
+class QuantReport:
+    """Per-layer figures, end-to-end output SQNRs, and the equalized model (None when CLE does not apply)."""
+
+    layers: list[LayerQuant]
+    output_sqnr_db: dict[str, float | None]
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    equalized: Any = None
+    equalized_check: Any = None  # Verification of the equalized model against the folded one
+
+    def to_dict(self) -> dict:
+        return {"layers": [layer.to_dict() for layer in self.layers], "output_sqnr_db": dict(self.output_sqnr_db)}
+
+
+def _edits(frontend: Frontend) -> bool:
+    return callable(getattr(frontend, "with_kernels", None))
+
+
+def _homogeneous(graph, node: str) -> bool:
+    """Whether ``node`` (an activation between two layers) is ReLU, or the identity."""
+    data = graph.nodes[node]
+    op, config = str(data.get("op")), data.get("config") or {}
+    if op == "Activation":
+        return config.get("activation") in ("relu", "leaky_relu")
+    return op in HOMOGENEOUS and not any(config.get(k) for k in ("max_value", "threshold"))
+
+
+def _own_activation(graph, node: str) -> bool:
+    activation = (graph.nodes[node].get("config") or {}).get("activation")
+    return activation in (None, "linear", "NONE", "relu", "RELU")
+
+
+def cle_pairs(result: FoldResult) -> list[tuple[str, str]]:
+    """(layer 1, layer 2) for every folded layer followed, through ReLU or nothing, by a linear
+    layer that alone reads it (top-level graph nodes)."""
+    graph = result.graph_after
+    folded = {d.layer for d in result.folded_pairs}
+    pairs = []
+    for layer in folded:
+        if layer not in graph or not _own_activation(graph, layer) or layer in graph.graph.get("outputs", []):
+            continue
+        after = list(graph.successors(layer))
+        if len(after) == 1 and graph.nodes[after[0]].get("role") == "activation" and _homogeneous(graph, after[0]):
+            after = list(graph.successors(after[0])) if after[0] not in graph.graph.get("outputs", []) else []
+        if len(after) == 1 and graph.nodes[after[0]].get("role") == "linear":
+            pairs.append((layer, after[0]))
+    order = {n: i for i, n in enumerate(graph)}
+    return sorted(pairs, key=lambda p: order[p[0]])
+
+
+def equalized_kernels(result: FoldResult) -> tuple[dict[str, LayerKernel], list[tuple[str, str]]]:
+    """The kernels cross-layer equalization changes in the folded model, and the pairs it equalized."""
+    frontend, model = result.frontend, result.folded
+    kernels: dict[str, LayerKernel] = {}
+    done = []
+    pairs = cle_pairs(result)
+    for _ in range(CLE_PASSES):
+        largest = 0.0
+        for first, second in pairs:
+            try:
+                k1 = kernels.get(first) or frontend.kernel(model, first)
+                k2 = kernels.get(second) or frontend.kernel(model, second)
+                w1, b1, w2, s = equalize(k1.kernel, k1.bias, k1.kind, k1.groups, k2.kernel, k2.kind, k2.groups)
+            except (ValueError, KeyError, StopIteration):
+                continue  # the pair's channels do not line up (grouped, reshaped): not equalized
+            kernels[first] = LayerKernel(w1, b1, k1.kind, k1.groups)
+            kernels[second] = LayerKernel(w2, k2.bias, k2.kind, k2.groups)
+            if (first, second) not in done:
+                done.append((first, second))
+            largest = max(largest, float(np.max(np.abs(np.log(s)))))
+        if largest < 1e-6:
+            break
+    return kernels, done
+
+
+def _linear_kernels(frontend: Frontend, model: Any, graph) -> dict[str, LayerKernel]:
+    found = {}
+    for path, data in walk(graph):
+        if data.get("role") == "linear":
+            try:
+                found[path] = frontend.kernel(model, path)
+            except (KeyError, ValueError, StopIteration, AttributeError):
+                continue  # a linear op whose weight is not a constant: it stays as it is
+    return found
+
+
+def _fake_quantized(frontend: Frontend, model: Any, kernels: Mapping[str, LayerKernel], per_channel: bool) -> Any:
+    return frontend.with_kernels(model, {p: LayerKernel(quantize(k.kernel, k.kind, k.groups, per_channel), None,
+                                                        k.kind, k.groups) for p, k in kernels.items()})
+
+
+def layer_quant(decision: Decision, before: LayerKernel, after: LayerKernel,
+                equalized: np.ndarray | None = None) -> LayerQuant:
+    """The figures of one folded layer: ``before`` and ``after`` are its kernel in the original and
+    the folded model, ``equalized`` the folded kernel after cross-layer equalization (if any)."""
+    kind, groups, s = after.kind, after.groups, decision.affine.scale
+    reference = scale_kernel(before.kernel, s, kind, groups)  # W * s, in float64
+    shipped = np.asarray(after.kernel, dtype=np.float64)
+    figures: dict[str, Sqnr | None] = {
+        "per_tensor_before": sqnr(reference, scale_kernel(quantize(before.kernel, kind, groups), s, kind, groups),
+                                  kind, groups),
+        "per_tensor_after": sqnr(shipped, quantize(shipped, kind, groups), kind, groups),
+        "per_channel_after": sqnr(shipped, quantize(shipped, kind, groups, per_channel=True), kind, groups),
+        "per_tensor_after_cle": None if equalized is None else sqnr(equalized, quantize(equalized, kind, groups),
+                                                                    kind, groups),
+    }
+    peaks = channel_peaks(shipped, kind, groups)
+    return LayerQuant(decision.layer, decision.bn, int(peaks.shape[0]), range_ratio(shipped, kind, groups), figures,
+                      peaks, None if equalized is None else channel_peaks(equalized, kind, groups))
+
+
+def _end_to_end(result: FoldResult, inputs: list[np.ndarray], equalized: Any,
+                cle_kernels: Mapping[str, LayerKernel]) -> dict[str, float | None]:
+    """Output SQNR against the float original of the four int8-weight variants (see the module docstring)."""
+    frontend = result.frontend
+    reference = run(frontend, result.original, inputs)
+    original = _linear_kernels(frontend, result.original, result.graph_before)
+    folded = _linear_kernels(frontend, result.folded, result.graph_after)
+    variants = {
+        "original_per_tensor": (result.original, original, False),
+        "folded_per_tensor": (result.folded, folded, False),
+        "folded_per_channel": (result.folded, folded, True),
+        "folded_cle_per_tensor": None if equalized is None else (equalized, {**folded, **cle_kernels}, False),
+    }
+    return {name: None if v is None else output_sqnr(reference, run(frontend, _fake_quantized(frontend, *v), inputs))
+            for name, v in variants.items()}
+
+
+def quant_report(result: FoldResult, inputs: Sequence[np.ndarray] | None = None, samples: int = 4, seed: int = 0,
+                 cle: bool = True) -> QuantReport:
+    """The quantization view of ``result`` (see the module docstring); end-to-end figures on
+    ``inputs``, or on ``samples`` rows drawn from ``seed`` by the verification's recipe."""
+    frontend = result.frontend
+    edits = _edits(frontend)
+    kernels, pairs = equalized_kernels(result) if cle and edits else ({}, [])
+    layers = []
+    for d in result.folded_pairs:
+        try:
+            before, after = frontend.kernel(result.original, d.layer), frontend.kernel(result.folded, d.layer)
+        except (KeyError, ValueError, StopIteration, AttributeError):
+            continue  # a layer inside a nested model a runtime cannot reach
+        layers.append(layer_quant(d, before, after, kernels[d.layer].kernel if d.layer in kernels else None))
+    if not edits:
+        return QuantReport(layers, dict.fromkeys(OUTPUT_FIGURES))
+    inputs = list(inputs) if inputs is not None else sample_inputs(frontend.inputs(result.original), samples, seed)
+    equalized, check = None, None
+    if pairs:
+        equalized = frontend.with_kernels(result.folded, kernels)
+        names = [o.name for o in frontend.outputs(result.folded)]
+        check = compare(run(frontend, result.folded, inputs), run(frontend, equalized, inputs), names,
+                        samples=int(inputs[0].shape[0]))
+    return QuantReport(layers, _end_to_end(result, inputs, equalized, kernels), pairs, equalized, check)
