@@ -31,7 +31,7 @@ bench: $(VENV)/.runtime
 # Refresh the README's screenshots (docs/screenshots/) from the browser tests; `make test`
 # itself never writes outside artifacts/.
 screenshots: $(VENV)/.dev
-	FOLDSCOPE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -n 0 -k "seed_page or playground_renders or model_zoo or why_it_works or graph_colours"
+	FOLDSCOPE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -n 0 -k "seed_page or playground_renders or model_zoo or why_it_works or graph_colours or quantization_tab"
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -21,7 +21,7 @@ from demo import explain, zoo  # noqa: E402
 from demo import seed as seed_note  # noqa: E402
 from demo import workbench  # noqa: E402
 from demo.explain_tf import tensorflow_tconv  # noqa: E402
-from demo import graph_view  # noqa: E402
+from demo import graph_view, quant_view  # noqa: E402
 from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
@@ -142,6 +142,29 @@ def graph_png(wb: Workbench, view: str) -> bytes:
     return png(draw_graph(graph, title=graph.graph.get("name")))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def quant_report(wb: Workbench):
+    """The quantization view of the workbench's fold, on the verification's inputs."""
+    from fold.quantization import quant_report
+
+    return quant_report(wb.result, inputs=wb.checked.inputs)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
+def sqnr_png(wb: Workbench) -> bytes:
+    return png(quant_view.sqnr_figure(quant_report(wb)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32, hash_funcs=BY_KEY)
+def ranges_png(wb: Workbench, index: int, equalized: bool) -> bytes:
+    return png(quant_view.ranges_figure(quant_report(wb).layers[index], equalized))
+
+
+@st.cache_data(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def equalized_bytes(wb: Workbench) -> bytes:
+    return wb.frontend.to_bytes(quant_report(wb).equalized)
+
+
 # --- sidebar -------------------------------------------------------------------------------
 
 def playground_ui() -> Workbench:
@@ -160,14 +183,18 @@ def playground_ui() -> Workbench:
     activation = st.selectbox("Activation", list(zoo.Activation), format_func=lambda a: a.value)
     epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
     spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1)
-    tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)")
+    tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)",
+                                help="Blows up channel 0 of the folded kernel: see the Quantization tab.")
+    next_layer = st.checkbox("Then a 1x1 Conv2D", True,
+                             help="A second layer, which cross-layer equalization needs to even out the folded "
+                                  "kernel's channel ranges (Quantization tab).")
     size = st.slider("Input size", 2, 32, 8)
     seed = st.number_input("Random seed", 0, 10_000, 0)
     settings = dict(kind=kind, channels_in=int(channels_in), channels_out=int(channels_out),
                     kernel_size=int(kernel_size), stride=int(stride), padding=padding, dilation=int(dilation),
                     output_padding=None if output_padding == "auto" else int(output_padding), use_bias=use_bias,
                     activation=activation, epsilon=float(epsilon), spread=float(spread),
-                    tiny_variance=tiny_variance, size=int(size), seed=int(seed))
+                    tiny_variance=tiny_variance, size=int(size), seed=int(seed), next_layer=next_layer)
     with st.spinner("Building and folding..."):
         return playground_workbench(tuple(settings.items()))
 
@@ -441,6 +468,82 @@ def onnx_peers_ui(wb: Workbench) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
+# --- "Quantization" -----------------------------------------------------------------------
+
+def output_sqnr_ui(report) -> None:
+    """The end-to-end figures: each variant's output SQNR against the float original."""
+    out = report.output_sqnr_db
+    labels = quant_view.OUTPUT_LABELS
+    base = out["original_per_tensor"]
+    for col, (key, label) in zip(st.columns(len(labels)), labels.items()):
+        value = out[key]
+        delta = None if value is None or key == "original_per_tensor" else f"{value - base:+.1f} dB"
+        col.metric(label, "n/a" if value is None else f"{value:.1f} dB", delta,
+                   help="SQNR of the whole output against the float original; int8 weights, float activations."
+                        + (" No folded layer is followed, through ReLU or nothing, by a layer it alone feeds."
+                           if key == "folded_cle_per_tensor" and value is None else ""))
+
+
+def layer_quant_ui(wb: Workbench, report) -> None:
+    """One layer's channel ranges, with the channels that set the per-tensor scale, before and after CLE."""
+    order = quant_view.worst_first(report)
+    index = st.selectbox("Layer", order, key=f"quant:{wb.key}", format_func=lambda i: (
+        f"{report.layers[i].layer} (folding costs {quant_view.loss_db(report.layers[i]):.1f} dB per tensor)"))
+    layer = report.layers[index]
+    equalized = st.toggle("Apply cross-layer equalization", key=f"cle:{wb.key}", disabled=layer.peaks_cle is None,
+                          help="Nagel et al. 2019: divide this layer's output channel i by s_i and multiply the next "
+                               "layer's input channel i by s_i, s_i = √(r1_i r2_i) / r2_i; the float outputs do not "
+                               "change." + (" This layer is in no equalized pair." if layer.peaks_cle is None else ""))
+    cols = st.columns(5)
+    cols[0].metric("range ratio after folding", f"{layer.range_ratio_after:.3g}" if layer.range_ratio_after else "n/a",
+                   help="largest over smallest per-channel max |W·s|")
+    for col, (key, label) in zip(cols[1:], quant_view.LAYER_LABELS.items()):
+        figure = layer.sqnr[key]
+        col.metric(label, "n/a" if figure is None else f"{figure.mean:.1f} dB",
+                   help=None if figure is None else f"mean over channels; the worst, channel {figure.worst_channel}, "
+                                                    f"has {figure.worst:.1f} dB")
+    st.image(ranges_png(wb, index, equalized and layer.peaks_cle is not None))
+
+
+def quant_page(wb: Workbench) -> None:
+    st.subheader("What int8 weights lose after folding")
+    st.caption("Folding multiplies output channel c's weights by s = γ / √(var + ε). Quantized with one int8 scale "
+               "for the whole tensor (max |w| / 127), the channel with the largest weights sets the scale and the "
+               "others keep a few levels; one scale per output channel, or cross-layer equalization (CLE), restores "
+               "them. Symmetric int8 weights, round to nearest; a layer's SQNR is the mean over its output channels.")
+    try:
+        with st.spinner("Quantizing every kernel and running the model with int8 weights..."):
+            report = quant_report(wb)
+    except Exception as exc:  # a model foldscope folds but cannot copy or run with new weights: say so
+        st.error(f"Could not quantize this model's weights: {type(exc).__name__}: {one_line(exc)}")
+        return
+    if not report.layers:
+        st.info("No layer was folded here: folding changes nothing for int8.")
+        return
+    if report.output_sqnr_db["folded_per_tensor"] is None:
+        st.info("End-to-end figures and cross-layer equalization edit the model's weights, which foldscope does for "
+                f"Keras and ONNX models; this is a {wb.frontend.format.label} model.")
+    else:
+        st.caption("The model's output SQNR against the float original (int8 weights, float activations), "
+                   "and what folding changes:")
+        output_sqnr_ui(report)
+    st.image(sqnr_png(wb))
+    decibels = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(pd.DataFrame(quant_view.table(report)), hide_index=True,
+                 height=min(400, 38 + 35 * len(report.layers)),
+                 column_config={"range ratio after": st.column_config.NumberColumn(format="%.3g"),
+                                **{c: decibels for c in quant_view.DECIBEL_COLUMNS}})
+    layer_quant_ui(wb, report)
+    if report.pairs:
+        check = report.equalized_check
+        st.caption(f"Equalized {len(report.pairs)} pair(s): " + ", ".join(f"{a} → {b}" for a, b in report.pairs)
+                   + f". The equalized model's outputs differ from the folded model's by at most "
+                     f"{check.max_abs_diff:.2e} ({check.max_rel_diff:.2e} relative).")
+        st.download_button(f"Download the folded + equalized model ({wb.suffix})", lambda: equalized_bytes(wb),
+                           on_click="ignore", file_name=f"{wb.name}_folded_cle{wb.suffix}",
+                           mime="application/octet-stream")
+
+
 # --- "Why it works" ------------------------------------------------------------------------
 
 def why_inputs_ui() -> dict:
@@ -512,14 +615,18 @@ def why_page() -> None:
 def main() -> None:
     st.set_page_config(page_title="foldscope", layout="wide")
     wb = source_ui()
-    fold_tab, why_tab = st.tabs(["Fold", "Why it works"])
-    with fold_tab:
-        if wb is None:
-            st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file).")
-        else:
-            fold_page(wb)
-    with why_tab:
-        why_page()
+    # Only the open tab runs (the others' content would be drawn for nothing on every rerun).
+    fold_tab, quant_tab, why_tab = st.tabs(["Fold", "Quantization", "Why it works"], key="tab", on_change="rerun")
+    for tab, page in ((fold_tab, fold_page), (quant_tab, quant_page)):
+        if tab.open is not False:
+            with tab:
+                if wb is None:
+                    st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file).")
+                else:
+                    page(wb)
+    if why_tab.open is not False:
+        with why_tab:
+            why_page()
 
 
 main()

@@ -116,6 +116,10 @@ def launch_chromium(playwright: Playwright):
 _TEXT_OF_JS = """const textOf = (e) => !e ? '' : [e.innerText, ...[...e.querySelectorAll(
     'input:not([type="radio"]):not([type="checkbox"]):not([type="file"])')].map(i => i.value)].join('\\n');"""
 
+# The tab panel on show (the others stay in the page, hidden, and empty once left: only the open tab runs).
+_OPEN_PANEL_JS = """const openPanel = () => [...document.querySelectorAll('[data-testid="stTabPanel"]')]
+    .find(p => p.offsetParent !== null) || document.querySelector('[data-testid="stTabPanel"]');"""
+
 _ERRORS_JS = """() => [...document.querySelectorAll(
     '[data-testid="stException"], [data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"]')]
     .filter(e => e.closest('[data-stale="true"]') === null)
@@ -134,12 +138,12 @@ def page_state(page: Page) -> str:
             const status = document.querySelector('[data-testid="stStatusWidget"]');
             const app = document.querySelector('[data-testid="stApp"]');
             const stale = document.querySelectorAll('[data-testid="stElementContainer"][data-stale="true"]').length;
-            """ + _TEXT_OF_JS + """
+            """ + _TEXT_OF_JS + _OPEN_PANEL_JS + """
             const side = textOf(document.querySelector('[data-testid="stSidebar"]'));
-            const main = textOf(document.querySelector('[data-testid="stTabPanel"]'));
+            const main = textOf(openPanel());
             return `script: ${app?.dataset.testScriptState}; connection: ${app?.dataset.testConnectionState}; `
                 + `status widget: ${status ? JSON.stringify(status.innerText) : 'none'}; stale elements: ${stale}`
-                + `\\n--- sidebar:\\n${side.slice(0, 600)}\\n--- Fold tab:\\n${main.slice(0, 1500)}`;
+                + `\\n--- sidebar:\\n${side.slice(0, 600)}\\n--- open tab:\\n${main.slice(0, 1500)}`;
         }""") + f"\n--- errors on the page: {page_errors(page)}"
     except Exception as exc:  # the page itself is gone: say so rather than hide the first failure
         return f"(page unreadable: {exc})"
@@ -148,7 +152,7 @@ def page_state(page: Page) -> str:
 # --- waiting for a run -----------------------------------------------------------------------
 
 _DONE_JS = """({sidebar, fold, changed, unlike}) => {
-    """ + _TEXT_OF_JS + """
+    """ + _TEXT_OF_JS + _OPEN_PANEL_JS + """
     const app = document.querySelector('[data-testid="stApp"]');
     if (app?.dataset.testScriptState !== 'notRunning' || app?.dataset.testConnectionState !== 'CONNECTED') return false;
     if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
@@ -156,7 +160,7 @@ _DONE_JS = """({sidebar, fold, changed, unlike}) => {
     // A finished run that failed: stop waiting, the caller's assertions report the error.
     if (document.querySelector('[data-testid="stException"], [data-testid="stAlertContentError"]')) return true;
     const side = textOf(document.querySelector('[data-testid="stSidebar"]'));
-    const panel = document.querySelector('[data-testid="stTabPanel"]');
+    const panel = openPanel();
     const main = textOf(panel);
     if (!sidebar.every(t => side.includes(t)) || !fold.every(t => main.includes(t))) return false;
     if (unlike !== null && main === unlike) return false;
@@ -172,7 +176,8 @@ _DONE_JS = """({sidebar, fold, changed, unlike}) => {
 def wait_for_app(page: Page, *, sidebar: Sequence[str] = (), fold: Sequence[str] = (),
                  changed: tuple[str, str] | None = None, unlike: str | None = None, timeout_ms: int = RUN_MS,
                  what: str = "the app") -> None:
-    """Wait until the script run is over and the sidebar / Fold tab show the given texts.
+    """Wait until the script run is over and the sidebar / the open tab (``fold``: the Fold tab,
+    unless another was opened) show the given texts.
 
     A finished *new* run looks like the previous one still on the page until it shows
     something new, so after an action say what is new: texts, ``changed=(label, old_value)``
@@ -186,15 +191,14 @@ def wait_for_app(page: Page, *, sidebar: Sequence[str] = (), fold: Sequence[str]
     except PlaywrightTimeout:
         shown = {k: v for k, v in arg.items() if v and k != "unlike"}
         raise AssertionError(f"{what} did not finish within {timeout_ms / 1000:.0f} s showing {shown}"
-                             f"{' and a changed Fold tab' if unlike is not None else ''}.\n"
+                             f"{' and a changed tab' if unlike is not None else ''}.\n"
                              f"{page_state(page)}") from None
     assert_no_exception(page)
 
 
 def fold_text(page: Page) -> str:
-    """The Fold tab's text as the waits read it."""
-    return page.evaluate("() => {" + _TEXT_OF_JS
-                         + " return textOf(document.querySelector('[data-testid=\"stTabPanel\"]')); }")
+    """The open tab's text (the Fold tab's, unless another was opened) as the waits read it."""
+    return page.evaluate("() => {" + _TEXT_OF_JS + _OPEN_PANEL_JS + " return textOf(openPanel()); }")
 
 
 def assert_no_exception(page: Page) -> None:

@@ -102,7 +102,8 @@ def test_rules_shown_are_the_frontends_own():
 
 
 def test_why_it_works_tab_shows_each_equality():
-    at = run_app()
+    at = open_tab(run_app(), "Why it works")
+    assert not [m for m in at.metric if m.label.startswith("max abs diff (whole")]  # the Fold tab did not run
     diffs = {m.label: float(m.value) for m in at.metric if m.label.startswith("max abs diff:")}
     equalities = [v for k, v in diffs.items() if "naive" not in k]
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
@@ -167,3 +168,65 @@ def test_the_graph_is_an_interactive_chart_and_can_colour_by_layer_diffs():
     y = nodes["y"][nodes["customdata"].index("logits")]
     low, high = spec["layout"]["yaxis"]["range"]
     assert low < y < high
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Switch tabs as a click does: only the open tab's content runs."""
+    at.session_state["tab"] = label
+    return at.run()
+
+
+def images(at: AppTest) -> list[str]:
+    """The media URL of every image on the page (the URL names the image's bytes)."""
+    return [e.proto.imgs[0].url for e in at.main if type(e).__name__ == "Image"]
+
+
+def test_quantization_tab_tells_the_tiny_variance_story_in_one_click():
+    at = run_app("Playground")
+    open_tab(at, "Quantization")
+    assert not at.exception and not at.error
+    assert not [m for m in at.metric if m.label.startswith("max abs diff")]  # the Fold tab did not run
+    next(w for w in at.sidebar.checkbox if "Tiny variance" in w.label).check().run()
+    assert not at.exception and not at.error
+    db = {m.label: float(m.value.split()[0]) for m in at.metric if m.value.endswith(" dB")}
+    assert db["per tensor, folded"] <= db["per tensor, BN in float"] - 20, db
+    assert db["per channel, folded"] >= db["per tensor, BN in float"] - 1, db
+    assert db["per tensor, folded + CLE"] >= db["per tensor, folded"] + 10, db
+    assert {"output, BN in float", "output, folded per tensor", "output, folded per channel",
+            "output, folded + CLE"} <= set(db)
+    assert float(next(m.value for m in at.metric if m.label == "range ratio after folding")) > 100
+    assert any("Equalized 1 pair(s): layer → next" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table.layer) == ["layer"]
+    assert table["per tensor after"][0] == pytest.approx(db["per tensor, folded"], abs=0.05)
+    before = images(at)
+    cle = next(t for t in at.toggle if t.label == "Apply cross-layer equalization")
+    assert not cle.disabled
+    cle.set_value(True).run()
+    assert not at.exception
+    after = images(at)
+    assert after[0] == before[0] and after[1] != before[1]  # the SQNR bars stay, the ranges now show CLE
+
+
+def test_quantization_tab_without_a_next_layer_or_weight_editing_says_why():
+    at = run_app("Playground")
+    next(w for w in at.sidebar.checkbox if w.label == "Then a 1x1 Conv2D").uncheck().run()
+    open_tab(at, "Quantization")
+    assert not at.exception and not at.error
+    assert next(m.value for m in at.metric if m.label == "output, folded + CLE") == "n/a"
+    assert next(t for t in at.toggle if t.label == "Apply cross-layer equalization").disabled
+    at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
+    assert not at.exception and not at.error
+    assert any("foldscope does for Keras and ONNX models" in i.value for i in at.info)
+    assert [m.value for m in at.metric if m.label == "per tensor, folded"]
+
+
+def test_quantization_tab_of_an_onnx_model():
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("ONNX: DCGAN generator (grouped ConvTranspose)").run()
+    open_tab(at, "Quantization")
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value.layer) == ["project", "up0", "up1"]
+    assert any("up0 → up1" in c.value for c in at.caption)
+    open_tab(at, "Fold")
+    assert_page_ok(at)

@@ -19,7 +19,7 @@ from playwright.sync_api import sync_playwright
 from tests.browser_support import (
     ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_exception,
     choose_option, choose_source, docs_screenshot, fold_panel, fold_text, images_by_section, launch_chromium,
-    metric_value, page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_graph,
+    metric_value, metrics, page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_graph,
     wait_for_images,
 )
 from tests.graph_support import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
@@ -282,6 +282,37 @@ def test_why_it_works_tab(page):
     assert "clips s·y + t instead of y" in relu.inner_text()
     assert panel.locator("em").count() == 0, "a '*' in the walkthrough's text was read as Markdown italics"
     docs_screenshot(page, "why.png")
+
+
+def test_quantization_tab_shows_the_collapse_in_one_click(page):
+    """Playground, Quantization tab, tick "Tiny variance": the per-tensor SQNR after folding drops,
+    per channel and CLE stay high; the CLE toggle redraws the ranges."""
+    open_app(page)
+    choose_source(page, "Playground")
+    wait_for_app(page, sidebar=["Tiny variance"], fold=[MAX_ABS_DIFF, "layer → bn"], what="the Playground source")
+    page.get_by_test_id("stTab").filter(has_text="Quantization").click()
+    wait_for_app(page, fold=["What int8 weights lose after folding", "per tensor, folded"],
+                 what="the Quantization tab")
+    panel = page.get_by_role("tabpanel")
+    calm = metrics(panel)["per tensor, folded"]
+    sidebar(page).get_by_test_id("stCheckbox").filter(has_text="Tiny variance").click()
+    wait_for_app(page, changed=("per tensor, folded", calm), what="the playground with a tiny variance")
+    db = {label: float(value.split()[0]) for label, value in metrics(panel).items() if value.endswith(" dB")}
+    assert db["per tensor, folded"] <= db["per tensor, BN in float"] - 20, db
+    assert db["per channel, folded"] >= db["per tensor, BN in float"] - 1, db
+    assert db["per tensor, folded + CLE"] >= db["per tensor, folded"] + 10, db
+    assert "output, folded per tensor" in db, db
+    ranges = panel.get_by_test_id("stImage").last.locator("img").get_attribute("src")
+    panel.get_by_text("Apply cross-layer equalization").click()
+    page.wait_for_function("""(old) => {
+        const imgs = [...document.querySelectorAll('[role="tabpanel"] [data-testid="stImage"] img')]
+            .filter(e => e.offsetParent !== null);
+        const last = imgs[imgs.length - 1];
+        return last && last.getAttribute('src') !== old && last.complete && last.naturalWidth > 0;
+    }""", arg=ranges, timeout=RUN_MS)
+    assert_no_exception(page)
+    wait_for_images(page, panel, ["What int8 weights lose after folding"])
+    docs_screenshot(page, "quantization.png")
 
 
 def test_two_sessions_at_once_keep_their_own_results(browser, server):

@@ -384,3 +384,54 @@ def test_vectors_plot_both_curves_and_their_difference():
     (diff,) = bottom.get_lines()
     assert diff.get_ydata() == pytest.approx(np.full(1000, 1e-7), abs=1e-12)
     assert "1e-07" in bottom.get_title()
+
+
+# --- the quantization view ------------------------------------------------------------------
+
+
+def patch_heights(ax, gid: str) -> list[float]:
+    return [p.get_height() for p in ax.patches if p.get_gid() == gid]
+
+
+def test_sqnr_bars_one_per_layer_and_figure_and_none_left_out():
+    from viz.quant import SERIES, plot_sqnr
+
+    values = {"per_tensor_before": [45.0, 44.0], "per_tensor_after": [10.0, 40.0],
+              "per_channel_after": [46.0, 45.0], "per_tensor_after_cle": [28.0, None]}
+    fig = plot_sqnr(["conv", "dense"], values, title="two layers")
+    (ax,) = fig.axes
+    for key, _, colour in SERIES:
+        expected = [v for v in values[key] if v is not None]
+        assert patch_heights(ax, key) == pytest.approx(expected), key
+        assert all(to_rgb(p.get_facecolor()) == to_rgb(colour) for p in ax.patches if p.get_gid() == key)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv", "dense"]
+    assert fig._suptitle.get_text() == "two layers"
+    assert [t.get_text() for t in ax.texts] == ["45.0", "44.0", "10.0", "40.0", "46.0", "45.0", "28.0"]
+    assert len(plot_sqnr(["a"], {"per_tensor_after": [None]}).axes[0].patches) == 0  # nothing applies: no bars
+
+
+def test_ranges_mark_the_channels_that_set_the_per_tensor_scale():
+    from viz.quant import plot_ranges
+
+    peaks = np.array([50.0, 1.0, 0.5, 50.0, 2.0])
+    (ax,) = plot_ranges(peaks).axes
+    assert patch_heights(ax, "setters") == [50.0, 50.0]
+    assert patch_heights(ax, "peaks") == [1.0, 0.5, 2.0]
+    assert ax.get_yscale() == "log"
+    (step,) = [line for line in ax.get_lines() if line.get_label() == "one int8 step (per tensor)"]
+    assert step.get_ydata()[0] == pytest.approx(50.0 / 127)
+    equalized = np.array([7.0, 1.5, 1.0, 7.0, 2.5])
+    (ax,) = plot_ranges(peaks, equalized).axes
+    assert patch_heights(ax, "equalized") == list(equalized)
+    assert {p.get_x() + p.get_width() / 2 for p in ax.patches if p.get_gid() == "setters"} == {-0.2, 2.8}
+
+
+def test_ranges_of_thousands_of_channels_are_dots_in_a_bounded_figure():
+    from viz.quant import BAR_CHANNELS, plot_ranges
+
+    peaks = np.random.default_rng(0).uniform(0.1, 1, 2048)
+    fig = plot_ranges(peaks, peaks / 2)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 0 and fig.get_size_inches()[0] <= 14
+    assert {line.get_gid() for line in ax.get_lines()} >= {"peaks", "setters", "equalized"}
+    assert len(plot_ranges(peaks[:BAR_CHANNELS]).axes[0].patches) == BAR_CHANNELS

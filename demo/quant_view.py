@@ -1,0 +1,77 @@
+"""The page's quantization view of a fold: which layers the bars show, which layer opens first,
+the table of every layer and the figures' data. Logic only; the numbers come from
+``fold.quantization`` and the figures from ``viz.quant``."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from fold.quantization import FIGURES, LayerQuant, QuantReport
+from viz.quant import SERIES, plot_ranges, plot_sqnr
+
+#: How the page names the four per-layer figures (as the bars' legend does) and the four end-to-end ones.
+LAYER_LABELS = {key: label for key, label, _ in SERIES}
+OUTPUT_LABELS = {"original_per_tensor": "output, BN in float", "folded_per_tensor": "output, folded per tensor",
+                 "folded_per_channel": "output, folded per channel", "folded_cle_per_tensor": "output, folded + CLE"}
+#: At most this many layers get bars (a ResNet has 53 folded layers): the ones folding costs most.
+BARS = 16
+
+
+def loss_db(layer: LayerQuant) -> float:
+    """What folding costs a layer's per-tensor int8 kernel (dB; 0 when a figure is missing)."""
+    before, after = layer.sqnr["per_tensor_before"], layer.sqnr["per_tensor_after"]
+    if before is None or after is None or before.mean is None or after.mean is None:
+        return 0.0
+    return before.mean - after.mean
+
+
+def worst_first(report: QuantReport) -> list[int]:
+    """Indices of the report's layers, the layer folding costs most first (ties: graph order)."""
+    return sorted(range(len(report.layers)), key=lambda i: (-loss_db(report.layers[i]), i))
+
+
+def shown_layers(report: QuantReport, limit: int = BARS) -> list[int]:
+    """The layers the bars show, in graph order: all of them, or the ``limit`` folding costs most."""
+    return sorted(worst_first(report)[:limit])
+
+
+def sqnr_figure(report: QuantReport, limit: int = BARS) -> Figure:
+    shown = shown_layers(report, limit)
+    layers = [report.layers[i] for i in shown]
+    values = {key: [mean_db(layer, key) for layer in layers] for key in FIGURES}
+    title = None if len(shown) == len(report.layers) else \
+        f"the {len(shown)} of {len(report.layers)} folded layers whose per-tensor SQNR folding lowers most"
+    return plot_sqnr([layer.layer for layer in layers], values, title=title)
+
+
+def ranges_figure(layer: LayerQuant, equalized: bool) -> Figure:
+    """The layer's per-channel weight ranges, after equalization too when asked and it applies."""
+    cle = layer.peaks_cle if equalized else None
+    return plot_ranges(layer.peaks_after, cle, title=f"{layer.layer} (folded {layer.bn})")
+
+
+#: The table's columns in dB (the JSON report's keys, spelled out).
+DECIBEL_COLUMNS = ("lost by folding (dB)", *(key.replace("_", " ") for key in FIGURES),
+                   *(f"worst channel, {key.replace('_', ' ')}" for key in FIGURES))
+
+
+def table(report: QuantReport) -> list[dict]:
+    """One row per folded layer: its range ratio, the four SQNRs and their worst channels (dB)."""
+    rows = []
+    for layer in report.layers:
+        row = {"layer": layer.layer, "bn": layer.bn, "channels": layer.channels,
+               "range ratio after": layer.range_ratio_after, "lost by folding (dB)": loss_db(layer)}
+        row |= {key.replace("_", " "): mean_db(layer, key) for key in FIGURES}
+        row |= {f"worst channel, {key.replace('_', ' ')}": worst_db(layer, key) for key in FIGURES}
+        rows.append(row)
+    return rows
+
+
+def mean_db(layer: LayerQuant, key: str) -> float | None:
+    figure = layer.sqnr[key]
+    return None if figure is None else figure.mean
+
+
+def worst_db(layer: LayerQuant, key: str) -> float | None:
+    figure = layer.sqnr[key]
+    return None if figure is None else figure.worst
