@@ -25,7 +25,7 @@ from demo import graph_view, quant_view  # noqa: E402
 from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
-from fold.frontend import FRONTENDS, SUFFIXES  # noqa: E402
+from fold.frontend import FRONTENDS, SUFFIXES, edits_weights  # noqa: E402
 from viz import draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
@@ -147,7 +147,7 @@ def quant_report(wb: Workbench):
     """The quantization view of the workbench's fold, on the verification's inputs."""
     from fold.quantization import quant_report
 
-    return quant_report(wb.result, inputs=wb.checked.inputs)
+    return quant_report(wb.result, wb.checked)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
@@ -520,7 +520,7 @@ def quant_page(wb: Workbench) -> None:
     if not report.layers:
         st.info("No layer was folded here: folding changes nothing for int8.")
         return
-    if report.output_sqnr_db["folded_per_tensor"] is None:
+    if not edits_weights(wb.frontend):
         st.info("End-to-end figures and cross-layer equalization edit the model's weights, which foldscope does for "
                 f"Keras and ONNX models; this is a {wb.frontend.format.label} model.")
     else:

@@ -42,7 +42,7 @@ MODELS = ("DCGAN generator", "U-Net (skip connections)", "MobileNetV2", "ResNet5
 
 def measure(name: str, repeats: int) -> dict:
     wb = zoo_workbench(name)
-    median, fastest, report = timed(lambda: quant_report(wb.result, inputs=wb.checked.inputs), repeats)
+    median, fastest, report = timed(lambda: quant_report(wb.result, wb.checked), repeats)
     after = [q.sqnr["per_tensor_after"].mean for q in report.layers]
     return {
         "model": name, "format": ZOO[name].format, "folded_layers": len(report.layers),

@@ -19,10 +19,8 @@ BARS = 16
 
 def loss_db(layer: LayerQuant) -> float:
     """What folding costs a layer's per-tensor int8 kernel (dB; 0 when a figure is missing)."""
-    before, after = layer.sqnr["per_tensor_before"], layer.sqnr["per_tensor_after"]
-    if before is None or after is None or before.mean is None or after.mean is None:
-        return 0.0
-    return before.mean - after.mean
+    before, after = layer.mean_db("per_tensor_before"), layer.mean_db("per_tensor_after")
+    return 0.0 if before is None or after is None else before - after
 
 
 def worst_first(report: QuantReport) -> list[int]:
@@ -38,7 +36,7 @@ def shown_layers(report: QuantReport, limit: int = BARS) -> list[int]:
 def sqnr_figure(report: QuantReport, limit: int = BARS) -> Figure:
     shown = shown_layers(report, limit)
     layers = [report.layers[i] for i in shown]
-    values = {key: [mean_db(layer, key) for layer in layers] for key in FIGURES}
+    values = {key: [layer.mean_db(key) for layer in layers] for key in FIGURES}
     title = None if len(shown) == len(report.layers) else \
         f"the {len(shown)} of {len(report.layers)} folded layers whose per-tensor SQNR folding lowers most"
     return plot_sqnr([layer.layer for layer in layers], values, title=title)
@@ -50,28 +48,16 @@ def ranges_figure(layer: LayerQuant, equalized: bool) -> Figure:
     return plot_ranges(layer.peaks_after, cle, title=f"{layer.layer} (folded {layer.bn})")
 
 
-#: The table's columns in dB (the JSON report's keys, spelled out).
-DECIBEL_COLUMNS = ("lost by folding (dB)", *(key.replace("_", " ") for key in FIGURES),
-                   *(f"worst channel, {key.replace('_', ' ')}" for key in FIGURES))
+#: The table's columns: each figure (the JSON report's key, spelled out), and its worst channel.
+MEAN_COLUMNS = {key: key.replace("_", " ") for key in FIGURES}
+WORST_COLUMNS = {key: f"worst channel, {column}" for key, column in MEAN_COLUMNS.items()}
+DECIBEL_COLUMNS = ("lost by folding (dB)", *MEAN_COLUMNS.values(), *WORST_COLUMNS.values())
 
 
 def table(report: QuantReport) -> list[dict]:
     """One row per folded layer: its range ratio, the four SQNRs and their worst channels (dB)."""
-    rows = []
-    for layer in report.layers:
-        row = {"layer": layer.layer, "bn": layer.bn, "channels": layer.channels,
-               "range ratio after": layer.range_ratio_after, "lost by folding (dB)": loss_db(layer)}
-        row |= {key.replace("_", " "): mean_db(layer, key) for key in FIGURES}
-        row |= {f"worst channel, {key.replace('_', ' ')}": worst_db(layer, key) for key in FIGURES}
-        rows.append(row)
-    return rows
-
-
-def mean_db(layer: LayerQuant, key: str) -> float | None:
-    figure = layer.sqnr[key]
-    return None if figure is None else figure.mean
-
-
-def worst_db(layer: LayerQuant, key: str) -> float | None:
-    figure = layer.sqnr[key]
-    return None if figure is None else figure.worst
+    return [{"layer": layer.layer, "bn": layer.bn, "channels": layer.channels,
+             "range ratio after": layer.range_ratio_after, "lost by folding (dB)": loss_db(layer),
+             **{column: layer.mean_db(key) for key, column in MEAN_COLUMNS.items()},
+             **{column: layer.worst_db(key) for key, column in WORST_COLUMNS.items()}}
+            for layer in report.layers]

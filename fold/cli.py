@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fold.errors import FoldError, one_line
 from fold.files import check_model_file, suffix_list
-from fold.frontend import FRONTENDS, Format
+from fold.frontend import FRONTENDS, Format, edits_weights
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -105,12 +105,12 @@ def cle_output(output: str, fmt: Format) -> str:
     return str(p.with_name(f"{p.stem}_cle{fmt.output_suffix}"))
 
 
-def _quantization(args: argparse.Namespace, result, output: str, fmt: Format) -> None:
+def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: Format) -> None:
     from fold.quantization import quant_report
     from fold.report import quant_text
 
     start = time.perf_counter()
-    report = quant_report(result, samples=args.samples, seed=args.seed, cle=True)
+    report = quant_report(result, checked)
     result.timings_s["quantization"] = time.perf_counter() - start
     print(quant_text(report))
     if args.quant_report:
@@ -118,8 +118,8 @@ def _quantization(args: argparse.Namespace, result, output: str, fmt: Format) ->
     if args.cle:
         path = cle_output(output, fmt)
         result.frontend.write(report.equalized if report.equalized is not None else result.folded, Path(path))
-        pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) or "none (no folded layer is followed, through "
-        pairs = pairs if report.pairs else pairs + "ReLU or nothing, by a layer it alone feeds)"
+        pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) if report.pairs else \
+            "none (no folded layer is followed, through ReLU or nothing, by a layer it alone feeds)"
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
@@ -127,22 +127,22 @@ def _run(args: argparse.Namespace) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
+    if args.cle and not edits_weights(fmt.frontend()):
+        raise FoldError(f"--cle edits weights, which foldscope does for Keras and ONNX models; "
+                        f"'{Path(args.input).name}' is a {fmt.label} file.")
     from fold.pipeline import fold_file, verify
     from fold.report import pairs_table, per_layer_text, report_dict, verification_text
 
     output = args.output or default_output(args.input, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
-    if args.cle and not callable(getattr(result.frontend, "with_kernels", None)):
-        raise FoldError(f"--cle edits weights, which foldscope does for Keras and ONNX models; "
-                        f"'{Path(args.input).name}' is a {fmt.label} file.")
     result.frontend.write(result.folded, Path(output))
     if args.tflite:
         from fold.frontends.keras.io import to_tflite
 
         Path(args.tflite).write_bytes(to_tflite(result.folded))
     start = time.perf_counter()
-    check = verify(result.frontend, result.original, result.folded, args.samples, args.seed,
-                   atol=args.atol).verification
+    checked = verify(result.frontend, result.original, result.folded, args.samples, args.seed, atol=args.atol)
+    check = checked.verification
     result.timings_s["verify"] = time.perf_counter() - start
 
     print(pairs_table(result.decisions))
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         result.timings_s["per_layer"] = time.perf_counter() - start
         print(per_layer_text(diffs))
     if args.quant_report or args.cle:
-        _quantization(args, result, output, fmt)
+        _quantization(args, result, checked, output, fmt)
     if args.model_explorer:
         from fold.model_explorer import export
 

@@ -152,6 +152,11 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
 SUFFIXES: tuple[str, ...] = tuple(s for f in FRONTENDS.values() for s in f.suffixes)
 
 
+def edits_weights(frontend: Frontend) -> bool:
+    """Whether the frontend can write new weights into a copy of a model (``Frontend.with_kernels``)."""
+    return callable(getattr(frontend, "with_kernels", None))
+
+
 def format_for(path: str | Path) -> Format | None:
     """The format whose suffixes include the file's (case-insensitive), or None."""
     suffix = Path(path).suffix.lower()

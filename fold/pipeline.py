@@ -81,17 +81,20 @@ class Checked:
 
 
 def verify(frontend: Frontend, original: Any, folded: Any, samples: int = 8, seed: int = 0, *,
-           atol: float | None = None, inputs: list[np.ndarray] | None = None) -> Checked:
+           atol: float | None = None, inputs: list[np.ndarray] | None = None,
+           reference: list[np.ndarray] | None = None) -> Checked:
     """Run both models on the same inputs and compare their outputs.
 
     Without ``inputs``, ``samples`` rows are drawn from ``seed`` by the one input recipe
     (``fold.core.verification.sample_inputs``: a model with a fixed batch size B gets the
-    next multiple of B); the Verification says how many rows were compared.
+    next multiple of B); the Verification says how many rows were compared. ``reference``:
+    ``original``'s outputs on ``inputs`` when they are already known (it is then not run).
     """
     given = inputs is not None
     if not given:
         inputs = sample_inputs(frontend.inputs(original), samples, seed)
-    reference = run(frontend, original, inputs)
+    if reference is None:
+        reference = run(frontend, original, inputs)
     candidate = run(frontend, folded, inputs)
     outputs = frontend.outputs(original)
     verification = compare(reference, candidate, [o.name for o in outputs],

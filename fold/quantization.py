@@ -11,16 +11,17 @@ and the worst channel):
     per_tensor_after_cle  the folded kernel after cross-layer equalization, one scale; None
                           where the layer is in no equalized pair
 
-End to end (on the verification's inputs, activations in float, every linear layer's weights
-fake-quantized; the whole output's SQNR against the float original): the original with its
-BNs in float, the folded model per tensor, per channel, and folded + equalized per tensor.
+End to end (on the verification's inputs, against the original's float outputs there;
+activations in float, every linear layer's weights fake-quantized; the whole output's SQNR):
+the original with its BNs in float, the folded model per tensor, per channel, and folded +
+equalized per tensor.
 End-to-end figures and equalization need a frontend that can edit weights
 (``Frontend.with_kernels``: Keras and ONNX); elsewhere they are None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,9 @@ from fold.core.graph import walk
 from fold.core.quant import Sqnr, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import compare, sample_inputs
-from fold.frontend import Frontend, LayerKernel
-from fold.pipeline import run
+from fold.core.verification import Verification
+from fold.frontend import Frontend, LayerKernel, edits_weights
+from fold.pipeline import Checked, run, verify
 
 FIGURES = ("per_tensor_before", "per_tensor_after", "per_channel_after", "per_tensor_after_cle")
 OUTPUT_FIGURES = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
@@ -57,11 +58,21 @@ class LayerQuant:
     peaks_after: np.ndarray
     peaks_cle: np.ndarray | None = None
 
+    def mean_db(self, figure: str) -> float | None:
+        """The figure's mean over output channels (None where it does not apply)."""
+        found = self.sqnr[figure]
+        return None if found is None else found.mean
+
+    def worst_db(self, figure: str) -> float | None:
+        """The figure's worst output channel (None where it does not apply)."""
+        found = self.sqnr[figure]
+        return None if found is None else found.worst
+
     def to_dict(self) -> dict:
         return {"layer": self.layer, "bn": self.bn, "channels": self.channels,
                 "range_ratio_after": self.range_ratio_after,
-                "sqnr_db": {k: None if v is None else v.mean for k, v in self.sqnr.items()},
-                "worst_channel_sqnr_db": {k: None if v is None else v.worst for k, v in self.sqnr.items()}}
+                "sqnr_db": {k: self.mean_db(k) for k in self.sqnr},
+                "worst_channel_sqnr_db": {k: self.worst_db(k) for k in self.sqnr}}
 
 
 @dataclass
@@ -72,14 +83,10 @@ class QuantReport:
     output_sqnr_db: dict[str, float | None]
     pairs: list[tuple[str, str]] = field(default_factory=list)
     equalized: Any = None
-    equalized_check: Any = None  # Verification of the equalized model against the folded one
+    equalized_check: Verification | None = None  # the equalized model against the folded one
 
     def to_dict(self) -> dict:
         return {"layers": [layer.to_dict() for layer in self.layers], "output_sqnr_db": dict(self.output_sqnr_db)}
-
-
-def _edits(frontend: Frontend) -> bool:
-    return callable(getattr(frontend, "with_kernels", None))
 
 
 def _homogeneous(graph, node: str) -> bool:
@@ -114,9 +121,10 @@ def cle_pairs(result: FoldResult) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: order[p[0]])
 
 
-def equalized_kernels(result: FoldResult) -> tuple[dict[str, LayerKernel], list[tuple[str, str]]]:
-    """The kernels cross-layer equalization changes in the folded model, and the pairs it equalized."""
-    frontend, model = result.frontend, result.folded
+def equalized_kernels(result: FoldResult, folded: Mapping[str, LayerKernel]) -> tuple[dict[str, LayerKernel],
+                                                                                    list[tuple[str, str]]]:
+    """The kernels cross-layer equalization changes in the folded model (``folded``: its linear
+    layers' kernels), and the pairs it equalized."""
     kernels: dict[str, LayerKernel] = {}
     done = []
     pairs = cle_pairs(result)
@@ -124,10 +132,9 @@ def equalized_kernels(result: FoldResult) -> tuple[dict[str, LayerKernel], list[
         largest = 0.0
         for first, second in pairs:
             try:
-                k1 = kernels.get(first) or frontend.kernel(model, first)
-                k2 = kernels.get(second) or frontend.kernel(model, second)
+                k1, k2 = kernels.get(first, folded[first]), kernels.get(second, folded[second])
                 w1, b1, w2, s = equalize(k1.kernel, k1.bias, k1.kind, k1.groups, k2.kernel, k2.kind, k2.groups)
-            except (ValueError, KeyError, StopIteration):
+            except (ValueError, KeyError):
                 continue  # the pair's channels do not line up (grouped, reshaped): not equalized
             kernels[first] = LayerKernel(w1, b1, k1.kind, k1.groups)
             kernels[second] = LayerKernel(w2, k2.bias, k2.kind, k2.groups)
@@ -140,13 +147,14 @@ def equalized_kernels(result: FoldResult) -> tuple[dict[str, LayerKernel], list[
 
 
 def _linear_kernels(frontend: Frontend, model: Any, graph) -> dict[str, LayerKernel]:
+    """The kernel of every linear layer of ``graph`` (nested models' included) that has one."""
     found = {}
     for path, data in walk(graph):
         if data.get("role") == "linear":
             try:
                 found[path] = frontend.kernel(model, path)
             except (KeyError, ValueError, StopIteration, AttributeError):
-                continue  # a linear op whose weight is not a constant: it stays as it is
+                continue  # a linear op whose weight is not a constant, or out of a runtime's reach
     return found
 
 
@@ -175,44 +183,41 @@ def layer_quant(decision: Decision, before: LayerKernel, after: LayerKernel,
                       peaks, None if equalized is None else channel_peaks(equalized, kind, groups))
 
 
-def _end_to_end(result: FoldResult, inputs: list[np.ndarray], equalized: Any,
-                cle_kernels: Mapping[str, LayerKernel]) -> dict[str, float | None]:
-    """Output SQNR against the float original of the four int8-weight variants (see the module docstring)."""
-    frontend = result.frontend
-    reference = run(frontend, result.original, inputs)
-    original = _linear_kernels(frontend, result.original, result.graph_before)
-    folded = _linear_kernels(frontend, result.folded, result.graph_after)
+def _end_to_end(result: FoldResult, checked: Checked, original: Mapping[str, LayerKernel],
+                folded: Mapping[str, LayerKernel], cle: Mapping[str, LayerKernel],
+                equalized: Any) -> dict[str, float | None]:
+    """Output SQNR against the float original of the four int8-weight variants (see the module
+    docstring); ``original``, ``folded``: the linear layers' kernels, ``cle``: those CLE changed."""
     variants = {
         "original_per_tensor": (result.original, original, False),
         "folded_per_tensor": (result.folded, folded, False),
         "folded_per_channel": (result.folded, folded, True),
-        "folded_cle_per_tensor": None if equalized is None else (equalized, {**folded, **cle_kernels}, False),
+        "folded_cle_per_tensor": None if equalized is None else (equalized, {**folded, **cle}, False),
     }
-    return {name: None if v is None else output_sqnr(reference, run(frontend, _fake_quantized(frontend, *v), inputs))
+    frontend = result.frontend
+    return {name: None if v is None else
+            output_sqnr(checked.original_outputs, run(frontend, _fake_quantized(frontend, *v), checked.inputs))
             for name, v in variants.items()}
 
 
-def quant_report(result: FoldResult, inputs: Sequence[np.ndarray] | None = None, samples: int = 4, seed: int = 0,
-                 cle: bool = True) -> QuantReport:
-    """The quantization view of ``result`` (see the module docstring); end-to-end figures on
-    ``inputs``, or on ``samples`` rows drawn from ``seed`` by the verification's recipe."""
+def quant_report(result: FoldResult, checked: Checked | None = None, samples: int = 4, seed: int = 0) -> QuantReport:
+    """The quantization view of ``result`` (see the module docstring). End-to-end figures are on
+    ``checked``'s inputs and outputs (the verification of ``result``), or on ``samples`` rows
+    drawn from ``seed`` by the verification's recipe."""
     frontend = result.frontend
-    edits = _edits(frontend)
-    kernels, pairs = equalized_kernels(result) if cle and edits else ({}, [])
-    layers = []
-    for d in result.folded_pairs:
-        try:
-            before, after = frontend.kernel(result.original, d.layer), frontend.kernel(result.folded, d.layer)
-        except (KeyError, ValueError, StopIteration, AttributeError):
-            continue  # a layer inside a nested model a runtime cannot reach
-        layers.append(layer_quant(d, before, after, kernels[d.layer].kernel if d.layer in kernels else None))
+    original = _linear_kernels(frontend, result.original, result.graph_before)
+    folded = _linear_kernels(frontend, result.folded, result.graph_after)
+    edits = edits_weights(frontend)
+    cle, pairs = equalized_kernels(result, folded) if edits else ({}, [])
+    layers = [layer_quant(d, original[d.layer], folded[d.layer], cle[d.layer].kernel if d.layer in cle else None)
+              for d in result.folded_pairs if d.layer in original and d.layer in folded]
     if not edits:
         return QuantReport(layers, dict.fromkeys(OUTPUT_FIGURES))
-    inputs = list(inputs) if inputs is not None else sample_inputs(frontend.inputs(result.original), samples, seed)
+    if checked is None:
+        checked = verify(frontend, result.original, result.folded, samples, seed)
     equalized, check = None, None
     if pairs:
-        equalized = frontend.with_kernels(result.folded, kernels)
-        names = [o.name for o in frontend.outputs(result.folded)]
-        check = compare(run(frontend, result.folded, inputs), run(frontend, equalized, inputs), names,
-                        samples=int(inputs[0].shape[0]))
-    return QuantReport(layers, _end_to_end(result, inputs, equalized, kernels), pairs, equalized, check)
+        equalized = frontend.with_kernels(result.folded, cle)
+        check = verify(frontend, result.folded, equalized, inputs=checked.inputs,
+                       reference=checked.folded_outputs).verification
+    return QuantReport(layers, _end_to_end(result, checked, original, folded, cle, equalized), pairs, equalized, check)

@@ -81,7 +81,7 @@ def quant_text(report) -> str:
     lines = ["int8 weights (symmetric, round to nearest), SQNR in dB, the mean over output channels: per tensor "
              "with the BN in float, per tensor folded, per channel folded, per tensor folded + CLE"]
     rows = [(q.layer, q.bn, str(q.channels), "n/a" if q.range_ratio_after is None else f"{q.range_ratio_after:.3g}",
-             *(_db(None if figure is None else figure.mean) for figure in q.sqnr.values())) for q in report.layers]
+             *(_db(q.mean_db(figure)) for figure in q.sqnr)) for q in report.layers]
     if rows:
         lines.append(table(("layer", "bn", "channels", "range ratio", "BN in float", "folded", "per channel",
                             "folded + CLE"), rows))

@@ -23,7 +23,7 @@ from fold.core.quant import (
 )
 from fold.core.verification import sample_inputs
 from fold.frontends.onnx.io import prepare
-from fold.pipeline import fold, run
+from fold.pipeline import fold, run, verify
 from fold.quantization import cle_pairs, quant_report
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, randomize_bn
 
@@ -263,7 +263,7 @@ def test_end_to_end_figures_match_a_float64_computation():
     model = dense_pair()
     result = fold(KERAS, model)
     x = sample_inputs(KERAS.inputs(model), 16, 0)
-    report = quant_report(result, inputs=x)
+    report = quant_report(result, verify(KERAS, model, result.folded, inputs=x))
     w1, b1 = (v.astype(np.float64) for v in model.get_layer("first").get_weights())
     w2, b2 = (v.astype(np.float64) for v in model.get_layer("second").get_weights())
     gamma, beta, mean, var = (v.astype(np.float64) for v in model.get_layer("bn").get_weights())

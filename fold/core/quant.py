@@ -49,10 +49,8 @@ def _scales(rows: np.ndarray, per_channel: bool) -> np.ndarray:
 def quantize(kernel: np.ndarray, kind: Kind, groups: int = 1, per_channel: bool = False) -> np.ndarray:
     """The kernel fake-quantized to symmetric int8 (returned in float64, the kernel's shape)."""
     w = np.asarray(kernel, dtype=np.float64)
-    rows = channel_rows(w, kind, groups)
-    scale = _scales(rows, per_channel)
-    levels = np.clip(np.round(w / _broadcast(scale, w.shape, kind, groups)), -QMAX, QMAX)
-    return levels * _broadcast(scale, w.shape, kind, groups)
+    scale = _broadcast(_scales(channel_rows(w, kind, groups), per_channel), w.shape, kind, groups)
+    return np.clip(np.round(w / scale), -QMAX, QMAX) * scale
 
 
 def _broadcast(per_channel: np.ndarray, shape: tuple[int, ...], kind: Kind, groups: int) -> np.ndarray:
