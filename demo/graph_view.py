@@ -11,22 +11,10 @@ import networkx as nx
 
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
-from fold.core.rules import Decision
+from fold.core.rules import Decision, fold_notes
 from fold.core.verification import LayerDiff
 from viz.graph import draw_before_after
 from viz.interactive import before_after_figure, with_view
-
-
-def notes(decisions: Sequence[Decision]) -> dict[str, str]:
-    """Node -> its fold status, for the hover text."""
-    found: dict[str, str] = {}
-    for d in decisions:
-        if d.folded:
-            found[d.layer] = f"folded: {d.bn} is folded into it (scale and shift per output channel)"
-            found.update({bn: f"folded away into {d.layer}" for bn in d.bn_nodes})
-        else:
-            found.update({bn: f"not folded ({d.rule}): {d.reason}" for bn in d.bn_nodes})
-    return found
 
 
 def nested_models(graph: nx.DiGraph) -> list[str]:
@@ -64,7 +52,7 @@ def figure(result: FoldResult, *, expanded: Collection[str] = (), diffs: Sequenc
         by_node = {d.layer: d.max_rel_diff for d in diffs}
         by_node.update({d.output_node: by_node[d.layer] for d in result.folded_pairs
                         if d.layer in by_node and d.output_node})
-    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes(result.decisions),
+    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=fold_notes(result.decisions),
                                diffs=by_node).to_dict()
 
 

@@ -28,13 +28,13 @@ import networkx as nx
 
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
+from fold.core.rules import fold_notes
 from fold.core.verification import LayerDiff
 
-#: Fold status of a node, as node data values, with the colour Model Explorer gives them.
+#: Fold status of a node, as node data values (unchanged, a BN folded into it, a BN folded away, a BN
+#: left), with the colour Model Explorer gives them.
 UNCHANGED, FOLDED_INTO, FOLDED_AWAY, LEFT = 0, 1, 2, 3
 STATUS_COLORS = {UNCHANGED: "#ffffff", FOLDED_INTO: "#9ecae1", FOLDED_AWAY: "#fcbba1", LEFT: "#fdd49e"}
-STATUS_NAMES = {UNCHANGED: "unchanged", FOLDED_INTO: "a BatchNorm was folded into it",
-                FOLDED_AWAY: "BatchNorm folded away", LEFT: "BatchNorm left (skipped)"}
 
 
 def _text(value) -> str:
@@ -66,20 +66,17 @@ def me_graph(graph: nx.DiGraph, graph_id: str, notes: dict[str, str]):
     return gb.Graph(id=graph_id, nodes=nodes)
 
 
-def fold_status(result: FoldResult) -> tuple[dict[str, int], dict[str, int], dict[str, str], dict[str, str]]:
-    """(before values, after values, before notes, after notes) of every node the fold concerns."""
-    before, after, before_notes, after_notes = {}, {}, {}, {}
+def fold_status(result: FoldResult) -> tuple[dict[str, int], dict[str, int]]:
+    """The node data values (a status above) of every node the fold concerns, before and after."""
+    before, after = {}, {}
     for d in result.decisions:
         if d.folded:
             before[d.layer] = after[d.layer] = FOLDED_INTO
-            before_notes[d.layer] = after_notes[d.layer] = f"folded: {d.bn} is folded into it"
-            for bn in d.bn_nodes:
-                before[bn], before_notes[bn] = FOLDED_AWAY, f"folded into {d.layer}"
+            before.update(dict.fromkeys(d.bn_nodes, FOLDED_AWAY))
         else:
-            for bn in d.bn_nodes:
-                before[bn] = after[bn] = LEFT
-                before_notes[bn] = after_notes[bn] = f"skipped ({d.rule}): {d.reason}"
-    return before, after, before_notes, after_notes
+            before.update(dict.fromkeys(d.bn_nodes, LEFT))
+            after.update(dict.fromkeys(d.bn_nodes, LEFT))
+    return before, after
 
 
 def _status_data(values: dict[str, int], graph: nx.DiGraph):
@@ -119,10 +116,10 @@ def export(result: FoldResult, directory: str | Path, diffs: Sequence[LayerDiff]
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    before, after, before_notes, after_notes = fold_status(result)
+    before, after = fold_status(result)
+    notes = fold_notes(result.decisions)
     written = []
-    for stem, graph, notes, values in (("before", result.graph_before, before_notes, before),
-                                       ("after", result.graph_after, after_notes, after)):
+    for stem, graph, values in (("before", result.graph_before, before), ("after", result.graph_after, after)):
         collection = gb.GraphCollection(label=f"{result.name} ({stem} folding)",
                                         graphs=[me_graph(graph, stem, notes)])
         written.append(out / f"{stem}.json")

@@ -10,7 +10,7 @@ line and the app list what foldscope checks from these registries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,3 +282,16 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
                             notes=dict.fromkeys(c.notes))
     return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.affine(), notes=dict(c.notes),
                     output_node=c.output_node or c.layer)
+
+
+def fold_notes(decisions: Sequence[Decision]) -> dict[str, str]:
+    """Node -> what the fold did to it, in words: each folded layer, the BN nodes it absorbed,
+    and the BN nodes left with the rule that objected (for hover texts and node attributes)."""
+    found: dict[str, str] = {}
+    for d in decisions:
+        if d.folded:
+            found[d.layer] = f"folded: {d.bn} is folded into it (scale and shift per output channel)"
+            found.update({bn: f"folded away into {d.layer}" for bn in d.bn_nodes})
+        else:
+            found.update({bn: f"not folded ({d.rule}): {d.reason}" for bn in d.bn_nodes})
+    return found
