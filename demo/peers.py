@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from fold.core.verification import Verification, compare
+from fold.core.verification import Verification
 from fold.errors import one_line
 from fold.frontend import FRONTENDS
 from fold.frontends.onnx.match import OnnxModel, onnx_model
-from fold.pipeline import run
+from fold.pipeline import verify
 
 
 @dataclass
@@ -79,16 +79,14 @@ def peer_runs(model: OnnxModel, inputs: list[np.ndarray], reference: list[np.nda
     """Each peer on ``model``; its output is run on ``inputs`` with onnxruntime's optimizations off
     and compared with ``reference`` (the original model's outputs on them)."""
     frontend = FRONTENDS["onnx"].frontend()
-    names = [o.name for o in frontend.outputs(model)]
     runs = []
     for tool, action, transform in PEERS:
         start = time.perf_counter()
         try:
             result = transform(model.proto)
             seconds = time.perf_counter() - start
-            outputs = run(frontend, onnx_model(result, f"{tool}.onnx"), inputs)
-            check = compare(reference, outputs, names, channel_axes=[o.channel_axis for o in frontend.outputs(model)],
-                            samples=int(inputs[0].shape[0]) if inputs else 0)
+            check = verify(frontend, model, onnx_model(result, f"{tool}.onnx"), inputs=inputs,
+                           reference=reference).verification
             runs.append(PeerRun(tool, action, count_batchnorms(result), check, seconds))
         except Exception as exc:  # a peer that fails on a model is a result too, shown with its reason
             runs.append(PeerRun(tool, action, None, None, time.perf_counter() - start,
