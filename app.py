@@ -25,7 +25,8 @@ from demo import graph_view, quant_view  # noqa: E402
 from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
-from fold.frontend import FRONTENDS, SUFFIXES, edits_weights  # noqa: E402
+from fold.frontend import FRONTENDS, SUFFIXES  # noqa: E402
+from fold.report import VERDICTS, layer_verdict  # noqa: E402
 from viz import draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_slice  # noqa: E402
 from viz import explain as viz_explain  # noqa: E402
 
@@ -75,6 +76,14 @@ def op_view(wb: Workbench):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def op_checks(wb: Workbench):
+    """The verification of the op view's fold."""
+    from fold.pipeline import verify
+
+    return verify(op_view(wb), inputs=wb.checked.inputs).verification
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
 def converter_views(wb: Workbench):
     from demo.converter import converter_view
 
@@ -92,7 +101,7 @@ def folded_tflite(wb: Workbench) -> bytes:
 def onnx_peers(wb: Workbench):
     from demo.peers import peer_runs
 
-    return peer_runs(wb.result.original, wb.checked.inputs, wb.reference)
+    return peer_runs(wb.result.original, wb.checked.inputs)
 
 
 @st.cache_data(show_spinner=False, max_entries=32, hash_funcs=BY_KEY)
@@ -104,14 +113,6 @@ def channel_png(wb: Workbench, index: int) -> bytes:
                              title=f"{decision.layer} ← {decision.bn}"))
 
 
-@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
-def layer_diffs(wb: Workbench):
-    """Where the error enters: every layer of the folded model against the original, on one sample."""
-    from fold.pipeline import per_layer
-
-    return per_layer(wb.result, inputs=[x[:1] for x in wb.checked.inputs])
-
-
 def fold_result(wb: Workbench, view: str):
     """The workbench's fold (``view`` "fold") or the fold of its op view ("ops")."""
     return wb.result if view == "fold" else op_view(wb)
@@ -120,7 +121,8 @@ def fold_result(wb: Workbench, view: str):
 @st.cache_resource(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
 def graph_figure(wb: Workbench, view: str, expanded: tuple, colour: bool) -> dict:
     """The figure of a fold's graphs (layout, nodes, hover texts): built once, viewed many times."""
-    return graph_view.figure(fold_result(wb, view), expanded=expanded, diffs=layer_diffs(wb) if colour else None)
+    checks = (wb.verification if view == "fold" else op_checks(wb)).layers if colour else None
+    return graph_view.figure(fold_result(wb, view), expanded=expanded, checks=checks)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
@@ -254,13 +256,28 @@ def source_ui() -> Workbench | None:
 
 # --- main area -----------------------------------------------------------------------------
 
+def verdict_ui(v) -> None:
+    """The verdict in words, what decided it, the worst layer and the inputs it was reached on."""
+    say = {"pass": st.success, "fail": st.error, "inconclusive": st.warning}[v.verdict]
+    say(f"**{VERDICTS[v.verdict]}.** {v.reason}")
+    worst = v.worst_layer()
+    shapes = "; ".join(f"{name} {'×'.join(map(str, shape))}" for name, shape in v.input_shapes.items())
+    source = {"recipe": f"random inputs, seed {v.seed}", "file": "the inputs file", "given": "the model's own input"}
+    st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}."
+               + (f" Worst layer: '{worst.layer}' ({worst.bn}), max rel diff {worst.max_rel_diff:.2e} on channel "
+                  f"{worst.worst_channel}, {worst.margin:.2g}× its float tolerance." if worst else "")
+               + (f" Checked at the outputs only: {', '.join(v.output_only)}." if v.output_only else ""))
+
+
 def metrics_ui(wb: Workbench) -> None:
     v, r = wb.verification, wb.result
+    verdict_ui(v)
     cols = st.columns([1.5, 1, 1, 1, 1])  # room for the full first label
-    cols[0].metric("max abs diff (whole model)", f"{v.max_abs_diff:.3e}",
-                   help=f"{'PASS' if v.passed else 'FAIL'} against atol {v.atol:.1e}")
+    cols[0].metric("max abs diff (outputs)", f"{v.max_abs_diff:.3e}",
+                   help=f"The outputs' budget (what float error in the layers before them explains): {v.atol:.1e}")
     cols[1].metric("mean abs diff", f"{v.mean_abs_diff:.3e}")
-    cols[2].metric("max rel diff", f"{v.max_rel_diff:.3e}", help="max abs diff / max |original output|")
+    cols[2].metric("max rel diff", f"{v.max_rel_diff:.3e}",
+                   help="An output channel's max |diff| over that channel's own max |output|, the largest of them")
     cols[3].metric("BatchNorm layers", f"{r.bn_before} → {r.bn_after}")
     cols[4].metric("pairs folded", f"{len(r.folded_pairs)} / {len(r.decisions)}")
 
@@ -292,11 +309,14 @@ def pairs_ui(wb: Workbench) -> str | None:
         st.info("This model has no BatchNormalization layer: nothing to fold.")
         return None
     table = pd.DataFrame([d.to_dict() for d in decisions]).fillna("")
-    if st.session_state.get(f"colour:{wb.key}:fold"):  # the graph is coloured by layer diffs: show them here too
-        by_layer = {d.layer: d.max_rel_diff for d in layer_diffs(wb)}
-        table["layer max rel diff"] = [by_layer.get(d.layer) if d.folded else None for d in decisions]
+    checks = {c.layer: c for c in wb.verification.folded_layers}
+    table.insert(4, "check", [layer_verdict(checks.get(d.layer), d, wb.verification) for d in decisions])
+    table.insert(5, "layer max rel diff", [checks[d.layer].max_rel_diff if d.layer in checks else None
+                                           for d in decisions])
     st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(decisions)),
-                 column_config={"layer max rel diff": st.column_config.NumberColumn(format="%.2e")})
+                 column_config={"layer max rel diff": st.column_config.NumberColumn(
+                     format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
+                                         "output: a channel's max |diff| over its own max |output|")})
     labels = [f"{d.layer} → {d.bn} ({d.status})" for d in decisions]
     key = f"pair:{wb.key}"
     clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
@@ -336,10 +356,10 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                  on_change=centre_on_found)
     nested = graph_view.nested_models(before)
     expanded = tuple(c2.multiselect("Open nested models", nested, key=f"open:{wb.key}:{view}") if nested else ())
-    colour = c3.toggle("Colour by where the error enters", key=f"colour:{wb.key}:{view}",
-                       help="Runs both models once more, keeping every layer's output, and colours each layer by "
-                            "its max abs diff relative to its own output's size.")
-    with st.spinner("Comparing every layer..." if colour else "Laying out the graph..."):
+    colour = c3.toggle("Colour by each layer's check", key=f"colour:{wb.key}:{view}",
+                       help="Colours every compared layer by its |diff| against its tolerance (log scale; above 1 it "
+                            "fails): a folded layer against the BN it absorbed, every other layer against itself.")
+    with st.spinner("Laying out the graph..."):
         base = graph_figure(wb, view, expanded, colour)
     # The view opens on the first pair and moves only when asked (a layer found, a pair picked in the
     # box). A click in the graph picks a pair without changing the figure: Plotly already shows the
@@ -354,10 +374,10 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
     st.plotly_chart(fig, key=f"graph:{wb.key}:{view}", on_select="rerun" if view == "fold" else "ignore",
                     selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
     if colour:
-        worst = graph_view.worst_layer(layer_diffs(wb))
+        worst = (wb.verification if view == "fold" else op_checks(wb)).worst()
         if worst is not None:
-            st.caption(f"The largest relative diff is at '{worst.layer}' (compared with '{worst.reference}'): "
-                       f"{worst.max_rel_diff:.2e} of its output's size, {worst.max_abs_diff:.2e} absolute.")
+            st.caption(f"Closest to its tolerance: '{worst.layer}' (against '{worst.tensor}'), |diff| at "
+                       f"{worst.margin:.2g} of it, max rel diff {worst.max_rel_diff:.2e}.")
     d1, d2, d3, _ = st.columns([1, 1, 1.6, 1.4])
     for col, fmt in ((d1, "png"), (d2, "svg")):
         col.download_button(f"Static picture (.{fmt})", lambda fmt=fmt: static_picture(wb, view, fmt),
@@ -365,7 +385,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                             key=f"picture:{wb.key}:{view}:{fmt}", on_click="ignore")
     d3.download_button("Open in Model Explorer (.zip)", key=f"explorer:{wb.key}:{view}", on_click="ignore",
                        data=lambda: graph_view.model_explorer_zip(fold_result(wb, view),
-                                                                  layer_diffs(wb) if colour and view == "fold" else None),
+                                                                  wb.verification.layers if view == "fold" else None),
                        file_name=f"{wb.name}_{view}_model_explorer.zip", mime="application/zip",
                        help="The graphs before and after, each node's fold status (and its layer diff when coloured) "
                             "and a mapping for the split view, as Google's Model Explorer reads them: "
@@ -520,13 +540,9 @@ def quant_page(wb: Workbench) -> None:
     if not report.layers:
         st.info("No layer was folded here: folding changes nothing for int8.")
         return
-    if not edits_weights(wb.frontend):
-        st.info("End-to-end figures and cross-layer equalization edit the model's weights, which foldscope does for "
-                f"Keras and ONNX models; this is a {wb.frontend.format.label} model.")
-    else:
-        st.caption("The model's output SQNR against the float original (int8 weights, float activations), "
-                   "and what folding changes:")
-        output_sqnr_ui(report)
+    st.caption("The model's output SQNR against the float original (int8 weights, float activations), "
+               "and what folding changes:")
+    output_sqnr_ui(report)
     st.image(sqnr_png(wb))
     decibels = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(pd.DataFrame(quant_view.table(report)), hide_index=True,

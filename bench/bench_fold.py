@@ -205,7 +205,7 @@ def bench_model(name: str, repeats: int, batch: int, mode: str, workdir: Path) -
         row.skipped = len(row.skipped_pairs)
 
         start = time.perf_counter()
-        check = verify(KERAS, loaded, result.folded, samples=VERIFY_SAMPLES, seed=0).verification
+        check = verify(result, samples=VERIFY_SAMPLES, seed=0).verification
         row.verify_s = time.perf_counter() - start
         row.max_abs_diff, row.max_rel_diff = check.max_abs_diff, check.max_rel_diff
         row.atol, row.passed = check.atol, check.passed

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_s[2]
     fold_s = timed(lambda: fold(frontend, model), args.repeats)
     result = fold_s[2]
-    verify_s = timed(lambda: verify(frontend, model, result.folded, args.samples, 0), args.repeats)
+    verify_s = timed(lambda: verify(result, args.samples, 0), args.repeats)
     checked = verify_s[2]
     rows = [{"tool": "foldscope (load + fold + verify)", "seconds": load_s[0] + fold_s[0] + verify_s[0],
              "min": load_s[1] + fold_s[1] + verify_s[1], "bn_left": count_batchnorms(result.folded.proto),

@@ -12,7 +12,7 @@ import networkx as nx
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, fold_notes
-from fold.core.verification import LayerDiff
+from fold.core.verdict import TensorCheck
 from viz.graph import draw_before_after
 from viz.interactive import before_after_figure, with_view
 
@@ -41,15 +41,15 @@ def visible(node: str, graph: nx.DiGraph) -> str | None:
     return None
 
 
-def figure(result: FoldResult, *, expanded: Collection[str] = (), diffs: Sequence[LayerDiff] | None = None) -> dict:
+def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None) -> dict:
     """The interactive before/after figure of a fold, as a Plotly figure dict (``viz.interactive.with_view``
-    then picks the view)."""
+    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance."""
     before, after = open_graphs(result, expanded)
     folded = [d.layer for d in result.folded_pairs]
     removed = [bn for d in result.folded_pairs for bn in d.bn_nodes]
     by_node: Mapping[str, float] | None = None
-    if diffs is not None:
-        by_node = {d.layer: d.max_rel_diff for d in diffs}
+    if checks is not None:
+        by_node = {c.layer: c.margin for c in checks}
         by_node.update({d.output_node: by_node[d.layer] for d in result.folded_pairs
                         if d.layer in by_node and d.output_node})
     return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=fold_notes(result.decisions),
@@ -85,7 +85,7 @@ def clicked_node(selection: Mapping | None) -> str | None:
     return None
 
 
-def model_explorer_zip(result: FoldResult, diffs: Sequence[LayerDiff] | None = None) -> bytes:
+def model_explorer_zip(result: FoldResult, checks: Sequence[TensorCheck] | None = None) -> bytes:
     """The Model Explorer files of a fold (``fold.model_explorer.export``) in one zip archive."""
     import tempfile
     import zipfile
@@ -95,14 +95,9 @@ def model_explorer_zip(result: FoldResult, diffs: Sequence[LayerDiff] | None = N
 
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in export(result, Path(tmp), diffs):
+        for path in export(result, Path(tmp), checks):
             archive.write(path, path.name)
     return buffer.getvalue()
-
-
-def worst_layer(diffs: Sequence[LayerDiff]) -> LayerDiff | None:
-    """The layer whose output moved most, relative to its own size."""
-    return max(diffs, key=lambda d: d.max_rel_diff, default=None)
 
 
 def static_picture(result: FoldResult, fmt: str) -> bytes:

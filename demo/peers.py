@@ -18,7 +18,8 @@ from fold.core.verification import Verification
 from fold.errors import one_line
 from fold.frontend import FRONTENDS
 from fold.frontends.onnx.match import OnnxModel, onnx_model
-from fold.pipeline import verify
+from fold.check import check as check_models
+from fold.comparison import Side
 
 
 @dataclass
@@ -75,18 +76,19 @@ PEERS: tuple[tuple[str, str, Callable[[onnx.ModelProto], onnx.ModelProto]], ...]
 )
 
 
-def peer_runs(model: OnnxModel, inputs: list[np.ndarray], reference: list[np.ndarray]) -> list[PeerRun]:
-    """Each peer on ``model``; its output is run on ``inputs`` with onnxruntime's optimizations off
-    and compared with ``reference`` (the original model's outputs on them)."""
+def peer_runs(model: OnnxModel, inputs: list[np.ndarray]) -> list[PeerRun]:
+    """Each peer on ``model``; its output is checked against ``model`` on ``inputs`` with
+    onnxruntime's optimizations off (``fold.check``: every layer that absorbed a BN at its own scale)."""
     frontend = FRONTENDS["onnx"].frontend()
+    original = Side(frontend, model, frontend.graph(model))
     runs = []
     for tool, action, transform in PEERS:
         start = time.perf_counter()
         try:
             result = transform(model.proto)
             seconds = time.perf_counter() - start
-            check = verify(frontend, model, onnx_model(result, f"{tool}.onnx"), inputs=inputs,
-                           reference=reference).verification
+            peer = onnx_model(result, f"{tool}.onnx")
+            check = check_models(original, Side(frontend, peer, frontend.graph(peer)), inputs=inputs).checked.verification
             runs.append(PeerRun(tool, action, count_batchnorms(result), check, seconds))
         except Exception as exc:  # a peer that fails on a model is a result too, shown with its reason
             runs.append(PeerRun(tool, action, None, None, time.perf_counter() - start,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from demo import zoo
 from fold.core.affine import per_channel_range
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import OutputSpec, Verification
+from fold.core.verification import SAMPLES, OutputSpec, Verification
 from fold.errors import FoldError
 from fold.frontend import FRONTENDS, Frontend
 from fold.pipeline import Checked, fold, load, verify
@@ -104,17 +103,15 @@ class Workbench:
         return PairDetail(decision.affine.scale, decision.affine.shift, *ranges)
 
 
-def inspect(key: str, frontend: Frontend, model: Any, *, samples: int = 2, seed: int = 0,
+def inspect(key: str, frontend: Frontend, model: Any, *, samples: int = SAMPLES, seed: int = 0,
             inputs: list[np.ndarray] | None = None, name: str | None = None) -> Workbench:
     """Fold ``model`` with ``frontend``, verify it and keep both models' outputs on the same inputs."""
     result = fold(frontend, model, name)
-    start = time.perf_counter()
-    checked = verify(frontend, model, result.folded, samples, seed, inputs=inputs)
-    result.timings_s["verify"] = time.perf_counter() - start
+    checked = verify(result, samples, seed, inputs=inputs)
     return Workbench(key, result, checked, frontend.outputs(model))
 
 
-def inspect_keras(key: str, model: Any, *, samples: int = 2, seed: int = 0,
+def inspect_keras(key: str, model: Any, *, samples: int = SAMPLES, seed: int = 0,
                   inputs: list[np.ndarray] | None = None) -> Workbench:
     """A Keras model's workbench; a model foldscope cannot rebuild as Keras (a subclassed model)
     is traced to TensorFlow ops and folded there, and the notice says so."""
@@ -156,9 +153,10 @@ def zoo_workbench(name: str) -> Workbench:
     if name not in zoo.ZOO:
         raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(zoo.ZOO)}.")
     entry = zoo.ZOO[name]
+    samples = entry.samples or SAMPLES
     if entry.format == "keras":
-        return inspect_keras(f"zoo:{name}", entry.build(), samples=1)
-    return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=1)
+        return inspect_keras(f"zoo:{name}", entry.build(), samples=samples)
+    return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
 
 
 def upload_workbench(name: str, data: bytes) -> Workbench:

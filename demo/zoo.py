@@ -107,13 +107,21 @@ def application(name: str, input_size: int = 224, seed: int = 0) -> keras.Model:
     return randomize_bn(seeded_kernels(model, seed), seed)
 
 
+#: The page verifies a zoo model on as many samples as the command line does by default
+#: (``fold.core.verification.SAMPLES``), but on the 224x224 architectures, where 8 samples of every layer's output take a
+#: gigabyte and half a minute: 2 (a channel that varies over 2 samples is exercised).
+LARGE_SAMPLES = 2
+
+
 @dataclass(frozen=True)
 class ZooEntry:
-    """A model of the zoo: its format (a key of ``fold.frontend.FRONTENDS``) and a builder that
-    returns that frontend's model object."""
+    """A model of the zoo: its format (a key of ``fold.frontend.FRONTENDS``), a builder that
+    returns that frontend's model object, and how many samples the page verifies it on (None:
+    the command line's default)."""
 
     format: str
     build: Callable[[], object]
+    samples: int | None = None
 
 
 def _onnx(name: str) -> Callable[[], object]:
@@ -129,12 +137,12 @@ def _onnx(name: str) -> Callable[[], object]:
 ZOO: dict[str, ZooEntry] = {
     "DCGAN generator": ZooEntry("keras", dcgan_generator),
     "U-Net (skip connections)": ZooEntry("keras", unet),
-    "MobileNetV2": ZooEntry("keras", lambda: application("MobileNetV2")),
-    "ResNet50": ZooEntry("keras", lambda: application("ResNet50")),
-    "DenseNet121": ZooEntry("keras", lambda: application("DenseNet121")),
+    "MobileNetV2": ZooEntry("keras", lambda: application("MobileNetV2"), LARGE_SAMPLES),
+    "ResNet50": ZooEntry("keras", lambda: application("ResNet50"), LARGE_SAMPLES),
+    "DenseNet121": ZooEntry("keras", lambda: application("DenseNet121"), LARGE_SAMPLES),
     "ONNX: DCGAN generator (grouped ConvTranspose)": ZooEntry("onnx", _onnx("dcgan_generator")),
     "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)": ZooEntry("onnx", _onnx("text_detector_head")),
-    "ONNX: ResNet-50": ZooEntry("onnx", _onnx("resnet50")),
+    "ONNX: ResNet-50": ZooEntry("onnx", _onnx("resnet50"), LARGE_SAMPLES),
 }
 
 

@@ -3,7 +3,7 @@
     from fold import FRONTENDS, fold, fold_file, verify
 
     result = fold_file("model.onnx")                 # .keras/.h5/.hdf5, .pb, .tflite, ...
-    checked = verify(result.frontend, result.original, result.folded, samples=8, seed=0)
+    checked = verify(result, samples=8, seed=0)  # .verification.verdict: pass, fail or inconclusive
 
     keras = FRONTENDS["keras"].frontend()            # a model already in memory
     result = fold(keras, model)
@@ -20,9 +20,9 @@ from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.errors import FoldError, UnsafeModelError
 from fold.frontend import FRONTENDS, SUFFIXES, Frontend
-from fold.pipeline import Checked, fold, fold_file, load, per_layer, run, verify
+from fold.pipeline import Checked, fold, fold_file, load, run, verify, verify_models
 from fold.quantization import QuantReport, quant_report
 
 __all__ = ["FRONTENDS", "SUFFIXES", "Affine", "Checked", "Decision", "FoldError", "FoldResult", "Frontend",
-           "QuantReport", "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load", "per_layer",
-           "quant_report", "run", "verify"]
+           "QuantReport", "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load",
+           "quant_report", "run", "verify", "verify_models"]

@@ -1,12 +1,15 @@
-"""``python -m fold INPUT [-o OUTPUT] [--report REPORT.json] [--samples N] [--seed S] [--atol A]``.
+"""``python -m fold INPUT [options]`` folds and verifies a model; ``python -m fold check ORIGINAL
+CANDIDATE [options]`` verifies a fold any other tool made.
 
 INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
-TensorFlow graph .pb, TFLite .tflite, ...); the folded model is written in the same format
-(Keras models as .keras).
+TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
+format (Keras models as .keras).
 
-Exit status: 0 folded and verified; 1 the max abs diff exceeds the tolerance; 2 bad input
-(missing, unreadable, corrupt or unsupported file, or a model foldscope cannot run), with
-one line on stderr and no traceback (set FOLDSCOPE_DEBUG=1 to see one).
+Exit status: 0 verified (every folded layer and every output within float error); 1 a
+mismatch; 2 bad input (missing, unreadable, corrupt or unsupported file or option, a model
+foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 shows one) and
+no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
+unexercised: pass inputs that exercise it).
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-from fold.errors import FoldError, one_line
-from fold.files import check_model_file, suffix_list
-from fold.frontend import FRONTENDS, Format, edits_weights
+from fold.core.verification import SAMPLES
+from fold.errors import FoldError, one_line, plain
+from fold.files import check_model_file, read_arrays, suffix_list
+from fold.frontend import FRONTENDS, Format
 
-EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 def default_output(path: str, fmt: Format) -> str:
@@ -36,67 +42,136 @@ def _names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def input_shape(value: str) -> tuple[str, tuple[int, ...]]:
+    """``NAME=D0xD1x...`` as (name, dims)."""
+    name, sep, dims = value.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=D0xD1x... with positive sizes, e.g. x=1x3x640x640; "
+                                         f"received {value!r}")
+    return name, shape
+
+
 def _takes(option: str) -> str:
     return ", ".join(s for f in FRONTENDS.values() if option in f.options for s in f.suffixes)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m fold",
-        description="Fold BatchNorm layers into the conv/dense/transposed-conv layers before them, "
-                    "write the folded model and verify it computes the same outputs.",
-    )
-    parser.add_argument("input", help=f"a model file: {suffix_list()}")
-    parser.add_argument("-o", "--output", help="folded model path (default: INPUT_folded with the format's suffix)")
+def _verification_options(parser: argparse.ArgumentParser) -> None:
+    """The options a fold and a check share: inputs, tolerance, report, format options."""
     parser.add_argument("--report", help="write a JSON report to this path")
-    parser.add_argument("--samples", type=int, default=8,
-                        help="random input samples (batch rows) for verification, every format (default 8)")
+    parser.add_argument("--samples", type=int, default=SAMPLES,
+                        help=f"random input samples (batch rows) for verification, every format (default {SAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    parser.add_argument("--input-shape", type=input_shape, action="append", default=[], metavar="NAME=D0xD1x...",
+                        help="an input's shape, batch first, for its unknown dimensions (repeatable); without it "
+                             "they are 32, or the next size up to 1024 the model runs at")
+    parser.add_argument("--inputs-file", metavar="F.npz",
+                        help="the verification inputs: a .npz of arrays keyed by input name (a .npy for a "
+                             "single-input model) instead of random samples")
     parser.add_argument("--atol", type=float, default=None,
-                        help="max abs diff allowed; default 1e-4 * max(1, max|output|) for float32, "
-                             "1e-2 * ... for float16")
+                        help="judge the outputs against this absolute tolerance instead of the budget of what float "
+                             "error explains (folded layers are always judged at their own scale)")
     parser.add_argument("--inputs", type=_names, default=None,
                         help=f"{_takes('inputs')} only: input tensor names, comma-separated")
     parser.add_argument("--outputs", type=_names, default=None,
                         help=f"{_takes('outputs')} only: output tensor names, comma-separated")
-    parser.add_argument("--tflite", help="Keras only: also export the folded model as .tflite to this path")
     parser.add_argument("--per-layer", action="store_true",
-                        help="also compare every layer's output (one more run of both models on one sample) and "
-                             "report where the error enters")
+                        help="also print the compared tensors closest to their tolerance and put every tensor's "
+                             "figures in the report's per_layer")
+
+
+def fold_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fold",
+        description="Fold BatchNorm layers into the conv/dense/transposed-conv layers before them, "
+                    "write the folded model and verify it computes the same outputs. "
+                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made.",
+        epilog="Exit status: 0 verified, 1 mismatch, 2 bad input, 3 inconclusive (pass inputs that exercise "
+               "every folded layer).",
+    )
+    parser.add_argument("input", help=f"a model file: {suffix_list()}")
+    parser.add_argument("-o", "--output", help="folded model path (default: INPUT_folded with the format's suffix)")
+    _verification_options(parser)
+    parser.add_argument("--tflite", help="Keras only: also export the folded model as .tflite to this path")
     parser.add_argument("--quant-report", metavar="Q.json",
                         help="write what int8 weights lose after folding (per-layer SQNR per tensor, per channel, "
                              "after cross-layer equalization; end-to-end output SQNR) to this JSON file")
     parser.add_argument("--cle", action="store_true",
-                        help="also write the folded model after cross-layer equalization (INPUT_folded_cle...); "
-                             "Keras and ONNX models")
+                        help="also write the folded model after cross-layer equalization (INPUT_folded_cle...)")
     parser.add_argument("--model-explorer", metavar="DIR",
                         help="write the graphs before and after, their node data and a mapping for Google's "
                              "Model Explorer into DIR")
-    args = parser.parse_args(argv)
-    if args.samples < 1:
-        parser.error(f"--samples must be at least 1; received {args.samples}")
-    return args
+    return parser
+
+
+def check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fold check",
+        description="Verify a fold that any tool made (onnxsim, onnxruntime's optimizer, onnxoptimizer, "
+                    "TensorFlow's TFLite converter, a hand edit) against the original model: both run on the same "
+                    "inputs, every layer that absorbed a BN is checked at its own scale, every output and every "
+                    "tensor both models have end to end.",
+        epilog="Exit status: 0 verified, 1 mismatch, 2 bad input, 3 inconclusive.",
+    )
+    parser.add_argument("original", help=f"the model before folding: {suffix_list()}")
+    parser.add_argument("candidate", help="the model the tool made (the same format; a .tflite for a Keras original)")
+    _verification_options(parser)
+    return parser
 
 
 def _fail(message: str) -> int:
-    print(f"foldscope: error: {message}", file=sys.stderr)
+    print(f"foldscope: error: {plain(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
+class _Written:
+    """Files a run writes; all of them go again if the run ends with a bad-input error."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def add(self, path: str | os.PathLike) -> Path:
+        p = Path(path)
+        self.paths.append(p)
+        return p
+
+    def remove(self) -> None:
+        for p in self.paths:
+            if p.is_dir():
+                for child in p.iterdir():
+                    child.unlink(missing_ok=True)
+                p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: Callable[[argparse.Namespace, _Written], int]
+    if argv[:1] == ["check"]:
+        args, command = check_parser().parse_args(argv[1:]), _check
+    else:
+        args, command = fold_parser().parse_args(argv), _fold
+    if args.samples < 1:
+        return _fail(f"--samples must be at least 1; received {args.samples}.")
     if not os.environ.get("FOLDSCOPE_DEBUG"):
         # Library warnings (Keras' skipped weights, zipfile's invalid paths) would break the
         # one-line contract on stderr; the error itself says what went wrong.
         warnings.simplefilter("ignore")
+    written = _Written()
     try:
-        return _run(args)
-    except Exception as exc:  # the contract: one line, exit 2, never a traceback
+        return command(args, written)
+    except Exception as exc:  # the contract: one line, exit 2, never a traceback, no file left behind
+        written.remove()
         if os.environ.get("FOLDSCOPE_DEBUG"):
             raise
         if isinstance(exc, FoldError):
             return _fail(str(exc))
-        return _fail(f"cannot fold '{args.input}': {type(exc).__name__}: {one_line(exc)}")
+        what = getattr(args, "input", None) or getattr(args, "candidate", "")
+        return _fail(f"cannot verify '{what}': {type(exc).__name__}: {one_line(exc)}")
 
 
 def cle_output(output: str, fmt: Format) -> str:
@@ -105,7 +180,16 @@ def cle_output(output: str, fmt: Format) -> str:
     return str(p.with_name(f"{p.stem}_cle{fmt.output_suffix}"))
 
 
-def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: Format) -> None:
+def _verify_options(args: argparse.Namespace) -> dict:
+    """The verification's inputs and tolerance from the command line."""
+    shapes = dict(args.input_shape)
+    arrays = read_arrays(args.inputs_file) if args.inputs_file else None
+    if arrays is not None and shapes:
+        raise FoldError("--input-shape and --inputs-file exclude each other: the file's arrays have their shapes.")
+    return {"atol": args.atol, "shapes": shapes or None, "arrays": arrays}
+
+
+def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: Format, written: _Written) -> None:
     from fold.quantization import quant_report
     from fold.report import quant_text
 
@@ -114,57 +198,78 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
     result.timings_s["quantization"] = time.perf_counter() - start
     print(quant_text(report))
     if args.quant_report:
-        Path(args.quant_report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        written.add(args.quant_report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     if args.cle:
         path = cle_output(output, fmt)
-        result.frontend.write(report.equalized if report.equalized is not None else result.folded, Path(path))
+        result.frontend.write(report.equalized if report.equalized is not None else result.folded, written.add(path))
         pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) if report.pairs else \
             "none (no folded layer is followed, through ReLU or nothing, by a layer it alone feeds)"
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _fold(args: argparse.Namespace, written: _Written) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
-    if args.cle and not edits_weights(fmt.frontend()):
-        raise FoldError(f"--cle edits weights, which foldscope does for Keras and ONNX models; "
-                        f"'{Path(args.input).name}' is a {fmt.label} file.")
+    options = _verify_options(args)
     from fold.pipeline import fold_file, verify
     from fold.report import pairs_table, per_layer_text, report_dict, verification_text
 
     output = args.output or default_output(args.input, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
-    result.frontend.write(result.folded, Path(output))
+    checked = verify(result, args.samples, args.seed, **options)
+    check = checked.verification
+    result.frontend.write(result.folded, written.add(output))
     if args.tflite:
         from fold.frontends.keras.io import to_tflite
 
-        Path(args.tflite).write_bytes(to_tflite(result.folded))
-    start = time.perf_counter()
-    checked = verify(result.frontend, result.original, result.folded, args.samples, args.seed, atol=args.atol)
-    check = checked.verification
-    result.timings_s["verify"] = time.perf_counter() - start
-
-    print(pairs_table(result.decisions))
+        written.add(args.tflite).write_bytes(to_tflite(result.folded))
+    print(pairs_table(result.decisions, check))
     print()
     print(f"BatchNorms: {result.bn_before} before, {result.bn_after} after; folded model written to {output}")
     print(verification_text(check))
-    diffs = None
     if args.per_layer:
-        from fold.pipeline import per_layer
-
-        start = time.perf_counter()
-        diffs = per_layer(result, samples=1, seed=args.seed)
-        result.timings_s["per_layer"] = time.perf_counter() - start
-        print(per_layer_text(diffs))
+        print(per_layer_text(check))
     if args.quant_report or args.cle:
-        _quantization(args, result, checked, output, fmt)
+        _quantization(args, result, checked, output, fmt, written)
     if args.model_explorer:
         from fold.model_explorer import export
 
-        written = export(result, args.model_explorer, diffs)
-        print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in written)}")
+        existed = Path(args.model_explorer).exists()
+        files = export(result, args.model_explorer, check.layers)
+        if not existed:
+            written.add(args.model_explorer)
+        print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in files)}")
     if args.report:
-        report = report_dict(args.input, output, result, check, diffs)
-        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    return EXIT_OK if check.passed else EXIT_MISMATCH
+        report = report_dict(args.input, output, result, check, args.per_layer)
+        written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    return EXIT[check.verdict]
+
+
+def _check(args: argparse.Namespace, written: _Written) -> int:
+    for path in (args.original, args.candidate):
+        check_model_file(path)
+    options = _verify_options(args)
+    from fold.check import check_files
+    from fold.report import per_layer_text, table, verification_text
+
+    result = check_files(args.original, args.candidate, args.samples, args.seed,
+                         inputs=args.inputs, outputs=args.outputs, **options)
+    check = result.checked.verification
+    by_layer = {c.layer: c for c in check.folded_layers}
+    rows = [(f.bn, f.layer, f.status, f.into or ("" if f.status == "kept" else "not lined up: checked at the outputs"),
+             "" if f.into not in by_layer else ("PASS" if by_layer[f.into].passed else "FAIL"))
+            for f in result.fates]
+    if rows:
+        print(table(("bn", "original layer", "status", "into", "check"), rows))
+    else:
+        print(f"'{Path(args.original).name}' has no BatchNormalization to fold.")
+    print()
+    print(f"BatchNorms: {result.bn_original} in '{Path(args.original).name}', {result.bn_candidate} in "
+          f"'{Path(args.candidate).name}'")
+    print(verification_text(check))
+    if args.per_layer:
+        print(per_layer_text(check))
+    if args.report:
+        written.add(args.report).write_text(json.dumps(result.to_dict(args.original, args.candidate), indent=2) + "\n")
+    return EXIT[check.verdict]

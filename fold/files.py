@@ -6,7 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from fold.errors import FoldError
+from fold.errors import FoldError, one_line
 from fold.frontend import SUFFIXES, Format, format_for
 
 #: Largest model file foldscope reads (bytes); the app's upload limit matches it.
@@ -31,6 +31,39 @@ def size_pair(size: int, limit: int) -> str:
 def suffix_list() -> str:
     """The accepted suffixes for a sentence: ".keras, .h5, ... or .onnx"."""
     return ", ".join(SUFFIXES[:-1]) + f" or {SUFFIXES[-1]}"
+
+
+#: Largest inputs file foldscope reads (bytes).
+MAX_INPUTS_BYTES = 1024 * 1024 * 1024
+
+
+def read_arrays(source: str | os.PathLike | bytes, name: str | None = None) -> dict[str | None, "np.ndarray"]:
+    """Arrays from a .npz (keyed by input name) or a .npy (one array, key None: the model's only
+    input), without pickles; a FoldError names the file when it is not one."""
+    import io
+
+    import numpy as np
+
+    label = name or ("the inputs file" if isinstance(source, bytes) else Path(source).name)
+    try:
+        if isinstance(source, bytes):
+            data = source
+        else:
+            p = Path(source)
+            if not p.is_file():
+                raise FoldError(f"No such inputs file: '{p}'.")
+            if p.stat().st_size > MAX_INPUTS_BYTES:
+                raise FoldError(f"'{label}' is {size_pair(p.stat().st_size, MAX_INPUTS_BYTES)} limit for inputs files.")
+            data = p.read_bytes()
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {None: loaded}
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except FoldError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise FoldError(f"'{label}' is not a .npz or .npy file of arrays ({one_line(exc, 120)}).") from exc
 
 
 def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> Format:

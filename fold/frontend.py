@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 import networkx as nx
 import numpy as np
 
+from fold.core.affine import channel_rows
 from fold.core.kinds import Kind
 from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
@@ -32,12 +33,42 @@ M = TypeVar("M")
 
 @dataclass(frozen=True)
 class LayerKernel:
-    """The weights a fold rescales in one layer: kernel (and bias), laid out as ``kind`` says."""
+    """The weights a fold rescales in one layer: kernel (and bias), laid out as ``kind`` says.
+
+    taps: the layer's reduction length (terms summed per output element) when it is not
+    ``kernel.size / channels`` (a separable layer: its depthwise taps plus its pointwise inputs).
+    """
 
     kernel: np.ndarray
     bias: np.ndarray | None
     kind: Kind
     groups: int = 1
+    taps: int | None = None
+
+    @property
+    def channels(self) -> int:
+        return int(channel_rows(self.kernel, self.kind, self.groups).shape[0])
+
+    @property
+    def reduction(self) -> int:
+        """Terms summed per output element (upper bound for transposed convolutions)."""
+        if self.taps is not None:
+            return int(self.taps)
+        return max(1, int(np.asarray(self.kernel).size) // max(self.channels, 1))
+
+
+@dataclass
+class Tap:
+    """What one run of a model exposed: its outputs (in ``outputs`` order), the first output of
+    each tapped node and the data inputs each fed layer received."""
+
+    outputs: list[np.ndarray]
+    nodes: dict[str, np.ndarray]
+    feeds: dict[str, list[np.ndarray]]
+
+
+#: Runs one layer alone: (its data inputs, the model inputs of the same rows) -> its output.
+LayerRun = Callable[[list[np.ndarray], list[np.ndarray]], np.ndarray]
 
 
 class Frontend(Protocol[M]):
@@ -72,17 +103,27 @@ class Frontend(Protocol[M]):
         """A function that runs one batch (the model's fixed batch size, if it has one) and
         returns the outputs; whatever it needs (a session, an interpreter) is set up once."""
 
-    def layer_outputs(self, model: M, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
-        """The outputs of the graph ``nodes`` on one batch of ``inputs`` (the first output of each,
-        all from one run); a node the runtime cannot expose is left out."""
+    def tapper(self, model: M, nodes: Sequence[str] = (), feeds: Sequence[str] = ()) -> Callable[[list[np.ndarray]], Tap]:
+        """A function that runs one batch and returns a ``Tap``: the outputs, the first output of
+        each of ``nodes`` and the data inputs of each layer of ``feeds`` (graph ids, "outer/inner"
+        inside nested models), all from one run; whatever the runtime cannot expose is left out.
+        Set up once, like ``runner``."""
+
+    def layer_runners(self, model: M, layers: Sequence[tuple[str, str]], magnitude: bool = False
+                      ) -> dict[str, LayerRun]:
+        """For each (layer, until) a function that runs the layer alone, through ``until`` (the node
+        that produces what the BN produced: the layer itself, its bias add, an activation kept as
+        its own op), on given data inputs. ``magnitude`` runs the layer alone with every weight
+        replaced by its absolute value, no bias and no activation (Σ|W||x|, fed |x|). A layer the
+        runtime cannot run alone is left out."""
 
     def kernel(self, model: M, layer: str) -> LayerKernel:
-        """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``)."""
+        """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``); a
+        ValueError when the layer has no constant kernel."""
 
     def with_kernels(self, model: M, kernels: Mapping[str, LayerKernel]) -> M:
         """A copy of the model whose named layers have the given kernels (and biases, when given);
-        ``model`` is untouched. Optional: a frontend without it offers no weight editing (the
-        quantization view's end-to-end figures and cross-layer equalization then do not apply)."""
+        ``model`` is untouched."""
 
     def write(self, model: M, path: Path) -> None:
         """Save the model to ``path`` (which has ``format.output_suffix``)."""
@@ -150,11 +191,6 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
 
 #: Every accepted model file suffix, in table order.
 SUFFIXES: tuple[str, ...] = tuple(s for f in FRONTENDS.values() for s in f.suffixes)
-
-
-def edits_weights(frontend: Frontend) -> bool:
-    """Whether the frontend can write new weights into a copy of a model (``Frontend.with_kernels``)."""
-    return callable(getattr(frontend, "with_kernels", None))
 
 
 def format_for(path: str | Path) -> Format | None:

@@ -8,8 +8,8 @@ app loads:
                                              namespaces ("outer/inner"), which Model Explorer
                                              shows as layers to expand
     before_fold.json, after_fold.json        node data: the fold status of every node
-    after_layer_diff.json                    node data: each layer's max relative diff (when
-                                             per-layer diffs were computed)
+    after_layer_diff.json                    node data: each compared tensor's |diff| / tolerance
+                                             (the verification's checks, when given)
     mapping.json                             {"mappingEntries": [...]}: a folded layer and its BN
                                              on the left, the folded layer on the right; every
                                              other node to itself (for the split view's sync)
@@ -29,7 +29,7 @@ import networkx as nx
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import fold_notes
-from fold.core.verification import LayerDiff
+from fold.core.verdict import TensorCheck
 
 #: Fold status of a node, as node data values (unchanged, a BN folded into it, a BN folded away, a BN
 #: left), with the colour Model Explorer gives them.
@@ -87,13 +87,13 @@ def _status_data(values: dict[str, int], graph: nx.DiGraph):
     return nd.GraphNodeData(results=results, thresholds=thresholds, name="fold status")
 
 
-def _diff_data(diffs: Sequence[LayerDiff]):
+def _diff_data(checks: Sequence[TensorCheck]):
     from model_explorer import node_data_builder as nd
 
-    results = {d.layer: nd.NodeDataResult(value=float(d.max_rel_diff)) for d in diffs}
+    results = {c.layer: nd.NodeDataResult(value=float(min(c.margin, 1e6))) for c in checks}
     gradient = [nd.GradientItem(stop=0, bgColor="#e5f5e0"), nd.GradientItem(stop=0.5, bgColor="#fee08b"),
                 nd.GradientItem(stop=1, bgColor="#d73027")]
-    return nd.GraphNodeData(results=results, gradient=gradient, name="max rel diff (folded vs original)")
+    return nd.GraphNodeData(results=results, gradient=gradient, name="check: |diff| / tolerance (above 1: fails)")
 
 
 def mapping(result: FoldResult) -> dict:
@@ -109,7 +109,7 @@ def mapping(result: FoldResult) -> dict:
     return {"mappingEntries": entries}
 
 
-def export(result: FoldResult, directory: str | Path, diffs: Sequence[LayerDiff] | None = None) -> list[Path]:
+def export(result: FoldResult, directory: str | Path, diffs: Sequence[TensorCheck] | None = None) -> list[Path]:
     """Write the Model Explorer files of a fold into ``directory``; returns their paths."""
     from model_explorer import graph_builder as gb
     from model_explorer.utils import remove_none

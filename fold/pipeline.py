@@ -1,7 +1,7 @@
 """The format-neutral pipeline: load a file, fold a model, verify the result. Written once, for every frontend.
 
     result = fold_file("unet.keras")                       # any format in FRONTENDS
-    checked = verify(result.frontend, result.original, result.folded, samples=8, seed=0)
+    checked = verify(result, samples=8, seed=0)       # checked.verification.verdict: pass/fail/inconclusive
     result.frontend.write(result.folded, "unet_folded.keras")
 """
 
@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fold.core.result import FoldResult
-from fold.core.rules import decide
+from fold.core.rules import Decision, decide
 from fold.core.verification import (
-    LayerDiff, Verification, batch_size, compare, layer_diffs, run_in_batches, sample_inputs,
+    FREE_DIMS, SAMPLES, InputSpec, batch_size, check_inputs, run_in_batches, sample_inputs,
 )
-from fold.errors import FoldError
+from fold.errors import FoldError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import FRONTENDS, Frontend
+from fold.comparison import Checked, Side, compare_models, fold_correspondence
 
 
 def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, *, upload: bool = False,
@@ -70,58 +71,87 @@ def run(frontend: Frontend, model: Any, inputs: list[np.ndarray]) -> list[np.nda
     return run_in_batches(frontend.runner(model), inputs, batch_size(frontend.inputs(model), rows))
 
 
-@dataclass
-class Checked:
-    """A verification with the inputs it used and both models' outputs on them."""
+def model_inputs(frontend: Frontend, model: Any, samples: int = SAMPLES, seed: int = 0, *,
+                 shapes: Mapping[str, Sequence[int]] | None = None, arrays: Mapping[str, np.ndarray] | None = None,
+                 specs: Sequence[InputSpec] | None = None) -> tuple[list[np.ndarray], str]:
+    """The verification inputs and where they came from ("file" or "recipe").
 
-    verification: Verification
-    inputs: list[np.ndarray]
-    original_outputs: list[np.ndarray]
-    folded_outputs: list[np.ndarray]
-
-
-def verify(frontend: Frontend, original: Any, folded: Any, samples: int = 8, seed: int = 0, *,
-           atol: float | None = None, inputs: list[np.ndarray] | None = None,
-           reference: list[np.ndarray] | None = None) -> Checked:
-    """Run both models on the same inputs and compare their outputs.
-
-    Without ``inputs``, ``samples`` rows are drawn from ``seed`` by the one input recipe
-    (``fold.core.verification.sample_inputs``: a model with a fixed batch size B gets the
-    next multiple of B); the Verification says how many rows were compared. ``reference``:
-    ``original``'s outputs on ``inputs`` when they are already known (it is then not run).
+    ``arrays`` (by input name) are checked against the model's inputs and used as they are.
+    Otherwise the recipe draws ``samples`` rows; its unknown dimensions take ``shapes`` (by input
+    name, whole shapes) or FREE_DIM, and when the model cannot run at FREE_DIM the next sizes of
+    FREE_DIMS are tried on one batch. A FoldError names the input, the sizes tried and the flag
+    when none runs. ``specs``: the inputs to draw for, when not the model's own (a check's merged specs).
     """
-    given = inputs is not None
-    if not given:
-        inputs = sample_inputs(frontend.inputs(original), samples, seed)
-    if reference is None:
-        reference = run(frontend, original, inputs)
-    candidate = run(frontend, folded, inputs)
-    outputs = frontend.outputs(original)
-    verification = compare(reference, candidate, [o.name for o in outputs],
-                           channel_axes=[o.channel_axis for o in outputs], atol=atol,
-                           samples=int(inputs[0].shape[0]) if inputs else 0, seed=None if given else seed)
-    return Checked(verification, inputs, reference, candidate)
+    specs = list(specs if specs is not None else frontend.inputs(model))
+    if arrays is not None and None in arrays:  # a .npy: the model's only input
+        if len(specs) != 1:
+            raise FoldError(f"A .npy file holds one array; the model has {len(specs)} inputs "
+                            f"({', '.join(s.name for s in specs)}): give a .npz keyed by input name.")
+        arrays = {specs[0].name: arrays[None]}
+    if arrays is not None:
+        try:
+            return check_inputs(specs, arrays), "file"
+        except ValueError as exc:
+            raise FoldError(f"The inputs given do not fit the model: {exc}.") from exc
+    given = dict(shapes or {})
+    unknown = sorted(set(given) - {s.name for s in specs})
+    if unknown:
+        raise FoldError(f"--input-shape names '{unknown[0]}', which is not an input of the model "
+                        f"(its inputs: {', '.join(s.name for s in specs)}).")
+    try:
+        if not any(s.free and s.name not in given for s in specs):
+            return sample_inputs(specs, samples, seed, shapes=given), "recipe"
+        runner = frontend.runner(model)
+        first_error = None
+        for size in FREE_DIMS:
+            inputs = sample_inputs(specs, samples, seed, shapes=given, free_dim=size)
+            try:
+                runner([x[:batch_size(specs, samples)] for x in inputs])
+                return inputs, "recipe"
+            except Exception as exc:  # any runtime's refusal: try the next size
+                first_error = first_error or exc
+    except ValueError as exc:
+        raise FoldError(f"Cannot make inputs for the model: {exc}.") from exc
+    free = next(s for s in specs if s.free and s.name not in given)
+    tried = f"{FREE_DIMS[0]} to {FREE_DIMS[-1]}"
+    example = "x".join(str(d) if d is not None else "N" for d in free.shape)
+    raise FoldError(f"The model does not run with the unknown dimensions of input '{free.name}' "
+                    f"({'x'.join('?' if d is None else str(d) for d in free.shape)}) set to any size from {tried} "
+                    f"({one_line(first_error, 120)}); give its shape with --input-shape {free.name}={example}.")
 
 
-def per_layer(result: FoldResult, samples: int = 1, seed: int = 0,
-              inputs: list[np.ndarray] | None = None) -> list[LayerDiff]:
-    """Where the error enters: every layer's output in the folded model against the original's.
+def verify(result: FoldResult, samples: int = SAMPLES, seed: int = 0, **options: Any) -> Checked:
+    """Verify a fold (``fold.core.verdict``): every folded pair at its own scale, every output and
+    every node both graphs share end to end; the time it took is in ``result.timings_s``.
+    ``options``: as ``verify_models`` takes them (inputs, shapes, arrays, atol)."""
+    start = time.perf_counter()
+    checked = verify_models(result.frontend, result.original, result.folded, samples, seed,
+                            decisions=result.decisions, graphs=(result.graph_before, result.graph_after), **options)
+    result.timings_s["verify"] = time.perf_counter() - start
+    return checked
 
-    A folded layer is compared with the BN it absorbed (the original's BN output against the
-    node that now produces it); every other node both graphs share, with itself. The layers
-    inside a nested model are compared as the nested model's output (runtimes expose only the
-    top level). Inputs: ``samples`` rows from ``seed`` by the one recipe, unless given.
+
+def verify_models(frontend: Frontend, original: Any, other: Any, samples: int = SAMPLES, seed: int = 0, *,
+                  decisions: Sequence[Decision] = (), atol: float | None = None,
+                  inputs: list[np.ndarray] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
+                  arrays: Mapping[str, np.ndarray] | None = None, graphs: tuple | None = None,
+                  tensors: bool = True) -> Checked:
+    """Verify ``other`` against ``original`` (two models of one frontend): the folded pairs of
+    ``decisions`` at their own scale, every output and (unless ``tensors`` is False: a model whose
+    insides were changed on purpose, as cross-layer equalization does) every node both graphs
+    share end to end.
+
+    Inputs: ``inputs`` as given, else ``arrays`` (by input name), else ``samples`` rows from
+    ``seed`` by the one recipe (``model_inputs``). ``graphs``: both models' graphs, when known.
     """
-    frontend = result.frontend
+    source = "given"
     if inputs is None:
-        inputs = sample_inputs(frontend.inputs(result.original), samples, seed)
-    folded = result.folded_pairs
-    replaced = {d.layer for d in folded} | {d.output_node or d.layer for d in folded}
-    removed = {n for d in folded for n in d.bn_nodes}
-    pairs = [(d.layer, d.bn_nodes[-1], d.output_node or d.layer) for d in folded]
-    before_nodes = result.graph_before.nodes
-    pairs += [(n, n, n) for n, role in result.graph_after.nodes(data="role")
-              if n in before_nodes and role != "input" and n not in replaced | removed]
-    before = frontend.layer_outputs(result.original, inputs, [p[1] for p in pairs])
-    after = frontend.layer_outputs(result.folded, inputs, [p[2] for p in pairs])
-    return layer_diffs(pairs, before, after)
+        inputs, source = model_inputs(frontend, original, samples, seed, shapes=shapes, arrays=arrays)
+    before, after = graphs or (frontend.graph(original), frontend.graph(other))
+    corr = fold_correspondence(decisions, before, after)
+    if not tensors:
+        corr.shared = []
+    checked = compare_models(Side(frontend, original, before), Side(frontend, other, after), corr, inputs,
+                             seed=seed if source == "recipe" else None, source=source, atol=atol)
+    checked.verification.input_shapes = {s.name: list(np.shape(x)) for s, x in zip(frontend.inputs(original), inputs)}
+    return checked

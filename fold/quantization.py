@@ -15,8 +15,7 @@ End to end (on the verification's inputs, against the original's float outputs t
 activations in float, every linear layer's weights fake-quantized; the whole output's SQNR):
 the original with its BNs in float, the folded model per tensor, per channel, and folded +
 equalized per tensor.
-End-to-end figures and equalization need a frontend that can edit weights
-(``Frontend.with_kernels``: Keras and ONNX); elsewhere they are None.
+Every frontend edits weights (``Frontend.with_kernels``), so every format gets all of them.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ from fold.core.quant import Sqnr, channel_peaks, equalize, output_sqnr, quantize
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification
-from fold.frontend import Frontend, LayerKernel, edits_weights
-from fold.pipeline import Checked, run, verify
+from fold.frontend import Frontend, LayerKernel
+from fold.pipeline import Checked, run, verify, verify_models
 
 FIGURES = ("per_tensor_before", "per_tensor_after", "per_channel_after", "per_tensor_after_cle")
 OUTPUT_FIGURES = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
@@ -107,12 +106,13 @@ def cle_pairs(result: FoldResult) -> list[tuple[str, str]]:
     """(layer 1, layer 2) for every folded layer followed, through ReLU or nothing, by a linear
     layer that alone reads it (top-level graph nodes)."""
     graph = result.graph_after
-    folded = {d.layer for d in result.folded_pairs}
+    outputs = graph.graph.get("outputs", [])
     pairs = []
-    for layer in folded:
-        if layer not in graph or not _own_activation(graph, layer) or layer in graph.graph.get("outputs", []):
+    for d in result.folded_pairs:
+        layer, tail = d.layer, d.output_node or d.layer  # tail: a GraphDef's BiasAdd named like the BN
+        if layer not in graph or tail not in graph or not _own_activation(graph, layer) or tail in outputs:
             continue
-        after = list(graph.successors(layer))
+        after = list(graph.successors(tail))
         if len(after) == 1 and graph.nodes[after[0]].get("role") == "activation" and _homogeneous(graph, after[0]):
             after = list(graph.successors(after[0])) if after[0] not in graph.graph.get("outputs", []) else []
         if len(after) == 1 and graph.nodes[after[0]].get("role") == "linear":
@@ -207,17 +207,14 @@ def quant_report(result: FoldResult, checked: Checked | None = None, samples: in
     frontend = result.frontend
     original = _linear_kernels(frontend, result.original, result.graph_before)
     folded = _linear_kernels(frontend, result.folded, result.graph_after)
-    edits = edits_weights(frontend)
-    cle, pairs = equalized_kernels(result, folded) if edits else ({}, [])
+    cle, pairs = equalized_kernels(result, folded)
     layers = [layer_quant(d, original[d.layer], folded[d.layer], cle[d.layer].kernel if d.layer in cle else None)
               for d in result.folded_pairs if d.layer in original and d.layer in folded]
-    if not edits:
-        return QuantReport(layers, dict.fromkeys(OUTPUT_FIGURES))
     if checked is None:
-        checked = verify(frontend, result.original, result.folded, samples, seed)
+        checked = verify(result, samples, seed)
     equalized, check = None, None
     if pairs:
         equalized = frontend.with_kernels(result.folded, cle)
-        check = verify(frontend, result.folded, equalized, inputs=checked.inputs,
-                       reference=checked.folded_outputs).verification
+        check = verify_models(frontend, result.folded, equalized, inputs=checked.inputs,
+                              graphs=(result.graph_after, result.graph_after), tensors=False).verification
     return QuantReport(layers, _end_to_end(result, checked, original, folded, cle, equalized), pairs, equalized, check)

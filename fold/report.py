@@ -1,4 +1,4 @@
-"""The fold report: one JSON-ready dict and a plain-text table, shared by the command line and the app."""
+"""The fold report: one JSON-ready dict and plain-text tables, shared by the command line and the app."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ from collections.abc import Sequence
 
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import LayerDiff, Verification
+from fold.core.verdict import TensorCheck
+from fold.core.verification import Verification
+
+#: What the verdicts are called in text (the report's JSON says "pass", "fail", "inconclusive").
+VERDICTS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+#: A max rel diff above this is explained whenever it is printed beside PASS.
+LARGE_REL_DIFF = 1e-3
 
 
 def report_dict(input_path: str, output_path: str | None, result: FoldResult,
-                verification: Verification | None, per_layer: Sequence[LayerDiff] | None = None) -> dict:
+                verification: Verification | None, per_layer: bool = False) -> dict:
     """The ``--report`` JSON (keys are a contract other tools rely on); ``per_layer`` is null
-    unless the layer outputs were compared."""
+    unless asked for (then every compared tensor's figures, as in ``verification.layers``)."""
     return {
         "input": input_path,
         "output": output_path,
@@ -22,17 +28,33 @@ def report_dict(input_path: str, output_path: str | None, result: FoldResult,
         "bn_before": result.bn_before,
         "bn_after": result.bn_after,
         "verification": verification.to_dict() if verification else None,
-        "per_layer": None if per_layer is None else [d.to_dict() for d in per_layer],
+        "per_layer": None if not per_layer or verification is None else [
+            {"layer": c.layer, "max_abs_diff": c.max_abs_diff, "max_rel_diff": c.max_rel_diff}
+            for c in verification.layers],
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
     }
 
 
-def pairs_table(decisions: list[Decision]) -> str:
-    """One row per candidate pair: layer, BN, kind, status, reason."""
-    rows = [(d.layer, d.bn, d.op, d.status, d.reason or "") for d in decisions]
-    if not rows:
+def pairs_table(decisions: list[Decision], verification: Verification | None = None) -> str:
+    """One row per candidate pair: layer, BN, kind, status, its own check, reason."""
+    if not decisions:
         return "No BatchNormalization layers found: nothing to fold."
-    return table(("layer", "bn", "kind", "status", "reason"), rows)
+    by_layer = {c.layer: c for c in verification.folded_layers} if verification else {}
+    rows = [(d.layer, d.bn, d.op, d.status, layer_verdict(by_layer.get(d.layer), d, verification), d.reason or "")
+            for d in decisions]
+    return table(("layer", "bn", "kind", "status", "check", "reason"), rows)
+
+
+def layer_verdict(check: TensorCheck | None, decision: Decision | None = None,
+                  verification: Verification | None = None) -> str:
+    """A folded pair's own verdict in a word or two ("" for a skipped pair)."""
+    if decision is not None and not decision.folded:
+        return ""
+    if check is None:
+        return "at outputs" if verification is not None else ""
+    if not check.passed:
+        return "FAIL"
+    return "PASS" if check.conclusive else "not exercised"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -43,31 +65,50 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _inputs_text(v: Verification) -> str:
+    shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in v.input_shapes.items())
+    source = {"recipe": f"seed {v.seed}", "file": "from the inputs file", "given": "inputs given"}[v.inputs_source]
+    return f"{v.samples} samples, {source}" + (f"; {shapes}" if shapes else "")
+
+
 def verification_text(v: Verification) -> str:
-    """The verification figures, whole model then per output."""
-    verdict = "PASS" if v.passed else "FAIL"
-    lines = [
-        f"verification ({v.samples} samples{'' if v.seed is None else f', seed {v.seed}'}): {verdict}",
-        f"  max abs diff  {v.max_abs_diff:.3e}   (atol {v.atol:.3e})",
+    """The verdict and what decided it: the worst folded layer, then every output."""
+    lines = [f"verification ({_inputs_text(v)}): {VERDICTS[v.verdict]}", f"  {v.reason}"]
+    worst = v.worst_layer()
+    if worst is not None:
+        lines.append(f"  worst layer  '{worst.layer}' ({worst.bn}): max rel diff {worst.max_rel_diff:.3e}, "
+                     f"{worst.margin:.3g}x its float tolerance, channel {worst.worst_channel}"
+                     + (f"; not exercised: {len(worst.not_exercised)} of {worst.channels} channels"
+                        if worst.not_exercised else ""))
+    quiet = [c for c in v.folded_layers if c.not_exercised and c is not worst]
+    if quiet:
+        lines.append(f"  {len(quiet)} more folded layer(s) have channels these inputs leave constant: "
+                     + ", ".join(f"'{c.layer}' ({len(c.not_exercised)} of {c.channels})" for c in quiet[:5]))
+    if v.output_only:
+        lines.append(f"  checked at the outputs only: {', '.join(v.output_only)}")
+    lines += [
+        f"  max abs diff  {v.max_abs_diff:.3e}   (budget {v.atol:.3e})",
         f"  mean abs diff {v.mean_abs_diff:.3e}",
-        f"  max rel diff  {v.max_rel_diff:.3e}",
+        f"  max rel diff  {v.max_rel_diff:.3e}   (a channel's max |diff| over its own max |output|)",
     ]
     for out in v.per_output:
-        worst = max(range(len(out.per_channel_max_abs_diff)), key=out.per_channel_max_abs_diff.__getitem__)
-        lines.append(
-            f"  output '{out.name}' {list(out.shape)} {out.dtype}: max abs diff {out.max_abs_diff:.3e}, "
-            f"mean {out.mean_abs_diff:.3e}, worst channel {worst}"
-        )
+        lines.append(f"  output '{out.name}' {list(out.shape)} {out.dtype}: max abs diff {out.max_abs_diff:.3e} "
+                     f"(budget {out.atol:.3e}), max rel diff {out.max_rel_diff:.3e}, worst channel {out.worst_channel}")
+    if v.passed and v.max_rel_diff > LARGE_REL_DIFF:
+        lines.append(f"  (a max rel diff of {v.max_rel_diff:.1e} passes here because float error in the layers before "
+                     "the outputs moves them as far: the nudged model shows it; each folded layer was judged at its "
+                     "own scale above)")
     return "\n".join(lines)
 
 
-def per_layer_text(diffs: Sequence[LayerDiff], top: int = 5) -> str:
-    """Where the error enters: the layers whose outputs moved most, relative to their own size."""
-    if not diffs:
+def per_layer_text(v: Verification, top: int = 5) -> str:
+    """The compared tensors closest to their tolerance."""
+    if not v.layers:
         return "per layer: no layer output could be compared."
-    worst = sorted(diffs, key=lambda d: d.max_rel_diff, reverse=True)[:top]
-    lines = [f"per layer ({len(diffs)} layers compared on one sample), largest relative diffs:"]
-    lines += [f"  {d.layer:<30} max rel diff {d.max_rel_diff:.3e}  max abs diff {d.max_abs_diff:.3e}" for d in worst]
+    worst = sorted(v.layers, key=lambda c: c.margin, reverse=True)[:top]
+    lines = [f"per layer ({len(v.layers)} tensors compared), closest to their tolerance:"]
+    lines += [f"  {c.layer:<30} {c.role:<7} max rel diff {c.max_rel_diff:.3e}  max abs diff {c.max_abs_diff:.3e}  "
+              f"{c.margin:.3g}x tolerance" for c in worst]
     return "\n".join(lines)
 
 

@@ -57,8 +57,8 @@ def assert_folds(frontend: Frontend, model: Any, expect_folded: int | None = Non
         assert len(folded) == expect_folded, _table(result)
     removed = len(folded) if bns_removed is None else bns_removed
     assert result.bn_after == result.bn_before - removed, (result.bn_before, result.bn_after, _table(result))
-    checked = verify(frontend, model, result.folded, samples, seed, inputs=probe)
-    for was, now in zip(before, checked.original_outputs):
+    checked = verify(result, inputs=probe)
+    for was, now in zip(before, run(frontend, model, probe)):
         np.testing.assert_array_equal(was, now, err_msg="folding changed the user's model")
     check = checked.verification
     assert check.passed and check.max_rel_diff <= rtol, check.to_dict()
@@ -88,7 +88,7 @@ def assert_skipped(frontend: Frontend, model: Any, rule: str, words: str | None 
         assert words in decision.reason, decision.reason
     assert result.bn_after == result.bn_before
     if check_outputs:
-        checked = verify(frontend, model, result.folded, 2, 0)
+        checked = verify(result, 2, 0)
         assert checked.verification.max_abs_diff == 0.0, checked.verification.to_dict()
     return decision
 
@@ -105,35 +105,40 @@ def randomize_biases(model: keras.Model, seed: int = 1) -> keras.Model:
     return model
 
 
-def _to_float64(value):
+def _retyped(value, dtype: str):
     if isinstance(value, dict):
         if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and "config" in value:
-            return {**value, "config": {**value["config"], "name": "float64"}}
-        out = {k: _to_float64(v) for k, v in value.items()}
+            return {**value, "config": {**value["config"], "name": dtype}}
+        out = {k: _retyped(v, dtype) for k, v in value.items()}
         if out.get("class_name") == "__keras_tensor__":
-            out["config"] = {**out["config"], "dtype": "float64"}
+            out["config"] = {**out["config"], "dtype": dtype}
         if "dtype" in out and isinstance(out["dtype"], str) and "float" in out["dtype"]:
-            out["dtype"] = "float64"
+            out["dtype"] = dtype
         return out
     if isinstance(value, list):
-        return [_to_float64(v) for v in value]
+        return [_retyped(v, dtype) for v in value]
     if isinstance(value, tuple):
-        return tuple(_to_float64(v) for v in value)
+        return tuple(_retyped(v, dtype) for v in value)
     return value
 
 
-def float64_twin(model: keras.Model) -> keras.Model:
-    """The same architecture and weights, every layer computing in float64.
+def twin(model: keras.Model, dtype: str = "float64") -> keras.Model:
+    """The same architecture and weights, every layer computing in ``dtype``.
 
-    It computes conv-then-BN explicitly in double precision and shares no code with the
-    folding math.
+    In float64 it computes conv-then-BN explicitly in double precision and shares no code with
+    the folding math.
     """
     ser = keras.saving.serialize_keras_object(model)
     ser.pop("compile_config", None)
-    twin = keras.saving.deserialize_keras_object(_to_float64(ser), safe_mode=True)
-    for src, dst in zip(model.weights, twin.weights):
-        dst.assign(np.asarray(src.numpy(), dtype=np.float64))
-    return twin
+    copy = keras.saving.deserialize_keras_object(_retyped(ser, dtype), safe_mode=True)
+    for src, dst in zip(model.weights, copy.weights):
+        dst.assign(np.asarray(src.numpy(), dtype=dtype))
+    return copy
+
+
+def float64_twin(model: keras.Model) -> keras.Model:
+    """``twin`` in float64: the independent reference."""
+    return twin(model, "float64")
 
 
 def keras_reference(model: keras.Model, samples: int = 3, seed: int = 0) -> Reference:

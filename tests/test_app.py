@@ -31,15 +31,16 @@ def toggle(at: AppTest, label_start: str):
 def assert_page_ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert metric(at, "max abs diff (whole model)") < 1e-3
-    assert metric(at, "mean abs diff") <= metric(at, "max abs diff (whole model)")
+    assert any(s.value.startswith("**PASS.**") for s in at.success), [s.value for s in at.success]
+    assert metric(at, "max abs diff (outputs)") < 1e-3
+    assert metric(at, "mean abs diff") <= metric(at, "max abs diff (outputs)")
     assert len(at.dataframe) >= 1
 
 
 def test_seed_example_reproduces_the_note():
     at = run_app()
     assert_page_ok(at)
-    assert metric(at, "max abs diff (whole model)") < 1e-5
+    assert metric(at, "max abs diff (outputs)") < 1e-5
     table = at.dataframe[0].value
     assert list(table.columns[2:5]) == ["numpy batch_norm", "tensorflow batch_norm", "folded tconv"]
     top_left = table[(table.row == 0) & (table.col == 0)].iloc[0]
@@ -52,12 +53,12 @@ def test_seed_example_reproduces_the_note():
 def test_playground_widgets_change_the_fold():
     at = run_app("Playground")
     assert_page_ok(at)
-    first = metric(at, "max abs diff (whole model)")
+    first = metric(at, "max abs diff (outputs)")
     next(w for w in at.sidebar.number_input if w.label == "Stride").set_value(1).run()
     assert_page_ok(at)
     next(w for w in at.sidebar.number_input if w.label == "Channels out").set_value(7).run()
     assert_page_ok(at)
-    assert metric(at, "max abs diff (whole model)") != first  # a different model was folded
+    assert metric(at, "max abs diff (outputs)") != first  # a different model was folded
     next(w for w in at.sidebar.selectbox if w.label == "Activation").set_value(
         "ReLU inside the layer (not foldable)").run()
     assert not at.exception
@@ -103,7 +104,7 @@ def test_rules_shown_are_the_frontends_own():
 
 def test_why_it_works_tab_shows_each_equality():
     at = open_tab(run_app(), "Why it works")
-    assert not [m for m in at.metric if m.label.startswith("max abs diff (whole")]  # the Fold tab did not run
+    assert not [m for m in at.metric if m.label.startswith("max abs diff (outputs")]  # the Fold tab did not run
     diffs = {m.label: float(m.value) for m in at.metric if m.label.startswith("max abs diff:")}
     equalities = [v for k, v in diffs.items() if "naive" not in k]
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
@@ -116,7 +117,7 @@ def test_why_it_works_tab_shows_each_equality():
 def test_seed_as_tensorflow_ops():
     at = run_app("The seed, as TensorFlow ops")
     assert_page_ok(at)
-    assert metric(at, "max abs diff (whole model)") < 1e-5
+    assert metric(at, "max abs diff (outputs)") < 1e-5
     pairs = at.dataframe[0].value
     assert list(pairs.kind) == ["Conv2DBackpropInput"] and list(pairs.status) == ["folded"]
 
@@ -154,11 +155,11 @@ def test_the_graph_is_an_interactive_chart_and_can_colour_by_layer_diffs():
     spec = json.loads(chart.proto.spec)
     names = [t.get("name") for t in spec["data"]]
     assert {"nodes before", "nodes after", "edges before", "labels before"} <= set(names)
-    assert "layer max rel diff" not in at.dataframe[0].value.columns
-    toggle(at, "Colour by where the error enters").set_value(True).run()
-    assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert (table["layer max rel diff"].dropna() < 1e-5).all() and table["layer max rel diff"].notna().sum() == 12
+    assert set(table["check"]) == {"PASS"}
+    toggle(at, "Colour by each layer's check").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert any(t.get("name") == "diff scale" for t in spec["data"])
     finder = next(s for s in at.selectbox if s.label == "Find a layer")
@@ -208,7 +209,7 @@ def test_quantization_tab_tells_the_tiny_variance_story_in_one_click():
     assert after[0] == before[0] and after[1] != before[1]  # the SQNR bars stay, the ranges now show CLE
 
 
-def test_quantization_tab_without_a_next_layer_or_weight_editing_says_why():
+def test_quantization_tab_without_a_next_layer_says_why_and_a_frozen_graph_gets_every_figure():
     at = run_app("Playground")
     next(w for w in at.sidebar.checkbox if w.label == "Then a 1x1 Conv2D").uncheck().run()
     open_tab(at, "Quantization")
@@ -217,8 +218,8 @@ def test_quantization_tab_without_a_next_layer_or_weight_editing_says_why():
     assert next(t for t in at.toggle if t.label == "Apply cross-layer equalization").disabled
     at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
     assert not at.exception and not at.error
-    assert any("foldscope does for Keras and ONNX models" in i.value for i in at.info)
     assert [m.value for m in at.metric if m.label == "per tensor, folded"]
+    assert next(m.value for m in at.metric if m.label == "output, folded per tensor").endswith(" dB")
 
 
 def test_quantization_tab_of_an_onnx_model():

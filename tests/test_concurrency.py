@@ -111,7 +111,7 @@ def test_shared_workbench_is_not_changed_by_concurrent_use(models):
 
     def use() -> tuple:
         start.wait(timeout=60)
-        check = verify(KERAS, wb.result.original, wb.result.folded, samples=2, seed=5).verification
+        check = verify(wb.result, samples=2, seed=5).verification
         got_details = {d.layer: wb.detail(d) for d in folded}
         data = wb.folded_file()
         outputs = run(KERAS, wb.result.folded, inputs)

@@ -16,7 +16,7 @@ from fold.frontends.graphdef.io import (  # noqa: E402
     find_inputs, find_outputs, graph_def_from_function, graph_def_from_keras, graph_model, io_names, read_graph_def,
 )
 from fold.frontends.graphdef.match import op_graph  # noqa: E402
-from fold.pipeline import fold, verify  # noqa: E402
+from fold.pipeline import fold, verify, verify_models  # noqa: E402
 from tests.helpers import GRAPHDEF, assert_folds, assert_skipped  # noqa: E402
 
 v1 = tf.compat.v1
@@ -146,7 +146,7 @@ def test_seed_graph_folds_to_a_biasadd_with_the_bn_name():
          "var": [0.25580066442489624], "eps": 0.0010000000474974513}
     got = run_graph_def(folded, {"Hole:0": x}, ["FusedBatchNormV3:0"])[0]
     assert np.max(np.abs(got - np_bn(tconv, p))) < 1e-5
-    check = verify(GRAPHDEF, gm(gd), result.folded, samples=3, seed=1).verification
+    check = verify(result, samples=3, seed=1).verification
     assert check.max_abs_diff < 1e-5 and check.samples == 3  # batch 1, run three times
 
 
@@ -487,7 +487,7 @@ def test_pb_round_trip(tmp_path):
     GRAPHDEF.write(result.folded, path)
     back = GRAPHDEF.load(path)
     assert back.inputs == ["Hole:0"] and back.outputs == ["FusedBatchNormV3:0"]
-    assert verify(GRAPHDEF, gm(gd), back).verification.max_abs_diff < 1e-5
+    assert verify_models(GRAPHDEF, gm(gd), back).verification.max_abs_diff < 1e-5
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe not a protobuf \x00" * 3, b"\x0a\x03\x0a\x01x"])

@@ -9,7 +9,7 @@ import pytest
 from demo import graph_view, zoo
 from fold.core.graph import flatten
 from fold.core.rules import Decision
-from fold.core.verification import LayerDiff
+from fold.core.verdict import TensorCheck
 from fold.pipeline import fold
 from tests.helpers import KERAS, randomize_bn
 from viz.interactive import LABEL_ALL, before_after_figure, with_view
@@ -75,9 +75,9 @@ def test_large_graphs_name_the_nodes_near_the_view_small_ones_all():
         assert "n1" in [text.strip() for text in labels]  # an en space keeps the name off its marker
 
 
-def test_diffs_colour_the_after_pane_and_add_a_scale():
+def test_checks_colour_the_after_pane_and_add_a_scale():
     before = _chain(4)
-    fig = before_after_figure(before, before, diffs={"n1": 1e-7, "n3": 1e-4}).to_dict()
+    fig = before_after_figure(before, before, diffs={"n1": 0.01, "n3": 3.0}).to_dict()
     colours = _trace(fig, "nodes after")["marker"]["color"]
     assert colours[0] == colours[2] != colours[1] != colours[3]  # no diff: grey; two different diffs
     assert any(t.get("name") == "diff scale" for t in fig["data"])
@@ -125,15 +125,22 @@ def test_flatten_keeps_every_node_and_edge_of_a_plain_graph():
     assert all(flat.nodes[n]["namespace"] == "" for n in flat)
 
 
-def test_figure_of_a_fold_marks_folded_layers_and_colours_by_layer_diffs():
+def _check(layer: str, margin: float) -> TensorCheck:
+    return TensorCheck(layer, None, layer, "shared", "end to end", 1e-7, 1e-7, 1e-6, margin <= 1, 0, 4, margin)
+
+
+def test_figure_of_a_fold_marks_folded_layers_and_colours_by_its_checks():
     result = fold(KERAS, zoo.dcgan_generator(base=16))
-    diffs = [LayerDiff("up0", "up0_bn", 1e-7, 1e-7, 1.0)]
-    fig = graph_view.figure(result, diffs=diffs)
+    fig = graph_view.figure(result, checks=[_check("up0", 0.1), _check("reshape", 5.0)])
     outline = dict(zip(_trace(fig, "nodes before")["customdata"],
                        _trace(fig, "nodes before")["marker"]["line"]["color"]))
     assert outline["up0"] != outline["reshape"] and outline["up0_bn"] not in (outline["up0"], outline["reshape"])
     hover = dict(zip(_trace(fig, "nodes before")["customdata"], _trace(fig, "nodes before")["hovertext"]))
     assert "folded away into up0" in hover["up0_bn"]
+    after = dict(zip(_trace(fig, "nodes after")["customdata"], _trace(fig, "nodes after")["hovertext"]))
+    assert "pass, |diff| at 0.1 of its tolerance" in after["up0"] and "FAIL" in after["reshape"]
+    colour = dict(zip(_trace(fig, "nodes after")["customdata"], _trace(fig, "nodes after")["marker"]["color"]))
+    assert colour["up0"] != colour["reshape"] and colour["up0_act"] == "#d9d9d9"  # no check: grey
 
 
 @pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<?xml")])
@@ -149,4 +156,3 @@ def test_the_model_explorer_download_holds_every_file():
     result = fold(KERAS, zoo.dcgan_generator(base=16))
     names = zipfile.ZipFile(io.BytesIO(graph_view.model_explorer_zip(result))).namelist()
     assert sorted(names) == ["after.json", "after_fold.json", "before.json", "before_fold.json", "mapping.json"]
-    assert graph_view.worst_layer([LayerDiff("a", "a", 1, 1e-7, 1), LayerDiff("b", "b", 1, 1e-5, 1)]).layer == "b"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 
 from demo import zoo
 from fold.pipeline import fold, verify
-from tests.helpers import KERAS, assert_keras_folds, randomize_bn
+from tests.helpers import KERAS, assert_keras_folds, randomize_bn, twin
 
 L = keras.layers
 
@@ -68,7 +69,7 @@ def test_several_inputs_and_outputs():
     head = L.BatchNormalization(name="bn_head")(L.Dense(3, name="head")(L.GlobalAveragePooling2D()(s)))
     model = randomize_bn(keras.Model({"a": a, "b": b}, {"map": s, "head": head}))
     result = assert_keras_folds(model, 3)
-    check = verify(KERAS, model, result.folded, samples=2).verification
+    check = verify(result, samples=2).verification
     assert check.passed and len(check.per_output) == 2
 
 
@@ -94,7 +95,10 @@ def test_half_precision_models_fold_in_float64_and_cast_back(policy):
     assert result.bn_after == 0
     tconv = result.folded.layers[1]
     assert tconv.kernel.dtype == model.layers[1].kernel.dtype and tconv.compute_dtype == "float16"
-    check = verify(KERAS, model, result.folded, samples=2).verification
+    check = verify(result, samples=2).verification
     (out,) = check.per_output
-    assert out.dtype == "float16" and check.passed
-    assert check.atol == pytest.approx(1e-2 * max(1.0, out.max_abs))  # the documented float16 level
+    assert out.dtype == "float16" and check.passed and len(check.folded_layers) == 2
+    float32 = verify(fold(KERAS, twin(model, "float32")), samples=2).verification
+    # each folded layer is judged against float16's own rounding: a tolerance far above float32's
+    for half, single in zip(check.folded_layers, float32.folded_layers):
+        assert half.atol > 100 * single.atol, (half, single)

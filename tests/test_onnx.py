@@ -231,7 +231,7 @@ def test_dynamic_dimensions_are_set_as_for_every_format():
     model = model_of(g.model([out], "net"))
     (spec,) = ONNX.inputs(model)
     assert spec.shape == (None, 3, None, None)
-    checked = verify(ONNX, model, fold(ONNX, model).folded, 2, 0)
+    checked = verify(fold(ONNX, model), 2, 0)
     assert checked.inputs[0].shape == (2, 3, 32, 32) and checked.verification.passed
 
 
@@ -604,8 +604,8 @@ def test_the_peers_on_the_dcgan_generator():
 
     model = model_of(onnx_zoo.dcgan_generator())
     result = fold(ONNX, model)
-    checked = verify(ONNX, model, result.folded, 2, 0)
-    runs = {r.tool.split()[0]: r for r in peer_runs(model, checked.inputs, checked.original_outputs)}
+    checked = verify(result, 2, 0)
+    runs = {r.tool.split()[0]: r for r in peer_runs(model, checked.inputs)}
     assert set(runs) == {"onnxsim", "onnxoptimizer", "onnxruntime"}
     assert count_batchnorms(result.folded.proto) == 0 and count_batchnorms(model.proto) == 3
     assert runs["onnxoptimizer"].bn_left == 3  # fuse_bn_into_conv folds into Conv only

@@ -141,6 +141,27 @@ def tiny_variance_keras(variance: float = 1e-4, depthwise: bool = False, seed: i
     return model
 
 
+def tflite_with_bns(model: keras.Model):
+    """``tiny_variance_keras()`` as a TFLite model that keeps its BN as MUL -> ADD(RELU), built op by op
+    (TensorFlow's converter folds it): CONV_2D (zero bias) -> MUL -> ADD -> CONV_2D, same weights."""
+    from fold.frontends.tflite.io import model_from_bytes
+    from tests.tflite_support import ACT, Net, binary, conv_options
+
+    conv, bn, nxt = (model.get_layer(n) for n in ("conv", "bn", "next"))
+    gamma, beta, mean, var = (np.asarray(w, dtype=np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    net = Net()
+    x = net.input("x", [1, 9, 9, 3])
+    w1 = np.transpose(conv.kernel.numpy(), (3, 0, 1, 2)).astype(np.float32)
+    y = net.op("CONV_2D", [x, net.const("conv_w", w1), net.const("conv_b", np.zeros(6, np.float32))], [1, 5, 5, 6],
+               conv_options(2, "SAME"))
+    y = binary(net, "ADD", binary(net, "MUL", y, scale), beta - mean * scale, ACT.RELU)
+    w2 = np.transpose(nxt.kernel.numpy(), (3, 0, 1, 2)).astype(np.float32)
+    out = net.op("CONV_2D", [y, net.const("next_w", w2), net.const("next_b", nxt.bias.numpy().astype(np.float32))],
+                 [1, 3, 3, 5], conv_options(1, "VALID"))
+    return model_from_bytes(net.build(out), "tiny_variance.tflite")
+
+
 def tiny_variance_onnx(variance: float = 1e-4) -> onnx.ModelProto:
     """The same story in ONNX, NCHW: Conv (3 -> 6, stride 2, bias) -> BN -> Relu -> depthwise Conv
     (group 6, 6 -> 12, bias) -> BN -> Relu -> Conv 1x1 (12 -> 5)."""
@@ -263,7 +284,7 @@ def test_end_to_end_figures_match_a_float64_computation():
     model = dense_pair()
     result = fold(KERAS, model)
     x = sample_inputs(KERAS.inputs(model), 16, 0)
-    report = quant_report(result, verify(KERAS, model, result.folded, inputs=x))
+    report = quant_report(result, verify(result, inputs=x))
     w1, b1 = (v.astype(np.float64) for v in model.get_layer("first").get_weights())
     w2, b2 = (v.astype(np.float64) for v in model.get_layer("second").get_weights())
     gamma, beta, mean, var = (v.astype(np.float64) for v in model.get_layer("bn").get_weights())
@@ -325,18 +346,24 @@ def test_cle_needs_a_layer_that_alone_reads_the_first():
     assert cle_pairs(fold(KERAS, _chain(None, branch=True))) == []
 
 
-def test_formats_that_cannot_edit_weights_give_the_layer_figures_only(tmp_path):
-    from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
-
+@pytest.mark.parametrize("fmt", ["graphdef", "tflite"])
+def test_op_level_formats_get_end_to_end_figures_and_cle(fmt):
+    """A .pb and a .tflite of the tiny-variance model: the same layer figures as the Keras model, and
+    (every frontend edits weights) end-to-end figures and an equalized model that computes the same."""
     model = tiny_variance_keras()
-    report = quant_report(fold(GRAPHDEF, graph_model(graph_def_from_keras(model), "net")), samples=2)
-    assert report.layers and report.equalized is None and report.pairs == []
-    assert all(v is None for v in report.output_sqnr_db.values())
-    assert all(q.sqnr["per_tensor_after_cle"] is None for q in report.layers)
+    if fmt == "graphdef":
+        from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
+
+        result = fold(GRAPHDEF, graph_model(graph_def_from_keras(model), "net"))
+    else:
+        result = fold(TFLITE, tflite_with_bns(model))
+    report = quant_report(result, samples=2)
     keras_figures = quant_report(fold(KERAS, model), samples=2).layers[0].sqnr
     (conv,) = [q for q in report.layers if q.sqnr["per_tensor_after"].mean < 20]
     assert conv.sqnr["per_tensor_after"].mean == pytest.approx(keras_figures["per_tensor_after"].mean, abs=0.01)
-    assert not hasattr(TFLITE, "with_kernels")
+    assert report.pairs and report.equalized is not None and report.equalized_check.passed
+    assert all(v is not None for v in report.output_sqnr_db.values())
+    assert conv.sqnr["per_tensor_after_cle"].mean >= conv.sqnr["per_tensor_after"].mean + 10
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -378,15 +405,13 @@ def test_command_line_writes_the_quant_report_and_the_equalized_model(tmp_path, 
     assert range_ratio(found.kernel, found.kind, found.groups) < conv["range_ratio_after"] / 5
 
 
-def test_command_line_refuses_cle_for_a_format_it_cannot_edit(tmp_path):
-    from fold.frontends.graphdef.io import graph_def_from_keras
+def test_command_line_equalizes_a_frozen_graph(tmp_path):
+    from fold.frontends.graphdef.io import graph_def_from_keras, read_graph_def
 
     path = tmp_path / "net.pb"
     path.write_bytes(graph_def_from_keras(tiny_variance_keras()).SerializeToString())
-    proc = run_cli(path, "-o", tmp_path / "out.pb", "--cle")
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "--cle edits weights" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli(path, "-o", tmp_path / "out.pb", "--quant-report", tmp_path / "q.json")
+    proc = run_cli(path, "-o", tmp_path / "out.pb", "--cle", "--quant-report", tmp_path / "q.json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "q.json").read_text())
-    assert report["layers"] and all(v is None for v in report["output_sqnr_db"].values())
+    assert report["layers"] and all(v is not None for v in report["output_sqnr_db"].values())
+    assert read_graph_def(tmp_path / "out_cle.pb").node

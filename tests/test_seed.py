@@ -45,7 +45,7 @@ def test_first_example_printed_numbers():
     folded = run(KERAS, result.folded, [X])[0][0, :, :, 0]
     np.testing.assert_allclose(folded, SEED_FOLDED, atol=1e-5)
     np.testing.assert_allclose(folded, SEED_NUMPY_BN, atol=1e-5)
-    assert verify(KERAS, model, result.folded, inputs=[X]).verification.max_abs_diff < 1e-5
+    assert verify(result, inputs=[X]).verification.max_abs_diff < 1e-5
 
 
 def test_second_example_constants():

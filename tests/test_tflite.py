@@ -27,76 +27,7 @@ from fold.frontends.tflite.io import model_from_bytes, parse_tflite, serialize  
 from fold.frontends.tflite.match import TfliteModel, op_graph  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
-
-F32 = schema.TensorType.FLOAT32
-ACT = schema.ActivationFunctionType
-
-
-class Net:
-    """Builds a one-subgraph TFLite model: constants, inputs and ops, then bytes."""
-
-    def __init__(self) -> None:
-        self.model = schema.ModelT()
-        self.model.version, self.model.buffers, self.model.operatorCodes = 3, [schema.BufferT()], []
-        self.sg = schema.SubGraphT()
-        self.sg.tensors, self.sg.operators, self.sg.inputs, self.sg.outputs = [], [], [], []
-        self.model.subgraphs = [self.sg]
-
-    def tensor(self, name: str, shape, data: np.ndarray | None = None, dtype: int = F32) -> int:
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name.encode(), list(shape), dtype, 0
-        if data is not None:
-            buffer = schema.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-            self.model.buffers.append(buffer)
-            t.buffer = len(self.model.buffers) - 1
-        self.sg.tensors.append(t)
-        return len(self.sg.tensors) - 1
-
-    def const(self, name: str, value: np.ndarray) -> int:
-        dtype = schema.TensorType.INT32 if value.dtype == np.int32 else F32
-        return self.tensor(name, value.shape, value, dtype)
-
-    def input(self, name: str, shape) -> int:
-        self.sg.inputs.append(self.tensor(name, shape))
-        return self.sg.inputs[-1]
-
-    def op(self, kind: str, inputs: list[int], out_shape, options=None, name: str | None = None) -> int:
-        builtin = getattr(schema.BuiltinOperator, kind)
-        codes = [c.builtinCode for c in self.model.operatorCodes]
-        if builtin not in codes:
-            code = schema.OperatorCodeT()
-            code.builtinCode = code.deprecatedBuiltinCode = builtin
-            code.version = 1
-            self.model.operatorCodes.append(code)
-            codes.append(builtin)
-        op = schema.OperatorT()
-        op.opcodeIndex, op.inputs = codes.index(builtin), list(inputs)
-        op.outputs = [self.tensor(name or kind.lower(), out_shape)]
-        if options is not None:
-            op.builtinOptionsType = getattr(schema.BuiltinOptions, type(options).__name__[:-1])
-            op.builtinOptions = options
-        self.sg.operators.append(op)
-        return op.outputs[0]
-
-    def build(self, *outputs: int) -> bytes:
-        self.sg.outputs = list(outputs)
-        return serialize(self.model)
-
-
-def _options(cls, **values):
-    options = cls()
-    for key, value in values.items():
-        setattr(options, key, value)
-    return options
-
-
-def binary(net: Net, kind: str, x: int, constant: np.ndarray, act: int = ACT.NONE, swap: bool = False) -> int:
-    c = net.const(f"{kind.lower()}_operand", constant.astype(np.float32))
-    shape = net.sg.tensors[x].shape
-    cls = schema.MulOptionsT if kind == "MUL" else schema.AddOptionsT
-    return net.op(kind, [c, x] if swap else [x, c], shape, _options(cls, fusedActivationFunction=act))
-
+from tests.tflite_support import ACT, F32, Net, _options, binary  # noqa: E402
 
 @dataclass
 class TConvCase:

@@ -27,8 +27,8 @@ _LABEL_CHARS = 22
 #: Graphs with at most this many nodes have every node named; larger ones, the nodes near the view.
 LABEL_ALL = 200
 _NO_DIFF = "#d9d9d9"
-#: Relative diffs are coloured on a log scale between these powers of ten.
-DIFF_RANGE = (-9.0, -3.0)
+#: A check's |diff| / tolerance is coloured on a log scale between these powers of ten (above 0: it fails).
+DIFF_RANGE = (-3.0, 1.0)
 
 
 def _shape(shape) -> str:
@@ -36,7 +36,8 @@ def _shape(shape) -> str:
 
 
 def hover_text(graph: nx.DiGraph, node: str, note: str | None, diff: float | None) -> str:
-    """What hovering a node says: class, name, output shape, weights, fold status, layer diff."""
+    """What hovering a node says: class, name, output shape, weights, fold status, its check
+    (``diff``: its |diff| / tolerance)."""
     data = graph.nodes[node]
     lines = [f"<b>{html.escape(str(node))}</b>", html.escape(str(data.get("op", "?")))]
     shapes = [s for *_, s in graph.out_edges(node, data="shape")]
@@ -49,7 +50,7 @@ def hover_text(graph: nx.DiGraph, node: str, note: str | None, diff: float | Non
     if note:
         lines.append(_wrap(html.escape(note)))
     if diff is not None:
-        lines.append(f"max rel diff {diff:.2e}")
+        lines.append(f"check: {'FAIL' if diff > 1 else 'pass'}, |diff| at {diff:.2g} of its tolerance")
     return "<br>".join(lines)
 
 
@@ -122,8 +123,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
                         diffs: Mapping[str, float] | None = None, height: int = 720) -> go.Figure:
     """Two linked panes, before and after folding, on foldscope's layered layout.
 
-    ``notes`` (node -> fold status text) and ``diffs`` (node -> max relative diff, which then
-    colours the "after" nodes) go into the hover text. ``with_view`` then picks what the view
+    ``notes`` (node -> fold status text) and ``diffs`` (node -> its check's |diff| / tolerance,
+    which then colours the "after" nodes) go into the hover text. ``with_view`` then picks what the view
     opens on and which node is ringed, without building the figure again.
     """
     notes = notes or {}
@@ -153,7 +154,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="diff scale", hoverinfo="skip",
                                  marker=dict(colorscale="YlOrRd", cmin=DIFF_RANGE[0], cmax=DIFF_RANGE[1],
                                              color=[DIFF_RANGE[0]], showscale=True,
-                                             colorbar=dict(title="log10 max rel diff", thickness=12, len=0.6)),
+                                             colorbar=dict(title="log10 |diff| / tolerance<br>(above 0: fails)", thickness=12,
+                                                           len=0.6)),
                                  showlegend=False), row=1, col=2)
     _legend(fig, before, bool(folded_layers), bool(removed_bns))
     return fig

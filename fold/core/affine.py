@@ -27,10 +27,17 @@ from fold.core.kinds import Kind
 
 @dataclass(frozen=True)
 class Affine:
-    """A per-channel affine map ``y = scale * x + shift`` (float64 arrays of shape (C,))."""
+    """A per-channel affine map ``y = scale * x + shift`` (float64 arrays of shape (C,)).
+
+    ``terms``: the magnitudes the shift is made of, |beta| + |mean * scale| (and, once folded
+    into a layer with a bias b, + |b * scale|): what the float sums that compute the shift and the
+    folded bias round at, which a cancellation between them can hide (``fold.core.verdict``).
+    None where unknown.
+    """
 
     scale: np.ndarray
     shift: np.ndarray
+    terms: np.ndarray | None = None
 
     @property
     def channels(self) -> int:
@@ -55,7 +62,18 @@ def bn_affine(
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = g / np.sqrt(var + np.float64(epsilon))
     shift = b - mean * scale
-    return Affine(scale=scale, shift=shift)
+    with np.errstate(invalid="ignore"):
+        terms = np.abs(b) + np.abs(mean * scale)
+    return Affine(scale=scale, shift=shift, terms=terms)
+
+
+def with_bias_terms(affine: Affine, bias: np.ndarray | None) -> Affine:
+    """``affine`` whose ``terms`` also hold |b * scale|, for a layer with bias ``b`` it is folded into."""
+    if bias is None or affine.terms is None:
+        return affine
+    with np.errstate(invalid="ignore"):
+        extra = np.abs(np.asarray(bias, dtype=np.float64).reshape(-1) * affine.scale)
+    return Affine(affine.scale, affine.shift, affine.terms + extra)
 
 
 def grouped_shape(kernel_shape: tuple[int, ...], out_axes: tuple[int, ...], groups: int = 1,

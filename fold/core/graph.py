@@ -15,6 +15,8 @@ Node id: the layer or op name (unique within one graph). Node attributes
     ``config``   short dict of the settings worth showing (filters, kernel_size, strides, ...).
     ``weights``  dict weight name -> shape tuple.
     ``calls``    how many times the layer is applied (shared layers have more than one).
+    ``tensor``   the name of the tensor the node produces (its first output), when it is not the
+                 node id: an ONNX node's output, a GraphDef op's "op:0", a TFLite tensor's name.
     ``bn_group`` for a BatchNorm made of several ops (Mul then Add): the id of its last op,
                  on each of them, so that it counts once (``count_bns``).
     ``subgraph`` for a nested model only: its own graph, same schema (``role`` "model").

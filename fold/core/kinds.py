@@ -27,6 +27,8 @@ class Kind:
     in_group_axis: for a grouped layer whose ``in_axis`` holds only C_in/group entries (ONNX
                 Conv: W (C_out, C_in/group, k...)), the axis read as (group, n/group) to index
                 input channel c = g * (C_in/group) + j; None for every other layout.
+    data_input: the op input that carries the activation (a transposed convolution's output shape
+                comes first in a GraphDef and a TFLite model).
     """
 
     weight: str
@@ -35,6 +37,7 @@ class Kind:
     group_axis: int | None = None
     in_axis: int | None = None
     in_group_axis: int | None = None
+    data_input: int = 0
 
 
 _CONV = Kind("kernel", (-1,), "conv", in_axis=-2)
@@ -65,7 +68,7 @@ KERAS_KINDS: dict[str, Kind] = {
 #: ``transpose_b`` (looked up as "MatMul/transpose_b").
 GRAPHDEF_KINDS: dict[str, Kind] = {
     "Conv2D": Kind("filter", (-1,), "conv", in_axis=-2),
-    "Conv2DBackpropInput": Kind("filter", (-2,), "transpose", in_axis=-1),
+    "Conv2DBackpropInput": Kind("filter", (-2,), "transpose", in_axis=-1, data_input=2),
     "DepthwiseConv2dNative": Kind("filter", (-2, -1), "depthwise", in_axis=-2),
     "MatMul": Kind("b", (-1,), "dense", in_axis=-2),
     "MatMul/transpose_b": Kind("b", (-2,), "dense", in_axis=-1),
@@ -75,7 +78,7 @@ GRAPHDEF_KINDS: dict[str, Kind] = {
 #: DEPTHWISE_CONV_2D 1HW(C*M) (channel c = i * M + m), FULLY_CONNECTED weights (out, in).
 TFLITE_KINDS: dict[str, Kind] = {
     "CONV_2D": Kind("filter", (-4,), "conv", in_axis=-1),
-    "TRANSPOSE_CONV": Kind("filter", (-4,), "transpose", in_axis=-1),
+    "TRANSPOSE_CONV": Kind("filter", (-4,), "transpose", in_axis=-1, data_input=2),
     "DEPTHWISE_CONV_2D": Kind("filter", (-1,), "depthwise"),
     "FULLY_CONNECTED": Kind("weights", (-2,), "dense", in_axis=-1),
 }

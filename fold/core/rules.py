@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fold.core.affine import Affine, bn_affine, per_channel_range
+from fold.core.affine import Affine, bn_affine, per_channel_range, with_bias_terms
 from fold.core.graph import INPUT_OPS
 from fold.core.kinds import Kind
 
@@ -280,7 +280,10 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
         if reason is not None:
             return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name,
                             notes=dict.fromkeys(c.notes))
-    return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.affine(), notes=dict(c.notes),
+    affine = c.affine()
+    if c.bias is not None and c.bias.shape == affine.scale.shape:
+        affine = with_bias_terms(affine, c.bias)
+    return Decision(c.layer, c.bn, c.op, family, "folded", affine=affine, notes=dict(c.notes),
                     output_node=c.output_node or c.layer)
 
 

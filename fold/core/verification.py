@@ -1,35 +1,34 @@
-"""Numerical verification: one input recipe, and the comparison of two models' outputs on it.
+"""Numerical verification: the one input recipe, batching, and the result of comparing two models.
 
 Inputs (``sample_inputs``): ``samples`` rows (the batch axis) per model input, all drawn from
 one ``numpy.random.default_rng(seed)``, input after input: standard-normal floats, integers
-in [0, 10), booleans. A dimension the model leaves unknown (other than the batch) is set to
-``FREE_DIM``. Every frontend gets its inputs here, so ``--samples 4 --seed 1`` means the same
-arrays for a .keras, a .pb, a .tflite and an .onnx of the same model.
+in [0, 10), booleans. A dimension the model leaves unknown (other than the batch) takes the
+size ``shapes`` gives for that input (``--input-shape``), else ``free_dim`` (FREE_DIM, 32; the
+pipeline tries larger sizes when a model cannot run at 32). Every frontend gets its inputs
+here, so ``--samples 4 --seed 1`` means the same arrays for a .keras, a .pb, a .tflite and an
+.onnx of the same model. Inputs from a file (``--inputs-file``) are checked against the
+model's inputs by ``check_inputs``.
 
-Comparison (``compare``) returns data and never prints.
-
-Figures for every output: max abs diff, mean abs diff, max relative diff (max abs diff
-divided by the largest |reference| value, so it stays meaningful where outputs cross zero)
-and the max abs diff of each output channel. The default tolerance is
-
-    atol = RTOL[dtype] * max(1, max |reference|)
-
-with RTOL 1e-4 for float32 (and float64), 1e-2 for float16, 5e-2 for bfloat16: folding
-reorders float arithmetic, so the error it adds scales with the output's magnitude and
-the precision of the dtype the model computes in. NaN or inf where the other model has
-a number (or a different inf) is an infinite difference, so it can never pass.
+The comparison itself (every folded layer at its own scale, outputs and shared tensors
+against what they inherit) is ``fold.core.verdict``; ``Verification`` holds its result and
+never prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-RTOL = {"float64": 1e-4, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+from fold.core.verdict import FAIL, INCONCLUSIVE, PASS, TensorCheck
+
+#: Samples (batch rows) a verification draws by default, on the command line and the page.
+SAMPLES = 8
 #: Size given to an input dimension the model leaves unknown (other than the batch).
 FREE_DIM = 32
+#: Sizes tried, in order, for the unknown dimensions of a model that cannot run at the first.
+FREE_DIMS = (32, 64, 128, 256, 512, 1024)
 #: Rows per run when the model's batch dimension is free (bounds memory on large inputs).
 MAX_BATCH = 32
 
@@ -48,6 +47,11 @@ class InputSpec:
         """The fixed batch size the model was built for, or None when it takes any."""
         return self.shape[0] if self.shape else None
 
+    @property
+    def free(self) -> bool:
+        """Whether a dimension other than the batch is unknown."""
+        return any(d is None for d in self.shape[1:])
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -65,7 +69,29 @@ def batch_size(specs: Sequence[InputSpec], samples: int) -> int:
     return fixed.pop() if fixed else max(1, min(samples, MAX_BATCH))
 
 
-def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0) -> list[np.ndarray]:
+def sample_shape(spec: InputSpec, rows: int, given: Sequence[int] | None = None, free_dim: int = FREE_DIM
+                 ) -> list[int]:
+    """The shape of ``rows`` samples of one input: ``given`` (a whole shape, batch first) fills the
+    unknown dimensions, ``free_dim`` the rest. A ValueError names a given dimension the model fixes otherwise."""
+    if given is not None:
+        if len(given) != len(spec.shape):
+            raise ValueError(f"input '{spec.name}' has rank {len(spec.shape)} ({_shape_text(spec.shape)}); "
+                             f"the shape given has rank {len(given)}")
+        for axis, (have, want) in enumerate(zip(spec.shape[1:], given[1:]), start=1):
+            if have is not None and int(have) != int(want):
+                raise ValueError(f"input '{spec.name}' has {have} on axis {axis} ({_shape_text(spec.shape)}); "
+                                 f"the shape given has {want}")
+    dims = [d if d is not None else (int(given[i]) if given is not None else free_dim)
+            for i, d in enumerate(spec.shape)]
+    return [rows, *(int(d) for d in dims[1:])]
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0, *,
+                  shapes: Mapping[str, Sequence[int]] | None = None, free_dim: int = FREE_DIM) -> list[np.ndarray]:
     """``samples`` rows for every input, drawn in order from one seeded generator.
 
     A model built for a fixed batch size B gets the next multiple of B rows (B = 1 in most
@@ -76,7 +102,7 @@ def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0) -
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in specs:
-        shape = [rows, *(FREE_DIM if d is None else int(d) for d in spec.shape[1:])]
+        shape = sample_shape(spec, rows, (shapes or {}).get(spec.name), free_dim)
         dtype = np.dtype(spec.dtype)
         if dtype.kind in "iu":
             arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
@@ -85,6 +111,29 @@ def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0) -
         else:
             arrays.append(rng.standard_normal(shape).astype(dtype))
     return arrays
+
+
+def check_inputs(specs: Sequence[InputSpec], arrays: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Arrays given by input name, checked against the model's inputs (rank, fixed dimensions, the same
+    number of rows for all) and cast to their dtypes; a ValueError says what does not fit."""
+    missing = [s.name for s in specs if s.name not in arrays]
+    if missing:
+        raise ValueError(f"no array for input '{missing[0]}' (the file has {', '.join(map(repr, arrays)) or 'none'})")
+    found = []
+    for spec in specs:
+        array = np.asarray(arrays[spec.name])
+        sample_shape(spec, 1, array.shape)  # rank and fixed dimensions
+        if spec.batch is not None and array.shape[0] % spec.batch:
+            raise ValueError(f"input '{spec.name}' takes batches of {spec.batch}; the file has {array.shape[0]} rows")
+        if np.dtype(spec.dtype).kind == "f" and array.dtype.kind not in "fiub":
+            raise ValueError(f"input '{spec.name}' takes {spec.dtype}; the file holds {array.dtype}")
+        found.append(array.astype(spec.dtype, copy=False))
+    rows = {a.shape[0] for a in found}
+    if len(rows) > 1:
+        raise ValueError(f"the arrays have different numbers of rows {sorted(rows)}")
+    if rows == {0}:
+        raise ValueError("the arrays have no rows")
+    return found
 
 
 def run_in_batches(run: Callable[[list[np.ndarray]], list[np.ndarray]], inputs: list[np.ndarray],
@@ -102,6 +151,8 @@ def run_in_batches(run: Callable[[list[np.ndarray]], list[np.ndarray]], inputs: 
 
 @dataclass
 class OutputDiff:
+    """One model output compared: its figures, per channel at its own scale, and its budget."""
+
     name: str
     shape: tuple[int, ...]
     dtype: str
@@ -110,118 +161,77 @@ class OutputDiff:
     max_rel_diff: float
     max_abs: float
     per_channel_max_abs_diff: list[float]
+    atol: float
+    passed: bool
+    worst_channel: int
 
 
 @dataclass
 class Verification:
-    """The result of comparing a reference model's outputs with a folded model's."""
+    """Two models compared on the same inputs: the verdict, and every figure behind it.
 
+    verdict:       "pass", "fail" or "inconclusive" (``fold.core.verdict``, rule 4).
+    reason:        one sentence on what decided it.
+    max_abs_diff, mean_abs_diff, max_rel_diff: over the model outputs; a relative diff is a
+                   channel's max |diff| over that channel's own max |output|.
+    atol:          the budget of the output channel closest to (or furthest past) its budget.
+    samples, seed: rows compared and the recipe's seed (None for inputs given or from a file).
+    input_shapes:  the shape of each input used, by name.
+    inputs_source: "recipe", "file" or "given".
+    per_output:    the outputs' figures, in output order.
+    layers:        every compared tensor: folded layers (own inputs) first, then the outputs
+                   and the shared tensors (end to end).
+    output_only:   folded layers the runtime could not expose, checked at the outputs only.
+    nudged:        whether the nudged model was built (rule 3).
+    """
+
+    verdict: str
+    reason: str
     max_abs_diff: float
     mean_abs_diff: float
     max_rel_diff: float
     atol: float
     samples: int
     seed: int | None
+    input_shapes: dict[str, list[int]]
+    inputs_source: str
     per_output: list[OutputDiff]
+    layers: list[TensorCheck] = field(default_factory=list)
+    output_only: list[str] = field(default_factory=list)
+    nudged: bool = False
 
     @property
     def passed(self) -> bool:
-        return bool(self.max_abs_diff <= self.atol)
+        return self.verdict == PASS
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAIL
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def folded_layers(self) -> list[TensorCheck]:
+        return [c for c in self.layers if c.role == "folded"]
+
+    def worst_layer(self) -> TensorCheck | None:
+        """The folded layer closest to (or furthest past) its tolerance, else None."""
+        return max(self.folded_layers, key=lambda c: (not c.passed, c.margin), default=None)
+
+    def worst(self) -> TensorCheck | None:
+        """The compared tensor closest to (or furthest past) its tolerance."""
+        return max(self.layers, key=lambda c: (not c.passed, c.margin), default=None)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+        return {
+            "verdict": self.verdict, "passed": self.passed, "reason": self.reason,
+            "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
+            "max_rel_diff": self.max_rel_diff, "atol": self.atol, "samples": self.samples, "seed": self.seed,
+            "input_shapes": self.input_shapes, "inputs_source": self.inputs_source,
+            "per_output": [vars(o).copy() for o in self.per_output],
+            "layers": [c.to_dict() for c in self.layers], "output_only": list(self.output_only),
+            "nudged": self.nudged,
+        }
 
-
-def _peak(array: np.ndarray) -> float:
-    """Largest finite |value| (0 when there is none)."""
-    finite = np.abs(array[np.isfinite(array)])
-    return float(finite.max()) if finite.size else 0.0
-
-
-def default_atol(references: Sequence[np.ndarray], dtype: str) -> float:
-    """The documented default tolerance for outputs computed in ``dtype``."""
-    peak = max((_peak(np.asarray(r, dtype=np.float64)) for r in references), default=0.0)
-    return RTOL.get(dtype, 1e-4) * max(1.0, peak)
-
-
-def abs_diff(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """|reference - other| in float64, where matching non-finite values (NaN and NaN, the same
-    inf) count as equal and any other non-finite mismatch counts as an infinite difference."""
-    a, b = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
-    finite = np.isfinite(a) & np.isfinite(b)
-    agree = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.where(finite, np.abs(a - b), np.where(agree, 0.0, np.inf))
-
-
-def output_diff(name: str, reference: np.ndarray, other: np.ndarray, channel_axis: int = -1) -> OutputDiff:
-    """Difference figures of one output, computed in float64."""
-    ref = np.asarray(reference, dtype=np.float64)
-    diff = abs_diff(ref, other)
-    peak = _peak(ref)
-    max_abs = float(np.max(diff)) if diff.size else 0.0
-    if diff.ndim >= 2:
-        per_channel = np.max(np.moveaxis(diff, channel_axis, -1).reshape(-1, diff.shape[channel_axis]), axis=0)
-    else:
-        per_channel = np.array([max_abs])
-    return OutputDiff(
-        name=name, shape=tuple(int(n) for n in ref.shape), dtype=str(np.asarray(other).dtype),
-        max_abs_diff=max_abs, mean_abs_diff=float(np.mean(diff)) if diff.size else 0.0,
-        max_rel_diff=max_abs / peak if peak > 0 else max_abs, max_abs=peak,
-        per_channel_max_abs_diff=[float(v) for v in per_channel],
-    )
-
-
-def compare(
-    references: Sequence[np.ndarray],
-    others: Sequence[np.ndarray],
-    names: Sequence[str],
-    *,
-    channel_axes: Sequence[int] | None = None,
-    atol: float | None = None,
-    samples: int = 0,
-    seed: int | None = None,
-) -> Verification:
-    """Compare output lists elementwise; ``atol`` None means ``default_atol``."""
-    if len(references) != len(others):
-        raise ValueError(f"Expected {len(references)} outputs to compare, got {len(others)}.")
-    axes = channel_axes or [-1] * len(references)
-    per_output = [output_diff(n, r, o, a) for n, r, o, a in zip(names, references, others, axes)]
-    total = sum(r.size for r in references)
-    mean = sum(p.mean_abs_diff * r.size for p, r in zip(per_output, references)) / total if total else 0.0
-    dtype = str(np.asarray(others[0]).dtype) if others else "float32"
-    return Verification(
-        max_abs_diff=max((p.max_abs_diff for p in per_output), default=0.0),
-        mean_abs_diff=float(mean),
-        max_rel_diff=max((p.max_rel_diff for p in per_output), default=0.0),
-        atol=float(atol) if atol is not None else default_atol(references, dtype),
-        samples=samples, seed=seed, per_output=per_output,
-    )
-
-
-@dataclass
-class LayerDiff:
-    """How far one layer's output moved: the folded model's ``layer`` against the original's ``reference``
-    (the BN a folded layer absorbed, else the same node), on the same inputs."""
-
-    layer: str
-    reference: str
-    max_abs_diff: float
-    max_rel_diff: float
-    max_abs: float
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff}
-
-
-def layer_diffs(pairs: Sequence[tuple[str, str, str]], before: dict[str, np.ndarray],
-                after: dict[str, np.ndarray]) -> list[LayerDiff]:
-    """For each (name, original node, folded node) whose outputs both models gave, the max abs
-    diff and the max abs diff relative to the original output's peak (NaN/inf never agree)."""
-    found = []
-    for name, old, new in pairs:
-        if old not in before or new not in after or np.shape(before[old]) != np.shape(after[new]):
-            continue
-        diff = output_diff(name, before[old], after[new])
-        found.append(LayerDiff(name, old, diff.max_abs_diff, diff.max_rel_diff, diff.max_abs))
-    return found

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -57,12 +57,24 @@ class GraphDefFrontend:
     def runner(self, model: GraphModel):
         return io.runner(model)
 
-    def layer_outputs(self, model: GraphModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
-        return io.layer_outputs(model, inputs, nodes)
+    def tapper(self, model: GraphModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
+        return io.tapper(model, nodes, feeds)
+
+    def layer_runners(self, model: GraphModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runners(model, layers, magnitude)
 
     def kernel(self, model: GraphModel, layer: str) -> LayerKernel:
         kernel, kind = match.filter_value(model.graph_def, layer)
-        return LayerKernel(kernel, None, kind)
+        ix = match.OpIndex(model.graph_def)
+        try:
+            _, const = match.bias_of(ix, layer)
+            bias = None if const is None else np.asarray(ix.value(const)).reshape(-1)
+        finally:
+            ix.close()
+        return LayerKernel(kernel, bias, kind)
+
+    def with_kernels(self, model: GraphModel, kernels: Mapping[str, LayerKernel]) -> GraphModel:
+        return io.with_kernels(model, kernels)
 
     def write(self, model: GraphModel, path: Path) -> None:
         Path(path).write_bytes(self.to_bytes(model))

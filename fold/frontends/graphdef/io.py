@@ -4,6 +4,7 @@ Keras models to them, find their inputs and outputs, run them in a TensorFlow se
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,12 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
-from tensorflow.core.framework import graph_pb2
+from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.frontends.graphdef.match import find_inputs, find_outputs, node_of, tensor_name
+from fold.core.kinds import GRAPHDEF_KINDS
+from fold.frontend import Tap
+from fold.frontends.graphdef.match import (
+    FILTER_INPUT, OpIndex, bias_of, filter_value, find_inputs, find_outputs, node_of, tensor_name,
+)
 
 @dataclass
 class GraphModel:
@@ -49,11 +54,6 @@ def read_graph_def(path: str | os.PathLike) -> graph_pb2.GraphDef:
     except Exception as exc:  # TensorFlow's own validation: unknown ops, bad inputs, bad attrs
         raise FoldError(f"'{name}' is not a valid TensorFlow graph: {one_line(exc, 160)}") from exc
     return graph_def
-
-
-def write_graph_def(graph_def: graph_pb2.GraphDef, path: str | os.PathLike) -> None:
-    with open(path, "wb") as fh:
-        fh.write(graph_def.SerializeToString())
 
 
 def graph_def_from_function(fn: Callable, *specs: tf.TensorSpec) -> graph_pb2.GraphDef:
@@ -151,14 +151,125 @@ def runner(model: GraphModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     return run
 
 
-def layer_outputs(model: GraphModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
-    """Output 0 of each named op, fetched in one session run (ops without outputs are left out)."""
+def _session(graph_def: graph_pb2.GraphDef) -> tf.compat.v1.Session:
     graph = tf.Graph()
     with graph.as_default():
-        tf.graph_util.import_graph_def(model.graph_def, name="")
-    fetch = [n for n in nodes if n in {op.name for op in graph.get_operations()} and graph.get_operation_by_name(n).outputs]
-    if not fetch:
-        return {}
-    with tf.compat.v1.Session(graph=graph) as session:
-        values = session.run([f"{n}:0" for n in fetch], feed_dict=dict(zip(model.inputs, inputs)))
-    return {n: np.asarray(v) for n, v in zip(fetch, values)}
+        tf.graph_util.import_graph_def(graph_def, name="")
+    return tf.compat.v1.Session(graph=graph)
+
+
+def _fetchable(session: tf.compat.v1.Session, names) -> list[str]:
+    """The named ops that exist and have an output."""
+    graph = session.graph
+    ops = {op.name: op for op in graph.get_operations()}
+    return [n for n in names if n in ops and ops[n].outputs]
+
+
+def _data(ix: OpIndex, name: str) -> list[str]:
+    """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
+    kind = GRAPHDEF_KINDS.get(ix.nodes[name].op)
+    if kind is not None:
+        return [ix.data_inputs(name)[kind.data_input]]
+    return [t for t in ix.data_inputs(name) if not ix.is_constant(node_of(t))]
+
+
+def tapper(model: GraphModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
+    """One session: the outputs, output 0 of each named op and the data inputs of each fed op, in one run."""
+    session = _session(model.graph_def)
+    ix = OpIndex(model.graph_def)
+    try:
+        fed = {f: _data(ix, f) for f in _fetchable(session, feeds)}
+    finally:
+        ix.close()
+    taps = {n: f"{n}:0" for n in _fetchable(session, nodes)}
+    fetch = list(dict.fromkeys([*model.outputs, *taps.values(), *(t for ts in fed.values() for t in ts)]))
+
+    def run(xs: list[np.ndarray]) -> Tap:
+        values = dict(zip(fetch, (np.asarray(v) for v in session.run(fetch, feed_dict=dict(zip(model.inputs, xs))))))
+        return Tap([values[o] for o in model.outputs], {n: values[t] for n, t in taps.items()},
+                   {f: [values[t] for t in ts] for f, ts in fed.items()})
+
+    return run
+
+
+def layer_runners(model: GraphModel, layers, magnitude: bool = False) -> dict[str, Callable]:
+    """Each op fed its data inputs (and the model inputs, which shape computations may read),
+    fetched at ``until``; with ``magnitude``, one session on a copy whose filters are |filters|,
+    fetched at the op itself (no bias)."""
+    graph_def = model.graph_def
+    ix = OpIndex(graph_def)
+    try:
+        present = {name: until for name, until in layers if name in ix.nodes}
+        data = {name: _data(ix, name) for name in present}
+        if magnitude:
+            graph_def = _with_filters(graph_def, ix, {n: np.abs(filter_value(model.graph_def, n)[0]) for n in present})
+    finally:
+        ix.close()
+    session = _session(graph_def)
+    found = {}
+    for name, until in present.items():
+        fetch = f"{name if magnitude else until}:0"
+
+        def run(xs: list[np.ndarray], inputs: list[np.ndarray], fetch=fetch, feeds=data[name]) -> np.ndarray:
+            feed = {**dict(zip(model.inputs, inputs)), **dict(zip(feeds, xs))}
+            return np.asarray(session.run(fetch, feed_dict=feed))
+
+        found[name] = run
+    return found
+
+
+def _const(name: str, value: np.ndarray):
+    node = node_def_pb2.NodeDef(name=name, op="Const")
+    node.attr["dtype"].type = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    return node
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}_{i}", i + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _with_filters(graph_def: graph_pb2.GraphDef, ix: OpIndex, filters: dict[str, np.ndarray],
+                  biases: dict[str, np.ndarray] | None = None) -> graph_pb2.GraphDef:
+    """A copy whose ops read new filter values (and whose bias adds read new biases), each from a
+    Const of its own; the constants they no longer read are dropped."""
+    from fold.frontends.graphdef.rewrite import prune
+
+    new = graph_pb2.GraphDef()
+    new.CopyFrom(graph_def)
+    nodes = {n.name: n for n in new.node}
+    taken = set(nodes)
+    pool: set[str] = set()
+    for name, value in filters.items():
+        const = _unique(f"{name}/filter_edited", taken)
+        new.node.append(_const(const, value))
+        pool |= set(ix.filter_source(ix.data_inputs(name)[FILTER_INPUT])[1])
+        nodes[name].input[FILTER_INPUT] = const
+    for name, value in (biases or {}).items():
+        add, old = bias_of(ix, name)
+        if add is None:
+            raise ValueError(f"'{name}' has no bias add to write a bias into.")
+        const = _unique(f"{name}/bias_edited", taken)
+        new.node.append(_const(const, np.asarray(value).astype(ix.value(old).dtype).reshape(ix.value(old).shape)))
+        slot = [tensor_name(r) for r in nodes[add].input].index(tensor_name(old))
+        nodes[add].input[slot] = const
+        pool.add(node_of(old))
+    return prune(new, pool, set())
+
+
+def with_kernels(model: GraphModel, kernels) -> GraphModel:
+    """A copy whose named ops read the given filters (from Consts of their own) and, where given,
+    whose bias add reads the given bias."""
+    ix = OpIndex(model.graph_def)
+    try:
+        filters = {name: np.asarray(k.kernel).astype(filter_value(model.graph_def, name)[0].dtype)
+                   for name, k in kernels.items()}
+        biases = {name: k.bias for name, k in kernels.items() if k.bias is not None}
+        new = _with_filters(model.graph_def, ix, filters, biases)
+    finally:
+        ix.close()
+    return dataclasses.replace(model, graph_def=new)

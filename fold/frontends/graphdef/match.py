@@ -37,7 +37,7 @@ _CONFIG_ATTRS = ("strides", "padding", "data_format", "dilations", "epsilon", "i
                  "transpose_a", "transpose_b", "dtype", "shape")
 BN_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 ADD_OPS = ("BiasAdd", "Add", "AddV2")
-_FILTER_INPUT = 1  # the filter is input 1 of all four linear ops
+FILTER_INPUT = 1  # the filter is input 1 of all four linear ops
 _SOURCE_OPS = ("Placeholder", "PlaceholderWithDefault")
 
 
@@ -336,7 +336,7 @@ def candidate(ix: OpIndex, chain: Chain) -> OpCandidate:
     c.channel_axis = _channel_axis(linear)
     c.data_format = _attr_str(linear, "data_format", "NHWC")
     c.compute_dtype = tf.dtypes.as_dtype(linear.attr["T"].type).name
-    c.filter_const, nodes = ix.filter_source(ix.data_inputs(chain.linear)[_FILTER_INPUT])
+    c.filter_const, nodes = ix.filter_source(ix.data_inputs(chain.linear)[FILTER_INPUT])
     c.filter_readers = [r for n in nodes for r in ix.node_readers(n) if r not in nodes and r != chain.linear]
     if c.filter_const is not None:
         c.kernel = ix.value(f"{c.filter_const}:0")
@@ -429,7 +429,8 @@ def op_graph(graph_def: graph_pb2.GraphDef, show_consts: bool = False, *, inputs
             continue
         weights = {(node_of(t) if t.endswith(":0") else t): shapes.get(t)
                    for t in ix.data_inputs(node.name) if node_of(t) in hidden}
-        g.add_node(node.name, op=node.op, role=_role(node.op), config=_config(node), weights=weights, calls=1)
+        g.add_node(node.name, op=node.op, role=_role(node.op), config=_config(node), weights=weights, calls=1,
+                   tensor=f"{node.name}:0")
     for node in graph_def.node:
         if node.name in hidden:
             continue
@@ -444,13 +445,22 @@ def op_graph(graph_def: graph_pb2.GraphDef, show_consts: bool = False, *, inputs
     return g
 
 
+def bias_of(ix: OpIndex, layer: str) -> tuple[str | None, str | None]:
+    """(bias add, its constant tensor) when the op's output feeds only a per-channel constant add."""
+    readers = ix.readers(f"{layer}:0")
+    if len(readers) != 1 or readers[0] not in ix.nodes:
+        return None, None
+    _, add, const = _through_bias(ix, f"{readers[0]}:0")
+    return (add, const) if add is not None else (None, None)
+
+
 def filter_value(graph_def: graph_pb2.GraphDef, layer: str) -> tuple[np.ndarray, Kind]:
     """The constant filter of linear op ``layer`` and its kind; ValueError if it has none."""
     ix = OpIndex(graph_def)
     try:
         node = ix.nodes.get(layer)
         kind = _kind(node) if node is not None else None
-        const = ix.filter_source(ix.data_inputs(layer)[_FILTER_INPUT])[0] if kind is not None else None
+        const = ix.filter_source(ix.data_inputs(layer)[FILTER_INPUT])[0] if kind is not None else None
         if const is None:
             raise ValueError(f"'{layer}' is not a linear op with a constant filter.")
         return ix.value(f"{const}:0"), kind

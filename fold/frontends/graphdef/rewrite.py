@@ -52,7 +52,7 @@ def _bias_add(out: node_def_pb2.NodeDef, c: OpCandidate, bias_name: str,
     return node
 
 
-def _prune(graph_def: graph_pb2.GraphDef, pool: set[str], keep: set[str]) -> graph_pb2.GraphDef:
+def prune(graph_def: graph_pb2.GraphDef, pool: set[str], keep: set[str]) -> graph_pb2.GraphDef:
     """Drop the constant nodes of ``pool`` nobody reads any more; strip control inputs to them."""
     dropped: set[str] = set()
     while True:
@@ -115,4 +115,4 @@ def rewrite(graph_def: graph_pb2.GraphDef, pairs: list[tuple[OpCandidate, Decisi
     chains = [n for c in folded for n in [*([c.chain.bias] if c.chain.bias else []), *c.chain.removed]]
     pool = _constant_ancestors(ix, chains)
     ix.close()
-    return _prune(kept, pool, {node_of(k) for k in keep} | {c.filter_const for c in folded})
+    return prune(kept, pool, {node_of(k) for k in keep} | {c.filter_const for c in folded})

@@ -72,14 +72,23 @@ class KerasFrontend:
     def runner(self, model: keras.Model) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return functools.partial(io.run, model)
 
-    def layer_outputs(self, model: keras.Model, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
-        return io.layer_outputs(model, inputs, nodes)
+    def tapper(self, model: keras.Model, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
+        return io.tapper(model, nodes, feeds)
+
+    def layer_runners(self, model: keras.Model, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runners(model, layers, magnitude)
 
     def kernel(self, model: keras.Model, layer: str) -> LayerKernel:
         found = match.layer_at(model, layer)
-        kind = KERAS_KINDS[type(found).__name__]
+        kind = KERAS_KINDS.get(type(found).__name__)
+        if kind is None:
+            raise ValueError(f"'{layer}' is a {type(found).__name__}, not a layer with a kernel foldscope reads.")
         values = match.layer_weights(found)
-        return LayerKernel(values[kind.weight], values.get("bias"), kind)
+        taps = None
+        if "depthwise_kernel" in values and kind.weight == "pointwise_kernel":  # separable: both sums
+            depthwise = values["depthwise_kernel"].shape
+            taps = int(np.prod(depthwise[:-2])) + int(values[kind.weight].shape[-2])
+        return LayerKernel(values[kind.weight], values.get("bias"), kind, taps=taps)
 
     def with_kernels(self, model: keras.Model, kernels: Mapping[str, LayerKernel]) -> keras.Model:
         clone = keras.models.clone_model(model)

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ import numpy as np
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
+from fold.frontend import Tap
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -113,32 +115,130 @@ def run(model: keras.Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in keras.tree.flatten(out)]
 
 
+def _only_node(layer: keras.layers.Layer):
+    """The layer's one call in its model (None for a shared or never-called layer)."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return nodes[0] if len(nodes) == 1 else None
+
+
 def _call_output(layer: keras.layers.Layer):
     """The first output tensor of the layer's (only) call in its model, or None."""
-    nodes = getattr(layer, "_inbound_nodes", None) or []
-    if len(nodes) != 1:
-        return None  # a shared layer has several outputs; an input layer has its own tensor
-    outputs = keras.tree.flatten(nodes[0].output_tensors)
+    node = _only_node(layer)
+    outputs = keras.tree.flatten(node.output_tensors) if node is not None else []
     return outputs[0] if outputs else None
 
 
-def layer_outputs(model: keras.Model, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
-    """Outputs of top-level layers (nested models as a whole) through one multi-output model
-    over the same layers; shared layers and input layers are left out."""
-    tensors = {}
-    for name in nodes:
+def _call_inputs(layer: keras.layers.Layer) -> list | None:
+    """The tensors the layer's (only) call received, or None."""
+    node = _only_node(layer)
+    return None if node is None else list(keras.tree.flatten(node.input_tensors))
+
+
+def _layer(model: keras.Model, name: str) -> keras.layers.Layer | None:
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
+def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
+    """One multi-output model over the same layers: the outputs, the output of each named layer and
+    the inputs of each fed layer. A path into a nested model ("outer/inner") is tapped inside it,
+    fed what the nested model receives; shared layers are left out."""
+    inputs = list(model.inputs)
+    ids = {id(t): i for i, t in enumerate(inputs)}
+    tensors: list = list(model.outputs)
+
+    def slot(tensor) -> tuple[str, int]:  # where a tensor's value comes from: a model input or the tap
+        if id(tensor) in ids:
+            return "input", ids[id(tensor)]
+        tensors.append(tensor)
+        return "tap", len(tensors) - 1
+
+    own: dict[str, tuple[str, int]] = {}
+    fed: dict[str, list[tuple[str, int]]] = {}
+    nested: dict[str, tuple[list[str], list[str]]] = {}
+    for kind, paths in (("node", nodes), ("feed", feeds)):
+        for path in paths:
+            head, _, rest = path.partition("/")
+            if rest:
+                inner = nested.setdefault(head, ([], []))
+                inner[0 if kind == "node" else 1].append(rest)
+                continue
+            layer = _layer(model, head)
+            if layer is None:
+                continue
+            if kind == "node":
+                if isinstance(layer, keras.layers.InputLayer):
+                    tensor = layer.output
+                else:
+                    tensor = _call_output(layer)
+                if tensor is not None:
+                    own[path] = slot(tensor)
+            else:
+                found = _call_inputs(layer)
+                if found is not None:
+                    fed[path] = [slot(t) for t in found]
+    inner_taps = {}
+    for head, (inner_nodes, inner_feeds) in nested.items():
+        layer = _layer(model, head)
+        if isinstance(layer, keras.Model) and _call_inputs(layer) is not None and getattr(layer, "inputs", None):
+            fed.setdefault(head, [slot(t) for t in _call_inputs(layer)])
+            inner_taps[head] = tapper(layer, inner_nodes, inner_feeds)
+    tap = keras.Model(inputs, tensors)
+    n_out = len(model.outputs)
+
+    def run(xs: list[np.ndarray]) -> Tap:
+        values = [np.asarray(v) for v in keras.tree.flatten(tap(list(xs), training=False))]
+
+        def value(where: tuple[str, int]) -> np.ndarray:
+            return np.asarray(xs[where[1]]) if where[0] == "input" else values[where[1]]
+
+        found = Tap(values[:n_out], {p: value(w) for p, w in own.items()},
+                    {p: [value(w) for w in ws] for p, ws in fed.items() if p in feeds})
+        for head, inner in inner_taps.items():
+            sub = inner([value(w) for w in fed[head]])
+            found.nodes.update({f"{head}/{p}": v for p, v in sub.nodes.items()})
+            found.feeds.update({f"{head}/{p}": v for p, v in sub.feeds.items()})
+        return found
+
+    return run
+
+
+def _magnitude_twin(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """A copy of the layer with |weights|, no bias and no activation: it computes Σ|W||x| on |x|."""
+    config = layer.get_config()
+    if "activation" in config:
+        config["activation"] = "linear"
+    twin = type(layer).from_config(config)
+    twin.build(tuple(_call_inputs(layer)[0].shape))
+    by_name = {w.name: w for w in layer.weights}
+    for weight in twin.weights:
+        value = np.asarray(by_name[weight.name].numpy())
+        weight.assign(np.zeros_like(value) if weight.name == "bias" else np.abs(value))
+    return twin
+
+
+def layer_runners(model: keras.Model, layers, magnitude: bool = False) -> dict[str, Callable]:
+    """Each layer called on its own (the folded model's layer object, or its magnitude twin)."""
+    from fold.frontends.keras.match import layer_at
+
+    found = {}
+    for path, _until in layers:
         try:
-            layer = model.get_layer(name)
+            layer = layer_at(model, path)
         except ValueError:
             continue
-        tensor = None if isinstance(layer, keras.layers.InputLayer) else _call_output(layer)
-        if tensor is not None:
-            tensors[name] = tensor
-    if not tensors:
-        return {}
-    tap = keras.Model(list(model.inputs), list(tensors.values()))
-    values = tap(list(inputs), training=False)
-    return {name: np.asarray(v) for name, v in zip(tensors, keras.tree.flatten(values))}
+        if _call_inputs(layer) is None:
+            continue
+        if magnitude:
+            layer = _magnitude_twin(layer)
+
+        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], layer=layer) -> np.ndarray:
+            return np.asarray(layer(xs[0] if len(xs) == 1 else list(xs), training=False))
+
+        found[path] = run
+    return found
 
 
 def to_tflite(model: keras.Model) -> bytes:

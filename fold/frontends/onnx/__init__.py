@@ -54,12 +54,17 @@ class OnnxFrontend:
     def runner(self, model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return io.runner(model)
 
-    def layer_outputs(self, model: OnnxModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
-        return io.layer_outputs(model, inputs, nodes)
+    def tapper(self, model: OnnxModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
+        return io.tapper(model, nodes, feeds)
+
+    def layer_runners(self, model: OnnxModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runners(model, layers, magnitude)
 
     def kernel(self, model: OnnxModel, layer: str) -> LayerKernel:
         ix = match.Index(model)
-        node = next(n for n in ix.nodes if n.name == layer)
+        node = next((n for n in ix.nodes if n.name == layer), None)
+        if node is None or match.kind_of(node) is None or len(node.input) < 2 or not ix.is_constant(node.input[1]):
+            raise ValueError(f"'{layer}' is not a layer with a constant kernel.")
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
         groups = int(match.attribute(node, "group", 1)) if node.op_type in ("Conv", "ConvTranspose") else 1
         return LayerKernel(ix.value(node.input[1]), None if bias is None else ix.value(bias),

@@ -21,11 +21,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper
+from onnx import external_data_helper, numpy_helper
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.frontends.onnx.match import OnnxModel, onnx_model
+from fold.frontend import Tap
+from fold.frontends.onnx.match import Index, OnnxModel, kind_of, onnx_model
 
 #: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
 MIN_OPSET = 9
@@ -152,18 +153,93 @@ def to_bytes(model: OnnxModel) -> bytes:
     return model.proto.SerializeToString()
 
 
-def layer_outputs(model: OnnxModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
-    """The first output of each named node, through one run of a copy of the model that also
-    outputs them (onnxruntime's optimizations off, as for verification)."""
-    by_name = {n.name: n.output[0] for n in model.graph.node if n.output and n.output[0]}
-    wanted = {n: by_name[n] for n in nodes if n in by_name}
-    if not wanted:
-        return {}
+def _data_inputs(ix: Index, node: onnx.NodeProto) -> list[str]:
+    """The activation a linear node reads (its kind's data input), else every input that is not a constant."""
+    kind = kind_of(node)
+    if kind is not None:
+        return [node.input[kind.data_input]]
+    return [t for t in node.input if t and not ix.is_constant(t)]
+
+
+def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
+    """One session on a copy of the model that also outputs every tapped tensor (optimizations off)."""
+    ix = Index(model)
+    by_name = {n.name: n for n in ix.nodes}
+    fed = [v.name for v in model.feeds]
+    outputs = [v.name for v in model.proto.graph.output]
+    node_tensors = {n: by_name[n].output[0] for n in nodes if n in by_name and by_name[n].output and by_name[n].output[0]}
+    node_tensors |= {n: n for n in nodes if n in fed}  # a graph input's node is the input itself
+    feed_tensors = {f: _data_inputs(ix, by_name[f]) for f in feeds if f in by_name}
+    extra = [t for t in dict.fromkeys([*node_tensors.values(), *(t for ts in feed_tensors.values() for t in ts)])
+             if t not in fed and t not in outputs]
     tapped = onnx.ModelProto()
     tapped.CopyFrom(model.proto)
-    present = {v.name for v in tapped.graph.output}
-    tapped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in dict.fromkeys(wanted.values())
-                               if t not in present)
+    tapped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
     found = session(OnnxModel(tapped, model.name, model.shapes))
-    values = found.run(list(wanted.values()), dict(zip([v.name for v in model.feeds], inputs)))
-    return {n: np.asarray(v) for n, v in zip(wanted, values)}
+    fetch = [*outputs, *extra]
+
+    def run(xs: list[np.ndarray]) -> Tap:
+        values = dict(zip(fetch, (np.asarray(v) for v in found.run(fetch, dict(zip(fed, xs))))))
+        values.update(zip(fed, (np.asarray(x) for x in xs)))
+        return Tap([values[o] for o in outputs], {n: values[t] for n, t in node_tensors.items()},
+                   {f: [values[t] for t in ts] for f, ts in feed_tensors.items()})
+
+    return run
+
+
+def _path(ix: Index, layer: onnx.NodeProto, until: str) -> list[onnx.NodeProto] | None:
+    """The nodes from ``layer`` to ``until``, each the only reader of the one before (None if there is no such path)."""
+    by_name = {n.name: n for n in ix.nodes}
+    path = [layer]
+    while path[-1].name != until:
+        readers = ix.readers.get(path[-1].output[0], [])
+        if len(readers) != 1 or len(path) > 8:
+            return None
+        path.append(ix.nodes[readers[0]])
+    return path if until in by_name else None
+
+
+def _alone(model: OnnxModel, ix: Index, path: list[onnx.NodeProto], magnitude: bool) -> onnx.ModelProto:
+    """A model of ``path`` alone: the first node's data inputs become graph inputs, every constant
+    an initializer (magnitude: |weight|, zero bias and zero added constants)."""
+    layer = path[0]
+    weight = ix.value(layer.input[1])
+    elem = onnx.helper.np_dtype_to_tensor_dtype(weight.dtype)
+    inits, seen = [], set()
+    for node in path:
+        for slot, t in enumerate(node.input):
+            if not t or t in seen or not ix.is_constant(t):
+                continue
+            seen.add(t)
+            value = ix.value(t)
+            if magnitude:
+                value = np.abs(value) if (node is layer and slot == 1) else np.zeros_like(value)
+            inits.append(numpy_helper.from_array(np.asarray(value), t))
+    inputs = [onnx.helper.make_tensor_value_info(t, elem, None) for t in _data_inputs(ix, layer)]
+    output = onnx.helper.make_tensor_value_info(path[-1].output[0], elem, None)
+    graph = onnx.helper.make_graph([*path], f"{layer.name}_alone", inputs, [output], inits)
+    alone = onnx.helper.make_model(graph, opset_imports=list(model.proto.opset_import))
+    alone.ir_version = model.proto.ir_version
+    return alone
+
+
+def layer_runners(model: OnnxModel, layers, magnitude: bool = False) -> dict[str, Callable]:
+    """Each layer (through ``until``; alone when ``magnitude``) as a model of its own in onnxruntime."""
+    ix = Index(model)
+    by_name = {n.name: n for n in ix.nodes}
+    found = {}
+    for name, until in layers:
+        node = by_name.get(name)
+        if node is None or len(node.input) < 2 or not ix.is_constant(node.input[1]):
+            continue
+        path = [node] if magnitude else _path(ix, node, until)
+        if path is None:
+            continue
+        alone = session(OnnxModel(_alone(model, ix, path, magnitude), model.name))
+        names = [v.name for v in alone.get_inputs()]
+
+        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], alone=alone, names=names) -> np.ndarray:
+            return np.asarray(alone.run(None, dict(zip(names, xs)))[0])
+
+        found[name] = run
+    return found

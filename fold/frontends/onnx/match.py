@@ -378,6 +378,8 @@ def candidate(ix: Index, chain: Chain) -> OnnxCandidate:
         return c
     node = ix.nodes[chain.linear]
     c.layer, c.op, c.kind = node.name, node.op_type, kind_of(node)
+    if node.op_type == "MatMul":  # the Add the rewrite puts after it takes the chain's last node's name
+        c.output_node = ix.nodes[chain.out].name
     c.consumers = ix.uses(node.output[0])
     if c.kind is None:
         return c
@@ -437,14 +439,14 @@ def op_graph(model: OnnxModel) -> nx.DiGraph:
     graph = nx.DiGraph(name=model.stem, frontend="onnx", inputs=feeds, outputs=[])
     producer: dict[str, str] = {}
     for name in feeds:
-        graph.add_node(name, op="Input", role="input", config={}, weights={}, calls=1)
+        graph.add_node(name, op="Input", role="input", config={}, weights={}, calls=1, tensor=name)
         producer[name] = name
     for node in ix.nodes:
         if node.op_type == "Constant":
             continue
         weights = {t: model.shapes.get(t) for t in node.input if t and ix.is_constant(t)}
         graph.add_node(node.name, op=node.op_type, role=role_of(node.op_type), config=_config(node),
-                       weights=weights, calls=1)
+                       weights=weights, calls=1, tensor=node.output[0] if node.output else node.name)
         for t in node.input:
             if t in producer:
                 graph.add_edge(producer[t], node.name, shape=model.shapes.get(t))

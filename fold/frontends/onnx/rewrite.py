@@ -78,8 +78,9 @@ def _fold_one(ix: Index, graph: onnx.GraphProto, names: _Names, c: OnnxCandidate
     inits = [numpy_helper.from_array(kernel, w_name), numpy_helper.from_array(bias, b_name)]
     node.input[1] = w_name
     final = ix.nodes[chain.out].output[0]
-    if node.op_type == "MatMul":  # no bias input: one Add after it, producing the chain's output
-        add = helper.make_node("Add", [node.output[0], b_name], [final], name=names.fresh(f"{node.name}_bias"))
+    if node.op_type == "MatMul":  # no bias input: one Add after it, producing the chain's output under
+        # the name of the chain's last node (which goes), as a GraphDef's BiasAdd does
+        add = helper.make_node("Add", [node.output[0], b_name], [final], name=ix.nodes[chain.out].name)
         return inits, add
     _set_input(node, 2, b_name)
     if node.op_type == "Gemm":

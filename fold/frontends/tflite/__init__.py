@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -21,7 +21,7 @@ from fold.errors import FoldError
 from fold.frontend import FRONTENDS, LayerKernel
 from fold.frontends.tflite import io, match
 from fold.frontends.tflite.match import SLOTS, TfliteModel
-from fold.frontends.tflite.rewrite import rewrite
+from fold.frontends.tflite.rewrite import rewrite, rewrite_weights
 from fold.frontends.tflite.rules import RULES
 
 
@@ -66,18 +66,29 @@ class TfliteFrontend:
     def runner(self, model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         return io.runner(model)
 
-    def layer_outputs(self, model: TfliteModel, inputs: list[np.ndarray], nodes: Sequence[str]) -> dict[str, np.ndarray]:
-        return io.layer_outputs(model, inputs, nodes)
+    def tapper(self, model: TfliteModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
+        return io.tapper(model, nodes, feeds)
+
+    def layer_runners(self, model: TfliteModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runners(model, layers, magnitude)
 
     def kernel(self, model: TfliteModel, layer: str) -> LayerKernel:
-        index = model.ids.index(layer)
-        op = model.main.operators[index]
+        if layer not in model.ids:
+            raise ValueError(f"The model has no op '{layer}'.")
+        op = model.main.operators[model.ids.index(layer)]
         name = match.op_type(model.tree, op)
+        if name not in SLOTS:
+            raise ValueError(f"'{layer}' is a {name}, not an op with a kernel foldscope reads.")
         filter_slot, bias_slot = SLOTS[name]
         bias = op.inputs[bias_slot] if len(op.inputs) > bias_slot and op.inputs[bias_slot] >= 0 else None
+        if not match.is_constant(model.tree, model.main, op.inputs[filter_slot]):
+            raise ValueError(f"The filter of '{layer}' is not a constant.")
         return LayerKernel(match.float_array(model.tree, model.main, op.inputs[filter_slot]),
                            None if bias is None else match.float_array(model.tree, model.main, bias),
                            TFLITE_KINDS[name])
+
+    def with_kernels(self, model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
+        return rewrite_weights(model, kernels)
 
     def write(self, model: TfliteModel, path: Path) -> None:
         Path(path).write_bytes(model.data)

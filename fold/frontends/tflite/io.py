@@ -8,6 +8,7 @@ hand-rolled parsing. Models run with LiteRT's builtin kernels, without the XNNPA
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +17,11 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, r
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.frontends.tflite.match import TfliteModel, op_ids
+from fold.core.kinds import TFLITE_KINDS
+from fold.frontend import Tap
+from fold.frontends.tflite.match import (
+    SLOTS, TfliteModel, tensor_name, float_array, is_constant, op_ids, op_type, readers,
+)
 
 
 def model_from_bytes(data: bytes, name: str = "model") -> TfliteModel:
@@ -103,20 +108,129 @@ def runner(model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]
     return run
 
 
-def layer_outputs(model: TfliteModel, inputs: list[np.ndarray], nodes) -> dict[str, np.ndarray]:
-    """Output 0 of each named op, read after the run with every intermediate tensor kept,
-    one batch of the model's fixed size at a time."""
+def _data_inputs(model: TfliteModel, op: schema.OperatorT) -> list[int]:
+    """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
+    kind = TFLITE_KINDS.get(op_type(model.tree, op))
+    if kind is not None:
+        return [op.inputs[kind.data_input]]
+    return [t for t in op.inputs if t >= 0 and not is_constant(model.tree, model.main, t)]
+
+
+def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
+    """One interpreter keeping every intermediate tensor: the outputs, output 0 of each named op
+    and the data inputs of each fed op, read after one run of the model's fixed batch."""
     found = interpreter(model.data, model.name, keep_all=True)
-    in_details = found.get_input_details()
-    wanted = {n: model.main.operators[model.ids.index(n)].outputs[0] for n in nodes if n in model.ids}
-    batch = int(in_details[0]["shape"][0]) if in_details else 1
-    rows = inputs[0].shape[0] if inputs else batch
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
-    for start in range(0, rows, batch):
-        for detail, x in zip(in_details, inputs):
-            found.set_tensor(detail["index"], np.ascontiguousarray(x[start:start + batch], dtype=detail["dtype"]))
+    in_details, out_details = found.get_input_details(), found.get_output_details()
+    index = {name: i for i, name in enumerate(model.ids)}
+    ops = model.main.operators
+    taps = {n: ops[index[n]].outputs[0] for n in nodes if n in index}
+    inputs = {tensor_name(model.main, t): t for t in model.main.inputs}
+    taps |= {n: inputs[n] for n in nodes if n in inputs}
+    fed = {f: _data_inputs(model, ops[index[f]]) for f in feeds if f in index}
+
+    def run(xs: list[np.ndarray]) -> Tap:
+        for detail, x in zip(in_details, xs):
+            found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
         found.invoke()
-        for name, tensor in wanted.items():
-            parts[name].append(np.array(found.get_tensor(tensor)))
-    return {name: values[0] if len(values) == 1 else np.concatenate([np.atleast_1d(v) for v in values])
-            for name, values in parts.items()}
+        return Tap([np.array(found.get_tensor(d["index"])) for d in out_details],
+                   {n: np.array(found.get_tensor(t)) for n, t in taps.items()},
+                   {f: [np.array(found.get_tensor(t)) for t in ts] for f, ts in fed.items()})
+
+    return run
+
+
+def _alone(model: TfliteModel, ops: list[int], magnitude: bool) -> bytes:
+    """A model of the ops ``ops`` alone (in order, each reading the one before): the first op's data
+    inputs become the model's inputs; constants are copied (magnitude: |filter|, zero bias, no
+    fused activation)."""
+    tree, sg = model.tree, model.main
+    new = schema.ModelT()
+    new.version, new.description = tree.version, b"foldscope: one layer alone"
+    new.buffers, new.operatorCodes = [schema.BufferT()], []
+    graph = schema.SubGraphT()
+    graph.tensors, graph.operators = [], []
+    tensors: dict[int, int] = {}
+    codes: dict[int, int] = {}
+
+    def tensor(t: int, data: np.ndarray | None = None) -> int:
+        if t < 0:
+            return t
+        if t not in tensors:
+            copied = copy.deepcopy(sg.tensors[t])
+            copied.buffer = 0
+            if data is not None:
+                buffer = schema.BufferT()
+                buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+                new.buffers.append(buffer)
+                copied.buffer = len(new.buffers) - 1
+            graph.tensors.append(copied)
+            tensors[t] = len(graph.tensors) - 1
+        return tensors[t]
+
+    first = sg.operators[ops[0]]
+    slots = SLOTS.get(op_type(tree, first), (None, None))
+    for i in ops:
+        op = copy.deepcopy(sg.operators[i])
+        kind = op_type(tree, op)
+        if op.opcodeIndex not in codes:
+            new.operatorCodes.append(copy.deepcopy(tree.operatorCodes[op.opcodeIndex]))
+            codes[op.opcodeIndex] = len(new.operatorCodes) - 1
+        op.opcodeIndex = codes[op.opcodeIndex]
+        inputs = []
+        for slot, t in enumerate(op.inputs):
+            data = None
+            if t >= 0 and is_constant(tree, sg, t):
+                data = np.asarray(tree.buffers[sg.tensors[t].buffer].data, dtype=np.uint8)
+                if magnitude and i == ops[0] and slot in slots:
+                    value = float_array(tree, sg, t)
+                    data = np.abs(value) if slot == slots[0] else np.zeros_like(value)
+            elif i == ops[0] and slot == 0 and kind == "TRANSPOSE_CONV":
+                # an output shape computed at run time: alone, the op takes its output's static shape
+                data = np.asarray(sg.tensors[op.outputs[0]].shape, dtype=np.int32)
+            inputs.append(tensor(t, data))
+        op.inputs = inputs
+        op.outputs = [tensor(t) for t in op.outputs]
+        if magnitude and hasattr(op.builtinOptions, "fusedActivationFunction"):
+            op.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.NONE
+        graph.operators.append(op)
+    graph.inputs = [tensors[t] for t in _data_inputs(model, first)]
+    graph.outputs = [tensors[sg.operators[ops[-1]].outputs[0]]]
+    new.subgraphs = [graph]
+    return serialize(new)
+
+
+def _ops_until(model: TfliteModel, layer: int, until: str) -> list[int] | None:
+    """Op indices from ``layer`` to the op named ``until``, each reading the one before."""
+    sg = model.main
+    found = readers(sg)
+    path = [layer]
+    while model.ids[path[-1]] != until:
+        after = found.get(sg.operators[path[-1]].outputs[0], [])
+        if len(after) != 1 or len(path) > 8:
+            return None
+        path.append(after[0])
+    return path
+
+
+def layer_runners(model: TfliteModel, layers, magnitude: bool = False) -> dict[str, Callable]:
+    """Each op (through ``until``; alone when ``magnitude``) as a model of its own in LiteRT."""
+    index = {name: i for i, name in enumerate(model.ids)}
+    found = {}
+    for name, until in layers:
+        if name not in index:
+            continue
+        path = [index[name]] if magnitude else _ops_until(model, index[name], until)
+        if path is None:
+            continue
+        alone = interpreter(_alone(model, path, magnitude), model.name)
+        in_details, out_detail = alone.get_input_details(), alone.get_output_details()[0]
+
+        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], alone=alone, in_details=in_details,
+                out_detail=out_detail) -> np.ndarray:
+            for detail, x in zip(in_details, xs):
+                alone.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
+            alone.invoke()
+            return np.array(alone.get_tensor(out_detail["index"]))
+
+        found[name] = run
+    return found

@@ -246,7 +246,7 @@ def candidate(model: TfliteModel, chain: Chain, split_activation: bool = False) 
     affine = [(model.ids[j], j) for j in chain.affine_ops]
     tail = activation_of(sg.operators[chain.tail])
     c = TfliteCandidate(
-        layer=_tensor_name(sg, chain.source), bn="+".join(n for n, _ in affine), op="INPUT", kind=None, chain=chain,
+        layer=tensor_name(sg, chain.source), bn="+".join(n for n, _ in affine), op="INPUT", kind=None, chain=chain,
         consumers=len(found.get(chain.source, [])) + (chain.source in sg.outputs),
         channel_axis=rank - 1, bn_axes=(rank - 1,), tail_activation=None if tail == "NONE" else tail,
         notes={"activation": None},
@@ -306,7 +306,7 @@ def _config(op: schema.OperatorT) -> dict:
     return config
 
 
-def _tensor_name(sg: schema.SubGraphT, t: int) -> str:
+def tensor_name(sg: schema.SubGraphT, t: int) -> str:
     name = sg.tensors[t].name
     return (name.decode(errors="replace") if isinstance(name, bytes) else name) or f"tensor_{t}"
 
@@ -325,17 +325,18 @@ def op_graph(model: TfliteModel) -> nx.DiGraph:
     graph = nx.DiGraph(name=model.stem, frontend="tflite", inputs=[], outputs=[])
     producer: dict[int, str] = {}
     for t in sg.inputs:
-        node = _tensor_name(sg, t)
-        graph.add_node(node, op="INPUT", role="input", config={}, weights={}, calls=1)
+        node = tensor_name(sg, t)
+        graph.add_node(node, op="INPUT", role="input", config={}, weights={}, calls=1, tensor=node)
         graph.graph["inputs"].append(node)
         producer[t] = node
     for i, op in enumerate(sg.operators):
         kind = op_type(tree, op)
         names = _SLOT_NAMES.get(kind, {})
-        weights = {names.get(slot, _tensor_name(sg, t)): tuple(int(d) for d in sg.tensors[t].shape)
+        weights = {names.get(slot, tensor_name(sg, t)): tuple(int(d) for d in sg.tensors[t].shape)
                    for slot, t in enumerate(op.inputs) if t >= 0 and is_constant(tree, sg, t)}
         node = model.ids[i]
-        graph.add_node(node, op=kind, role=role_of(kind), config=_config(op), weights=weights, calls=1)
+        graph.add_node(node, op=kind, role=role_of(kind), config=_config(op), weights=weights, calls=1,
+                       tensor=tensor_name(sg, op.outputs[0]) if op.outputs else node)
         for t in op.inputs:
             if t in producer:
                 graph.add_edge(producer[t], node, shape=tuple(int(d) for d in sg.tensors[t].shape))

@@ -24,7 +24,7 @@ tensor indices.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -33,6 +33,7 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, g
 from fold.core.affine import fold_kernel
 from fold.core.kinds import TFLITE_KINDS
 from fold.core.rules import Decision
+from fold.frontend import LayerKernel
 from fold.frontends.tflite.match import (
     SLOTS, STANDALONE_ACTIVATIONS, TfliteCandidate, TfliteModel, float_array, op_type,
 )
@@ -148,3 +149,24 @@ def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]
     _prune(tree)
     return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name,
                        [ids[id(op)] for op in sg.operators])
+
+
+def rewrite_weights(model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
+    """A copy of ``model`` whose named ops read new filter (and bias, when given) constants of their
+    own; op ids and order are unchanged, ``model`` is untouched."""
+    tree = copy.deepcopy(model.tree)
+    sg = tree.subgraphs[0]
+    index = {name: i for i, name in enumerate(model.ids)}
+    for layer, new in kernels.items():
+        op = sg.operators[index[layer]]
+        filter_slot, bias_slot = SLOTS[op_type(tree, op)]
+        inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
+        name = sg.tensors[inputs[filter_slot]].name or b"filter"
+        inputs[filter_slot] = _add_constant(tree, sg, np.asarray(new.kernel), name + b"/edited")
+        if new.bias is not None:
+            if inputs[bias_slot] < 0 and op_type(tree, op) == "TRANSPOSE_CONV":
+                _with_version(tree, op, _TCONV_BIAS_VERSION)
+            inputs[bias_slot] = _add_constant(tree, sg, np.asarray(new.bias).reshape(-1), name + b"/bias_edited")
+        op.inputs = inputs
+    _prune(tree)
+    return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name, list(model.ids))

@@ -1,0 +1,350 @@
+"""Check a fold that any tool made (onnxsim, onnxruntime's optimizer, onnxoptimizer, TensorFlow's
+TFLite converter, a compiler, a hand edit): line the candidate up with its original and verify it
+with the same verdict as foldscope's own folds (``fold.core.verdict``).
+
+    result = check_files("det.onnx", "det_sim.onnx")
+    result.checked.verification.verdict      # "pass", "fail" or "inconclusive"
+
+How the two models are lined up (and what cannot be):
+
+- Same format: by tensor name. Every node of foldscope's graph names the tensor it produces
+  (``tensor``: an ONNX node's first output, a GraphDef op's ``op:0``, a TFLite tensor's name, a
+  Keras layer's name). A BN of the original whose output the candidate produces with a conv or
+  dense node was folded into that node; with a bias add or an activation right after one (a
+  GraphDef BiasAdd named like the BN, an ONNX MatMul's Add, an activation kept as its own op),
+  into the layer before it; with a BatchNorm, it was kept. When the BN's output name is gone and
+  the layer's own output now carries it (onnxsim keeps the conv's name), the BN was folded into
+  that layer. Every other tensor both models produce is compared end to end, when its producer
+  reads as many tensors and constants as before (a tool that merged a bias add into a conv and
+  kept the conv's name changed what that name holds).
+- A Keras original and a TFLite candidate (TensorFlow's converter): the converter names a
+  tensor after the ops it fused, ``"model/layer/op;model/layer/op;..."``. A tensor stands for the
+  last Keras layer, in the model's order, among the layers it names; a BN named in the tensor of
+  a conv or dense op was folded into that op.
+- Outputs and inputs: by name (a TFLite signature's ``serving_default_x:0`` is ``x``), else by position.
+- Not lined up: a BN whose output tensor the candidate renamed or split, or a tool that merged
+  layers across a BN; the fold of such a BN is checked through the outputs only, and the report
+  lists it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from fold.core.graph import count_bns, flatten
+from fold.core.verification import SAMPLES, InputSpec
+from fold.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models
+from fold.errors import FoldError
+from fold.files import MAX_MODEL_BYTES
+from fold.pipeline import load, model_inputs
+
+#: Pairs of formats ``check`` compares: (original, candidate).
+PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("keras", "tflite")}
+#: Roles a node may have between a folded layer and the tensor the BN produced.
+_AFTER_LAYER = ("other", "activation")
+
+
+@dataclass
+class BnFate:
+    """What the candidate did with one BatchNorm of the original.
+
+    status: "folded" (the candidate no longer computes it: folded into ``into``, or, with ``into``
+    None, gone where the candidate could not be lined up, which the outputs check) or "kept"
+    (``into``: the candidate's BN).
+    """
+
+    bn: str
+    layer: str
+    status: str
+    into: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"bn": self.bn, "layer": self.layer, "status": self.status, "into": self.into}
+
+
+@dataclass
+class CheckResult:
+    """A candidate lined up with its original and verified."""
+
+    original_name: str
+    candidate_name: str
+    original: Side
+    candidate: Side
+    fates: list[BnFate]
+    checked: Checked
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bn_original(self) -> int:
+        return count_bns(self.original.graph)
+
+    @property
+    def bn_candidate(self) -> int:
+        return count_bns(self.candidate.graph)
+
+    @property
+    def removed(self) -> list[BnFate]:
+        return [f for f in self.fates if f.status == "folded"]
+
+    def to_dict(self, original_path: str, candidate_path: str) -> dict:
+        """The report: the same shape as a fold's (``pairs`` are the original's BNs)."""
+        return {
+            "input": original_path, "output": candidate_path,
+            "pairs": [{"layer": f.into, "bn": f.bn, "kind": self.original.graph.nodes.get(f.layer, {}).get("op")
+                       if f.layer in self.original.graph else None, "status": f.status, "source": f.layer,
+                       "reason": None if f.status == "folded" or f.into else "the candidate keeps it"}
+                      for f in self.fates],
+            "folded": len(self.removed), "skipped": len(self.fates) - len(self.removed),
+            "bn_before": self.bn_original, "bn_after": self.bn_candidate,
+            "removed": [f.bn for f in self.removed],
+            "verification": self.checked.verification.to_dict(),
+            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+        }
+
+
+def _tensor(graph: nx.DiGraph, node: str) -> str:
+    return graph.nodes[node].get("tensor", node)
+
+
+class _ByName:
+    """Same format: a tensor of the candidate is the original's tensor of the same name (and an
+    output, the candidate's output in the same place)."""
+
+    def __init__(self, original: nx.DiGraph, candidate: nx.DiGraph, outputs: Mapping[str, str]):
+        self.candidate = candidate
+        self.producer = {_tensor(candidate, n): n for n in candidate}
+        self.outputs = outputs
+
+    def node(self, graph: nx.DiGraph, node: str) -> str | None:
+        """The candidate's node producing what ``node`` of the original produces."""
+        return self.producer.get(_tensor(graph, node)) or self.outputs.get(node)
+
+    def absorbed(self, graph: nx.DiGraph, bn: str) -> tuple[str, str] | None:
+        """(candidate node producing the BN's output, original node it stands for), if any."""
+        found = self.node(graph, bn)
+        return None if found is None else (found, bn)
+
+
+class _ConverterNames:
+    """A Keras original and a TFLite file from TensorFlow's converter (see the module docstring)."""
+
+    def __init__(self, original: nx.DiGraph, candidate: nx.DiGraph, outputs: Mapping[str, str]):
+        self.candidate = candidate
+        self.outputs = outputs
+        order = {n: i for i, n in enumerate(nx.topological_sort(original))}
+        self.named: dict[str, list[str]] = {}  # candidate node -> the Keras layers its tensor names
+        self.stands_for: dict[str, str] = {}   # Keras layer -> the last candidate node standing for it
+        for node in candidate:  # op order: later ops win
+            layers = [layer for piece in _tensor(candidate, node).split(";")
+                      if (layer := _keras_layer(piece, order)) is not None]
+            if layers:
+                self.named[node] = layers
+                self.stands_for[max(layers, key=order.__getitem__)] = node
+
+    def node(self, graph: nx.DiGraph, node: str) -> str | None:
+        return self.outputs.get(node) or self.stands_for.get(node)
+
+    def absorbed(self, graph: nx.DiGraph, bn: str) -> tuple[str, str] | None:
+        order = {n: i for i, n in enumerate(nx.topological_sort(graph))}
+        for node, layers in self.named.items():
+            if bn in layers and self.candidate.nodes[node].get("role") == "linear":
+                return node, max(layers, key=order.__getitem__)
+        found = self.node(graph, bn)
+        return None if found is None else (found, bn)
+
+
+def _keras_layer(piece: str, layers: Mapping[str, int]) -> str | None:
+    """The Keras layer path a converter op name refers to: "net_1/block_1/conv_1/Conv2D" -> "block/conv"."""
+    parts = piece.split("/")[1:]
+    options = [[p, re.sub(r"_\d+$", "", p)] for p in parts]
+    for k in range(len(parts), 0, -1):
+        stack = [""]
+        for choices in options[:k]:
+            stack = [f"{s}/{c}" if s else c for s in stack for c in dict.fromkeys(choices)]
+        for path in stack:
+            if path in layers:
+                return path
+    return None
+
+
+def _matcher(original: Side, candidate: Side, g_orig: nx.DiGraph, g_cand: nx.DiGraph, order: list[int] | None):
+    """The tensor matching for the pair of formats; the models' output nodes always match each other."""
+    ends = list(g_cand.graph.get("outputs", []))
+    outputs = {node: ends[order[k] if order else k] for k, node in enumerate(g_orig.graph.get("outputs", []))
+               if (order[k] if order else k) < len(ends)}
+    if original.frontend.format.name == candidate.frontend.format.name:
+        return _ByName(g_orig, g_cand, outputs)
+    return _ConverterNames(g_orig, g_cand, outputs)
+
+
+def _signature(graph: nx.DiGraph, node: str) -> tuple:
+    """What a node computes, as far as a tool that renames constants keeps it: its op and how many
+    tensors and constants it reads. A tool that merged a bias add into a conv and kept the conv's
+    output name changed what that name holds; such a tensor is not compared."""
+    data = graph.nodes[node]
+    return data.get("op"), graph.in_degree(node), len(data.get("weights") or {})
+
+
+def _folded_into(graph: nx.DiGraph, node: str) -> str | None:
+    """The linear node a candidate's node is, or follows through at most two single-use ops."""
+    for _ in range(3):
+        if graph.nodes[node].get("role") == "linear":
+            return node
+        if graph.nodes[node].get("role") not in _AFTER_LAYER:
+            return None
+        before = list(graph.predecessors(node))
+        if len(before) != 1 or graph.out_degree(before[0]) != 1:
+            return None
+        node = before[0]
+    return None
+
+
+def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFate]]:
+    """How the candidate lines up with its original: the fate of every BN, the folded layers, the
+    shared tensors, and the outputs' order."""
+    g_orig, g_cand = flatten(original.graph), flatten(candidate.graph)
+    outputs = _outputs(original, candidate)
+    match = _matcher(original, candidate, g_orig, g_cand, outputs)
+    fates, folded = [], []
+    for c in original.frontend.candidates(original.model):
+        tail = c.bn.split("+")[-1]
+        found = match.absorbed(g_orig, tail) if tail in g_orig else None
+        if found is not None and g_cand.nodes[found[0]].get("role") == "bn":
+            fates.append(BnFate(c.bn, c.layer, "kept", found[0]))
+            continue
+        if found is None and c.layer in g_orig:  # the BN's output is gone: does the layer's carry it now?
+            before = match.node(g_orig, c.layer)
+            if before is not None and not any(g_cand.nodes[r].get("role") == "bn" for r in g_cand.successors(before)):
+                found = (before, tail)
+        layer = None if found is None else _folded_into(g_cand, found[0])
+        fates.append(BnFate(c.bn, c.layer, "folded", layer))
+        if layer is not None and c.layer in g_orig:
+            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn))
+    output_only = [f.bn for f in fates if f.status == "folded" and f.into is None]
+    taken = {f.layer for f in folded} | {f.until for f in folded}
+    same_format = original.frontend.format.name == candidate.frontend.format.name
+    shared = []
+    for node, role in g_orig.nodes(data="role"):
+        other = match.node(g_orig, node)
+        if role != "input" and other is not None and other not in taken and \
+                g_cand.nodes[other].get("role") != "input" and \
+                (not same_format or _signature(g_orig, node) == _signature(g_cand, other)):
+            shared.append((node, other))
+    corr = Correspondence(folded, list(dict(shared).items()), outputs, output_only, _inputs(original, candidate))
+    return corr, fates
+
+
+def _plain(name: str) -> str:
+    """A TFLite signature tensor's name as the model's input or output: "serving_default_x:0" -> "x"."""
+    return re.sub(r"^serving_default_|:0$", "", name)
+
+
+def _order(original: Sequence[str], candidate: Sequence[str], what: str) -> list[int] | None:
+    """For each original name, the index of the candidate's of the same name (else the same position)."""
+    if len(original) != len(candidate):
+        raise FoldError(f"The candidate has {len(candidate)} {what}; the original has {len(original)}.")
+    for names in (list(candidate), [_plain(n) for n in candidate]):
+        if set(original) <= set(names):
+            return [names.index(n) for n in original]
+    return None
+
+
+def _outputs(original: Side, candidate: Side) -> list[int] | None:
+    names = [o.name for o in original.frontend.outputs(original.model)]
+    order = _order(names, [o.name for o in candidate.frontend.outputs(candidate.model)], "outputs")
+    if order is None and candidate.frontend.format.name == "tflite":
+        return _signature_order(candidate.model, len(names))
+    return order
+
+
+def _signature_order(model, count: int) -> list[int] | None:
+    """A converted Keras model's outputs in Keras' order, from the signature's "output_<i>" names."""
+    sg = model.main
+    signatures = model.tree.signatureDefs or []
+    by_name = {} if len(signatures) != 1 else {
+        (m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in signatures[0].outputs or []}
+    keys = [f"output_{k}" for k in range(count)]
+    if set(keys) != set(by_name) or count != len(sg.outputs):
+        return None
+    return [list(sg.outputs).index(by_name[k]) for k in keys]
+
+
+def _inputs(original: Side, candidate: Side) -> list[int] | None:
+    """For each candidate input, the index of the original input it is (None: the same order)."""
+    orig = [s.name for s in original.frontend.inputs(original.model)]
+    cand = [s.name for s in candidate.frontend.inputs(candidate.model)]
+    if len(orig) != len(cand):
+        raise FoldError(f"The candidate has {len(cand)} inputs; the original has {len(orig)}.")
+    for names in (cand, [_plain(n) for n in cand]):
+        if set(names) <= set(orig):
+            return [orig.index(n) for n in names]
+    return None
+
+
+def merged_specs(original: Sequence[InputSpec], candidate: Sequence[InputSpec],
+                 order: Sequence[int] | None) -> list[InputSpec]:
+    """The original's inputs with the dimensions only the candidate fixes (a converted model's batch of 1)."""
+    by_original = {(order[i] if order else i): spec for i, spec in enumerate(candidate)}  # original index -> spec
+    merged = []
+    for i, spec in enumerate(original):
+        other = by_original.get(i)
+        if other is None or len(other.shape) != len(spec.shape):
+            merged.append(spec)
+            continue
+        merged.append(InputSpec(spec.name, tuple(a if a is not None else b for a, b in zip(spec.shape, other.shape)),
+                                spec.dtype))
+    return merged
+
+
+def check(original: Side, candidate: Side, samples: int = SAMPLES, seed: int = 0, *, atol: float | None = None,
+          shapes: Mapping[str, Sequence[int]] | None = None, arrays: Mapping[str, np.ndarray] | None = None,
+          inputs: list[np.ndarray] | None = None, names: tuple[str, str] = ("original", "candidate")) -> CheckResult:
+    """Line ``candidate`` up with ``original`` and verify it on the same inputs (``inputs`` as given,
+    else ``arrays`` by input name, else ``samples`` rows of the recipe)."""
+    pair = (original.frontend.format.name, candidate.frontend.format.name)
+    if pair not in PAIRS:
+        raise FoldError(f"foldscope checks a {original.frontend.format.label} original against a "
+                        f"{' or '.join(FORMAT_LABEL[b] for a, b in sorted(PAIRS) if a == pair[0])} candidate; "
+                        f"'{names[1]}' is a {candidate.frontend.format.label} file.")
+    start = time.perf_counter()
+    corr, fates = line_up(original, candidate)
+    specs = merged_specs(original.frontend.inputs(original.model), candidate.frontend.inputs(candidate.model),
+                         corr.inputs)
+    source = "given"
+    if inputs is None:
+        inputs, source = model_inputs(original.frontend, original.model, samples, seed, shapes=shapes, arrays=arrays,
+                                      specs=specs)
+    checked = compare_models(original, candidate, corr, inputs, seed=seed if source == "recipe" else None,
+                             source=source, atol=atol)
+    checked.verification.input_shapes = {s.name: list(np.shape(x)) for s, x in zip(specs, inputs)}
+    return CheckResult(names[0], names[1], original, candidate, fates, checked,
+                       {"verify": time.perf_counter() - start})
+
+
+FORMAT_LABEL = {"keras": "Keras", "graphdef": "TensorFlow GraphDef", "tflite": "TFLite", "onnx": "ONNX"}
+
+
+def check_files(original_path: str | os.PathLike, candidate_path: str | os.PathLike, samples: int = SAMPLES,
+                seed: int = 0, *, max_bytes: int = MAX_MODEL_BYTES, upload: bool = False, **options: Any) -> CheckResult:
+    """``check`` of two model files; ``options`` are the verification's (atol, shapes, arrays) and the
+    formats' load options (inputs, outputs for a GraphDef)."""
+    verify_options = {k: options.pop(k) for k in ("atol", "shapes", "arrays") if k in options}
+    start = time.perf_counter()
+    sides = []
+    for path in (original_path, candidate_path):
+        frontend, model = load(path, max_bytes, upload=upload, **options)
+        sides.append(Side(frontend, model, frontend.graph(model)))
+    loaded = time.perf_counter() - start
+    result = check(*sides, samples, seed, names=(Path(original_path).name, Path(candidate_path).name),
+                   **verify_options)
+    result.timings_s = {"load": loaded, **result.timings_s}
+    return result

@@ -1,0 +1,432 @@
+"""The verification engine: two models on the same inputs, every folded layer checked at its own
+scale, every output and shared tensor against what it inherits. The rules and their arithmetic
+are ``fold.core.verdict``; this module runs the models, for any pair of frontends.
+
+    corr = fold_correspondence(result.decisions, result.graph_before, result.graph_after)
+    checked = compare_models(Side(keras, result.original, g0), Side(keras, result.folded, g1), corr, inputs, seed=0)
+
+A ``Correspondence`` says how the two models line up: for each folded layer, the node of the
+checked model that absorbed a BN, the original node whose inputs it is fed and the original BN
+whose output it must reproduce; the tensors both models have (compared end to end); and which
+output of the checked model is which output of the original.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from fold.core.affine import channel_rows, scale_kernel
+from fold.core.graph import flatten
+from fold.core.rules import Decision
+from fold.core.verdict import (
+    ChannelStats, TensorCheck, as_channels, judge_layer, judge_tensor, layer_tolerance, nudge_bias, nudge_factors,
+    nudge_rho, verdict, within_floor,
+)
+from fold.core.verification import MAX_BATCH, OutputDiff, Verification
+from fold.frontend import Frontend, LayerKernel, Tap
+
+#: Bytes of tapped tensors one chunk of rows may hold (the engine picks the rows per chunk from it).
+TAP_BYTES = 2048 * 2**20
+#: Bytes of the checked model's tapped tensors kept for the nudge's comparison (beyond, it runs again).
+KEEP_BYTES = 1024 * 2**20
+
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two models: its frontend, the model, and foldscope's graph of it."""
+
+    frontend: Frontend
+    model: Any
+    graph: nx.DiGraph
+
+
+@dataclass(frozen=True)
+class FoldedLayer:
+    """A layer of the checked model that absorbed a BatchNorm of the original.
+
+    layer:     the checked model's node whose weights absorbed the BN.
+    until:     the checked model's node producing what the BN produced (the layer, its bias add,
+               an activation kept as its own op).
+    source:    the original model's node whose data inputs the layer is fed (the original layer).
+    reference: the original model's node whose output the layer must reproduce (the BN).
+    bn:        the BN's name (its nodes joined by "+"), for the report.
+    scale, terms: the BN's scale and the magnitudes its shift and the folded bias are made of, per
+               channel, when known (foldscope's own folds; ``fold.core.verdict``, rule 1).
+    """
+
+    layer: str
+    until: str
+    source: str
+    reference: str
+    bn: str
+    scale: np.ndarray | None = field(default=None, compare=False)
+    terms: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass
+class Correspondence:
+    """How a checked model lines up with its original (see the module docstring).
+
+    outputs:     for each original output, the index of the checked model's output it is (None:
+                 the same order).
+    output_only: BNs the checked model removed whose folded layer could not be lined up: they are
+                 checked through the outputs only.
+    inputs:      for each input of the checked model, the index of the original's input it is
+                 (None: the same order).
+    """
+
+    folded: list[FoldedLayer]
+    shared: list[tuple[str, str]]
+    outputs: list[int] | None = None
+    output_only: list[str] = field(default_factory=list)
+    inputs: list[int] | None = None
+
+    def feed(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """The original's inputs in the checked model's order."""
+        return inputs if self.inputs is None else [inputs[k] for k in self.inputs]
+
+
+@dataclass
+class Checked:
+    """A verification with the inputs it used and both models' outputs on them."""
+
+    verification: Verification
+    inputs: list[np.ndarray]
+    original_outputs: list[np.ndarray]
+    folded_outputs: list[np.ndarray]
+
+
+def fold_correspondence(decisions: Sequence[Decision], before: nx.DiGraph, after: nx.DiGraph) -> Correspondence:
+    """foldscope's own fold: the folded layers by their decisions, every other node by its id."""
+    folded = [FoldedLayer(d.layer, d.output_node or d.layer, d.layer, d.bn_nodes[-1], d.bn,
+                          d.affine.scale if d.affine else None, d.affine.terms if d.affine else None)
+              for d in decisions if d.folded]
+    return Correspondence(folded, shared_nodes(before, after, folded))
+
+
+def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedLayer] = ()) -> list[tuple[str, str]]:
+    """Every node both graphs have by id (nested models opened), but inputs and the folded layers."""
+    replaced = {f.layer for f in folded} | {f.until for f in folded}
+    old, new = flatten(before), flatten(after)
+    return [(n, n) for n, role in new.nodes(data="role") if n in old and role != "input" and n not in replaced]
+
+
+def channel_axis(graph: nx.DiGraph, node: str | None, rank: int) -> int:
+    """The channel axis of a node's output: 1 in a channels-first layout (ONNX, NCHW ops,
+    channels_first layers), else the last."""
+    if rank <= 1:
+        return -1
+    config = graph.nodes[node].get("config", {}) if node in graph else {}
+    layout = str(config.get("data_format", ""))
+    if layout.startswith("NC") or layout == "channels_first":
+        return 1
+    if graph.graph.get("frontend") == "onnx" and layout == "":
+        return 1
+    return -1
+
+
+def _fixed_batch(side: Side) -> int | None:
+    """The batch size the model was built for (None: it takes any)."""
+    fixed = {s.batch for s in side.frontend.inputs(side.model) if s.batch is not None}
+    return fixed.pop() if len(fixed) == 1 else None
+
+
+def _in_batches(run, chunk: list[np.ndarray], batch: int | None) -> Tap:
+    """A tap function over ``chunk`` in runs of ``batch`` rows (all at once: None), the results concatenated."""
+    rows = chunk[0].shape[0] if chunk else 0
+    if batch is None or rows == batch:
+        return run(chunk)
+    parts = [run([x[i:i + batch] for x in chunk]) for i in range(0, rows, batch)]
+
+    def cat(values: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.atleast_1d(v) for v in values], axis=0)
+
+    return Tap([cat([p.outputs[k] for p in parts]) for k in range(len(parts[0].outputs))],
+               {n: cat([p.nodes[n] for p in parts]) for n in parts[0].nodes},
+               {f: [cat([p.feeds[f][k] for p in parts]) for k in range(len(parts[0].feeds[f]))] for f in parts[0].feeds})
+
+
+def _layer_in_batches(run, xs: list[np.ndarray], inputs: list[np.ndarray], batch: int | None) -> np.ndarray:
+    rows = xs[0].shape[0]
+    if batch is None or rows == batch:
+        return run(xs, inputs)
+    return np.concatenate([run([x[i:i + batch] for x in xs], [x[i:i + batch] for x in inputs])
+                           for i in range(0, rows, batch)], axis=0)
+
+
+def _row_bytes(graph: nx.DiGraph, nodes: Sequence[str], inputs: list[np.ndarray]) -> int | None:
+    """What the tapped tensors of one row weigh, from the graph's shapes (a tensor whose shape the
+    graph does not know counts as the largest known one; None when none is known)."""
+    sizes, unknown = [], 0
+    for node in dict.fromkeys(nodes):
+        shapes = [shape for _, _, shape in graph.out_edges(node, data="shape")] if node in graph else []
+        if shapes and shapes[0] is not None and all(d is not None for d in shapes[0][1:]):
+            sizes.append(int(np.prod(shapes[0][1:], dtype=np.int64)) * 4)
+        else:
+            unknown += 1
+    if nodes and not sizes:
+        return None
+    given = sum(int(np.prod(x.shape[1:])) * x.dtype.itemsize for x in inputs)
+    return given + sum(sizes) + unknown * max(sizes, default=0)
+
+
+def _step(row_bytes: int, unit: int) -> int:
+    """Rows per chunk: as many units as TAP_BYTES holds, at most MAX_BATCH rows."""
+    return unit * max(1, min(MAX_BATCH // unit, TAP_BYTES // max(row_bytes * unit, 1)))
+
+
+def _tap_bytes(tap: Tap) -> int:
+    return sum(a.nbytes for a in tap.outputs) + sum(a.nbytes for a in tap.nodes.values()) + \
+        sum(a.nbytes for xs in tap.feeds.values() for a in xs)
+
+
+@dataclass
+class _Compared:
+    """One tensor being compared end to end."""
+
+    name: str          # the checked model's node (or output name)
+    tensor: str        # the original's node (or output name)
+    role: str
+    axis: int
+    index: int | None = None  # an output's index in the checked model's outputs
+    stats: ChannelStats | None = None
+    skipped: bool = False
+    dtype: str = "float32"
+    mismatch: str | None = None
+
+    def add(self, reference: np.ndarray, other: np.ndarray) -> None:
+        if self.mismatch or self.skipped:
+            return
+        if np.shape(reference) != np.shape(other):
+            if self.role == "shared":  # a name both models use for different tensors: not comparable
+                self.skipped, self.stats = True, None
+                return
+            self.mismatch = f"shape {list(np.shape(other))} where the original has {list(np.shape(reference))}"
+            return
+        (ref, axis), (got, _) = as_channels(reference, self.axis), as_channels(other, self.axis)
+        if self.stats is None:
+            self.stats = ChannelStats(ref.shape[axis])
+            self.dtype = np.asarray(other).dtype.name
+        self.stats.add(ref, got, axis)
+
+    def add_nudged(self, nudged: np.ndarray, folded: np.ndarray) -> None:
+        if self.stats is not None and np.shape(nudged) == np.shape(folded):
+            (moved, axis), (got, _) = as_channels(nudged, self.axis), as_channels(folded, self.axis)
+            self.stats.add_nudged(moved, got, axis)
+
+
+def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: list[np.ndarray], *,
+                   seed: int | None = None, source: str = "recipe", atol: float | None = None) -> Checked:
+    """Run both models on ``inputs`` and judge the checked one (``fold.core.verdict``)."""
+    rows = int(inputs[0].shape[0]) if inputs else 1
+    b_orig, b_checked = _fixed_batch(original), _fixed_batch(checked)
+    unit = math.lcm(b_orig or 1, b_checked or 1)
+    if rows % unit:
+        raise ValueError(f"{rows} sample rows do not split into runs of the models' batch sizes {b_orig} and {b_checked}.")
+    g_orig = flatten(original.graph)
+    orig_tap = original.frontend.tapper(original.model, [*(f.reference for f in corr.folded),
+                                                         *(f.source for f in corr.folded), *(o for o, _ in corr.shared)],
+                                        [f.source for f in corr.folded])
+    shared_names = [c for _, c in corr.shared]
+    checked_tap = checked.frontend.tapper(checked.model, shared_names)
+    pairs = [(f.layer, f.until) for f in corr.folded]
+    plain = checked.frontend.layer_runners(checked.model, pairs) if pairs else {}
+    magnitude = checked.frontend.layer_runners(checked.model, pairs, magnitude=True) if pairs else {}
+    kernels = {f.layer: _kernel(checked, f.layer) for f in corr.folded}
+    alone = [f for f in corr.folded if f.layer in plain and f.layer in magnitude and kernels[f.layer] is not None]
+    output_only = list(corr.output_only) + [f.bn for f in corr.folded if f not in alone]
+    layer_stats: dict[str, ChannelStats] = {}
+    out_specs = original.frontend.outputs(original.model)
+    order = corr.outputs or list(range(len(out_specs)))
+    outputs = [_Compared(o.name, o.name, "output", o.channel_axis, k) for o, k in zip(out_specs, order)]
+    shared = [_Compared(c, o, "shared", -1) for o, c in corr.shared]
+    kept_orig: list[list[np.ndarray]] = []
+    kept_checked: list[list[np.ndarray]] = []
+    kept_nodes: list[dict] | None = []  # the checked model's taps, for the nudge (None once too big)
+
+    row_bytes = _row_bytes(g_orig, [*(f.reference for f in corr.folded), *(o for o, _ in corr.shared)], inputs)
+    start, step = 0, unit if row_bytes is None else _step(row_bytes * 2, unit)
+    while start < rows:
+        chunk = [x[start:start + step] for x in inputs]
+        o = _in_batches(orig_tap, chunk, b_orig)
+        c = _in_batches(checked_tap, corr.feed(chunk), b_checked)
+        if start == 0 and row_bytes is None:  # rows per chunk from what the first rows weighed
+            step = _step((_tap_bytes(o) + _tap_bytes(c)) // max(len(chunk[0]), 1), unit)
+        if max(order, default=-1) >= len(c.outputs):
+            raise ValueError(f"The checked model has {len(c.outputs)} outputs; the original has {len(order)}.")
+        kept_orig.append(o.outputs)
+        kept_checked.append([c.outputs[t.index] for t in outputs])
+        for compared, ref, got in zip(outputs, o.outputs, kept_checked[-1]):
+            compared.add(ref, got)
+        for compared in shared:
+            if compared.tensor in o.nodes and compared.name in c.nodes:
+                compared.axis = channel_axis(g_orig, compared.tensor, np.ndim(o.nodes[compared.tensor]))
+                compared.add(o.nodes[compared.tensor], c.nodes[compared.name])
+        for f in alone:
+            if f.reference in o.nodes and f.source in o.feeds:
+                _check_layer(f, o, corr.feed(chunk), plain[f.layer], magnitude[f.layer], kernels[f.layer], b_checked,
+                             g_orig, layer_stats)
+        if kept_nodes is not None:
+            kept_nodes.append(c.nodes)
+            if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
+                kept_nodes = None
+        start += len(chunk[0])
+
+    checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer]) for f in alone if f.layer in layer_stats]
+    output_only += [f.bn for f in alone if f.layer not in layer_stats]
+    compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
+    nudged = False
+    if any(t.stats is not None and not within_floor(t.stats, t.dtype) for t in compared):
+        nudged = _nudge(checked, corr.feed(inputs), step, b_checked, outputs, shared, kept_checked, kept_nodes,
+                        layer_stats, seed)
+    tensor_checks = [_judge_tensor(t, atol if t.role == "output" else None) for t in compared]
+    checks += tensor_checks
+    checked_out = _concatenated(kept_checked)
+    by_name = {id(t): check for t, check in zip(compared, tensor_checks)}
+    per_output = [_output_diff(t, by_name[id(t)], got) for t, got in zip(outputs, checked_out) if id(t) in by_name]
+    verification = _verification(checks, per_output, output_only, nudged, inputs, seed, source)
+    return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
+
+
+def _concatenated(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
+    return [np.concatenate([np.atleast_1d(p[k]) for p in parts]) for k in range(len(parts[0]))] if parts else []
+
+
+def _check_layer(f: FoldedLayer, o: Tap, chunk: list[np.ndarray], plain, magnitude, kernel: LayerKernel,
+                 batch: int | None, graph: nx.DiGraph, stats: dict[str, ChannelStats]) -> None:
+    """Rule 1 on one chunk: the folded layer fed the original layer's inputs, against the BN's output."""
+    feeds, ref = o.feeds[f.source], o.nodes[f.reference]
+    got = _layer_in_batches(plain, feeds, chunk, batch)
+    terms = _layer_in_batches(magnitude, [np.abs(x) for x in feeds], chunk, batch)
+    if got.shape != ref.shape or terms.shape != ref.shape:
+        return
+    axis = channel_axis(graph, f.reference, ref.ndim)
+    (ref, axis), (got_c, _), (terms, _) = (as_channels(a, axis) for a in (ref, got, terms))
+    source = o.nodes.get(f.source)
+    source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
+    tol = layer_tolerance(terms, ref, kernel.bias, kernel.reduction, got.dtype.name, axis, source, f.scale, f.terms)
+    stats.setdefault(f.layer, ChannelStats(ref.shape[axis])).add(ref, got_c, axis, tol, terms)
+
+
+def _kernel(side: Side, layer: str) -> LayerKernel | None:
+    try:
+        return side.frontend.kernel(side.model, layer)
+    except (ValueError, KeyError):
+        return None
+
+
+def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel) -> TensorCheck:
+    rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups)
+    zero = ~np.any(rows != 0, axis=1) if rows.shape[0] == stats.channels else np.zeros(stats.channels, bool)
+    return judge_layer(f.layer, f.bn, f.reference, stats, zero)
+
+
+def _judge_tensor(t: _Compared, atol: float | None) -> TensorCheck:
+    if t.mismatch:
+        return TensorCheck(t.name, None, t.tensor, t.role, "end to end", float("inf"), float("inf"), 0.0, False, 0, 0,
+                           float("inf"))
+    return judge_tensor(t.name, t.tensor, t.role, t.stats, t.dtype, atol)
+
+
+def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None, seed: int | None = None
+                 ) -> Any | None:
+    """Rule 3's nudged copy of a model: every weight of every linear layer times 1 ± ρ_c, ρ_c from
+    the layer's own check where ``layer_stats`` has one (None when no layer has a constant float kernel)."""
+    rng = np.random.default_rng(0 if seed is None else seed)
+    kernels = {}
+    for node, role in flatten(side.graph).nodes(data="role"):
+        k = _kernel(side, node) if role == "linear" else None
+        if k is None or not np.issubdtype(np.asarray(k.kernel).dtype, np.floating):
+            continue
+        w = np.asarray(k.kernel)
+        stats = (layer_stats or {}).get(node)
+        rho = nudge_rho(stats, k.reduction, w.dtype.name, k.channels)
+        factors = nudge_factors(scale_kernel(np.ones(w.shape), rho, k.kind, k.groups), w, rng)
+        bias = nudge_bias(k.bias, stats, w.dtype.name, k.channels, rng)
+        kernels[node] = LayerKernel((w.astype(np.float64) * factors).astype(w.dtype),
+                                    None if bias is None else bias.astype(w.dtype), k.kind, k.groups)
+    return side.frontend.with_kernels(side.model, kernels) if kernels else None
+
+
+def _nudge(checked: Side, inputs: list[np.ndarray], step: int, batch: int | None, outputs: list[_Compared],
+           shared: list[_Compared], kept_outputs: list[list[np.ndarray]], kept_nodes: list[dict] | None,
+           layer_stats: dict[str, ChannelStats], seed: int | None) -> bool:
+    """Rule 3: run the nudged copy of the checked model and record how far it moves each tensor from
+    the checked model (whose outputs and taps were kept from the first pass, or run again)."""
+    model = nudged_model(checked, layer_stats, seed)
+    if model is None:
+        return False
+    shared = [t for t in shared if t.stats is not None]
+    names = [t.name for t in shared]
+    nudged = checked.frontend.tapper(model, names)
+    base = checked.frontend.tapper(checked.model, names) if kept_nodes is None else None
+    rows = int(inputs[0].shape[0]) if inputs else (batch or 1)
+    for i, start in enumerate(range(0, rows, step)):
+        chunk = [x[start:start + step] for x in inputs]
+        b = _in_batches(nudged, chunk, batch)
+        nodes = kept_nodes[i] if kept_nodes is not None else _in_batches(base, chunk, batch).nodes
+        for t, got in zip(outputs, kept_outputs[i]):
+            t.add_nudged(b.outputs[t.index], got)
+        for t in shared:
+            if t.name in nodes and t.name in b.nodes:
+                t.add_nudged(b.nodes[t.name], nodes[t.name])
+    return True
+
+
+def _output_diff(t: _Compared, check: TensorCheck, got: np.ndarray) -> OutputDiff:
+    stats = t.stats
+    return OutputDiff(
+        name=t.tensor, shape=tuple(int(n) for n in np.shape(got)), dtype=np.asarray(got).dtype.name,
+        max_abs_diff=check.max_abs_diff, mean_abs_diff=stats.mean_abs_diff if stats else float("inf"),
+        max_rel_diff=check.max_rel_diff, max_abs=float(stats.peak.max(initial=0.0)) if stats else 0.0,
+        per_channel_max_abs_diff=[float(v) for v in stats.diff] if stats else [],
+        atol=check.atol, passed=check.passed, worst_channel=check.worst_channel)
+
+
+def _verification(checks: list[TensorCheck], per_output: list[OutputDiff], output_only: list[str], nudged: bool,
+                  inputs: list[np.ndarray], seed: int | None, source: str) -> Verification:
+    outs = [c for c in checks if c.role == "output"]
+    worst_out = max(outs, key=lambda c: (not c.passed, c.margin), default=None)
+    total = sum(np.asarray(x).shape[0] for x in inputs[:1])
+    mean = (sum(o.mean_abs_diff * int(np.prod(o.shape)) for o in per_output) /
+            max(sum(int(np.prod(o.shape)) for o in per_output), 1))
+    result = verdict(checks)
+    return Verification(
+        verdict=result, reason=reason(result, checks, output_only),
+        max_abs_diff=max((c.max_abs_diff for c in outs), default=0.0), mean_abs_diff=float(mean),
+        max_rel_diff=max((c.max_rel_diff for c in outs), default=0.0),
+        atol=worst_out.atol if worst_out else 0.0, samples=int(total), seed=seed,
+        input_shapes={}, inputs_source=source, per_output=per_output, layers=checks,
+        output_only=output_only, nudged=nudged)
+
+
+def reason(result: str, checks: list[TensorCheck], output_only: Sequence[str] = ()) -> str:
+    """One sentence on what decided the verdict."""
+    folded = [c for c in checks if c.role == "folded"]
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        worst = max(failed, key=lambda c: (c.role == "folded", c.margin))
+        if worst.role == "folded":
+            return (f"'{worst.layer}' does not compute what '{worst.tensor}' computed: channel {worst.worst_channel} "
+                    f"is off by {worst.max_rel_diff:.2e} of its own size, {worst.margin:.3g}x its float tolerance.")
+        if not np.isfinite(worst.margin) and worst.channels == 0:
+            return f"The {worst.role} tensor '{worst.tensor}' has another shape in the checked model."
+        return (f"The {worst.role} tensor '{worst.tensor}' moved by {worst.max_abs_diff:.3e} on channel "
+                f"{worst.worst_channel}, {worst.margin:.3g}x what float error in the layers before it explains.")
+    if result == "inconclusive":
+        quiet = next(c for c in folded if not c.conclusive)
+        return (f"No output channel of '{quiet.layer}' varied on these inputs (its input is dead or saturated), so "
+                "an error in its kernel could not show: pass inputs that exercise it (--inputs-file, --input-shape).")
+    if not folded:
+        tail = f" ({len(output_only)} folded layer(s) checked at the outputs only)" if output_only else ""
+        return f"Every output is within what float error explains{tail}."
+    closest = max(folded, key=lambda c: c.margin)
+    tail = f"; {len(output_only)} more checked at the outputs only" if output_only else ""
+    return (f"Every folded layer computes what its BN computed within float error (closest: '{closest.layer}' at "
+            f"{closest.margin:.2g} of its tolerance){tail}, and every output is within what float error explains.")

@@ -1,0 +1,374 @@
+"""The verdict's arithmetic: every folded layer judged at its own scale, every other tensor against
+what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the figures in here.
+
+1. A folded layer, at its own scale. It is run alone on the very inputs the original layer
+   received inside the original model (so no upstream float noise is charged to it) and
+   compared, element by element, with the output of the BatchNorm it absorbed. Element i of
+   output channel c passes when
+
+       |folded_i - bn_i| <= (2 λ √n + 1) u A_i + 4 u (|bn_i| + |b'_c| + |s_c| |y_i| + T_c)
+
+   A_i = Σ |W'| |x| is the sum of the magnitudes of the terms that make the element (the
+   layer run with |W'|, no bias, on |x|), n the layer's reduction length (kernel taps times
+   input channels per group), b' the folded bias, u the unit roundoff of the compute dtype
+   (2^-24 for float32) and λ = 10. Both models round an n-term sum: Higham and Mary's
+   probabilistic bound (SIAM J. Sci. Comput. 2019) puts each rounding within λ √n u A with
+   probability 1 - 2n exp(-λ²/2), so a correct fold never crosses it, while a kernel that is
+   off by 1 % in one channel crosses it by a factor of 10 to 100 (checked on layers up to
+   3x3x512). The second term is the rounding of the BN's own multiply and add and of W' and b',
+   at the magnitude of what they multiply and add: y the original layer's output, s the BN's
+   scale and T the magnitudes its shift and the folded bias are made of (|β| + |μ s| + |b s|;
+   where a tool's fold is checked and the BN's parameters are not known, |t| with s and t read
+   off the original's own y and bn). A bias that nearly cancels the BN's shift (PaddleOCR's
+   detector: -0.706 * 1.193 + 0.839 = -0.004) leaves a folded bias far smaller than what both
+   models round, and this term is what keeps such a correct fold from failing. A layer's max rel diff is the largest, over its output channels, of the channel's max
+   |diff| divided by the channel's own max |bn|; there is no floor tied to 1.0.
+2. Exercised channels. A folded output channel whose response does not vary over the inputs
+   used (its max - min stays within its tolerance: the input it reads is dead or saturated)
+   cannot reveal an error in its kernel, unless that kernel is all zero (then only its bias
+   can be wrong, and that is checked). Such channels are listed as not exercised; a folded
+   layer none of whose channels is exercised makes the verdict inconclusive.
+3. Outputs and the other tensors both models share are compared end to end, per channel,
+   against a budget of what they inherit: the change that float-sized errors in the layers
+   before them make. ``fold.comparison`` measures it with a nudged copy of the checked model:
+   every weight of every conv and dense kernel multiplied by 1 ± ρ_c (a seeded random sign per
+   weight, so that the nudge is as incoherent as rounding; one sign per channel would cancel
+   where two branches meet), with ρ_c the larger of NUDGE √n u (a float sum of n products
+   carries about √n u of relative error per term) and, for a folded layer, NUDGE √n d_c / A_c
+   (d_c the max |diff| its own check measured on channel c, A_c the channel's max Σ|W'||x|:
+   the nudge is as large as the error the fold really made there), and every bias moved by
+   ± NUDGE max(u (|b_c| + p_c), d_c) (p_c a folded layer's channel peak, d_c as above): the
+   rounding of a BN's shift is the same on every element of its channel (a channel whose input
+   is dead carries nothing else), and such a coherent error grows downstream where incoherent
+   noise averages out. Channel c of a tensor passes when
+
+       max |folded - original|_c <= BUDGET max(m_c, r p_c) + FLOOR u p_c
+
+   where m_c = max |nudged - folded|_c, p_c = max |original|_c and r the median over the
+   tensor's channels of m_c / p_c: a channel the nudge happens to miss (a ReLU channel alive at
+   a single element, where the sign of a value near 0 decides) still gets the tensor's typical
+   noise at its own scale. The nudged model is only built when some tensor moved past its floor.
+4. The verdict: FAIL when any folded layer, output or shared tensor fails; INCONCLUSIVE when
+   nothing failed but some folded layer had no exercised channel; PASS otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Unit roundoff (half the machine epsilon) of each compute dtype.
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+#: λ of the probabilistic rounding bound λ √n u Σ|w||x|.
+LAMBDA = 10.0
+#: Every weight is nudged by this many times the relative error per term of rule 3.
+NUDGE = 4.0
+#: A tensor may move by this many times what the nudge moves it.
+BUDGET = 4.0
+#: ...plus this many units of roundoff of its own channel peak.
+FLOOR = 64.0
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+def unit_roundoff(dtype: str) -> float:
+    """u of a float dtype name (float32 for anything unknown: the common compute dtype)."""
+    return UNIT_ROUNDOFF.get(str(dtype), UNIT_ROUNDOFF["float32"])
+
+
+def as_channels(array: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
+    """``array`` in float32 or float64 (narrower floats widen to float32, the rest to float64) with
+    its channel axis made non-negative; an array of rank 0 or 1 is (elements, 1 channel)."""
+    a = np.asarray(array)
+    a = a.astype(a.dtype if a.dtype in (np.float32, np.float64) else
+                 np.float32 if a.dtype.kind == "f" else np.float64, copy=False)
+    if a.ndim <= 1:
+        return a.reshape(-1, 1), 1
+    return a, axis % a.ndim
+
+
+def per_channel(shape: tuple[int, ...], axis: int, values: np.ndarray) -> np.ndarray:
+    """A per-channel vector laid out to broadcast against an array of ``shape`` along ``axis``."""
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return np.asarray(values).reshape(view)
+
+
+def abs_diff(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """|reference - other| (float64, or float32 when both are: the difference of two float32
+    values is within one rounding of exact), where matching non-finite values (NaN and NaN, the
+    same inf) count as equal and any other non-finite mismatch counts as an infinite difference."""
+    a, b = np.asarray(reference), np.asarray(other)
+    wide = np.float32 if a.dtype == b.dtype == np.float32 else np.float64
+    a, b = a.astype(wide, copy=False), b.astype(wide, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fast = np.abs(a - b)
+    if np.isfinite(fast).all():
+        return fast
+    finite = np.isfinite(a) & np.isfinite(b)
+    agree = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(finite, np.abs(a - b), np.where(agree, 0.0, np.inf))
+
+
+def bn_step(source: np.ndarray, reference: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(|s|, |t|) per channel of an affine map ``reference = s * source + t`` read off the two tensors
+    (for the tolerance of a fold whose BN parameters are unknown): |s| from their ranges."""
+    others = tuple(i for i in range(source.ndim) if i != axis)
+    spread = np.ptp(source, axis=others).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(spread > 0, np.ptp(reference, axis=others) / np.where(spread > 0, spread, 1.0), 0.0)
+    shift = np.abs(reference - per_channel(reference.shape, axis, scale) * source).max(axis=others)
+    return np.nan_to_num(scale, posinf=0.0), np.nan_to_num(shift, posinf=0.0)
+
+
+def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarray | None, reduction: int,
+                    dtype: str, axis: int, source: np.ndarray | None = None, scale: np.ndarray | None = None,
+                    terms: np.ndarray | None = None) -> np.ndarray:
+    """The elementwise tolerance of a folded layer's output, as rule 1 says (the shape of ``reference``,
+    whose channels are on ``axis``); ``bias`` is the folded bias per channel (None: no bias);
+    ``source`` the original layer's output y, ``scale`` and ``terms`` the BN's |s| and T per channel
+    (read off ``source`` and ``reference`` when not given)."""
+    u = unit_roundoff(dtype)
+    tol = np.multiply(magnitude, (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) + 1) * u, dtype=np.float64)
+    tol += 4 * u * np.abs(reference)
+    if bias is not None:
+        tol += per_channel(tol.shape, axis, 4 * u * np.abs(np.asarray(bias, dtype=np.float64)))
+    if source is not None and source.shape == reference.shape:
+        if scale is None or terms is None:
+            scale, terms = bn_step(source, reference, axis)
+        tol += 4 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+        tol += per_channel(tol.shape, axis, 4 * u * np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64))))
+    if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
+        tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
+    return tol
+
+
+@dataclass
+class ChannelStats:
+    """Per-channel figures of one compared tensor, accumulated over batches.
+
+    diff: max |difference|; peak: max |reference|; low, high: the reference's range;
+    ratio: max |difference| / tolerance (elementwise tolerance given); tol_max: the largest
+    tolerance; tol_at_ratio: the tolerance where ``ratio`` was reached; nudged: max |nudged -
+    folded|; terms: max Σ|W'||x| (a folded layer).
+    """
+
+    channels: int
+    diff: np.ndarray = field(init=False)
+    diff_sum: float = 0.0
+    count: int = 0
+    peak: np.ndarray = field(init=False)
+    low: np.ndarray = field(init=False)
+    high: np.ndarray = field(init=False)
+    ratio: np.ndarray = field(init=False)
+    tol_at_ratio: np.ndarray = field(init=False)
+    tol_max: np.ndarray = field(init=False)
+    nudged: np.ndarray = field(init=False)
+    terms: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.channels
+        self.diff, self.peak = np.zeros(n), np.zeros(n)
+        self.low, self.high = np.full(n, np.inf), np.full(n, -np.inf)
+        self.ratio, self.tol_at_ratio, self.tol_max = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.nudged, self.terms = np.zeros(n), np.zeros(n)
+
+    def add(self, reference: np.ndarray, other: np.ndarray, axis: int, tolerance: np.ndarray | None = None,
+            terms: np.ndarray | None = None) -> None:
+        """One batch (arrays of one shape, channels on ``axis``, as ``as_channels`` gives them);
+        ``tolerance`` elementwise, and ``terms`` (Σ|W'||x| of a folded layer) likewise."""
+        others = tuple(i for i in range(reference.ndim) if i != axis)
+        if terms is not None and terms.size:
+            self.terms = np.maximum(self.terms, np.nan_to_num(terms.max(axis=others), posinf=0.0))
+        diff = abs_diff(reference, other)
+        if diff.size == 0:
+            return
+        self.diff = np.maximum(self.diff, diff.max(axis=others))
+        self.diff_sum += float(diff.sum(dtype=np.float64))
+        self.count += diff.size
+        low, high = reference.min(axis=others), reference.max(axis=others)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            finite = np.where(np.isfinite(reference), reference, np.nan)
+            with np.errstate(invalid="ignore"), _quiet_nan():
+                low, high = np.nanmin(finite, axis=others), np.nanmax(finite, axis=others)
+        self.peak = np.fmax(self.peak, np.fmax(np.abs(low), np.abs(high)))
+        self.low, self.high = np.fmin(self.low, low), np.fmax(self.high, high)
+        if tolerance is None:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.divide(diff, tolerance, out=np.zeros(diff.shape), where=diff > 0)
+        ratio[(diff > 0) & ~(tolerance > 0)] = np.inf
+        at = ratio.max(axis=others)
+        where = ratio == per_channel(ratio.shape, axis, at)
+        tol_at = np.where(where, tolerance, 0.0).max(axis=others)
+        better = at > self.ratio
+        self.ratio = np.where(better, at, self.ratio)
+        self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
+        self.tol_max = np.maximum(self.tol_max, tolerance.max(axis=others))
+
+    def add_nudged(self, nudged: np.ndarray, folded: np.ndarray, axis: int) -> None:
+        """One batch of the nudged model's output against the folded model's (channels on ``axis``)."""
+        diff = abs_diff(folded, nudged)
+        if diff.size:
+            others = tuple(i for i in range(diff.ndim) if i != axis)
+            self.nudged = np.maximum(self.nudged, np.nan_to_num(diff.max(axis=others), posinf=0.0))
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(self.diff.max(initial=0.0))
+
+    @property
+    def mean_abs_diff(self) -> float:
+        return self.diff_sum / self.count if self.count else 0.0
+
+    @property
+    def relative(self) -> np.ndarray:
+        """Each channel's max |diff| over its own max |reference| (the diff itself where that is 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.peak > 0, self.diff / np.where(self.peak > 0, self.peak, 1.0), self.diff)
+
+    @property
+    def max_rel_diff(self) -> float:
+        return float(self.relative.max(initial=0.0))
+
+    def floor(self, dtype: str) -> np.ndarray:
+        """Rule 3's floor: FLOOR units of roundoff of each channel's own peak."""
+        return FLOOR * unit_roundoff(dtype) * self.peak
+
+    def varies(self) -> np.ndarray:
+        """Channels whose reference moves by more than their tolerance (rule 2)."""
+        spread = np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
+        return spread > self.tol_max
+
+
+class _quiet_nan:
+    """np.nanmax on an all-NaN column warns; an all-NaN channel simply has no peak."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+@dataclass
+class TensorCheck:
+    """One compared tensor: a folded layer against the BN it absorbed (``bn`` set), or a tensor
+    both models have (an output or a shared tensor, ``bn`` None).
+
+    layer:   the node of the checked (folded) model that produced it.
+    tensor:  the original model's node it was compared with (the BN, or the same tensor).
+    role:    "folded", "output" or "shared".
+    mode:    "own inputs" (a folded layer fed what the original layer received) or "end to end".
+    atol:    the tolerance the worst element (folded) or channel (others) was judged against.
+    margin:  the worst |diff| / tolerance reached (above 1: failed).
+    not_exercised: output channels whose response the inputs left constant (folded layers).
+    exercised: how many channels were exercised (folded layers; None for other tensors).
+    """
+
+    layer: str
+    bn: str | None
+    tensor: str
+    role: str
+    mode: str
+    max_abs_diff: float
+    max_rel_diff: float
+    atol: float
+    passed: bool
+    worst_channel: int
+    channels: int
+    margin: float = 0.0
+    not_exercised: list[int] = field(default_factory=list)
+    exercised: int | None = None
+
+    @property
+    def conclusive(self) -> bool:
+        """A folded layer some channel of which was exercised (or that had nothing to exercise)."""
+        return self.exercised is None or self.exercised > 0 or not self.not_exercised
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "role": self.role, "mode": self.mode,
+                "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff, "atol": self.atol,
+                "passed": self.passed, "margin": self.margin, "worst_channel": self.worst_channel,
+                "channels": self.channels, "exercised": self.exercised, "not_exercised": self.not_exercised}
+
+
+def judge_layer(layer: str, bn: str, tensor: str, stats: ChannelStats, zero_kernel: np.ndarray) -> TensorCheck:
+    """Rule 1 and 2 for a folded layer whose batches have been added with their tolerances."""
+    passed = bool(np.all(stats.ratio <= 1.0))
+    worst = int(np.argmax(stats.ratio)) if stats.channels else 0
+    exercised = stats.varies() & ~zero_kernel
+    quiet = [int(c) for c in np.flatnonzero(~stats.varies() & ~zero_kernel)]
+    return TensorCheck(layer, bn, tensor, "folded", "own inputs", stats.max_abs_diff, stats.max_rel_diff,
+                       float(stats.tol_at_ratio[worst]) if stats.channels else 0.0, passed, worst, stats.channels,
+                       float(stats.ratio.max(initial=0.0)), quiet, int(exercised.sum()))
+
+
+def tensor_budget(stats: ChannelStats, dtype: str, atol: float | None = None) -> np.ndarray:
+    """Rule 3's per-channel budget (or the user's absolute tolerance for every channel)."""
+    if atol is not None:
+        return np.full(stats.channels, float(atol))
+    alive = stats.peak > 0
+    typical = float(np.median(stats.nudged[alive] / stats.peak[alive])) if alive.any() else 0.0
+    return BUDGET * np.maximum(stats.nudged, typical * stats.peak) + stats.floor(dtype)
+
+
+def within_floor(stats: ChannelStats, dtype: str) -> bool:
+    """Whether the tensor moved by no more than its floor (then no nudge is needed to judge it)."""
+    return bool(np.all(stats.diff <= stats.floor(dtype)))
+
+
+def judge_tensor(layer: str, tensor: str, role: str, stats: ChannelStats, dtype: str,
+                 atol: float | None = None) -> TensorCheck:
+    """Rule 3 for an output or shared tensor."""
+    budget = tensor_budget(stats, dtype, atol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(stats.diff == 0, 0.0, stats.diff / budget)
+    worst = int(np.argmax(ratio)) if stats.channels else 0
+    passed = bool(np.all(stats.diff <= budget))
+    return TensorCheck(layer, None, tensor, role, "end to end", stats.max_abs_diff, stats.max_rel_diff,
+                       float(budget[worst]) if stats.channels else 0.0, passed, worst, stats.channels,
+                       float(ratio.max(initial=0.0)))
+
+
+def verdict(checks: list[TensorCheck]) -> str:
+    """Rule 4."""
+    if any(not c.passed for c in checks):
+        return FAIL
+    if any(c.role == "folded" and not c.conclusive for c in checks):
+        return INCONCLUSIVE
+    return PASS
+
+
+def nudge_rho(stats: ChannelStats | None, reduction: int, dtype: str, channels: int) -> np.ndarray:
+    """Rule 3's ρ_c for one layer's output channels (``stats``: its own check, when it was folded)."""
+    root = np.sqrt(max(int(reduction), 1))
+    rho = np.full(channels, NUDGE * root * unit_roundoff(dtype))
+    if stats is not None and stats.channels == channels:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            measured = np.where(stats.terms > 0, NUDGE * root * stats.diff / stats.terms, 0.0)
+        rho = np.maximum(rho, np.nan_to_num(measured, posinf=0.0))
+    return rho
+
+
+def nudge_bias(bias: np.ndarray | None, stats: ChannelStats | None, dtype: str, channels: int,
+               rng: np.random.Generator) -> np.ndarray | None:
+    """Rule 3's nudged bias: b_c ± NUDGE max(u (|b_c| + p_c), d_c), a random sign per channel (None: no bias)."""
+    if bias is None:
+        return None
+    b = np.asarray(bias, dtype=np.float64).reshape(-1)
+    known = stats is not None and stats.channels == b.shape[0]
+    peak, diff = (stats.peak, np.nan_to_num(stats.diff, posinf=0.0)) if known else (0.0, 0.0)
+    step = NUDGE * np.maximum(unit_roundoff(dtype) * (np.abs(b) + peak), diff)
+    return b + step * rng.choice((-1.0, 1.0), size=b.shape)
+
+
+def nudge_factors(rho: np.ndarray, signs_like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """1 ± ρ for every weight: ``rho`` laid out like the kernel, a random sign per weight."""
+    return 1.0 + rho * (2.0 * rng.integers(0, 2, size=np.shape(signs_like)) - 1.0)

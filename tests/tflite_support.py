@@ -1,0 +1,84 @@
+"""Building TFLite models op by op with LiteRT's schema object API, for tests (the TFLite converter
+folds every BN itself, so a model that still has its MUL and ADD is built by hand)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from fold.frontends.tflite.io import serialize
+
+F32 = schema.TensorType.FLOAT32
+ACT = schema.ActivationFunctionType
+
+
+class Net:
+    """Builds a one-subgraph TFLite model: constants, inputs and ops, then bytes."""
+
+    def __init__(self) -> None:
+        self.model = schema.ModelT()
+        self.model.version, self.model.buffers, self.model.operatorCodes = 3, [schema.BufferT()], []
+        self.sg = schema.SubGraphT()
+        self.sg.tensors, self.sg.operators, self.sg.inputs, self.sg.outputs = [], [], [], []
+        self.model.subgraphs = [self.sg]
+
+    def tensor(self, name: str, shape, data: np.ndarray | None = None, dtype: int = F32) -> int:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name.encode(), list(shape), dtype, 0
+        if data is not None:
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            self.model.buffers.append(buffer)
+            t.buffer = len(self.model.buffers) - 1
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def const(self, name: str, value: np.ndarray) -> int:
+        dtype = schema.TensorType.INT32 if value.dtype == np.int32 else F32
+        return self.tensor(name, value.shape, value, dtype)
+
+    def input(self, name: str, shape) -> int:
+        self.sg.inputs.append(self.tensor(name, shape))
+        return self.sg.inputs[-1]
+
+    def op(self, kind: str, inputs: list[int], out_shape, options=None, name: str | None = None) -> int:
+        builtin = getattr(schema.BuiltinOperator, kind)
+        codes = [c.builtinCode for c in self.model.operatorCodes]
+        if builtin not in codes:
+            code = schema.OperatorCodeT()
+            code.builtinCode = code.deprecatedBuiltinCode = builtin
+            code.version = 1
+            self.model.operatorCodes.append(code)
+            codes.append(builtin)
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs = codes.index(builtin), list(inputs)
+        op.outputs = [self.tensor(name or kind.lower(), out_shape)]
+        if options is not None:
+            op.builtinOptionsType = getattr(schema.BuiltinOptions, type(options).__name__[:-1])
+            op.builtinOptions = options
+        self.sg.operators.append(op)
+        return op.outputs[0]
+
+    def build(self, *outputs: int) -> bytes:
+        self.sg.outputs = list(outputs)
+        return serialize(self.model)
+
+
+def _options(cls, **values):
+    options = cls()
+    for key, value in values.items():
+        setattr(options, key, value)
+    return options
+
+
+def binary(net: Net, kind: str, x: int, constant: np.ndarray, act: int = ACT.NONE, swap: bool = False) -> int:
+    c = net.const(f"{kind.lower()}_operand", constant.astype(np.float32))
+    shape = net.sg.tensors[x].shape
+    cls = schema.MulOptionsT if kind == "MUL" else schema.AddOptionsT
+    return net.op(kind, [c, x] if swap else [x, c], shape, _options(cls, fusedActivationFunction=act))
+
+
+def conv_options(stride: int = 1, padding: str = "SAME", act: int = 0):
+    """CONV_2D options."""
+    return _options(schema.Conv2DOptionsT, padding=getattr(schema.Padding, padding), strideW=stride, strideH=stride,
+                    fusedActivationFunction=act, dilationWFactor=1, dilationHFactor=1)
