@@ -348,3 +348,17 @@ def check_files(original_path: str | os.PathLike, candidate_path: str | os.PathL
                    **verify_options)
     result.timings_s = {"load": loaded, **result.timings_s}
     return result
+
+
+def check_notes(fates: Sequence[BnFate]) -> dict[str, str]:
+    """Node -> what a checked tool did with it, in words (for hover texts)."""
+    found: dict[str, str] = {}
+    for f in fates:
+        if f.status == "kept":
+            found.update({bn: "kept by the candidate" for bn in f.bn.split("+")})
+        elif f.into:
+            found[f.layer] = f"the candidate folded {f.bn} into it ({f.into})"
+            found.update({bn: f"folded away into {f.into}" for bn in f.bn.split("+")})
+        else:
+            found.update({bn: "gone from the candidate; not lined up (checked at the outputs)" for bn in f.bn.split("+")})
+    return found

@@ -67,8 +67,14 @@ class Tap:
     feeds: dict[str, list[np.ndarray]]
 
 
-#: Runs one layer alone: (its data inputs, the model inputs of the same rows) -> its output.
-LayerRun = Callable[[list[np.ndarray], list[np.ndarray]], np.ndarray]
+@dataclass(frozen=True)
+class LayerRunner:
+    """Runs layers alone, all in one go: ``run(feeds, inputs)`` takes each layer's data inputs
+    (layer -> arrays) and the model inputs of the same rows (which a graph's shape computations
+    may read), and returns layer -> output; ``layers`` are the ones it can run."""
+
+    layers: frozenset[str]
+    run: Callable[[Mapping[str, list[np.ndarray]], list[np.ndarray]], dict[str, np.ndarray]]
 
 
 class Frontend(Protocol[M]):
@@ -109,13 +115,12 @@ class Frontend(Protocol[M]):
         inside nested models), all from one run; whatever the runtime cannot expose is left out.
         Set up once, like ``runner``."""
 
-    def layer_runners(self, model: M, layers: Sequence[tuple[str, str]], magnitude: bool = False
-                      ) -> dict[str, LayerRun]:
-        """For each (layer, until) a function that runs the layer alone, through ``until`` (the node
-        that produces what the BN produced: the layer itself, its bias add, an activation kept as
-        its own op), on given data inputs. ``magnitude`` runs the layer alone with every weight
-        replaced by its absolute value, no bias and no activation (Σ|W||x|, fed |x|). A layer the
-        runtime cannot run alone is left out."""
+    def layer_runner(self, model: M, layers: Sequence[tuple[str, str]], magnitude: bool = False) -> LayerRunner:
+        """Runs each (layer, until) alone, through ``until`` (the node that produces what the BN
+        produced: the layer itself, its bias add, an activation kept as its own op), on given data
+        inputs, all in one model, session or interpreter set up once. ``magnitude`` runs each layer
+        alone with every weight replaced by its absolute value, no bias and no activation (Σ|W||x|,
+        fed |x|). A layer the runtime cannot run alone is left out of ``layers``."""
 
     def kernel(self, model: M, layer: str) -> LayerKernel:
         """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``); a

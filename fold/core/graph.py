@@ -118,3 +118,4 @@ def flatten(graph: nx.DiGraph, expand: Iterable[str] | None = None, prefix: str 
         targets = ends.get(f"{prefix}{v}", ([f"{prefix}{v}"], None))[0]
         flat.add_edges_from(((s, t, data) for s in sources for t in targets if s in flat and t in flat))
     return flat
+

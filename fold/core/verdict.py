@@ -35,12 +35,16 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    weight, so that the nudge is as incoherent as rounding; one sign per channel would cancel
    where two branches meet), with ρ_c the larger of NUDGE √n u (a float sum of n products
    carries about √n u of relative error per term) and, for a folded layer, NUDGE √n d_c / A_c
-   (d_c the max |diff| its own check measured on channel c, A_c the channel's max Σ|W'||x|:
-   the nudge is as large as the error the fold really made there), and every bias moved by
+   (d_c the max |diff| its own check measured on channel c, at most its tolerance, A_c the
+   channel's max Σ|W'||x|: the nudge is as large as the float error the fold really made there;
+   an error past the layer's tolerance is no float error, and what it does downstream must
+   show), and every bias moved by
    ± NUDGE max(u (|b_c| + p_c), d_c) (p_c a folded layer's channel peak, d_c as above): the
    rounding of a BN's shift is the same on every element of its channel (a channel whose input
    is dead carries nothing else), and such a coherent error grows downstream where incoherent
-   noise averages out. Channel c of a tensor passes when
+   noise averages out. A second copy is drawn while some tensor is within a factor 4 of its
+   budget (a single draw can miss a channel, most often in a small tensor: a global pooling's
+   few values); m_c is the larger move. Channel c of a tensor passes when
 
        max |folded - original|_c <= BUDGET max(m_c, r p_c) + FLOOR u p_c
 
@@ -65,7 +69,7 @@ LAMBDA = 10.0
 #: Every weight is nudged by this many times the relative error per term of rule 3.
 NUDGE = 4.0
 #: A tensor may move by this many times what the nudge moves it.
-BUDGET = 4.0
+BUDGET = 8.0
 #: ...plus this many units of roundoff of its own channel peak.
 FLOOR = 64.0
 
@@ -216,6 +220,11 @@ class ChannelStats:
             self.nudged = np.maximum(self.nudged, np.nan_to_num(diff.max(axis=others), posinf=0.0))
 
     @property
+    def float_error(self) -> np.ndarray:
+        """The measured max |diff| per channel, at most the tolerance (what float error can account for)."""
+        return np.nan_to_num(np.minimum(self.diff, self.tol_max), posinf=0.0)
+
+    @property
     def max_abs_diff(self) -> float:
         return float(self.diff.max(initial=0.0))
 
@@ -352,7 +361,7 @@ def nudge_rho(stats: ChannelStats | None, reduction: int, dtype: str, channels: 
     rho = np.full(channels, NUDGE * root * unit_roundoff(dtype))
     if stats is not None and stats.channels == channels:
         with np.errstate(divide="ignore", invalid="ignore"):
-            measured = np.where(stats.terms > 0, NUDGE * root * stats.diff / stats.terms, 0.0)
+            measured = np.where(stats.terms > 0, NUDGE * root * stats.float_error / stats.terms, 0.0)
         rho = np.maximum(rho, np.nan_to_num(measured, posinf=0.0))
     return rho
 
@@ -364,7 +373,7 @@ def nudge_bias(bias: np.ndarray | None, stats: ChannelStats | None, dtype: str, 
         return None
     b = np.asarray(bias, dtype=np.float64).reshape(-1)
     known = stats is not None and stats.channels == b.shape[0]
-    peak, diff = (stats.peak, np.nan_to_num(stats.diff, posinf=0.0)) if known else (0.0, 0.0)
+    peak, diff = (stats.peak, stats.float_error) if known else (0.0, 0.0)
     step = NUDGE * np.maximum(unit_roundoff(dtype) * (np.abs(b) + peak), diff)
     return b + step * rng.choice((-1.0, 1.0), size=b.shape)
 

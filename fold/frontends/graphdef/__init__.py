@@ -60,8 +60,8 @@ class GraphDefFrontend:
     def tapper(self, model: GraphModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
         return io.tapper(model, nodes, feeds)
 
-    def layer_runners(self, model: GraphModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
-        return io.layer_runners(model, layers, magnitude)
+    def layer_runner(self, model: GraphModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: GraphModel, layer: str) -> LayerKernel:
         kernel, kind = match.filter_value(model.graph_def, layer)

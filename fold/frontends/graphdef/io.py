@@ -18,7 +18,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
 from fold.core.kinds import GRAPHDEF_KINDS
-from fold.frontend import Tap
+from fold.frontend import LayerRunner, Tap
 from fold.frontends.graphdef.match import (
     FILTER_INPUT, OpIndex, bias_of, filter_value, find_inputs, find_outputs, node_of, tensor_name,
 )
@@ -192,10 +192,11 @@ def tapper(model: GraphModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]]
     return run
 
 
-def layer_runners(model: GraphModel, layers, magnitude: bool = False) -> dict[str, Callable]:
-    """Each op fed its data inputs (and the model inputs, which shape computations may read),
-    fetched at ``until``; with ``magnitude``, one session on a copy whose filters are |filters|,
-    fetched at the op itself (no bias)."""
+def layer_runner(model: GraphModel, layers, magnitude: bool = False) -> LayerRunner:
+    """Every op fed its data inputs (and the model inputs, which shape computations may read) and
+    fetched at ``until``, in as few session runs as feeding allows (a tensor fed for one op cannot
+    be fetched for another in the same run); with ``magnitude``, on a copy whose filters are
+    |filters|, fetched at the op itself (no bias)."""
     graph_def = model.graph_def
     ix = OpIndex(graph_def)
     try:
@@ -206,16 +207,23 @@ def layer_runners(model: GraphModel, layers, magnitude: bool = False) -> dict[st
     finally:
         ix.close()
     session = _session(graph_def)
-    found = {}
-    for name, until in present.items():
-        fetch = f"{name if magnitude else until}:0"
+    fetches = {name: f"{name if magnitude else until}:0" for name, until in present.items()}
+    fed = {t for ts in data.values() for t in ts}
+    together = [n for n in present if fetches[n] not in fed]
+    runs = [together] if together else []
+    runs += [[n] for n in present if fetches[n] in fed]
 
-        def run(xs: list[np.ndarray], inputs: list[np.ndarray], fetch=fetch, feeds=data[name]) -> np.ndarray:
-            feed = {**dict(zip(model.inputs, inputs)), **dict(zip(feeds, xs))}
-            return np.asarray(session.run(fetch, feed_dict=feed))
+    def run(feeds, inputs) -> dict[str, np.ndarray]:
+        found = {}
+        for names in runs:
+            feed = dict(zip(model.inputs, inputs))
+            for name in names:
+                feed.update(zip(data[name], feeds[name]))
+            values = session.run([fetches[n] for n in names], feed_dict=feed)
+            found.update({n: np.asarray(v) for n, v in zip(names, values)})
+        return found
 
-        found[name] = run
-    return found
+    return LayerRunner(frozenset(present), run)
 
 
 def _const(name: str, value: np.ndarray):

@@ -75,8 +75,8 @@ class KerasFrontend:
     def tapper(self, model: keras.Model, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
         return io.tapper(model, nodes, feeds)
 
-    def layer_runners(self, model: keras.Model, layers: Sequence[tuple[str, str]], magnitude: bool = False):
-        return io.layer_runners(model, layers, magnitude)
+    def layer_runner(self, model: keras.Model, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: keras.Model, layer: str) -> LayerKernel:
         found = match.layer_at(model, layer)

@@ -21,7 +21,7 @@ import numpy as np
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
-from fold.frontend import Tap
+from fold.frontend import LayerRunner, Tap
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -205,40 +205,47 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _magnitude_twin(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """A copy of the layer with |weights|, no bias and no activation: it computes Σ|W||x| on |x|."""
+def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
+    """A copy of the layer (not called in any model): the same weights, or, with ``magnitude``,
+    |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
     config = layer.get_config()
-    if "activation" in config:
+    if magnitude and "activation" in config:
         config["activation"] = "linear"
     twin = type(layer).from_config(config)
     twin.build(tuple(_call_inputs(layer)[0].shape))
     by_name = {w.name: w for w in layer.weights}
     for weight in twin.weights:
         value = np.asarray(by_name[weight.name].numpy())
-        weight.assign(np.zeros_like(value) if weight.name == "bias" else np.abs(value))
+        if magnitude:
+            value = np.zeros_like(value) if weight.name == "bias" else np.abs(value)
+        weight.assign(value)
     return twin
 
 
-def layer_runners(model: keras.Model, layers, magnitude: bool = False) -> dict[str, Callable]:
-    """Each layer called on its own (the folded model's layer object, or its magnitude twin)."""
+def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
+    """Copies of the layers, each on an input of its own, in one model called once per batch."""
     from fold.frontends.keras.match import layer_at
 
-    found = {}
+    inputs, outputs, names = [], [], []
     for path, _until in layers:
         try:
             layer = layer_at(model, path)
         except ValueError:
             continue
-        if _call_inputs(layer) is None:
+        fed = _call_inputs(layer)
+        if fed is None or len(fed) != 1:
             continue
-        if magnitude:
-            layer = _magnitude_twin(layer)
+        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
+        inputs.append(x)
+        outputs.append(_twin(layer, magnitude)(x))
+        names.append(path)
+    alone = keras.Model(inputs, outputs) if names else None
 
-        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], layer=layer) -> np.ndarray:
-            return np.asarray(layer(xs[0] if len(xs) == 1 else list(xs), training=False))
+    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+        values = alone([feeds[n][0] for n in names], training=False)
+        return {n: np.asarray(v) for n, v in zip(names, keras.tree.flatten(values))}
 
-        found[path] = run
-    return found
+    return LayerRunner(frozenset(names), run)
 
 
 def to_tflite(model: keras.Model) -> bytes:

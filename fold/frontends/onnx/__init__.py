@@ -57,8 +57,8 @@ class OnnxFrontend:
     def tapper(self, model: OnnxModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
         return io.tapper(model, nodes, feeds)
 
-    def layer_runners(self, model: OnnxModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
-        return io.layer_runners(model, layers, magnitude)
+    def layer_runner(self, model: OnnxModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: OnnxModel, layer: str) -> LayerKernel:
         ix = match.Index(model)

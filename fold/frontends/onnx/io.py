@@ -25,7 +25,7 @@ from onnx import external_data_helper, numpy_helper
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.frontend import Tap
+from fold.frontend import LayerRunner, Tap
 from fold.frontends.onnx.match import Index, OnnxModel, kind_of, onnx_model
 
 #: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
@@ -199,47 +199,60 @@ def _path(ix: Index, layer: onnx.NodeProto, until: str) -> list[onnx.NodeProto] 
     return path if until in by_name else None
 
 
-def _alone(model: OnnxModel, ix: Index, path: list[onnx.NodeProto], magnitude: bool) -> onnx.ModelProto:
-    """A model of ``path`` alone: the first node's data inputs become graph inputs, every constant
-    an initializer (magnitude: |weight|, zero bias and zero added constants)."""
-    layer = path[0]
-    weight = ix.value(layer.input[1])
-    elem = onnx.helper.np_dtype_to_tensor_dtype(weight.dtype)
-    inits, seen = [], set()
-    for node in path:
-        for slot, t in enumerate(node.input):
-            if not t or t in seen or not ix.is_constant(t):
-                continue
-            seen.add(t)
-            value = ix.value(t)
-            if magnitude:
-                value = np.abs(value) if (node is layer and slot == 1) else np.zeros_like(value)
-            inits.append(numpy_helper.from_array(np.asarray(value), t))
-    inputs = [onnx.helper.make_tensor_value_info(t, elem, None) for t in _data_inputs(ix, layer)]
-    output = onnx.helper.make_tensor_value_info(path[-1].output[0], elem, None)
-    graph = onnx.helper.make_graph([*path], f"{layer.name}_alone", inputs, [output], inits)
+def _alone(model: OnnxModel, ix: Index, paths: dict[str, list[onnx.NodeProto]], magnitude: bool
+           ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]]]:
+    """One model holding each path alone, its tensors renamed apart ("<layer>::<tensor>"): the first
+    node's data inputs become graph inputs, every constant an initializer (magnitude: |weight|, zero
+    bias and zero added constants). Returns it and layer -> (its graph inputs, its graph output)."""
+    nodes, inputs, outputs, inits, ends = [], [], [], [], {}
+    for name, path in paths.items():
+        layer = path[0]
+        elem = onnx.helper.np_dtype_to_tensor_dtype(ix.value(layer.input[1]).dtype)
+        renamed = {t: f"{name}::{t}" for node in path for t in [*node.input, *node.output] if t}
+        for node in path:
+            for slot, t in enumerate(node.input):
+                if t and ix.is_constant(t):
+                    value = ix.value(t)
+                    if magnitude:
+                        value = np.abs(value) if (node is layer and slot == 1) else np.zeros_like(value)
+                    inits.append(numpy_helper.from_array(np.asarray(value), renamed[t]))
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.name = f"{name}::{node.name}"
+            copy.input[:] = [renamed.get(t, t) for t in node.input]
+            copy.output[:] = [renamed.get(t, t) for t in node.output]
+            nodes.append(copy)
+        fed = [renamed[t] for t in _data_inputs(ix, layer)]
+        inputs += [onnx.helper.make_tensor_value_info(t, elem, None) for t in fed]
+        out = renamed[path[-1].output[0]]
+        outputs.append(onnx.helper.make_tensor_value_info(out, elem, None))
+        ends[name] = (fed, out)
+    graph = onnx.helper.make_graph(nodes, "layers_alone", inputs, outputs, inits)
     alone = onnx.helper.make_model(graph, opset_imports=list(model.proto.opset_import))
     alone.ir_version = model.proto.ir_version
-    return alone
+    return alone, ends
 
 
-def layer_runners(model: OnnxModel, layers, magnitude: bool = False) -> dict[str, Callable]:
-    """Each layer (through ``until``; alone when ``magnitude``) as a model of its own in onnxruntime."""
+def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
+    """Every layer (through ``until``; alone when ``magnitude``) in one model of its own in onnxruntime."""
     ix = Index(model)
     by_name = {n.name: n for n in ix.nodes}
-    found = {}
+    paths = {}
     for name, until in layers:
         node = by_name.get(name)
         if node is None or len(node.input) < 2 or not ix.is_constant(node.input[1]):
             continue
         path = [node] if magnitude else _path(ix, node, until)
-        if path is None:
-            continue
-        alone = session(OnnxModel(_alone(model, ix, path, magnitude), model.name))
-        names = [v.name for v in alone.get_inputs()]
+        if path is not None:
+            paths[name] = path
+    if not paths:
+        return LayerRunner(frozenset(), lambda feeds, inputs: {})
+    alone, ends = _alone(model, ix, paths, magnitude)
+    found = session(OnnxModel(alone, model.name))
 
-        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], alone=alone, names=names) -> np.ndarray:
-            return np.asarray(alone.run(None, dict(zip(names, xs)))[0])
+    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+        given = {t: x for name, (fed, _) in ends.items() for t, x in zip(fed, feeds[name])}
+        values = found.run([out for _, out in ends.values()], given)
+        return {name: np.asarray(v) for name, v in zip(ends, values)}
 
-        found[name] = run
-    return found
+    return LayerRunner(frozenset(paths), run)

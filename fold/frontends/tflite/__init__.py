@@ -69,8 +69,8 @@ class TfliteFrontend:
     def tapper(self, model: TfliteModel, nodes: Sequence[str] = (), feeds: Sequence[str] = ()):
         return io.tapper(model, nodes, feeds)
 
-    def layer_runners(self, model: TfliteModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
-        return io.layer_runners(model, layers, magnitude)
+    def layer_runner(self, model: TfliteModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
+        return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: TfliteModel, layer: str) -> LayerKernel:
         if layer not in model.ids:

@@ -18,7 +18,7 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, r
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
 from fold.core.kinds import TFLITE_KINDS
-from fold.frontend import Tap
+from fold.frontend import LayerRunner, Tap
 from fold.frontends.tflite.match import (
     SLOTS, TfliteModel, tensor_name, float_array, is_constant, op_ids, op_type, readers,
 )
@@ -139,64 +139,70 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _alone(model: TfliteModel, ops: list[int], magnitude: bool) -> bytes:
-    """A model of the ops ``ops`` alone (in order, each reading the one before): the first op's data
-    inputs become the model's inputs; constants are copied (magnitude: |filter|, zero bias, no
-    fused activation)."""
+def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> tuple[bytes, dict[str, tuple]]:
+    """One model holding each op path alone (in order, each op reading the one before), every path
+    with tensors of its own: the first op's data inputs become model inputs; constants are copied
+    (magnitude: |filter|, zero bias, no fused activation). Returns its bytes and layer -> (its input
+    indices, its output index) in the new subgraph."""
     tree, sg = model.tree, model.main
     new = schema.ModelT()
-    new.version, new.description = tree.version, b"foldscope: one layer alone"
+    new.version, new.description = tree.version, b"foldscope: layers alone"
     new.buffers, new.operatorCodes = [schema.BufferT()], []
     graph = schema.SubGraphT()
-    graph.tensors, graph.operators = [], []
-    tensors: dict[int, int] = {}
+    graph.tensors, graph.operators, graph.inputs, graph.outputs = [], [], [], []
     codes: dict[int, int] = {}
+    ends = {}
+    for name, ops in paths.items():
+        tensors: dict[int, int] = {}
 
-    def tensor(t: int, data: np.ndarray | None = None) -> int:
-        if t < 0:
-            return t
-        if t not in tensors:
-            copied = copy.deepcopy(sg.tensors[t])
-            copied.buffer = 0
-            if data is not None:
-                buffer = schema.BufferT()
-                buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-                new.buffers.append(buffer)
-                copied.buffer = len(new.buffers) - 1
-            graph.tensors.append(copied)
-            tensors[t] = len(graph.tensors) - 1
-        return tensors[t]
+        def tensor(t: int, data: np.ndarray | None = None) -> int:
+            if t < 0:
+                return t
+            if t not in tensors:
+                copied = copy.deepcopy(sg.tensors[t])
+                copied.buffer = 0
+                if data is not None:
+                    buffer = schema.BufferT()
+                    buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+                    new.buffers.append(buffer)
+                    copied.buffer = len(new.buffers) - 1
+                graph.tensors.append(copied)
+                tensors[t] = len(graph.tensors) - 1
+            return tensors[t]
 
-    first = sg.operators[ops[0]]
-    slots = SLOTS.get(op_type(tree, first), (None, None))
-    for i in ops:
-        op = copy.deepcopy(sg.operators[i])
-        kind = op_type(tree, op)
-        if op.opcodeIndex not in codes:
-            new.operatorCodes.append(copy.deepcopy(tree.operatorCodes[op.opcodeIndex]))
-            codes[op.opcodeIndex] = len(new.operatorCodes) - 1
-        op.opcodeIndex = codes[op.opcodeIndex]
-        inputs = []
-        for slot, t in enumerate(op.inputs):
-            data = None
-            if t >= 0 and is_constant(tree, sg, t):
-                data = np.asarray(tree.buffers[sg.tensors[t].buffer].data, dtype=np.uint8)
-                if magnitude and i == ops[0] and slot in slots:
-                    value = float_array(tree, sg, t)
-                    data = np.abs(value) if slot == slots[0] else np.zeros_like(value)
-            elif i == ops[0] and slot == 0 and kind == "TRANSPOSE_CONV":
-                # an output shape computed at run time: alone, the op takes its output's static shape
-                data = np.asarray(sg.tensors[op.outputs[0]].shape, dtype=np.int32)
-            inputs.append(tensor(t, data))
-        op.inputs = inputs
-        op.outputs = [tensor(t) for t in op.outputs]
-        if magnitude and hasattr(op.builtinOptions, "fusedActivationFunction"):
-            op.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.NONE
-        graph.operators.append(op)
-    graph.inputs = [tensors[t] for t in _data_inputs(model, first)]
-    graph.outputs = [tensors[sg.operators[ops[-1]].outputs[0]]]
+        first = sg.operators[ops[0]]
+        slots = SLOTS.get(op_type(tree, first), (None, None))
+        for i in ops:
+            op = copy.deepcopy(sg.operators[i])
+            kind = op_type(tree, op)
+            if op.opcodeIndex not in codes:
+                new.operatorCodes.append(copy.deepcopy(tree.operatorCodes[op.opcodeIndex]))
+                codes[op.opcodeIndex] = len(new.operatorCodes) - 1
+            op.opcodeIndex = codes[op.opcodeIndex]
+            inputs = []
+            for slot, t in enumerate(op.inputs):
+                data = None
+                if t >= 0 and is_constant(tree, sg, t):
+                    data = np.asarray(tree.buffers[sg.tensors[t].buffer].data, dtype=np.uint8)
+                    if magnitude and i == ops[0] and slot in slots:
+                        value = float_array(tree, sg, t)
+                        data = np.abs(value) if slot == slots[0] else np.zeros_like(value)
+                elif i == ops[0] and slot == 0 and kind == "TRANSPOSE_CONV":
+                    # an output shape computed at run time: alone, the op takes its output's static shape
+                    data = np.asarray(sg.tensors[op.outputs[0]].shape, dtype=np.int32)
+                inputs.append(tensor(t, data))
+            op.inputs = inputs
+            op.outputs = [tensor(t) for t in op.outputs]
+            if magnitude and hasattr(op.builtinOptions, "fusedActivationFunction"):
+                op.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.NONE
+            graph.operators.append(op)
+        fed = [tensors[t] for t in _data_inputs(model, first)]
+        out = tensors[sg.operators[ops[-1]].outputs[0]]
+        graph.inputs += fed
+        graph.outputs.append(out)
+        ends[name] = (fed, out)
     new.subgraphs = [graph]
-    return serialize(new)
+    return serialize(new), ends
 
 
 def _ops_until(model: TfliteModel, layer: int, until: str) -> list[int] | None:
@@ -212,25 +218,27 @@ def _ops_until(model: TfliteModel, layer: int, until: str) -> list[int] | None:
     return path
 
 
-def layer_runners(model: TfliteModel, layers, magnitude: bool = False) -> dict[str, Callable]:
-    """Each op (through ``until``; alone when ``magnitude``) as a model of its own in LiteRT."""
+def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRunner:
+    """Every op (through ``until``; alone when ``magnitude``) in one model of its own in LiteRT."""
     index = {name: i for i, name in enumerate(model.ids)}
-    found = {}
+    paths = {}
     for name, until in layers:
-        if name not in index:
-            continue
-        path = [index[name]] if magnitude else _ops_until(model, index[name], until)
-        if path is None:
-            continue
-        alone = interpreter(_alone(model, path, magnitude), model.name)
-        in_details, out_detail = alone.get_input_details(), alone.get_output_details()[0]
+        path = None
+        if name in index:
+            path = [index[name]] if magnitude else _ops_until(model, index[name], until)
+        if path is not None:
+            paths[name] = path
+    if not paths:
+        return LayerRunner(frozenset(), lambda feeds, inputs: {})
+    data, ends = _alone(model, paths, magnitude)
+    alone = interpreter(data, model.name)
+    dtypes = {d["index"]: d["dtype"] for d in alone.get_input_details()}
 
-        def run(xs: list[np.ndarray], _inputs: list[np.ndarray], alone=alone, in_details=in_details,
-                out_detail=out_detail) -> np.ndarray:
-            for detail, x in zip(in_details, xs):
-                alone.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
-            alone.invoke()
-            return np.array(alone.get_tensor(out_detail["index"]))
+    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+        for name, (fed, _) in ends.items():
+            for t, x in zip(fed, feeds[name]):
+                alone.set_tensor(t, np.ascontiguousarray(x, dtype=dtypes[t]))
+        alone.invoke()
+        return {name: np.array(alone.get_tensor(out)) for name, (_, out) in ends.items()}
 
-        found[name] = run
-    return found
+    return LayerRunner(frozenset(paths), run)
