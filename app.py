@@ -21,7 +21,7 @@ from demo import explain, zoo  # noqa: E402
 from demo import seed as seed_note  # noqa: E402
 from demo import workbench  # noqa: E402
 from demo.explain_tf import tensorflow_tconv  # noqa: E402
-from demo import graph_view, quant_view  # noqa: E402
+from demo import check_view, graph_view, quant_view  # noqa: E402
 from demo.workbench import Workbench, png  # noqa: E402
 from fold.errors import FoldError, one_line  # noqa: E402
 from fold.files import MAX_MODEL_BYTES  # noqa: E402
@@ -31,7 +31,7 @@ from viz import draw_graph, plot_channels, plot_heatmaps, plot_vectors, select_s
 from viz import explain as viz_explain  # noqa: E402
 
 #: Everything derived from one model is cached under the key its workbench carries.
-BY_KEY = {Workbench: lambda wb: wb.key}
+BY_KEY = {Workbench: lambda wb: wb.key, workbench.CheckBench: lambda cb: cb.key}
 
 
 # --- cached work: one Workbench per model source, shared safely (never mutated) ------------
@@ -57,8 +57,19 @@ def zoo_workbench(name: str) -> Workbench:
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def upload_workbench(digest: str, name: str, _data: bytes) -> Workbench:
-    return workbench.upload_workbench(name, _data)
+def upload_workbench(digest: str, name: str, _data: bytes, _inputs: bytes | None) -> Workbench:
+    return workbench.upload_workbench(name, _data, _inputs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def check_workbench(digest: str, names: tuple[str, str], _original: bytes, _candidate: bytes,
+                    _inputs: bytes | None) -> workbench.CheckBench:
+    return workbench.check_workbench((names[0], _original), (names[1], _candidate), _inputs)
+
+
+@st.cache_data(show_spinner=False, max_entries=4, hash_funcs=BY_KEY)
+def check_figure(cb: workbench.CheckBench) -> dict:
+    return check_view.figure(cb.result)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_KEY)
@@ -218,33 +229,63 @@ def zoo_ui() -> Workbench:
         return zoo_workbench(name)
 
 
+MODEL_HELP = (f"{'; '.join(f'{f.label} ({chr(44).join(f.suffixes)})' for f in FRONTENDS.values())}; at most "
+              f"{MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded with safe_mode on.")
+
+
+def inputs_ui(key: str) -> bytes | None:
+    """An optional uploader for the verification inputs (the command line's --inputs-file)."""
+    upload = st.file_uploader("Verification inputs (optional)", type=["npz", "npy"], key=key,
+                              help="A .npz of arrays keyed by input name (a .npy for a single-input model): the "
+                                   "inputs the fold is verified on, instead of random samples.")
+    return None if upload is None else upload.getvalue()
+
+
+def _digest(*parts: bytes | None) -> str:
+    return hashlib.sha256(b"\0".join(p or b"" for p in parts)).hexdigest()
+
+
 def upload_ui() -> Workbench | None:
-    formats = "; ".join(f"{f.label} ({', '.join(f.suffixes)})" for f in FRONTENDS.values())
-    upload = st.file_uploader("A model file", type=[s.lstrip(".") for s in SUFFIXES],
-                              help=f"{formats}; at most {MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded "
-                                   "with safe_mode on.")
+    upload = st.file_uploader("A model file", type=[s.lstrip(".") for s in SUFFIXES], help=MODEL_HELP)
+    inputs = inputs_ui("upload_inputs")
     if upload is None:
         return None
     data = upload.getvalue()
     with st.spinner(f"Loading and folding {upload.name}..."):
-        return upload_workbench(hashlib.sha256(data).hexdigest(), upload.name, data)
+        return upload_workbench(_digest(data, inputs), upload.name, data, inputs)
+
+
+def check_ui() -> workbench.CheckBench | None:
+    """Two uploads: a model, and the fold another tool (onnxsim, a converter, a compiler) made of it."""
+    types = [s.lstrip(".") for s in SUFFIXES]
+    original = st.file_uploader("The original model", type=types, help=MODEL_HELP, key="check_original")
+    candidate = st.file_uploader("The fold another tool made of it", type=types, key="check_candidate",
+                                 help="The same format (a .tflite for a Keras original): what onnxsim, onnxruntime's "
+                                      "optimizer, onnxoptimizer, TensorFlow's converter or a compiler wrote.")
+    inputs = inputs_ui("check_inputs")
+    if original is None or candidate is None:
+        return None
+    a, b = original.getvalue(), candidate.getvalue()
+    with st.spinner(f"Lining up {candidate.name} with {original.name} and checking it..."):
+        return check_workbench(_digest(a, b, inputs), (original.name, candidate.name), a, b, inputs)
 
 
 #: The sidebar's model sources: label -> the widgets that pick a model and return its workbench.
-SOURCES: dict[str, Callable[[], Workbench | None]] = {
+SOURCES: dict[str, Callable[[], Workbench | workbench.CheckBench | None]] = {
     "The seed example": seed_ui,
     "The seed, as TensorFlow ops": seed_ops_ui,
     "Playground": playground_ui,
     "Model zoo": zoo_ui,
     "Upload": upload_ui,
+    "Check a fold made elsewhere": check_ui,
 }
 
 
-def source_ui() -> Workbench | None:
+def source_ui() -> Workbench | workbench.CheckBench | None:
     """Pick and build a model source in the sidebar; None when there is nothing to show."""
     with st.sidebar:
         st.title("foldscope")
-        source = st.radio("Model source", list(SOURCES))
+        source = st.radio("Model source", list(SOURCES), key="source")
         try:
             return SOURCES[source]()
         except FoldError as exc:
@@ -628,16 +669,46 @@ def why_page() -> None:
         st.metric(f"max abs diff: {title} (true vs naive fold)", f"{diff:.3g}")
 
 
+def check_page(cb: workbench.CheckBench) -> None:
+    """A fold another tool made: the verdict, where each BN went, both graphs, both models' outputs."""
+    r, v = cb.result, cb.verification
+    verdict_ui(v)
+    cols = st.columns(4)
+    cols[0].metric("BatchNorms", f"{r.bn_original} → {r.bn_candidate}",
+                   help=f"In {r.original_name} and in {r.candidate_name}")
+    cols[1].metric("folded by the candidate", len(r.removed))
+    cols[2].metric("max abs diff (outputs)", f"{v.max_abs_diff:.3e}")
+    cols[3].metric("max rel diff", f"{v.max_rel_diff:.3e}")
+    st.subheader("Where each BatchNorm went")
+    rows = check_view.fates_table(r)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+            "layer max rel diff": st.column_config.NumberColumn(format="%.2e")})
+    else:
+        st.info(f"{r.original_name} has no BatchNormalization.")
+    st.subheader(f"{r.original_name} and {r.candidate_name}")
+    st.caption("The candidate's nodes sit where the original's they line up with are (by tensor name); a layer a BN "
+               "went into is outlined, the BNs it removed are ghosts, every compared node is coloured by its check.")
+    st.plotly_chart(check_figure(cb), key=f"graph:{cb.key}", config={"scrollZoom": True, "displaylogo": False})
+    heatmaps_ui(cb)
+
+
 def main() -> None:
     st.set_page_config(page_title="foldscope", layout="wide")
     wb = source_ui()
     # Only the open tab runs (the others' content would be drawn for nothing on every rerun).
-    fold_tab, quant_tab, why_tab = st.tabs(["Fold", "Quantization", "Why it works"], key="tab", on_change="rerun")
-    for tab, page in ((fold_tab, fold_page), (quant_tab, quant_page)):
+    if isinstance(wb, workbench.CheckBench) or st.session_state.get("source") == "Check a fold made elsewhere":
+        check_tab, why_tab = st.tabs(["Check", "Why it works"], key="check_tab", on_change="rerun")
+        pages = ((check_tab, check_page),)
+    else:
+        fold_tab, quant_tab, why_tab = st.tabs(["Fold", "Quantization", "Why it works"], key="tab", on_change="rerun")
+        pages = ((fold_tab, fold_page), (quant_tab, quant_page))
+    for tab, page in pages:
         if tab.open is not False:
             with tab:
                 if wb is None:
-                    st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file).")
+                    st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file; "
+                            "to check another tool's fold: the original and the candidate).")
                 else:
                     page(wb)
     if why_tab.open is not False:

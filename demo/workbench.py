@@ -24,7 +24,9 @@ from fold.core.affine import per_channel_range
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import SAMPLES, OutputSpec, Verification
+from fold.check import CheckResult, check_files
 from fold.errors import FoldError
+from fold.files import read_arrays
 from fold.frontend import FRONTENDS, Frontend
 from fold.pipeline import Checked, fold, load, verify
 
@@ -159,16 +161,69 @@ def zoo_workbench(name: str) -> Workbench:
     return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
 
 
-def upload_workbench(name: str, data: bytes) -> Workbench:
-    """An uploaded model file, judged by suffix and content like any other (Keras safe_mode on)."""
-    suffix = Path(name).suffix.lower()
-    stem = Path(name).stem[:64] or "upload"
-    key = f"upload:{hashlib.sha256(data).hexdigest()}:{name}"
+def _upload_path(tmp: str, name: str, data: bytes, tag: str = "") -> Path:
+    """An uploaded file written under a safe name of its own suffix, in ``tmp``."""
+    path = Path(tmp) / f"{tag}{Path(name).stem[:64] or 'upload'}{Path(name).suffix.lower()}"
+    path.write_bytes(data)
+    return path
+
+
+def _digest(*parts: bytes | None) -> str:
+    return hashlib.sha256(b"\0".join(p or b"" for p in parts)).hexdigest()
+
+
+def upload_workbench(name: str, data: bytes, inputs: bytes | None = None) -> Workbench:
+    """An uploaded model file, judged by suffix and content like any other (Keras safe_mode on);
+    ``inputs``: an uploaded .npz/.npy of verification inputs."""
+    key = f"upload:{_digest(data, inputs)}:{name}"
+    arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{stem}{suffix}"
-        path.write_bytes(data)
-        frontend, model = load(path, upload=True)
-        return inspect(key, frontend, model, name=Path(name).stem)
+        frontend, model = load(_upload_path(tmp, name, data), upload=True)
+        result = fold(frontend, model, Path(name).stem)
+        checked = verify(result, arrays=arrays)
+        return Workbench(key, result, checked, frontend.outputs(model))
+
+
+@dataclass
+class CheckBench:
+    """A fold another tool made, checked against its original (``fold.check``), as the page shows it.
+
+    It offers what the output views read from a Workbench: the outputs of both models."""
+
+    key: str
+    result: CheckResult
+
+    @property
+    def verification(self) -> Verification:
+        return self.result.checked.verification
+
+    @property
+    def reference(self) -> list[np.ndarray]:
+        return self.result.checked.original_outputs
+
+    @property
+    def folded_outputs(self) -> list[np.ndarray]:
+        return self.result.checked.folded_outputs
+
+    @property
+    def outputs(self) -> list[OutputSpec]:
+        return self.result.original.frontend.outputs(self.result.original.model)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+
+def check_workbench(original: tuple[str, bytes], candidate: tuple[str, bytes], inputs: bytes | None = None
+                    ) -> CheckBench:
+    """Two uploaded files: an original and the fold another tool made of it."""
+    key = f"check:{_digest(original[1], candidate[1], inputs)}:{original[0]}:{candidate[0]}"
+    arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [_upload_path(tmp, name, data, tag) for (name, data), tag in ((original, "a_"), (candidate, "b_"))]
+        result = check_files(*paths, upload=True, arrays=arrays)
+    result.original_name, result.candidate_name = original[0], candidate[0]
+    return CheckBench(key, result)
 
 
 def png(figure) -> bytes:
