@@ -36,7 +36,7 @@ STARTUP_S = 120
 RUN_MS = 120_000   # one script run: folding a zoo model, drawing its graph
 IMAGE_MS = 30_000  # images arrive after the run, from /media
 
-MAX_ABS_DIFF = "max abs diff (whole model)"
+MAX_ABS_DIFF = "max abs diff (outputs)"
 FOLD_PANEL = '[data-testid="stTabPanel"] >> nth=0'
 
 

@@ -21,11 +21,12 @@ import keras
 import numpy as np
 
 from demo.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
+from fold.core.affine import scale_along, scale_kernel
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import sample_inputs
-from fold.frontend import FRONTENDS, Frontend
-from fold.pipeline import fold, run, verify
+from fold.core.verification import Verification, sample_inputs
+from fold.frontend import FRONTENDS, Frontend, LayerKernel
+from fold.pipeline import fold, run, verify, verify_models
 
 KERAS: Frontend = FRONTENDS["keras"].frontend()
 GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()
@@ -157,3 +158,47 @@ def assert_keras_folds(model: keras.Model, expect_folded: int | None = None, *, 
 
 def max_abs(arrays: Sequence[np.ndarray]) -> float:
     return max(float(np.max(np.abs(a))) for a in arrays)
+
+
+# -- mutations: a fold made wrong on purpose, which the verification must catch ---------------
+
+def mutated(frontend: Frontend, model: Any, layer: str, how: str = "kernel", channel: int = 0,
+            factor: float = 1.02) -> Any:
+    """A copy of ``model`` whose ``layer`` is wrong by ``factor`` in one channel, through the
+    frontend's own ``with_kernels`` (so it works for every format): its kernel along output channel
+    ``channel`` ("kernel"), its bias there ("bias"), or its kernel scaled along input channel
+    ``channel``, as a BN scale applied along the wrong weight axis would be ("wrong-axis")."""
+    k = frontend.kernel(model, layer)
+    w = np.asarray(k.kernel)
+    if how == "bias":
+        bias = np.array(k.bias, dtype=np.float64).reshape(-1)
+        bias[channel] *= factor
+        return frontend.with_kernels(model, {layer: LayerKernel(w, bias.astype(w.dtype), k.kind, k.groups)})
+    if how == "kernel":
+        scale = np.ones(k.channels)
+        scale[channel] = factor
+        new = scale_kernel(w, scale, k.kind, k.groups)
+    elif how == "wrong-axis":
+        scale = np.ones(w.shape[k.kind.in_axis])
+        scale[channel] = factor
+        new = scale_along(w, scale, (k.kind.in_axis,))
+    else:
+        raise ValueError(f"unknown mutation {how!r}")
+    return frontend.with_kernels(model, {layer: LayerKernel(new.astype(w.dtype), None, k.kind, k.groups)})
+
+
+def verdict_of(result: FoldResult, candidate: Any, samples: int = 4, seed: int = 0) -> Verification:
+    """The verification of ``candidate`` as if it were ``result``'s fold (the same decisions)."""
+    frontend = result.frontend
+    return verify_models(frontend, result.original, candidate, samples, seed, decisions=result.decisions,
+                         graphs=(result.graph_before, frontend.graph(candidate))).verification
+
+
+def assert_caught(result: FoldResult, candidate: Any, layer: str) -> Verification:
+    """The verification fails and names ``layer`` as the one that does not compute what its BN did."""
+    v = verdict_of(result, candidate)
+    assert v.verdict == "fail", v.to_dict()
+    failed = [c.layer for c in v.folded_layers if not c.passed]
+    assert failed == [layer], (failed, v.reason)
+    assert f"'{layer}'" in v.reason, v.reason
+    return v

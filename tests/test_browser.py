@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.browser_support import (
-    ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_exception,
+    ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_errors, assert_no_exception,
     choose_option, choose_source, docs_screenshot, fold_panel, fold_text, images_by_section, launch_chromium,
     metric_value, metrics, page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_graph,
     wait_for_images,
@@ -107,7 +107,7 @@ def open_app(page) -> None:
 def choose_upload(page, path: Path) -> None:
     choose_source(page, "Upload")
     wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
-    sidebar(page).locator('input[type="file"]').set_input_files(str(path))
+    sidebar(page).locator('input[type="file"]').first.set_input_files(str(path))
 
 
 def upload(page, path: Path, *, fold: list[str], what: str) -> None:
@@ -145,7 +145,8 @@ def test_seed_as_tensorflow_ops_renders(page):
     open_app(page)
     seed_page = fold_text(page)
     choose_source(page, "The seed, as TensorFlow ops")
-    wait_for_app(page, fold=[MAX_ABS_DIFF], unlike=seed_page, what="the seed as TensorFlow ops")
+    wait_for_app(page, fold=[MAX_ABS_DIFF, "FusedBatchNormV3 (folded)"], unlike=seed_page,
+                 what="the seed as TensorFlow ops")
     shown = assert_fold_page(page, max_diff=1e-5)
     assert shown["BatchNorm layers"].endswith("→ 0"), shown
 
@@ -392,15 +393,15 @@ def test_graph_search_centres_a_layer(page):
     assert low < y < high and abs((low + high) / 2 - y) < 3, (low, high, y)
 
 
-def test_graph_colours_where_the_error_enters(page):
+def test_graph_colours_each_layers_check(page):
     open_unet(page)
-    fold_panel(page).get_by_text("Colour by where the error enters").click()
+    fold_panel(page).get_by_text("Colour by each layer's check").click()
     page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=RUN_MS)
-    wait_for_app(page, fold=[MAX_ABS_DIFF], what="colouring by layer diffs")
+    wait_for_app(page, fold=[MAX_ABS_DIFF], what="colouring by each layer's check")
     assert page.locator(".js-plotly-plot .colorbar").count() == 1
     hover_node(page, node_positions(page, "after")["down0_conv1"])
     page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
-    assert "max rel diff" in tooltip(page)
+    assert "check: pass" in tooltip(page)
     docs_screenshot(page, "graph.png", page.locator(".js-plotly-plot").first)
 
 
@@ -419,3 +420,30 @@ def test_graph_downloads_the_model_explorer_files(page, tmp_path):
         mapping = json.loads(archive.read("mapping.json"))
     assert {n["id"] for n in before["graphs"][0]["nodes"]} >= {"up0_tconv", "up0_tbn"}
     assert {"leftNodeIds": ["up0_tconv", "up0_tbn"], "rightNodeIds": ["up0_tconv"]} in mapping["mappingEntries"]
+
+
+def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
+    """The original and onnxsim's fold of it: the verdict, where each BN went, both graphs."""
+    import onnx
+
+    from demo.onnx_zoo import dcgan_generator
+    from demo.peers import _onnxsim
+
+    proto = dcgan_generator()
+    onnx.save(proto, tmp_path / "generator.onnx")
+    onnx.save(_onnxsim(proto), tmp_path / "generator_sim.onnx")
+    open_app(page)
+    choose_source(page, "Check a fold made elsewhere")
+    wait_for_app(page, fold=["Pick a model source"], what="the check source")
+    fields = sidebar(page).locator('input[type="file"]')
+    fields.nth(0).set_input_files(str(tmp_path / "generator.onnx"))
+    wait_for_app(page, sidebar=["generator.onnx"], what="the original's upload")
+    fields.nth(1).set_input_files(str(tmp_path / "generator_sim.onnx"))
+    wait_for_app(page, sidebar=["generator_sim.onnx"], fold=["PASS.", "Where each BatchNorm went", "up0_bn"],
+                 timeout_ms=RUN_MS, what="checking onnxsim's fold")
+    assert_no_errors(page)
+    shown = metrics(fold_panel(page))
+    assert shown["BatchNorms"] == "3 → 2" and shown["folded by the candidate"] == "1", shown
+    wait_for_graph(page)
+    text = fold_text(page)
+    assert "Worst layer: 'up0' (up0_bn)" in text, text

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 from demo.zoo import randomize_bn
@@ -28,7 +29,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    inp = keras.Input((9, 8, 3))
+    inp = keras.Input((9, 8, 3), name="x")
     x = L.BatchNormalization(name="bn0")(L.Conv2DTranspose(5, 3, strides=2, padding="same", name="tconv")(inp))
     x = L.BatchNormalization(name="bn1")(L.Conv2D(4, 3, activation="relu", name="conv_relu")(x))
     path = tmp_path_factory.mktemp("cli") / "net.keras"
@@ -50,7 +51,7 @@ def test_folds_writes_model_and_report(model_file, tmp_path):
     assert set(data["pairs"][0]) >= {"layer", "bn", "kind", "status", "reason"}
     assert data["pairs"][1]["reason"]
     v = data["verification"]
-    assert {"max_abs_diff", "mean_abs_diff", "max_rel_diff", "per_output"} <= set(v)
+    assert {"verdict", "max_abs_diff", "mean_abs_diff", "max_rel_diff", "per_output", "layers"} <= set(v)
     assert v["max_abs_diff"] < 1e-4 and v["samples"] == 3 and v["seed"] == 7
     assert set(data["timings_s"]) == {"load", "fold", "verify"}
     folded = keras.saving.load_model(data["output"])
@@ -167,3 +168,68 @@ def test_samples_and_seed_mean_the_same_for_every_format(tmp_path):
 def test_options_of_another_format_are_refused(model_file):
     proc = run_cli(model_file, "--inputs", "x")
     assert proc.returncode == 2 and "--inputs applies to TensorFlow GraphDef (frozen) files only" in proc.stderr
+
+
+def test_the_report_has_the_verdict_and_every_compared_tensor(model_file, tmp_path):
+    proc = run_cli(model_file, "-o", tmp_path / "out.keras", "--report", tmp_path / "r.json", "--samples", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "verification (4 samples, seed 0; x 4x9x8x3): PASS" in proc.stdout
+    assert "worst layer  'tconv' (bn0)" in proc.stdout
+    v = json.loads((tmp_path / "r.json").read_text())["verification"]
+    assert v["verdict"] == "pass" and v["input_shapes"] == {"x": [4, 9, 8, 3]}
+    (folded,) = [layer for layer in v["layers"] if layer["bn"]]
+    assert {"layer", "bn", "tensor", "max_abs_diff", "max_rel_diff", "atol", "passed"} <= set(folded)
+    assert folded["layer"] == "tconv" and folded["bn"] == "bn0" and folded["passed"]
+    assert {layer["role"] for layer in v["layers"]} == {"folded", "output", "shared"}
+
+
+def test_inconclusive_is_exit_3_and_says_to_pass_inputs(tmp_path):
+    inp = keras.Input((8, 8, 3))
+    off = L.Conv2D(4, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0), name="off")
+    x = L.BatchNormalization(name="bn")(L.Conv2D(5, 3, name="conv")(L.ReLU()(off(inp))))
+    path = tmp_path / "dead.keras"
+    randomize_bn(keras.Model(inp, x)).save(path)
+    proc = run_cli(path, "-o", tmp_path / "out.keras")
+    assert proc.returncode == 3, proc.stderr
+    assert "INCONCLUSIVE" in proc.stdout and "--inputs-file" in proc.stdout
+    assert (tmp_path / "out.keras").exists()  # a fold was made; what it could not prove is said
+
+
+def test_input_shape_and_the_size_search(tmp_path):
+    x = keras.Input((None, 8, 1), name="spec")
+    y = x
+    for i in range(6):
+        y = L.MaxPooling2D((2, 1))(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(y)))
+    path = tmp_path / "audio.keras"
+    randomize_bn(keras.Model(x, L.GlobalAveragePooling2D()(y))).save(path)
+    proc = run_cli(path, "-o", tmp_path / "a.keras", "--samples", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "spec 2x64x8x1" in proc.stdout  # 32 pools to 0: the next size that runs, and it says so
+    proc = run_cli(path, "-o", tmp_path / "b.keras", "--samples", "2", "--input-shape", "spec=1x256x8x1")
+    assert proc.returncode == 0 and "spec 2x256x8x1" in proc.stdout, proc.stderr
+    proc = run_cli(path, "--input-shape", "spec=1x256")
+    assert proc.returncode == 2 and "rank 4" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli(path, "--input-shape", "spec=big")
+    assert proc.returncode == 2 and "expected NAME=D0xD1x..." in proc.stderr
+
+
+def test_inputs_from_a_file_and_no_file_left_behind_on_bad_input(model_file, tmp_path):
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "inputs.npz", x=rng.normal(size=(3, 9, 8, 3)).astype(np.float32))
+    proc = run_cli(model_file, "-o", tmp_path / "out.keras", "--inputs-file", tmp_path / "inputs.npz",
+                   "--report", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 samples, from the inputs file" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["verification"]["inputs_source"] == "file"
+    np.savez(tmp_path / "wrong.npz", other=np.zeros((1, 9, 8, 3), np.float32))
+    out, report = tmp_path / "never.keras", tmp_path / "never.json"
+    proc = run_cli(model_file, "-o", out, "--report", report, "--inputs-file", tmp_path / "wrong.npz")
+    assert proc.returncode == 2 and "no array for input 'x'" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists() and not report.exists()
+
+
+def test_one_line_errors_carry_no_escape_codes(tmp_path):
+    path = tmp_path / "\x1b[31mred\x1b[0m.keras"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    proc = run_cli(path)
+    assert proc.returncode == 2 and "\x1b" not in proc.stderr and proc.stderr.startswith("foldscope: error:")

@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -27,49 +26,7 @@ from fold.frontends.tflite.io import model_from_bytes, parse_tflite, serialize  
 from fold.frontends.tflite.match import TfliteModel, op_graph  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
-from tests.tflite_support import ACT, F32, Net, _options, binary  # noqa: E402
-
-@dataclass
-class TConvCase:
-    cin: int
-    cout: int
-    kernel: tuple[int, int] = (3, 3)
-    stride: int = 1
-    padding: str = "VALID"
-    bias: bool = False
-    operand_shape: str = "C"  # "C" or "111C"
-    act: str = "NONE"
-    swap: bool = False
-    hw: tuple[int, int] = (4, 3)
-
-
-def _out_size(n: int, k: int, stride: int, padding: str) -> int:
-    return n * stride if padding == "SAME" else (n - 1) * stride + k
-
-
-def tconv_bn(case: TConvCase, seed: int = 0):
-    """TRANSPOSE_CONV -> MUL -> ADD(act) and the float64 parameters of the same net."""
-    rng = np.random.default_rng(seed)
-    (kh, kw), (h, w) = case.kernel, case.hw
-    oh, ow = _out_size(h, kh, case.stride, case.padding), _out_size(w, kw, case.stride, case.padding)
-    p = {"filter": rng.normal(size=(case.cout, kh, kw, case.cin)).astype(np.float32),
-         "bias": rng.normal(size=case.cout).astype(np.float32) if case.bias else None,
-         "scale": rng.uniform(0.3, 2.0, case.cout).astype(np.float32) * rng.choice([-1, 1], case.cout),
-         "shift": rng.normal(size=case.cout).astype(np.float32)}
-    net = Net()
-    x = net.input("input", [1, h, w, case.cin])
-    inputs = [net.const("output_shape", np.array([1, oh, ow, case.cout], np.int32)),
-              net.const("filter", p["filter"]), x]
-    if case.bias:
-        inputs.append(net.const("bias", p["bias"]))
-    opts = _options(schema.TransposeConvOptionsT, padding=getattr(schema.Padding, case.padding),
-                    strideH=case.stride, strideW=case.stride)
-    y = net.op("TRANSPOSE_CONV", inputs, [1, oh, ow, case.cout], opts)
-    shape = (case.cout,) if case.operand_shape == "C" else (1, 1, 1, case.cout)
-    y = binary(net, "MUL", y, p["scale"].reshape(shape), swap=case.swap)
-    y = binary(net, "ADD", y, p["shift"].reshape(shape), getattr(ACT, case.act), swap=case.swap)
-    return net.build(y), p
-
+from tests.tflite_support import ACT, F32, Net, TConvCase, _options, _out_size, binary, tconv_bn  # noqa: E402
 
 def tconv_reference(x: np.ndarray, case: TConvCase, p: dict) -> np.ndarray:
     """TRANSPOSE_CONV -> MUL -> ADD -> act in float64, by scattering each input pixel."""

@@ -1,0 +1,31 @@
+"""Model files shipped inside registry packages (``requirements-models.txt``, installed without their
+dependencies by ``make test``): found by their package's location, never imported, never downloaded."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+#: name -> (package, path inside it).
+FILES = {
+    "ppocr_det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx"),
+    "ppocr_cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    "fer_h5": ("fer", "data/emotion_model.hdf5"),
+    "fer_int8": ("fer", "data/emotion_model_quantized.tflite"),
+    "pitch_onnx": ("basic_pitch", "saved_models/icassp_2022/nmp.onnx"),
+    "pitch_tflite": ("basic_pitch", "saved_models/icassp_2022/nmp.tflite"),
+    "blazeface": ("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),
+    "selfie": ("mediapipe", "modules/selfie_segmentation/selfie_segmentation.tflite"),
+}
+
+
+def real_model(name: str) -> Path:
+    """The path of a packaged model file; the test fails (it does not skip) when it is missing."""
+    package, inner = FILES[name]
+    spec = importlib.util.find_spec(package)
+    path = Path(spec.submodule_search_locations[0], inner) if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        pytest.fail(f"{package} is not installed: `make test` installs requirements-models.txt (--no-deps).")
+    return path

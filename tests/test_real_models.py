@@ -1,0 +1,75 @@
+"""Real models no one here made, as their exporters wrote them: the fold verifies at every folded
+layer's own scale, a fold broken by 5 % in one layer is caught and located, and the peers' folds
+of the same files pass ``check``."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from demo.peers import PEERS
+from fold.check import check_files
+from fold.pipeline import fold_file, verify
+from fold.report import verification_text
+from tests.real_models import real_model
+
+TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    """PaddleOCR v4's text detector (paddle2onnx): a ConvTranspose head under a sigmoid probability map,
+    folded by foldscope and written next to the original."""
+    path = real_model("ppocr_det")
+    result = fold_file(path)
+    folded = tmp_path_factory.mktemp("det") / "det_folded.onnx"
+    result.frontend.write(result.folded, folded)
+    return path, result, folded
+
+
+def test_the_detectors_fold_verifies_at_every_layers_own_scale(detector):
+    _, result, _ = detector
+    v = verify(result).verification
+    assert v.passed, v.reason
+    assert len(v.folded_layers) == len(result.folded_pairs) == 32 and not v.output_only
+    tconv = next(c for c in v.folded_layers if c.layer == "p2o.ConvTranspose.0")
+    assert tconv.bn == "p2o.BatchNormalization.2" and tconv.margin < 0.5
+    # the saturated sigmoid: a large relative diff at the output, which float error explains, and says so
+    assert v.max_rel_diff > 1e-2 and v.per_output[0].max_abs < 1e-3
+    assert "passes here because float error in the layers before the outputs moves them as far" in \
+        verification_text(v)
+
+
+@pytest.mark.parametrize("layer,axis", [("p2o.ConvTranspose.0", 1), ("p2o.ConvTranspose.2", 1), ("p2o.Conv.30", 0)])
+def test_a_fold_wrong_by_5_percent_in_one_layer_is_caught_and_located(detector, tmp_path, layer, axis):
+    original, _, folded = detector
+    proto = onnx.load(folded)
+    node = next(n for n in proto.graph.node if n.name == layer)
+    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
+    value = numpy_helper.to_array(weight).copy()
+    index = [slice(None)] * value.ndim
+    index[axis] = 0
+    value[tuple(index)] *= 1.05  # output channel 0 (ConvTranspose: axis 1; Conv: axis 0)
+    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
+    onnx.save(proto, tmp_path / "broken.onnx")
+    v = check_files(original, tmp_path / "broken.onnx").checked.verification
+    assert v.verdict == "fail" and f"'{layer}'" in v.reason, v.reason
+    assert [c.layer for c in v.folded_layers if not c.passed] == [layer]
+
+
+def test_the_onnxsim_simplified_detector_passes_check(detector, tmp_path):
+    original, _, _ = detector
+    onnx.save(TOOLS["onnxsim"](onnx.load(original)), tmp_path / "sim.onnx")
+    result = check_files(original, tmp_path / "sim.onnx")
+    v = result.checked.verification
+    assert v.passed, v.reason
+    assert len(result.removed) == len(v.folded_layers) == 32 and not v.output_only
+
+
+def test_a_keras_2_h5_with_real_bn_statistics_folds_and_verifies():
+    result = fold_file(real_model("fer_h5"))
+    assert result.bn_before == 14 and result.bn_after == 0
+    v = verify(result).verification
+    assert v.passed, v.reason
+    assert {c.layer for c in v.folded_layers} == {d.layer for d in result.folded_pairs}

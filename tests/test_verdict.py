@@ -1,0 +1,145 @@
+"""The verdict's arithmetic (fold.core.verdict): NumPy only, checked against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fold.core.verdict import (
+    BUDGET, FLOOR, INCONCLUSIVE, LAMBDA, NUDGE, PASS, ChannelStats, abs_diff, as_channels, bn_step, judge_layer,
+    judge_tensor, layer_tolerance, nudge_bias, nudge_factors, nudge_rho, tensor_budget, unit_roundoff, verdict,
+)
+
+U = 2.0**-24
+
+
+def test_unit_roundoff_of_each_dtype():
+    assert unit_roundoff("float32") == U and unit_roundoff("float16") == 2.0**-11
+    assert unit_roundoff("float64") == 2.0**-53 and unit_roundoff("bfloat16") == 2.0**-8
+
+
+def test_layer_tolerance_by_hand():
+    # two channels on the last axis; n = 4 terms per output: (2 λ √4 + 1) u = 41 u per unit of Σ|W'||x|
+    terms = np.array([[1.0, 2.0]], np.float32)
+    ref = np.array([[0.5, -1.0]], np.float32)
+    tol = layer_tolerance(terms, ref, np.array([0.25, 0.0]), 4, "float32", axis=1)
+    assert 2 * LAMBDA * 2 + 1 == 41
+    np.testing.assert_allclose(tol, [[41 * U * 1 + 4 * U * (0.5 + 0.25), 41 * U * 2 + 4 * U * 1.0]])
+
+
+def test_layer_tolerance_counts_what_the_bn_step_rounds_when_bias_and_shift_cancel():
+    """y = -0.706 on a channel, s = 1.193, t = 0.839: the folded bias is ~0, but both models round
+    numbers of size 0.84; the term 4u (|s||y| + T) is what keeps a correct fold from failing."""
+    y = np.array([[-0.706]])
+    ref = 1.193 * y + 0.839
+    plain = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1)
+    full = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1, source=y, scale=np.array([1.193]),
+                           terms=np.array([0.839]))
+    assert full[0, 0] == pytest.approx(plain[0, 0] + 4 * U * (1.193 * 0.706 + 0.839))
+    # without the BN's parameters (a tool's fold) they are read off y and bn: an exact affine map
+    ys = np.array([[0.0], [1.0], [-2.0]])
+    scale, shift = bn_step(ys, 3 * ys - 5, axis=1)
+    assert scale == pytest.approx([3.0]) and shift == pytest.approx([5.0])
+
+
+def test_non_finite_values_have_no_tolerance():
+    tol = layer_tolerance(np.array([[np.inf, 1.0]]), np.array([[np.nan, 1.0]]), None, 1, "float32", 1)
+    assert tol[0, 0] == 0 and tol[0, 1] > 0
+
+
+def test_abs_diff_treats_matching_non_finite_values_as_equal():
+    ref = np.array([1.0, np.nan, np.inf, 2.0])
+    assert list(abs_diff(ref, np.array([1.0, np.nan, np.inf, 2.5]))) == [0.0, 0.0, 0.0, 0.5]
+    assert np.isinf(abs_diff(ref, np.array([1.0, 0.0, np.inf, 2.0]))).sum() == 1
+    assert abs_diff(np.float32([1.0]), np.float32([1.5])).dtype == np.float32  # float32 stays float32
+
+
+def test_channel_stats_over_two_batches_channels_first():
+    stats = ChannelStats(2)
+    # (batch, channel, pixel): channel 0 is constant, channel 1 varies; the second batch moves channel 1 most
+    ref1 = np.array([[[1.0, 1.0], [0.0, 2.0]]])
+    ref2 = np.array([[[1.0, 1.0], [-3.0, 1.0]]])
+    tol = np.full((1, 2, 2), 0.1)
+    stats.add(ref1, ref1 + np.array([[[0.0, 0.05], [0.0, 0.0]]]), 1, tol)
+    stats.add(ref2, ref2 + np.array([[[0.0, 0.0], [0.3, 0.0]]]), 1, tol * 2)
+    np.testing.assert_allclose(stats.diff, [0.05, 0.3])
+    np.testing.assert_allclose(stats.peak, [1.0, 3.0])
+    np.testing.assert_allclose(stats.ratio, [0.5, 1.5])
+    np.testing.assert_allclose(stats.tol_at_ratio, [0.1, 0.2])
+    assert list(stats.varies()) == [False, True]
+    assert stats.relative == pytest.approx([0.05, 0.1])
+    assert stats.mean_abs_diff == pytest.approx(0.35 / 8)
+
+
+def test_a_folded_layer_fails_past_its_tolerance_and_names_its_worst_channel():
+    stats = ChannelStats(2)
+    ref = np.array([[0.0, 1.0], [2.0, -1.0]])
+    stats.add(ref, ref + [[0.0, 0.0], [0.0, 0.02]], 1, np.full((2, 2), 0.01))
+    check = judge_layer("conv", "bn", "bn", stats, np.zeros(2, bool))
+    assert not check.passed and check.worst_channel == 1 and check.margin == pytest.approx(2.0)
+    assert check.atol == pytest.approx(0.01) and check.exercised == 2 and check.not_exercised == []
+
+
+def test_a_channel_its_inputs_leave_constant_is_not_exercised_unless_its_kernel_is_zero():
+    stats = ChannelStats(3)
+    ref = np.array([[0.5, 1.0, 0.25], [0.5, 2.0, 0.25]])  # channels 0 and 2 constant
+    stats.add(ref, ref, 1, np.full((2, 3), 1e-3))
+    check = judge_layer("conv", "bn", "bn", stats, np.array([False, False, True]))  # channel 2: all-zero kernel
+    assert check.passed and check.not_exercised == [0] and check.exercised == 1 and check.conclusive
+    quiet = judge_layer("conv", "bn", "bn", stats_of(np.array([[0.5], [0.5]])), np.zeros(1, bool))
+    assert quiet.passed and not quiet.conclusive and verdict([quiet]) == INCONCLUSIVE
+    zero = judge_layer("conv", "bn", "bn", stats_of(np.array([[0.5], [0.5]])), np.ones(1, bool))
+    assert zero.conclusive and verdict([zero]) == PASS  # nothing to get wrong but its bias, which was checked
+
+
+def stats_of(ref: np.ndarray) -> ChannelStats:
+    stats = ChannelStats(ref.shape[1])
+    stats.add(ref, ref, 1, np.full(ref.shape, 1e-3))
+    return stats
+
+
+def test_a_tensor_budget_is_what_the_nudge_moves_it_plus_its_floor():
+    stats = ChannelStats(3)
+    ref = np.array([[1.0, 10.0, 4.0]])
+    stats.add(ref, ref + [[1e-6, 0.0, 2e-5]], 1)
+    stats.add_nudged(ref + [[1e-6, 1e-5, 0.0]], ref, 1)
+    # m / p per channel: 1e-6, 1e-6, 0 -> median 1e-6; channel 2, which the nudge missed, gets 1e-6 * 4
+    budget = tensor_budget(stats, "float32")
+    want = BUDGET * np.array([1e-6, 1e-5, 4e-6]) + FLOOR * U * np.array([1.0, 10.0, 4.0])
+    np.testing.assert_allclose(budget, want)
+    check = judge_tensor("out", "out", "output", stats, "float32")
+    assert check.passed is bool(2e-5 <= want[2]) and check.worst_channel == 2
+    assert judge_tensor("out", "out", "output", stats, "float32", atol=1e-5).passed is False  # the user's atol
+
+
+def test_nudge_sizes_by_rule_three():
+    rng = np.random.default_rng(0)
+    stats = ChannelStats(2)
+    stats.add(np.zeros((1, 2)), np.array([[0.0, 3e-6]]), 1, np.ones((1, 2)), terms=np.array([[1.0, 2.0]]))
+    rho = nudge_rho(stats, 9, "float32", 2)
+    np.testing.assert_allclose(rho, [NUDGE * 3 * U, NUDGE * 3 * 3e-6 / 2.0])
+    factors = nudge_factors(np.full((3, 2), 0.5), np.zeros((3, 2)), rng)
+    assert set(np.unique(factors)) <= {0.5, 1.5}
+    moved = nudge_bias(np.array([1.0, 0.0]), stats, "float32", 2, rng) - np.array([1.0, 0.0])
+    np.testing.assert_allclose(np.abs(moved), [NUDGE * U * 1.0, NUDGE * 3e-6])
+    assert nudge_bias(None, stats, "float32", 2, rng) is None
+
+
+def test_as_channels_keeps_the_layout_and_gives_vectors_one_channel():
+    a, axis = as_channels(np.zeros((2, 3, 4), np.float16), 1)
+    assert a.dtype == np.float32 and axis == 1 and a.shape == (2, 3, 4)
+    v, axis = as_channels(np.arange(5), -1)
+    assert v.shape == (5, 1) and axis == 1 and v.dtype == np.float64
+
+
+def test_verdict_fails_on_any_failure_first():
+    stats = stats_of(np.array([[0.5], [0.5]]))
+    quiet = judge_layer("a", "bn", "bn", stats, np.zeros(1, bool))
+    failing = judge_tensor("b", "b", "output", stats_with_diff(), "float32", atol=0.0)
+    assert verdict([quiet]) == INCONCLUSIVE and verdict([quiet, failing]) == "fail"
+
+
+def stats_with_diff() -> ChannelStats:
+    stats = ChannelStats(1)
+    stats.add(np.array([[1.0]]), np.array([[2.0]]), 1)
+    return stats
