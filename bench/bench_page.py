@@ -12,8 +12,8 @@ Every figure is wall-clock time from the user's action until the page shows its 
 * find a layer: from picking a layer in "Find a layer" (typed in first) until the view is
   centred on it;
 * pick a pair: from choosing another pair in "Pair to inspect" until the page has run;
-* colour by where the error enters: from the toggle until the nodes are coloured (runs both
-  models once more, keeping every layer's output).
+* colour by each layer's check: from the toggle until the nodes are coloured (the checks the
+  verification already made: no model runs).
 
 Run from the repository root (needs /usr/bin/chromium):
 
@@ -106,8 +106,8 @@ def run_once(browser, url: str) -> dict[str, float]:
             lambda: pick(page, "conv1_conv → conv1_bn (folded)"),
             lambda: "conv1_conv" in pair_to_inspect(page) and page.locator(
                 '[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1)
-        figures["colour by where the error enters"] = _timed(
-            lambda: fold_panel(page).get_by_text("Colour by where the error enters").click(),
+        figures["colour by each layer's check"] = _timed(
+            lambda: fold_panel(page).get_by_text("Colour by each layer's check").click(),
             lambda: page.locator(".js-plotly-plot .colorbar").count() > 0)
         return figures
     finally:
