@@ -14,10 +14,10 @@ from matplotlib.colors import to_rgb  # noqa: E402
 
 from fold.core.graph import role_of  # noqa: E402
 from viz.channels import plot_channels  # noqa: E402
-from viz.graph import (  # noqa: E402
-    FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, draw_before_after, draw_graph, layered_layout, neighbourhood,
-)
+from viz.graph import draw_before_after, draw_graph  # noqa: E402
 from viz.heatmaps import plot_heatmaps, select_slice  # noqa: E402
+from viz.layout import layered_layout, neighbourhood  # noqa: E402
+from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS  # noqa: E402
 
 SHAPE = (None, 8, 8, 16)
 

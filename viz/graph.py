@@ -1,9 +1,5 @@
-"""The model graph before and after folding, drawn as a layered DAG (inputs at the top, edges pointing down).
-
-Layout is a small Sugiyama pipeline: longest-path layers, virtual "bend" vertices where an
-edge skips layers (so skip connections get their own lane), barycenter sweeps against
-crossings, then x coordinates pulled towards neighbours with a minimum gap of 1.
-Coordinates: y = -layer (sources at 0), x in node widths.
+"""The model graph before and after folding, drawn with matplotlib on foldscope's layered layout
+(``viz.layout``: inputs at the top, edges pointing down, long edges in their own lanes).
 
 Drawn content is inspectable: per axes, the nodes are one PathCollection with gid "nodes"
 (offsets and colours in ``graph.nodes`` order), the edges one LineCollection with gid "edges".
@@ -11,7 +7,7 @@ Drawn content is inspectable: per axes, the nodes are one PathCollection with gi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import networkx as nx
@@ -23,24 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.path import Path
 
-Node = Hashable
-Point = tuple[float, float]
-Bends = dict[tuple[Node, Node], list[Point]]
-
-ROLE_COLORS: dict[str, str] = {
-    "input": "#a6cee3",
-    "linear": "#fdbf6f",
-    "bn": "#b2df8a",
-    "activation": "#cab2d6",
-    "model": "#80cdc1",
-    "other": "#e0e0e0",
-}
-ROLE_LABELS = {"input": "input", "linear": "conv / dense", "bn": "BatchNorm",
-               "activation": "activation", "model": "nested model", "other": "other"}
-#: Outline of a layer a BN was folded into.
-FOLDED_COLOR = "#1f4fbf"
-#: Dashed outline of a BN that folding removes (its face is faded).
-REMOVED_COLOR = "#d62728"
+from viz.layout import Bends, Node, Point, before_after_positions, layout_with_bends, neighbourhood
+from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS
 
 _FONT = 6.5  # points
 _MAX_CHARS = 26  # longer names are cut with an ellipsis
@@ -50,158 +30,6 @@ _LEGEND_BAND = 1.0  # inches above the drawing for the title and the legend (3 r
 _LEGEND_COLUMNS = 3
 _MIN_PANEL_WIDTH = 4.6  # inches: room for the legend's three columns
 _MARGIN = 0.2  # inches around and between panels
-_SWEEPS = 4
-
-
-@dataclass(frozen=True)
-class _Bend:
-    """A virtual vertex where the long edge (u, v) crosses a layer."""
-
-    u: Node
-    v: Node
-    level: int
-
-
-# --- layout ---------------------------------------------------------------------------
-
-
-def layered_layout(graph: nx.DiGraph) -> dict[Node, Point]:
-    """Deterministic layered positions: y = -depth (inputs at 0, every edge points down),
-    x ordered against crossings and at least 1 apart within a layer."""
-    return _sugiyama(graph)[0]
-
-
-def _sugiyama(graph: nx.DiGraph) -> tuple[dict[Node, Point], Bends]:
-    """Node positions and, for every edge skipping layers, the points where it crosses them."""
-    level = _levels(graph)
-    proper = _proper_graph(graph, level)
-    layers = _initial_layers(proper, level)
-    _reduce_crossings(layers, proper)
-    x = _x_coordinates(layers, proper)
-    pos = {n: (x[n], -float(level[n])) for n in graph}
-    bends: Bends = {}
-    for vertex in proper:
-        if isinstance(vertex, _Bend):
-            bends.setdefault((vertex.u, vertex.v), []).append((x[vertex], -float(vertex.level)))
-    return pos, bends
-
-
-def _forward_edges(graph: nx.DiGraph) -> list[tuple[Node, Node]]:
-    """The edges that go forward in reverse DFS postorder: all of them for a DAG; cycles
-    (a shared layer fed its own output) lose their back edges."""
-    rank = {n: i for i, n in enumerate(reversed(list(nx.dfs_postorder_nodes(graph))))}
-    return [(u, v) for u, v in graph.edges if rank[u] < rank[v]]
-
-
-def _levels(graph: nx.DiGraph) -> dict[Node, int]:
-    """Longest-path depth of every node from the sources."""
-    dag = nx.DiGraph(_forward_edges(graph))
-    dag.add_nodes_from(graph)
-    level: dict[Node, int] = {}
-    for n in nx.topological_sort(dag):
-        level[n] = max((level[p] + 1 for p in dag.predecessors(n)), default=0)
-    return level
-
-
-def _proper_graph(graph: nx.DiGraph, level: dict[Node, int]) -> nx.DiGraph:
-    """The layered graph whose edges all span one layer: long edges run through bends."""
-    proper = nx.DiGraph()
-    proper.add_nodes_from(graph)
-    for u, v in graph.edges:
-        if level[v] <= level[u]:
-            continue  # a back edge of a cycle: drawn, but not laid out
-        chain = [u, *(_Bend(u, v, k) for k in range(level[u] + 1, level[v])), v]
-        proper.add_edges_from(zip(chain, chain[1:]))
-    return proper
-
-
-def _level_of(vertex: Node, level: dict[Node, int]) -> int:
-    return vertex.level if isinstance(vertex, _Bend) else level[vertex]
-
-
-def _initial_layers(proper: nx.DiGraph, level: dict[Node, int]) -> list[list[Node]]:
-    """Vertices per layer in depth-first order, which keeps chains together from the start."""
-    layers: list[list[Node]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for vertex in nx.dfs_preorder_nodes(proper):
-        layers[_level_of(vertex, level)].append(vertex)
-    return layers
-
-
-def _reduce_crossings(layers: list[list[Node]], proper: nx.DiGraph) -> None:
-    """Barycenter sweeps down and up; keeps the ordering with the fewest crossings (in place)."""
-    best, fewest = [list(layer) for layer in layers], _crossings(layers, proper)
-    for _ in range(_SWEEPS):
-        for layer, above in zip(layers[1:], layers):
-            _sort_by_barycenter(layer, above, proper.predecessors)
-        for layer, below in zip(reversed(layers[:-1]), reversed(layers[1:])):
-            _sort_by_barycenter(layer, below, proper.successors)
-        count = _crossings(layers, proper)
-        if count < fewest:
-            best, fewest = [list(layer) for layer in layers], count
-    layers[:] = best
-
-
-def _mean(values: list[float], default: float) -> float:
-    return sum(values) / len(values) if values else default
-
-
-def _sort_by_barycenter(layer: list[Node], fixed: list[Node], neighbours: Callable) -> None:
-    """Order ``layer`` by the mean index of each vertex's neighbours in the ``fixed`` layer
-    (a vertex without any keeps its relative place)."""
-    index = {v: i for i, v in enumerate(fixed)}
-    own = {v: i * len(fixed) / len(layer) for i, v in enumerate(layer)}
-    layer.sort(key=lambda v: _mean([index[n] for n in neighbours(v)], own[v]))
-
-
-def _crossings(layers: list[list[Node]], proper: nx.DiGraph) -> int:
-    """Number of edge crossings between consecutive layers."""
-    total = 0
-    for upper, lower in zip(layers, layers[1:]):
-        index = {v: i for i, v in enumerate(lower)}
-        ends = np.array([(i, index[w]) for i, v in enumerate(upper) for w in proper.successors(v)]).reshape(-1, 2)
-        a, b = ends[:, 0], ends[:, 1]
-        total += int(np.sum((a[:, None] < a[None, :]) & (b[:, None] > b[None, :])))
-    return total
-
-
-def _x_coordinates(layers: list[list[Node]], proper: nx.DiGraph) -> dict[Node, float]:
-    """x per vertex: start centred, then alternately pull each layer towards the layer above / below."""
-    x = {v: i - (len(layer) - 1) / 2 for layer in layers for i, v in enumerate(layer)}
-    for _ in range(_SWEEPS):
-        for layer in layers[1:]:
-            _pull(layer, proper.predecessors, x)
-        for layer in reversed(layers[:-1]):
-            _pull(layer, proper.successors, x)
-    return x
-
-
-def _pull(layer: list[Node], neighbours: Callable, x: dict[Node, float]) -> None:
-    """Move each vertex to the mean x of its neighbours, keeping the order and a gap of 1."""
-    wanted = [_mean([x[n] for n in neighbours(v)], x[v]) for v in layer]
-    for v, value in zip(layer, _separate(wanted)):
-        x[v] = value
-
-
-def _separate(wanted: list[float]) -> list[float]:
-    """Closest-to-``wanted`` increasing positions at least 1 apart: the mean of pushing right and pushing left."""
-    right = list(wanted)
-    for i in range(1, len(right)):
-        right[i] = max(right[i], right[i - 1] + 1)
-    left = list(wanted)
-    for i in range(len(left) - 2, -1, -1):
-        left[i] = min(left[i], left[i + 1] - 1)
-    return [(r + l) / 2 for r, l in zip(right, left)]
-
-
-def neighbourhood(graph: nx.DiGraph, node: Node, hops: int) -> nx.DiGraph:
-    """The subgraph of nodes within ``hops`` edges of ``node``, edge direction ignored."""
-    if node not in graph:
-        raise ValueError(f"Node {node!r} is not in graph {graph.graph.get('name', '')!r}.")
-    near = nx.single_source_shortest_path_length(graph.to_undirected(as_view=True), node, cutoff=hops)
-    return graph.subgraph(near).copy()
-
-
-# --- drawing --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -338,7 +166,7 @@ def draw_graph(graph: nx.DiGraph, *, pos: dict[Node, Point] | None = None, folde
     """
     bends: Bends = {}
     if pos is None:
-        pos, bends = _sugiyama(graph)
+        pos, bends = layout_with_bends(graph)
     labels = {n: _label(graph, n, len(graph) <= _SHAPE_LIMIT) for n in graph}
     frame = _Frame.around((pos[n] for n in graph), labels.values(), bends)
     if ax is None:
@@ -346,25 +174,6 @@ def draw_graph(graph: nx.DiGraph, *, pos: dict[Node, Point] | None = None, folde
     _draw_panel(ax, graph, pos, labels, frame, folded_layers, removed_bns)
     _legend(ax, graph, folded_layers, removed_bns, title or graph.graph.get("name"))
     return ax.figure
-
-
-def _with_new_nodes(pos: dict[Node, Point], graph: nx.DiGraph) -> dict[Node, Point]:
-    """Positions for ``graph``: nodes in ``pos`` keep theirs; others get a column each to the right,
-    at their depth in ``graph``."""
-    new = [n for n in graph if n not in pos]
-    if not new:
-        return {n: pos[n] for n in graph}
-    right = max((x for x, _ in pos.values()), default=-1.0) + 1
-    own = layered_layout(graph)
-    placed = {n: (right + i, own[n][1]) for i, n in enumerate(new)}
-    return {n: pos[n] if n in pos else placed[n] for n in graph}
-
-
-def before_after_positions(before: nx.DiGraph, after: nx.DiGraph) -> tuple[dict, dict, Bends]:
-    """Positions of both graphs on one layout: ``before``'s layered layout (with the bends of its
-    long edges), and the same positions for every node ``after`` shares with it."""
-    pos, bends = _sugiyama(before)
-    return pos, _with_new_nodes(pos, after), bends
 
 
 def draw_before_after(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),

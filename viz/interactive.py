@@ -1,6 +1,6 @@
 """The graph before and after folding as an interactive Plotly figure: pan, zoom, hover, click.
 
-The two panes share foldscope's layered layout (``viz.graph``): every node both graphs share
+The two panes share foldscope's layered layout (``viz.layout``): every node both graphs share
 keeps its position, and the panes' axes are linked, so panning or zooming one moves the
 other. The "after" pane shows the BatchNorms folding removed as ghosts at their old places.
 Nodes carry their id in ``customdata``, so a click tells the page which layer was picked;
@@ -21,7 +21,8 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from viz.graph import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS, Bends, Point, before_after_positions
+from viz.layout import Bends, Point, before_after_positions
+from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS
 
 _LABEL_CHARS = 22
 #: Graphs with at most this many nodes have every node named; larger ones, the nodes near the view.

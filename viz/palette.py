@@ -1,0 +1,17 @@
+"""The colours both graph figures give a node: one per role (``fold.core.graph.ROLES``), and the
+outlines of a layer a BN was folded into and of a BN that folding removes."""
+
+ROLE_COLORS: dict[str, str] = {
+    "input": "#a6cee3",
+    "linear": "#fdbf6f",
+    "bn": "#b2df8a",
+    "activation": "#cab2d6",
+    "model": "#80cdc1",
+    "other": "#e0e0e0",
+}
+ROLE_LABELS = {"input": "input", "linear": "conv / dense", "bn": "BatchNorm",
+               "activation": "activation", "model": "nested model", "other": "other"}
+#: Outline of a layer a BN was folded into.
+FOLDED_COLOR = "#1f4fbf"
+#: Dashed outline of a BN that folding removes (its face is faded).
+REMOVED_COLOR = "#d62728"
