@@ -1,7 +1,8 @@
 """Why a BatchNorm folds into a transposed convolution, step by step, with real numbers.
 
 Pure NumPy in float64, one image at a time: ``x`` is (H, W, Cin), a TConv kernel has the
-Keras/TF layout (kh, kw, Cout, Cin). The walkthrough computes every claimed equality::
+Keras/TF layout (kh, kw, Cout, Cin); the TConv itself, both ways, is ``demo.tconv``. The
+walkthrough computes every claimed equality::
 
     1. TConv = scatter:      each input pixel stamps ``x[i, j, c] * kernel[..., c]``, stamps add
     2. TConv = convolution:  flipped, in/out-swapped kernel over the zero-inserted, padded input
@@ -19,151 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from demo import seed
+from demo.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv, tconv_crops,
+                        tconv_stamps)
 from fold.core.affine import Affine, bn_affine, fold_kernel
 from fold.core.kinds import KERAS_KINDS
 
 #: The layout of a Keras/TF TConv kernel (kh, kw, Cout, Cin), from the kinds table.
 TCONV = KERAS_KINDS["Conv2DTranspose"]
 
-Pair = tuple[int, int]
-Crops = tuple[Pair, Pair]
-
-
-def _pair(value: int | Pair, name: str) -> Pair:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"Invalid value for argument `{name}`: expected a positive int or a pair. Received: {name}={value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _padding(padding: str) -> str:
-    mode = str(padding).upper()
-    if mode not in ("VALID", "SAME"):
-        raise ValueError(f"Invalid value for argument `padding`: expected 'VALID' or 'SAME'. Received: padding={padding!r}")
-    return mode
-
-
-def _check(x: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    kernel = np.asarray(kernel, dtype=np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"Expected `x` of shape (H, W, Cin). Received: x.shape={x.shape}")
-    if kernel.ndim != 4 or kernel.shape[3] != x.shape[2]:
-        raise ValueError(
-            f"Expected a TConv `kernel` of shape (kh, kw, Cout, Cin={x.shape[2]}). Received: kernel.shape={kernel.shape}"
-        )
-    return x, kernel
-
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b| over all elements."""
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
-
-
-# --- Output size and cropping, as TF defines them -------------------------------------------
-
-
-def tconv_output_size(in_size: int, k: int, stride: int, padding: str) -> int:
-    """Keras/TF TConv output length: VALID ``n*s + max(k - s, 0)``, SAME ``n*s``."""
-    return in_size * stride + (max(k - stride, 0) if _padding(padding) == "VALID" else 0)
-
-
-def tconv_crop(in_size: int, k: int, stride: int, padding: str) -> Pair:
-    """(before, after) cut from the full scatter canvas of length ``(n-1)*s + k``.
-
-    A TConv is the gradient of the conv that maps its output (length N) back to its input,
-    so it crops what that conv pads: SAME pads ``p = max((ceil(N/s)-1)*s + k - N, 0)``,
-    ``p // 2`` before and the rest after (for N = n*s, p = max(k - s, 0)); VALID pads 0.
-    ``after`` is negative when the canvas is shorter than N (s > k): zeros are appended.
-    """
-    n_out = tconv_output_size(in_size, k, stride, padding)
-    pad_total = max((-(-n_out // stride) - 1) * stride + k - n_out, 0) if _padding(padding) == "SAME" else 0
-    before = pad_total // 2
-    return before, (in_size - 1) * stride + k - before - n_out
-
-
-def tconv_crops(in_hw: Pair, kernel_hw: Pair, stride: int | Pair, padding: str) -> Crops:
-    """``tconv_crop`` for height and width: ((top, bottom), (left, right))."""
-    sh, sw = _pair(stride, "stride")
-    return tconv_crop(in_hw[0], kernel_hw[0], sh, padding), tconv_crop(in_hw[1], kernel_hw[1], sw, padding)
-
-
-def crop(canvas: np.ndarray, crops: Crops) -> np.ndarray:
-    """Cut ``crops`` rows/columns off a (Hc, Wc, C) canvas; a negative amount appends zeros."""
-    (top, bottom), (left, right) = crops
-    grown = np.pad(canvas, ((0, max(-bottom, 0)), (0, max(-right, 0)), (0, 0)))
-    return grown[top : grown.shape[0] - max(bottom, 0), left : grown.shape[1] - max(right, 0)]
-
-
-# --- Step 1: TConv as a scatter of stamps ---------------------------------------------------
-
-
-def tconv_stamps(x: np.ndarray, kernel: np.ndarray, stride: int | Pair, padding: str) -> tuple[np.ndarray, np.ndarray]:
-    """TConv as scatter: ``y = crop(sum_{i,j,c} stamp[i, j, c])``.
-
-    ``stamp[i, j, c]`` is the full canvas ((H-1)*sh + kh, (W-1)*sw + kw, Cout) holding
-    ``x[i, j, c] * kernel[:, :, :, c]`` at offset (i*sh, j*sw); returns
-    (stamps of shape (H, W, Cin, Hc, Wc, Cout), output cropped as TF does).
-    """
-    x, kernel = _check(x, kernel)
-    sh, sw = _pair(stride, "stride")
-    (h, w, cin), (kh, kw, cout, _) = x.shape, kernel.shape
-    stamps = np.zeros((h, w, cin, (h - 1) * sh + kh, (w - 1) * sw + kw, cout))
-    for i in range(h):
-        for j in range(w):
-            for c in range(cin):
-                stamps[i, j, c, i * sh : i * sh + kh, j * sw : j * sw + kw] = x[i, j, c] * kernel[:, :, :, c]
-    crops = tconv_crops((h, w), (kh, kw), (sh, sw), padding)
-    return stamps, crop(stamps.sum(axis=(0, 1, 2)), crops)
-
-
-# --- Step 2: TConv as an ordinary convolution -----------------------------------------------
-
-
-def zero_insert(x: np.ndarray, stride: int | Pair) -> np.ndarray:
-    """Put ``s - 1`` zeros between neighbouring pixels: (H, W, C) -> ((H-1)*sh+1, (W-1)*sw+1, C)."""
-    sh, sw = _pair(stride, "stride")
-    h, w, c = x.shape
-    z = np.zeros(((h - 1) * sh + 1, (w - 1) * sw + 1, c))
-    z[::sh, ::sw] = x
-    return z
-
-
-def pad_for_tconv(zero_inserted: np.ndarray, kernel_hw: Pair, crops: Crops) -> np.ndarray:
-    """Border-pad with zeros by ``k - 1 - crop`` per side, so a VALID conv yields the cropped TConv."""
-    pads = [(k - 1 - before, k - 1 - after) for k, (before, after) in zip(kernel_hw, crops)]
-    return np.pad(zero_inserted, (*pads, (0, 0)))
-
-
-def flip_kernel(kernel: np.ndarray) -> np.ndarray:
-    """TConv kernel (kh, kw, Cout, Cin) -> conv kernel (kh, kw, Cin, Cout), rotated 180 degrees."""
-    return np.asarray(kernel, dtype=np.float64)[::-1, ::-1].transpose(0, 1, 3, 2)
-
-
-def conv2d(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """VALID cross-correlation: ``y[i, j, d] = sum_{a,b,c} x[i+a, j+b, c] * kernel[a, b, c, d]``."""
-    kh, kw = kernel.shape[:2]
-    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float64), (kh, kw), axis=(0, 1))
-    return np.einsum("ijcab,abcd->ijd", windows, np.asarray(kernel, dtype=np.float64))
-
-
-def tconv_as_conv(x: np.ndarray, kernel: np.ndarray, stride: int | Pair, padding: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TConv as conv: ``y = conv2d(pad(zero_insert(x)), flip(kernel))``.
-
-    Returns (zero-inserted padded input, flipped kernel, output).
-    """
-    x, kernel = _check(x, kernel)
-    kernel_hw = kernel.shape[:2]
-    crops = tconv_crops(x.shape[:2], kernel_hw, stride, padding)
-    padded = pad_for_tconv(zero_insert(x, stride), kernel_hw, crops)
-    flipped = flip_kernel(kernel)
-    return padded, flipped, conv2d(padded, flipped)
-
-
-def tconv(x: np.ndarray, kernel: np.ndarray, stride: int | Pair, padding: str, bias: np.ndarray | None = None) -> np.ndarray:
-    """TConv with an optional per-output-channel bias: ``tconv_as_conv(x) + b``."""
-    out = tconv_as_conv(x, kernel, stride, padding)[2]
-    return out if bias is None else out + np.asarray(bias, dtype=np.float64)
 
 
 # --- Step 3: BN as a 1x1 convolution --------------------------------------------------------
@@ -250,8 +118,8 @@ def walkthrough(
     padding: str = "VALID",
 ) -> Walkthrough:
     """Run the four steps for TConv(x; kernel, bias) -> BN(gamma, beta, mean, var, eps)."""
-    x, kernel = _check(x, kernel)
-    stride, padding = _pair(stride, "stride"), _padding(padding)
+    x, kernel = checked(x, kernel)
+    stride, padding = as_pair(stride, "stride"), padding_mode(padding)
     b = np.zeros(kernel.shape[2]) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
     stamps, scatter_output = tconv_stamps(x, kernel, stride, padding)
     conv_input, conv_kernel, conv_output = tconv_as_conv(x, kernel, stride, padding)
@@ -390,7 +258,7 @@ def counter_bn_before(
     through only the taps that overlap it: ``TConv(t)[p] = t * taps(p)`` for an all-ones kernel,
     which is smaller at the borders (and, with stride > 1, varies inside too).
     """
-    x, kernel = _check(x, kernel)
+    x, kernel = checked(x, kernel)
     if affine.channels != x.shape[2]:
         raise ValueError(f"The BN before the TConv needs Cin={x.shape[2]} channels. Received: {affine.channels}")
     reference = tconv(affine.scale * x + affine.shift, kernel, stride, padding)

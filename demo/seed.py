@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from demo.tconv import tconv
+
 
 @dataclass(frozen=True)
 class SeedBN:
@@ -48,8 +50,6 @@ def seed_batch() -> np.ndarray:
 
 def tconv_output() -> np.ndarray:
     """The TConv's 4x4 output (H, W, 1) in float64."""
-    from demo.explain import tconv
-
     x, kernel = seed_input()
     return tconv(x, kernel, 1, "VALID")
 

@@ -1,4 +1,4 @@
-"""Tests for demo.explain and viz.explain: every step's numbers against TensorFlow / Keras."""
+"""Tests for demo.tconv, demo.explain and viz.explain: every step's numbers against TensorFlow / Keras."""
 
 from __future__ import annotations
 
@@ -22,18 +22,13 @@ from demo.explain import (  # noqa: E402
     counter_activation,
     counter_bn_before,
     counter_fanout,
-    flip_kernel,
     fold_tconv,
     seed_example,
     seed_example_2,
-    tconv,
-    tconv_as_conv,
-    tconv_output_size,
-    tconv_stamps,
     walkthrough,
-    zero_insert,
 )
 from demo.seed import seed_input  # noqa: E402
+from demo.tconv import flip_kernel, tconv, tconv_as_conv, tconv_output_size, tconv_stamps, zero_insert  # noqa: E402
 from fold.core.affine import bn_affine  # noqa: E402
 from viz.explain import (  # noqa: E402
     annotated_grid,
