@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from demo.explain import BnBeforeCounterexample, Counterexample, Walkthrough
-
 _PANEL = 2.2  # inches per panel side
+
+
+class Walkthrough(Protocol):
+    """What the step figures read (``demo.explain.Walkthrough`` has it): the input, each step's
+    arrays, (H, W, C) per image, and the max abs diff of each claimed equality."""
+
+    x: np.ndarray
+    padding: str
+    crops: tuple[tuple[int, int], tuple[int, int]]
+    stamps: np.ndarray
+    scatter_output: np.ndarray
+    conv_input: np.ndarray
+    conv_kernel: np.ndarray
+    conv_output: np.ndarray
+    diff_scatter_vs_conv: float
+    bn_output: np.ndarray
+    bn_kernel: np.ndarray
+    bn_bias: np.ndarray
+    bn_1x1_output: np.ndarray
+    diff_bn_vs_1x1: float
+    folded_kernel: np.ndarray
+    folded_bias: np.ndarray
+    folded_output: np.ndarray
+    diff_folded_vs_bn: float
+
+
+class Counterexample(Protocol):
+    """What a counter-example figure reads: the true output, the naive fold's, their max abs diff."""
+
+    reference: np.ndarray
+    naive: np.ndarray
+    max_abs_diff: float
+
+
+class BnBeforeCounterexample(Counterexample, Protocol):
+    """A BN before the TConv, with the tap count of each output pixel and the shift it receives."""
+
+    tap_count: np.ndarray
+    shift_map: np.ndarray
 
 
 def annotated_grid(ax: Axes, array: np.ndarray, title: str, fmt: str = "{:.3g}") -> Figure:
