@@ -511,11 +511,9 @@ def onnx_peers_ui(wb: Workbench) -> None:
                "optimizations off, on the same inputs as foldscope's verification.")
     with st.spinner("Running onnxsim, onnxoptimizer and onnxruntime's optimizer..."):
         runs = onnx_peers(wb)
-    from demo.peers import count_batchnorms
-
-    before = count_batchnorms(wb.result.original.proto)
+    before = wb.result.bn_before
     rows = [{"tool": "foldscope", "action": "fold every pair the rules allow",
-             "BatchNormalization left": f"{count_batchnorms(wb.result.folded.proto)} of {before}",
+             "BatchNormalization left": f"{wb.result.bn_after} of {before}",
              "max abs diff": f"{wb.verification.max_abs_diff:.3e}", "seconds": round(wb.result.timings_s["fold"], 3),
              "error": ""}]
     rows += [{"tool": r.tool, "action": r.action,

@@ -7,7 +7,8 @@ onnxruntime check), fold, and verify (``--samples`` rows of 224x224x3 through bo
 onnxruntime with its optimizations off); for onnxsim, onnxoptimizer's ``fuse_bn_into_conv``
 and onnxruntime's offline optimizer (extended level) it times the call on the loaded model.
 Every figure is the median (and min) of ``--repeats`` runs; every tool's output is checked
-on the same inputs (BatchNormalization nodes left, max abs diff against the original).
+on the same inputs (BatchNorms left, counted for every tool as ``FoldResult.bn_after`` counts them;
+max abs diff against the original).
 
 Run from the repository root:
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import onnx  # noqa: E402
 
 from demo import onnx_zoo  # noqa: E402
-from demo.peers import PEERS, count_batchnorms, peer_runs  # noqa: E402
+from demo.peers import PEERS, peer_runs  # noqa: E402
 from fold import FRONTENDS, fold, load, verify  # noqa: E402
 
 
@@ -65,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     verify_s = timed(lambda: verify(result, args.samples, 0), args.repeats)
     checked = verify_s[2]
     rows = [{"tool": "foldscope (load + fold + verify)", "seconds": load_s[0] + fold_s[0] + verify_s[0],
-             "min": load_s[1] + fold_s[1] + verify_s[1], "bn_left": count_batchnorms(result.folded.proto),
+             "min": load_s[1] + fold_s[1] + verify_s[1], "bn_left": result.bn_after,
              "max_abs_diff": checked.verification.max_abs_diff},
             {"tool": "foldscope fold alone", "seconds": fold_s[0], "min": fold_s[1],
-             "bn_left": count_batchnorms(result.folded.proto), "max_abs_diff": checked.verification.max_abs_diff}]
-    for (tool, action, _), runs in zip(PEERS, zip(*(peer_runs(model, checked.inputs, checked.original_outputs)
+             "bn_left": result.bn_after, "max_abs_diff": checked.verification.max_abs_diff}]
+    for (tool, action, _), runs in zip(PEERS, zip(*(peer_runs(model, checked.inputs)
                                                      for _ in range(args.repeats)))):
         times = [r.seconds for r in runs]
         rows.append({"tool": f"{tool} ({action})", "seconds": statistics.median(times), "min": min(times),
                      "bn_left": runs[-1].bn_left, "max_abs_diff": runs[-1].max_abs_diff, "error": runs[-1].error})
 
-    before = count_batchnorms(model.proto)
+    before = result.bn_before
     print(f"ResNet-50 layout, {before} BatchNormalization nodes, {size_mb:.0f} MiB; verify on {args.samples} "
           f"samples of 3x224x224; median (min) of {args.repeats} runs.\n")
     print("| tool | seconds | BatchNormalization left | max abs diff vs original |")

@@ -1,6 +1,6 @@
 """What the field's ONNX tools do with the same model: onnxsim, onnxoptimizer's fuse_bn_into_conv and
-onnxruntime's offline optimizer, each measured like foldscope's fold (BatchNormalization nodes
-left, max abs diff against the original on the same inputs)."""
+onnxruntime's offline optimizer, each measured like foldscope's fold (BatchNorms left, counted as
+``FoldResult.bn_after`` counts them; max abs diff against the original on the same inputs)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from fold.core.graph import count_bns
 from fold.core.verification import Verification
 from fold.errors import one_line
 from fold.frontend import FRONTENDS
@@ -24,7 +25,10 @@ from fold.comparison import Side
 
 @dataclass
 class PeerRun:
-    """One tool's result on the model: what it left, how far its outputs moved, how long it took."""
+    """One tool's result on the model: what it left, how far its outputs moved, how long it took.
+
+    bn_left: BatchNorms left in the tool's model (``count_bns`` of its graph, as foldscope counts).
+    """
 
     tool: str
     action: str
@@ -36,11 +40,6 @@ class PeerRun:
     @property
     def max_abs_diff(self) -> float | None:
         return None if self.verification is None else self.verification.max_abs_diff
-
-
-def count_batchnorms(proto: onnx.ModelProto) -> int:
-    """BatchNormalization nodes of the main graph."""
-    return sum(node.op_type == "BatchNormalization" for node in proto.graph.node)
 
 
 def _onnxsim(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -88,8 +87,9 @@ def peer_runs(model: OnnxModel, inputs: list[np.ndarray]) -> list[PeerRun]:
             result = transform(model.proto)
             seconds = time.perf_counter() - start
             peer = onnx_model(result, f"{tool}.onnx")
-            check = check_models(original, Side(frontend, peer, frontend.graph(peer)), inputs=inputs).checked.verification
-            runs.append(PeerRun(tool, action, count_batchnorms(result), check, seconds))
+            graph = frontend.graph(peer)
+            check = check_models(original, Side(frontend, peer, graph), inputs=inputs).checked.verification
+            runs.append(PeerRun(tool, action, count_bns(graph), check, seconds))
         except Exception as exc:  # a peer that fails on a model is a result too, shown with its reason
             runs.append(PeerRun(tool, action, None, None, time.perf_counter() - start,
                                 f"{type(exc).__name__}: {one_line(exc, 200)}"))
