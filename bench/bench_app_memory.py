@@ -3,7 +3,8 @@
 Runs app.py headless with Streamlit's ``AppTest`` (in this process) ``--runs`` times, cycling
 through the model sources and, on the Playground, through new "Channels out", "Stride" and
 "Random seed" values, so that every run folds a model the caches have not seen and the
-bounded caches (``st.cache_resource``/``st.cache_data`` with ``max_entries``) fill and evict.
+bounded caches (the page's ``st.cache_resource`` of workbenches with ``max_entries``, and the
+views memoized on each workbench, which go with it) fill and evict.
 After each run it collects garbage and reads VmRSS from /proc/self/status.
 
 It prints one row per run (RSS in MiB and the change since the previous run), then the
@@ -64,7 +65,7 @@ def rerun(at, source: str, settings: dict, toggles: bool):
         at.run()
     for label, value in settings.items():
         _widget(at, label).set_value(value)
-    if toggles:  # the op view and the converter comparison have caches of their own
+    if toggles:  # the op view and the converter comparison are memoized views of their own
         for toggle in at.toggle:
             toggle.set_value(True)
     return at.run()

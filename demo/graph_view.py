@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import networkx as nx
 
+from demo.pictures import picture
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, fold_notes
@@ -41,10 +42,12 @@ def visible(node: str, graph: nx.DiGraph) -> str | None:
     return None
 
 
-def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None) -> dict:
+def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None,
+           graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None) -> dict:
     """The interactive before/after figure of a fold, as a Plotly figure dict (``viz.interactive.with_view``
-    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance."""
-    before, after = open_graphs(result, expanded)
+    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance.
+    ``graphs``: ``open_graphs(result, expanded)``, when the caller has them already."""
+    before, after = graphs or open_graphs(result, expanded)
     folded = [d.layer for d in result.folded_pairs]
     removed = [bn for d in result.folded_pairs for bn in d.bn_nodes]
     by_node: Mapping[str, float] | None = None
@@ -56,11 +59,11 @@ def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequen
                                diffs=by_node).to_dict()
 
 
-def view(figure_: dict, result: FoldResult, expanded: Collection[str], *, selected: str | None = None,
-         center: str | None = None, revision: str = "graph") -> dict:
-    """The figure opening around ``center`` with ``selected`` ringed; a node inside a closed
-    nested model is shown by that model's node."""
-    before = open_graphs(result, expanded)[0]
+def view(figure_: dict, before: nx.DiGraph, *, selected: str | None = None, center: str | None = None,
+         revision: str = "graph") -> dict:
+    """The figure opening around ``center`` with ``selected`` ringed; a node inside a nested model
+    that ``before`` (the figure's "before" graph, as ``open_graphs`` opened it) keeps closed is
+    shown by that model's node."""
     return with_view(figure_, selected=visible(selected, before) if selected else None,
                      center=visible(center, before) if center else None, revision=revision)
 
@@ -102,9 +105,6 @@ def model_explorer_zip(result: FoldResult, checks: Sequence[TensorCheck] | None 
 
 def static_picture(result: FoldResult, fmt: str) -> bytes:
     """The whole before/after graph as a PNG or an SVG (the matplotlib drawing)."""
-    figure_ = draw_before_after(result.graph_before, result.graph_after,
-                                folded_layers=[d.layer for d in result.folded_pairs],
-                                removed_bns=[bn for d in result.folded_pairs for bn in d.bn_nodes])
-    buffer = io.BytesIO()
-    figure_.savefig(buffer, format=fmt, dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
+    return picture(draw_before_after(result.graph_before, result.graph_after,
+                                     folded_layers=[d.layer for d in result.folded_pairs],
+                                     removed_bns=[bn for d in result.folded_pairs for bn in d.bn_nodes]), fmt)

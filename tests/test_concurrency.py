@@ -147,3 +147,19 @@ def _load_bytes(data: bytes) -> keras.Model:
         path = Path(tmp) / "folded.keras"
         path.write_bytes(data)
         return load_model(path)
+
+
+def test_a_shared_workbenchs_views_are_computed_once_for_every_session(models):
+    """Sessions asking a shared Workbench for the same view at once get the one object it computed."""
+    wb = inspect_keras("dcgan-views", models["dcgan"], samples=2, seed=0)
+    start = threading.Barrier(THREADS)
+
+    def session(_) -> tuple:
+        start.wait(timeout=60)
+        return wb.graph_figure("fold", (), False), wb.pairs_table(), wb.folded_file(), wb.output_png(0, 0, 0)
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = list(pool.map(session, range(THREADS)))
+    for got in results[1:]:
+        assert all(a is b for a, b in zip(got, results[0]))
+    assert results[0][2][:4] == b"PK\x03\x04" and results[0][3][:4] == b"\x89PNG"

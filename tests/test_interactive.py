@@ -113,7 +113,7 @@ def test_nested_models_stay_one_node_until_opened():
     assert opened.has_edge("pool", next(n for n in opened if n.startswith("inner/") and opened.in_degree(n) == 1
                                         and "pool" in opened.predecessors(n)))
     assert graph_view.visible("inner/bn", closed) == "inner" and graph_view.visible("inner/bn", opened) == "inner/bn"
-    fig = graph_view.view(graph_view.figure(result), result, (), selected="inner/d", center="inner/d")
+    fig = graph_view.view(graph_view.figure(result), closed, selected="inner/d", center="inner/d")
     nodes = _trace(fig, "nodes before")
     assert nodes["selectedpoints"] == [nodes["customdata"].index("inner")]
 

@@ -104,3 +104,36 @@ def test_zoo_workbench_numbers_repeat():
     a, b = workbench.zoo_workbench("DCGAN generator"), workbench.zoo_workbench("DCGAN generator")
     assert a.key == b.key == "zoo:DCGAN generator"
     assert a.verification.max_abs_diff == b.verification.max_abs_diff
+
+
+def test_a_rerun_flattens_each_graph_once(monkeypatch):
+    """What the graph section reads (names, nested models, figure, the view's graph) flattens the
+    graphs before and after once for the first run, and not at all for the next."""
+    from demo import graph_view
+
+    calls = []
+    flatten = graph_view.flatten
+    monkeypatch.setattr(graph_view, "flatten", lambda graph, *a, **k: calls.append(graph) or flatten(graph, *a, **k))
+    wb = inspect_keras("flatten-once", zoo.unet(), samples=2)
+
+    def rerun(colour: bool) -> None:
+        wb.layer_names("fold"), wb.nested_models("fold")
+        wb.graph_figure("fold", (), colour)
+        wb.graphs("fold", ())[0]
+
+    rerun(False)
+    assert calls == [wb.result.graph_before, wb.result.graph_after]
+    rerun(False)
+    rerun(True)  # a new figure (coloured), from the same flattened graphs
+    assert len(calls) == 2
+
+
+def test_derived_views_are_kept_with_their_workbench():
+    wb = workbench.seed_workbench()
+    assert wb.pairs_table() is wb.pairs_table() and wb.folded_file() is wb.folded_file()
+    assert wb.channel_png(0) is wb.channel_png(0) and wb.channel_png(0).startswith(b"\x89PNG")
+    other = workbench.seed_workbench()  # the same model built again: its own views
+    assert other.pairs_table() is not wb.pairs_table() and other.pairs_table() == wb.pairs_table()
+    (row,) = wb.pairs_table()
+    assert list(row)[:6] == ["layer", "bn", "kind", "status", "check", "layer max rel diff"]
+    assert row["check"] == "PASS" and row["reason"] == "" and row["layer max rel diff"] < 1e-5

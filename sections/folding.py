@@ -1,0 +1,92 @@
+"""The Fold tab: the verdict and the numbers, every candidate pair (one to inspect per channel), the
+graph before and after, both models' outputs, the folded model, what the model's format adds and
+the rules foldscope checked."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from demo import fold_view, graph_view
+from demo.workbench import Workbench
+from sections.formats import FORMAT_VIEWS
+from sections.graph import graph_ui
+from sections.verification import outputs_ui, verdict_ui
+
+
+def fold_ui(wb: Workbench) -> None:
+    if wb.notice:
+        st.warning(wb.notice)
+    metrics_ui(wb)
+    if wb.key == "seed":
+        seed_table_ui(wb)
+    pair_layer = pairs_ui(wb)
+    st.subheader("Graph before and after folding")
+    graph_ui(wb, pair_layer)
+    outputs_ui(wb)
+    st.download_button(f"Download the folded model ({wb.suffix})", wb.folded_file, on_click="ignore",
+                       file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
+    if wb.frontend.format.name in FORMAT_VIEWS:
+        FORMAT_VIEWS[wb.frontend.format.name](wb)
+    with st.expander("What foldscope checks before folding"):
+        st.caption(f"The rules of the {wb.frontend.format.label} frontend, in order; the first objection decides.")
+        st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in wb.frontend.rules]))
+
+
+def metrics_ui(wb: Workbench) -> None:
+    v, r = wb.verification, wb.result
+    verdict_ui(v)
+    cols = st.columns([1.5, 1, 1, 1, 1])  # room for the full first label
+    cols[0].metric("max abs diff (outputs)", f"{v.max_abs_diff:.3e}",
+                   help=f"The outputs' budget (what float error in the layers before them explains): {v.atol:.1e}")
+    cols[1].metric("mean abs diff", f"{v.mean_abs_diff:.3e}")
+    cols[2].metric("max rel diff", f"{v.max_rel_diff:.3e}",
+                   help="An output channel's max |diff| over that channel's own max |output|, the largest of them")
+    cols[3].metric("BatchNorm layers", f"{r.bn_before} → {r.bn_after}")
+    cols[4].metric("pairs folded", f"{len(r.folded_pairs)} / {len(r.decisions)}")
+
+
+def seed_table_ui(wb: Workbench) -> None:
+    """The three results the seed note printed, side by side, with their differences."""
+    seed = fold_view.seed_results(wb.reference, wb.folded_outputs)
+    st.subheader("The seed's three results")
+    digits = {name: st.column_config.NumberColumn(format="%.8f")
+              for name in ("numpy batch_norm", "tensorflow batch_norm", "folded tconv")}
+    st.dataframe(pd.DataFrame(seed.columns), hide_index=True, height=250, column_config={
+        **digits, "|tensorflow - folded|": st.column_config.NumberColumn(format="%.2e")})
+    st.caption(f"max |numpy - folded| = {seed.numpy_vs_folded:.2e}; "
+               f"max |tensorflow - folded| = {seed.tensorflow_vs_folded:.2e}")
+
+
+def pairs_ui(wb: Workbench) -> str | None:
+    """The table of every candidate pair; returns the layer of the pair picked for details."""
+    decisions = wb.result.decisions
+    st.subheader("Candidate pairs")
+    if not decisions:
+        st.info("This model has no BatchNormalization layer: nothing to fold.")
+        return None
+    st.dataframe(pd.DataFrame(wb.pairs_table()), hide_index=True, height=min(400, 38 + 35 * len(decisions)),
+                 column_config={"layer max rel diff": st.column_config.NumberColumn(
+                     format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
+                                         "output: a channel's max |diff| over its own max |output|")})
+    key = f"pair:{wb.key}"
+    clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
+    if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
+        st.session_state[f"{key}:click"] = clicked
+        index = graph_view.pair_index(decisions, clicked)
+        if index is not None:
+            st.session_state[key] = index
+
+    def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
+        st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+        st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+
+    picked = st.selectbox("Pair to inspect", range(len(decisions)),
+                          format_func=lambda i: fold_view.pair_label(decisions[i]), key=key,
+                          on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
+    decision = decisions[picked]
+    if wb.detail(decision) is None:
+        st.warning(f"Skipped: {decision.reason}")
+    else:
+        st.image(wb.channel_png(picked))
+    return decision.layer

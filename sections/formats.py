@@ -1,0 +1,56 @@
+"""What a model's format adds to the Fold tab: for a Keras model, the same model folded at op level
+and what TensorFlow's TFLite converter makes of it; for an ONNX model, what the field's ONNX tools do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from demo import fold_view
+from demo.workbench import Workbench
+from sections.graph import graph_ui
+
+
+def keras_ui(wb: Workbench) -> None:
+    """The op-level view of a Keras model and what TensorFlow's TFLite converter makes of it."""
+    if st.toggle("Op view: the same model as TensorFlow ops, folded at op level"):
+        with st.spinner("Tracing and folding the op graph..."):
+            ops = wb.op_view()
+        st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
+                   f"({ops.bn_before} → {ops.bn_after}).")
+        st.dataframe(pd.DataFrame(fold_view.decision_rows(ops.decisions)), hide_index=True)
+        graph_ui(wb, ops.folded_pairs[0].layer if ops.folded_pairs else None, view="ops")
+        if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
+            st.image(wb.consts_png())
+    if st.toggle("What TensorFlow's TFLite converter did"):
+        with st.spinner("Converting with TensorFlow's converter..."):
+            original, folded = wb.converter_views()
+        c1, c2 = st.columns(2)
+        for col, title, view in ((c1, "converter on the original", original), (c2, "converter on foldscope's fold", folded)):
+            col.metric(f"max abs diff vs Keras: {title}", f"{view.max_abs_diff:.3e}")
+            col.caption(f"{len(view.ops)} ops: " + ", ".join(sorted(set(view.ops))))
+            if view.remaining:
+                col.warning(f"{len(view.remaining)} conv → MUL/ADD chain(s) left unfolded by the converter.")
+        st.caption("The converter's op graph (original model):")
+        st.image(wb.converter_png())
+        st.download_button("Download the folded model as .tflite", wb.folded_tflite, on_click="ignore",
+                           file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
+
+
+def onnx_ui(wb: Workbench) -> None:
+    """onnxsim, onnxoptimizer and onnxruntime's offline optimizer on the same model, beside foldscope."""
+    st.subheader("What the ONNX tools did")
+    st.caption("Each tool runs on the same model; every result runs in onnxruntime with its own graph "
+               "optimizations off, on the same inputs as foldscope's verification.")
+    with st.spinner("Running onnxsim, onnxoptimizer and onnxruntime's optimizer..."):
+        rows = wb.peers_table()
+    for col, row in zip(st.columns(len(rows)), rows):
+        col.metric(f"BN left: {row['tool']}", row["BatchNormalization left"] or "failed",
+                   help=f"{row['action']}; max abs diff {row['max abs diff'] or 'n/a'}")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+#: Format name -> what that format adds below the fold.
+FORMAT_VIEWS: dict[str, Callable[[Workbench], None]] = {"keras": keras_ui, "onnx": onnx_ui}

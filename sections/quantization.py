@@ -1,0 +1,82 @@
+"""The Quantization tab: what int8 weights lose after folding, per layer and end to end, and the
+remedies (one scale per channel, cross-layer equalization)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from demo import quant_view
+from demo.workbench import Workbench
+from fold.errors import one_line
+from fold.quantization import QuantReport
+
+
+def quant_ui(wb: Workbench) -> None:
+    st.subheader("What int8 weights lose after folding")
+    st.caption("Folding multiplies output channel c's weights by s = γ / √(var + ε). Quantized with one int8 scale "
+               "for the whole tensor (max |w| / 127), the channel with the largest weights sets the scale and the "
+               "others keep a few levels; one scale per output channel, or cross-layer equalization (CLE), restores "
+               "them. Symmetric int8 weights, round to nearest; a layer's SQNR is the mean over its output channels.")
+    try:
+        with st.spinner("Quantizing every kernel and running the model with int8 weights..."):
+            report = wb.quant_report()
+    except Exception as exc:  # a model foldscope folds but cannot copy or run with new weights: say so
+        st.error(f"Could not quantize this model's weights: {type(exc).__name__}: {one_line(exc)}")
+        return
+    if not report.layers:
+        st.info("No layer was folded here: folding changes nothing for int8.")
+        return
+    st.caption("The model's output SQNR against the float original (int8 weights, float activations), "
+               "and what folding changes:")
+    output_sqnr_ui(report)
+    st.image(wb.sqnr_png())
+    decibels = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(pd.DataFrame(quant_view.table(report)), hide_index=True,
+                 height=min(400, 38 + 35 * len(report.layers)),
+                 column_config={"range ratio after": st.column_config.NumberColumn(format="%.3g"),
+                                **{c: decibels for c in quant_view.DECIBEL_COLUMNS}})
+    layer_quant_ui(wb, report)
+    if report.pairs:
+        check = report.equalized_check
+        st.caption(f"Equalized {len(report.pairs)} pair(s): " + ", ".join(f"{a} → {b}" for a, b in report.pairs)
+                   + f". The equalized model's outputs differ from the folded model's by at most "
+                     f"{check.max_abs_diff:.2e} ({check.max_rel_diff:.2e} relative).")
+        st.download_button(f"Download the folded + equalized model ({wb.suffix})", wb.equalized_file,
+                           on_click="ignore", file_name=f"{wb.name}_folded_cle{wb.suffix}",
+                           mime="application/octet-stream")
+
+
+def output_sqnr_ui(report: QuantReport) -> None:
+    """The end-to-end figures: each variant's output SQNR against the float original."""
+    out = report.output_sqnr_db
+    labels = quant_view.OUTPUT_LABELS
+    base = out["original_per_tensor"]
+    for col, (key, label) in zip(st.columns(len(labels)), labels.items()):
+        value = out[key]
+        delta = None if value is None or key == "original_per_tensor" else f"{value - base:+.1f} dB"
+        col.metric(label, "n/a" if value is None else f"{value:.1f} dB", delta,
+                   help="SQNR of the whole output against the float original; int8 weights, float activations."
+                        + (" No folded layer is followed, through ReLU or nothing, by a layer it alone feeds."
+                           if key == "folded_cle_per_tensor" and value is None else ""))
+
+
+def layer_quant_ui(wb: Workbench, report: QuantReport) -> None:
+    """One layer's channel ranges, with the channels that set the per-tensor scale, before and after CLE."""
+    order = quant_view.worst_first(report)
+    index = st.selectbox("Layer", order, key=f"quant:{wb.key}", format_func=lambda i: (
+        f"{report.layers[i].layer} (folding costs {quant_view.loss_db(report.layers[i]):.1f} dB per tensor)"))
+    layer = report.layers[index]
+    equalized = st.toggle("Apply cross-layer equalization", key=f"cle:{wb.key}", disabled=layer.peaks_cle is None,
+                          help="Nagel et al. 2019: divide this layer's output channel i by s_i and multiply the next "
+                               "layer's input channel i by s_i, s_i = √(r1_i r2_i) / r2_i; the float outputs do not "
+                               "change." + (" This layer is in no equalized pair." if layer.peaks_cle is None else ""))
+    cols = st.columns(5)
+    cols[0].metric("range ratio after folding", f"{layer.range_ratio_after:.3g}" if layer.range_ratio_after else "n/a",
+                   help="largest over smallest per-channel max |W·s|")
+    for col, (key, label) in zip(cols[1:], quant_view.LAYER_LABELS.items()):
+        figure = layer.sqnr[key]
+        col.metric(label, "n/a" if figure is None else f"{figure.mean:.1f} dB",
+                   help=None if figure is None else f"mean over channels; the worst, channel {figure.worst_channel}, "
+                                                    f"has {figure.worst:.1f} dB")
+    st.image(wb.ranges_png(index, equalized and layer.peaks_cle is not None))
