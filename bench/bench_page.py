@@ -1,5 +1,5 @@
 """How fast the page answers, measured through the real page: `streamlit run app.py` and headless
-Debian chromium driven by Playwright (the browser tests' helpers).
+Debian chromium driven by Playwright (``browser/``, which the browser tests use too).
 
 Every figure is wall-clock time from the user's action until the page shows its result:
 
@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.browser_support import (  # noqa: E402
-    MAX_ABS_DIFF, StreamlitServer, choose_option, choose_source, fold_panel, fold_text, launch_chromium, sidebar,
-    wait_for_app,
-)
-from tests.graph_support import (  # noqa: E402
+from browser.graph import (  # noqa: E402
     click_node, graph_ready, hover_node, node_positions, pair_to_inspect, pick, type_into, view_range,
 )
+from browser.page import (  # noqa: E402
+    MAX_ABS_DIFF, choose_option, choose_source, fold_panel, fold_text, sidebar, wait_for_app,
+)
+from browser.server import StreamlitServer, launch_chromium  # noqa: E402
 
 ZOO_MODEL, FIRST_PAIR = "DenseNet121", "conv1_conv → conv1_bn"
 

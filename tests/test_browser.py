@@ -16,13 +16,16 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser_support import (
-    ARTIFACTS, MAX_ABS_DIFF, RUN_MS, VIEWPORT, StreamlitServer, assert_fold_page, assert_no_errors, assert_no_exception,
-    choose_option, choose_source, docs_screenshot, fold_panel, fold_text, images_by_section, launch_chromium,
-    metric_value, metrics, page_errors, page_state, screenshot, set_number, sidebar, wait_for_app, wait_for_graph,
-    wait_for_images,
+from browser.graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
+from browser.page import (
+    MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
+    page_state, set_number, sidebar, wait_for_app,
 )
-from tests.graph_support import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
+from browser.server import StreamlitServer, launch_chromium
+from tests.browser_support import (
+    ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, docs_screenshot, images_by_section, metric_value, metrics,
+    screenshot, wait_for_graph, wait_for_images,
+)
 
 pytestmark = pytest.mark.browser
 

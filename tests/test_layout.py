@@ -52,7 +52,7 @@ def test_viz_loads_no_framework():
 def test_the_readme_lists_every_module():
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
-    modules = [p.relative_to(ROOT).as_posix() for package in ("fold", "demo", "viz", "bench", "sections")
+    modules = [p.relative_to(ROOT).as_posix() for package in ("fold", "demo", "viz", "bench", "sections", "browser")
                for p in sorted((ROOT / package).rglob("*.py"))] + ["app.py"]
     missing = [m for m in modules if f"`{m}`" not in layout]
     assert not missing, f"README's Layout section does not list {missing}"
