@@ -30,6 +30,7 @@ from demo.explain import (  # noqa: E402
 from demo.seed import seed_input  # noqa: E402
 from demo.tconv import flip_kernel, tconv, tconv_as_conv, tconv_output_size, tconv_stamps, zero_insert  # noqa: E402
 from fold.core.affine import bn_affine  # noqa: E402
+from tests.seed_note import EXAMPLE_2, NUMPY_BN, OFFSET, SCALE  # noqa: E402
 from viz.explain import (  # noqa: E402
     annotated_grid,
     bn_1x1_figure,
@@ -38,16 +39,6 @@ from viz.explain import (  # noqa: E402
     counterexample_figure,
     fold_figure,
     stamps_figure,
-)
-
-# The seed's "numpy batch_norm" printout of example 1 (rows of the 4x4 output).
-SEED_1 = np.array(
-    [
-        [-1.6051569, -0.90454847, -0.90454847, -1.2548528],
-        [-0.5542443, 1.5475807, 1.5475807, 0.14636408],
-        [-0.5542443, 1.5475807, 1.5475807, 0.14636408],
-        [-0.90454847, 0.49666822, 0.49666822, -0.5542443],
-    ]
 )
 
 CASES = [(s, p, cout) for s in (1, 2) for p in ("VALID", "SAME") for cout in (1, 2)]
@@ -183,14 +174,14 @@ def test_fold_tconv_scales_the_output_axis():
 
 def test_seed_example_reproduces_printout():
     w = seed_example()
-    np.testing.assert_allclose(w.bn_output[:, :, 0], SEED_1, atol=1e-5)
-    np.testing.assert_allclose(w.folded_output[:, :, 0], SEED_1, atol=1e-5)
-    assert w.bn_output[0, 0, 0] == pytest.approx(-1.6051569, abs=1e-5)
-    assert w.bn_output[1, 1, 0] == pytest.approx(1.5475807, abs=1e-5)
-    assert w.bn_output[3, 0, 0] == pytest.approx(-0.90454847, abs=1e-5)
+    np.testing.assert_allclose(w.bn_output[:, :, 0], NUMPY_BN, atol=1e-5)
+    np.testing.assert_allclose(w.folded_output[:, :, 0], NUMPY_BN, atol=1e-5)
+    assert w.bn_output[0, 0, 0] == pytest.approx(NUMPY_BN[0, 0], abs=1e-5)  # -1.6051569
+    assert w.bn_output[1, 1, 0] == pytest.approx(NUMPY_BN[1, 1], abs=1e-5)  # 1.5475807
+    assert w.bn_output[3, 0, 0] == pytest.approx(NUMPY_BN[3, 0], abs=1e-5)  # -0.90454847
     y = w.tconv_output[None].astype(np.float32)
     tf_bn = tf.compat.v1.nn.fused_batch_norm(
-        y, [1.05], [0.015], mean=[np.mean(y)], variance=[np.var(y)], epsilon=0.0, is_training=False
+        y, [SCALE], [OFFSET], mean=[np.mean(y)], variance=[np.var(y)], epsilon=0.0, is_training=False
     )[0].numpy()[0]
     np.testing.assert_allclose(w.folded_output, tf_bn, atol=1e-5)
 
@@ -200,11 +191,11 @@ def test_seed_example_2_matches_fused_batch_norm():
     y = tf_tconv(*seed_input(), 1, "VALID").astype(np.float32)
     tf_bn = tf.compat.v1.nn.fused_batch_norm(
         y[None],
-        [1.0177339315414429],
-        [0.015628524124622345],
-        mean=[1.027155211195349693],
-        variance=[0.25580066442489624],
-        epsilon=0.0010000000474974513,
+        [EXAMPLE_2["gamma"]],
+        [EXAMPLE_2["beta"]],
+        mean=[EXAMPLE_2["mean"]],
+        variance=[EXAMPLE_2["var"]],
+        epsilon=EXAMPLE_2["eps"],
         is_training=False,
     )[0].numpy()[0]
     assert np.max(np.abs(w.folded_output - tf_bn)) < 1e-5
@@ -237,7 +228,7 @@ def test_counter_activation_differs(stride, padding):
     assert c.why
     # The reference is what Keras computes with a ReLU between the layers.
     y = seed_example().tconv_output
-    bn = {"gamma": [1.05], "beta": [0.015], "mean": [np.mean(y)], "var": [np.var(y)], "eps": 0.0}
+    bn = {"gamma": [SCALE], "beta": [OFFSET], "mean": [np.mean(y)], "var": [np.var(y)], "eps": 0.0}
     expected = keras_tconv_bn(x, kernel, np.zeros(1), bn, stride, padding, between=[keras.layers.ReLU()])
     np.testing.assert_allclose(c.reference, expected, atol=1e-4)
 
@@ -253,7 +244,7 @@ def test_counter_activation_NEG_positive_affine_changes_nothing():
 def test_counter_bn_before_differs_and_tap_map_is_not_constant(stride, padding):
     # 4x4 input: with the seed's 2x2, stride 1 SAME gives 4 taps everywhere (still != 9 taps).
     x, kernel = np.arange(1.0, 17.0).reshape(4, 4, 1), seed_input()[1]
-    affine = bn_affine([np.mean(x)], [np.var(x)], 0.0, [1.05], [0.015])
+    affine = bn_affine([np.mean(x)], [np.var(x)], 0.0, [SCALE], [OFFSET])
     c = counter_bn_before(x, kernel, affine, stride, padding)
     assert c.max_abs_diff > 0.1
     assert np.ptp(c.tap_count) > 0

@@ -18,6 +18,7 @@ from fold.frontends.graphdef.io import (  # noqa: E402
 from fold.frontends.graphdef.match import op_graph  # noqa: E402
 from fold.pipeline import fold, verify, verify_models  # noqa: E402
 from tests.helpers import GRAPHDEF, assert_folds, assert_skipped  # noqa: E402
+from tests.seed_note import EXAMPLE_2, X  # noqa: E402
 
 v1 = tf.compat.v1
 EPS = 1e-3
@@ -140,11 +141,9 @@ def test_seed_graph_folds_to_a_biasadd_with_the_bn_name():
     assert "FusedBatchNormV3" not in ops_of(folded)
     assert node(folded, "FusedBatchNormV3").op == "BiasAdd"
     assert result.decisions[0].op == "Conv2DBackpropInput"
-    x = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
-    tconv = np_conv2d_transpose(x.astype(np.float64), np.ones((3, 3, 1, 1)), (4, 4))
-    p = {"gamma": [1.0177339315414429], "beta": [0.015628524124622345], "mean": [1.027155211195349693],
-         "var": [0.25580066442489624], "eps": 0.0010000000474974513}
-    got = run_graph_def(folded, {"Hole:0": x}, ["FusedBatchNormV3:0"])[0]
+    tconv = np_conv2d_transpose(X.astype(np.float64), np.ones((3, 3, 1, 1)), (4, 4))
+    p = {k: v if k == "eps" else [v] for k, v in EXAMPLE_2.items()}  # the note's second listing
+    got = run_graph_def(folded, {"Hole:0": X}, ["FusedBatchNormV3:0"])[0]
     assert np.max(np.abs(got - np_bn(tconv, p))) < 1e-5
     check = verify(result, samples=3, seed=1).verification
     assert check.max_abs_diff < 1e-5 and check.samples == 3  # batch 1, run three times
