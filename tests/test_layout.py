@@ -1,4 +1,5 @@
-"""The layout shows the architecture: a pure core, frontends, demo support, the page; the README lists it."""
+"""The layout shows the architecture: a pure core, frontends, demo support, figures, the page and its
+sections; the arrows between them point one way; the README lists every module."""
 
 from __future__ import annotations
 
@@ -12,20 +13,47 @@ HEAVY = ("tensorflow", "keras", "ai_edge_litert", "streamlit", "onnx", "onnxrunt
 STDLIB = set(sys.stdlib_module_names)
 
 
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function, by its full name (``from demo
+    import seed`` imports demo and demo.seed; relative imports resolved)."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names if _is_module(f"{base}.{alias.name}")}
     return found
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _sources(*places: str) -> list[Path]:
+    """The .py files of the given packages (folders) and files, relative to the repository root."""
+    return sorted(p for place in places for p in ([ROOT / place] if place.endswith(".py")
+                                                  else (ROOT / place).rglob("*.py")))
 
 
 def test_core_imports_only_numpy_networkx_and_itself():
     for path in sorted((ROOT / "fold" / "core").glob("*.py")):
-        for module in _imported_modules(path):
+        for module in _imports(path):
             top = module.split(".")[0]
             assert top in STDLIB or top in ("numpy", "networkx") or module.startswith("fold.core"), \
                 f"{path.relative_to(ROOT)} imports {module}"
@@ -47,6 +75,52 @@ def test_core_and_the_frontend_table_load_no_framework():
 
 def test_viz_loads_no_framework():
     assert _loaded_after("import viz") == []
+
+
+def test_viz_imports_neither_demo_nor_the_frontends():
+    """Figures are drawn from data: viz knows neither the page's support nor any model format."""
+    for path in _sources("viz"):
+        wrong = sorted(m for m in _imports(path) if _within(m, "demo") or _within(m, "fold.frontends"))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def test_demo_has_no_import_cycles():
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for path in _sources("demo"):
+        graph.add_node(_module_name(path))
+        graph.add_edges_from((_module_name(path), m) for m in _imports(path)
+                             if _within(m, "demo") and m != "demo" and m != _module_name(path))
+    cycles = sorted(sorted(c) for c in nx.simple_cycles(graph))
+    assert not cycles, f"demo's modules import each other in a cycle: {cycles}"
+
+
+#: The frontends that read a format's ops; they may share ``fold.frontends.ops``, not each other.
+OP_LEVEL = ("graphdef", "tflite", "onnx")
+
+
+def test_op_level_frontends_do_not_import_each_other():
+    for name in OP_LEVEL:
+        others = [f"fold.frontends.{other}" for other in OP_LEVEL if other != name]
+        for path in _sources(f"fold/frontends/{name}"):
+            wrong = sorted(m for m in _imports(path) if any(_within(m, other) for other in others))
+            assert not wrong, f"{path.relative_to(ROOT)} imports {wrong} (shared code goes to fold.frontends.ops)"
+
+
+def test_only_the_tests_import_the_tests():
+    for path in _sources("fold", "demo", "viz", "bench", "sections", "browser", "app.py"):
+        wrong = sorted(m for m in _imports(path) if _within(m, "tests"))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def test_only_the_page_imports_streamlit():
+    """Streamlit is the frame's and the sections'; the library, its figures and the page's support
+    (tested headless) do without it."""
+    for path in _sources("fold", "demo", "viz", "browser"):
+        wrong = sorted(m for m in _imports(path) if _within(m, "streamlit"))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+    assert "streamlit" not in _loaded_after("import demo.workbench, demo.why_view, demo.fold_view, demo.check_view")
 
 
 def test_the_readme_lists_every_module():
