@@ -146,10 +146,9 @@ def graph_png(wb: Workbench, view: str) -> bytes:
     """One graph of the workbench's model: its op graph with the Consts ("consts") or the
     graph of what TensorFlow's converter made of it ("tflite")."""
     if view == "consts":
-        from fold.frontends.graphdef.match import op_graph
+        from fold.frontends.graphdef import FRONTEND as GRAPHDEF
 
-        ops = op_view(wb).original
-        graph = op_graph(ops.graph_def, show_consts=True, inputs=ops.inputs, outputs=ops.outputs, name=wb.name)
+        graph = GRAPHDEF.graph(op_view(wb).original, show_consts=True)
     else:
         graph = converter_views(wb)[0].graph
     return png(draw_graph(graph, title=graph.graph.get("name")))

@@ -99,7 +99,7 @@ def test_upload_without_file_asks_for_one():
 def test_rules_shown_are_the_frontends_own():
     at = run_app("The seed, as TensorFlow ops")
     rules = list(at.table[-1].value["rule"])
-    assert "constant-filter" in rules and "not-shared" not in rules
+    assert "constant-weights" in rules and "not-shared" not in rules
 
 
 def test_why_it_works_tab_shows_each_equality():
