@@ -15,7 +15,7 @@ from fold.core.verification import Verification
 from fold.frontend import FRONTENDS
 from fold.frontends.keras.io import to_tflite
 from fold.frontends.tflite.io import model_from_bytes
-from fold.frontends.tflite.match import op_type
+from fold.frontends.tflite.model import op_type
 
 
 @dataclass

@@ -18,7 +18,7 @@ from fold.core.graph import count_bns
 from fold.core.verification import Verification
 from fold.errors import one_line
 from fold.frontend import FRONTENDS
-from fold.frontends.onnx.match import OnnxModel, onnx_model
+from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.check import check as check_models
 from fold.comparison import Side
 

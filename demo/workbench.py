@@ -202,10 +202,9 @@ class Workbench(_Outputs):
     @memoized()
     def consts_png(self) -> bytes:
         """The op view's graph before folding with its Const ops (otherwise weights of their readers)."""
-        from fold.frontends.graphdef.match import op_graph
+        from fold.frontends.graphdef import FRONTEND as GRAPHDEF
 
-        ops = self.op_view().original
-        graph = op_graph(ops.graph_def, show_consts=True, inputs=ops.inputs, outputs=ops.outputs, name=self.name)
+        graph = GRAPHDEF.graph(self.op_view().original, show_consts=True)
         return picture(draw_graph(graph, title=graph.graph.get("name")))
 
     @memoized()

@@ -213,7 +213,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
     options = _verify_options(args)
     from fold.pipeline import fold_file, verify
-    from fold.report import pairs_table, per_layer_text, report_dict, verification_text
+    from fold.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
 
     output = args.output or default_output(args.input, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
@@ -226,7 +226,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         written.add(args.tflite).write_bytes(to_tflite(result.folded))
     print(pairs_table(result.decisions, check))
     print()
-    print(f"BatchNorms: {result.bn_before} before, {result.bn_after} after; folded model written to {output}")
+    print(f"{counts_text(result)}; folded model written to {output}")
     print(verification_text(check))
     if args.per_layer:
         print(per_layer_text(check))

@@ -23,6 +23,7 @@ import networkx as nx
 import numpy as np
 
 from fold.core.affine import channel_rows
+from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
@@ -83,6 +84,8 @@ class Frontend(Protocol[M]):
     format: Format
     #: Checked in order on every candidate; made with ``fold.core.rules.compose``.
     rules: tuple[Rule, ...]
+    #: The format's op (or layer class) names by role: inputs, BNs, activations, ...
+    vocabulary: Vocabulary
 
     def load(self, path: Path, **options) -> M:
         """Read a model file (already checked by suffix, size and signature); FoldError if unusable."""

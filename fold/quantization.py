@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fold.core.affine import scale_kernel
-from fold.core.graph import walk
+from fold.core.graph import Vocabulary, walk
 from fold.core.quant import Sqnr, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
@@ -37,9 +37,6 @@ from fold.pipeline import Checked, run, verify, verify_models
 
 FIGURES = ("per_tensor_before", "per_tensor_after", "per_channel_after", "per_tensor_after_cle")
 OUTPUT_FIGURES = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
-#: Activations cross-layer equalization may step over: positively homogeneous ones, f(a x) = a f(x)
-#: for a > 0 (ReLU, leaky ReLU, PReLU; not ReLU6, whose clip at 6 does not scale).
-HOMOGENEOUS = {"Relu", "RELU", "relu", "ReLU", "LeakyReLU", "LeakyRelu", "LEAKY_RELU", "PReLU", "PRelu", "PRELU"}
 #: Passes of equalization over a chain of pairs (each pass evens out its neighbours' ranges).
 CLE_PASSES = 20
 
@@ -88,13 +85,15 @@ class QuantReport:
         return {"layers": [layer.to_dict() for layer in self.layers], "output_sqnr_db": dict(self.output_sqnr_db)}
 
 
-def _homogeneous(graph, node: str) -> bool:
-    """Whether ``node`` (an activation between two layers) is ReLU, or the identity."""
+def _homogeneous(graph, node: str, vocabulary: Vocabulary) -> bool:
+    """Whether ``node`` (an activation between two layers) is positively homogeneous, f(a x) = a f(x)
+    for a > 0, so that equalization may step over it (ReLU, leaky ReLU, PReLU; not ReLU6, whose
+    clip at 6 does not scale); the format's vocabulary says which ops are."""
     data = graph.nodes[node]
     op, config = str(data.get("op")), data.get("config") or {}
     if op == "Activation":
         return config.get("activation") in ("relu", "leaky_relu")
-    return op in HOMOGENEOUS and not any(config.get(k) for k in ("max_value", "threshold"))
+    return op in vocabulary.homogeneous and not any(config.get(k) for k in ("max_value", "threshold"))
 
 
 def _own_activation(graph, node: str) -> bool:
@@ -113,7 +112,8 @@ def cle_pairs(result: FoldResult) -> list[tuple[str, str]]:
         if layer not in graph or tail not in graph or not _own_activation(graph, layer) or tail in outputs:
             continue
         after = list(graph.successors(tail))
-        if len(after) == 1 and graph.nodes[after[0]].get("role") == "activation" and _homogeneous(graph, after[0]):
+        if len(after) == 1 and graph.nodes[after[0]].get("role") == "activation" and \
+                _homogeneous(graph, after[0], result.frontend.vocabulary):
             after = list(graph.successors(after[0])) if after[0] not in graph.graph.get("outputs", []) else []
         if len(after) == 1 and graph.nodes[after[0]].get("role") == "linear":
             pairs.append((layer, after[0]))

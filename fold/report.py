@@ -23,10 +23,7 @@ def report_dict(input_path: str, output_path: str | None, result: FoldResult,
         "input": input_path,
         "output": output_path,
         "pairs": [d.to_dict() for d in result.decisions],
-        "folded": len(result.folded_pairs),
-        "skipped": len(result.skipped_pairs),
-        "bn_before": result.bn_before,
-        "bn_after": result.bn_after,
+        **result.counts(),
         "verification": verification.to_dict() if verification else None,
         "per_layer": None if not per_layer or verification is None else [
             {"layer": c.layer, "max_abs_diff": c.max_abs_diff, "max_rel_diff": c.max_rel_diff}
@@ -35,14 +32,32 @@ def report_dict(input_path: str, output_path: str | None, result: FoldResult,
     }
 
 
+#: How the pairs table and the counts name each form of chain (``Candidate.form``).
+FORMS = {"bn": "BatchNorm", "affine": "affine", "bias": "bias add"}
+
+
 def pairs_table(decisions: list[Decision], verification: Verification | None = None) -> str:
-    """One row per candidate pair: layer, BN, kind, status, its own check, reason."""
+    """One row per candidate pair: layer, BN, kind, status, its own check, reason; and what the
+    chain is ("is") when not every pair is a BatchNorm."""
     if not decisions:
         return "No BatchNormalization layers found: nothing to fold."
     by_layer = {c.layer: c for c in verification.folded_layers} if verification else {}
-    rows = [(d.layer, d.bn, d.op, d.status, layer_verdict(by_layer.get(d.layer), d, verification), d.reason or "")
-            for d in decisions]
-    return table(("layer", "bn", "kind", "status", "check", "reason"), rows)
+    forms = any(d.form != "bn" for d in decisions)
+    rows = [(d.layer, d.bn, *((FORMS[d.form],) if forms else ()), d.op, d.status,
+             layer_verdict(by_layer.get(d.layer), d, verification), d.reason or "") for d in decisions]
+    return table(("layer", "bn", *(("is",) if forms else ()), "kind", "status", "check", "reason"), rows)
+
+
+def counts_text(result: FoldResult) -> str:
+    """What the file held and what the fold removed, BatchNorms apart from other affine maps and
+    bias merges (those two only when there are any)."""
+    n = result.counts()
+    parts = [f"BatchNorms: {n['bn_before']} before, {n['bn_after']} after"]
+    if n["affine_before"] or n["affine_folded"]:
+        parts.append(f"other affine maps (no BatchNorm): {n['affine_before']} before, {n['affine_after']} after")
+    if n["bias_merges"]:
+        parts.append(f"{n['bias_merges']} bias add(s) merged into their layer")
+    return "; ".join(parts)
 
 
 def layer_verdict(check: TensorCheck | None, decision: Decision | None = None,

@@ -9,6 +9,7 @@ import streamlit as st
 
 from demo import fold_view, graph_view
 from demo.workbench import Workbench
+from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
 from sections.graph import graph_ui
 from sections.verification import outputs_ui, verdict_ui
@@ -42,8 +43,12 @@ def metrics_ui(wb: Workbench) -> None:
     cols[1].metric("mean abs diff", f"{v.mean_abs_diff:.3e}")
     cols[2].metric("max rel diff", f"{v.max_rel_diff:.3e}",
                    help="An output channel's max |diff| over that channel's own max |output|, the largest of them")
-    cols[3].metric("BatchNorm layers", f"{r.bn_before} → {r.bn_after}")
+    cols[3].metric("BatchNorms", f"{r.bn_before} → {r.bn_after}",
+                   help="BN layers and nodes, and Mul -> Add blocks the file names or shapes as a BN")
     cols[4].metric("pairs folded", f"{len(r.folded_pairs)} / {len(r.decisions)}")
+    n = r.counts()
+    if n["affine_before"] or n["affine_folded"] or n["bias_merges"]:  # counted apart from the BNs
+        st.caption(counts_text(r) + ".")
 
 
 def seed_table_ui(wb: Workbench) -> None:

@@ -66,7 +66,7 @@ def test_playground_widgets_change_the_fold():
     assert not at.exception
     pairs = at.dataframe[0].value
     assert list(pairs.status) == ["skipped"] and "relu" in pairs.reason[0]
-    assert next(m.value for m in at.metric if m.label == "BatchNorm layers") == "1 → 1"
+    assert next(m.value for m in at.metric if m.label == "BatchNorms") == "1 → 1"
 
 
 @pytest.mark.parametrize("kind", ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "SeparableConv2D", "Dense"])
@@ -88,7 +88,7 @@ def test_model_zoo(name):
     at = run_app("Model zoo")
     at.sidebar.selectbox[0].set_value(name).run()
     assert_page_ok(at)
-    assert "→ 0" in next(m.value for m in at.metric if m.label == "BatchNorm layers")
+    assert "→ 0" in next(m.value for m in at.metric if m.label == "BatchNorms")
 
 
 def test_upload_without_file_asks_for_one():
@@ -101,7 +101,7 @@ def test_upload_without_file_asks_for_one():
 def test_rules_shown_are_the_frontends_own():
     at = run_app("The seed, as TensorFlow ops")
     rules = list(at.table[-1].value["rule"])
-    assert "constant-filter" in rules and "not-shared" not in rules
+    assert "constant-weights" in rules and "not-shared" not in rules
 
 
 def test_why_it_works_tab_shows_each_equality():

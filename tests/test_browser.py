@@ -29,7 +29,7 @@ from tests.browser_support import (
 
 pytestmark = pytest.mark.browser
 
-#: Zoo entry -> (first candidate pair as the "Pair to inspect" box shows it, BatchNorm layers metric).
+#: Zoo entry -> (first candidate pair as the "Pair to inspect" box shows it, BatchNorms metric).
 ZOO = {
     "DCGAN generator": ("project → project_bn", "3 → 0"),
     "U-Net (skip connections)": ("down0_conv0 → down0_bn0", "12 → 0"),
@@ -129,7 +129,7 @@ def count_bn(model) -> int:
 def test_seed_page_loads(page):
     open_app(page)
     shown = assert_fold_page(page, max_diff=1e-5, tables=2)  # the seed's three results + the pairs
-    assert shown["BatchNorm layers"] == "1 → 0", shown
+    assert shown["BatchNorms"] == "1 → 0", shown
     assert shown["pairs folded"] == "1 / 1", shown
     docs_screenshot(page, "seed.png")
 
@@ -140,7 +140,7 @@ def test_playground_renders(page):
     wait_for_app(page, sidebar=["Layer kind", "Channels out"], fold=[MAX_ABS_DIFF, "layer → bn"],
                  what="the Playground source")
     shown = assert_fold_page(page)
-    assert shown["BatchNorm layers"] == "1 → 0", shown
+    assert shown["BatchNorms"] == "1 → 0", shown
     docs_screenshot(page, "playground.png")
 
 
@@ -151,7 +151,7 @@ def test_seed_as_tensorflow_ops_renders(page):
     wait_for_app(page, fold=[MAX_ABS_DIFF, "FusedBatchNormV3 (folded)"], unlike=seed_page,
                  what="the seed as TensorFlow ops")
     shown = assert_fold_page(page, max_diff=1e-5)
-    assert shown["BatchNorm layers"].endswith("→ 0"), shown
+    assert shown["BatchNorms"].endswith("→ 0"), shown
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -166,7 +166,7 @@ def test_model_zoo(page, name):
         wait_for_app(page, sidebar=[name], fold=[MAX_ABS_DIFF, ZOO[name][0]], timeout_ms=RUN_MS,
                      what=f"folding {name}")
     shown = assert_fold_page(page)
-    assert shown["BatchNorm layers"] == ZOO[name][1], shown
+    assert shown["BatchNorms"] == ZOO[name][1], shown
     if name == "U-Net (skip connections)":
         docs_screenshot(page, "zoo.png")
 
@@ -191,7 +191,7 @@ def test_upload_folds_a_keras_file(page, keras_file):
     open_app(page)
     upload(page, keras_file, fold=[MAX_ABS_DIFF, "up → up_bn"], what=f"folding the upload {keras_file.name}")
     shown = assert_fold_page(page)
-    assert shown["BatchNorm layers"] == "2 → 0", shown
+    assert shown["BatchNorms"] == "2 → 0", shown
     assert shown["pairs folded"] == "2 / 2", shown
 
 
@@ -205,7 +205,7 @@ def test_upload_accepts_a_keras_2_hdf5_file(page, keras_file, tmp_path):
     open_app(page)
     upload(page, path, fold=[MAX_ABS_DIFF, "up → up_bn"], what="folding the upload model.hdf5")
     shown = assert_fold_page(page)
-    assert shown["BatchNorm layers"] == "2 → 0", shown
+    assert shown["BatchNorms"] == "2 → 0", shown
 
 
 def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
@@ -219,7 +219,7 @@ def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     upload(page, path, fold=[MAX_ABS_DIFF, "head_conv → head_bn", "What the ONNX tools did", "BN left: onnxsim"],
            what="folding the upload detector_head.onnx")
     shown = assert_fold_page(page, tables=2)  # the pairs and the ONNX tools
-    assert shown["BatchNorm layers"] == "3 → 0", shown
+    assert shown["BatchNorms"] == "3 → 0", shown
     assert shown["BN left: foldscope"] == "0 of 3", shown
     button = fold_panel(page).get_by_role("button", name="Download the folded model (.onnx)")
     with page.expect_download(timeout=60_000) as info:
@@ -337,8 +337,8 @@ def test_two_sessions_at_once_keep_their_own_results(browser, server):
         wait_for_app(a, changed=(MAX_ABS_DIFF, old), what="session A after Channels out = 6")
         wait_for_app(b, fold=[ZOO["U-Net (skip connections)"][0]], what="session B after picking the U-Net")
         shown_a, shown_b = assert_fold_page(a), assert_fold_page(b)
-        assert shown_a["BatchNorm layers"] == "1 → 0" and "U-Net" not in fold_text(a), shown_a
-        assert shown_b["BatchNorm layers"] == ZOO["U-Net (skip connections)"][1], shown_b
+        assert shown_a["BatchNorms"] == "1 → 0" and "U-Net" not in fold_text(a), shown_a
+        assert shown_b["BatchNorms"] == ZOO["U-Net (skip connections)"][1], shown_b
         screenshot(a, ARTIFACTS / "test_two_sessions_a.png")
         screenshot(b, ARTIFACTS / "test_two_sessions_b.png")
     finally:

@@ -137,7 +137,7 @@ def traced():
 
 def test_graphdef_each_folded_op_is_fed_what_the_original_op_read(traced):
     v = _passes(traced)
-    assert {c.tensor for c in v.folded_layers} == {d.bn for d in traced.folded_pairs}  # the BN names
+    assert {c.tensor for c in v.folded_layers} == {d.bn_nodes[-1] for d in traced.folded_pairs}  # the BN tails
     tconvs = [d.layer for d in traced.folded_pairs if d.op == "Conv2DBackpropInput"]
     assert tconvs  # the op whose filter input comes second and whose output shape is computed
 

@@ -13,9 +13,8 @@ from tensorflow.python.tools import optimize_for_inference_lib  # noqa: E402
 from demo.seed import graph_def as seed_graph_def  # noqa: E402
 from fold.errors import FoldError  # noqa: E402
 from fold.frontends.graphdef.io import (  # noqa: E402
-    find_inputs, find_outputs, graph_def_from_function, graph_def_from_keras, graph_model, io_names, read_graph_def,
+    graph_def_from_function, graph_def_from_keras, graph_model, io_names, read_graph_def,
 )
-from fold.frontends.graphdef.match import op_graph  # noqa: E402
 from fold.pipeline import fold, verify, verify_models  # noqa: E402
 from tests.helpers import GRAPHDEF, assert_folds, assert_skipped  # noqa: E402
 from tests.seed_note import EXAMPLE_2, X  # noqa: E402
@@ -243,7 +242,7 @@ def test_keras_model_traced_to_ops_folds_every_bn():
     result = folds(gd, 3)
     assert "Rsqrt" not in ops_of(result.folded.graph_def)  # the BN's constant sub-graphs are dropped
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
-    got = run_graph_def(result.folded.graph_def, {find_inputs(gd)[0]: x}, find_outputs(gd))[0]
+    got = run_graph_def(result.folded.graph_def, {io_names(gd)[0][0]: x}, io_names(gd)[1])[0]
     np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=1e-4)
     roles = [r for _, r in result.graph_before.nodes(data="role")]
     assert roles.count("linear") == 3
@@ -329,8 +328,8 @@ def test_nchw_mul_add_needs_constants_along_axis_1():
     result = fold(GRAPHDEF, gm(graph((4, 1, 1)), outputs=["out"]))
     assert [d.status for d in result.decisions] == ["folded"]
     assert node(result.folded.graph_def, "out").attr["data_format"].s == b"NCHW"
-    skipped = fold(GRAPHDEF, gm(graph((4,)), outputs=["out"])).decisions  # constants along W
-    assert [(d.status, d.rule) for d in skipped] == [("skipped", "channel-axis")]
+    along_w = fold(GRAPHDEF, gm(graph((4,)), outputs=["out"]))  # constants along W: no BN, no candidate
+    assert along_w.decisions == [] and along_w.bn_before == 0
 
 
 # -- each rule, negative -----------------------------------------------------------------------
@@ -349,22 +348,22 @@ def test_inference_mode_bn_in_training_mode_NEG():
     assert_skipped(GRAPHDEF, model, "inference-mode")
 
 
-def test_constant_filter_from_a_placeholder_NEG():
+def test_constant_weights_filter_from_a_placeholder_NEG():
     def body(rng):
         inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
         w = v1.placeholder(tf.float32, (1, 1, 2, 3), name="w")
         fused_bn(v1.nn.conv2d(inp, w, 1, "VALID"), bn_params(rng, 3))
     # the filter placeholder has no batch axis for the sample recipe: no output check
-    assert_skipped(GRAPHDEF, gm(build(body)[0]), "constant-filter", "not a Const", check_outputs=False)
+    assert_skipped(GRAPHDEF, gm(build(body)[0]), "constant-weights", "not a constant", check_outputs=False)
 
 
-def test_unshared_filter_read_by_two_convs_NEG():
+def test_unshared_weights_filter_read_by_two_convs_NEG():
     def body(rng):
         inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
         w = const(rng.normal(size=(1, 1, 2, 2)))
         fused_bn(v1.nn.conv2d(inp, w, 1, "VALID"), bn_params(rng, 2))
         v1.nn.conv2d(inp, w, 1, "VALID", name="other")
-    assert_skipped(GRAPHDEF, gm(build(body)[0]), "unshared-filter", "'other'")
+    assert_skipped(GRAPHDEF, gm(build(body)[0]), "unshared-weights", "'other'")
 
 
 def test_single_consumer_conv_output_used_twice_NEG():
@@ -377,20 +376,20 @@ def test_single_consumer_fetched_conv_output_counts_as_a_use_NEG():
     assert_skipped(GRAPHDEF, gm(gd, outputs=["bn", "conv"]), "single-consumer", "'conv'")
 
 
-def test_chain_single_use_bias_add_read_elsewhere_NEG():
+def test_single_use_chain_bias_add_read_elsewhere_NEG():
     def bias_then_bn(y, rng):
         y = tf.nn.bias_add(y, const(np.ones(3)))
         tf.nn.relu(fused_bn(y, bn_params(rng, 3)) + y)
-    assert_skipped(GRAPHDEF, _conv_then(bias_then_bn), "chain-single-use")
+    assert_skipped(GRAPHDEF, _conv_then(bias_then_bn), "single-use-chain")
 
 
-def test_chain_single_use_bn_side_output_read_NEG():
+def test_single_use_chain_bn_side_output_read_NEG():
     def bn_with_side_output(y, rng):
         c = [const(v) for v in (np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))]
         out, mean, _ = v1.nn.fused_batch_norm(y, c[0], c[1], mean=c[2], variance=c[3], is_training=False)
         tf.identity(mean, name="mean_out")
         tf.identity(out, name="out")
-    assert_skipped(GRAPHDEF, _conv_then(bn_with_side_output), "chain-single-use", "side output")
+    assert_skipped(GRAPHDEF, _conv_then(bn_with_side_output), "single-use-chain", "side output")
 
 
 def test_supported_kind_relu_between_conv_and_bn_NEG():
@@ -428,7 +427,7 @@ def test_fits_dtype_half_precision_overflow_NEG():
     assert_skipped(GRAPHDEF, gm(build(body)[0]), "fits-dtype", "float16")
 
 
-def test_constant_parameters_statistics_from_a_placeholder_NEG():
+def test_constant_weights_statistics_from_a_placeholder_NEG():
     def body(rng):
         inp = v1.placeholder(tf.float32, (1, 4, 4, 2), name="x")
         mean = v1.placeholder(tf.float32, (3,), name="mean")
@@ -436,7 +435,7 @@ def test_constant_parameters_statistics_from_a_placeholder_NEG():
         v1.nn.fused_batch_norm(y, const(np.ones(3)), const(np.zeros(3)), mean=mean, variance=const(np.ones(3)),
                                epsilon=EPS, is_training=False)
     # the statistics placeholder has no batch axis for the sample recipe: no output check
-    assert_skipped(GRAPHDEF, gm(build(body)[0]), "constant-parameters", "mean", check_outputs=False)
+    assert_skipped(GRAPHDEF, gm(build(body)[0]), "constant-weights", "mean", check_outputs=False)
 
 
 def test_a_skipped_graph_is_written_back_byte_for_byte():
@@ -447,9 +446,11 @@ def test_a_skipped_graph_is_written_back_byte_for_byte():
     assert folded.SerializeToString(deterministic=True) == gd.SerializeToString(deterministic=True)
 
 
-def test_mul_without_constant_add_is_not_a_bn():
-    model = _conv_then(lambda y, rng: y * const(np.ones(3)))
-    assert fold(GRAPHDEF, model).decisions == []
+def test_lone_mul_after_a_conv_folds_and_counts_as_an_affine_map_not_a_bn():
+    model = _conv_then(lambda y, rng: y * const(np.array([1.0, 2.0, 3.0])))
+    result = assert_folds(GRAPHDEF, model, 1)
+    assert [d.form for d in result.decisions] == ["affine"]
+    assert (result.bn_before, result.affine_before, result.affine_after) == (0, 1, 0)
 
 
 # -- TensorFlow's optimize_for_inference -------------------------------------------------------
@@ -515,11 +516,11 @@ def test_io_names_found_or_asked_for():
 
 def test_op_graph_attaches_constants_unless_asked():
     gd = seed_graph_def()
-    g = op_graph(gd)
+    g = GRAPHDEF.graph(gm(gd))
     assert set(g.nodes) == {"Hole", "conv2d_transpose", "FusedBatchNormV3"}
     assert g.nodes["conv2d_transpose"]["role"] == "linear" and g.nodes["FusedBatchNormV3"]["role"] == "bn"
     assert g.nodes["conv2d_transpose"]["weights"]["Const"] == (3, 3, 1, 1)
     assert g.edges["conv2d_transpose", "FusedBatchNormV3"]["shape"] == (1, 4, 4, 1)
     assert g.graph["inputs"] == ["Hole"] and g.graph["outputs"] == ["FusedBatchNormV3"]
-    shown = op_graph(gd, show_consts=True)
+    shown = GRAPHDEF.graph(gm(gd), show_consts=True)
     assert shown.nodes["Const"]["op"] == "Const" and ("Const", "conv2d_transpose") in shown.edges

@@ -22,7 +22,7 @@ from demo.onnx_zoo import Graph
 from fold.core.verification import sample_inputs
 from fold.errors import FoldError
 from fold.frontends.onnx.io import load_model, prepare
-from fold.frontends.onnx.match import OnnxModel
+from fold.frontends.onnx.model import OnnxModel
 from fold.pipeline import fold, run, verify
 from tests.helpers import ONNX, assert_folds, assert_skipped
 
@@ -343,22 +343,22 @@ def test_constant_weights_weight_fed_as_a_graph_input_NEG():
     assert_skipped(ONNX, model_of(g.model([out], "net")), "constant-weights", "W of 'conv'", check_outputs=False)
 
 
-def test_unshared_initializer_weight_read_by_two_convs_NEG():
+def test_unshared_weights_weight_read_by_two_convs_NEG():
     g, x = _conv_net()
     w = g.const("w", np.ones((4, 3, 3, 3), np.float32))
     a = g.bn(g.node("Conv", [x, w], "conv_a", kernel_shape=[3, 3]), 4, "bn_a")
     b = g.node("Conv", [x, w], "conv_b", kernel_shape=[3, 3])
-    assert_skipped(ONNX, model_of(g.model([a, b], "net")), "unshared-initializer", "'conv_b'")
+    assert_skipped(ONNX, model_of(g.model([a, b], "net")), "unshared-weights", "'conv_b'")
 
 
-def test_single_use_intermediates_bias_add_read_twice_NEG():
+def test_single_use_chain_bias_add_read_twice_NEG():
     g, x = _conv_net()
     y = g.bias_add(g.conv(x, 3, 4, 3, "conv"), 4, "bias")
     out = g.node("Add", [g.bn(y, 4, "bn"), y], "residual")
-    assert_skipped(ONNX, model_of(g.model([out], "net")), "single-use-intermediates", "'bias' -> 'residual'")
+    assert_skipped(ONNX, model_of(g.model([out], "net")), "single-use-chain", "'bias' -> 'residual'")
 
 
-def test_single_use_intermediates_bn_side_output_read_NEG():
+def test_single_use_chain_bn_side_output_read_NEG():
     g, x = _conv_net()
     y = g.conv(x, 3, 4, 3, "conv")
     params = [g.const(f"p{i}", np.ones(4, np.float32)) for i in range(4)]
@@ -367,7 +367,7 @@ def test_single_use_intermediates_bn_side_output_read_NEG():
                                     name="bn"))
     out = g.node("Identity", ["mean"], "mean_out")
     model = model_of(g.model(["bn", out], "net", [["N", 4, 4, 3], [4]]))
-    assert_skipped(ONNX, model, "single-use-intermediates", "side output", check_outputs=False)
+    assert_skipped(ONNX, model, "single-use-chain", "side output", check_outputs=False)
 
 
 def test_single_consumer_conv_output_read_twice_NEG():
@@ -377,13 +377,13 @@ def test_single_consumer_conv_output_read_twice_NEG():
     assert_skipped(ONNX, model_of(g.model([out], "net")), "single-consumer", "'conv'")
 
 
-def test_per_channel_bias_gemm_c_is_a_matrix_NEG():
+def test_per_channel_operands_gemm_c_is_a_matrix_NEG():
     g = Graph(0)
     x = g.input("x", [2, 6])
     y = g.node("Gemm", [x, g.const("b", np.ones((6, 4), np.float32)), g.const("c", np.ones((2, 4), np.float32))],
                "fc")
     out = g.bn(y, 4, "bn")
-    assert_skipped(ONNX, model_of(g.model([out], "net")), "per-channel-bias", "[2, 4]")
+    assert_skipped(ONNX, model_of(g.model([out], "net")), "per-channel-operands", "[2, 4]")
 
 
 def test_channel_axis_bn_over_a_sequence_after_matmul_NEG():
@@ -462,7 +462,8 @@ def test_command_line_folds_an_onnx_file(tmp_path):
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report) == {"input", "output", "pairs", "folded", "skipped", "bn_before", "bn_after", "verification",
-                           "per_layer", "timings_s"}
+                           "per_layer", "timings_s", "affine_before", "affine_after", "affine_folded",
+                           "affine_skipped", "bias_merges", "bias_skipped"}
     assert report["per_layer"] is None  # only with --per-layer
     assert (report["bn_before"], report["bn_after"], report["folded"]) == (3, 0, 3)
     assert report["verification"]["samples"] == 4 and report["verification"]["max_rel_diff"] < RTOL
@@ -548,9 +549,9 @@ def test_a_custom_domain_op_is_shown_and_left_to_onnxruntime():
     proto = g.model([y], "g", [["N", 4, 4, 3]], opsets={"my.custom": 1})
     with pytest.raises(FoldError, match="onnxruntime cannot run 'custom.onnx'"):
         prepare(proto, "custom.onnx")
-    from fold.frontends.onnx.match import onnx_model, op_graph
+    from fold.frontends.onnx.model import onnx_model
 
-    graph = op_graph(onnx_model(proto, "custom.onnx"))
+    graph = ONNX.graph(onnx_model(proto, "custom.onnx"))
     assert graph.nodes["custom"]["op"] == "Foo" and graph.nodes["custom"]["config"]["domain"] == "my.custom"
 
 

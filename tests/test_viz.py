@@ -12,7 +12,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from fold.core.graph import role_of  # noqa: E402
 from viz.channels import plot_channels  # noqa: E402
 from viz.graph import draw_before_after, draw_graph  # noqa: E402
 from viz.heatmaps import plot_heatmaps, select_slice  # noqa: E402
@@ -20,6 +19,9 @@ from viz.layout import layered_layout, neighbourhood  # noqa: E402
 from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS  # noqa: E402
 
 SHAPE = (None, 8, 8, 16)
+#: The roles of the layer classes these graphs use (as the Keras frontend's vocabulary gives them).
+ROLES = {"InputLayer": "input", "Conv2D": "linear", "Conv2DTranspose": "linear", "Dense": "linear",
+         "BatchNormalization": "bn", "ReLU": "activation", "Functional": "model"}
 
 
 # --- synthetic graphs following fold.core.graph's schema ----------------------------------
@@ -30,7 +32,7 @@ def _graph(name: str) -> nx.DiGraph:
 
 
 def _add(g: nx.DiGraph, name: str, op: str, *inputs: str, **attrs) -> str:
-    g.add_node(name, op=op, role=role_of(op), config={}, weights={}, calls=1, **attrs)
+    g.add_node(name, op=op, role=ROLES.get(op, "other"), config={}, weights={}, calls=1, **attrs)
     for source in inputs:
         g.add_edge(source, name, shape=SHAPE)
     return name

@@ -11,7 +11,8 @@ Graph attributes
 
 Node id: the layer or op name (unique within one graph). Node attributes
     ``op``       layer class or op type ("Conv2DTranspose", "BatchNormalization", "ReLU").
-    ``role``     one of ROLES, for colouring and for counting BatchNorms.
+    ``role``     one of ROLES, for colouring and for counting BatchNorms ("bn") and other affine
+                 maps the fold absorbs ("affine": a scalar Mul/Add block, a bias add).
     ``config``   short dict of the settings worth showing (filters, kernel_size, strides, ...).
     ``weights``  dict weight name -> shape tuple.
     ``calls``    how many times the layer is applied (shared layers have more than one).
@@ -28,44 +29,53 @@ Edge (u, v): a tensor produced by u and consumed by v. Edge attributes
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import networkx as nx
 
-from fold.core.kinds import LINEAR_OPS
 
-ROLES = ("input", "linear", "bn", "activation", "model", "other")
-
-#: Op names of model inputs in the frontends' graphs.
-INPUT_OPS = frozenset({"InputLayer", "Placeholder", "INPUT", "Input"})
-BN_OPS = frozenset({"BatchNormalization", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
-ACTIVATION_OPS = frozenset({
-    "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU",
-    "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "RELU", "RELU6", "LOGISTIC", "TANH",
-    "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Softplus",
-})
-MODEL_OPS = frozenset({"Functional", "Sequential", "Model"})
+ROLES = ("input", "linear", "bn", "affine", "activation", "model", "other")
 
 
-def role_of(op: str) -> str:
-    """The display and rule role of a layer class or op type."""
-    if op in INPUT_OPS:
-        return "input"
-    if op in LINEAR_OPS:
-        return "linear"
-    if op in BN_OPS:
-        return "bn"
-    if op in ACTIVATION_OPS:
-        return "activation"
-    if op in MODEL_OPS:
-        return "model"
-    return "other"
+@dataclass(frozen=True)
+class Vocabulary:
+    """A format's op (or layer class) names by role: what its graph shows as an input, a BatchNorm,
+    an activation (and which activations are positively homogeneous, f(a x) = a f(x) for a > 0,
+    which cross-layer equalization may step over), a nested model; for op-level formats also its
+    binary Mul and Add ops and the ops that only pass a tensor on (identities) or reshape it.
+    Each frontend owns its vocabulary; the core knows none."""
+
+    inputs: frozenset[str] = frozenset()
+    bns: frozenset[str] = frozenset()
+    activations: frozenset[str] = frozenset()
+    homogeneous: frozenset[str] = frozenset()
+    models: frozenset[str] = frozenset()
+    muls: frozenset[str] = frozenset()
+    adds: frozenset[str] = frozenset()
+    identities: frozenset[str] = frozenset()
+    reshapes: frozenset[str] = frozenset()
+
+    def role(self, op: str, linear: bool = False) -> str:
+        """The display and rule role of an op type (``linear``: it is a kind foldscope folds into)."""
+        if op in self.inputs:
+            return "input"
+        if linear:
+            return "linear"
+        if op in self.bns:
+            return "bn"
+        if op in self.activations:
+            return "activation"
+        if op in self.models:
+            return "model"
+        return "other"
 
 
-def mark_bn(graph: nx.DiGraph, parts: Iterable[str]) -> None:
-    """Mark the ops of one BatchNorm (one op, or a Mul then an Add) as a single BN."""
+def mark_bn(graph: nx.DiGraph, parts: Iterable[str], role: str = "bn") -> None:
+    """Mark the ops of one BatchNorm (one op, or a Mul then an Add) as a single BN, or, with
+    ``role`` "affine", as one other affine map; a group of several ops counts once."""
     parts = [p for p in parts if p in graph]
     for node in parts:
-        graph.nodes[node]["role"] = "bn"
+        graph.nodes[node]["role"] = role
         if len(parts) > 1:
             graph.nodes[node]["bn_group"] = parts[-1]
 
@@ -75,10 +85,11 @@ def count_role(graph: nx.DiGraph, role: str) -> int:
     return sum(data.get("role") == role for _, data in walk(graph))
 
 
-def count_bns(graph: nx.DiGraph) -> int:
-    """Number of BatchNorms, nested models included; a BN made of several ops counts once."""
-    groups = {data.get("bn_group", node) for node, data in graph.nodes(data=True) if data.get("role") == "bn"}
-    return len(groups) + sum(count_bns(data["subgraph"]) for _, data in graph.nodes(data=True)
+def count_bns(graph: nx.DiGraph, role: str = "bn") -> int:
+    """Number of BatchNorms (``role`` "affine": of other affine maps), nested models included; one
+    made of several ops counts once."""
+    groups = {data.get("bn_group", node) for node, data in graph.nodes(data=True) if data.get("role") == role}
+    return len(groups) + sum(count_bns(data["subgraph"], role) for _, data in graph.nodes(data=True)
                              if "subgraph" in data)
 
 

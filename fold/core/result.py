@@ -44,12 +44,40 @@ class FoldResult(Generic[M]):
     def skipped_pairs(self) -> list[Decision]:
         return [d for d in self.decisions if not d.folded]
 
+    def pairs(self, form: str, folded: bool = True) -> list[Decision]:
+        """The folded (or skipped) pairs of one form: "bn", "affine" or "bias" (``Candidate.form``)."""
+        return [d for d in self.decisions if d.form == form and d.folded == folded]
+
     @property
     def bn_before(self) -> int:
-        """BatchNorms in the original model (``count_bns`` of its graph)."""
+        """BatchNorms in the original model (``count_bns`` of its graph): BN layers and ops, and
+        BNs in decomposed form where the file says they are (``fold.frontends.ops.chains``)."""
         return count_bns(self.graph_before)
 
     @property
     def bn_after(self) -> int:
         """BatchNorms left in the folded model (``count_bns`` of its graph)."""
         return count_bns(self.graph_after)
+
+    @property
+    def affine_before(self) -> int:
+        """Other affine maps the fold can absorb in the original model (scalar or per-channel
+        Mul/Add blocks that are no BatchNorm), counted apart from the BNs."""
+        return count_bns(self.graph_before, "affine")
+
+    @property
+    def affine_after(self) -> int:
+        return count_bns(self.graph_after, "affine")
+
+    @property
+    def bias_merges(self) -> int:
+        """Bias adds merged into the layer before them (no BatchNorm, and no other affine map)."""
+        return len(self.pairs("bias"))
+
+    def counts(self) -> dict[str, int]:
+        """What the file held and what the fold did, each kind of chain apart (the report's keys)."""
+        return {"folded": len(self.pairs("bn")), "skipped": len(self.pairs("bn", folded=False)),
+                "bn_before": self.bn_before, "bn_after": self.bn_after,
+                "affine_folded": len(self.pairs("affine")), "affine_skipped": len(self.pairs("affine", folded=False)),
+                "affine_before": self.affine_before, "affine_after": self.affine_after,
+                "bias_merges": self.bias_merges, "bias_skipped": len(self.pairs("bias", folded=False))}

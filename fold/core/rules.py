@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from fold.core.affine import Affine, bn_affine, per_channel_range, with_bias_terms
-from fold.core.graph import INPUT_OPS
 from fold.core.kinds import Kind
 
 
@@ -42,7 +41,10 @@ class Candidate:
     channels:      the producer's number of output channels (set by ``set_kernel``).
     kernel_absmax: per-output-channel max |kernel| (set by ``set_kernel``), or None.
     bias:          the producer's bias, or None when it has none.
-    compute_dtype: dtype the folded layer will compute in.
+    compute_dtype: dtype the folded layer will compute in (or store its weights in).
+    form:          "bn" (a BatchNorm), "affine" (another per-channel affine map, such as a scalar
+                   Mul/Add block) or "bias" (a bias add the layer takes in).
+    reads_input:   the BN reads a model input directly.
     notes:         remarks that hold once the pair is folded (e.g. where an activation goes);
                    they reach the report as extra keys of the pair.
     output_node:   the node of the folded graph whose output is what the BN produced, when it
@@ -70,6 +72,8 @@ class Candidate:
     kernel_absmax: np.ndarray | None = None
     bias: np.ndarray | None = None
     compute_dtype: str = "float32"
+    form: str = "bn"
+    reads_input: bool = False
     notes: dict[str, str | None] = field(default_factory=dict)
     output_node: str | None = None
 
@@ -105,11 +109,16 @@ class Rule:
 
 
 def _supported_kind(c: Candidate) -> str | None:
-    if c.op in INPUT_OPS:
+    if c.reads_input:
         return f"BatchNorm '{c.bn}' reads a model input directly; there is no layer to fold it into."
     if c.kind is None:
-        return f"'{c.layer}' is a {c.op}, not a layer kind foldscope folds a BatchNorm into."
+        return f"'{c.layer}' is {article(c.op)} {c.op}, not a layer kind foldscope folds a BatchNorm into."
     return None
+
+
+def article(word: str) -> str:
+    """ "a" or "an" before ``word`` (by its sound's first letter, as a reader says it)."""
+    return "an" if word[:1].lower() in "aeiou" and not word.upper().startswith(("UN", "EU", "US")) else "a"
 
 
 def _not_shared(c: Candidate) -> str | None:
@@ -258,6 +267,7 @@ class Decision:
     affine: Affine | None = None
     notes: dict[str, str | None] = field(default_factory=dict)
     output_node: str | None = None
+    form: str = "bn"
 
     @property
     def folded(self) -> bool:
@@ -268,7 +278,7 @@ class Decision:
         return self.bn.split("+")
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "bn": self.bn, "kind": self.op, "status": self.status,
+        return {"layer": self.layer, "bn": self.bn, "kind": self.op, "form": self.form, "status": self.status,
                 "reason": self.reason, "rule": self.rule, **self.notes}
 
 
@@ -279,12 +289,12 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
         reason = rule.check(c)
         if reason is not None:
             return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name,
-                            notes=dict.fromkeys(c.notes))
+                            notes=dict.fromkeys(c.notes), form=c.form)
     affine = c.affine()
     if c.bias is not None and c.bias.shape == affine.scale.shape:
         affine = with_bias_terms(affine, c.bias)
     return Decision(c.layer, c.bn, c.op, family, "folded", affine=affine, notes=dict(c.notes),
-                    output_node=c.output_node or c.layer)
+                    output_node=c.output_node or c.layer, form=c.form)
 
 
 def fold_notes(decisions: Sequence[Decision]) -> dict[str, str]:

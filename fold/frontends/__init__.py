@@ -1,4 +1,10 @@
 """The frontends, one package per model file format, each split the same way: ``match`` (read the
 model's structure: its graph and candidate pairs), ``rules`` (the shared rules plus the format's
 own guards), ``rewrite`` (apply the folds to a copy) and ``io`` (load, describe, run, write).
-``fold.frontend.FRONTENDS`` maps a file format to its package."""
+The op-level formats (GraphDef, TFLite, ONNX) each add a ``view`` of their ops for the shared
+op-graph layer, ``fold.frontends.ops``, which finds chains, builds candidates, holds the op-level
+rules and draws the graph once for all of them.
+
+Adding a format is one folder here and its row in ``fold.frontend.FRONTENDS``; ``docs/frontend.md``
+says exactly what the folder writes.
+"""

@@ -1,10 +1,11 @@
 """The GraphDef frontend: frozen TensorFlow graphs (.pb), folded at the op level.
 
-    match.py    BN chains (fused or Mul/Add) after Conv2D, Conv2DBackpropInput,
-                DepthwiseConv2dNative and MatMul; their candidates; the op graph
-    rules.py    the shared rules plus the op-level guards (constant, unshared filter, ...)
-    rewrite.py  scale the filter Const, one BiasAdd named like the BN replaces the chain
-    io.py       read, write, trace functions and Keras models, find inputs/outputs, run
+    view.py     the op-graph view (``fold.frontends.ops``): "node:k" tensors, constants computed
+                from Const ops (a frozen Keras model's Identity/Rsqrt sub-graphs), BiasAdd's axis
+    match.py    candidates and the op graph, on the shared chain finder
+    rules.py    the shared rules plus the op-level rules
+    rewrite.py  the filter from a new Const, one bias add named like the BN replaces the chain
+    io.py       read, trace functions and Keras models, find inputs/outputs, run
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import numpy as np
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
 from fold.frontend import FRONTENDS, LayerKernel
-from fold.frontends.graphdef import io, match
+from fold.frontends.graphdef import io, match, rewrite
 from fold.frontends.graphdef.io import GraphModel
-from fold.frontends.graphdef.rewrite import rewrite
 from fold.frontends.graphdef.rules import RULES
+from fold.frontends.graphdef.view import FILTER_INPUT, VOCABULARY, view_of
 
 
 class GraphDefFrontend:
@@ -30,6 +31,7 @@ class GraphDefFrontend:
 
     format = FRONTENDS["graphdef"]
     rules = RULES
+    vocabulary = VOCABULARY
 
     def load(self, path: Path, inputs: Sequence[str] | None = None,
              outputs: Sequence[str] | None = None) -> GraphModel:
@@ -39,14 +41,14 @@ class GraphDefFrontend:
         return model.name
 
     def candidates(self, model: GraphModel) -> list[Candidate]:
-        return list(match.candidates(model.graph_def, tuple(model.outputs)))
+        return match.candidates(view_of(model))
 
     def rewrite(self, model: GraphModel, folds: Sequence[tuple[Candidate, Decision]]) -> GraphModel:
-        folded = rewrite(model.graph_def, list(folds), keep=model.outputs)
+        folded = rewrite.rewrite(view_of(model), folds, keep=model.outputs)
         return dataclasses.replace(model, graph_def=folded)
 
-    def graph(self, model: GraphModel) -> nx.DiGraph:
-        return match.op_graph(model.graph_def, inputs=model.inputs, outputs=model.outputs, name=model.name)
+    def graph(self, model: GraphModel, show_consts: bool = False) -> nx.DiGraph:
+        return match.op_graph(view_of(model), model.inputs, model.outputs, model.name, show_consts)
 
     def inputs(self, model: GraphModel) -> list[InputSpec]:
         return io.input_specs(model)
@@ -64,17 +66,17 @@ class GraphDefFrontend:
         return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: GraphModel, layer: str) -> LayerKernel:
-        kernel, kind = match.filter_value(model.graph_def, layer)
-        ix = match.OpIndex(model.graph_def)
-        try:
-            _, const = match.bias_of(ix, layer)
-            bias = None if const is None else np.asarray(ix.value(const)).reshape(-1)
-        finally:
-            ix.close()
-        return LayerKernel(kernel, bias, kind)
+        view = view_of(model)
+        op = view.by_name.get(layer)
+        kind = view.kind(op) if op is not None else None
+        if kind is None or not view.is_constant(op.inputs[FILTER_INPUT]):
+            raise ValueError(f"'{layer}' is not a linear op with a constant filter.")
+        found = view.bias_add_after(op)
+        bias = None if found is None else np.asarray(view.value(found[1])).reshape(-1)
+        return LayerKernel(view.value(op.inputs[FILTER_INPUT]), bias, kind)
 
     def with_kernels(self, model: GraphModel, kernels: Mapping[str, LayerKernel]) -> GraphModel:
-        return io.with_kernels(model, kernels)
+        return dataclasses.replace(model, graph_def=rewrite.with_kernels(view_of(model), kernels))
 
     def write(self, model: GraphModel, path: Path) -> None:
         Path(path).write_bytes(self.to_bytes(model))

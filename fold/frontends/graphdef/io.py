@@ -4,7 +4,6 @@ Keras models to them, find their inputs and outputs, run them in a TensorFlow se
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -12,20 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
-from tensorflow.core.framework import graph_pb2, node_def_pb2
+from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.core.kinds import GRAPHDEF_KINDS
-from fold.frontend import LayerRunner, Tap
-from fold.frontends.graphdef.match import (
-    FILTER_INPUT, OpIndex, bias_of, filter_value, find_inputs, find_outputs, node_of, tensor_name,
-)
+from fold.frontend import LayerKernel, LayerRunner, Tap
+from fold.frontends.graphdef.rewrite import with_kernels
+from fold.frontends.graphdef.view import FILTER_INPUT, GraphDefView, node_of, tensor_name, view_of
 
-@dataclass
+@dataclass(eq=False)
 class GraphModel:
-    """A frozen GraphDef with the tensors it is fed and fetched by (``name:index``)."""
+    """A frozen GraphDef with the tensors it is fed and fetched by (``name:index``); compared and
+    hashed by identity, so that the frontend can cache one view of each model."""
 
     graph_def: graph_pb2.GraphDef
     inputs: list[str]
@@ -98,8 +96,9 @@ def io_names(graph_def: graph_pb2.GraphDef, inputs: Iterable[str] | None = None,
              outputs: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
     """Input and output tensor names: the given ones checked, the others found; FoldError if neither."""
     result = []
-    for what, given, find in (("inputs", inputs, find_inputs), ("outputs", outputs, find_outputs)):
-        names = _checked(graph_def, given, what) if given else find(graph_def)
+    view = GraphDefView(graph_def)
+    for what, given, find in (("inputs", inputs, view.find_inputs), ("outputs", outputs, view.find_outputs)):
+        names = _checked(graph_def, given, what) if given else find()
         if not names:
             raise FoldError(f"Cannot tell the graph's {what}; give them explicitly (--{what} NAME,...).")
         result.append(names)
@@ -165,22 +164,11 @@ def _fetchable(session: tf.compat.v1.Session, names) -> list[str]:
     return [n for n in names if n in ops and ops[n].outputs]
 
 
-def _data(ix: OpIndex, name: str) -> list[str]:
-    """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
-    kind = GRAPHDEF_KINDS.get(ix.nodes[name].op)
-    if kind is not None:
-        return [ix.data_inputs(name)[kind.data_input]]
-    return [t for t in ix.data_inputs(name) if not ix.is_constant(node_of(t))]
-
-
 def tapper(model: GraphModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
     """One session: the outputs, output 0 of each named op and the data inputs of each fed op, in one run."""
     session = _session(model.graph_def)
-    ix = OpIndex(model.graph_def)
-    try:
-        fed = {f: _data(ix, f) for f in _fetchable(session, feeds)}
-    finally:
-        ix.close()
+    view = view_of(model)
+    fed = {f: view.data_inputs(view.by_name[f]) for f in _fetchable(session, feeds)}
     taps = {n: f"{n}:0" for n in _fetchable(session, nodes)}
     fetch = list(dict.fromkeys([*model.outputs, *taps.values(), *(t for ts in fed.values() for t in ts)]))
 
@@ -197,15 +185,13 @@ def layer_runner(model: GraphModel, layers, magnitude: bool = False) -> LayerRun
     fetched at ``until``, in as few session runs as feeding allows (a tensor fed for one op cannot
     be fetched for another in the same run); with ``magnitude``, on a copy whose filters are
     |filters|, fetched at the op itself (no bias)."""
+    view = view_of(model)
     graph_def = model.graph_def
-    ix = OpIndex(graph_def)
-    try:
-        present = {name: until for name, until in layers if name in ix.nodes}
-        data = {name: _data(ix, name) for name in present}
-        if magnitude:
-            graph_def = _with_filters(graph_def, ix, {n: np.abs(filter_value(model.graph_def, n)[0]) for n in present})
-    finally:
-        ix.close()
+    present = {name: until for name, until in layers if name in view.by_name and view.kind(view.by_name[name])}
+    data = {name: view.data_inputs(view.by_name[name]) for name in present}
+    if magnitude:
+        graph_def = with_kernels(view, {n: LayerKernel(np.abs(view.value(view.by_name[n].inputs[FILTER_INPUT])), None,
+                                                       view.kind(view.by_name[n])) for n in present})
     session = _session(graph_def)
     fetches = {name: f"{name if magnitude else until}:0" for name, until in present.items()}
     fed = {t for ts in data.values() for t in ts}
@@ -224,60 +210,3 @@ def layer_runner(model: GraphModel, layers, magnitude: bool = False) -> LayerRun
         return found
 
     return LayerRunner(frozenset(present), run)
-
-
-def _const(name: str, value: np.ndarray):
-    node = node_def_pb2.NodeDef(name=name, op="Const")
-    node.attr["dtype"].type = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
-    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-    return node
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, i = name, 1
-    while candidate in taken:
-        candidate, i = f"{name}_{i}", i + 1
-    taken.add(candidate)
-    return candidate
-
-
-def _with_filters(graph_def: graph_pb2.GraphDef, ix: OpIndex, filters: dict[str, np.ndarray],
-                  biases: dict[str, np.ndarray] | None = None) -> graph_pb2.GraphDef:
-    """A copy whose ops read new filter values (and whose bias adds read new biases), each from a
-    Const of its own; the constants they no longer read are dropped."""
-    from fold.frontends.graphdef.rewrite import prune
-
-    new = graph_pb2.GraphDef()
-    new.CopyFrom(graph_def)
-    nodes = {n.name: n for n in new.node}
-    taken = set(nodes)
-    pool: set[str] = set()
-    for name, value in filters.items():
-        const = _unique(f"{name}/filter_edited", taken)
-        new.node.append(_const(const, value))
-        pool |= set(ix.filter_source(ix.data_inputs(name)[FILTER_INPUT])[1])
-        nodes[name].input[FILTER_INPUT] = const
-    for name, value in (biases or {}).items():
-        add, old = bias_of(ix, name)
-        if add is None:
-            raise ValueError(f"'{name}' has no bias add to write a bias into.")
-        const = _unique(f"{name}/bias_edited", taken)
-        new.node.append(_const(const, np.asarray(value).astype(ix.value(old).dtype).reshape(ix.value(old).shape)))
-        slot = [tensor_name(r) for r in nodes[add].input].index(tensor_name(old))
-        nodes[add].input[slot] = const
-        pool.add(node_of(old))
-    return prune(new, pool, set())
-
-
-def with_kernels(model: GraphModel, kernels) -> GraphModel:
-    """A copy whose named ops read the given filters (from Consts of their own) and, where given,
-    whose bias add reads the given bias."""
-    ix = OpIndex(model.graph_def)
-    try:
-        filters = {name: np.asarray(k.kernel).astype(filter_value(model.graph_def, name)[0].dtype)
-                   for name, k in kernels.items()}
-        biases = {name: k.bias for name, k in kernels.items() if k.bias is not None}
-        new = _with_filters(model.graph_def, ix, filters, biases)
-    finally:
-        ix.close()
-    return dataclasses.replace(model, graph_def=new)

@@ -36,6 +36,7 @@ class KerasFrontend:
 
     format = FRONTENDS["keras"]
     rules = RULES
+    vocabulary = match.VOCABULARY
 
     def __init__(self) -> None:
         self._scopes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

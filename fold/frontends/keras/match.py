@@ -18,13 +18,21 @@ import keras
 import networkx as nx
 import numpy as np
 
-from fold.core.graph import role_of
+from fold.core.graph import Vocabulary
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate
 from fold.errors import FoldError
 
 History = tuple[str, int, int]
 
+#: Keras layer classes by role in foldscope's graph.
+VOCABULARY = Vocabulary(
+    inputs=frozenset({"InputLayer"}),
+    bns=frozenset({"BatchNormalization"}),
+    activations=frozenset({"Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU"}),
+    homogeneous=frozenset({"ReLU", "LeakyReLU", "PReLU"}),
+    models=frozenset({"Functional", "Sequential", "Model"}),
+)
 _SUMMARY_KEYS = (
     "units", "filters", "kernel_size", "strides", "padding", "output_padding", "dilation_rate",
     "groups", "depth_multiplier", "activation", "use_bias", "data_format", "axis", "epsilon",
@@ -207,7 +215,7 @@ def scope_graph(scope: Scope) -> nx.DiGraph:
         layer = scope.layers.get(name)
         attrs = {
             "op": op,
-            "role": role_of(entry.get("class_name", "")),
+            "role": VOCABULARY.role(entry.get("class_name", ""), entry.get("class_name") in KERAS_KINDS),
             "config": _summary(entry),
             "weights": {w.name: tuple(w.shape) for w in getattr(layer, "weights", [])}
             if name not in scope.children else {},
@@ -282,7 +290,7 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> KerasCandidate | None
     rank = len(shape) if shape is not None else None
     cfg = entry.get("config") or {}
     c = KerasCandidate(
-        layer=prefix + producer, bn=prefix + bn_name, op=op, kind=kind,
+        layer=prefix + producer, bn=prefix + bn_name, op=op, kind=kind, reads_input=op == "InputLayer",
         activation=cfg.get("activation"),
         consumers=scope.refs[producer],
         calls=max(calls(scope.entries[n]) for n in (producer, bn_name)),

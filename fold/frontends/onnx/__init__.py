@@ -1,9 +1,12 @@
 """The ONNX frontend: .onnx models, folded where onnxoptimizer and onnxruntime stop.
 
-    match.py    BN chains after Conv, ConvTranspose (any group), Gemm and MatMul, through a bias
-                Add; BN as BatchNormalization or per-channel Mul/Add; candidates; the graph
-    rules.py    the shared rules plus the graph guards (constant, unshared, single-use, ...)
-    rewrite.py  new initializers, the chain removed, the layer takes the BN's output name
+    model.py    the model: a proto with unique node names and its tensors' shapes
+    view.py     the op-graph view (``fold.frontends.ops``): slots, Gemm's beta, constants chased
+                through Identity, Cast, reshapes, Transpose, DequantizeLinear, Constant nodes
+    match.py    candidates and the graph, on the shared chain finder
+    rules.py    the shared rules plus the op-level rules
+    rewrite.py  new initializers (float16 behind its Cast), the chain removed, the layer takes
+                the BN's output name
     io.py       safe reading (external data, checker, opset), describing, running with onnxruntime
 """
 
@@ -18,10 +21,12 @@ import numpy as np
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
 from fold.frontend import FRONTENDS, LayerKernel
+from fold.core.graph import Vocabulary
 from fold.frontends.onnx import io, match
-from fold.frontends.onnx.match import OnnxModel
+from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.rewrite import rewrite, rewrite_weights
 from fold.frontends.onnx.rules import RULES
+from fold.frontends.onnx.view import VOCABULARY, view_of
 
 
 class OnnxFrontend:
@@ -29,6 +34,7 @@ class OnnxFrontend:
 
     format = FRONTENDS["onnx"]
     rules = RULES
+    vocabulary: Vocabulary = VOCABULARY
 
     def load(self, path: Path, external_data: bool = True) -> OnnxModel:
         return io.load_model(path, external_data)
@@ -37,13 +43,13 @@ class OnnxFrontend:
         return model.stem
 
     def candidates(self, model: OnnxModel) -> list[Candidate]:
-        return list(match.candidates(model))
+        return match.candidates(view_of(model))
 
     def rewrite(self, model: OnnxModel, folds: Sequence[tuple[Candidate, Decision]]) -> OnnxModel:
-        return rewrite(model, folds)
+        return rewrite(model, view_of(model), folds)
 
     def graph(self, model: OnnxModel) -> nx.DiGraph:
-        return match.op_graph(model)
+        return match.op_graph(view_of(model))
 
     def inputs(self, model: OnnxModel) -> list[InputSpec]:
         return io.input_specs(model)
@@ -61,17 +67,16 @@ class OnnxFrontend:
         return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: OnnxModel, layer: str) -> LayerKernel:
-        ix = match.Index(model)
-        node = next((n for n in ix.nodes if n.name == layer), None)
-        if node is None or match.kind_of(node) is None or len(node.input) < 2 or not ix.is_constant(node.input[1]):
+        view = view_of(model)
+        op = view.by_name.get(layer)
+        if op is None or view.kind(op) is None or not view.is_constant(op.inputs[1]):
             raise ValueError(f"'{layer}' is not a layer with a constant kernel.")
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        groups = int(match.attribute(node, "group", 1)) if node.op_type in ("Conv", "ConvTranspose") else 1
-        return LayerKernel(ix.value(node.input[1]), None if bias is None else ix.value(bias),
-                           match.kind_of(node), groups)
+        bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
+        return LayerKernel(view.value(op.inputs[1]), None if bias is None else view.value(bias), view.kind(op),
+                           view.groups(op))
 
     def with_kernels(self, model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
-        return rewrite_weights(model, kernels)
+        return rewrite_weights(model, view_of(model), kernels)
 
     def write(self, model: OnnxModel, path: Path) -> None:
         Path(path).write_bytes(io.to_bytes(model))

@@ -26,7 +26,8 @@ from onnx import external_data_helper, numpy_helper
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
-from fold.frontends.onnx.match import Index, OnnxModel, kind_of, onnx_model
+from fold.frontends.onnx.model import OnnxModel, onnx_model
+from fold.frontends.onnx.view import OnnxView, view_of
 
 #: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
 MIN_OPSET = 9
@@ -153,23 +154,23 @@ def to_bytes(model: OnnxModel) -> bytes:
     return model.proto.SerializeToString()
 
 
-def _data_inputs(ix: Index, node: onnx.NodeProto) -> list[str]:
-    """The activation a linear node reads (its kind's data input), else every input that is not a constant."""
-    kind = kind_of(node)
+def _data_inputs(view: OnnxView, op) -> list[str]:
+    """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
+    kind = view.kind(op)
     if kind is not None:
-        return [node.input[kind.data_input]]
-    return [t for t in node.input if t and not ix.is_constant(t)]
+        return [op.inputs[kind.data_input]]
+    return [t for t in op.inputs if t and not view.is_constant(t)]
 
 
 def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
     """One session on a copy of the model that also outputs every tapped tensor (optimizations off)."""
-    ix = Index(model)
-    by_name = {n.name: n for n in ix.nodes}
-    fed = [v.name for v in model.feeds]
+    view = view_of(model)
+    by_name = view.by_name
+    fed = view.feeds
     outputs = [v.name for v in model.proto.graph.output]
-    node_tensors = {n: by_name[n].output[0] for n in nodes if n in by_name and by_name[n].output and by_name[n].output[0]}
+    node_tensors = {n: by_name[n].output for n in nodes if n in by_name and by_name[n].output}
     node_tensors |= {n: n for n in nodes if n in fed}  # a graph input's node is the input itself
-    feed_tensors = {f: _data_inputs(ix, by_name[f]) for f in feeds if f in by_name}
+    feed_tensors = {f: _data_inputs(view, by_name[f]) for f in feeds if f in by_name}
     extra = [t for t in dict.fromkeys([*node_tensors.values(), *(t for ts in feed_tensors.values() for t in ts)])
              if t not in fed and t not in outputs]
     tapped = onnx.ModelProto()
@@ -187,44 +188,43 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     return run
 
 
-def _path(ix: Index, layer: onnx.NodeProto, until: str) -> list[onnx.NodeProto] | None:
-    """The nodes from ``layer`` to ``until``, each the only reader of the one before (None if there is no such path)."""
-    by_name = {n.name: n for n in ix.nodes}
+def _path(view: OnnxView, layer, until: str) -> list | None:
+    """The ops from ``layer`` to ``until``, each the only reader of the one before (None if there is no such path)."""
     path = [layer]
-    while path[-1].name != until:
-        readers = ix.readers.get(path[-1].output[0], [])
+    while path[-1].id != until:
+        readers = view.readers(path[-1].output)
         if len(readers) != 1 or len(path) > 8:
             return None
-        path.append(ix.nodes[readers[0]])
-    return path if until in by_name else None
+        path.append(readers[0])
+    return path
 
 
-def _alone(model: OnnxModel, ix: Index, paths: dict[str, list[onnx.NodeProto]], magnitude: bool
+def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: bool
            ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]]]:
     """One model holding each path alone, its tensors renamed apart ("<layer>::<tensor>"): the first
-    node's data inputs become graph inputs, every constant an initializer (magnitude: |weight|, zero
+    op's data inputs become graph inputs, every constant an initializer (magnitude: |weight|, zero
     bias and zero added constants). Returns it and layer -> (its graph inputs, its graph output)."""
     nodes, inputs, outputs, inits, ends = [], [], [], [], {}
     for name, path in paths.items():
         layer = path[0]
-        elem = onnx.helper.np_dtype_to_tensor_dtype(ix.value(layer.input[1]).dtype)
-        renamed = {t: f"{name}::{t}" for node in path for t in [*node.input, *node.output] if t}
-        for node in path:
-            for slot, t in enumerate(node.input):
-                if t and ix.is_constant(t):
-                    value = ix.value(t)
+        elem = onnx.helper.np_dtype_to_tensor_dtype(view.value(layer.inputs[1]).dtype)
+        renamed = {t: f"{name}::{t}" for op in path for t in [*op.inputs, *op.outputs] if t}
+        for op in path:
+            for slot, t in enumerate(op.inputs):
+                if t and view.is_constant(t):
+                    value = view.value(t)
                     if magnitude:
-                        value = np.abs(value) if (node is layer and slot == 1) else np.zeros_like(value)
+                        value = np.abs(value) if (op is layer and slot == 1) else np.zeros_like(value)
                     inits.append(numpy_helper.from_array(np.asarray(value), renamed[t]))
             copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.name = f"{name}::{node.name}"
-            copy.input[:] = [renamed.get(t, t) for t in node.input]
-            copy.output[:] = [renamed.get(t, t) for t in node.output]
+            copy.CopyFrom(view.node(op))
+            copy.name = f"{name}::{op.id}"
+            copy.input[:] = [renamed.get(t, t) for t in op.inputs]
+            copy.output[:] = [renamed.get(t, t) for t in op.outputs]
             nodes.append(copy)
-        fed = [renamed[t] for t in _data_inputs(ix, layer)]
+        fed = [renamed[t] for t in _data_inputs(view, layer)]
         inputs += [onnx.helper.make_tensor_value_info(t, elem, None) for t in fed]
-        out = renamed[path[-1].output[0]]
+        out = renamed[path[-1].output]
         outputs.append(onnx.helper.make_tensor_value_info(out, elem, None))
         ends[name] = (fed, out)
     graph = onnx.helper.make_graph(nodes, "layers_alone", inputs, outputs, inits)
@@ -235,19 +235,18 @@ def _alone(model: OnnxModel, ix: Index, paths: dict[str, list[onnx.NodeProto]], 
 
 def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
     """Every layer (through ``until``; alone when ``magnitude``) in one model of its own in onnxruntime."""
-    ix = Index(model)
-    by_name = {n.name: n for n in ix.nodes}
+    view = view_of(model)
     paths = {}
     for name, until in layers:
-        node = by_name.get(name)
-        if node is None or len(node.input) < 2 or not ix.is_constant(node.input[1]):
+        op = view.by_name.get(name)
+        if op is None or len(op.inputs) < 2 or not view.is_constant(op.inputs[1]):
             continue
-        path = [node] if magnitude else _path(ix, node, until)
+        path = [op] if magnitude else _path(view, op, until)
         if path is not None:
             paths[name] = path
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
-    alone, ends = _alone(model, ix, paths, magnitude)
+    alone, ends = _alone(model, view, paths, magnitude)
     found = session(OnnxModel(alone, model.name))
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:

@@ -2,17 +2,20 @@
 
     BEFORE                                         AFTER
       X -> ConvTranspose(W, [B]) -> t                X -> ConvTranspose(W*s, B') -> y
-        -> [Add(b)] -> BatchNormalization -> y         -> consumers of y
+        -> [Identity, reshapes] -> [Add(b)]            -> [Identity, reshapes]
+        -> BatchNormalization -> y                     -> consumers of y
         -> consumers of y
 
     W' = W * s along the output channels (ConvTranspose: c = g * (C_out/group) + j)
     B' = (B + b) * s + t,  s = scale / sqrt(var + epsilon),  t = B_bn - mean * s
 
-The linear node takes over the name of the chain's last output (the BN's ``Y``), so its
-consumers, and a graph output of that name, need no rewiring; the BN, the bias ``Add``, the
-``Mul``/``Add`` are removed. Gemm gets ``C' = B'`` with ``beta = 1``; a MatMul, which has no
-bias input, is followed by one ``Add``. New weights are new initializers (the old ones are
-dropped once nothing reads them); the opset and IR version are unchanged, and the result
+The BN, the bias ``Add``, the ``Mul``/``Add`` are removed; the last op kept (the layer, or the
+last reshape looked through) takes over the name of the chain's last output (the BN's ``Y``), so
+its consumers, and a graph output of that name, need no rewiring. Gemm gets ``C' = B'`` with
+``beta = 1``; a MatMul, which has no bias input, is followed by one ``Add`` named like the chain's
+last node. New weights are new initializers; a weight stored as float16 behind a ``Cast`` is
+written back as float16 behind that same Cast; constants nothing reads any more (and the nodes
+that only computed them) are dropped. The opset and IR version are unchanged, and the result
 passes ``onnx.checker.check_model(full_check=True)``.
 """
 
@@ -27,7 +30,10 @@ from onnx import helper, numpy_helper
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
 from fold.frontend import LayerKernel
-from fold.frontends.onnx.match import Index, OnnxCandidate, OnnxModel
+from fold.frontends.onnx.model import OnnxModel
+from fold.frontends.onnx.view import VALUE_OPS, OnnxView
+from fold.frontends.ops.candidates import OpCandidate
+from fold.frontends.ops.names import Names
 
 
 def _read(graph: onnx.GraphProto) -> Iterator[str]:
@@ -40,19 +46,9 @@ def _read(graph: onnx.GraphProto) -> Iterator[str]:
     yield from (v.name for v in graph.output)
 
 
-class _Names:
-    """Fresh tensor and node names that collide with nothing in the graph."""
-
-    def __init__(self, graph: onnx.GraphProto):
-        self.taken = {t.name for t in graph.initializer} | {v.name for v in graph.input}
-        self.taken |= {t for n in graph.node for t in n.output} | {n.name for n in graph.node}
-
-    def fresh(self, name: str) -> str:
-        candidate, k = name, 1
-        while candidate in self.taken:
-            candidate, k = f"{name}_{k}", k + 1
-        self.taken.add(candidate)
-        return candidate
+def _names(graph: onnx.GraphProto) -> Names:
+    taken = {t.name for t in graph.initializer} | {v.name for v in graph.input}
+    return Names(taken | {t for n in graph.node for t in n.output} | {n.name for n in graph.node})
 
 
 def _set_input(node: onnx.NodeProto, slot: int, name: str) -> None:
@@ -67,48 +63,69 @@ def _set_beta_one(node: onnx.NodeProto) -> None:
     node.attribute.extend([*kept, helper.make_attribute("beta", 1.0)])
 
 
-def _fold_one(ix: Index, graph: onnx.GraphProto, names: _Names, c: OnnxCandidate,
+def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.NodeProto, slot: int,
+           value: np.ndarray, dtype: np.dtype) -> list[onnx.TensorProto]:
+    """Make ``node`` read ``value`` at ``slot``: a float16 weight behind a Cast is written back as
+    float16 behind that Cast (the Cast read by nothing else), any other as a new initializer."""
+    old = node.input[slot] if len(node.input) > slot else ""
+    cast = view.producer(old) if old else None
+    if cast is not None and cast.type == "Cast" and view.stored_dtype(old) == "float16" and \
+            len(view.readers(old)) == 1 and view.is_constant(cast.inputs[0]):
+        stored = names.fresh(f"{cast.inputs[0]}_folded")
+        graph.node[cast.index].input[0] = stored
+        return [numpy_helper.from_array(np.asarray(value).astype(np.float16), stored)]
+    name = names.fresh(f"{old or node.name}_folded")
+    _set_input(node, slot, name)
+    return [numpy_helper.from_array(np.asarray(value).astype(dtype), name)]
+
+
+def _fold_one(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidate,
               decision: Decision) -> tuple[list[onnx.TensorProto], onnx.NodeProto | None]:
-    """Rewrite the chain's linear node in ``graph``; returns new initializers and a new Add, if any."""
+    """Rewrite the chain's layer in ``graph``; returns new initializers and a new Add, if any."""
     chain = c.chain
-    node = graph.node[chain.linear]
-    weight = node.input[1]
-    kernel, bias = fold_kernel(ix.value(weight), c.bias, decision.affine, c.kind, c.groups)
-    w_name, b_name = names.fresh(f"{weight}_folded"), names.fresh(f"{node.name}_bias_folded")
-    inits = [numpy_helper.from_array(kernel, w_name), numpy_helper.from_array(bias, b_name)]
-    node.input[1] = w_name
-    final = ix.nodes[chain.out].output[0]
-    if node.op_type == "MatMul":  # no bias input: one Add after it, producing the chain's output under
-        # the name of the chain's last node (which goes), as a GraphDef's BiasAdd does
-        add = helper.make_node("Add", [node.output[0], b_name], [final], name=ix.nodes[chain.out].name)
-        return inits, add
-    _set_input(node, 2, b_name)
-    if node.op_type == "Gemm":
-        _set_beta_one(node)
-    node.output[0] = final
-    return inits, None
+    node = graph.node[chain.producer.index]
+    kernel, bias = fold_kernel(view.value(node.input[1]), c.bias, decision.affine, c.kind, c.groups)
+    inits = _write(view, graph, names, node, 1, kernel, kernel.dtype)
+    final = chain.tail.output
+    survivors = [node, *(graph.node[o.index] for o in chain.between)]
+    for before, after in zip(survivors, survivors[1:]):
+        after.input[0] = before.output[0]
+    add = None
+    if node.op_type == "MatMul":  # no bias input: one Add after it, named like the chain's last node
+        b_name = names.fresh(f"{node.name}_bias_folded")
+        inits.append(numpy_helper.from_array(bias, b_name))
+        out = names.fresh(f"{node.output[0]}_biased")
+        add = helper.make_node("Add", [node.output[0], b_name], [out], name=chain.tail.id)
+        if len(survivors) > 1:
+            survivors[1].input[0] = out
+        else:
+            add.output[0] = final
+    else:
+        inits += _write(view, graph, names, node, 2, bias, kernel.dtype)
+        if node.op_type == "Gemm":
+            _set_beta_one(node)
+    if add is None or len(survivors) > 1:
+        survivors[-1].output[0] = final
+    return inits, add
 
 
-def rewrite(model: OnnxModel, folds: Sequence[tuple[OnnxCandidate, Decision]]) -> OnnxModel:
+def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate, Decision]]) -> OnnxModel:
     """A folded copy of ``model`` (never modified)."""
     proto = onnx.ModelProto()
     proto.CopyFrom(model.proto)
     graph = proto.graph
-    ix = Index(model)
-    names = _Names(graph)
+    names = _names(graph)
     removed: set[int] = set()
     added: dict[int, onnx.NodeProto] = {}
     inits: list[onnx.TensorProto] = []
-    pool: set[str] = set()  # constants that may be left unread
     for c, decision in folds:
         if not decision.folded:
             continue
-        new, add = _fold_one(ix, graph, names, c, decision)
+        new, add = _fold_one(view, graph, names, c, decision)
         inits += new
         if add is not None:
-            added[c.chain.linear] = add
-        removed.update(c.chain.nodes)
-        pool |= {t for i in (c.chain.linear, *c.chain.nodes) for t in ix.nodes[i].input if ix.is_constant(t)}
+            added[c.chain.producer.index] = add
+        removed.update(o.index for o in c.chain.ops)
     nodes = []
     for i, node in enumerate(graph.node):
         if i not in removed:
@@ -117,60 +134,61 @@ def rewrite(model: OnnxModel, folds: Sequence[tuple[OnnxCandidate, Decision]]) -
             nodes.append(added[i])
     del graph.node[:]
     graph.node.extend(nodes)
-    return _finish(model, proto, inits, pool)
+    return _finish(model, proto, inits)
 
 
-def rewrite_weights(model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
-    """A copy of ``model`` whose named nodes read new weight (and bias, when given) constants,
-    in the dtypes of the ones they replace; ``model`` is untouched."""
+def rewrite_weights(model: OnnxModel, view: OnnxView, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
+    """A copy of ``model`` whose named nodes read new weight (and bias, when given) constants, in
+    the dtypes of the ones they replace; ``model`` is untouched."""
     proto = onnx.ModelProto()
     proto.CopyFrom(model.proto)
     graph = proto.graph
-    ix = Index(model)
-    names = _Names(graph)
-    by_name = {n.name: n for n in graph.node}
+    names = _names(graph)
     inits: list[onnx.TensorProto] = []
-    pool: set[str] = set()
     for layer, new in kernels.items():
-        node = by_name[layer]
-        dtype = ix.value(node.input[1]).dtype
+        op = view.by_name[layer]
+        node = graph.node[op.index]
+        dtype = np.asarray(view.value(op.inputs[1])).dtype
         for slot, value in ((1, new.kernel), (2, new.bias)):
             if value is None:
                 continue
             if slot == 2 and node.op_type == "MatMul":
                 raise ValueError(f"'{layer}' is a MatMul: it has no bias input to change.")
-            old = node.input[slot] if len(node.input) > slot else ""
-            name = names.fresh(f"{old or layer}_edited")
-            inits.append(numpy_helper.from_array(np.asarray(value).astype(dtype), name))
-            if old:
-                pool.add(old)
-            _set_input(node, slot, name)
-    return _finish(model, proto, inits, pool)
+            inits += _write(view, graph, names, node, slot, np.asarray(value), dtype)
+    return _finish(model, proto, inits)
 
 
-def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorProto], pool: set[str]) -> OnnxModel:
-    """Add the new initializers to ``proto``'s graph, drop the constants of ``pool`` nothing reads
-    any more, and wrap it with the shapes it now has."""
+def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorProto]) -> OnnxModel:
+    """Add the new initializers to ``proto``'s graph, drop the constants nothing reads any more (and
+    the nodes that only computed them), and wrap it with the shapes it now has."""
     graph = proto.graph
     graph.initializer.extend(inits)
     if proto.ir_version < 4:  # initializers must also be graph inputs before IR version 4
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
-    _prune(graph, pool)
+    _prune(graph)
     shapes = {**model.shapes, **{t.name: tuple(t.dims) for t in inits}}
     return OnnxModel(proto, model.name, shapes)
 
 
-def _prune(graph: onnx.GraphProto, pool: set[str]) -> None:
-    """Drop the constants of ``pool`` nothing reads any more, and value_info of tensors gone."""
+def _prune(graph: onnx.GraphProto) -> None:
+    """Drop the initializers nothing reads, the Constant and constant-computing nodes whose outputs
+    nothing reads (until none is left), and value_info of tensors gone."""
+    while True:
+        read = set(_read(graph))
+        dead = [n for n in graph.node if (n.op_type in ("Constant", "ConstantOfShape") or n.op_type in VALUE_OPS)
+                and not any(t in read for t in n.output if t) and _constant_inputs(graph, n)]
+        if not dead:
+            break
+        gone = {id(n) for n in dead}
+        kept = [n for n in graph.node if id(n) not in gone]
+        del graph.node[:]
+        graph.node.extend(kept)
     read = set(_read(graph))
-    dead = pool - read
-    kept = [t for t in graph.initializer if t.name not in dead]
+    initializers = [t for t in graph.initializer if t.name in read]
+    dropped = {t.name for t in graph.initializer} - {t.name for t in initializers}
     del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] in dead)]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    inputs = [v for v in graph.input if v.name not in dead]
+    graph.initializer.extend(initializers)
+    inputs = [v for v in graph.input if v.name not in dropped]
     del graph.input[:]
     graph.input.extend(inputs)
     existing = {t for n in graph.node for t in n.output} | {v.name for v in graph.input}
@@ -178,3 +196,12 @@ def _prune(graph: onnx.GraphProto, pool: set[str]) -> None:
     info = [v for v in graph.value_info if v.name in existing]
     del graph.value_info[:]
     graph.value_info.extend(info)
+
+
+def _constant_inputs(graph: onnx.GraphProto, node: onnx.NodeProto) -> bool:
+    """Whether a node reads only initializers and constant nodes' outputs (so dropping it drops no data)."""
+    initializers = {t.name for t in graph.initializer}
+    produced = {t: n for n in graph.node for t in n.output}
+    return all(not t or t in initializers or (t in produced and produced[t].op_type in
+                                               ("Constant", "ConstantOfShape", *VALUE_OPS))
+               for t in node.input)

@@ -1,8 +1,11 @@
 """The TFLite frontend: .tflite flatbuffers, folded where Samsung ONE's FuseBatchNormWithTConv does.
 
-    match.py    conv -> MUL -> ADD chains of the main subgraph, their candidates, the op graph
-    rules.py    the shared rules plus the flatbuffer guards (float32, constant, per-channel, ...)
-    rewrite.py  scale the filter, write the bias, drop MUL/ADD, place the fused activation
+    model.py    the model (bytes, schema tree, op ids, its one interpreter) and the schema's names
+    view.py     the op-graph view (``fold.frontends.ops``): tensor indices, constants behind DEQUANTIZE
+    match.py    candidates (fused activations, tensor types) and the op graph, on the shared chain finder
+    rules.py    the shared rules, the op-level rules and the flatbuffer guards (float32, linear MUL)
+    rewrite.py  scale the filter, write the bias (float16 behind its DEQUANTIZE), drop MUL/ADD,
+                place the fused activation
     io.py       read and check the bytes, describe and run the model with LiteRT
 """
 
@@ -14,15 +17,15 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from fold.core.kinds import TFLITE_KINDS
-from fold.core.rules import Candidate, Decision
+from fold.core.rules import Candidate, Decision, article
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError
 from fold.frontend import FRONTENDS, LayerKernel
 from fold.frontends.tflite import io, match
-from fold.frontends.tflite.match import SLOTS, TfliteModel
+from fold.frontends.tflite.model import TfliteModel
 from fold.frontends.tflite.rewrite import rewrite, rewrite_weights
 from fold.frontends.tflite.rules import RULES
+from fold.frontends.tflite.view import SLOTS, VOCABULARY, view_of
 
 
 class TfliteFrontend:
@@ -34,6 +37,7 @@ class TfliteFrontend:
 
     format = FRONTENDS["tflite"]
     rules = RULES
+    vocabulary = VOCABULARY
 
     def __init__(self, split_activation: bool = False):
         self.split_activation = split_activation
@@ -49,13 +53,13 @@ class TfliteFrontend:
         return model.stem
 
     def candidates(self, model: TfliteModel) -> list[Candidate]:
-        return list(match.candidates(model, self.split_activation))
+        return match.candidates(view_of(model), self.split_activation)
 
     def rewrite(self, model: TfliteModel, folds: Sequence[tuple[Candidate, Decision]]) -> TfliteModel:
         return rewrite(model, folds)
 
     def graph(self, model: TfliteModel) -> nx.DiGraph:
-        return match.op_graph(model)
+        return match.op_graph(view_of(model))
 
     def inputs(self, model: TfliteModel) -> list[InputSpec]:
         return io.input_specs(model)
@@ -73,19 +77,18 @@ class TfliteFrontend:
         return io.layer_runner(model, layers, magnitude)
 
     def kernel(self, model: TfliteModel, layer: str) -> LayerKernel:
-        if layer not in model.ids:
+        view = view_of(model)
+        op = view.by_name.get(layer)
+        if op is None:
             raise ValueError(f"The model has no op '{layer}'.")
-        op = model.main.operators[model.ids.index(layer)]
-        name = match.op_type(model.tree, op)
-        if name not in SLOTS:
-            raise ValueError(f"'{layer}' is a {name}, not an op with a kernel foldscope reads.")
-        filter_slot, bias_slot = SLOTS[name]
-        bias = op.inputs[bias_slot] if len(op.inputs) > bias_slot and op.inputs[bias_slot] >= 0 else None
-        if not match.is_constant(model.tree, model.main, op.inputs[filter_slot]):
+        if op.type not in SLOTS:
+            raise ValueError(f"'{layer}' is {article(op.type)} {op.type}, not an op with a kernel foldscope reads.")
+        filter_slot, bias_slot = SLOTS[op.type]
+        bias = op.inputs[bias_slot] if len(op.inputs) > bias_slot and op.inputs[bias_slot] else None
+        if not view.is_constant(op.inputs[filter_slot]):
             raise ValueError(f"The filter of '{layer}' is not a constant.")
-        return LayerKernel(match.float_array(model.tree, model.main, op.inputs[filter_slot]),
-                           None if bias is None else match.float_array(model.tree, model.main, bias),
-                           TFLITE_KINDS[name])
+        return LayerKernel(view.value(op.inputs[filter_slot]), None if bias is None else view.value(bias),
+                           view.kind(op))
 
     def with_kernels(self, model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
         return rewrite_weights(model, kernels)

@@ -17,18 +17,17 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, r
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
-from fold.core.kinds import TFLITE_KINDS
 from fold.frontend import LayerRunner, Tap
-from fold.frontends.tflite.match import (
-    SLOTS, TfliteModel, tensor_name, float_array, is_constant, op_ids, op_type, readers,
-)
+from fold.frontends.tflite.model import TfliteModel, interpreter, op_ids, tensor_name
+from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
 
 
 def model_from_bytes(data: bytes, name: str = "model") -> TfliteModel:
     """A TfliteModel from a file's bytes; a corrupt file, or one LiteRT refuses, is a FoldError naming it."""
     tree = parse_tflite(data, name)
-    interpreter(data, name)
-    return TfliteModel(bytes(data), tree, name, op_ids(tree))
+    model = TfliteModel(bytes(data), tree, name, op_ids(tree))
+    model.interpreter  # noqa: B018 - a model LiteRT refuses is a bad input, named here
+    return model
 
 
 def serialize(tree: schema.ModelT) -> bytes:
@@ -66,54 +65,31 @@ def _check_indices(model: schema.ModelT, name: str) -> None:
             raise FoldError(f"'{name}' is a corrupt TFLite file: a tensor refers to a buffer that does not exist.")
 
 
-def interpreter(data: bytes, name: str = "model", keep_all: bool = False):
-    """A LiteRT interpreter with its tensors allocated; FoldError when LiteRT refuses the model.
-
-    ``keep_all`` keeps every intermediate tensor readable after ``invoke`` (for layer outputs).
-    """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    try:
-        found = Interpreter(model_content=bytes(data), experimental_preserve_all_tensors=keep_all,
-                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        found.allocate_tensors()
-    except (RuntimeError, ValueError) as exc:
-        raise FoldError(f"LiteRT cannot run '{name}': {one_line(exc)}") from exc
-    return found
-
-
 def input_specs(model: TfliteModel) -> list[InputSpec]:
     """Name, shape (the batch axis is the fixed one the model was converted with) and dtype of each input."""
     return [InputSpec(d["name"], tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"]).name)
-            for d in interpreter(model.data, model.name).get_input_details()]
+            for d in model.interpreter.get_input_details()]
 
 
 def output_specs(model: TfliteModel) -> list[OutputSpec]:
-    return [OutputSpec(d["name"], -1) for d in interpreter(model.data, model.name).get_output_details()]
+    return [OutputSpec(d["name"], -1) for d in model.interpreter.get_output_details()]
 
 
 def runner(model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
-    """One interpreter for the model; the returned function runs one batch through it."""
-    found = interpreter(model.data, model.name)
+    """The model's interpreter; the returned function runs one batch through it (one run at a time)."""
+    found = model.interpreter
     in_details, out_details = found.get_input_details(), found.get_output_details()
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(in_details):
             raise FoldError(f"'{model.name}' takes {len(in_details)} inputs; received {len(inputs)}.")
-        for detail, x in zip(in_details, inputs):
-            found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
-        found.invoke()
-        return [np.array(found.get_tensor(d["index"])) for d in out_details]
+        with model.lock:
+            for detail, x in zip(in_details, inputs):
+                found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
+            found.invoke()
+            return [np.array(found.get_tensor(d["index"])) for d in out_details]
 
     return run
-
-
-def _data_inputs(model: TfliteModel, op: schema.OperatorT) -> list[int]:
-    """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
-    kind = TFLITE_KINDS.get(op_type(model.tree, op))
-    if kind is not None:
-        return [op.inputs[kind.data_input]]
-    return [t for t in op.inputs if t >= 0 and not is_constant(model.tree, model.main, t)]
 
 
 def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
@@ -121,12 +97,11 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     and the data inputs of each fed op, read after one run of the model's fixed batch."""
     found = interpreter(model.data, model.name, keep_all=True)
     in_details, out_details = found.get_input_details(), found.get_output_details()
-    index = {name: i for i, name in enumerate(model.ids)}
-    ops = model.main.operators
-    taps = {n: ops[index[n]].outputs[0] for n in nodes if n in index}
+    view = view_of(model)
+    taps = {n: int(view.by_name[n].output) for n in nodes if n in view.by_name}
     inputs = {tensor_name(model.main, t): t for t in model.main.inputs}
     taps |= {n: inputs[n] for n in nodes if n in inputs}
-    fed = {f: _data_inputs(model, ops[index[f]]) for f in feeds if f in index}
+    fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
 
     def run(xs: list[np.ndarray]) -> Tap:
         for detail, x in zip(in_details, xs):
@@ -139,11 +114,13 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> tuple[bytes, dict[str, tuple]]:
+def _alone(model: TfliteModel, view: TfliteView, paths: dict[str, list[int]], magnitude: bool
+           ) -> tuple[bytes, dict[str, tuple]]:
     """One model holding each op path alone (in order, each op reading the one before), every path
     with tensors of its own: the first op's data inputs become model inputs; constants are copied
-    (magnitude: |filter|, zero bias, no fused activation). Returns its bytes and layer -> (its input
-    indices, its output index) in the new subgraph."""
+    (a weight behind a DEQUANTIZE as the float32 values it makes; magnitude: |filter|, zero bias,
+    no fused activation). Returns its bytes and layer -> (its input indices, its output index) in
+    the new subgraph."""
     tree, sg = model.tree, model.main
     new = schema.ModelT()
     new.version, new.description = tree.version, b"foldscope: layers alone"
@@ -170,11 +147,10 @@ def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> 
                 tensors[t] = len(graph.tensors) - 1
             return tensors[t]
 
-        first = sg.operators[ops[0]]
-        slots = SLOTS.get(op_type(tree, first), (None, None))
+        first = view.ops[ops[0]]
+        slots = SLOTS.get(first.type, (None, None))
         for i in ops:
             op = copy.deepcopy(sg.operators[i])
-            kind = op_type(tree, op)
             if op.opcodeIndex not in codes:
                 new.operatorCodes.append(copy.deepcopy(tree.operatorCodes[op.opcodeIndex]))
                 codes[op.opcodeIndex] = len(new.operatorCodes) - 1
@@ -182,12 +158,11 @@ def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> 
             inputs = []
             for slot, t in enumerate(op.inputs):
                 data = None
-                if t >= 0 and is_constant(tree, sg, t):
-                    data = np.asarray(tree.buffers[sg.tensors[t].buffer].data, dtype=np.uint8)
+                if t >= 0 and view.is_constant(str(t)):
+                    data = view.value(str(t))
                     if magnitude and i == ops[0] and slot in slots:
-                        value = float_array(tree, sg, t)
-                        data = np.abs(value) if slot == slots[0] else np.zeros_like(value)
-                elif i == ops[0] and slot == 0 and kind == "TRANSPOSE_CONV":
+                        data = np.abs(data) if slot == slots[0] else np.zeros_like(data)
+                elif i == ops[0] and slot == 0 and first.type == "TRANSPOSE_CONV":
                     # an output shape computed at run time: alone, the op takes its output's static shape
                     data = np.asarray(sg.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(tensor(t, data))
@@ -196,7 +171,7 @@ def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> 
             if magnitude and hasattr(op.builtinOptions, "fusedActivationFunction"):
                 op.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.NONE
             graph.operators.append(op)
-        fed = [tensors[t] for t in _data_inputs(model, first)]
+        fed = [tensors[int(t)] for t in view.data_inputs(first)]
         out = tensors[sg.operators[ops[-1]].outputs[0]]
         graph.inputs += fed
         graph.outputs.append(out)
@@ -205,32 +180,31 @@ def _alone(model: TfliteModel, paths: dict[str, list[int]], magnitude: bool) -> 
     return serialize(new), ends
 
 
-def _ops_until(model: TfliteModel, layer: int, until: str) -> list[int] | None:
+def _ops_until(view: TfliteView, layer: int, until: str) -> list[int] | None:
     """Op indices from ``layer`` to the op named ``until``, each reading the one before."""
-    sg = model.main
-    found = readers(sg)
-    path = [layer]
-    while model.ids[path[-1]] != until:
-        after = found.get(sg.operators[path[-1]].outputs[0], [])
+    path = [view.ops[layer]]
+    while path[-1].id != until:
+        after = view.readers(path[-1].output)
         if len(after) != 1 or len(path) > 8:
             return None
         path.append(after[0])
-    return path
+    return [op.index for op in path]
 
 
 def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRunner:
     """Every op (through ``until``; alone when ``magnitude``) in one model of its own in LiteRT."""
-    index = {name: i for i, name in enumerate(model.ids)}
+    view = view_of(model)
     paths = {}
     for name, until in layers:
+        op = view.by_name.get(name)
         path = None
-        if name in index:
-            path = [index[name]] if magnitude else _ops_until(model, index[name], until)
+        if op is not None:
+            path = [op.index] if magnitude else _ops_until(view, op.index, until)
         if path is not None:
             paths[name] = path
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
-    data, ends = _alone(model, paths, magnitude)
+    data, ends = _alone(model, view, paths, magnitude)
     alone = interpreter(data, model.name)
     dtypes = {d["index"]: d["dtype"] for d in alone.get_input_details()}
 

@@ -3,8 +3,10 @@
     BEFORE                                        AFTER
 
       [In]  [Filter]  [Bias?]                       [In]  [Filter']  [Bias']
-         \     |      /                                \     |      /
+         \\     |      /                                \\     |      /
         TRANSPOSE_CONV (act NONE)                     TRANSPOSE_CONV (act of the ADD)
+              |                                             |
+          [RESHAPE...]                                 [RESHAPE...]
               |                                             |
              MUL <- [scale]    (act NONE)                 [Out]
               |
@@ -16,9 +18,12 @@
 
 The ADD's (or a lone MUL's) fused activation moves onto the conv when its options have a
 ``fusedActivationFunction`` (all four kinds in the schema shipped with LiteRT), or else, or
-when asked, becomes a separate RELU/RELU6 op as ONE does. The conv keeps its place and
-takes over the tail's output tensor, so the subgraph outputs and signatures keep their
-tensor indices.
+when asked, becomes a separate RELU/RELU6 op as ONE does. The last op kept (the conv, or the
+last reshape looked through) takes over the tail's output tensor, so the subgraph outputs and
+signatures keep their tensor indices. New weights are new tensors with buffers of their own
+(converters share buffers between equal tensors); a weight stored as float16 behind a
+DEQUANTIZE is written back as float16 behind that same DEQUANTIZE. DEQUANTIZE ops nothing reads
+any more, and the tensors and buffers of what was dropped, are removed.
 """
 
 from __future__ import annotations
@@ -31,15 +36,15 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, get_builtin_code_from_operator_code
 
 from fold.core.affine import fold_kernel
-from fold.core.kinds import TFLITE_KINDS
 from fold.core.rules import Decision
 from fold.frontend import LayerKernel
-from fold.frontends.tflite.match import (
-    SLOTS, STANDALONE_ACTIVATIONS, TfliteCandidate, TfliteModel, float_array, op_type,
-)
+from fold.frontends.tflite.match import STANDALONE_ACTIVATIONS, TfliteCandidate
+from fold.frontends.tflite.model import TfliteModel
+from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
 
 #: TRANSPOSE_CONV op versions that introduced a bias input and a fused activation.
 _TCONV_BIAS_VERSION, _TCONV_ACTIVATION_VERSION = 3, 4
+_TYPES = {"float32": (schema.TensorType.FLOAT32, "<f4"), "float16": (schema.TensorType.FLOAT16, "<f2")}
 
 
 def _opcode_index(model: schema.ModelT, op: str, min_version: int = 1) -> int:
@@ -55,16 +60,31 @@ def _opcode_index(model: schema.ModelT, op: str, min_version: int = 1) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _add_constant(model: schema.ModelT, sg: schema.SubGraphT, value: np.ndarray, name: bytes) -> int:
-    """A new float32 constant tensor with its own buffer (old buffers may be shared)."""
+def _add_constant(model: schema.ModelT, sg: schema.SubGraphT, value: np.ndarray, name: bytes,
+                  dtype: str = "float32") -> int:
+    """A new constant tensor (float32 or float16) with its own buffer (old buffers may be shared)."""
+    kind, layout = _TYPES[dtype]
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(np.ascontiguousarray(value, dtype="<f4").tobytes(), dtype=np.uint8)
+    buffer.data = np.frombuffer(np.ascontiguousarray(value, dtype=layout).tobytes(), dtype=np.uint8)
     model.buffers.append(buffer)
     tensor = schema.TensorT()
-    tensor.name, tensor.shape, tensor.type = name, list(value.shape), schema.TensorType.FLOAT32
+    tensor.name, tensor.shape, tensor.type = name, list(value.shape), kind
     tensor.buffer = len(model.buffers) - 1
     sg.tensors.append(tensor)
     return len(sg.tensors) - 1
+
+
+def _write(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, op: schema.OperatorT, slot: int,
+           value: np.ndarray, name: bytes, keep_dtype: bool = True) -> None:
+    """Make ``op`` read ``value`` at ``slot``: behind the same DEQUANTIZE as float16 when the old
+    weight was a float16 buffer read by this op alone (``keep_dtype``), else as a new float32 tensor."""
+    old = str(op.inputs[slot]) if op.inputs[slot] >= 0 else ""
+    through = view.looked_through(old) if old else []
+    if keep_dtype and through and view.stored_dtype(old) == "float16" and len(view.readers(old)) == 1:
+        dequantize = sg.operators[through[0].index]
+        dequantize.inputs = [_add_constant(tree, sg, value, name, "float16")]
+        return
+    op.inputs[slot] = _add_constant(tree, sg, value, name)
 
 
 def _with_version(model: schema.ModelT, op: schema.OperatorT, min_version: int) -> None:
@@ -72,44 +92,56 @@ def _with_version(model: schema.ModelT, op: schema.OperatorT, min_version: int) 
         op.opcodeIndex = _opcode_index(model, "TRANSPOSE_CONV", min_version)
 
 
-def fold_chain(model: schema.ModelT, sg: schema.SubGraphT, op: schema.OperatorT, affine: list[schema.OperatorT],
-               c: TfliteCandidate, decision: Decision) -> schema.OperatorT | None:
-    """Scale the filter, write the new bias, drop the MUL/ADD and let ``op`` produce the tail's output.
+def _name(sg: schema.SubGraphT, t: int, default: bytes) -> bytes:
+    return (sg.tensors[t].name or default) if t >= 0 else default
 
-    Returns the activation op it inserts after ``op`` ("separate" placement), if any.
-    """
-    name = op_type(model, op)
-    filter_slot, bias_slot = SLOTS[name]
-    inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
-    bias = None if inputs[bias_slot] < 0 else float_array(model, sg, inputs[bias_slot])
-    kernel, new_bias = fold_kernel(float_array(model, sg, inputs[filter_slot]), bias, decision.affine,
-                                   TFLITE_KINDS[name])
-    tail_out = affine[-1].outputs[0]
-    filter_name = sg.tensors[inputs[filter_slot]].name or b"filter"
-    inputs[filter_slot] = _add_constant(model, sg, kernel, filter_name + b"/folded")
-    inputs[bias_slot] = _add_constant(model, sg, new_bias, (sg.tensors[tail_out].name or b"output") + b"/bias")
-    op.inputs = inputs
-    conv_out, op.outputs = op.outputs[0], [tail_out]
-    sg.operators = [o for o in sg.operators if all(o is not a for a in affine)]
-    if name == "TRANSPOSE_CONV":
-        _with_version(model, op, _TCONV_BIAS_VERSION)
+
+def fold_chain(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops: list[schema.OperatorT],
+               c: TfliteCandidate, decision: Decision) -> tuple[list[schema.OperatorT], schema.OperatorT | None]:
+    """Write the folded filter and bias, let the last op kept produce the tail's output and place
+    the activation. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to
+    drop and the activation op to insert after the last one kept ("separate" placement), if any."""
+    chain = c.chain
+    op = ops[chain.producer.index]
+    filter_slot, bias_slot = SLOTS[chain.producer.type]
+    op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
+    kernel, new_bias = fold_kernel(view.value(c.weight), c.bias, decision.affine, c.kind)
+    tail_out = ops[chain.tail.index].outputs[0]
+    _write(view, tree, sg, op, filter_slot, kernel, _name(sg, op.inputs[filter_slot], b"filter") + b"/folded")
+    _write(view, tree, sg, op, bias_slot, new_bias, _name(sg, tail_out, b"output") + b"/bias")
+    survivors = [op, *(ops[o.index] for o in chain.between)]
+    for before, after in zip(survivors, survivors[1:]):
+        after.inputs = [before.outputs[0], *list(after.inputs)[1:]]
+    last = survivors[-1]
+    kept_out, last.outputs = last.outputs[0], [tail_out]
+    if chain.producer.type == "TRANSPOSE_CONV":
+        _with_version(tree, op, _TCONV_BIAS_VERSION)
+    dropped = [ops[o.index] for o in chain.ops]
     if c.placement == "fused":
         op.builtinOptions.fusedActivationFunction = getattr(schema.ActivationFunctionType, c.tail_activation)
-        if name == "TRANSPOSE_CONV":
-            _with_version(model, op, _TCONV_ACTIVATION_VERSION)
+        if chain.producer.type == "TRANSPOSE_CONV":
+            _with_version(tree, op, _TCONV_ACTIVATION_VERSION)
     elif c.placement == "separate":
-        # The conv's old output tensor now carries the values before the activation.
+        # The last op kept writes its old output tensor, which now carries the values before the activation.
         act = schema.OperatorT()
-        act.opcodeIndex = _opcode_index(model, STANDALONE_ACTIVATIONS[c.tail_activation])
-        act.inputs, act.outputs, op.outputs = [conv_out], [tail_out], [conv_out]
-        sg.operators.insert(sg.operators.index(op) + 1, act)
-        return act
-    return None
+        act.opcodeIndex = _opcode_index(tree, STANDALONE_ACTIVATIONS[c.tail_activation])
+        act.inputs, act.outputs, last.outputs = [kept_out], [tail_out], [kept_out]
+        return dropped, act
+    return dropped, None
 
 
 def _prune(model: schema.ModelT) -> None:
-    """Drop tensors of the main subgraph nothing refers to; empty buffers no tensor refers to."""
+    """Drop DEQUANTIZE ops nothing reads, tensors of the main subgraph nothing refers to, and the
+    data of buffers no tensor refers to."""
     sg = model.subgraphs[0]
+    codes = {i for i, code in enumerate(model.operatorCodes)
+             if get_builtin_code_from_operator_code(code) == schema.BuiltinOperator.DEQUANTIZE}
+    while True:
+        read = {t for o in sg.operators for t in o.inputs} | set(sg.outputs)
+        dead = [o for o in sg.operators if o.opcodeIndex in codes and not any(t in read for t in o.outputs)]
+        if not dead:
+            break
+        sg.operators = [o for o in sg.operators if all(o is not d for d in dead)]
     signatures = [s for s in model.signatureDefs or [] if s.subgraphIndex == 0]
     used = set(sg.inputs) | set(sg.outputs)
     for op in sg.operators:
@@ -134,39 +166,48 @@ def _prune(model: schema.ModelT) -> None:
             buffer.data = None
 
 
-def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]]) -> TfliteModel:
-    """A folded copy of ``model`` (never modified) with every folded chain rewritten; ops keep their ids."""
-    tree = copy.deepcopy(model.tree)
-    sg = tree.subgraphs[0]
-    ids = {id(op): name for op, name in zip(sg.operators, model.ids)}
-    # Hold op objects, not indices: each rewrite shifts the indices of the ops after it.
-    targets = [(sg.operators[c.chain.linear], [sg.operators[j] for j in c.chain.affine_ops], c, d)
-               for c, d in folds if d.folded]
-    for op, affine, c, d in targets:
-        act = fold_chain(tree, sg, op, affine, c, d)
-        if act is not None:
-            ids[id(act)] = c.output_node
+def _finish(model: TfliteModel, tree: schema.ModelT, ids: dict[int, str]) -> TfliteModel:
     _prune(tree)
     return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name,
-                       [ids[id(op)] for op in sg.operators])
+                       [ids[id(op)] for op in tree.subgraphs[0].operators])
+
+
+def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]]) -> TfliteModel:
+    """A folded copy of ``model`` (never modified) with every folded chain rewritten; ops keep their ids."""
+    view = view_of(model)
+    tree = copy.deepcopy(model.tree)
+    sg = tree.subgraphs[0]
+    ops = list(sg.operators)  # the view's order: every rewrite below works on these objects
+    ids = {id(op): name for op, name in zip(ops, model.ids)}
+    for c, decision in folds:
+        if not decision.folded:
+            continue
+        dropped, act = fold_chain(view, tree, sg, ops, c, decision)
+        sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
+        if act is not None:
+            last = ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index]
+            sg.operators.insert(sg.operators.index(last) + 1, act)
+            ids[id(act)] = c.output_node
+    return _finish(model, tree, ids)
 
 
 def rewrite_weights(model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
-    """A copy of ``model`` whose named ops read new filter (and bias, when given) constants of their
-    own; op ids and order are unchanged, ``model`` is untouched."""
+    """A copy of ``model`` whose named ops read new float32 filter (and bias, when given) tensors of
+    their own; op ids and order are unchanged, ``model`` is untouched."""
+    view = view_of(model)
     tree = copy.deepcopy(model.tree)
     sg = tree.subgraphs[0]
-    index = {name: i for i, name in enumerate(model.ids)}
+    ops = list(sg.operators)
     for layer, new in kernels.items():
-        op = sg.operators[index[layer]]
-        filter_slot, bias_slot = SLOTS[op_type(tree, op)]
-        inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
-        name = sg.tensors[inputs[filter_slot]].name or b"filter"
-        inputs[filter_slot] = _add_constant(tree, sg, np.asarray(new.kernel), name + b"/edited")
+        found = view.by_name[layer]
+        op = ops[found.index]
+        filter_slot, bias_slot = SLOTS[found.type]
+        op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
+        name = _name(sg, op.inputs[filter_slot], b"filter")
+        _write(view, tree, sg, op, filter_slot, np.asarray(new.kernel, np.float32), name + b"/edited", keep_dtype=False)
         if new.bias is not None:
-            if inputs[bias_slot] < 0 and op_type(tree, op) == "TRANSPOSE_CONV":
+            if op.inputs[bias_slot] < 0 and found.type == "TRANSPOSE_CONV":
                 _with_version(tree, op, _TCONV_BIAS_VERSION)
-            inputs[bias_slot] = _add_constant(tree, sg, np.asarray(new.bias).reshape(-1), name + b"/bias_edited")
-        op.inputs = inputs
-    _prune(tree)
-    return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name, list(model.ids))
+            _write(view, tree, sg, op, bias_slot, np.asarray(new.bias, np.float32).reshape(-1), name + b"/bias_edited",
+                   keep_dtype=False)
+    return _finish(model, tree, {id(op): name for op, name in zip(ops, model.ids)})

@@ -1,0 +1,243 @@
+"""The chain finder, written once for every op-level format: each BatchNorm with the op that makes
+its input, through what exporters put between them.
+
+    bn:      linear -> [between] -> [bias add] -> [between] -> BatchNorm op
+    affine:  linear -> [between] -> [bias add] -> [between] -> Mul(m) -> [Add(a)]   (a BN as converters write it)
+             any op -> Mul(m) -> Add(a) named or shaped as a BN  (listed, and skipped with its reason)
+    bias:    linear with a bias input -> [between] -> Add(a)   (a bias add the layer can take)
+
+``between``: Identity ops and reshapes that keep the channel axis (the ``ExpandDims -> Conv2D ->
+Squeeze`` of a Conv1D, an ONNX Unsqueeze or Flatten), each read by nothing else. ``m`` and ``a``
+are constants that vary along the channel axis only, or scalars: an Add of two activations (a
+residual) is no candidate at all. A Mul -> Add is a BatchNorm (``form`` "bn") when the file says
+so, by its names ("batchnorm", "batch_norm", "bn") or its shape (both operands hold one value per
+channel); scalar Mul/Add blocks on several channels (PaddleOCR's learnable affine layers) and a
+lone Mul are "affine".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from fold.frontends.ops.view import Op, OpView
+
+#: Ops looked through at most, between a layer and its BN.
+MAX_BETWEEN = 4
+_BN_NAME = re.compile(r"batch_?norm|(^|[/_.:;])bn\d*($|[/_.:;])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One candidate pair's ops.
+
+    producer: the op whose output the chain starts from (a linear op, or, for a decomposed BN after
+              anything else, that op; None for a model input); between: ops looked through after it;
+    bias:     a per-channel constant add right after the layer (between ops aside);
+    removed:  the BN op, or the Mul and/or Add;
+    source:   the tensor the producer's output becomes before the first of ``bias``/``removed``;
+    form:     "bn", "affine" or "bias" (see the module docstring); axis: the channel axis at ``source``.
+    """
+
+    producer: Op | None
+    between: tuple[Op, ...]
+    bias: Op | None
+    removed: tuple[Op, ...]
+    source: str
+    form: str
+    axis: int | None
+
+    @property
+    def tail(self) -> Op:
+        return self.removed[-1]
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """The ops the fold removes: the bias add, then the BN ops."""
+        return (*((self.bias,) if self.bias is not None else ()), *self.removed)
+
+
+def const_operand(view: OpView, op: Op) -> tuple[str, str] | None:
+    """(constant input, other input) of a binary op with exactly one constant operand."""
+    inputs = [t for t in op.inputs if t]
+    if len(inputs) != 2:
+        return None
+    flags = [view.is_constant(t) for t in inputs]
+    if flags.count(True) != 1:
+        return None
+    return (inputs[0], inputs[1]) if flags[0] else (inputs[1], inputs[0])
+
+
+def broadcast_axes(value: np.ndarray, rank: int | None) -> tuple[int, ...] | None:
+    """Axes of a rank-``rank`` tensor along which a broadcast constant varies (None: it cannot broadcast)."""
+    if rank is None or value.ndim > rank:
+        return None
+    padded = (1,) * (rank - value.ndim) + tuple(value.shape)
+    return tuple(i for i, n in enumerate(padded) if n != 1)
+
+
+def varies_along(view: OpView, op: Op, const: str, rank: int | None, axis: int | None) -> bool:
+    """Whether constant ``const`` of binary ``op`` is a scalar or varies along ``axis`` only."""
+    if rank is None or axis is None:
+        return False
+    axes = view.operand_axes(op, const, rank)
+    return axes is not None and axes in ((), (axis % rank,))
+
+
+def channel_vector(value: np.ndarray, channels: int) -> np.ndarray:
+    """A per-channel (or scalar) constant as a (channels,) float64 vector."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (channels,)).copy()
+
+
+def _rank(view: OpView, tensor: str) -> int | None:
+    shape = view.shape(tensor)
+    return None if shape is None else len(shape)
+
+
+def kept_axis(view: OpView, op: Op, axis: int | None) -> int | None:
+    """The channel axis after a shape-only op that keeps it (None: it moves or mixes the channels).
+
+    It keeps it when the dimensions before the channel axis (size-1 ones aside) and the channel
+    count are the same after the op: in row-major order every element then stays in its channel.
+    """
+    before, after = view.shape(op.inputs[0]) if op.inputs else None, view.shape(op.output)
+    if axis is None or before is None or after is None or not 0 <= axis < len(before) or before[axis] is None:
+        return None
+    lead = [d for d in before[:axis] if d != 1]
+    for candidate, size in enumerate(after):
+        if size == before[axis] and [d for d in after[:candidate] if d != 1] == lead:
+            return candidate
+    return None
+
+
+def _passthrough(view: OpView, op: Op) -> bool:
+    vocab = view.vocabulary
+    return op.type in vocab.identities or op.type in vocab.reshapes
+
+
+def _single_reader(view: OpView, tensor: str) -> bool:
+    return len(view.readers(tensor)) == 1 and not view.is_output(tensor)
+
+
+def back_to_layer(view: OpView, tensor: str) -> tuple[Op | None, tuple[Op, ...], Op | None, int | None]:
+    """From a BN's input back to the op that makes it: (producer, ops looked through, bias add,
+    channel axis at ``tensor``). The producer is a linear op when one is reached through
+    identities, channel-keeping reshapes and at most one per-channel constant add; otherwise it is
+    the op right before ``tensor`` (and nothing is looked through). Whether what was looked through
+    is read elsewhere is for the rules to say (``single-use-chain``)."""
+    direct = view.producer(tensor)
+    path: list[Op] = []
+    bias, t = None, tensor
+    for _ in range(MAX_BETWEEN + 2):
+        op = view.producer(t)
+        if op is None:
+            break
+        if view.kind(op) is not None and op.output == t:
+            axis = view.channel_axis(op)
+            for step in path:  # in data order: the channel axis carried forward to ``tensor``
+                if step is bias:
+                    if not varies_along(view, bias, const_operand(view, bias)[0], _rank(view, bias.output), axis):
+                        return direct, (), None, _default(view, tensor)
+                    continue
+                axis = kept_axis(view, step, axis)
+                if axis is None:
+                    return direct, (), None, _default(view, tensor)
+            return op, tuple(s for s in path if s is not bias), bias, axis
+        split = const_operand(view, op) if op.type in view.vocabulary.adds else None
+        if split is not None and bias is None:
+            bias, t = op, split[1]
+        elif _passthrough(view, op) and op.inputs and len(path) < MAX_BETWEEN:
+            t = op.inputs[0]
+        else:
+            break
+        path.insert(0, op)
+    return direct, (), None, _default(view, tensor)
+
+
+def _default(view: OpView, tensor: str) -> int | None:
+    return view.default_axis(_rank(view, tensor))
+
+
+def _bn_chain(view: OpView, op: Op) -> Chain | None:
+    bn = view.bn(op)
+    if bn is None:
+        return None
+    x = op.inputs[bn.data_slot]
+    producer, between, bias, axis = back_to_layer(view, x)
+    return Chain(producer, between, bias, (op,), x, "bn", axis)
+
+
+def _following_add(view: OpView, mul: Op, axis: int | None) -> Op | None:
+    """The Add of a constant per-channel operand that alone reads the Mul's output, if any."""
+    if not _single_reader(view, mul.output):
+        return None
+    (after,) = view.readers(mul.output)
+    split = const_operand(view, after) if after.type in view.vocabulary.adds else None
+    if split is None or split[1] != mul.output or not varies_along(view, after, split[0], _rank(view, after.output), axis):
+        return None
+    return after
+
+
+def _names_say_bn(view: OpView, ops: tuple[Op, ...]) -> bool:
+    names = [n for op in ops for n in (op.id, *(view.name(t) for t in op.inputs if t), view.name(op.output))]
+    return any(_BN_NAME.search(n) for n in names)
+
+
+def _mul_chain(view: OpView, mul: Op) -> Chain | None:
+    split = const_operand(view, mul)
+    if split is None:
+        return None
+    const, x = split
+    producer, between, bias, axis = back_to_layer(view, x)
+    if not varies_along(view, mul, const, _rank(view, mul.output), axis):
+        return None
+    add = _following_add(view, mul, axis)
+    linear = producer is not None and view.kind(producer) is not None
+    if not linear and add is None:
+        return None  # a lone Mul after anything but a layer is no BN
+    removed = (mul,) if add is None else (mul, add)
+    channels = view.shape(x)[axis] if view.shape(x) is not None and axis is not None else None
+    shaped = add is not None and channels is not None and \
+        all(np.asarray(view.value(const_operand(view, o)[0])).size == channels for o in removed)
+    form = "bn" if _names_say_bn(view, removed) or shaped else "affine"
+    if form == "affine" and not linear:
+        return None  # a scalar Mul -> Add after an activation (a hard sigmoid's) is no layer's to absorb
+    return Chain(producer, between, bias, removed, x, form, axis)
+
+
+def _bias_chain(view: OpView, add: Op) -> Chain | None:
+    split = const_operand(view, add)
+    if split is None:
+        return None
+    producer, between, bias, axis = back_to_layer(view, split[1])
+    if producer is None or view.kind(producer) is None or bias is not None or view.slots(producer)[1] is None:
+        return None  # only a layer with a bias input can take an add
+    if not varies_along(view, add, split[0], _rank(view, add.output), axis):
+        return None
+    return Chain(producer, between, None, (add,), split[1], "bias", axis)
+
+
+def find_chains(view: OpView) -> list[Chain]:
+    """Every BN op, every Mul (then Add) by per-channel constants and every lone per-channel Add
+    after a layer with a bias input, in op order; an op belongs to one chain at most."""
+    chains: list[Chain] = []
+    claimed: set[int] = set()
+
+    def take(chain: Chain | None) -> None:
+        if chain is not None and not claimed & {o.index for o in chain.ops}:
+            chains.append(chain)
+            claimed.update(o.index for o in chain.ops)
+
+    vocab = view.vocabulary
+    for op in view.ops:
+        if op.type in vocab.bns:
+            take(_bn_chain(view, op))
+    for op in view.ops:
+        if op.type in vocab.muls and op.index not in claimed:
+            take(_mul_chain(view, op))
+    for op in view.ops:
+        if op.type in vocab.adds and op.index not in claimed:
+            take(_bias_chain(view, op))
+    return sorted(chains, key=lambda c: c.ops[0].index)
