@@ -25,8 +25,8 @@ from fold.core.affine import channel_rows, scale_kernel
 from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
-    ChannelStats, TensorCheck, as_channels, judge_layer, judge_tensor, layer_tolerance, nudge_bias, nudge_factors,
-    nudge_rho, verdict, within_floor,
+    ChannelStats, TensorCheck, as_channels, as_shaped, judge_layer, judge_tensor, layer_tolerance, nudge_bias,
+    nudge_factors, nudge_rho, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification
 from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
@@ -112,10 +112,22 @@ def fold_correspondence(decisions: Sequence[Decision], before: nx.DiGraph, after
     return Correspondence(folded, shared_nodes(before, after, folded))
 
 
+def _between(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
+    """The folded layer, the ops it was looked through to (an Identity, a Squeeze: each now holds the
+    BN's values) and ``until``: the nodes whose tensors the fold changed."""
+    path = [layer]
+    while path[-1] != until and path[-1] in graph and len(path) < 8:
+        after = list(graph.successors(path[-1]))
+        if len(after) != 1:
+            break
+        path.append(after[0])
+    return path if path[-1] == until else [layer, until]
+
+
 def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedLayer] = ()) -> list[tuple[str, str]]:
     """Every node both graphs have by id (nested models opened), but inputs and the folded layers."""
-    replaced = {f.layer for f in folded} | {f.until for f in folded}
     old, new = flatten(before), flatten(after)
+    replaced = {n for f in folded for n in _between(new, f.layer, f.until)}
     return [(n, n) for n, role in new.nodes(data="role") if n in old and role != "input" and n not in replaced]
 
 
@@ -257,8 +269,10 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
 
     row_bytes = _row_bytes(g_orig, [*(f.reference for f in corr.folded), *(o for o, _ in corr.shared)], inputs)
     start, step = 0, unit if row_bytes is None else _step(row_bytes * 2, unit)
+    chunks: list[tuple[int, int]] = []  # the rows of each chunk, which the nudge runs again
     while start < rows:
         chunk = [x[start:start + step] for x in inputs]
+        chunks.append((start, start + step))
         o = _in_batches(orig_tap, chunk, b_orig)
         c = _in_batches(checked_tap, corr.feed(chunk), b_checked)
         if start == 0 and row_bytes is None:  # rows per chunk from what the first rows weighed
@@ -287,7 +301,7 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
     nudged = False
     if any(t.stats is not None and not within_floor(t.stats, t.dtype) for t in compared):
-        nudged = _nudge(checked, corr.feed(inputs), step, b_checked, outputs, shared, kept_checked, kept_nodes,
+        nudged = _nudge(checked, corr.feed(inputs), chunks, b_checked, outputs, shared, kept_checked, kept_nodes,
                         layer_stats, seed)
     tensor_checks = [_judge_tensor(t, atol if t.role == "output" else None) for t in compared]
     checks += tensor_checks
@@ -311,6 +325,8 @@ def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], pl
     terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, chunk, batch)
     for f in folded:
         ref, got, terms = o.nodes[f.reference], got_all[f.layer], terms_all[f.layer]
+        # a layer fetched before the Squeeze it was looked through to (or a converter's 2-D op for a 1-D layer)
+        got, terms = as_shaped(got, ref.shape), as_shaped(terms, ref.shape)
         if got.shape != ref.shape or terms.shape != ref.shape:
             continue
         axis = channel_axis(graph, f.reference, ref.ndim)
@@ -319,7 +335,7 @@ def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], pl
         source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
         kernel = kernels[f.layer]
         tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source, f.scale,
-                              f.terms)
+                              f.terms, stored=kernel.stored)
         stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c])).add(ref_c, got_c, axis_c, tol, terms_c)
 
 
@@ -363,7 +379,7 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
     return side.frontend.with_kernels(side.model, kernels) if kernels else None
 
 
-def _nudge(checked: Side, inputs: list[np.ndarray], step: int, batch: int | None, outputs: list[_Compared],
+def _nudge(checked: Side, inputs: list[np.ndarray], chunks: list[tuple[int, int]], batch: int | None, outputs: list[_Compared],
            shared: list[_Compared], kept_outputs: list[list[np.ndarray]], kept_nodes: list[dict] | None,
            layer_stats: dict[str, ChannelStats], seed: int | None) -> bool:
     """Rule 3: run nudged copies of the checked model and record how far they move each tensor from
@@ -374,7 +390,6 @@ def _nudge(checked: Side, inputs: list[np.ndarray], step: int, batch: int | None
     shared = [t for t in shared if t.stats is not None]
     names = [t.name for t in shared]
     base = checked.frontend.tapper(checked.model, names) if kept_nodes is None else None
-    rows = int(inputs[0].shape[0]) if inputs else (batch or 1)
     built = False
     for draw in range(NUDGES):
         if built and all(_judge_tensor(t, None).margin < 0.25 for t in [*outputs, *shared] if t.stats is not None):
@@ -384,8 +399,8 @@ def _nudge(checked: Side, inputs: list[np.ndarray], step: int, batch: int | None
             return built
         built = True
         nudged = checked.frontend.tapper(model, names)
-        for i, start in enumerate(range(0, rows, step)):
-            chunk = [x[start:start + step] for x in inputs]
+        for i, (start, stop) in enumerate(chunks):  # the first pass's chunks, whose outputs were kept
+            chunk = [x[start:stop] for x in inputs]
             b = _in_batches(nudged, chunk, batch)
             nodes = kept_nodes[i] if kept_nodes is not None else _in_batches(base, chunk, batch).nodes
             for t, got in zip(outputs, kept_outputs[i]):

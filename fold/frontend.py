@@ -38,6 +38,8 @@ class LayerKernel:
 
     taps: the layer's reduction length (terms summed per output element) when it is not
     ``kernel.size / channels`` (a separable layer: its depthwise taps plus its pointwise inputs).
+    stored: the dtype the weights are stored in when it is narrower than the one they are computed
+    in (float16 behind a Cast or DEQUANTIZE): a folded weight is rounded to it when written.
     """
 
     kernel: np.ndarray
@@ -45,6 +47,7 @@ class LayerKernel:
     kind: Kind
     groups: int = 1
     taps: int | None = None
+    stored: str | None = None
 
     @property
     def channels(self) -> int:

@@ -81,6 +81,15 @@ def unit_roundoff(dtype: str) -> float:
     return UNIT_ROUNDOFF.get(str(dtype), UNIT_ROUNDOFF["float32"])
 
 
+def as_shaped(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """``array`` reshaped to ``shape`` when the two differ only by axes of size 1 (an ExpandDims or a
+    Squeeze, which keep every element in its channel); otherwise as it is."""
+    array = np.asarray(array)
+    if array.shape != tuple(shape) and [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
+        return array.reshape(shape)
+    return array
+
+
 def as_channels(array: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
     """``array`` in float32 or float64 (narrower floats widen to float32, the rest to float64) with
     its channel axis made non-negative; an array of rank 0 or 1 is (elements, 1 channel)."""
@@ -129,11 +138,13 @@ def bn_step(source: np.ndarray, reference: np.ndarray, axis: int) -> tuple[np.nd
 
 def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarray | None, reduction: int,
                     dtype: str, axis: int, source: np.ndarray | None = None, scale: np.ndarray | None = None,
-                    terms: np.ndarray | None = None) -> np.ndarray:
+                    terms: np.ndarray | None = None, stored: str | None = None) -> np.ndarray:
     """The elementwise tolerance of a folded layer's output, as rule 1 says (the shape of ``reference``,
     whose channels are on ``axis``); ``bias`` is the folded bias per channel (None: no bias);
     ``source`` the original layer's output y, ``scale`` and ``terms`` the BN's |s| and T per channel
-    (read off ``source`` and ``reference`` when not given)."""
+    (read off ``source`` and ``reference`` when not given). ``stored``: the narrower dtype the folded
+    weights were written in (float16), whose rounding moves each product by at most its unit
+    roundoff: u16 * sum |W'||x| and u16 * |b'|, added as a hard bound."""
     u = unit_roundoff(dtype)
     tol = np.multiply(magnitude, (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) + 1) * u, dtype=np.float64)
     tol += 4 * u * np.abs(reference)
@@ -144,6 +155,11 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
             scale, terms = bn_step(source, reference, axis)
         tol += 4 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
         tol += per_channel(tol.shape, axis, 4 * u * np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64))))
+    if stored is not None and unit_roundoff(stored) > u:
+        u_stored = unit_roundoff(stored)
+        tol += u_stored * np.asarray(magnitude, dtype=np.float64)
+        if bias is not None:
+            tol += per_channel(tol.shape, axis, u_stored * np.abs(np.asarray(bias, dtype=np.float64)))
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
     return tol

@@ -18,6 +18,7 @@ from tensorflow.python.framework import op_def_registry, tensor_util
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import GRAPHDEF_KINDS, Kind
+from fold.frontends.ops.chains import MAX_BETWEEN, kept_axis
 from fold.frontends.ops.view import BnOp, Op
 
 VOCABULARY = Vocabulary(
@@ -238,17 +239,27 @@ class GraphDefView:
         return [t for t in op.inputs if not self.is_constant(t)]
 
     def bias_add_after(self, op: Op) -> tuple[Op, str] | None:
-        """(bias add, its constant tensor) when the op's output feeds only a per-channel constant add."""
-        readers = self.readers(op.output)
-        if len(readers) != 1 or readers[0].type not in VOCABULARY.adds or len(readers[0].inputs) != 2:
-            return None
-        add = readers[0]
-        const = next((t for t in add.inputs if t != op.output), None)
-        if const is None or not self.is_constant(const):
-            return None
-        rank = 2 if op.type == "MatMul" else 4
-        axes = self.operand_axes(add, const, rank)
-        return (add, const) if axes in ((), (self.channel_axis(op),)) else None
+        """(bias add, its constant tensor) when the op's output feeds only a per-channel constant add,
+        directly or through the Identity and channel-keeping reshapes a fold looks through (the
+        Squeeze of a Conv1D, after which a folded chain's bias add sits)."""
+        axis, t = self.channel_axis(op), op.output
+        for _ in range(MAX_BETWEEN + 1):
+            readers = self.readers(t)
+            if len(readers) != 1 or self.is_output(t):
+                return None
+            after = readers[0]
+            if after.type in VOCABULARY.adds and len(after.inputs) == 2:
+                const = next((x for x in after.inputs if x != t), None)
+                if const is None or not self.is_constant(const):
+                    return None
+                shape = self.shape(after.output)
+                rank = len(shape) if shape is not None else (2 if op.type == "MatMul" else 4)
+                axes = self.operand_axes(after, const, rank)
+                return (after, const) if axis is not None and axes in ((), (axis % rank,)) else None
+            if after.type not in VOCABULARY.identities and after.type not in VOCABULARY.reshapes:
+                return None
+            axis, t = kept_axis(self, after, axis) if after.type in VOCABULARY.reshapes else axis, after.output
+        return None
 
 
 def _close(state: dict) -> None:

@@ -72,8 +72,10 @@ class OnnxFrontend:
         if op is None or view.kind(op) is None or not view.is_constant(op.inputs[1]):
             raise ValueError(f"'{layer}' is not a layer with a constant kernel.")
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] else None
-        return LayerKernel(view.value(op.inputs[1]), None if bias is None else view.value(bias), view.kind(op),
-                           view.groups(op))
+        value = view.value(op.inputs[1])
+        stored = view.stored_dtype(op.inputs[1])
+        return LayerKernel(value, None if bias is None else view.value(bias), view.kind(op), view.groups(op),
+                           stored=stored if stored != np.asarray(value).dtype.name else None)
 
     def with_kernels(self, model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
         return rewrite_weights(model, view_of(model), kernels)

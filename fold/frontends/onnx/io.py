@@ -203,7 +203,7 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
            ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]]]:
     """One model holding each path alone, its tensors renamed apart ("<layer>::<tensor>"): the first
     op's data inputs become graph inputs, every constant an initializer (magnitude: |weight|, zero
-    bias and zero added constants). Returns it and layer -> (its graph inputs, its graph output)."""
+    bias and zero added constants; what reshapes read stays). Returns it and layer -> (its graph inputs, its graph output)."""
     nodes, inputs, outputs, inits, ends = [], [], [], [], {}
     for name, path in paths.items():
         layer = path[0]
@@ -213,8 +213,10 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
             for slot, t in enumerate(op.inputs):
                 if t and view.is_constant(t):
                     value = view.value(t)
-                    if magnitude:
-                        value = np.abs(value) if (op is layer and slot == 1) else np.zeros_like(value)
+                    if magnitude and op is layer:
+                        value = np.abs(value) if slot == 1 else np.zeros_like(value)
+                    elif magnitude and op.type in view.vocabulary.adds:
+                        value = np.zeros_like(value)  # a reshape's shape, a Squeeze's axes stay
                     inits.append(numpy_helper.from_array(np.asarray(value), renamed[t]))
             copy = onnx.NodeProto()
             copy.CopyFrom(view.node(op))
@@ -234,14 +236,15 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
 
 
 def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
-    """Every layer (through ``until``; alone when ``magnitude``) in one model of its own in onnxruntime."""
+    """Every layer through ``until`` in one model of its own in onnxruntime (``magnitude``: |weights|,
+    no bias, no added constants)."""
     view = view_of(model)
     paths = {}
     for name, until in layers:
         op = view.by_name.get(name)
         if op is None or len(op.inputs) < 2 or not view.is_constant(op.inputs[1]):
             continue
-        path = [op] if magnitude else _path(view, op, until)
+        path = _path(view, op, until)
         if path is not None:
             paths[name] = path
     if not paths:

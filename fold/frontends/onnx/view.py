@@ -124,6 +124,8 @@ class OnnxView:
         while (op := self._producer.get(t)) is not None and op.type in VALUE_OPS:
             found.append(op)
             t = op.inputs[0]
+        if (op := self._producer.get(t)) is not None and op.type == "ConstantOfShape":
+            found.append(op)  # a filled weight is named; a Constant node is simply where the value is
         return found
 
     def stored_dtype(self, tensor: str) -> str:

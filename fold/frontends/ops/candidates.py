@@ -119,6 +119,7 @@ def op_candidate(view: OpView, chain: Chain, cls: type[OpCandidate] = OpCandidat
     c.extra_readers = extra_readers(view, chain)
     if chain.between:  # the pair's notes say what was looked through
         c.notes["looked_through"] = ", ".join(f"{o.type} '{o.id}'" for o in chain.between)
+        c.output_node = chain.between[-1].id  # the last op looked through now makes what the BN made
     if producer is None:
         return c
     c.kind = view.kind(producer)

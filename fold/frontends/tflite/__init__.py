@@ -87,8 +87,9 @@ class TfliteFrontend:
         bias = op.inputs[bias_slot] if len(op.inputs) > bias_slot and op.inputs[bias_slot] else None
         if not view.is_constant(op.inputs[filter_slot]):
             raise ValueError(f"The filter of '{layer}' is not a constant.")
+        stored = view.stored_dtype(op.inputs[filter_slot])
         return LayerKernel(view.value(op.inputs[filter_slot]), None if bias is None else view.value(bias),
-                           view.kind(op))
+                           view.kind(op), stored=stored if stored != "float32" else None)
 
     def with_kernels(self, model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
         return rewrite_weights(model, kernels)

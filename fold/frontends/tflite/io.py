@@ -15,6 +15,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, read_model_from_bytearray
 
+from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
@@ -207,11 +208,12 @@ def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRu
     data, ends = _alone(model, view, paths, magnitude)
     alone = interpreter(data, model.name)
     dtypes = {d["index"]: d["dtype"] for d in alone.get_input_details()}
+    shapes = {d["index"]: tuple(int(n) for n in d["shape"]) for d in alone.get_input_details()}
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
         for name, (fed, _) in ends.items():
-            for t, x in zip(fed, feeds[name]):
-                alone.set_tensor(t, np.ascontiguousarray(x, dtype=dtypes[t]))
+            for t, x in zip(fed, feeds[name]):  # a 1-D layer's input, fed to the converter's 2-D op
+                alone.set_tensor(t, np.ascontiguousarray(as_shaped(x, shapes[t]), dtype=dtypes[t]))
         alone.invoke()
         return {name: np.array(alone.get_tensor(out)) for name, (_, out) in ends.items()}
 
