@@ -14,7 +14,11 @@ has one.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -203,3 +207,16 @@ def assert_caught(result: FoldResult, candidate: Any, layer: str) -> Verificatio
     assert failed == [layer], (failed, v.reason)
     assert f"'{layer}'" in v.reason, v.reason
     return v
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout: float = 300, path: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m fold ARGS`` in a fresh process from the repository root (``path``: PATH for it,
+    to show what it does without anything else on it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"PATH": path} if path is not None else {})}
+    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)

@@ -5,8 +5,6 @@ candidates made wrong in one channel of one layer fail and name that layer."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -20,17 +18,12 @@ from fold.check import check_files
 from fold.frontends.graphdef.io import graph_def_from_keras
 from fold.frontends.keras.io import to_tflite
 from fold.pipeline import fold_file
-from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, mutated, randomize_bn
+from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, mutated, randomize_bn, run_cli
 from tests.tflite_support import TConvCase, tconv_bn
 
 ROOT = Path(__file__).resolve().parents[1]
 L = keras.layers
 TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
-
-
-def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
 
 
 def keras_net() -> keras.Model:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,15 +13,10 @@ import pytest
 from demo.zoo import randomize_bn
 from fold.cli import default_output
 from fold.frontend import FRONTENDS
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 L = keras.layers
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from fold.errors import FoldError
 from fold.frontends.onnx.io import load_model, prepare
 from fold.frontends.onnx.model import OnnxModel
 from fold.pipeline import fold, run, verify
-from tests.helpers import ONNX, assert_folds, assert_skipped
+from tests.helpers import ONNX, assert_folds, assert_skipped, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-5
@@ -448,12 +446,6 @@ def test_unnamed_nodes_get_stable_ids():
 
 
 # -- files and the command line ----------------------------------------------------------------
-
-def run_cli(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
-
 
 def test_command_line_folds_an_onnx_file(tmp_path):
     path = tmp_path / "gen.onnx"

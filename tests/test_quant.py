@@ -5,9 +5,6 @@ computation; Keras and ONNX, through the library, the command line and the figur
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -25,7 +22,7 @@ from fold.core.verification import sample_inputs
 from fold.frontends.onnx.io import prepare
 from fold.pipeline import fold, run, verify
 from fold.quantization import cle_pairs, quant_report
-from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, randomize_bn
+from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, randomize_bn, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 L = keras.layers
@@ -367,12 +364,6 @@ def test_op_level_formats_get_end_to_end_figures_and_cle(fmt):
 
 
 # -- the command line ------------------------------------------------------------------------------
-
-def run_cli(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=180)
-
 
 @pytest.mark.parametrize("fmt", ["keras", "onnx"])
 def test_command_line_writes_the_quant_report_and_the_equalized_model(tmp_path, fmt):
