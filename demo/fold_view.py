@@ -14,15 +14,25 @@ from demo import seed as seed_note
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification
-from fold.report import layer_verdict
+from fold.report import FORMS, layer_verdict
 
 if TYPE_CHECKING:  # demo.peers imports onnx, which a page of another format need not load
     from demo.peers import PeerRun
 
 
 def decision_rows(decisions: Sequence[Decision]) -> list[dict]:
-    """One row per candidate pair (``Decision.to_dict``), every row with every column, "" where empty."""
-    rows = [d.to_dict() for d in decisions]
+    """One row per candidate pair (``Decision.to_dict``), every row with every column, "" where empty;
+    what each chain is ("is", after the BN) only when not every pair is a BatchNorm, as the command
+    line shows it."""
+    mixed = any(d.form != "bn" for d in decisions)
+    rows = []
+    for d in decisions:
+        row = d.to_dict()
+        form = row.pop("form")
+        cells = list(row.items())
+        if mixed:
+            cells.insert(2, ("is", FORMS[form]))
+        rows.append(dict(cells))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return [{key: "" if row.get(key) is None else row[key] for key in columns} for row in rows]
 
@@ -35,7 +45,8 @@ def pairs_table(result: FoldResult, verification: Verification) -> list[dict]:
     for decision, row in zip(result.decisions, decision_rows(result.decisions)):
         check = checks.get(decision.layer)
         cells = list(row.items())
-        cells[4:4] = [("check", layer_verdict(check, decision, verification)),
+        after = list(row).index("status") + 1
+        cells[after:after] = [("check", layer_verdict(check, decision, verification)),
                       ("layer max rel diff", None if check is None else check.max_rel_diff)]
         rows.append(dict(cells))
     return rows
