@@ -18,7 +18,7 @@ from tensorflow.python.framework import op_def_registry, tensor_util
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import GRAPHDEF_KINDS, Kind
-from fold.frontends.ops.chains import MAX_BETWEEN, kept_axis
+from fold.frontends.ops.chains import MAX_BETWEEN, broadcast_axes, kept_axis
 from fold.frontends.ops.view import BnOp, Op
 
 VOCABULARY = Vocabulary(
@@ -196,11 +196,7 @@ class GraphDefView:
     def operand_axes(self, op: Op, tensor: str, rank: int) -> tuple[int, ...] | None:
         if op.type == "BiasAdd":
             return (1,) if _channels_first(self.node(op)) else (rank - 1,)
-        value = np.asarray(self.value(tensor))
-        if value.ndim > rank:
-            return None
-        padded = (1,) * (rank - value.ndim) + tuple(value.shape)
-        return tuple(i for i, n in enumerate(padded) if n != 1)
+        return broadcast_axes(np.asarray(self.value(tensor)), rank)
 
     def activation(self, op: Op) -> str | None:
         return None

@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import ONNX_KINDS, Kind
+from fold.frontends.ops.chains import broadcast_axes
 from fold.frontends.ops.view import BnOp, Op
 from fold.frontends.onnx.model import OnnxModel
 
@@ -170,11 +171,7 @@ class OnnxView:
         return BnOp(0, params, float(attribute(node, "epsilon", 1e-5)), attribute(node, "training_mode", 0) == 1, 1)
 
     def operand_axes(self, op: Op, tensor: str, rank: int) -> tuple[int, ...] | None:
-        value = np.asarray(self.value(tensor))
-        if value.ndim > rank:
-            return None
-        padded = (1,) * (rank - value.ndim) + tuple(value.shape)
-        return tuple(i for i, n in enumerate(padded) if n != 1)
+        return broadcast_axes(np.asarray(self.value(tensor)), rank)
 
     def activation(self, op: Op) -> str | None:
         return None

@@ -16,6 +16,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import TFLITE_KINDS, Kind
+from fold.frontends.ops.chains import broadcast_axes
 from fold.frontends.ops.view import BnOp, Op
 from fold.frontends.tflite.model import TfliteModel, activation_of, op_type, tensor_name
 
@@ -153,11 +154,7 @@ class TfliteView:
         return None  # a flatbuffer holds BatchNorms as MUL and ADD
 
     def operand_axes(self, op: Op, tensor: str, rank: int) -> tuple[int, ...] | None:
-        value = np.asarray(self.value(tensor))
-        if value.ndim > rank:
-            return None
-        padded = (1,) * (rank - value.ndim) + tuple(value.shape)
-        return tuple(i for i, n in enumerate(padded) if n != 1)
+        return broadcast_axes(np.asarray(self.value(tensor)), rank)
 
     def activation(self, op: Op) -> str | None:
         name = activation_of(self.operator(op))
