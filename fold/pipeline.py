@@ -22,7 +22,7 @@ from fold.core.verification import (
 )
 from fold.errors import FoldError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
-from fold.frontend import FRONTENDS, Frontend
+from fold.frontend import FRONTENDS, Format, Frontend
 from fold.comparison import Checked, Side, compare_models, fold_correspondence
 
 
@@ -34,7 +34,11 @@ def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, *, upload: b
     one the format does not take is a FoldError. ``upload`` applies the format's rules for
     a file a user uploaded (an ONNX upload may not refer to external data).
     """
-    fmt = check_model_file(path, max_bytes)
+    return _load(check_model_file(path, max_bytes), path, upload, options)
+
+
+def _load(fmt: Format, path: str | os.PathLike, upload: bool, options: dict[str, Any]) -> tuple[Frontend, Any]:
+    """``load`` of a file ``check_model_file`` judged to be of format ``fmt``."""
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(fmt.options))
     if unknown:
@@ -54,11 +58,12 @@ def fold(frontend: Frontend, model: Any, name: str | None = None) -> FoldResult:
                       frontend.graph(model), frontend.graph(folded), {"fold": time.perf_counter() - start})
 
 
-def fold_file(path: str | os.PathLike, **options: Any) -> FoldResult:
+def fold_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, **options: Any) -> FoldResult:
     """Load a model file of any supported format and fold it; load time is in ``timings_s``."""
-    check_model_file(path).frontend()  # the framework's import is not the model's load time
+    fmt = check_model_file(path, max_bytes)
+    fmt.frontend()  # the framework's import is not the model's load time
     start = time.perf_counter()
-    frontend, model = load(path, **options)
+    frontend, model = _load(fmt, path, False, options)
     loaded = time.perf_counter() - start
     result = fold(frontend, model)
     result.timings_s = {"load": loaded, **result.timings_s}

@@ -92,3 +92,26 @@ def test_size_limit_is_checked_and_matches_the_app(tmp_path):
         check_model_file(path, max_bytes=1024)
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_MODEL_BYTES
+
+
+def test_a_keras_file_is_judged_once_against_the_callers_limit(tmp_path, monkeypatch):
+    """``load(path, max_bytes=...)`` is the only size check a Keras file meets: the loader does not
+    check again with the default limit."""
+    import fold.frontends.keras.io as keras_io
+    from fold.pipeline import fold_file, load
+
+    path = tmp_path / "net.keras"
+    inp = keras.Input((4, 4, 2))
+    keras.Model(inp, keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 1)(inp))).save(path)
+    size = path.stat().st_size
+    with pytest.raises(FoldError, match="limit"):
+        load(path, max_bytes=size - 1)
+    with pytest.raises(FoldError, match="limit"):
+        fold_file(path, max_bytes=size - 1)
+
+    def second_check(*args, **kwargs):
+        raise AssertionError("the Keras loader checked the file again")
+
+    monkeypatch.setattr(keras_io, "check_model_file", second_check)
+    _, model = load(path, max_bytes=size)
+    assert fold_file(path, max_bytes=size).bn_before == 1 and model.name

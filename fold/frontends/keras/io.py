@@ -25,11 +25,17 @@ from fold.frontend import LayerRunner, Tap
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
-    """Load a .keras, .h5 or .hdf5 model with safe_mode on; any failure is one FoldError sentence."""
+    """Check a file (``fold.files.check_model_file``) and read it as a Keras model (``read_model``)."""
     fmt = check_model_file(path, max_bytes)
-    name = Path(path).name
     if fmt.name != "keras":
-        raise FoldError(f"'{name}' is a {fmt.label} file, not a Keras model (.keras, .h5 or .hdf5).")
+        raise FoldError(f"'{Path(path).name}' is a {fmt.label} file, not a Keras model (.keras, .h5 or .hdf5).")
+    return read_model(path)
+
+
+def read_model(path: str | os.PathLike) -> keras.Model:
+    """Read a .keras, .h5 or .hdf5 file already checked, with safe_mode on; any failure is one
+    FoldError sentence."""
+    name = Path(path).name
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
         source = Path(path)
