@@ -2,7 +2,7 @@
 and a real ``python -m fold``: every broken file gives one clear line naming it, within seconds.
 
 A mutant that is still a valid model (a flip in padding, a timestamp, a weight value) may
-load; that is allowed only for mutation entries (``MAY_LOAD``) and counted in the summary.
+load; that is allowed only for mutation entries (``MAY_LOAD``), and for fewer than 30 % of the corpus.
 """
 
 from __future__ import annotations
@@ -36,10 +36,6 @@ PATH_ONLY_BYTES = 64 * 2**20
 
 #: Mutations that may leave a valid model: flips of unchecked bytes and harmless rewrites.
 MAY_LOAD = re.compile(r"flip|-valid$|missing-metadata|metadata-|bomb-declared|path-traversal")
-
-#: Outcome of every entry run here ("refused" or "loaded"), for the summary test at the end.
-OUTCOMES: dict[tuple[str, str], str] = {}
-
 
 def _params() -> list:
     return [pytest.param(i, id=i) for i in IDS]
@@ -122,7 +118,6 @@ def test_library_refuses_with_one_line(entry, entries):
     assert elapsed < PER_ENTRY_S, f"{entry} took {elapsed:.1f} s (bound {PER_ENTRY_S} s)"
     _check_side_effects(path)
     assert outcome == "refused" or MAY_LOAD.search(entry), f"{entry} should be refused but loaded"
-    OUTCOMES[("library", entry)] = outcome
 
 
 @pytest.mark.parametrize("entry", _params())
@@ -141,11 +136,9 @@ def test_command_line_exits_2_with_one_line(entry, entries, tmp_path, capfd):
         assert len(lines) == 1 and lines[0].startswith("foldscope: error: "), f"stderr: {err!r}"
         assert out == "", f"stdout on a refused file: {out!r}"
         _assert_one_line(lines[0], path)
-        OUTCOMES[("cli", entry)] = "refused"
     else:
         assert code in (cli.EXIT_OK, cli.EXIT_MISMATCH), f"exit code {code!r}; stderr: {err!r}"
         assert MAY_LOAD.search(entry), f"{entry} should be refused but the command line exited {code}"
-        OUTCOMES[("cli", entry)] = f"loaded (exit {code})"
 
 
 #: One of each path through the code, run as a user would: a fresh ``python -m fold``.
@@ -191,13 +184,14 @@ def test_no_traceback_reaches_the_terminal(entry, entries, terminal_runs):
     _assert_one_line(lines[0], path)
 
 
-def test_summary_of_outcomes(request):
-    """Print how many entries were refused and which mutants still loaded (run with -rA or -s)."""
-    for where in ("library", "cli"):
-        got = {entry: outcome for (w, entry), outcome in OUTCOMES.items() if w == where}
-        if len(got) < len(IDS):
-            continue  # a selection (-k) ran; nothing to summarize
-        loaded = sorted(e for e, o in got.items() if o != "refused")
-        print(f"{where}: {len(got) - len(loaded)} refused, {len(loaded)} still valid: {', '.join(loaded)}")
-        # Most damage must be detected; a corpus where most mutants load tests nothing.
-        assert len(loaded) < 0.3 * len(IDS), loaded
+def test_most_of_the_corpus_is_refused(entries):
+    """Which mutants still load (run with -s to see them): only ``MAY_LOAD`` entries may, as the tests
+    above hold every other one to a refusal, and most damage must be detected: a corpus where most
+    mutants load tests nothing. Computed here, on its own, whatever else ran."""
+    loaded = []
+    for entry in (i for i in IDS if MAY_LOAD.search(i)):
+        with contextlib.suppress(FoldError):
+            _library(entries[entry])
+            loaded.append(entry)
+    print(f"{len(IDS) - len(loaded)} refused, {len(loaded)} still valid: {', '.join(loaded)}")
+    assert len(loaded) < 0.3 * len(IDS), loaded
