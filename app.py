@@ -30,38 +30,50 @@ CHECK_TABS: dict[str, Section] = {"Check": check_ui}
 WHY = "Why it works"
 
 
-def source_ui() -> Workbench | CheckBench | None:
-    """Pick and build a model source in the sidebar; None when there is nothing to show."""
+def source_ui() -> tuple[Workbench | CheckBench | None, str | None]:
+    """Pick and build a model source in the sidebar: its workbench (None when there is nothing to
+    show) and, when it was refused, why, in one sentence for the main area."""
     with st.sidebar:
         st.title("foldscope")
         source = st.radio("Model source", list(SOURCES), key="source")
         try:
-            return SOURCES[source]()
+            return SOURCES[source](), None
         except FoldError as exc:
-            st.error(str(exc))
+            return None, str(exc)
         except Exception as exc:  # a model we cannot build or run: say so, no traceback
-            st.error(f"Could not fold this model: {type(exc).__name__}: {one_line(exc)}")
-        return None
+            return None, f"Could not fold this model: {type(exc).__name__}: {one_line(exc)}"
 
 
-def section_ui(section: Section, bench: Workbench | CheckBench | None) -> None:
-    if bench is None:
+def section_ui(section: Section, bench: Workbench | CheckBench | None, error: str | None) -> None:
+    if error is not None:
+        st.error(error, icon="⚠️")  # where the eye is, not at the bottom of the sidebar
+    elif bench is None:
         st.info(f"Pick a model source in the sidebar (for an upload: choose a {', '.join(SUFFIXES)} file; "
                 "to check another tool's fold: the original and the candidate).")
     else:
         section(bench)
 
 
+#: The first thing a newcomer reads: what the tool does and what to try first.
+INTRO = ("**foldscope folds every BatchNorm into the layer before it** (convolutions, dense layers and "
+         "transposed convolutions) **and proves the folded model computes what the original did**, layer by "
+         "layer, within float error. It opens on the seed example: the worked example of the question that "
+         "started the project (does a BN fold into a transposed convolution?). Pick another model in the "
+         "sidebar (a layer of your own, an architecture, your own file, or a fold another tool made); "
+         f"**{WHY}** shows why the fold is exact, step by step.")
+
+
 def main() -> None:
     st.set_page_config(page_title="foldscope", layout="wide")
-    bench = source_ui()
+    st.markdown(INTRO)
+    bench, error = source_ui()
     sections, key = (CHECK_TABS, "check_tab") if st.session_state.get("source") == CHECK else (MODEL_TABS, "tab")
     *tabs, why_tab = st.tabs([*sections, WHY], key=key, on_change="rerun")
     # Only the open tab runs (the others' content would be drawn for nothing on every rerun).
     for tab, section in zip(tabs, sections.values()):
         if tab.open is not False:
             with tab:
-                section_ui(section, bench)
+                section_ui(section, bench, error)
     if why_tab.open is not False:
         with why_tab:
             why_ui()

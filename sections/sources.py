@@ -17,6 +17,8 @@ from fold.frontend import FRONTENDS, SUFFIXES
 
 #: The source whose tabs are a check's, not a fold's.
 CHECK = "Check a fold made elsewhere"
+#: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.files``).
+UPLOAD_MB = MAX_MODEL_BYTES // 2**20
 MODEL_HELP = (f"{'; '.join(f'{f.label} ({chr(44).join(f.suffixes)})' for f in FRONTENDS.values())}; at most "
               f"{MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded with safe_mode on.")
 
@@ -75,9 +77,18 @@ def playground_ui() -> Workbench:
     kernel_size = c1.number_input("Kernel size", 1, 7, 3)
     stride = c2.number_input("Stride", 1, 4, 2)
     padding = c1.selectbox("Padding", ("same", "valid"))
-    dilation = c2.number_input("Dilation", 1, 4, 1, help="TensorFlow's CPU kernels need stride 1 with dilation > 1; "
-                                                         "transposed convolutions support only dilation 1 on CPU.")
-    output_padding = st.selectbox("Output padding (Conv2DTranspose)", ("auto", 0, 1, 2, 3))
+    # Only what the layer accepts is offered: TensorFlow's CPU kernels dilate with stride 1 only, and
+    # never a transposed convolution; an output padding must be smaller than the stride.
+    dilatable = kind != "Conv2DTranspose" and kind != "Dense" and int(stride) == 1
+    dilation = c2.number_input("Dilation", 1, 4, 1, disabled=not dilatable,
+                               help="Dilation > 1 needs stride 1 (TensorFlow's CPU kernels), and a transposed "
+                                    "convolution takes dilation 1 only." if not dilatable else None)
+    dilation = dilation if dilatable else 1
+    transposed = kind == "Conv2DTranspose"
+    output_padding = st.selectbox("Output padding (Conv2DTranspose)", ("auto", *range(int(stride))),
+                                  disabled=not transposed,
+                                  help=f"Smaller than the stride ({int(stride)}): 0 to {int(stride) - 1}.")
+    output_padding = output_padding if transposed else "auto"
     use_bias = st.checkbox("Layer has a bias", True)
     activation = st.selectbox("Activation", list(zoo.Activation), format_func=lambda a: a.value)
     epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
@@ -114,7 +125,8 @@ def inputs_ui(key: str) -> bytes | None:
 
 
 def upload_ui() -> Workbench | None:
-    upload = st.file_uploader("A model file", type=[s.lstrip(".") for s in SUFFIXES], help=MODEL_HELP)
+    upload = st.file_uploader("A model file", type=[s.lstrip(".") for s in SUFFIXES], help=MODEL_HELP,
+                              max_upload_size=UPLOAD_MB)
     inputs = inputs_ui("upload_inputs")
     if upload is None:
         return None
@@ -126,8 +138,10 @@ def upload_ui() -> Workbench | None:
 def check_uploads_ui() -> CheckBench | None:
     """Two uploads: a model, and the fold another tool (onnxsim, a converter, a compiler) made of it."""
     types = [s.lstrip(".") for s in SUFFIXES]
-    original = st.file_uploader("The original model", type=types, help=MODEL_HELP, key="check_original")
+    original = st.file_uploader("The original model", type=types, help=MODEL_HELP, key="check_original",
+                                max_upload_size=UPLOAD_MB)
     candidate = st.file_uploader("The fold another tool made of it", type=types, key="check_candidate",
+                                 max_upload_size=UPLOAD_MB,
                                  help="The same format (a .tflite for a Keras original): what onnxsim, onnxruntime's "
                                       "optimizer, onnxoptimizer, TensorFlow's converter or a compiler wrote.")
     inputs = inputs_ui("check_inputs")

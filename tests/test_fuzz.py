@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IDS = corpus_ids()
 PER_ENTRY_S = 20.0  # generous: every entry takes well under a second on a laptop
 MAX_MESSAGE = 300
+#: What readers and parsers say among themselves, which a user's message must not repeat.
+INTERNALS = re.compile(r"unpack_from|sblock|stored_eof|base_addr|H5F|flatbuffers?\.|struct\.error|0x[0-9a-f]{8,}")
 #: Entries that upload through the path API only: directories, and files too big to read into memory.
 PATH_ONLY_BYTES = 64 * 2**20
 
@@ -51,6 +53,7 @@ def _assert_one_line(message: str, path: Path) -> None:
     assert 0 < len(message) < MAX_MESSAGE, f"message of {len(message)} characters: {message!r}"
     assert path.name in message, f"the message does not name '{path.name}': {message!r}"
     assert "Traceback" not in message, message
+    assert not INTERNALS.search(message), f"library internals in the message: {message!r}"
 
 
 def _check_side_effects(path: Path) -> None:

@@ -48,11 +48,24 @@ def read_model(path: str | os.PathLike) -> keras.Model:
             unsafe = _unsafe_reason(exc)
             if unsafe:
                 raise UnsafeModelError(f"Cannot load '{name}' safely: {unsafe}") from exc
-            message = one_line(exc).replace(str(source), name).replace(str(Path(path)), name)
+            message = _plain(one_line(exc).replace(str(source), name).replace(str(Path(path)), name))
             raise FoldError(f"Cannot load '{name}': {message}") from exc
     if not isinstance(model, keras.Model):
         raise FoldError(f"'{name}' holds a {type(model).__name__}, not a Keras model.")
     return model
+
+
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
+
+
+def _plain(message: str) -> str:
+    """HDF5's own words for a damaged file, said plainly (a truncated file: how much of it is there)."""
+    found = _TRUNCATED.search(message)
+    if found:
+        return f"the file is truncated ({int(found.group(1)):,} of its {int(found.group(2)):,} bytes are there)."
+    if "file signature not found" in message or "Unable to synchronously open file" in message:
+        return "it is not a readable HDF5 file (damaged, or another kind of file)."
+    return message
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

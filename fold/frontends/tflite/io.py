@@ -43,7 +43,8 @@ def parse_tflite(data: bytes, name: str = "model") -> schema.ModelT:
     try:
         model = read_model_from_bytearray(bytearray(data))
     except Exception as exc:  # the generated reader raises anything on a truncated buffer
-        raise FoldError(f"'{name}' is a corrupt TFLite file: {one_line(exc)}") from exc
+        raise FoldError(f"'{name}' is a corrupt TFLite file: its tables point past its {len(data):,} bytes "
+                        "(it is truncated or damaged).") from exc
     if not model.subgraphs or model.subgraphs[0].operators is None:
         raise FoldError(f"'{name}' holds no operators.")
     _check_indices(model, name)
