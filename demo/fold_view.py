@@ -52,6 +52,15 @@ def pairs_table(result: FoldResult, verification: Verification) -> list[dict]:
     return rows
 
 
+def skip_reasons(decisions: Sequence[Decision]) -> dict[str, list[str]]:
+    """Each reason a pair was left alone, with the layers it was given for, in table order."""
+    found: dict[str, list[str]] = {}
+    for d in decisions:
+        if not d.folded:
+            found.setdefault(d.reason or "", []).append(d.layer)
+    return found
+
+
 def pair_label(decision: Decision) -> str:
     return f"{decision.layer} → {decision.bn} ({decision.status})"
 

@@ -108,6 +108,12 @@ class Workbench(_Outputs):
         return self.checked.verification
 
     @property
+    def first_pair(self) -> int:
+        """The pair the page opens on: the first transposed convolution's (the fold foldscope exists to
+        show), else the first pair."""
+        return next((i for i, d in enumerate(self.result.decisions) if d.family == "transpose"), 0)
+
+    @property
     def reference(self) -> list[np.ndarray]:
         return self.checked.original_outputs
 

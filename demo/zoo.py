@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from fold.core.verification import SAMPLES
+
 
 def randomize_bn(model: keras.Model, seed: int = 0, var_range: tuple[float, float] = (0.3, 3.0)) -> keras.Model:
     """Give every BatchNormalization (nested ones too) random, non-trivial statistics."""
@@ -111,6 +113,10 @@ def application(name: str, input_size: int = 224, seed: int = 0) -> keras.Model:
 #: (``fold.core.verification.SAMPLES``), but on the 224x224 architectures, where 8 samples of every layer's output take a
 #: gigabyte and half a minute: 2 (a channel that varies over 2 samples is exercised).
 LARGE_SAMPLES = 2
+#: ...which the page says beside its verdict.
+LARGE_SAMPLES_REASON = (f"on a 224x224 architecture every layer's output over {SAMPLES} samples takes a gigabyte and "
+                        f"half a minute, so the page checks {LARGE_SAMPLES} (a channel that varies over "
+                        f"{LARGE_SAMPLES} samples is exercised)")
 
 
 @dataclass(frozen=True)

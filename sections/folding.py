@@ -55,6 +55,9 @@ def seed_table_ui(wb: Workbench) -> None:
     """The three results the seed note printed, side by side, with their differences."""
     seed = fold_view.seed_results(wb.reference, wb.folded_outputs)
     st.subheader("The seed's three results")
+    st.caption("The seed note computed one TConv -> BN three ways: the BN in NumPy, the BN in TensorFlow, and the "
+               "TConv with the BN folded into its kernel and bias. Each row is one output value; the three agree "
+               "to float32 rounding.")
     digits = {name: st.column_config.NumberColumn(format="%.8f")
               for name in ("numpy batch_norm", "tensorflow batch_norm", "folded tconv")}
     st.dataframe(pd.DataFrame(seed.columns), hide_index=True, height=250, column_config={
@@ -73,7 +76,13 @@ def pairs_ui(wb: Workbench) -> str | None:
     st.dataframe(pd.DataFrame(wb.pairs_table()), hide_index=True, height=min(400, 38 + 35 * len(decisions)),
                  column_config={"layer max rel diff": st.column_config.NumberColumn(
                      format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
-                                         "output: a channel's max |diff| over its own max |output|")})
+                                         "output: a channel's max |diff| over its own max |output|"),
+                     "reason": st.column_config.TextColumn(width="large")})
+    skipped = fold_view.skip_reasons(decisions)
+    if skipped:  # the table cuts long reasons: each one in full, once
+        with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):
+            st.markdown("\n".join(f"- **{', '.join(pairs[:3])}{' and more' if len(pairs) > 3 else ''}** "
+                                   f"({len(pairs)}): {reason}" for reason, pairs in skipped.items()))
     key = f"pair:{wb.key}"
     clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
@@ -86,7 +95,7 @@ def pairs_ui(wb: Workbench) -> str | None:
         st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
         st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer
 
-    picked = st.selectbox("Pair to inspect", range(len(decisions)),
+    picked = st.selectbox("Pair to inspect", range(len(decisions)), index=wb.first_pair,
                           format_func=lambda i: fold_view.pair_label(decisions[i]), key=key,
                           on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
     decision = decisions[picked]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from demo import zoo
 from demo.workbench import CheckBench, Workbench
-from fold.core.verification import Verification
+from fold.core.verification import SAMPLES, Verification
 from fold.report import VERDICTS
 
 
@@ -16,7 +17,9 @@ def verdict_ui(v: Verification) -> None:
     worst = v.worst_layer()
     shapes = "; ".join(f"{name} {'×'.join(map(str, shape))}" for name, shape in v.input_shapes.items())
     source = {"recipe": f"random inputs, seed {v.seed}", "file": "the inputs file", "given": "the model's own input"}
-    st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}."
+    fewer = (f" Fewer samples than the command line's {SAMPLES}: {zoo.LARGE_SAMPLES_REASON}; `python -m fold` "
+             f"checks {SAMPLES}." if v.inputs_source == "recipe" and v.samples < SAMPLES else "")
+    st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}.{fewer}"
                + (f" Worst layer: '{worst.layer}' ({worst.bn}), max rel diff {worst.max_rel_diff:.2e} on channel "
                   f"{worst.worst_channel}, {worst.margin:.2g}× its float tolerance." if worst else "")
                + (f" Checked at the outputs only: {', '.join(v.output_only)}." if v.output_only else ""))

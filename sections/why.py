@@ -10,7 +10,9 @@ from demo import why_view
 
 def why_ui() -> None:
     st.header("Why a BatchNorm folds into a transposed convolution")
-    st.caption("Defaults: the seed note's 2x2 input 1..4, 3x3 all-ones kernel and its second BN example.")
+    st.caption("Defaults: the seed note's 2x2 input 1..4, 3x3 all-ones kernel and its second BN example (the seed "
+               "note is the worked example that started foldscope). TConv: a transposed convolution; BN: a "
+               "BatchNormalization at inference, with its stored mean and variance.")
     o = why_inputs_ui()
     channel = st.selectbox("Output channel to show", range(o["out_channels"])) if o["out_channels"] > 1 else 0
     c = why_view.content(o["size"], o["stride"], o["padding"], o["out_channels"], o["kernel"] == "random", channel)
@@ -34,6 +36,8 @@ def why_ui() -> None:
     equality("folded TConv vs TConv → BN", c.diff_fold)
 
     st.subheader("5. Where it stops working")
+    st.caption("The naive fold is what folding would compute if it ignored what sits between the layer and "
+               "the BN: the kernel scaled by s and t added as bias, as in step 4.")
     for case in c.cases:
         st.markdown(f"**{case.title}.** {case.why}")
         st.image(case.picture, width="stretch")

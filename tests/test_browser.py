@@ -29,10 +29,11 @@ from tests.browser_support import (
 
 pytestmark = pytest.mark.browser
 
-#: Zoo entry -> (first candidate pair as the "Pair to inspect" box shows it, BatchNorms metric).
+#: Zoo entry -> (the pair the "Pair to inspect" box opens on, BatchNorms metric): the first transposed
+#: convolution's where there is one.
 ZOO = {
-    "DCGAN generator": ("project → project_bn", "3 → 0"),
-    "U-Net (skip connections)": ("down0_conv0 → down0_bn0", "12 → 0"),
+    "DCGAN generator": ("up0 → up0_bn", "3 → 0"),
+    "U-Net (skip connections)": ("up1_tconv → up1_tbn", "12 → 0"),
     "MobileNetV2": ("Conv1 → bn_Conv1", "52 → 0"),
 }
 
@@ -245,6 +246,61 @@ def test_upload_corrupt_file_shows_error(page, tmp_path):
     assert fold_panel(page).get_by_test_id("stMetric").count() == 0, "a corrupt file must not show results"
 
 
+def test_the_first_screen_says_what_foldscope_is_and_shows_the_verdict(page):
+    """A newcomer reads what the tool does and what to try first, and the verdict with its inputs,
+    without hovering anything."""
+    open_app(page)
+    main = page.get_by_test_id("stMain")
+    intro = main.get_by_test_id("stMarkdown").first.inner_text()
+    assert "folds every BatchNorm into the layer before it" in intro and "Why it works" in intro, intro
+    verdict = fold_panel(page).get_by_test_id("stAlertContentSuccess").first.inner_text()
+    assert verdict.startswith("PASS. Every folded layer computes what its BN computed"), verdict
+    assert "Verified on 1 sample(s)" in fold_text(page) and "x 1×2×2×1" in fold_text(page), fold_text(page)
+    assert "The seed note computed one TConv" in fold_text(page) and "three ways" in fold_text(page)
+
+
+def test_a_refused_upload_is_said_in_the_main_area_in_plain_words(page, tmp_path):
+    """A truncated HDF5 file: one sentence where the eye is, not HDF5's internals in the sidebar."""
+    good = tmp_path / "net.h5"
+    from fold.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    inp = keras.Input((4, 4, 2))
+    keras.Model(inp, keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 1)(inp))).save(good)
+    bad = tmp_path / "cut.h5"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    open_app(page)
+    choose_upload(page, bad)
+    error = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
+    error.wait_for(timeout=RUN_MS)
+    assert_no_exception(page)
+    text = error.inner_text()
+    assert "Cannot load 'cut.h5': the file is truncated" in text and "sblock" not in text, text
+    assert sidebar(page).get_by_test_id("stAlertContentError").count() == 0, page_state(page)
+
+
+def test_the_playground_offers_only_what_the_layer_accepts(page):
+    """Output padding below the stride, dilation only at stride 1: nothing offered is refused."""
+    open_app(page)
+    choose_source(page, "Playground")
+    wait_for_app(page, sidebar=["Layer kind", "Channels out"], fold=[MAX_ABS_DIFF], what="the Playground source")
+    side = sidebar(page)
+    dilation = side.get_by_test_id("stNumberInput").filter(has_text="Dilation").locator("input")
+    assert dilation.is_disabled()  # the default is a Conv2DTranspose with stride 2
+    side.get_by_test_id("stSelectbox").filter(has_text="Output padding").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert options == ["auto", "0", "1"], options  # stride 2: 0 or 1
+    choose_option(page, side, "Layer kind", "Conv2D")
+    unlike = fold_text(page)
+    set_number(side, "Stride", 1)
+    wait_for_app(page, unlike=unlike, what="the playground at stride 1")
+    assert not dilation.is_disabled()
+    assert side.get_by_test_id("stSelectbox").filter(has_text="Output padding").locator("input").is_disabled()
+
+
 def test_download_returns_folded_model(page, keras_file, tmp_path):
     from fold.quiet import import_tensorflow_quietly
 
@@ -371,7 +427,7 @@ def test_graph_hover_shows_the_layer_and_why_it_folded(page):
 
 def test_graph_click_on_a_batchnorm_picks_its_pair(page):
     open_unet(page)
-    assert pair_to_inspect(page) == "down0_conv0 → down0_bn0 (folded)"
+    assert pair_to_inspect(page) == "up1_tconv → up1_tbn (folded)"  # it opens on the first TConv
     positions = node_positions(page, "before")
     click_node(page, positions["down1_bn1"], "down1_bn1")
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stSelectbox] input')]"
