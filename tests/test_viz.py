@@ -340,7 +340,7 @@ def test_select_slice_picks_the_sample_channel_and_middle_depth():
 # --- channels ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channels", [1, 7, 2048])
+@pytest.mark.parametrize("channels", [1, 7, 256])
 def test_channels_plot_one_bar_per_channel(channels):
     rng = np.random.default_rng(channels)
     scale, shift = rng.uniform(0.5, 2, channels), rng.normal(size=channels)
@@ -352,6 +352,24 @@ def test_channels_plot_one_bar_per_channel(channels):
     assert bar_extents(range_ax, "kernel before folding") == pytest.approx(before)
     assert bar_extents(range_ax, "kernel after folding") == pytest.approx(before * scale[:, None])
     assert len(range_ax.get_xticks()) <= 14
+
+
+def test_a_wide_layer_is_drawn_as_sorted_curves_with_its_extreme_channels_named():
+    """2048 bars are unreadable: each panel becomes the sorted values, the extreme channels named."""
+    rng = np.random.default_rng(5)
+    scale, shift = rng.uniform(0.5, 2, 2048), rng.normal(size=2048)
+    scale[1234] = 40.0  # the channel a tiny variance blows up
+    before = np.sort(rng.normal(size=(2048, 2)), axis=1)
+    fig = plot_channels(scale, shift, before, before * scale[:, None])
+    s_ax, t_ax, range_ax = fig.axes
+    (curve,) = [line for line in s_ax.get_lines() if line.get_gid() == "scale s"]
+    assert np.asarray(curve.get_ydata()) == pytest.approx(np.sort(scale))
+    labels = [a.get_text() for a in s_ax.texts]
+    assert f"ch {int(np.argmin(scale))}: {scale.min():.3g}" in labels and "ch 1234: 40" in labels, labels
+    after = [line for line in range_ax.get_lines() if line.get_gid() == "kernel after folding"]
+    assert np.asarray(after[0].get_ydata()) == pytest.approx(np.sort(np.abs(before * scale[:, None]).max(axis=1)))
+    assert not [c for c in s_ax.collections if c.get_gid() == "scale s"]  # no bars
+    assert "2048 output channels" in range_ax.get_xlabel() and fig.get_size_inches()[0] <= 8
 
 
 def test_channels_switch_to_symlog_when_one_channel_blows_up():

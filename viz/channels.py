@@ -19,6 +19,8 @@ SHIFT_COLOR = "#ff7f0e"
 BEFORE_COLOR = "#7f7f7f"
 AFTER_COLOR = "#d62728"
 _OUTLIER_RATIO = 1e3  # max |v| / median |v| beyond which "auto" picks symlog
+#: Channels beyond which a bar per channel is unreadable: each panel becomes a sorted curve.
+WIDE_CHANNELS = 256
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -84,12 +86,38 @@ def _range_bars(ax: Axes, ranges: dict[str, np.ndarray], yscale: str) -> None:
     _apply_yscale(ax, np.concatenate(list(ranges.values())).ravel(), yscale)
 
 
+def _sorted_curve(ax: Axes, values: np.ndarray, label: str, color: str, yscale: str) -> None:
+    """A wide layer's values sorted, one point per channel, the extreme channels named: what a bar
+    per channel of 2048 cannot show (the shape of the spread, and which channel stands out)."""
+    finite = np.flatnonzero(np.isfinite(values))
+    order = finite[np.argsort(values[finite], kind="stable")]
+    ax.plot(np.arange(order.size), values[order], color=color, linewidth=1.2, label=label, gid=label)
+    for rank in dict.fromkeys((0, order.size - 1)) if order.size else ():
+        channel = int(order[rank])
+        ax.annotate(f"ch {channel}: {values[channel]:.3g}", (rank, values[channel]), fontsize=7, color=color,
+                    xytext=(4 if rank == 0 else -4, 0), textcoords="offset points",
+                    ha="left" if rank == 0 else "right", va="center")
+    ax.axhline(0.0, color="0.4", linewidth=0.6)
+    ax.set_ylabel(label, fontsize=8)
+    _apply_yscale(ax, values, yscale)
+
+
+def _sorted_ranges(ax: Axes, ranges: dict[str, np.ndarray], yscale: str) -> None:
+    """A wide layer's kernel ranges as each channel's largest |weight|, sorted, before and after."""
+    colors = {"before": BEFORE_COLOR, "after": AFTER_COLOR}
+    for name, r in ranges.items():
+        _sorted_curve(ax, np.nanmax(np.abs(r), axis=1), f"kernel {name} folding", colors[name], yscale)
+    ax.set_ylabel("max |kernel|", fontsize=8)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
+
+
 def _panels(count: int, channels: int, axes: Sequence[Axes] | None) -> list[Axes]:
     if axes is not None:
         if len(axes) != count:
             raise ValueError(f"This plot needs {count} axes. Received: {len(axes)}")
         return list(axes)
-    fig = Figure(figsize=(min(6 + channels / 40, 14), 2.0 * count + 0.6), layout="constrained")
+    width = 8 if channels > WIDE_CHANNELS else min(6 + channels / 40, 14)
+    fig = Figure(figsize=(width, 2.0 * count + 0.6), layout="constrained")
     return list(fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0])
 
 
@@ -102,12 +130,22 @@ def plot_channels(scale: np.ndarray, shift: np.ndarray, range_before: np.ndarray
     One panel each, stacked (pass that many ``axes`` to draw elsewhere). ``yscale`` is
     "linear", "symlog" or "auto". The bars of a panel are one PolyCollection whose gid is
     its label ("scale s", "shift t", "kernel before folding", "kernel after folding");
-    non-finite values are left out.
+    non-finite values are left out. Beyond ``WIDE_CHANNELS`` channels each panel is a sorted curve
+    (a Line2D of that gid) with its smallest and largest channel named.
     """
     s, t = _finite(scale), _finite(shift)
     ranges = {name: _finite(r) for name, r in (("before", range_before), ("after", range_after)) if r is not None}
     _check_shapes(s, t, ranges)
     panels = _panels(2 + bool(ranges), s.shape[0], axes)
+    if s.shape[0] > WIDE_CHANNELS:
+        _sorted_curve(panels[0], s, "scale s", SCALE_COLOR, yscale)
+        _sorted_curve(panels[1], t, "shift t", SHIFT_COLOR, yscale)
+        if ranges:
+            _sorted_ranges(panels[2], ranges, yscale)
+        panels[-1].set_xlabel(f"{s.shape[0]} output channels, each panel sorted by its value", fontsize=8)
+        if title:
+            panels[0].figure.suptitle(title, fontsize=10)
+        return panels[0].figure
     _value_bars(panels[0], s, "scale s", SCALE_COLOR, yscale)
     _value_bars(panels[1], t, "shift t", SHIFT_COLOR, yscale)
     if ranges:
