@@ -10,7 +10,14 @@ import streamlit as st
 
 from demo import fold_view
 from demo.workbench import Workbench
+from fold.core.graph import flatten
 from sections.graph import graph_ui
+
+#: What TensorFlow's converter comparison costs (two conversions, each checked against Keras), per
+#: layer, as measured on the zoo's DenseNet121 (116 s for 429 layers) on a 2-core machine.
+CONVERTER_S_PER_LAYER = 0.27
+#: The largest converter graph drawn on the page (beyond it the picture is a download).
+TALLEST_PICTURE_OPS = 120
 
 
 def keras_ui(wb: Workbench) -> None:
@@ -24,8 +31,12 @@ def keras_ui(wb: Workbench) -> None:
         graph_ui(wb, ops.folded_pairs[0].layer if ops.folded_pairs else None, view="ops")
         if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
             st.image(wb.consts_png())
-    if st.toggle("What TensorFlow's TFLite converter did"):
-        with st.spinner("Converting with TensorFlow's converter..."):
+    layers = len(flatten(wb.result.graph_before))
+    cost = (f" This model has {layers} layers: expect about {CONVERTER_S_PER_LAYER * layers:.0f} s."
+            if layers > 100 else "")
+    if st.toggle("What TensorFlow's TFLite converter did", help="Converts the original and the folded model with "
+                 f"TensorFlow's converter and checks both against Keras.{cost}"):
+        with st.spinner(f"Converting with TensorFlow's converter...{cost}"):
             original, folded = wb.converter_views()
         c1, c2 = st.columns(2)
         for col, title, view in ((c1, "converter on the original", original), (c2, "converter on foldscope's fold", folded)):
@@ -33,8 +44,13 @@ def keras_ui(wb: Workbench) -> None:
             col.caption(f"{len(view.ops)} ops: " + ", ".join(sorted(set(view.ops))))
             if view.remaining:
                 col.warning(f"{len(view.remaining)} conv → MUL/ADD chain(s) left unfolded by the converter.")
-        st.caption("The converter's op graph (original model):")
-        st.image(wb.converter_png())
+        ops = len(original.ops)
+        if ops <= TALLEST_PICTURE_OPS:
+            st.caption("The converter's op graph (original model):")
+            st.image(wb.converter_png())
+        else:  # a picture of hundreds of ops is thousands of pixels tall: a download, not a page
+            st.download_button(f"Download the converter's op graph ({ops} ops, PNG)", wb.converter_png,
+                               on_click="ignore", file_name=f"{wb.name}_converter_graph.png", mime="image/png")
         st.download_button("Download the folded model as .tflite", wb.folded_tflite, on_click="ignore",
                            file_name=f"{wb.name}_folded.tflite", mime="application/octet-stream")
 
