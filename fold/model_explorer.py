@@ -35,6 +35,10 @@ from fold.core.verdict import TensorCheck
 #: left), with the colour Model Explorer gives them.
 UNCHANGED, FOLDED_INTO, FOLDED_AWAY, LEFT = 0, 1, 2, 3
 STATUS_COLORS = {UNCHANGED: "#ffffff", FOLDED_INTO: "#9ecae1", FOLDED_AWAY: "#fcbba1", LEFT: "#fdd49e"}
+#: ...and in words: Model Explorer's node data holds numbers, so its name says what each one means.
+STATUS_WORDS = {UNCHANGED: "unchanged", FOLDED_INTO: "a BN folded into it", FOLDED_AWAY: "a BN folded away",
+                LEFT: "a BN left (why: its 'fold' attribute)"}
+STATUS_NAME = "fold status: " + ", ".join(f"{value} {words}" for value, words in STATUS_WORDS.items())
 
 
 def _text(value) -> str:
@@ -84,7 +88,7 @@ def _status_data(values: dict[str, int], graph: nx.DiGraph):
 
     results = {node: nd.NodeDataResult(value=values.get(node, UNCHANGED)) for node in flatten(graph)}
     thresholds = [nd.ThresholdItem(value=v, bgColor=c) for v, c in sorted(STATUS_COLORS.items())]
-    return nd.GraphNodeData(results=results, thresholds=thresholds, name="fold status")
+    return nd.GraphNodeData(results=results, thresholds=thresholds, name=STATUS_NAME)
 
 
 def _diff_data(checks: Sequence[TensorCheck]):
