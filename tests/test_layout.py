@@ -1,9 +1,11 @@
 """The layout shows the architecture: a pure core, frontends, demo support, figures, the page and its
-sections; the arrows between them point one way; the README lists every module."""
+sections; the arrows between them point one way; docs/layout.md lists every module, and the
+docs' links lead somewhere."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,10 +125,37 @@ def test_only_the_page_imports_streamlit():
     assert "streamlit" not in _loaded_after("import demo.workbench, demo.why_view, demo.fold_view, demo.check_view")
 
 
-def test_the_readme_lists_every_module():
-    readme = (ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
+def test_the_layout_page_lists_every_module():
+    layout = (ROOT / "docs" / "layout.md").read_text()
     modules = [p.relative_to(ROOT).as_posix() for package in ("fold", "demo", "viz", "bench", "sections", "browser")
                for p in sorted((ROOT / package).rglob("*.py"))] + ["app.py"]
+    assert len(modules) > 50, f"only {len(modules)} modules found under {ROOT}"
     missing = [m for m in modules if f"`{m}`" not in layout]
-    assert not missing, f"README's Layout section does not list {missing}"
+    assert not missing, f"docs/layout.md does not list {missing}"
+
+
+def _links(markdown: str) -> list[str]:
+    """The targets of a Markdown text's links and images, outside code (a ``[x](y)`` in a code
+    block or a code span is not a link)."""
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    prose = re.sub(r"`[^`\n]*`", "", prose)
+    return re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", prose)
+
+
+def _broken_links(path: Path) -> list[str]:
+    """The relative links of a Markdown file that point to no file (web addresses and anchors
+    within the page are not checked; a link's own anchor is dropped)."""
+    targets = [t.split("#")[0] for t in _links(path.read_text()) if not re.match(r"[a-z]+:|#", t)]
+    return [t for t in targets if not (path.parent / t).exists()]
+
+
+def test_every_relative_link_in_the_docs_points_to_a_file(tmp_path):
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(_links((ROOT / "README.md").read_text())) >= 10, "the README links to the docs pages"
+    broken = {p.relative_to(ROOT).as_posix(): b for p in pages if (b := _broken_links(p))}
+    assert not broken, f"links to missing files: {broken}"
+    # The control: a missing file is found, and a link inside code is not taken for one.
+    page = tmp_path / "page.md"
+    page.write_text("[a](README.md) [b](gone.md#x) ![c](img/gone.png) `[d](code.md)` [e](https://x.org)\n")
+    (tmp_path / "README.md").write_text("")
+    assert _broken_links(page) == ["gone.md", "img/gone.png"]
