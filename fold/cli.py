@@ -101,6 +101,10 @@ def fold_parser() -> argparse.ArgumentParser:
                              "after cross-layer equalization; end-to-end output SQNR) to this JSON file")
     parser.add_argument("--cle", action="store_true",
                         help="also write the folded model after cross-layer equalization (INPUT_folded_cle...)")
+    parser.add_argument("--int8", nargs="?", const="auto", metavar="RUNTIME",
+                        help="also build real int8 models (int8 weights and activations) of the original and the "
+                             "fold's variants with the runtime's own quantizer and compare them layer by layer "
+                             "(onnxruntime, the default for ONNX files); the figures join --quant-report's JSON")
     parser.add_argument("--model-explorer", metavar="DIR",
                         help="write the graphs before and after, their node data and a mapping for Google's "
                              "Model Explorer into DIR")
@@ -197,8 +201,20 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
     report = quant_report(result, checked)
     result.timings_s["quantization"] = time.perf_counter() - start
     print(quant_text(report))
+    figures = report.to_dict()
+    if args.int8:
+        from fold.int8 import int8_report
+        from fold.report import int8_text
+
+        v = checked.verification
+        start = time.perf_counter()
+        int8 = int8_report(result, checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
+                           equalized=report.equalized, runtime=None if args.int8 == "auto" else args.int8)
+        result.timings_s["int8"] = time.perf_counter() - start
+        print(int8_text(int8))
+        figures["int8"] = int8.to_dict()
     if args.quant_report:
-        written.add(args.quant_report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        written.add(args.quant_report).write_text(json.dumps(figures, indent=2) + "\n")
     if args.cle:
         path = cle_output(output, fmt)
         result.frontend.write(report.equalized if report.equalized is not None else result.folded, written.add(path))
@@ -211,6 +227,10 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
+    if args.int8:
+        from fold.int8 import check_runtime
+
+        check_runtime(fmt, None if args.int8 == "auto" else args.int8)
     options = _verify_options(args)
     from fold.pipeline import fold_file, verify
     from fold.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
@@ -230,7 +250,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     print(verification_text(check))
     if args.per_layer:
         print(per_layer_text(check))
-    if args.quant_report or args.cle:
+    if args.quant_report or args.cle or args.int8:
         _quantization(args, result, checked, output, fmt, written)
     if args.model_explorer:
         from fold.model_explorer import export

@@ -131,6 +131,28 @@ def _db(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def int8_text(report) -> str:
+    """Real int8 as text: per folded layer its SQNR in every variant, the outputs', the layer that
+    loses most, and the notes (``report``: a ``fold.int8.Int8Report``)."""
+    from fold.int8 import VARIANTS
+
+    heads = {"original_per_tensor": "BN in float", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
+             "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ bias steps"}
+    c = report.calibration
+    lines = [f"real int8 in {report.runtime} {report.version} (int8 weights and activations, calibrated on "
+             f"{c['samples']} samples, {c['source']}), SQNR in dB, a layer's the mean over its output channels"]
+    rows = [(q.layer, q.bn, q.tensor, *(_db(q.sqnr_db[v]) for v in VARIANTS)) for q in report.layers]
+    if rows:
+        lines.append(table(("layer", "bn", "judged at", *(heads[v] for v in VARIANTS)), rows))
+    lines.append("output SQNR (dB): " + ", ".join(f"{heads[v]} {_db(report.output_sqnr_db[v])}" for v in VARIANTS))
+    worst = report.worst()
+    if worst is not None:
+        lines.append(f"loses most folded per tensor: '{worst.layer}' ({worst.bn}), "
+                     f"{_db(worst.sqnr_db['folded_per_tensor'])} dB")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
 def quant_text(report) -> str:
     """The quantization view as text: per folded layer its range ratio and four SQNRs, then the
     end-to-end figures (``report``: a ``fold.quantization.QuantReport``)."""

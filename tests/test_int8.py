@@ -1,0 +1,143 @@
+"""Real int8 (``--int8``): onnxruntime's own quantizer and runtime on the original and the fold's
+variants, compared layer by layer through the fold mapping; the SQNRs by hand, against
+onnxruntime's own ``qdq_loss_debug``, and on a broken fold they must see."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+
+from demo import zoo
+from fold.frontends.onnx import int8 as rt
+from fold.frontends.onnx.io import prepare
+from fold.int8 import VARIANTS, channel_sqnr_db, int8_report, sqnr_db
+from fold.pipeline import fold, verify
+from fold.quantization import quant_report
+from tests.helpers import ONNX, mutated, run_cli
+from tests.test_quant import tiny_variance_onnx
+
+HEAD = "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)"
+
+
+def _report(result, **kwargs):
+    checked = verify(result)
+    v = checked.verification
+    return int8_report(result, checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source, **kwargs)
+
+
+def test_sqnr_by_hand():
+    assert sqnr_db(np.array([1.0, 2.0]), np.array([1.0, 2.1])) == pytest.approx(10 * math.log10(5 / 0.01))
+    assert sqnr_db(np.zeros(3), np.ones(3)) is None and sqnr_db(np.ones(3), np.ones(3)) is None
+    # two channels on axis 1: 40 dB and 20 dB average to 30, where pooling would let the wide one win
+    r = np.array([[[10.0], [1.0]]])
+    q = np.array([[[10.1], [1.1]]])
+    assert channel_sqnr_db(r, q) == pytest.approx(30.0)
+    assert sqnr_db(r, q) == pytest.approx(10 * math.log10(101 / 0.02))
+
+
+@pytest.fixture(scope="module")
+def head():
+    result = fold(ONNX, zoo.ZOO[HEAD].build())
+    return result, _report(result, equalized=quant_report(result).equalized)
+
+
+def test_every_variant_of_the_detector_head_is_built_and_judged_at_its_layers(head):
+    result, report = head
+    assert report.runtime == "onnxruntime" and report.calibration == {"samples": 8, "seed": 0, "source": "recipe"}
+    assert [q.layer for q in report.layers] == [d.layer for d in result.folded_pairs] == ["head_conv", "up0", "up1"]
+    for q in report.layers:
+        assert q.tensor.endswith("relu")  # judged after the Relu the quantizer gives the BN output's range to
+        assert all(math.isfinite(q.sqnr_db[v]) and q.sqnr_db[v] > 20 for v in VARIANTS[:4]), q
+        assert q.sqnr_db["folded_cle_bias_per_tensor"] is None
+    assert all(math.isfinite(report.output_sqnr_db[v]) for v in VARIANTS[:4]), report.output_sqnr_db
+    assert any("bias correction are not built" in n for n in report.notes)
+    json.dumps(report.to_dict())  # no NaN, no inf: JSON as it is
+
+
+def test_the_layer_figure_is_onnxruntimes_own_qdq_loss_debug_figure(head, tmp_path):
+    """Where the names match within one graph, foldscope's SQNR of a tensor equals onnxruntime's
+    ``qdq_loss_debug`` cross-model figure (float model against the QDQ model) within 0.1 dB."""
+    from onnxruntime.quantization import qdq_loss_debug as debug
+
+    result, _ = head
+    inputs = verify(result).inputs
+    int8 = rt.quantize(result.folded, inputs, per_channel=False)
+    tensor = "up0_relu"
+    held = rt.held_value_names(int8, [tensor])
+    _, reference = rt.run(result.folded, inputs, [tensor])
+    _, got = rt.run(int8, inputs, list(held.values()))
+    ours = sqnr_db(reference[tensor], got[held[tensor]])
+    paths = {}
+    for name, model in (("float", result.folded), ("int8", int8)):
+        onnx.save(model.proto, tmp_path / f"{name}.onnx")
+        debug.modify_model_output_intermediate_tensors(str(tmp_path / f"{name}.onnx"), str(tmp_path / f"{name}_all.onnx"))
+        paths[name] = str(tmp_path / f"{name}_all.onnx")
+    feeds = rt._Reader([i.name for i in result.folded.proto.graph.input], inputs).feeds
+    activations = {name: debug.collect_activations(path, iter(feeds)) for name, path in paths.items()}
+    errors = debug.compute_activation_error(debug.create_activation_matching(activations["int8"], activations["float"]))
+    assert ours == pytest.approx(errors[tensor]["xmodel_err"], abs=0.1), (ours, errors[tensor])
+
+
+def test_the_int8_figures_see_a_fold_that_is_wrong(head):
+    """The same fold with one layer's kernel 50 % off in one of its 8 channels: that layer's int8
+    SQNR (the mean over its channels) falls by more than 3 dB in every folded variant, while the
+    original's stays."""
+    result, report = head
+    broken = dataclasses.replace(result, folded=mutated(ONNX, result.folded, "up0", "kernel", 1, 1.5))
+    (bad,) = [q for q in _report(broken).layers if q.layer == "up0"]
+    (good,) = [q for q in report.layers if q.layer == "up0"]
+    assert bad.sqnr_db["original_per_tensor"] == pytest.approx(good.sqnr_db["original_per_tensor"])
+    for variant in ("folded_per_tensor", "folded_per_channel"):
+        assert bad.sqnr_db[variant] < good.sqnr_db[variant] - 3, (variant, bad.sqnr_db, good.sqnr_db)
+
+
+def test_a_variant_the_quantizer_refuses_is_null_with_its_reason():
+    """onnxruntime's per-channel quantization of a grouped ConvTranspose fails (its bias scale is laid
+    out per group): the variant is null and the note says why; the others stand."""
+    result = fold(ONNX, zoo.ZOO["ONNX: DCGAN generator (grouped ConvTranspose)"].build())
+    report = _report(result)
+    assert report.output_sqnr_db["folded_per_channel"] is None
+    assert all(q.sqnr_db["folded_per_channel"] is None for q in report.layers)
+    assert any(n.startswith("folded_per_channel: not built: onnxruntime cannot quantize") for n in report.notes)
+    assert report.output_sqnr_db["folded_per_tensor"] > 20
+
+
+def test_cle_recovers_what_a_tiny_variance_costs_int8_activations():
+    """A BN variance of 1e-4 on one channel blows that channel's activations up; int8 activations
+    with one scale per tensor then crush every other channel, folded or not; equalization recovers it."""
+    result = fold(ONNX, prepare(tiny_variance_onnx(), "tiny.onnx"))
+    report = _report(result, equalized=quant_report(result).equalized)
+    (conv,) = [q for q in report.layers if q.layer == "conv"]
+    assert conv.sqnr_db["folded_cle_per_tensor"] > conv.sqnr_db["folded_per_tensor"] + 10, conv.sqnr_db
+    assert conv.sqnr_db["folded_cle_per_tensor"] > conv.sqnr_db["original_per_tensor"] + 10, conv.sqnr_db
+
+
+def test_the_command_line_adds_int8_to_the_quant_report(tmp_path):
+    path = tmp_path / "head.onnx"
+    onnx.save(zoo.ZOO[HEAD].build().proto, path)
+    proc = run_cli(path, "-o", tmp_path / "out.onnx", "--quant-report", tmp_path / "q.json", "--int8")
+    assert proc.returncode == 0, proc.stderr
+    assert "real int8 in onnxruntime" in proc.stdout and "WARNING" not in proc.stderr, proc.stderr
+    figures = json.loads((tmp_path / "q.json").read_text())["int8"]
+    assert set(figures) == {"runtime", "version", "calibration", "output_sqnr_db", "layers", "notes"}
+    assert set(figures["output_sqnr_db"]) == set(VARIANTS)
+    assert [layer["layer"] for layer in figures["layers"]] == ["head_conv", "up0", "up1"]
+    assert set(figures["layers"][0]) == {"layer", "bn", "tensor", "sqnr_db"}
+
+
+def test_the_command_line_refuses_int8_for_a_format_without_its_runtime_in_one_sentence(tmp_path):
+    import keras
+
+    path = tmp_path / "net.keras"
+    inp = keras.Input((4, 4, 2))
+    keras.Model(inp, keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 1)(inp))).save(path)
+    proc = run_cli(path, "--int8")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "LiteRT path is not built yet" in proc.stderr and not (tmp_path / "net_folded.keras").exists()
+    proc = run_cli(tmp_path / "net.keras", "--int8", "tensorrt")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
