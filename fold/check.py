@@ -162,6 +162,12 @@ class _ConverterNames:
         return None if found is None else (found, bn)
 
 
+def converter_nodes(keras_graph: nx.DiGraph, tflite_graph: nx.DiGraph) -> dict[str, str]:
+    """Keras layer -> the op of a TFLite file from TensorFlow's converter whose output stands for that
+    layer's (the last op that names it), by the converter's op naming."""
+    return dict(_ConverterNames(flatten(keras_graph), flatten(tflite_graph), {}).stands_for)
+
+
 def _keras_layer(piece: str, layers: Mapping[str, int]) -> str | None:
     """The Keras layer path a converter op name refers to: "net_1/block_1/conv_1/Conv2D" -> "block/conv"."""
     parts = piece.split("/")[1:]

@@ -14,7 +14,8 @@ replaced, and the outputs with the float original's, as SQNR in dB.
 
 A layer's SQNR is the mean over its output channels of each channel's 10 log10(sum r^2 / sum (r - q)^2)
 over every sample and element (as the weight-only view's); an output's is pooled over all of it;
-None where it is undefined (no signal, or no difference at all). Only ONNX models in onnxruntime are built so far.
+None where it is undefined (no signal, or no difference at all). Built for ONNX models in onnxruntime and Keras
+models in LiteRT (TensorFlow's converter as the quantizer); not yet for .pb and .tflite files.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fold.frontend import Format
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")
 #: Format -> the runtime its int8 models run in.
-RUNTIMES = {"onnx": "onnxruntime"}
+RUNTIMES = {"onnx": "onnxruntime", "keras": "litert"}
 
 
 def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
@@ -51,8 +52,9 @@ def channel_sqnr_db(reference: np.ndarray, got: np.ndarray, axis: int = 1) -> fl
     the collapse of the others (the weight-only view's figure, ``fold.core.quant``). Channels whose
     SQNR is undefined are left out."""
     r, q = np.asarray(reference, dtype=np.float64), np.asarray(got, dtype=np.float64)
-    if r.shape != q.shape or r.ndim <= axis:
+    if r.shape != q.shape or r.ndim < 2:
         return sqnr_db(r, q)
+    axis %= r.ndim
     found = [sqnr_db(np.take(r, c, axis=axis), np.take(q, c, axis=axis)) for c in range(r.shape[axis])]
     found = [v for v in found if v is not None]
     return float(np.mean(found)) if found else None
@@ -97,65 +99,127 @@ def check_runtime(fmt: Format, runtime: str | None) -> str:
     there is none."""
     own = RUNTIMES.get(fmt.name)
     if own is None:
-        raise FoldError(f"--int8 builds real int8 models of ONNX files in onnxruntime; for a {fmt.label} model "
-                        "the LiteRT path is not built yet.")
+        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime) and Keras models (LiteRT); "
+                        f"for a {fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
     return own
 
 
-def _compared(view, tensor: str) -> str:
-    """The tensor a layer is judged at: the BN's output, or the output of the Relu that alone reads it
-    (the quantizer gives the two one range, from 0: below 0 nothing downstream reads the values)."""
-    readers = view.readers(tensor)
-    if len(readers) == 1 and readers[0].type == "Relu" and not view.is_output(tensor):
-        return readers[0].output
-    return tensor
+class _Onnx:
+    """onnxruntime: its static quantizer (``fold.frontends.onnx.int8``), a layer judged by tensor name
+    (the folded layer's output keeps the BN output's name)."""
+
+    channel_axis = 1
+    keeps_bns_in_float = True
+
+    def __init__(self) -> None:
+        from fold.frontends.onnx import int8 as rt
+
+        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        from fold.frontends.onnx.view import view_of
+
+        view = view_of(result.original)
+        found = {}
+        for d in result.folded_pairs:
+            t = view.by_name[d.bn_nodes[-1]].output
+            readers = view.readers(t)
+            if len(readers) == 1 and readers[0].type == "Relu" and not view.is_output(t):
+                t = readers[0].output
+            found[d.layer] = (t, t)
+        return found
+
+    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
+        return self.rt.run(model, inputs, points)
+
+    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        int8 = self.rt.quantize(model, inputs, per_channel=per_channel, keep_float=keep_float)
+        held = self.rt.held_value_names(int8, points)
+        outputs, values = self.rt.run(int8, inputs, list(held.values()))
+        return outputs, {p: values[held[p]] for p in points}
+
+
+class _LiteRt:
+    """LiteRT: TensorFlow's converter as the quantizer (``fold.frontends.keras.int8``), a layer judged
+    by Keras layer name: the BN in the original, the layer that absorbed it in a fold."""
+
+    channel_axis = -1
+    keeps_bns_in_float = False
+
+    def __init__(self) -> None:
+        from fold.frontends.keras import int8 as rt
+
+        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        graph = result.graph_before
+        found = {}
+        for d in result.folded_pairs:
+            after = list(graph.successors(d.bn)) if d.bn in graph else []
+            relu = after[0] if len(after) == 1 and _is_relu(graph.nodes[after[0]]) and \
+                after[0] not in graph.graph.get("outputs", []) and graph.out_degree(d.bn) == 1 else None
+            found[d.layer] = (relu or d.bn, relu or d.layer)
+        return found
+
+    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
+        return self.rt.run_float(model, inputs, points)
+
+    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        return self.rt.run_int8(model, self.rt.quantize(model, inputs, per_channel=per_channel), inputs, points)
+
+
+def _is_relu(data: dict) -> bool:
+    config = data.get("config") or {}
+    return data.get("op") == "ReLU" and not config.get("max_value") or \
+        data.get("op") == "Activation" and config.get("activation") == "relu"
+
+
+#: Runtime name -> its adapter.
+_ADAPTERS = {"onnxruntime": _Onnx, "litert": _LiteRt}
 
 
 def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, seed: int | None, source: str,
                 equalized: Any = None, runtime: str | None = None) -> Int8Report:
     """Every variant of ``result`` quantized and run by the format's runtime, calibrated and compared
     on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
-    check_runtime(result.frontend.format, runtime)
-    from fold.frontends.onnx import int8 as rt
-    from fold.frontends.onnx.view import view_of
-
+    rt = _ADAPTERS[check_runtime(result.frontend.format, runtime)]()
     pairs = result.folded_pairs
-    view = view_of(result.original)
-    tensors = {d.layer: _compared(view, view.by_name[d.bn_nodes[-1]].output) for d in pairs}
-    float_outputs, float_values = rt.run(result.original, inputs, list(tensors.values()))
+    at = rt.judged(result)
+    original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]
+    float_outputs, float_values = rt.run_float(result.original, inputs, original_points)
     notes = ["Calibrated and compared on the same inputs, the verification's.",
-             "original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
-             "tensor, even with per-channel weights).",
              "folded_cle_bias_per_tensor: high-bias absorption and bias correction are not built yet."]
+    notes.append("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
+                 "tensor, even with per-channel weights)." if rt.keeps_bns_in_float else
+                 "original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
+                 "quantizes.")
     bn_nodes = [n for d in pairs for n in d.bn_nodes]
-    builds = {"original_per_tensor": (result.original, False, bn_nodes),
-              "folded_per_tensor": (result.folded, False, ()),
-              "folded_per_channel": (result.folded, True, ())}
+    builds = {"original_per_tensor": (result.original, False, bn_nodes, original_points),
+              "folded_per_tensor": (result.folded, False, [], folded_points),
+              "folded_per_channel": (result.folded, True, [], folded_points)}
+    references = {name: {d.layer: float_values[at[d.layer][0]] for d in pairs} for name in builds}
     if equalized is not None:
-        builds["folded_cle_per_tensor"] = (equalized, False, ())
+        builds["folded_cle_per_tensor"] = (equalized, False, [], folded_points)
+        _, values = rt.run_float(equalized, inputs, folded_points)
+        references["folded_cle_per_tensor"] = {d.layer: values[at[d.layer][1]] for d in pairs}
     else:
         notes.append("folded_cle_per_tensor: no pair of layers to equalize in this model.")
-    references = {name: (float_outputs, float_values) for name in builds}
-    if equalized is not None:
-        references["folded_cle_per_tensor"] = rt.run(equalized, inputs, list(tensors.values()))
     per_layer: dict[str, dict[str, float | None]] = {d.layer: dict.fromkeys(VARIANTS) for d in pairs}
     outputs: dict[str, float | None] = dict.fromkeys(VARIANTS)
-    for name, (model, per_channel, keep_float) in builds.items():
+    for name, (model, per_channel, keep_float, points) in builds.items():
         try:
-            int8 = rt.quantize(model, inputs, per_channel=per_channel, keep_float=keep_float)
+            got_outputs, got = rt.run_int8(model, inputs, points, per_channel=per_channel, keep_float=keep_float)
         except FoldError as exc:  # a variant the quantizer refuses is a result too (a grouped ConvTranspose)
             notes.append(f"{name}: not built: {exc}")
             continue
-        held = rt.held_value_names(int8, list(tensors.values()))
-        got_outputs, got = rt.run(int8, inputs, list(held.values()))
-        _, reference = references[name]
-        for d in pairs:
-            t = tensors[d.layer]
-            per_layer[d.layer][name] = channel_sqnr_db(reference[t], got[held[t]])
+        for d, point in zip(pairs, points):
+            per_layer[d.layer][name] = channel_sqnr_db(references[name][d.layer], got[point], rt.channel_axis)
         outputs[name] = sqnr_db(np.concatenate([np.ravel(o) for o in float_outputs]),
                                 np.concatenate([np.ravel(o) for o in got_outputs]))
-    layers = [Int8Layer(d.layer, d.bn, tensors[d.layer], per_layer[d.layer]) for d in pairs]
-    return Int8Report(rt.RUNTIME, rt.runtime_version(), {"samples": samples, "seed": seed, "source": source},
-                      outputs, layers, notes)
+    layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer]) for d in pairs]
+    return Int8Report(rt.name, rt.version, {"samples": samples, "seed": seed, "source": source}, outputs, layers,
+                      notes)

@@ -136,7 +136,7 @@ def int8_text(report) -> str:
     loses most, and the notes (``report``: a ``fold.int8.Int8Report``)."""
     from fold.int8 import VARIANTS
 
-    heads = {"original_per_tensor": "BN in float", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
+    heads = {"original_per_tensor": "original", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
              "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ bias steps"}
     c = report.calibration
     lines = [f"real int8 in {report.runtime} {report.version} (int8 weights and activations, calibrated on "

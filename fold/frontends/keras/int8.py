@@ -1,0 +1,107 @@
+"""Keras frontend, real int8: TensorFlow's TFLite converter as the quantizer (full integer: int8
+weights and activations, float input and output, calibrated on the given inputs; per channel by
+default, per tensor with its ``_experimental_disable_per_channel`` switch) and LiteRT as the runtime,
+every tensor kept (``experimental_preserve_all_tensors``).
+
+A Keras layer's value in the int8 model is the output of the op the converter named after it last
+(``fold.check.converter_nodes``: a Conv2D, its BN and its ReLU fused into one CONV_2D all name it),
+dequantized with that tensor's own scale and zero point. The converter folds every BN itself before
+it quantizes, so the "original" int8 model is the converter's own fold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Sequence
+from importlib.metadata import version
+
+import keras
+import numpy as np
+
+from fold.check import converter_nodes
+from fold.errors import FoldError, one_line
+from fold.frontends.keras import FRONTEND as KERAS
+from fold.frontends.tflite import FRONTEND as TFLITE
+from fold.frontends.tflite.io import model_from_bytes
+from fold.quiet import quiet_stderr
+
+RUNTIME = "litert"
+#: Keras tensors are channels-last.
+CHANNEL_AXIS = -1
+
+
+def runtime_version() -> str:
+    return version("ai-edge-litert")
+
+
+def quantize(model: keras.Model, inputs: Sequence[np.ndarray], *, per_channel: bool) -> bytes:
+    """``model`` as a full-integer .tflite from TensorFlow's converter, calibrated on ``inputs``."""
+    import tensorflow as tf
+
+    rows = int(inputs[0].shape[0]) if inputs else 0
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.ascontiguousarray(x[i:i + 1]) for x in inputs]
+                                                for i in range(rows))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_disable_per_channel = not per_channel
+    # Keras' export prints the traced signature on stdout, the quantizer its settings on stderr
+    with contextlib.redirect_stdout(io.StringIO()), quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:
+            raise FoldError(f"TensorFlow's converter cannot quantize '{model.name}': {one_line(exc)}") from exc
+
+
+def run_float(model: keras.Model, inputs: Sequence[np.ndarray], layers: Sequence[str]
+              ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """The Keras model's outputs and the named layers' outputs on ``inputs``."""
+    tap = KERAS.tapper(model, list(layers))(list(inputs))
+    return list(tap.outputs), dict(tap.nodes)
+
+
+def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], layers: Sequence[str]
+             ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """The int8 model's outputs and, dequantized, the value of each named Keras layer (``model``: the
+    float Keras model it was converted from), one row at a time in LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
+    stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))
+    missing = [layer for layer in layers if layer not in stands_for]
+    if missing:
+        raise FoldError(f"The converter's int8 model of '{model.name}' has no op named after {missing[0]!r}.")
+    from fold.frontends.tflite.view import view_of
+
+    view = view_of(tflite)
+    tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers}
+    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    feeds = interpreter.get_input_details()
+    for d, x in zip(feeds, inputs):
+        interpreter.resize_tensor_input(d["index"], [1, *x.shape[1:]])
+    interpreter.allocate_tensors()
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    outputs = interpreter.get_output_details()
+    rows = int(inputs[0].shape[0]) if inputs else 1
+    got_out: list[list[np.ndarray]] = [[] for _ in outputs]
+    got: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    for i in range(rows):
+        for d, x in zip(feeds, inputs):
+            interpreter.set_tensor(d["index"], np.ascontiguousarray(x[i:i + 1], dtype=d["dtype"]))
+        interpreter.invoke()
+        for k, d in enumerate(outputs):
+            got_out[k].append(_dequantized(interpreter.get_tensor(d["index"]), d))
+        for layer, t in tensors.items():
+            got[layer].append(_dequantized(interpreter.get_tensor(t), details[t]))
+    return ([np.concatenate(v) for v in got_out], {layer: np.concatenate(v) for layer, v in got.items()})
+
+
+def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if np.issubdtype(value.dtype, np.integer) and scale:
+        return (value.astype(np.float64) - zero) * scale
+    return np.asarray(value, dtype=np.float64)
