@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
 from fold.errors import FoldError
 from fold.frontend import Format
@@ -75,6 +76,25 @@ class Int8Layer:
 
 
 @dataclass
+class Granularity:
+    """A folded transposed convolution's int8 weight SQNR (mean over output channels) under the
+    granularity each known target uses: simulated (``fold.core.quant``), weights only; the runtime's
+    own per-output-channel figure is the layer's ``folded_per_channel``."""
+
+    layer: str
+    bn: str
+    weight_sqnr_db: dict[str, float | None]
+
+    def rescued_by_per_channel(self, margin_db: float = 6.0) -> dict[str, bool]:
+        """For each target granularity, whether it keeps within ``margin_db`` of per-output-channel."""
+        best = self.weight_sqnr_db["per_output_channel"]
+        return {g: best is not None and v is not None and v >= best - margin_db for g, v in self.weight_sqnr_db.items()}
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "bn": self.bn, "weight_sqnr_db": dict(self.weight_sqnr_db), "simulated": True}
+
+
+@dataclass
 class Int8Report:
     runtime: str
     version: str
@@ -82,6 +102,7 @@ class Int8Report:
     output_sqnr_db: dict[str, float | None]
     layers: list[Int8Layer]
     notes: list[str] = field(default_factory=list)
+    granularity: list[Granularity] = field(default_factory=list)
 
     def worst(self, variant: str = "folded_per_tensor") -> Int8Layer | None:
         """The layer that loses most in ``variant``: its lowest SQNR."""
@@ -91,7 +112,8 @@ class Int8Report:
     def to_dict(self) -> dict:
         return {"runtime": self.runtime, "version": self.version, "calibration": dict(self.calibration),
                 "output_sqnr_db": dict(self.output_sqnr_db), "layers": [layer.to_dict() for layer in self.layers],
-                "notes": list(self.notes)}
+                "granularity": [g.to_dict() for g in self.granularity],
+                "granularity_targets": dict(GRANULARITY_TARGETS), "notes": list(self.notes)}
 
 
 def check_runtime(fmt: Format, runtime: str | None) -> str:
@@ -222,4 +244,20 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
                                 np.concatenate([np.ravel(o) for o in got_outputs]))
     layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer]) for d in pairs]
     return Int8Report(rt.name, rt.version, {"samples": samples, "seed": seed, "source": source}, outputs, layers,
-                      notes)
+                      notes, granularity(result, notes))
+
+
+def granularity(result: FoldResult, notes: list[str]) -> list[Granularity]:
+    """Every folded transposed convolution's weights under each target's granularity."""
+    found = []
+    for d in result.folded_pairs:
+        if d.family != "transpose":
+            continue
+        k = result.frontend.kernel(result.folded, d.layer)
+        try:
+            figures = granularity_sqnr(k.kernel, k.kind, k.groups)
+        except ValueError as exc:  # a layout whose input channels do not lie along one axis
+            notes.append(f"granularity of '{d.layer}': {exc}")
+            continue
+        found.append(Granularity(d.layer, d.bn, {g: f.mean for g, f in figures.items()}))
+    return found

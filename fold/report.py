@@ -149,6 +149,17 @@ def int8_text(report) -> str:
     if worst is not None:
         lines.append(f"loses most folded per tensor: '{worst.layer}' ({worst.bn}), "
                      f"{_db(worst.sqnr_db['folded_per_tensor'])} dB")
+    if report.granularity:
+        lines.append("folded transposed convolutions, int8 weights under each target's granularity (simulated, "
+                     "weights only), SQNR in dB:")
+        rows = [(g.layer, g.bn, *(_db(v) for v in g.weight_sqnr_db.values())) for g in report.granularity]
+        lines.append(table(("layer", "bn", "per output channel", "per tensor (XNNPACK)",
+                            "per input channel (TensorRT)"), rows))
+        for g in report.granularity:
+            lost = [name for name, ok in g.rescued_by_per_channel().items() if not ok]
+            if lost:
+                lines.append(f"'{g.layer}': per-channel quantization does not rescue this fold on a target that "
+                             f"quantizes {' or '.join(n.replace('_', ' ') for n in lost)} (more than 6 dB lost)")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
 

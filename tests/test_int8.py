@@ -197,3 +197,42 @@ def test_the_command_line_runs_int8_on_a_keras_file_quietly(tmp_path):
     assert "real int8 in litert" in proc.stdout and proc.stderr == "", proc.stderr
     figures = json.loads((tmp_path / "q.json").read_text())["int8"]
     assert figures["runtime"] == "litert" and [q["layer"] for q in figures["layers"]] == ["project", "up0", "up1"]
+
+
+def test_each_targets_granularity_for_the_folded_transposed_convolutions():
+    """The U-Net's two folded TConvs under per-output-channel (LiteRT, onnxruntime), per-tensor
+    (XNNPACK) and per-input-channel (TensorRT) weights: the first two are the weight view's own
+    figures, the third an independent NumPy computation; per tensor loses more than 6 dB, which the
+    report says."""
+    from fold.report import int8_text
+
+    result = fold(KERAS, zoo.unet())
+    report = _report(result)
+    weights = {q.layer: q for q in quant_report(result).layers}
+    assert [g.layer for g in report.granularity] == ["up1_tconv", "up0_tconv"]
+    for g in report.granularity:
+        db = g.weight_sqnr_db
+        assert db["per_output_channel"] == pytest.approx(weights[g.layer].sqnr["per_channel_after"].mean)
+        assert db["per_tensor"] == pytest.approx(weights[g.layer].sqnr["per_tensor_after"].mean)
+        w = np.asarray(KERAS.kernel(result.folded, g.layer).kernel, dtype=np.float64)  # (kh, kw, out, in)
+        scale = np.max(np.abs(w), axis=(0, 1, 2), keepdims=True) / 127
+        q = np.clip(np.round(w / scale), -127, 127) * scale
+        per_out = [10 * np.log10(np.sum(w[:, :, c] ** 2) / np.sum((w[:, :, c] - q[:, :, c]) ** 2))
+                   for c in range(w.shape[2])]
+        assert db["per_input_channel"] == pytest.approx(np.mean(per_out))
+        assert db["per_tensor"] < db["per_output_channel"] - 6 and not g.rescued_by_per_channel()["per_tensor"]
+    text = int8_text(report)
+    assert "'up1_tconv': per-channel quantization does not rescue this fold on a target that quantizes per tensor" \
+        in text, text
+    assert report.to_dict()["granularity"][0]["simulated"] is True
+
+
+def test_a_bn_that_is_the_models_output_is_judged_at_the_int8_models_output():
+    """The seed's TConv -> BN: the BN's output is the model's, which the converter names after no layer."""
+    from demo.workbench import seed_workbench
+
+    wb = seed_workbench()
+    report = int8_report(wb.result, wb.checked.inputs, samples=1, seed=None, source="given")
+    (tconv,) = report.layers
+    for variant in VARIANTS[:3]:
+        assert tconv.sqnr_db[variant] == pytest.approx(report.output_sqnr_db[variant], abs=1e-6), tconv

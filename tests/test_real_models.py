@@ -73,3 +73,21 @@ def test_a_keras_2_h5_with_real_bn_statistics_folds_and_verifies():
     v = verify(result).verification
     assert v.passed, v.reason
     assert {c.layer for c in v.folded_layers} == {d.layer for d in result.folded_pairs}
+
+
+def test_real_int8_on_a_pretrained_keras_model_has_a_figure_for_every_layer(tmp_path):
+    """FER's emotion classifier (real BN statistics, 14 BNs, separable convolutions): TensorFlow's
+    converter and LiteRT give every folded layer and the output a finite SQNR in every built variant."""
+    import json
+    import math
+
+    from tests.helpers import run_cli
+
+    proc = run_cli(real_model("fer_h5"), "-o", tmp_path / "fer.keras", "--quant-report", tmp_path / "q.json", "--int8")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    int8 = json.loads((tmp_path / "q.json").read_text())["int8"]
+    assert int8["runtime"] == "litert" and len(int8["layers"]) == 14
+    built = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
+    for layer in int8["layers"]:
+        assert all(math.isfinite(layer["sqnr_db"][v]) and layer["sqnr_db"][v] > 15 for v in built), layer
+    assert all(math.isfinite(int8["output_sqnr_db"][v]) for v in built), int8["output_sqnr_db"]

@@ -53,6 +53,33 @@ def quantize(kernel: np.ndarray, kind: Kind, groups: int = 1, per_channel: bool 
     return np.clip(np.round(w / scale), -QMAX, QMAX) * scale
 
 
+def quantize_per_input(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
+    """The kernel fake-quantized with one int8 scale per *input* channel (as TensorRT quantizes a
+    deconvolution's weights), in float64, the kernel's shape."""
+    w = np.asarray(kernel, dtype=np.float64)
+    scale = scale_along(np.ones(w.shape), _scales(input_rows(w, kind, groups), True), (kind.in_axis,), groups,
+                        kind.in_group_axis)
+    return np.clip(np.round(w / scale), -QMAX, QMAX) * scale
+
+
+#: Weight granularity -> the targets known to quantize a transposed convolution's weights so, with
+#: the source that says it (``fold.int8.granularity``).
+GRANULARITY_TARGETS = {
+    "per_output_channel": "TFLite/LiteRT (TensorFlow's converter, axis 0 of TRANSPOSE_CONV's [O,H,W,I] filter); "
+                          "onnxruntime's quantize_static per_channel (axis 1 of ConvTranspose's weight)",
+    "per_tensor": "XNNPACK: its int8 transposed convolution takes one weight scale (google/XNNPACK#2762)",
+    "per_input_channel": "TensorRT: deconvolution weights are quantized per input channel (NVIDIA/TensorRT#2380)",
+}
+
+
+def granularity_sqnr(kernel: np.ndarray, kind: Kind, groups: int = 1) -> dict[str, Sqnr]:
+    """A kernel's int8 SQNR (mean over output channels) under each granularity of ``GRANULARITY_TARGETS``."""
+    quantized = {"per_output_channel": quantize(kernel, kind, groups, per_channel=True),
+                 "per_tensor": quantize(kernel, kind, groups, per_channel=False),
+                 "per_input_channel": quantize_per_input(kernel, kind, groups)}
+    return {name: sqnr(kernel, q, kind, groups) for name, q in quantized.items()}
+
+
 def _broadcast(per_channel: np.ndarray, shape: tuple[int, ...], kind: Kind, groups: int) -> np.ndarray:
     """A per-output-channel vector laid out to broadcast against a kernel of ``shape``."""
     return scale_kernel(np.ones(shape), per_channel, kind, groups)

@@ -71,13 +71,14 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
 
     tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
     stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))
-    missing = [layer for layer in layers if layer not in stands_for]
+    ends = [t._keras_history.operation.name for t in model.outputs]  # a model output is read as one
+    missing = [layer for layer in layers if layer not in stands_for and layer not in ends]
     if missing:
         raise FoldError(f"The converter's int8 model of '{model.name}' has no op named after {missing[0]!r}.")
     from fold.frontends.tflite.view import view_of
 
     view = view_of(tflite)
-    tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers}
+    tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers if layer not in ends}
     interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     feeds = interpreter.get_input_details()
@@ -88,7 +89,7 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
     outputs = interpreter.get_output_details()
     rows = int(inputs[0].shape[0]) if inputs else 1
     got_out: list[list[np.ndarray]] = [[] for _ in outputs]
-    got: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    got: dict[str, list[np.ndarray]] = {layer: [] for layer in tensors}
     for i in range(rows):
         for d, x in zip(feeds, inputs):
             interpreter.set_tensor(d["index"], np.ascontiguousarray(x[i:i + 1], dtype=d["dtype"]))
@@ -97,7 +98,8 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
             got_out[k].append(_dequantized(interpreter.get_tensor(d["index"]), d))
         for layer, t in tensors.items():
             got[layer].append(_dequantized(interpreter.get_tensor(t), details[t]))
-    return ([np.concatenate(v) for v in got_out], {layer: np.concatenate(v) for layer, v in got.items()})
+    joined = [np.concatenate(v) for v in got_out]
+    return joined, {layer: joined[ends.index(layer)] if layer in ends else np.concatenate(got[layer]) for layer in layers}
 
 
 def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
