@@ -61,3 +61,24 @@ def table(report: QuantReport) -> list[dict]:
              **{column: layer.mean_db(key) for key, column in MEAN_COLUMNS.items()},
              **{column: layer.worst_db(key) for key, column in WORST_COLUMNS.items()}}
             for layer in report.layers]
+
+
+# -- real int8 (``fold.int8``) ---------------------------------------------------------------------
+
+#: The variants the page shows (the bias-correction variant is not built yet), with their labels.
+INT8_LABELS = {"original_per_tensor": "original", "folded_per_tensor": "folded per tensor",
+               "folded_per_channel": "folded per channel", "folded_cle_per_tensor": "folded + CLE"}
+GRANULARITY_LABELS = {"per_output_channel": "per output channel", "per_tensor": "per tensor (XNNPACK)",
+                      "per_input_channel": "per input channel (TensorRT)"}
+
+
+def int8_table(report) -> list[dict]:
+    """One row per folded layer: where it is judged and its SQNR in every variant (dB)."""
+    return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor,
+             **{label: q.sqnr_db[key] for key, label in INT8_LABELS.items()}} for q in report.layers]
+
+
+def granularity_table(report) -> list[dict]:
+    """One row per folded transposed convolution: its weights' SQNR under each target's granularity."""
+    return [{"layer": g.layer, "bn": g.bn, **{label: g.weight_sqnr_db[key] for key, label in GRANULARITY_LABELS.items()}}
+            for g in report.granularity]

@@ -255,6 +255,16 @@ class Workbench(_Outputs):
         return quant_report(self.result, self.checked)
 
     @memoized()
+    def int8_report(self):
+        """Real int8 (``fold.int8``): the runtime's own int8 models of this fold's variants, calibrated
+        and compared on the verification's inputs."""
+        from fold.int8 import int8_report
+
+        v = self.verification
+        return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
+                           equalized=self.quant_report().equalized)
+
+    @memoized()
     def sqnr_png(self) -> bytes:
         return picture(quant_view.sqnr_figure(self.quant_report()))
 

@@ -8,11 +8,68 @@ import streamlit as st
 
 from demo import quant_view
 from demo.workbench import Workbench
-from fold.errors import one_line
+from fold.errors import FoldError, one_line
+from fold.int8 import check_runtime
 from fold.quantization import QuantReport
 
 
 def quant_ui(wb: Workbench) -> None:
+    real = st.radio("View", ("int8 weights (simulated, float activations)", "real int8 (the runtime's own models)"),
+                    horizontal=True, key=f"int8:{wb.key}",
+                    help="Simulated: foldscope quantizes each kernel itself. Real: the runtime's own quantizer "
+                         "builds int8 models (weights and activations) and the runtime runs them.")
+    if real.startswith("real"):
+        real_int8_ui(wb)
+    else:
+        weights_ui(wb)
+
+
+def real_int8_ui(wb: Workbench) -> None:
+    """The runtime's own int8 models of every variant, each folded layer against the BN output it replaced."""
+    st.subheader("What real int8 loses after folding")
+    try:
+        check_runtime(wb.frontend.format, None)
+    except FoldError as exc:
+        st.info(str(exc))
+        return
+    try:
+        with st.spinner("Building and running int8 models with the runtime's own quantizer: the original, the fold "
+                        "per tensor and per channel, and the fold after CLE (a few seconds a variant)..."):
+            report = wb.int8_report()
+    except FoldError as exc:
+        st.error(str(exc))
+        return
+    c = report.calibration
+    st.caption(f"{report.runtime} {report.version}: int8 weights and activations, calibrated and compared on the "
+               f"verification's {c['samples']} sample(s). A layer's SQNR is the mean over its output channels of "
+               "its dequantized int8 output against the float original's BN output it replaced.")
+    labels = quant_view.INT8_LABELS
+    for col, (key, label) in zip(st.columns(len(labels)), labels.items()):
+        value = report.output_sqnr_db[key]
+        col.metric(f"output: {label}", "n/a" if value is None else f"{value:.1f} dB")
+    worst = report.worst()
+    if worst is not None:
+        st.warning(f"Loses most, folded per tensor: '{worst.layer}' ({worst.bn}), "
+                   f"{worst.sqnr_db['folded_per_tensor']:.1f} dB.")
+    decibels = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(pd.DataFrame(quant_view.int8_table(report)), hide_index=True,
+                 column_config={label: decibels for label in labels.values()})
+    if report.granularity:
+        st.caption("Each folded transposed convolution's weights under the granularity each target uses "
+                   "(simulated, weights only):")
+        st.dataframe(pd.DataFrame(quant_view.granularity_table(report)), hide_index=True,
+                     column_config={label: decibels for label in quant_view.GRANULARITY_LABELS.values()})
+        for g in report.granularity:
+            lost = [n for n, ok in g.rescued_by_per_channel().items() if not ok]
+            if lost:
+                st.warning(f"'{g.layer}': per-channel quantization does not rescue this fold on a target that "
+                           f"quantizes {' or '.join(quant_view.GRANULARITY_LABELS[n] for n in lost)} "
+                           "(more than 6 dB lost).")
+    for note in report.notes:
+        st.caption(note)
+
+
+def weights_ui(wb: Workbench) -> None:
     st.subheader("What int8 weights lose after folding")
     st.caption("Folding multiplies output channel c's weights by s = γ / √(var + ε). Quantized with one int8 scale "
                "for the whole tensor (max |w| / 127), the channel with the largest weights sets the scale and the "

@@ -233,3 +233,25 @@ def test_quantization_tab_of_an_onnx_model():
     assert any("up0 → up1" in c.value for c in at.caption)
     open_tab(at, "Fold")
     assert_page_ok(at)
+
+
+def test_quantization_tab_real_int8_in_one_click():
+    """The runtime's own int8 models: per-layer SQNRs of the variants, the layer that loses most, and
+    where per-channel quantization does not rescue a folded TConv; a .pb is told why not."""
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("U-Net (skip connections)").run()
+    open_tab(at, "Quantization")
+    next(r for r in at.radio if r.label == "View").set_value("real int8 (the runtime's own models)").run()
+    assert not at.exception and not at.error
+    db = {m.label: float(m.value.split()[0]) for m in at.metric if m.value.endswith(" dB")}
+    assert {"output: original", "output: folded per tensor", "output: folded per channel",
+            "output: folded + CLE"} <= set(db), db
+    table = at.dataframe[0].value
+    assert len(table) == 12 and table["folded per tensor"].notna().all()
+    assert any(w.value.startswith("Loses most, folded per tensor:") for w in at.warning)
+    assert any("'up1_tconv': per-channel quantization does not rescue this fold" in w.value for w in at.warning)
+    assert list(at.dataframe[1].value.layer) == ["up1_tconv", "up0_tconv"]
+    at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
+    next(r for r in at.radio if r.label == "View").set_value("real int8 (the runtime's own models)").run()
+    assert not at.exception and not at.error
+    assert any("for a TensorFlow GraphDef (frozen) file it is not built yet" in i.value for i in at.info)
