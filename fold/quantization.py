@@ -218,3 +218,34 @@ def quant_report(result: FoldResult, checked: Checked | None = None, samples: in
         check = verify_models(frontend, result.folded, equalized, inputs=checked.inputs,
                               graphs=(result.graph_after, result.graph_after), tensors=False).verification
     return QuantReport(layers, _end_to_end(result, checked, original, folded, cle, equalized), pairs, equalized, check)
+
+
+def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per_channel: bool = False) -> Any:
+    """``model`` (the fold, or its equalized copy) with every folded layer's bias corrected for the mean
+    error its int8 weights make (Nagel et al. 2019, section 4.2, empirical: from data, not from BN
+    statistics): each layer is run alone on the float model's inputs to it, with float and with
+    fake-quantized weights (``fold.core.quant.quantize``, the runtimes' symmetric round to nearest),
+    and the mean difference of each output channel is taken off its bias."""
+    from fold.comparison import channel_axis
+
+    frontend = result.frontend
+    layers = [d.layer for d in result.folded_pairs]
+    kernels = {layer: frontend.kernel(model, layer) for layer in layers}
+    feeds = frontend.tapper(model, (), layers)(inputs).feeds
+    plain = frontend.layer_runner(model, [(layer, layer) for layer in layers])
+    quantized = frontend.layer_runner(_fake_quantized(frontend, model, kernels, per_channel),
+                                      [(layer, layer) for layer in layers])
+    ready = [layer for layer in layers if layer in plain.layers and layer in quantized.layers and layer in feeds]
+    exact = plain.run({layer: feeds[layer] for layer in ready}, inputs)
+    rounded = quantized.run({layer: feeds[layer] for layer in ready}, inputs)
+    graph = frontend.graph(model)
+    corrected = {}
+    for layer in ready:
+        k = kernels[layer]
+        error = np.asarray(rounded[layer], dtype=np.float64) - np.asarray(exact[layer], dtype=np.float64)
+        axis = channel_axis(graph, layer, error.ndim) % error.ndim
+        mean = error.mean(axis=tuple(a for a in range(error.ndim) if a != axis))
+        bias = np.zeros(k.channels) if k.bias is None else np.asarray(k.bias, dtype=np.float64).reshape(-1)
+        corrected[layer] = LayerKernel(k.kernel, (bias - mean).astype(np.asarray(k.kernel).dtype), k.kind, k.groups)
+    return frontend.with_kernels(model, corrected)
+

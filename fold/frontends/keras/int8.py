@@ -65,20 +65,18 @@ def run_float(model: keras.Model, inputs: Sequence[np.ndarray], layers: Sequence
 
 def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], layers: Sequence[str]
              ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """The int8 model's outputs and, dequantized, the value of each named Keras layer (``model``: the
-    float Keras model it was converted from), one row at a time in LiteRT."""
+    """The int8 model's outputs and, dequantized, the value of each named Keras layer that an op
+    stands for (``model``: the float Keras model it was converted from), one row at a time in LiteRT."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
     stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))
     ends = [t._keras_history.operation.name for t in model.outputs]  # a model output is read as one
-    missing = [layer for layer in layers if layer not in stands_for and layer not in ends]
-    if missing:
-        raise FoldError(f"The converter's int8 model of '{model.name}' has no op named after {missing[0]!r}.")
     from fold.frontends.tflite.view import view_of
 
-    view = view_of(tflite)
-    tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers if layer not in ends}
+    view = view_of(tflite)  # a layer no op is named after (the converter fused it into another) is left out
+    tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers
+               if layer not in ends and layer in stands_for}
     interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     feeds = interpreter.get_input_details()
@@ -99,7 +97,8 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
         for layer, t in tensors.items():
             got[layer].append(_dequantized(interpreter.get_tensor(t), details[t]))
     joined = [np.concatenate(v) for v in got_out]
-    return joined, {layer: joined[ends.index(layer)] if layer in ends else np.concatenate(got[layer]) for layer in layers}
+    return joined, {**{layer: joined[ends.index(layer)] for layer in layers if layer in ends},
+                    **{layer: np.concatenate(v) for layer, v in got.items()}}
 
 
 def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
