@@ -9,8 +9,9 @@ from pathlib import Path
 from fold.errors import FoldError, one_line
 from fold.frontend import SUFFIXES, Format, format_for
 
-#: Largest model file foldscope reads (bytes); the app's upload limit matches it.
-MAX_MODEL_BYTES = 512 * 1024 * 1024
+#: Largest model file foldscope reads (bytes); the app's upload limit matches it. 500 MiB, not 512:
+#: Streamlit's uploader shows a limit of half a GiB or more rounded to a whole GB ("1GB per file").
+MAX_MODEL_BYTES = 500 * 1024 * 1024
 
 
 def human_size(n: int) -> str:

@@ -118,7 +118,7 @@ def zoo_ui() -> Workbench:
 
 def inputs_ui(key: str) -> bytes | None:
     """An optional uploader for the verification inputs (the command line's --inputs-file)."""
-    upload = st.file_uploader("Verification inputs (optional)", type=["npz", "npy"], key=key,
+    upload = st.file_uploader("Verification inputs (optional)", type=["npz", "npy"], key=key, max_upload_size=UPLOAD_MB,
                               help="A .npz of arrays keyed by input name (a .npy for a single-input model): the "
                                    "inputs the fold is verified on, instead of random samples.")
     return None if upload is None else upload.getvalue()

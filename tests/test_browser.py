@@ -279,6 +279,8 @@ def test_a_refused_upload_is_said_in_the_main_area_in_plain_words(page, tmp_path
     text = error.inner_text()
     assert "Cannot load 'cut.h5': the file is truncated" in text and "sblock" not in text, text
     assert sidebar(page).get_by_test_id("stAlertContentError").count() == 0, page_state(page)
+    limits = sidebar(page).get_by_test_id("stFileUploaderDropzoneInstructions").all_inner_texts()
+    assert limits and all("500MB per file" in t for t in limits), limits  # the library's limit, as each says it
 
 
 def test_the_playground_offers_only_what_the_layer_accepts(page):
