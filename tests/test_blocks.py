@@ -156,3 +156,15 @@ def test_the_node_panel_of_a_block_and_of_a_plain_layer(wb):
     assert plain.fold == "" and plain.pair is None and plain.weights == []
     assert wb.panel_of("fold", (), "not a node") is None
     assert node_panel.node_panel(wb.result, wb.verification, wb.graphs("fold", ())[0], relu).title == relu
+
+
+def test_a_found_bn_folding_removed_is_ringed_in_both_panes_its_ghost_in_the_after_pane(wb):
+    decision = next(d for d in wb.result.decisions if d.folded)
+    graphs = wb.graphs("fold", ())
+    fig = graph_view.view(wb.graph_figure("fold", (), False), graphs[0], found=decision.bn)
+    rings = [t for t in fig["data"] if t.get("name") == "found"]
+    ghosts = _trace(fig, "folded away")
+    at = ghosts["customdata"].index(decision.bn)
+    assert [r["xaxis"] for r in rings] == ["x", "x2"]
+    assert (rings[1]["x"][0], rings[1]["y"][0]) == (ghosts["x"][at], ghosts["y"][at])
+    assert all(t.get("name") != "found" for t in graph_view.view(wb.graph_figure("fold", (), False), graphs[0])["data"])

@@ -245,13 +245,17 @@ def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
     return found
 
 
-def _found_ring(points: dict[str, dict[str, tuple[float, float]]], node: str) -> list[dict]:
-    """A ring around ``node`` in each pane that has it: where "Find a layer" landed."""
+def _found_ring(figure: dict, points: dict[str, dict[str, tuple[float, float]]], node: str) -> list[dict]:
+    """A ring around ``node`` in each pane that has it (a BN folding removed: around its ghost):
+    where "Find a layer" landed."""
+    ghosts = next((t for t in figure["data"] if t.get("name") == "folded away"), {"customdata": []})
+    ghost = {n: (x, y) for n, x, y in zip(ghosts["customdata"], ghosts.get("x", []), ghosts.get("y", []))}
     xs, ys, axes = [], [], []
     for pane, axis in (("before", ("x", "y")), ("after", ("x2", "y2"))):
-        if node in points.get(pane, {}):
-            xs.append(points[pane][node][0])
-            ys.append(points[pane][node][1])
+        at = points.get(pane, {}).get(node) or (ghost.get(node) if pane == "after" else None)
+        if at is not None:
+            xs.append(at[0])
+            ys.append(at[1])
             axes.append(axis)
     return [{"type": "scatter", "mode": "markers", "name": "found", "x": [x], "y": [y], "customdata": [node],
              "marker": {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}},
@@ -277,7 +281,7 @@ def with_view(figure: dict, *, selected: str | None = None, center: str | None =
                                every[center][1] if center in every else None, rows)
     data += _labels(figure, y_range, rows)
     if found is not None:
-        data += _found_ring(points, found)
+        data += _found_ring(figure, points, found)
     layout = {**figure["layout"], "uirevision": revision,
               "xaxis": {**figure["layout"].get("xaxis", {}), "range": x_range},
               "yaxis": {**figure["layout"].get("yaxis", {}), "range": y_range},
