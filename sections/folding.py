@@ -11,7 +11,7 @@ from demo import fold_view, graph_view
 from demo.workbench import Workbench
 from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
-from sections.graph import graph_ui
+from sections.graph import graph_ui, pair_key
 from sections.verification import outputs_ui, verdict_ui
 
 
@@ -74,7 +74,7 @@ def pairs_ui(wb: Workbench) -> str | None:
                  column_config={"layer max rel diff": st.column_config.NumberColumn(
                      format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
                                          "output: a channel's max |diff| over its own max |output|")})
-    key = f"pair:{wb.key}"
+    key = pair_key(wb)
     clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
         st.session_state[f"{key}:click"] = clicked
