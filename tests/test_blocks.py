@@ -106,6 +106,8 @@ def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb)
     summary = view.summaries["down0"]
     assert summary.bns == sum(d.bn.startswith("down0_") for d in wb.result.decisions) > 0
     assert summary.text() in hover["[down0]"] and "block of" in hover["[down0]"]
+    closed = sum(n.startswith("[") for n in nodes["customdata"])
+    assert fig["layout"]["annotations"][0]["text"] == f"before: {len(graphs[0])} layers, {closed} blocks closed"
     sizes = dict(zip(nodes["customdata"], nodes["marker"]["size"]))
     assert sizes["[down0]"] > sizes[next(n for n in nodes["customdata"] if not n.startswith("["))]
     viewed = graph_view.view(fig, graphs[0], found="down0_bn1", center="down0_bn1", blocks=view)
@@ -113,8 +115,11 @@ def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb)
     assert ring["customdata"] == ["[down0]"]
     labels = _trace(viewed, "labels before")
     assert labels["textposition"] == "middle right" and labels["textfont"]["size"] >= 11
-    # the labels' invisible markers are the nodes' own, so Plotly sets each name off by half its node
-    assert dict(zip(labels["text"], labels["marker"]["size"]))["\u2002down0 ▸ " + str(summary.layers)] == sizes["[down0]"]
+    # each name starts after en spaces (half the font size each) wider than half its node's marker
+    spaces = {t.strip(): len(t) - len(t.lstrip("\u2002")) for t in labels["text"]}
+    plain = next(n for n in nodes["customdata"] if not n.startswith("["))
+    assert spaces[f"down0 ▸ {summary.layers}"] * labels["textfont"]["size"] / 2 > sizes["[down0]"] / 2
+    assert spaces[plain] * labels["textfont"]["size"] / 2 > sizes[plain] / 2
 
 
 def test_the_legend_follows_the_colouring(wb):

@@ -137,6 +137,13 @@ def _window(xs: list[float], ys: list[float], y: float | None, rows: int) -> tup
     return x_range, [top - rows, top]
 
 
+def _title(graph: nx.DiGraph) -> str:
+    """How many layers a pane holds (a closed block counts its layers), and the blocks drawn closed."""
+    blocks = [n for n, role in graph.nodes(data="role") if role == "block"]
+    layers = len(graph) - len(blocks) + sum(graph.nodes[n]["layers"] for n in blocks)
+    return f"{layers} layers" + (f", {len(blocks)} blocks closed" if blocks else "")
+
+
 def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
                         removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
                         diffs: Mapping[str, float] | None = None, height: int = 720) -> go.Figure:
@@ -149,7 +156,7 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
     notes = notes or {}
     pos, after_pos, bends = before_after_positions(before, after)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.01,
-                        subplot_titles=(f"before: {len(before)} layers", f"after: {len(after)} layers"))
+                        subplot_titles=(f"before: {_title(before)}", f"after: {_title(after)}"))
     for col, (graph, graph_pos, pane, graph_bends) in enumerate(((before, pos, "before", bends),
                                                                   (after, after_pos, "after", {})), start=1):
         # coloured by the checks, both panes say the same: a node of both is its folded model's node
@@ -212,10 +219,9 @@ def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool, by_d
 def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
     """Text traces naming the nodes, to the right of their markers: all of them in a small graph;
     in a large one those within a view's height of the opening view (SVG text is most of what a
-    large graph costs to draw; hovering names every node). Plotly sets "middle right" text off by
-    half the size of the trace's own markers (none: no offset, and the name starts under its node),
-    so the label traces carry invisible markers of the nodes' sizes, and an en space more; a click
-    elsewhere does not grey them out."""
+    large graph costs to draw; hovering names every node). Plotly does not set a text-only trace's
+    "middle right" text off from anything, so each name starts after en spaces (half an em each,
+    whatever the font) covering half its node's marker."""
     low, high = y_range[0] - rows, y_range[1] + rows
     traces = []
     for trace in figure["data"]:
@@ -225,14 +231,18 @@ def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
         sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes] * len(trace["x"])
         few = len(trace["x"]) <= LABEL_ALL
         shown = [i for i, y in enumerate(trace["y"]) if few or low <= y <= high]
-        traces.append({"type": "scatter", "mode": "markers+text", "name": "labels " + trace["name"].split()[1],
+        traces.append({"type": "scatter", "mode": "text", "name": "labels " + trace["name"].split()[1],
                        "x": [trace["x"][i] for i in shown], "y": [trace["y"][i] for i in shown],
-                       "text": ["\u2002" + trace["text"][i] for i in shown],
-                       "marker": {"size": [sizes[i] for i in shown], "opacity": 0},
+                       "text": [_indent(sizes[i]) + trace["text"][i] for i in shown],
                        "textposition": "middle right", "textfont": _LABEL_FONT, "hoverinfo": "skip",
-                       "unselected": {"textfont": {"color": _LABEL_FONT["color"]}, "marker": {"opacity": 0}},
+                       "unselected": {"textfont": {"color": _LABEL_FONT["color"]}},
                        "showlegend": False, "xaxis": trace.get("xaxis", "x"), "yaxis": trace.get("yaxis", "y")})
     return traces
+
+
+def _indent(marker_size: float) -> str:
+    """En spaces (half the label font's size each) past half a marker, and one more."""
+    return "\u2002" * (math.ceil(marker_size / _LABEL_FONT["size"]) + 1)
 
 
 def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
