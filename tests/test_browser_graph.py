@@ -1,19 +1,49 @@
 """The graph of a large model in a real browser: DenseNet121 (429 layers) opens with its blocks
 closed; a block opened; a node's panel; "Find a layer" ringing a BatchNorm and making its pair the
-one inspected. Same server and browser set-up as tests/test_browser.py (its fixtures, imported)."""
+one inspected. Same server and page set-up as tests/test_browser.py (its fixtures, imported), and
+its chromium when that file's session already started one in this process."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from browser.graph import click_node, find_layer, graph_ready, node_positions, pair_to_inspect
 from browser.page import MAX_ABS_DIFF, RUN_MS, choose_option, choose_source, fold_panel, fold_text, sidebar, wait_for_app
+from browser.server import launch_chromium
 from tests.browser_support import wait_for_graph
-from tests.test_browser import browser, open_app, page, server  # noqa: F401  (the fixtures)
+from tests.test_browser import open_app, page, server  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.browser
+
+
+def _running_chromium(request):
+    """tests/test_browser.py's session chromium, when it is running in this process."""
+    for defs in request._fixturemanager._arg2node2fixturedefs.get("browser", {}).values():
+        for fixturedef in defs:
+            cached = fixturedef.cached_result
+            if fixturedef.baseid.endswith("test_browser.py") and cached is not None and cached[2] is None:
+                return cached[0]
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    """One chromium: test_browser.py's when its session runs one here (two sync Playwrights cannot
+    share a thread: with --dist loadfile both files may run in one worker), else this module's own,
+    closed with the module so that test_browser.py can start its own after it."""
+    shared = _running_chromium(request)
+    if shared is not None:
+        yield shared
+        return
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 FIRST_PAIR = "conv1_conv → conv1_bn (folded)"
 _NODES = "(pane) => document.querySelector('.js-plotly-plot').data.find(t => t.name === 'nodes ' + pane).customdata"
@@ -56,7 +86,7 @@ def test_densenet_opens_with_its_blocks_closed_and_a_block_opens(page):
     assert "conv3_block1_1_conv" not in nodes
     hover_labels = page.evaluate("() => document.querySelector('.js-plotly-plot').data"
                                  ".find(t => t.name === 'labels before').text")
-    assert "\u2002conv3 ▸ 84" in hover_labels, hover_labels  # a closed block names itself and its size
+    assert "conv3 ▸ 84" in [t.strip() for t in hover_labels], hover_labels  # a closed block names itself and its size
     box = fold_panel(page).get_by_test_id("stMultiSelect").filter(has_text="Open blocks")
     box.click()
     page.keyboard.type("conv3: 84")
@@ -74,13 +104,15 @@ def test_densenet_opens_with_its_blocks_closed_and_a_block_opens(page):
 
 
 def _label_clears_marker(page, node: str) -> None:
-    """The label of ``node`` (in the "before" pane, drawn first) starts right of its marker, not under it."""
+    """The name of ``node`` (in the "before" pane, drawn first) starts right of its marker, not under it."""
     x, _ = positions_in_view(page)[node]
     left, size = page.evaluate("""(node) => { const gd = document.querySelector('.js-plotly-plot');
         const nodes = gd.data.find(t => t.name === 'nodes before');
         const size = nodes.marker.size[nodes.customdata.indexOf(node)];
-        const text = [...gd.querySelectorAll('.textpoint text')].find(e => e.textContent === '\u2002' + node);
-        return [text.getBoundingClientRect().left, size]; }""", node)
+        const text = [...gd.querySelectorAll('.textpoint text')].find(e => e.textContent.trim() === node);
+        const spaces = text.textContent.length - text.textContent.trimStart().length;
+        const glyph = text.getExtentOfChar(spaces), m = text.getScreenCTM();  // the name's first letter
+        return [glyph.x * m.a + m.e, size]; }""", node)
     assert left > x + size / 2, f"the label of {node} starts at {left:.1f} px, under its marker ({x:.1f} ± {size / 2})"
 
 
