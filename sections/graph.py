@@ -112,9 +112,9 @@ def blocks_ui(wb: Workbench, view: str, expanded: tuple[str, ...], keys: dict[st
                             placeholder="every block closed: pick blocks to open")
     b3.selectbox("Jump to a block", ids, index=None, format_func=label, key=keys["jump"], on_change=jump,
                  placeholder="centre the graph on a block")
-    with st.expander(f"Blocks: what each holds ({len(ids)})"):
-        st.dataframe(pd.DataFrame([{"block": b, "inside": every.blocks[b].parent or "", **vars(every.summaries[b])}
-                                   for b in ids]), hide_index=True, height=min(400, 38 + 35 * len(ids)))
+    with st.expander(f"Blocks: what each holds ({len(ids)})"):  # a table: the page's data frames are the pairs'
+        st.table(pd.DataFrame([{"block": b, "inside": every.blocks[b].parent or "", **vars(every.summaries[b])}
+                               for b in ids]).set_index("block"))
     return None if whole else tuple(sorted(set(chosen) | set(expanded)))
 
 
