@@ -1,11 +1,12 @@
 """The page's graph view of a fold: what each node's hover says, which pair a click picks, which
-nested models are open, and the static picture to download. Logic only; the figure is drawn
-by ``viz.interactive`` and shown by the page."""
+nested models and blocks are open, and the static picture to download. Logic only; the figure
+is drawn by ``viz.interactive`` (blocks grouped by ``viz.blocks``) and shown by the page."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -14,6 +15,7 @@ from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, fold_notes
 from fold.core.verdict import TensorCheck
+from viz.blocks import COLLAPSE_ABOVE, Block, BlockSummary, block_node, collapse, find_blocks, shown_as, summarise
 from viz.graph import draw_before_after
 from viz.interactive import before_after_figure, with_view
 
@@ -42,30 +44,92 @@ def visible(node: str, graph: nx.DiGraph) -> str | None:
     return None
 
 
+def collapsed_at_first(graph: nx.DiGraph) -> bool:
+    """Whether the view of ``graph`` opens with its blocks closed: above ``COLLAPSE_ABOVE`` nodes."""
+    return len(graph) > COLLAPSE_ABOVE
+
+
+@dataclass(frozen=True)
+class BlockView:
+    """Both open graphs (``open_graphs``) with some blocks closed, as the figure draws them.
+
+    blocks:    every block of the graph before folding, by id (``viz.blocks.find_blocks``).
+    summaries: each block's layers and BatchNorms, folded and skipped.
+    before, after: the graphs drawn, a closed block one node (``viz.blocks.block_node``).
+    shown, shown_after: node of each open graph -> the node that draws it.
+    """
+
+    blocks: dict[str, Block]
+    summaries: dict[str, BlockSummary]
+    before: nx.DiGraph
+    after: nx.DiGraph
+    shown: dict[str, str]
+    shown_after: dict[str, str]
+
+
+def block_summaries(result: FoldResult, before: nx.DiGraph, blocks: Mapping[str, Block]) -> dict[str, BlockSummary]:
+    folded = [bn for d in result.folded_pairs for bn in d.bn_nodes]
+    skipped = [bn for d in result.decisions if not d.folded for bn in d.bn_nodes]
+    return {b: summarise(block, before, folded, skipped) for b, block in blocks.items()}
+
+
+def block_view(result: FoldResult, graphs: tuple[nx.DiGraph, nx.DiGraph], opened: Collection[str] | None,
+               blocks: Mapping[str, Block] | None = None,
+               summaries: Mapping[str, BlockSummary] | None = None) -> BlockView:
+    """The ``graphs`` (``open_graphs``) with every block closed but the ``opened`` ones (None: all
+    open); ``blocks``, ``summaries``: the before graph's, when the caller has them already."""
+    before, after = graphs
+    blocks = dict(blocks if blocks is not None else find_blocks(before))
+    summaries = dict(summaries if summaries is not None else block_summaries(result, before, blocks))
+    return BlockView(blocks, summaries, collapse(before, blocks, opened), collapse(after, blocks, opened),
+                     shown_as(before, blocks, opened), shown_as(after, blocks, opened))
+
+
 def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None,
-           graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None) -> dict:
+           graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None, blocks: BlockView | None = None) -> dict:
     """The interactive before/after figure of a fold, as a Plotly figure dict (``viz.interactive.with_view``
     then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance.
-    ``graphs``: ``open_graphs(result, expanded)``, when the caller has them already."""
+    ``graphs``: ``open_graphs(result, expanded)``, when the caller has them already; ``blocks``: the
+    blocks to draw closed, each one node saying what it holds (its worst check colours it, a blue
+    outline says a BN was folded inside)."""
     before, after = graphs or open_graphs(result, expanded)
-    folded = [d.layer for d in result.folded_pairs]
-    removed = [bn for d in result.folded_pairs for bn in d.bn_nodes]
-    by_node: Mapping[str, float] | None = None
+    shown, shown_after, notes = {n: n for n in before}, {n: n for n in after}, fold_notes(result.decisions)
+    if blocks is not None:
+        before, after, shown, shown_after = blocks.before, blocks.after, blocks.shown, blocks.shown_after
+        notes = {**notes, **{block_node(b): s.text() for b, s in blocks.summaries.items()}}
+    folded = [shown.get(d.layer, d.layer) for d in result.folded_pairs]
+    removed = [bn for d in result.folded_pairs for bn in d.bn_nodes if shown.get(bn, bn) == bn]
+    by_node: dict[str, float] | None = None
     if checks is not None:
         by_node = {c.layer: c.margin for c in checks}
         by_node.update({d.output_node: by_node[d.layer] for d in result.folded_pairs
                         if d.layer in by_node and d.output_node})
-    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=fold_notes(result.decisions),
+        for node, margin in list(by_node.items()):  # a closed block: the worst check inside it
+            target = shown_after.get(node, node)
+            if target != node:
+                by_node[target] = max(by_node.get(target, 0.0), margin)
+    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes,
                                diffs=by_node).to_dict()
 
 
+def drawn(target: str, before: nx.DiGraph, blocks: BlockView | None = None) -> str | None:
+    """The node of the figure that shows ``target``: a layer itself, or the closed nested model or
+    block holding it; a block id: its node when closed, else its first layer (or the closed block
+    inside holding that). ``before``: the figure's open "before" graph (``open_graphs``)."""
+    if blocks is not None and target in blocks.blocks and target not in before:
+        return blocks.shown[blocks.blocks[target].members[0]]
+    node = visible(target, before)
+    return node if blocks is None or node is None else blocks.shown.get(node, node)
+
+
 def view(figure_: dict, before: nx.DiGraph, *, selected: str | None = None, center: str | None = None,
-         revision: str = "graph") -> dict:
-    """The figure opening around ``center`` with ``selected`` ringed; a node inside a nested model
-    that ``before`` (the figure's "before" graph, as ``open_graphs`` opened it) keeps closed is
-    shown by that model's node."""
-    return with_view(figure_, selected=visible(selected, before) if selected else None,
-                     center=visible(center, before) if center else None, revision=revision)
+         found: str | None = None, blocks: BlockView | None = None, revision: str = "graph") -> dict:
+    """The figure opening around ``center`` with ``selected`` drawn large and ``found`` ringed
+    (each a layer or a block id, shown by the node that draws it: ``drawn``)."""
+    def node(target: str | None) -> str | None:
+        return drawn(target, before, blocks) if target else None
+
+    return with_view(figure_, selected=node(selected), center=node(center), found=node(found), revision=revision)
 
 
 def pair_index(decisions: Sequence[Decision], node: str) -> int | None:

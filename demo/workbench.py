@@ -22,7 +22,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from demo import check_view, fold_view, graph_view, quant_view
+from demo import check_view, fold_view, graph_view, node_panel, quant_view
 from demo import seed as seed_note
 from demo import zoo
 from demo.memo import Memos, memoized
@@ -178,12 +178,35 @@ class Workbench(_Outputs):
         """Every layer of the graph before folding, nested models opened, sorted (for "Find a layer")."""
         return sorted(set(self.graphs(view, self.nested_models(view))[0]))
 
+    @memoized(2)
+    def blocks(self, view: str, expanded: tuple[str, ...]) -> graph_view.BlockView:
+        """The blocks of a view's graph before folding and what each holds, every block closed."""
+        return graph_view.block_view(self.fold_of(view), self.graphs(view, expanded), ())
+
     @memoized(4)
-    def graph_figure(self, view: str, expanded: tuple[str, ...], colour: bool) -> dict:
+    def block_view(self, view: str, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> graph_view.BlockView:
+        """A view's graphs with every block closed but the ``opened`` ones (None: all open)."""
+        every = self.blocks(view, expanded)
+        if opened == ():
+            return every
+        return graph_view.block_view(self.fold_of(view), self.graphs(view, expanded), opened, every.blocks,
+                                     every.summaries)
+
+    @memoized(4)
+    def graph_figure(self, view: str, expanded: tuple[str, ...], colour: bool,
+                     opened: tuple[str, ...] | None = None) -> dict:
         """The figure of a view's graphs (layout, nodes, hover texts), coloured by the checks when
-        ``colour``: built once, viewed many times (``graph_view.view``)."""
+        ``colour``, every block closed but the ``opened`` ones (None: the whole graph): built once,
+        viewed many times (``graph_view.view``)."""
         checks = self.checks_of(view).layers if colour else None
-        return graph_view.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded))
+        blocks = None if opened is None else self.block_view(view, expanded, opened)
+        return graph_view.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks)
+
+    @memoized(16)
+    def panel_of(self, view: str, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
+        """What the node panel says about a drawn node of a view (a layer or a closed block)."""
+        return node_panel.node_panel(self.fold_of(view), self.checks_of(view), self.graphs(view, expanded)[0], node,
+                                     self.blocks(view, expanded))
 
     @memoized(4)
     def static_picture(self, view: str, fmt: str) -> bytes:

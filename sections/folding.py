@@ -11,7 +11,7 @@ from demo import fold_view, graph_view
 from demo.workbench import Workbench
 from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
-from sections.graph import graph_ui
+from sections.graph import graph_ui, pair_key
 from sections.verification import outputs_ui, verdict_ui
 
 
@@ -83,7 +83,7 @@ def pairs_ui(wb: Workbench) -> str | None:
         with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):
             st.markdown("\n".join(f"- **{', '.join(pairs[:3])}{' and more' if len(pairs) > 3 else ''}** "
                                    f"({len(pairs)}): {reason}" for reason, pairs in skipped.items()))
-    key = f"pair:{wb.key}"
+    key = pair_key(wb)
     clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
         st.session_state[f"{key}:click"] = clicked

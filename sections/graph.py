@@ -1,51 +1,144 @@
-"""The interactive graph before and after folding: pan, zoom, hover, click a pair, find a layer,
-open nested models, colour by where the error enters; the static picture and the Model Explorer
-files as downloads."""
+"""The interactive graph before and after folding: pan, zoom, hover, click a node for its panel
+(and its pair), find a layer, open blocks and nested models, jump to a block, colour by where the
+error enters; the static picture and the Model Explorer files as downloads."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from demo import graph_view
+from demo.node_panel import NodePanel
 from demo.workbench import Workbench
+from viz.blocks import ancestors, block_path
+
+
+def pair_key(wb: Workbench) -> str:
+    """The session key of the Fold tab's "Pair to inspect" box."""
+    return f"pair:{wb.key}"
 
 
 def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
     """The graphs of ``view``: "fold" (the workbench's fold), "ops" (its op view's); the view opens
     on ``pair_layer``."""
+    keys = {name: f"{name}:{wb.key}:{view}" for name in
+            ("center", "find", "found", "inspect", "anchor", "open", "blocks", "whole", "jump", "graph")}
+    _note_click(keys)
     c1, c2, c3 = st.columns([2, 2, 1.4])
-    center_key, find_key = f"center:{wb.key}:{view}", f"find:{wb.key}:{view}"
 
-    def centre_on_found() -> None:
-        st.session_state[center_key] = st.session_state[find_key]
+    def on_found() -> None:  # centre on it, ring it, open its panel; a layer or BN of a pair becomes the pair inspected
+        found = st.session_state[keys["find"]]
+        st.session_state[keys["center"]] = st.session_state[keys["found"]] = found
+        if found is not None:
+            st.session_state[keys["inspect"]] = found
+        around = [b for b in block_path(found) if b in wb.blocks(view, expanded).blocks] if found else []
+        if around and not st.session_state.get(keys["whole"]):  # open the blocks around it, to show it
+            st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
+        index = graph_view.pair_index(wb.result.decisions, found) if view == "fold" and found else None
+        if index is not None:
+            st.session_state[pair_key(wb)] = index
+            st.session_state[keys["anchor"]] = wb.result.decisions[index].layer
 
-    c1.selectbox("Find a layer", wb.layer_names(view), index=None, placeholder="type a layer name", key=find_key,
-                 on_change=centre_on_found)
+    c1.selectbox("Find a layer", wb.layer_names(view), index=None, placeholder="type a layer name", key=keys["find"],
+                 on_change=on_found)
     nested = wb.nested_models(view)
-    expanded = tuple(c2.multiselect("Open nested models", nested, key=f"open:{wb.key}:{view}") if nested else ())
+    expanded = tuple(c2.multiselect("Open nested models", nested, key=keys["open"]) if nested else ())
     colour = c3.toggle("Colour by each layer's check", key=f"colour:{wb.key}:{view}",
                        help="Colours every compared layer by its |diff| against its tolerance (log scale; above 1 it "
                             "fails): a folded layer against the BN it absorbed, every other layer against itself.")
+    opened = blocks_ui(wb, view, expanded, keys)
     with st.spinner("Laying out the graph..."):
-        base = wb.graph_figure(view, expanded, colour)
+        base = wb.graph_figure(view, expanded, colour, opened)
     # The view opens on the first pair and moves only when asked (a layer found, a pair picked in the
-    # box). A click in the graph picks a pair without changing the figure: Plotly already shows the
-    # clicked node selected, and an unchanged figure is not drawn again (1600 points take a second).
-    anchor = st.session_state.get(f"anchor:{wb.key}:{view}") or pair_layer
-    center = st.session_state.get(center_key) or anchor
+    # box, a block jumped to). A click in the graph picks a pair without changing the figure: Plotly
+    # already shows the clicked node selected, and an unchanged figure is not drawn again (1600
+    # points take a second).
+    anchor = st.session_state.get(keys["anchor"]) or pair_layer
+    center = st.session_state.get(keys["center"]) or anchor
+    blocks = None if opened is None else wb.block_view(view, expanded, opened)
     fig = graph_view.view(base, wb.graphs(view, expanded)[0], selected=anchor if view == "fold" else None,
-                          center=center, revision=f"{wb.key}:{view}:{expanded}:{center}")
-    st.caption("Drag to pan, scroll to zoom (both panes move together), hover a node for its details"
-               + (", click a layer or a BatchNorm to inspect its pair." if view == "fold" else ".")
-               + " Blue outline: a BN was folded into it; red: a BN folding removes (a ghost on the right).")
-    st.plotly_chart(fig, key=f"graph:{wb.key}:{view}", on_select="rerun" if view == "fold" else "ignore",
-                    selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+                          center=center, found=st.session_state.get(keys["found"]), blocks=blocks,
+                          revision=f"{wb.key}:{view}:{expanded}:{opened}:{center}")
+    st.caption("Drag to pan, scroll to zoom (both panes move together), hover a node for its details, click one "
+               "for its panel below" + (" (a layer or a BatchNorm: its pair is inspected)." if view == "fold" else ".")
+               + " Blue outline: a BN was folded into it (a block: inside it); red: a BN folding removes (a ghost "
+                 "on the right); a large node is a closed block; a pink ring marks the layer found.")
+    st.plotly_chart(fig, key=keys["graph"], on_select="rerun", selection_mode="points",
+                    config={"scrollZoom": True, "displaylogo": False})
     if colour:
         worst = wb.checks_of(view).worst()
         if worst is not None:
             st.caption(f"Closest to its tolerance: '{worst.layer}' (against '{worst.tensor}'), |diff| at "
                        f"{worst.margin:.2g} of it, max rel diff {worst.max_rel_diff:.2e}.")
+    inspected = st.session_state.get(keys["inspect"])
+    if inspected:
+        node = graph_view.drawn(inspected, wb.graphs(view, expanded)[0], blocks) or inspected
+        panel = wb.panel_of(view, expanded, node)
+        if panel is not None:
+            node_panel_ui(panel, wb, view, keys)
     downloads_ui(wb, view)
+
+
+def _note_click(keys: dict[str, str]) -> None:
+    """A new click in the graph (since the last run) opens that node's panel."""
+    clicked = graph_view.clicked_node(st.session_state.get(keys["graph"]))
+    if clicked is not None and clicked != st.session_state.get(f"{keys['graph']}:seen"):
+        st.session_state[f"{keys['graph']}:seen"] = clicked
+        st.session_state[keys["inspect"]] = clicked
+
+
+def blocks_ui(wb: Workbench, view: str, expanded: tuple[str, ...], keys: dict[str, str]) -> tuple[str, ...] | None:
+    """Which blocks are open (None: all of them, the whole graph), and the block list to jump by."""
+    every = wb.blocks(view, expanded)
+    if not every.blocks:
+        return None
+    ids = list(every.blocks)
+
+    def label(block: str) -> str:
+        depth = len(ancestors(block, every.blocks))
+        return f"{'· ' * depth}{every.blocks[block].label}: {every.summaries[block].text()}"
+
+    def jump() -> None:
+        target = st.session_state[keys["jump"]]
+        if target is not None:
+            st.session_state[keys["center"]] = target
+            st.session_state[keys["inspect"]] = target
+
+    b1, b2, b3 = st.columns([1.2, 2.8, 2])
+    whole = b1.toggle("Every block open", value=not graph_view.collapsed_at_first(wb.graphs(view, expanded)[0]),
+                      key=keys["whole"], help=f"{len(ids)} blocks, grouped by the layers' names. Large graphs open "
+                                              "with every block closed, each drawn as one node.")
+    chosen = b2.multiselect("Open blocks", ids, key=keys["blocks"], format_func=label, disabled=whole,
+                            placeholder="every block closed: pick blocks to open")
+    b3.selectbox("Jump to a block", ids, index=None, format_func=label, key=keys["jump"], on_change=jump,
+                 placeholder="centre the graph on a block")
+    with st.expander(f"Blocks: what each holds ({len(ids)})"):  # a table: the page's data frames are the pairs'
+        st.table(pd.DataFrame([{"block": b, "inside": every.blocks[b].parent or "", **vars(every.summaries[b])}
+                               for b in ids]).set_index("block"))
+    return None if whole else tuple(sorted(set(chosen) | set(expanded)))
+
+
+def node_panel_ui(panel: NodePanel, wb: Workbench, view: str, keys: dict[str, str]) -> None:
+    """A clicked or found node's details: attributes, weights, fold status and its own check."""
+    with st.container(border=True, key=f"node-panel-{view}"):
+        st.markdown(f"**Node panel: {panel.title}**")
+        left, right = st.columns([1, 1.4])
+        # tables, not data frames: a panel is a few rows, read whole (and as text)
+        left.table(pd.DataFrame(panel.attributes, columns=["attribute", "value"]).set_index("attribute"))
+        if panel.fold:
+            right.markdown(f"**Fold:** {panel.fold}")
+        if panel.check:
+            right.markdown(f"**Check:** {panel.check}")
+        if panel.weights:
+            right.table(pd.DataFrame([{k: "" if v is None else f"{v:.4g}" if isinstance(v, float) else v
+                                       for k, v in row.items()} for row in panel.weights]).set_index("weight"))
+        elif panel.block is None:
+            right.caption("No weights.")
+        if panel.block is not None and not st.session_state.get(keys["whole"]):
+            def open_it() -> None:
+                st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), panel.block})
+
+            right.button("Open this block", key=f"open-block:{wb.key}:{view}", on_click=open_it)
 
 
 def downloads_ui(wb: Workbench, view: str) -> None:

@@ -161,3 +161,11 @@ def docs_screenshot(page: Page, name: str, element: Locator | None = None) -> Pa
         return path
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copyfile(path, DOCS_SCREENSHOTS / name))
+
+
+def open_app(page: Page) -> None:
+    """Wait for the first run: the seed example, folded."""
+    from browser.page import wait_for_app
+
+    wait_for_app(page, sidebar=["Model source"], fold=[MAX_ABS_DIFF, "tconv → bn"], what="the first page load")
+

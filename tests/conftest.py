@@ -14,6 +14,9 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+#: The browser tests' server, chromium and page fixtures, shared by every browser test file.
+pytest_plugins = ["tests.browser_fixtures"]
+
 
 def _git_status() -> set[str] | None:
     """Lines of ``git status --porcelain`` (tracked changes and untracked, unignored files), or None

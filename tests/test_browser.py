@@ -1,7 +1,7 @@
 """The page in a real browser: `streamlit run app.py` driven by Playwright through Debian's chromium.
 
-One server and one browser for the file (pytest-xdist's --dist loadfile keeps the file in
-one worker); every test opens a fresh page, i.e. a fresh Streamlit session, and leaves a
+One server and one browser for the test process (tests/browser_fixtures.py; pytest-xdist's --dist
+loadfile keeps the file in one worker); every test opens a fresh page, i.e. a fresh Streamlit session, and leaves a
 full-page screenshot in artifacts/<test>.png. The seed, playground, zoo and "Why it works"
 tests also take the README's screenshots once their checks pass: into artifacts/docs/, and into
 docs/screenshots/ only when asked (``make screenshots``), so that a test run changes no tracked file.
@@ -9,22 +9,19 @@ docs/screenshots/ only when asked (``make screenshots``), so that a test run cha
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from browser.graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
     page_state, set_number, sidebar, wait_for_app,
 )
-from browser.server import StreamlitServer, launch_chromium
 from tests.browser_support import (
     ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, docs_screenshot, images_by_section, metric_value, metrics,
-    screenshot, wait_for_graph, wait_for_images,
+    open_app, screenshot, wait_for_graph, wait_for_images,
 )
 
 pytestmark = pytest.mark.browser
@@ -38,49 +35,7 @@ ZOO = {
 }
 
 
-# --- fixtures --------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def server():
-    app = StreamlitServer(ARTIFACTS / "streamlit.log").start()
-    try:
-        yield app
-    finally:
-        app.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser, server, request):
-    """A fresh session on the app; its screenshot is saved whatever the outcome."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    js_errors: list[str] = []
-    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
-    page.goto(server.url)
-    try:
-        yield page
-    finally:
-        try:
-            screenshot(page, ARTIFACTS / f"{safe_name(request.node.name)}.png")
-        finally:
-            context.close()
-    assert not js_errors, f"JavaScript errors in the page: {js_errors}"
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("_")
-
+# --- fixtures (the server, chromium and a page: tests/browser_fixtures.py) ------------------
 
 @pytest.fixture(scope="module")
 def keras_file(tmp_path_factory) -> Path:
@@ -101,11 +56,6 @@ def keras_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("upload") / "tiny_upload.keras"
     model.save(path)
     return path
-
-
-def open_app(page) -> None:
-    """Wait for the first run: the seed example, folded."""
-    wait_for_app(page, sidebar=["Model source"], fold=[MAX_ABS_DIFF, "tconv → bn"], what="the first page load")
 
 
 def choose_upload(page, path: Path) -> None:
@@ -420,11 +370,11 @@ def open_unet(page) -> None:
 
 def test_graph_hover_shows_the_layer_and_why_it_folded(page):
     open_unet(page)
-    positions = node_positions(page, "before")
-    hover_node(page, positions["down0_bn1"])
+    positions = node_positions(page, "before")  # the graph opens on the first TConv's pair
+    hover_node(page, positions["up1_tbn"])
     page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
     text = tooltip(page)
-    assert text.startswith("down0_bn1") and "BatchNormalization" in text and "folded away into down0_conv1" in text, text
+    assert text.startswith("up1_tbn") and "BatchNormalization" in text and "folded away into up1_tconv" in text, text
 
 
 def test_graph_click_on_a_batchnorm_picks_its_pair(page):
@@ -460,7 +410,8 @@ def test_graph_colours_each_layers_check(page):
     page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=RUN_MS)
     wait_for_app(page, fold=[MAX_ABS_DIFF], what="colouring by each layer's check")
     assert page.locator(".js-plotly-plot .colorbar").count() == 1
-    hover_node(page, node_positions(page, "after")["down0_conv1"])
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()  # the rerun may have scrolled it away
+    hover_node(page, node_positions(page, "after")["up1_conv0"])
     page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
     assert "check: pass" in tooltip(page)
     docs_screenshot(page, "graph.png", page.locator(".js-plotly-plot").first)

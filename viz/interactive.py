@@ -6,8 +6,12 @@ other. The "after" pane shows the BatchNorms folding removed as ghosts at their 
 Nodes carry their id in ``customdata``, so a click tells the page which layer was picked;
 hovering a node shows its class, name, output shape, weight shapes and fold status.
 
+A collapsed block (``viz.blocks``) is one node of role "block", larger, with what it holds in
+its hover. Coloured by the checks, both panes and the legend show the error bands.
+
 Figure content is inspectable: traces are named "edges before", "nodes before", "edges
-after", "nodes after", "folded away", "selected"; node traces list nodes in graph order.
+after", "nodes after", "folded away", "found", "labels before", "labels after"; node traces list
+nodes in graph order, with their labels in ``text``.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from viz.layout import Bends, Point, before_after_positions
-from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS
+from viz.palette import FOLDED_COLOR, FOUND_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS
 
 _LABEL_CHARS = 22
+_NODE_SIZE, _BLOCK_SIZE = 14, 24
+_LABEL_FONT = {"size": 11, "color": "#262626"}
 #: Graphs with at most this many nodes have every node named; larger ones, the nodes near the view.
 LABEL_ALL = 200
 _NO_DIFF = "#d9d9d9"
@@ -40,6 +46,12 @@ def hover_text(graph: nx.DiGraph, node: str, note: str | None, diff: float | Non
     """What hovering a node says: class, name, output shape, weights, fold status, its check
     (``diff``: its |diff| / tolerance)."""
     data = graph.nodes[node]
+    if data.get("role") == "block":
+        lines = [f"<b>{html.escape(str(data['block']))}</b>",
+                 f"block of {data['layers']} layers, collapsed (open it with 'Open blocks')"]
+        return "<br>".join([*lines, *([_wrap(html.escape(note))] if note else [])]
+                           + ([f"worst check inside: {'FAIL' if diff > 1 else 'pass'}, |diff| at {diff:.2g} of its "
+                               "tolerance"] if diff is not None else []))
     lines = [f"<b>{html.escape(str(node))}</b>", html.escape(str(data.get("op", "?")))]
     shapes = [s for *_, s in graph.out_edges(node, data="shape")]
     if shapes:
@@ -65,7 +77,11 @@ def _wrap(text: str, width: int = 70) -> str:
     return "<br>".join([*lines, line])
 
 
-def _label(node: str) -> str:
+def _label(graph: nx.DiGraph, node: str) -> str:
+    data = graph.nodes[node]
+    if data.get("role") == "block":
+        name = str(data["block"]).rstrip("/").rsplit("/", 1)[-1]
+        return f"{name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + '…'} ▸ {data['layers']}"
     name = str(node).rsplit("/", 1)[-1] if "/" in str(node) and len(str(node)) > _LABEL_CHARS else str(node)
     return name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
 
@@ -88,9 +104,11 @@ def _diff_color(diff: float | None) -> float | None:
 def _nodes(graph: nx.DiGraph, pos: Mapping[str, Point], pane: str, folded: Collection, removed: Collection,
            notes: Mapping[str, str], diffs: Mapping[str, float] | None) -> go.Scatter:
     nodes = list(graph)
+    blocks = [graph.nodes[n].get("role") == "block" for n in nodes]
     outline = [FOLDED_COLOR if n in folded else REMOVED_COLOR if n in removed else "#4d4d4d" for n in nodes]
     width = [3 if n in folded or n in removed else 1 for n in nodes]
-    marker = dict(symbol="square", size=14, line=dict(color=outline, width=width))
+    marker = dict(symbol="square", size=[_BLOCK_SIZE if b else _NODE_SIZE for b in blocks],
+                  line=dict(color=outline, width=width))
     if diffs is None:
         marker["color"] = [ROLE_COLORS.get(graph.nodes[n].get("role"), ROLE_COLORS["other"]) for n in nodes]
     else:  # colours mapped by hand: nodes without a diff stay grey, which a colorscale cannot say
@@ -98,7 +116,7 @@ def _nodes(graph: nx.DiGraph, pos: Mapping[str, Point], pane: str, folded: Colle
     return go.Scatter(
         x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers", name=f"nodes {pane}",
         marker=marker, selected=dict(marker=dict(size=26)), unselected=dict(marker=dict(opacity=1)),
-        customdata=nodes, hovertext=[hover_text(graph, n, notes.get(n), None if diffs is None else diffs.get(n))
+        customdata=nodes, text=[_label(graph, n) for n in nodes], hovertext=[hover_text(graph, n, notes.get(n), None if diffs is None else diffs.get(n))
                                      for n in nodes],
         hoverinfo="text", showlegend=False)
 
@@ -119,6 +137,13 @@ def _window(xs: list[float], ys: list[float], y: float | None, rows: int) -> tup
     return x_range, [top - rows, top]
 
 
+def _title(graph: nx.DiGraph) -> str:
+    """How many layers a pane holds (a closed block counts its layers), and the blocks drawn closed."""
+    blocks = [n for n, role in graph.nodes(data="role") if role == "block"]
+    layers = len(graph) - len(blocks) + sum(graph.nodes[n]["layers"] for n in blocks)
+    return f"{layers} layers" + (f", {len(blocks)} blocks closed" if blocks else "")
+
+
 def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
                         removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
                         diffs: Mapping[str, float] | None = None, height: int = 720) -> go.Figure:
@@ -131,14 +156,17 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
     notes = notes or {}
     pos, after_pos, bends = before_after_positions(before, after)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.01,
-                        subplot_titles=(f"before: {len(before)} layers", f"after: {len(after)} layers"))
+                        subplot_titles=(f"before: {_title(before)}", f"after: {_title(after)}"))
     for col, (graph, graph_pos, pane, graph_bends) in enumerate(((before, pos, "before", bends),
                                                                   (after, after_pos, "after", {})), start=1):
+        # coloured by the checks, both panes say the same: a node of both is its folded model's node
+        pane_diffs = None if diffs is None else diffs if pane == "after" else {
+            n: diffs[n] for n in graph if n in diffs}
         xs, ys = _edges(graph, graph_pos, graph_bends)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9e9e9e", width=1), hoverinfo="skip",
                                  name=f"edges {pane}", showlegend=False), row=1, col=col)
         fig.add_trace(_nodes(graph, graph_pos, pane, folded_layers, removed_bns if pane == "before" else (),
-                             notes, diffs if pane == "after" else None), row=1, col=col)
+                             notes, pane_diffs), row=1, col=col)
     ghosts = [n for n in removed_bns if n in pos and n not in after]
     fig.add_trace(go.Scatter(x=[pos[n][0] for n in ghosts], y=[pos[n][1] for n in ghosts], mode="markers",
                              name="folded away", customdata=ghosts, hoverinfo="text",
@@ -158,15 +186,25 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
                                              colorbar=dict(title="log10 |diff| / tolerance<br>(above 0: fails)", thickness=12,
                                                            len=0.6)),
                                  showlegend=False), row=1, col=2)
-    _legend(fig, before, bool(folded_layers), bool(removed_bns))
+    _legend(fig, before, bool(folded_layers), bool(removed_bns), diffs is not None)
     return fig
 
 
-def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool) -> None:
-    """Roles and highlights as a legend (invisible points that only name a colour)."""
-    present = {r for _, r in graph.nodes(data="role")}
-    entries = [(ROLE_LABELS[r], dict(symbol="square", color=c, size=12)) for r, c in ROLE_COLORS.items()
-               if r in present]
+#: The legend's error bands when coloured by the checks: (label, log10 |diff| / tolerance in the band).
+DIFF_BANDS = (("|diff| under 1% of tolerance", -2.5), ("1% to 10%", -1.5), ("10% to 100%", -0.5),
+              ("above tolerance: fails", 0.5))
+
+
+def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool, by_diff: bool) -> None:
+    """What the colours say as a legend (invisible points that only name a colour): the roles, or
+    the error bands when the nodes are coloured by their checks; then the outlines."""
+    if by_diff:
+        entries = [(name, dict(symbol="square", color=_scale(value), size=12)) for name, value in DIFF_BANDS]
+        entries.append(("not compared", dict(symbol="square", color=_NO_DIFF, size=12)))
+    else:
+        present = {r for _, r in graph.nodes(data="role")}
+        entries = [(ROLE_LABELS[r], dict(symbol="square", color=c, size=12)) for r, c in ROLE_COLORS.items()
+                   if r in present]
     if folded:
         entries.append(("BN folded into it", dict(symbol="square", color="white", size=12,
                                                   line=dict(color=FOLDED_COLOR, width=3))))
@@ -175,23 +213,36 @@ def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool) -> N
     for name, marker in entries:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, marker=marker, hoverinfo="skip",
                                  showlegend=True))
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font_size=10))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font_size=11))
 
 
-def _labels(points: dict[str, dict[str, tuple[float, float]]], y_range: list[float], rows: int) -> list[dict]:
-    """Text traces naming the nodes: all of them in a small graph; in a large one those within a
-    view's height of the opening view (SVG text is most of what a large graph costs to draw;
-    hovering names every node)."""
+def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
+    """Text traces naming the nodes, to the right of their markers: all of them in a small graph;
+    in a large one those within a view's height of the opening view (SVG text is most of what a
+    large graph costs to draw; hovering names every node). Plotly does not set a text-only trace's
+    "middle right" text off from anything, so each name starts after en spaces (half an em each,
+    whatever the font) covering half its node's marker."""
     low, high = y_range[0] - rows, y_range[1] + rows
     traces = []
-    for pane, axis in (("before", "x"), ("after", "x2")):
-        nodes = points.get(pane, {})
-        shown = [(n, p) for n, p in nodes.items() if len(nodes) <= LABEL_ALL or low <= p[1] <= high]
-        traces.append({"type": "scatter", "mode": "text", "name": f"labels {pane}", "x": [p[0] for _, p in shown],
-                       "y": [p[1] for _, p in shown], "text": ["\u2002" + _label(n) for n, _ in shown],
-                       "textposition": "middle right", "textfont": {"size": 9}, "hoverinfo": "skip",
-                       "showlegend": False, "xaxis": axis, "yaxis": "y2" if axis == "x2" else "y"})
+    for trace in figure["data"]:
+        if not trace.get("name", "").startswith("nodes "):
+            continue
+        sizes = trace["marker"]["size"]
+        sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes] * len(trace["x"])
+        few = len(trace["x"]) <= LABEL_ALL
+        shown = [i for i, y in enumerate(trace["y"]) if few or low <= y <= high]
+        traces.append({"type": "scatter", "mode": "text", "name": "labels " + trace["name"].split()[1],
+                       "x": [trace["x"][i] for i in shown], "y": [trace["y"][i] for i in shown],
+                       "text": [_indent(sizes[i]) + trace["text"][i] for i in shown],
+                       "textposition": "middle right", "textfont": _LABEL_FONT, "hoverinfo": "skip",
+                       "unselected": {"textfont": {"color": _LABEL_FONT["color"]}},
+                       "showlegend": False, "xaxis": trace.get("xaxis", "x"), "yaxis": trace.get("yaxis", "y")})
     return traces
+
+
+def _indent(marker_size: float) -> str:
+    """En spaces (half the label font's size each) past half a marker, and one more."""
+    return "\u2002" * (math.ceil(marker_size / _LABEL_FONT["size"]) + 1)
 
 
 def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
@@ -204,12 +255,30 @@ def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
     return found
 
 
-def with_view(figure: dict, *, selected: str | None = None, center: str | None = None, rows: int = 28,
-              revision: str = "graph") -> dict:
+def _found_ring(figure: dict, points: dict[str, dict[str, tuple[float, float]]], node: str) -> list[dict]:
+    """A ring around ``node`` in each pane that has it (a BN folding removed: around its ghost):
+    where "Find a layer" landed."""
+    ghosts = next((t for t in figure["data"] if t.get("name") == "folded away"), {"customdata": []})
+    ghost = {n: (x, y) for n, x, y in zip(ghosts["customdata"], ghosts.get("x", []), ghosts.get("y", []))}
+    xs, ys, axes = [], [], []
+    for pane, axis in (("before", ("x", "y")), ("after", ("x2", "y2"))):
+        at = points.get(pane, {}).get(node) or (ghost.get(node) if pane == "after" else None)
+        if at is not None:
+            xs.append(at[0])
+            ys.append(at[1])
+            axes.append(axis)
+    return [{"type": "scatter", "mode": "markers", "name": "found", "x": [x], "y": [y], "customdata": [node],
+             "marker": {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}},
+             "hoverinfo": "skip", "showlegend": False, "xaxis": xa, "yaxis": ya}
+            for x, y, (xa, ya) in zip(xs, ys, axes)]
+
+
+def with_view(figure: dict, *, selected: str | None = None, center: str | None = None, found: str | None = None,
+              rows: int = 28, revision: str = "graph") -> dict:
     """A ``before_after_figure`` (as ``Figure.to_dict()``) opening on ``rows`` layers around
     ``center``, with ``selected`` drawn large in both panes (Plotly's own point selection, as
-    a click makes it); the dict given is not changed. The user's zoom survives reruns until
-    ``revision`` changes."""
+    a click makes it) and ``found`` ringed; the dict given is not changed. The user's zoom
+    survives reruns until ``revision`` changes."""
     points = _node_points(figure)
     data = []
     for trace in figure["data"]:
@@ -220,7 +289,9 @@ def with_view(figure: dict, *, selected: str | None = None, center: str | None =
     every = {**points.get("after", {}), **points.get("before", {})}
     x_range, y_range = _window([x for x, _ in every.values()], [y for _, y in every.values()],
                                every[center][1] if center in every else None, rows)
-    data += _labels(points, y_range, rows)
+    data += _labels(figure, y_range, rows)
+    if found is not None:
+        data += _found_ring(figure, points, found)
     layout = {**figure["layout"], "uirevision": revision,
               "xaxis": {**figure["layout"].get("xaxis", {}), "range": x_range},
               "yaxis": {**figure["layout"].get("yaxis", {}), "range": y_range},

@@ -8,10 +8,14 @@ ROLE_COLORS: dict[str, str] = {
     "activation": "#cab2d6",
     "model": "#80cdc1",
     "other": "#e0e0e0",
+    "block": "#fff2cc",  # a collapsed block (``viz.blocks``), not a role of the model's graph
 }
 ROLE_LABELS = {"input": "input", "linear": "conv / dense", "bn": "BatchNorm",
-               "activation": "activation", "model": "nested model", "other": "other"}
+               "activation": "activation", "model": "nested model", "other": "other",
+               "block": "block (collapsed)"}
 #: Outline of a layer a BN was folded into.
 FOLDED_COLOR = "#1f4fbf"
 #: Dashed outline of a BN that folding removes (its face is faded).
 REMOVED_COLOR = "#d62728"
+#: Ring around the node "Find a layer" found.
+FOUND_COLOR = "#ff00a8"
