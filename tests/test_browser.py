@@ -167,7 +167,7 @@ def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     path = tmp_path / "detector_head.onnx"
     onnx.save(text_detector_head(), path)
     open_app(page)
-    upload(page, path, fold=[MAX_ABS_DIFF, "head_conv → head_bn", "What the ONNX tools did", "BN left: onnxsim"],
+    upload(page, path, fold=[MAX_ABS_DIFF, "up0 → up0_bn", "What the ONNX tools did", "BN left: onnxsim"],
            what="folding the upload detector_head.onnx")
     shown = assert_fold_page(page, tables=2)  # the pairs and the ONNX tools
     assert shown["BatchNorms"] == "3 → 0", shown
