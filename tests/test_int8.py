@@ -94,10 +94,14 @@ def test_the_layer_figure_is_onnxruntimes_own_qdq_loss_debug_figure(head, tmp_pa
 def test_the_int8_figures_see_a_fold_that_is_wrong(head):
     """The same fold with one layer's kernel 20 % off in half its channels: that layer's int8 SQNR
     falls by more than 5 dB in every folded variant, while the original's stays."""
-    result, report = head
-    broken = _half_wrong(ONNX, result, "up0")
-    (bad,) = [q for q in _report(broken).layers if q.layer == "up0"]
-    (good,) = [q for q in report.layers if q.layer == "up0"]
+    _assert_sees_the_wrong_layer(ONNX, *head, "up0")
+
+
+def _assert_sees_the_wrong_layer(frontend, result, report, layer: str) -> None:
+    """``layer`` 20 % off in half its channels: its folded variants fall by more than 5 dB, the
+    original's stays."""
+    (bad,) = [q for q in _report(_half_wrong(frontend, result, layer)).layers if q.layer == layer]
+    (good,) = [q for q in report.layers if q.layer == layer]
     assert bad.sqnr_db["original_per_tensor"] == pytest.approx(good.sqnr_db["original_per_tensor"])
     for variant in ("folded_per_tensor", "folded_per_channel"):
         assert bad.sqnr_db[variant] < good.sqnr_db[variant] - 5, (variant, bad.sqnr_db, good.sqnr_db)
@@ -172,13 +176,7 @@ def test_the_converters_own_fold_and_foldscopes_quantize_alike(dcgan):
 
 
 def test_litert_figures_see_a_fold_that_is_wrong(dcgan):
-    result, report = dcgan
-    broken = _half_wrong(KERAS, result, "up0")
-    (bad,) = [q for q in _report(broken).layers if q.layer == "up0"]
-    (good,) = [q for q in report.layers if q.layer == "up0"]
-    assert bad.sqnr_db["original_per_tensor"] == pytest.approx(good.sqnr_db["original_per_tensor"])
-    for variant in ("folded_per_tensor", "folded_per_channel"):
-        assert bad.sqnr_db[variant] < good.sqnr_db[variant] - 5, (variant, bad.sqnr_db, good.sqnr_db)
+    _assert_sees_the_wrong_layer(KERAS, *dcgan, "up0")
 
 
 def test_litert_cle_recovers_what_a_tiny_variance_costs():
