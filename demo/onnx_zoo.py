@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from fold.frontends.ops.names import Names
+
 OPSET = 17
 
 
@@ -23,18 +25,14 @@ class Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
-        self._names: set[str] = set()
+        self._names = Names(())
 
     def name(self, base: str) -> str:
-        name, k = base, 1
-        while name in self._names:
-            name, k = f"{base}_{k}", k + 1
-        self._names.add(name)
-        return name
+        return self._names.fresh(base)
 
     def input(self, name: str, shape: list, dtype: int = TensorProto.FLOAT) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, dtype, shape))
-        self._names.add(name)
+        self._names.taken.add(name)
         return name
 
     def const(self, base: str, value: np.ndarray) -> str:
