@@ -26,7 +26,7 @@ from fold.frontends.tflite.io import model_from_bytes, parse_tflite, serialize  
 from fold.frontends.tflite.model import TfliteModel  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
-from tests.tflite_support import ACT, F32, Net, TConvCase, _options, _out_size, binary, tconv_bn  # noqa: E402
+from tests.tflite_support import ACT, Net, TConvCase, _options, _out_size, binary, tconv_bn  # noqa: E402
 
 def tconv_reference(x: np.ndarray, case: TConvCase, p: dict) -> np.ndarray:
     """TRANSPOSE_CONV -> MUL -> ADD -> act in float64, by scattering each input pixel."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import networkx as nx
 import onnx
 
-from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.view import OnnxView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import find_chains

@@ -17,7 +17,7 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, r
 
 from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError, one_line
+from fold.errors import FoldError
 from fold.frontend import LayerRunner, Tap
 from fold.frontends.tflite.model import TfliteModel, interpreter, op_ids, tensor_name
 from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
