@@ -10,9 +10,11 @@ replaced, and the outputs with the float original's, as SQNR in dB.
     folded_cle_per_tensor       the fold after cross-layer equalization (``fold.quantization``), per
                                 tensor; its layers are compared with the equalized float model's own
                                 tensors (equalization rescales the channels between a pair)
-    folded_cle_bias_per_tensor  + bias correction (empirical, Nagel et al. 2019 section 4.2: each folded
-                                layer's mean int8-weight error on the calibration inputs taken off its
-                                bias), per tensor; high-bias absorption (section 4.3) is not built
+    folded_cle_bias_per_tensor  + high-bias absorption (data-free, from the BN statistics: Nagel et al.
+                                2019 section 4.2, ``fold.quantization.high_bias_absorbed``) + bias
+                                correction (empirical, section 4.3: each folded layer's mean int8-weight
+                                error on the calibration inputs taken off its bias), per tensor; its
+                                layers are compared with the absorbed float model's own tensors
 
 A layer's SQNR is the mean over its output channels of each channel's 10 log10(sum r^2 / sum (r - q)^2)
 over every sample and element (as the weight-only view's); an output's is pooled over all of it;
@@ -31,7 +33,7 @@ from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
 from fold.errors import FoldError
 from fold.frontend import Format
-from fold.quantization import bias_corrected
+from fold.quantization import Absorbed, bias_corrected, high_bias_absorbed
 
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")
@@ -233,19 +235,10 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
     else:
         notes.append("folded_cle_per_tensor: no pair of layers to equalize in this model.")
     base = equalized if equalized is not None else result.folded
-    try:
-        corrected = bias_corrected(result, base, inputs)
-    except (ValueError, KeyError) as exc:  # a layer that cannot be run alone or rewritten
-        notes.append(f"folded_cle_bias_per_tensor: not built: {exc}")
-    else:
-        builds["folded_cle_bias_per_tensor"] = (corrected, False, [], folded_points)
-        references["folded_cle_bias_per_tensor"] = references.get("folded_cle_per_tensor", references["folded_per_tensor"])
-        moved = sqnr_db(np.concatenate([np.ravel(o) for o in float_outputs]),
-                        np.concatenate([np.ravel(o) for o in rt.run_float(corrected, inputs, [])[0]]))
-        notes.append("folded_cle_bias_per_tensor: " + ("CLE, then " if equalized is not None else "no CLE pair; ")
-                     + "empirical bias correction (each folded layer's mean int8-weight error on the calibration "
-                     "inputs taken off its bias); high-bias absorption is not built. It moves the float function "
-                     + ("not at all" if moved is None else f"to {moved:.1f} dB SQNR against the float original") + ".")
+    stepped = _bias_steps(rt, result, base, inputs, float_outputs, folded_points, notes, cle=equalized is not None)
+    if stepped is not None:
+        builds["folded_cle_bias_per_tensor"] = (stepped[0], False, [], folded_points)
+        references["folded_cle_bias_per_tensor"] = {d.layer: stepped[1][at[d.layer][1]] for d in pairs}
     per_layer: dict[str, dict[str, float | None]] = {d.layer: dict.fromkeys(VARIANTS) for d in pairs}
     outputs: dict[str, float | None] = dict.fromkeys(VARIANTS)
     for name, (model, per_channel, keep_float, points) in builds.items():
@@ -260,11 +253,62 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
         for d, point in zip(pairs, points):
             if point in got:
                 per_layer[d.layer][name] = channel_sqnr_db(references[name][d.layer], got[point], rt.channel_axis)
-        outputs[name] = sqnr_db(np.concatenate([np.ravel(o) for o in float_outputs]),
-                                np.concatenate([np.ravel(o) for o in got_outputs]))
+        outputs[name] = sqnr_db(_flat(float_outputs), _flat(got_outputs))
     layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer]) for d in pairs]
     return Int8Report(rt.name, rt.version, {"samples": samples, "seed": seed, "source": source}, outputs, layers,
                       notes, granularity(result, notes))
+
+
+def _moved(reference: np.ndarray, outputs: list[np.ndarray]) -> float | None:
+    """A changed float model's output SQNR against ``reference``, another's flat outputs (None: identical)."""
+    return sqnr_db(reference, _flat(outputs))
+
+
+def _moved_text(moved: float | None, against: str = "the float original") -> str:
+    return "not at all" if moved is None else f"to {moved:.1f} dB SQNR against {against}"
+
+
+def _absorption_text(absorbed: Absorbed, moved: float | None) -> str:
+    """What high-bias absorption did, in words: the pairs, the channels, how far the float function moved."""
+    done = [f"{a} -> {b} ({n} channel{'s' if n != 1 else ''}, up to {c:.3g})"
+            for (a, b), (n, c) in absorbed.moved.items() if n]
+    text = "high-bias absorption (Nagel et al. 2019 section 4.2, from the BN statistics): "
+    if done:
+        text += f"{', '.join(done)}, which moves the float function {_moved_text(moved, 'the model before it')}"
+    elif absorbed.moved:
+        text += "no channel's mean lies 3 standard deviations above 0, nothing moved"
+    else:
+        text += "no pair to absorb into"
+    if absorbed.skipped:
+        text += "; not absorbed: " + "; ".join(f"{a} -> {b}: {r}" for (a, b), r in absorbed.skipped.items())
+    return text
+
+
+def _bias_steps(rt, result: FoldResult, base: Any, inputs: list[np.ndarray], float_outputs: list[np.ndarray],
+                points: list[str], notes: list[str], *, cle: bool) -> tuple[Any, dict[str, np.ndarray]] | None:
+    """``base`` (the fold, after CLE when ``cle``) after high-bias absorption and bias correction, and the
+    absorbed float model's tensors at ``points`` (what the variant's layers are compared with: bias
+    correction moves the float function on purpose, absorption by what it says); None, with a note,
+    when it cannot be built. Each step's move of the float function joins ``notes``."""
+    try:
+        absorbed = high_bias_absorbed(result, base)
+        corrected = bias_corrected(result, absorbed.model, inputs)
+    except (ValueError, KeyError) as exc:  # a layer that cannot be run alone or rewritten
+        notes.append(f"folded_cle_bias_per_tensor: not built: {exc}")
+        return None
+    absorbed_outputs, values = rt.run_float(absorbed.model, inputs, points)
+    moved = None if absorbed.model is base else _moved(_flat(rt.run_float(base, inputs, [])[0]), absorbed_outputs)
+    notes.append("folded_cle_bias_per_tensor: " + ("CLE, then " if cle else "no CLE pair; ")
+                 + _absorption_text(absorbed, moved) + "; its layers are compared with the absorbed float model's "
+                 "own tensors.")
+    notes.append("folded_cle_bias_per_tensor: then empirical bias correction (each folded layer's mean int8-weight "
+                 "error on the calibration inputs taken off its bias), which on purpose moves the float function, "
+                 f"{_moved_text(_moved(_flat(float_outputs), rt.run_float(corrected, inputs, [])[0]))}.")
+    return corrected, values
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays])
 
 
 def granularity(result: FoldResult, notes: list[str]) -> list[Granularity]:
