@@ -68,7 +68,7 @@ def table(report: QuantReport) -> list[dict]:
 #: The variants the page shows, with their labels.
 INT8_LABELS = {"original_per_tensor": "original", "folded_per_tensor": "folded per tensor",
                "folded_per_channel": "folded per channel", "folded_cle_per_tensor": "folded + CLE",
-               "folded_cle_bias_per_tensor": "+ bias correction"}
+               "folded_cle_bias_per_tensor": "+ high bias + bias corr."}
 GRANULARITY_LABELS = {"per_output_channel": "per output channel", "per_tensor": "per tensor (XNNPACK)",
                       "per_input_channel": "per input channel (TensorRT)"}
 

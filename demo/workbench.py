@@ -287,6 +287,21 @@ class Workbench(_Outputs):
         return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
                            equalized=self.quant_report().equalized)
 
+    @memoized(5)
+    def int8_graph(self, variant: str) -> dict:
+        """The fold's graph coloured by each folded layer's real int8 SQNR in ``variant`` (the Graph tab's
+        layout: blocks closed in a large graph, the worst of a block's layers colouring it), opening on
+        the layer that loses most there, ringed."""
+        report = self.int8_report()
+        values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
+        graphs = self.graphs("fold", ())
+        blocks = self.block_view("fold", (), ()) if graph_view.collapsed_at_first(graphs[0]) else None
+        base = graph_view.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
+                                 blocks=blocks)
+        worst = report.worst(variant)
+        return graph_view.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
+                               blocks=blocks, revision=f"{self.key}:int8:{variant}")
+
     @memoized()
     def sqnr_png(self) -> bytes:
         return picture(quant_view.sqnr_figure(self.quant_report()))

@@ -137,7 +137,7 @@ def int8_text(report) -> str:
     from fold.int8 import VARIANTS
 
     heads = {"original_per_tensor": "original", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
-             "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ bias correction"}
+             "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ high bias + bias corr."}
     c = report.calibration
     lines = [f"real int8 in {report.runtime} {report.version} (int8 weights and activations, calibrated on "
              f"{c['samples']} samples, {c['source']}), SQNR in dB, a layer's the mean over its output channels"]
