@@ -19,11 +19,13 @@ replaced, and the outputs with the float original's, as SQNR in dB.
 A layer's SQNR is the mean over its output channels of each channel's 10 log10(sum r^2 / sum (r - q)^2)
 over every sample and element (as the weight-only view's); an output's is pooled over all of it;
 None where it is undefined (no signal, or no difference at all). Built for ONNX models in onnxruntime and Keras
-models in LiteRT (TensorFlow's converter as the quantizer); not yet for .pb and .tflite files.
+models and .tflite files in LiteRT (TensorFlow's converter, ai-edge-quantizer as the quantizers); not yet for
+.pb files.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,7 @@ from fold.quantization import Absorbed, bias_corrected, high_bias_absorbed
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")
 #: Format -> the runtime its int8 models run in.
-RUNTIMES = {"onnx": "onnxruntime", "keras": "litert"}
+RUNTIMES = {"onnx": "onnxruntime", "keras": "litert", "tflite": "litert"}
 
 
 def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
@@ -126,10 +128,13 @@ def check_runtime(fmt: Format, runtime: str | None) -> str:
     there is none."""
     own = RUNTIMES.get(fmt.name)
     if own is None:
-        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime) and Keras models (LiteRT); "
-                        f"for a {fmt.label} file it is not built yet.")
+        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime), Keras models and TFLite "
+                        f"files (LiteRT); for a {fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
+    if fmt.name == "tflite" and importlib.util.find_spec("ai_edge_quantizer") is None:
+        raise FoldError("--int8 quantizes a TFLite file with ai-edge-quantizer, which is not installed "
+                        "(pip install ai-edge-quantizer).")
     return own
 
 
@@ -138,7 +143,8 @@ class _Onnx:
     (the folded layer's output keeps the BN output's name)."""
 
     channel_axis = 1
-    keeps_bns_in_float = True
+    original_note = ("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
+                     "tensor, even with per-channel weights).")
 
     def __init__(self) -> None:
         from fold.frontends.onnx import int8 as rt
@@ -174,7 +180,8 @@ class _LiteRt:
     by Keras layer name: the BN in the original, the layer that absorbed it in a fold."""
 
     channel_axis = -1
-    keeps_bns_in_float = False
+    original_note = ("original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
+                     "quantizes.")
 
     def __init__(self) -> None:
         from fold.frontends.keras import int8 as rt
@@ -199,6 +206,48 @@ class _LiteRt:
         return self.rt.run_int8(model, self.rt.quantize(model, inputs, per_channel=per_channel), inputs, points)
 
 
+class _Tflite:
+    """LiteRT with ai-edge-quantizer as the quantizer (``fold.frontends.tflite.int8``), a layer judged by
+    tensor name, which the quantizer keeps: the BN's output in the original (or the RELU's that alone
+    reads it), the same tensor the folded layer writes in a fold."""
+
+    channel_axis = -1
+    original_note = ("original_per_tensor runs its BatchNorms' MUL and ADD in int8 (ai-edge-quantizer quantizes every "
+                     "op it supports; one scale per tensor for their activations). Every variant is quantized by "
+                     "ai-edge-quantizer, calibrated with min/max over every sample.")
+
+    def __init__(self) -> None:
+        from fold.frontends.tflite import int8 as rt
+
+        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        from fold.frontends.tflite.model import tensor_name
+        from fold.frontends.tflite.view import view_of
+
+        view, found = view_of(result.original), {}
+        names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
+        for d in result.folded_pairs:
+            t = view.by_name[d.bn_nodes[-1]].output
+            readers = view.readers(t)
+            if len(readers) == 1 and readers[0].type == "RELU" and not view.is_output(t):
+                t = readers[0].output
+            name = tensor_name(result.original.main, int(t))
+            if names.count(name) > 1:
+                raise FoldError(f"Real int8 of '{result.name}' reads tensors by name, as {self.rt.QUANTIZER} matches "
+                                f"them, but '{name}' names {names.count(name)} tensors.")
+            found[d.layer] = (name, name)
+        return found
+
+    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
+        return self.rt.run_rows(model.data, inputs, {p: p for p in points})
+
+    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        return self.rt.run_rows(self.rt.quantize(model, inputs, per_channel=per_channel), inputs,
+                                {p: p for p in points})
+
+
 def _is_relu(data: dict) -> bool:
     """A ReLU (ReLU6 included), which TensorFlow's converter fuses into the layer before it."""
     config = data.get("config") or {}
@@ -206,23 +255,21 @@ def _is_relu(data: dict) -> bool:
 
 
 #: Runtime name -> its adapter.
-_ADAPTERS = {"onnxruntime": _Onnx, "litert": _LiteRt}
+_ADAPTERS = {("onnx", "onnxruntime"): _Onnx, ("keras", "litert"): _LiteRt, ("tflite", "litert"): _Tflite}
 
 
 def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, seed: int | None, source: str,
                 equalized: Any = None, runtime: str | None = None) -> Int8Report:
     """Every variant of ``result`` quantized and run by the format's runtime, calibrated and compared
     on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
-    rt = _ADAPTERS[check_runtime(result.frontend.format, runtime)]()
+    fmt = result.frontend.format
+    rt = _ADAPTERS[(fmt.name, check_runtime(fmt, runtime))]()
     pairs = result.folded_pairs
     at = rt.judged(result)
     original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]
     float_outputs, float_values = rt.run_float(result.original, inputs, original_points)
     notes = ["Calibrated and compared on the same inputs, the verification's."]
-    notes.append("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
-                 "tensor, even with per-channel weights)." if rt.keeps_bns_in_float else
-                 "original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
-                 "quantizes.")
+    notes.append(rt.original_note)
     bn_nodes = [n for d in pairs for n in d.bn_nodes]
     builds = {"original_per_tensor": (result.original, False, bn_nodes, original_points),
               "folded_per_tensor": (result.folded, False, [], folded_points),

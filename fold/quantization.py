@@ -31,7 +31,7 @@ from fold.core.graph import Vocabulary, walk
 from fold.core.quant import Sqnr, absorb_high_bias, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import Verification
+from fold.core.verification import Verification, batch_size
 from fold.frontend import Frontend, LayerKernel
 from fold.pipeline import Checked, run, verify, verify_models
 
@@ -284,18 +284,26 @@ def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per
     frontend = result.frontend
     layers = [d.layer for d in result.folded_pairs]
     kernels = {layer: frontend.kernel(model, layer) for layer in layers}
-    feeds = frontend.tapper(model, (), layers)(inputs).feeds
+    tapper = frontend.tapper(model, (), layers)
     plain = frontend.layer_runner(model, [(layer, layer) for layer in layers])
     quantized = frontend.layer_runner(_fake_quantized(frontend, model, kernels, per_channel),
                                       [(layer, layer) for layer in layers])
-    ready = [layer for layer in layers if layer in plain.layers and layer in quantized.layers and layer in feeds]
-    exact = plain.run({layer: feeds[layer] for layer in ready}, inputs)
-    rounded = quantized.run({layer: feeds[layer] for layer in ready}, inputs)
+    ready = [layer for layer in layers if layer in plain.layers and layer in quantized.layers]
+    errors: dict[str, list[np.ndarray]] = {layer: [] for layer in ready}
+    rows = int(inputs[0].shape[0]) if inputs else 1
+    step = batch_size(frontend.inputs(model), rows)  # a fixed-batch model (TFLite) runs its own batch at a time
+    for start in range(0, rows, step):
+        chunk = [x[start:start + step] for x in inputs]
+        feeds = tapper(chunk).feeds
+        fed = {layer: feeds[layer] for layer in ready if layer in feeds}
+        exact, rounded = plain.run(fed, chunk), quantized.run(fed, chunk)
+        for layer in fed:
+            errors[layer].append(np.asarray(rounded[layer], dtype=np.float64) - np.asarray(exact[layer], dtype=np.float64))
     graph = frontend.graph(model)
     corrected = {}
-    for layer in ready:
+    for layer in [layer for layer in ready if errors[layer]]:
         k = kernels[layer]
-        error = np.asarray(rounded[layer], dtype=np.float64) - np.asarray(exact[layer], dtype=np.float64)
+        error = np.concatenate(errors[layer])
         axis = channel_axis(graph, layer, error.ndim) % error.ndim
         mean = error.mean(axis=tuple(a for a in range(error.ndim) if a != axis))
         bias = np.zeros(k.channels) if k.bias is None else np.asarray(k.bias, dtype=np.float64).reshape(-1)
