@@ -75,7 +75,7 @@ GRANULARITY_LABELS = {"per_output_channel": "per output channel", "per_tensor": 
 
 def int8_table(report) -> list[dict]:
     """One row per folded layer: where it is judged and its SQNR in every variant (dB)."""
-    return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor,
+    return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor, "BN scale spread": q.scale_spread,
              **{label: q.sqnr_db[key] for key, label in INT8_LABELS.items()}} for q in report.layers]
 
 

@@ -71,15 +71,18 @@ def channel_sqnr_db(reference: np.ndarray, got: np.ndarray, axis: int = 1) -> fl
 @dataclass
 class Int8Layer:
     """A folded layer's SQNR in every variant (the tensor: the BN output it replaced, or the Relu's
-    that alone reads it)."""
+    that alone reads it), and its BN's scale spread (``scale_spread``): what folding multiplies the
+    kernel's output channels by, largest |s| over smallest non-zero, where a per-tensor scale loses."""
 
     layer: str
     bn: str
     tensor: str
     sqnr_db: dict[str, float | None]
+    scale_spread: float | None = None
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "sqnr_db": dict(self.sqnr_db)}
+        return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "sqnr_db": dict(self.sqnr_db),
+                "bn_scale_spread": self.scale_spread}
 
 
 @dataclass
@@ -121,6 +124,13 @@ class Int8Report:
                 "output_sqnr_db": dict(self.output_sqnr_db), "layers": [layer.to_dict() for layer in self.layers],
                 "granularity": [g.to_dict() for g in self.granularity],
                 "granularity_targets": dict(GRANULARITY_TARGETS), "notes": list(self.notes)}
+
+
+def scale_spread(scale: np.ndarray) -> float | None:
+    """max |s| / min |s| over the non-zero, finite channels (None: fewer than one such channel)."""
+    s = np.abs(np.asarray(scale, dtype=np.float64))
+    s = s[np.isfinite(s) & (s > 0)]
+    return float(s.max() / s.min()) if s.size else None
 
 
 def check_runtime(fmt: Format, runtime: str | None) -> str:
@@ -301,7 +311,7 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
             if point in got:
                 per_layer[d.layer][name] = channel_sqnr_db(references[name][d.layer], got[point], rt.channel_axis)
         outputs[name] = sqnr_db(_flat(float_outputs), _flat(got_outputs))
-    layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer]) for d in pairs]
+    layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer], scale_spread(d.affine.scale)) for d in pairs]
     return Int8Report(rt.name, rt.version, {"samples": samples, "seed": seed, "source": source}, outputs, layers,
                       notes, granularity(result, notes))
 

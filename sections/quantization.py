@@ -53,7 +53,8 @@ def real_int8_ui(wb: Workbench) -> None:
                    f"{worst.sqnr_db['folded_per_tensor']:.1f} dB.")
     decibels = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(pd.DataFrame(quant_view.int8_table(report)), hide_index=True,
-                 column_config={label: decibels for label in labels.values()})
+                 column_config={"BN scale spread": st.column_config.NumberColumn(format="%.3g"),
+                                **{label: decibels for label in labels.values()}})
     graph_ui(wb, report)
     if report.granularity:
         st.caption("Each folded transposed convolution's weights under the granularity each target uses "

@@ -78,7 +78,7 @@ def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: b
 
     data, key = with_signature(model)
     names = [tensor_name(model.main, int(t)) for t in model.main.inputs]
-    signature_names = _signature_inputs(data, key, names)
+    signature_names = signature_inputs(data, key, names)
     rows = int(inputs[0].shape[0]) if inputs else 0
     samples = [{signature_names[n]: np.ascontiguousarray(x[i:i + 1]) for n, x in zip(names, inputs)}
                for i in range(rows)]
@@ -102,7 +102,7 @@ def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: b
     return bytes(result.quantized_model)
 
 
-def _signature_inputs(data: bytes, key: str, names: Sequence[str]) -> dict[str, str]:
+def signature_inputs(data: bytes, key: str, names: Sequence[str]) -> dict[str, str]:
     """Subgraph input tensor name -> the signature's name for it."""
     from ai_edge_litert.interpreter import Interpreter
 
