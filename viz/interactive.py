@@ -36,6 +36,8 @@ LABEL_ALL = 200
 _NO_DIFF = "#d9d9d9"
 #: A check's |diff| / tolerance is coloured on a log scale between these powers of ten (above 0: it fails).
 DIFF_RANGE = (-3.0, 1.0)
+#: The ring around the node "Find a layer" found.
+FOUND_MARKER = {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}}
 
 
 def _shape(shape) -> str:
@@ -240,6 +242,12 @@ def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
     return traces
 
 
+def all_labels(figure: dict) -> list[dict]:
+    """The label traces of a figure naming every node, however large the graph (what ``with_view``
+    names near its view, everywhere: for a view that moves without Python, as the HTML report's)."""
+    return _labels(figure, [-math.inf, math.inf], 0)
+
+
 def _indent(marker_size: float) -> str:
     """En spaces (half the label font's size each) past half a marker, and one more."""
     return "\u2002" * (math.ceil(marker_size / _LABEL_FONT["size"]) + 1)
@@ -268,7 +276,7 @@ def _found_ring(figure: dict, points: dict[str, dict[str, tuple[float, float]]],
             ys.append(at[1])
             axes.append(axis)
     return [{"type": "scatter", "mode": "markers", "name": "found", "x": [x], "y": [y], "customdata": [node],
-             "marker": {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}},
+             "marker": FOUND_MARKER,
              "hoverinfo": "skip", "showlegend": False, "xaxis": xa, "yaxis": ya}
             for x, y, (xa, ya) in zip(xs, ys, axes)]
 
