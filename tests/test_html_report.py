@@ -278,3 +278,21 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
     assert all(url.startswith(("file://", "data:")) for url in requests), requests
     assert not dialogs, f"a node's name ran as script: {dialogs}"
     assert not errors, errors
+
+
+def test_the_fold_tab_offers_the_report_without_building_it():
+    """The page's download is the report of its workbench, built when clicked, not on a rerun."""
+    from streamlit.testing.v1 import AppTest
+
+    from demo.html_report import fold_report
+    from sections import sources
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=240).run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download this tab as one HTML file" in labels, labels
+    wb = sources.seed_workbench()  # the page's own, from its cache
+    memo = wb.memos.of("html_report", 1)
+    assert len(memo) == 0  # the run did not build it
+    page = _Page(fold_report(wb).decode())
+    assert len(memo) == 1 and "seed" in page.text and "PASS." in page.text
