@@ -18,6 +18,7 @@ import pytest
 from demo import onnx_zoo
 from demo.pictures import COMPACT_ERROR, compact_png, picture, smallest
 from tests.helpers import run_cli
+from viz import plot_channels, plot_vectors
 from viz.report_html import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
 
 #: Node names a report must show as text, never run: a script, an image whose error runs script.
@@ -164,7 +165,7 @@ def test_markup_in_node_names_stays_text(xss_report):
 # -- the writer and the pictures, headless --------------------------------------------------------
 
 def test_the_writer_escapes_every_part_and_inlines_pictures():
-    png = picture(__import__("viz").plot_vectors(np.arange(3.0), np.arange(3.0)))
+    png = picture(plot_vectors(np.arange(3.0), np.arange(3.0)))
     text = report_html("<b>t</b>", [Section("<h>", [
         Text("a <i>", tone="fail"), Text("<pre>", pre=True), Metrics([("<m>", "1 < 2")]),
         Table(("<c>",), [["<td>"], [1.5e-7], [None]]), Details("<s>", [Picture(png, "image/png", "<alt>")], open=True)])])
@@ -181,8 +182,9 @@ def test_the_writer_escapes_every_part_and_inlines_pictures():
 
 
 def test_figure_json_cannot_close_its_script():
-    from viz.interactive import before_after_figure
     import networkx as nx
+
+    from viz.interactive import before_after_figure
 
     graph = nx.DiGraph()
     graph.add_edge("</script><script>alert(3)</script>", "b")
@@ -201,8 +203,6 @@ def _pixels(png: bytes) -> np.ndarray:
 
 
 def test_a_compact_png_looks_the_same_and_is_smaller():
-    from viz import plot_channels
-
     rng = np.random.default_rng(0)
     s, t = rng.normal(1, 0.5, 64), rng.normal(0, 0.5, 64)
     ranges = np.sort(rng.normal(0, 1, (64, 2)), axis=1)
@@ -213,7 +213,7 @@ def test_a_compact_png_looks_the_same_and_is_smaller():
     data, mime = smallest(plot_channels(s, t, ranges, ranges * s[:, None]))
     assert (data, mime) == (small, "image/png")
     # a long curve is smaller as vectors: then the SVG, when it is the smaller
-    figure = __import__("viz").plot_vectors(rng.normal(size=1000), rng.normal(size=1000))
+    figure = plot_vectors(rng.normal(size=1000), rng.normal(size=1000))
     data, mime = smallest(figure)
     assert len(data) == min(len(compact_png(picture(figure))), len(picture(figure, "svg")))
 
@@ -296,3 +296,44 @@ def test_the_fold_tab_offers_the_report_without_building_it():
     assert len(memo) == 0  # the run did not build it
     page = _Page(fold_report(wb).decode())
     assert len(memo) == 1 and "seed" in page.text and "PASS." in page.text
+
+
+def _chain(n: int):
+    """A chain of ``n`` nodes as the page's figure opening at its top (``with_view``)."""
+    import networkx as nx
+
+    from viz.interactive import before_after_figure, with_view
+
+    graph = nx.DiGraph()
+    nx.add_path(graph, [f"layer{i}" for i in range(n)])
+    return with_view(before_after_figure(graph, graph).to_dict(), center="layer0")
+
+
+def test_a_large_graph_carries_every_label_for_its_moving_view():
+    from viz.report_html import _graph_data
+
+    small, large = _graph_data(Graph(_chain(20))), _graph_data(Graph(_chain(260)))
+    assert small["labels"] is None  # every node is named already
+    shown = {t["name"]: len(t["text"]) for t in large["figure"]["data"] if t["name"].startswith("labels ")}
+    assert 0 < shown["labels before"] < 260
+    assert {name: len(l["text"]) for name, l in large["labels"].items()} == {"labels before": 260, "labels after": 260}
+
+
+@pytest.mark.browser
+def test_the_names_follow_the_view_of_a_large_graph(browser, tmp_path):
+    """In a graph too large to name every node, finding a node far from the opening view names it."""
+    path = tmp_path / "chain.html"
+    path.write_text(report_html("chain", [Section("graph", [Graph(_chain(260))])]))
+    page = browser.new_page()
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'", timeout=30_000)
+        labels = "() => document.getElementById('graph-0').data.find(d => d.name === 'labels before').text.map(t => t.trim())"
+        assert "layer0" in page.evaluate(labels) and "layer250" not in page.evaluate(labels)
+        page.fill("#find-0", "LAYER250")  # no exact match: the first name containing it, case apart
+        page.press("#find-0", "Enter")
+        page.wait_for_function("() => document.getElementById('find-said-0').textContent === 'Found layer250.'",
+                               timeout=10_000)
+        assert "layer250" in page.evaluate(labels) and "layer0" not in page.evaluate(labels)
+    finally:
+        page.close()
