@@ -136,10 +136,10 @@ def test_a_keras_report_has_a_channel_plot_per_folded_pair(tmp_path):
 
 
 def _xss_model() -> onnx.ModelProto:
-    """Conv -> BN -> Relu whose conv and BN are named as markup."""
+    """Conv -> BN -> Relu, every one named as markup."""
     g = onnx_zoo.Graph(0)
     x = g.input("x", ["N", 3, 8, 8])
-    x = g.node("Relu", [g.bn(g.conv(x, 3, 4, 3, SCRIPT_NAME, pad=1), 4, IMG_NAME)], "relu")
+    x = g.node("Relu", [g.bn(g.conv(x, 3, 4, 3, SCRIPT_NAME, pad=1), 4, IMG_NAME)], "<b>bold</b>")
     return g.model([x], "markup", [["N", 4, 8, 8]])
 
 
@@ -254,6 +254,9 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
         page.mouse.move(*at[IMG_NAME])
         page.wait_for_function("(n) => [...document.querySelectorAll('.hoverlayer .hovertext')]"
                                ".some(e => e.textContent.startsWith(n))", arg=IMG_NAME, timeout=10_000)
+        names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .textpoint')]"
+                              ".map(e => e.textContent.trim())")
+        assert "<img src=x onerror=al…" in names and "<b>bold</b>" in names, names  # drawn as typed
 
         page.goto((head["dir"] / "head.html").as_uri())
         page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'", timeout=30_000)

@@ -80,12 +80,15 @@ def _wrap(text: str, width: int = 70) -> str:
 
 
 def _label(graph: nx.DiGraph, node: str) -> str:
+    """A node's name beside it, cut to ``_LABEL_CHARS``, escaped: Plotly reads tags in text (a layer
+    named ``<b>x</b>`` would be drawn bold) and shows entities as their characters."""
     data = graph.nodes[node]
     if data.get("role") == "block":
         name = str(data["block"]).rstrip("/").rsplit("/", 1)[-1]
-        return f"{name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + '…'} ▸ {data['layers']}"
+        cut = name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
+        return f"{html.escape(cut, quote=False)} ▸ {data['layers']}"
     name = str(node).rsplit("/", 1)[-1] if "/" in str(node) and len(str(node)) > _LABEL_CHARS else str(node)
-    return name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
+    return html.escape(name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…", quote=False)
 
 
 def _edges(graph: nx.DiGraph, pos: Mapping[str, Point], bends: Bends) -> tuple[list, list]:
