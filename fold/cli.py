@@ -10,6 +10,9 @@ mismatch; 2 bad input (missing, unreadable, corrupt or unsupported file or optio
 foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 shows one) and
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
 unexercised: pass inputs that exercise it).
+
+``--html`` writes the app's view of the run (``demo.html_report``, the page's own views; the one
+place the command line reaches into ``demo``, and only when asked).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ def _takes(option: str) -> str:
 def _verification_options(parser: argparse.ArgumentParser) -> None:
     """The options a fold and a check share: inputs, tolerance, report, format options."""
     parser.add_argument("--report", help="write a JSON report to this path")
+    parser.add_argument("--html", metavar="REPORT.html",
+                        help="write what the app shows (verdict, pairs, the interactive graph, per-channel plots, "
+                             "outputs) as one self-contained HTML file that opens offline")
     parser.add_argument("--samples", type=int, default=SAMPLES,
                         help=f"random input samples (batch rows) for verification, every format (default {SAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -223,6 +229,18 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
+def _html(path: str, written: _Written, build: Callable) -> None:
+    """``--html``: the report the page offers for download, ``build(demo.html_report, demo.workbench)``
+    from the page's own workbench; demo's workbench imports Keras (its zoo), quietly first."""
+    from fold.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from demo import html_report, workbench
+
+    written.add(path).write_bytes(build(html_report, workbench))
+    print(f"HTML report written to {path}")
+
+
 def _fold(args: argparse.Namespace, written: _Written) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
@@ -263,6 +281,9 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     if args.report:
         report = report_dict(args.input, output, result, check, args.per_layer)
         written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    if args.html:
+        _html(args.html, written, lambda report, bench: report.fold_report(
+            bench.Workbench(f"cli:{args.input}", result, checked, result.frontend.outputs(result.original))))
     return EXIT[check.verdict]
 
 
@@ -292,4 +313,7 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
         print(per_layer_text(check))
     if args.report:
         written.add(args.report).write_text(json.dumps(result.to_dict(args.original, args.candidate), indent=2) + "\n")
+    if args.html:
+        _html(args.html, written, lambda report, bench: report.check_report(
+            bench.CheckBench(f"cli:{args.original}:{args.candidate}", result)))
     return EXIT[check.verdict]

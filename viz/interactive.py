@@ -41,6 +41,8 @@ DIFF_RANGE = (-3.0, 1.0)
 #: The legend's error bands when coloured by the checks: (label, log10 |diff| / tolerance in the band).
 DIFF_BANDS = (("|diff| under 1% of tolerance", -2.5), ("1% to 10%", -1.5), ("10% to 100%", -0.5),
               ("above tolerance: fails", 0.5))
+#: The ring around the node "Find a layer" found.
+FOUND_MARKER = {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}}
 
 
 def _shape(shape) -> str:
@@ -150,12 +152,15 @@ def _wrap(text: str, width: int = 70) -> str:
 
 
 def _label(graph: nx.DiGraph, node: str) -> str:
+    """A node's name beside it, cut to ``_LABEL_CHARS``, escaped: Plotly reads tags in text (a layer
+    named ``<b>x</b>`` would be drawn bold) and shows entities as their characters."""
     data = graph.nodes[node]
     if data.get("role") == "block":
         name = str(data["block"]).rstrip("/").rsplit("/", 1)[-1]
-        return f"{name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + '…'} ▸ {data['layers']}"
+        cut = name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
+        return f"{html.escape(cut, quote=False)} ▸ {data['layers']}"
     name = str(node).rsplit("/", 1)[-1] if "/" in str(node) and len(str(node)) > _LABEL_CHARS else str(node)
-    return name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
+    return html.escape(name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…", quote=False)
 
 
 def _edges(graph: nx.DiGraph, pos: Mapping[str, Point], bends: Bends) -> tuple[list, list]:
@@ -304,6 +309,12 @@ def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
     return traces
 
 
+def all_labels(figure: dict) -> list[dict]:
+    """The label traces of a figure naming every node, however large the graph (what ``with_view``
+    names near its view, everywhere: for a view that moves without Python, as the HTML report's)."""
+    return _labels(figure, [-math.inf, math.inf], 0)
+
+
 def _indent(marker_size: float) -> str:
     """En spaces (half the label font's size each) past half a marker, and one more."""
     return "\u2002" * (math.ceil(marker_size / _LABEL_FONT["size"]) + 1)
@@ -332,7 +343,7 @@ def _found_ring(figure: dict, points: dict[str, dict[str, tuple[float, float]]],
             ys.append(at[1])
             axes.append(axis)
     return [{"type": "scatter", "mode": "markers", "name": "found", "x": [x], "y": [y], "customdata": [node],
-             "marker": {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}},
+             "marker": FOUND_MARKER,
              "hoverinfo": "skip", "showlegend": False, "xaxis": xa, "yaxis": ya}
             for x, y, (xa, ya) in zip(xs, ys, axes)]
 
