@@ -213,25 +213,25 @@ def run_local(tasks: Sequence[Task], jobs: int = 1, timeout: float = TIMEOUT_S, 
     return [row for row in rows if row is not None]
 
 
-def _ray_task(task: dict, files: dict[str, bytes], timeout: float) -> dict:
+def _ray_task(task: dict, files: dict[str, tuple[str, bytes]], timeout: float) -> dict:
     """A zoo task on a Ray node: the files it was sent written to a folder of its own, then ``run_task``."""
     with tempfile.TemporaryDirectory(prefix="foldscope-ray-") as tmp:
         paths = {}
-        for key, data in files.items():
-            paths[key] = Path(tmp, key)
-            paths[key].write_bytes(data)
+        for role, (name, data) in files.items():
+            paths[role] = Path(tmp, role)
+            paths[role].mkdir()
+            paths[role] = paths[role] / name
+            paths[role].write_bytes(data)
         options = {**task["options"], "inputs_file": str(paths["inputs"]) if "inputs" in paths else None}
         local = Task(str(paths["model"]), task["name"], options, task["peers"])
         return run_task(local, timeout).to_dict()
 
 
-def _files(task: Task) -> dict[str, bytes]:
-    """What a Ray node needs of a task: the model file's bytes (under its own name: its suffix is its
-    format) and the inputs file's."""
-    files = {"model": Path(task.path).read_bytes()}
-    if task.options.get("inputs_file"):
-        files["inputs"] = Path(task.options["inputs_file"]).read_bytes()
-    return files
+def _files(task: Task) -> dict[str, tuple[str, bytes]]:
+    """What a Ray node needs of a task, by role: the model file's name (its suffix is its format, its
+    name is in the messages) and bytes, and the inputs file's."""
+    paths = {"model": task.path, "inputs": task.options.get("inputs_file")}
+    return {role: (Path(path).name, Path(path).read_bytes()) for role, path in paths.items() if path}
 
 
 def run_ray(tasks: Sequence[Task], address: str, jobs: int = 1, timeout: float = TIMEOUT_S, *,
