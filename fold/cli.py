@@ -1,5 +1,6 @@
 """``python -m fold INPUT [options]`` folds and verifies a model; ``python -m fold check ORIGINAL
-CANDIDATE [options]`` verifies a fold any other tool made.
+CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo DIR [options]``
+folds and verifies every model under a folder (``fold.zoo``; its exit status: ``ZOO_ORDER``).
 
 INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
 TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
@@ -98,7 +99,8 @@ def fold_parser() -> argparse.ArgumentParser:
         prog="python -m fold",
         description="Fold BatchNorm layers into the conv/dense/transposed-conv layers before them, "
                     "write the folded model and verify it computes the same outputs. "
-                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made.",
+                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made; "
+                    "'python -m fold zoo DIR' folds and verifies every model under a folder.",
         epilog="Exit status: 0 verified, 1 mismatch, 2 bad input, 3 inconclusive (pass inputs that exercise "
                "every folded layer).",
     )
