@@ -371,7 +371,7 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
     _verify_options(args)  # a bad --inputs-file or a clash of options fails here, before any worker starts
     from fold.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict, zoo_table
 
-    paths, others = find_models(args.dir, skip=[p for p in (args.json, args.html) if p])
+    paths, others = find_models(args.dir)
     if not paths:
         raise FoldError(f"'{args.dir}' holds no model file ({suffix_list()}).")
     options = {"samples": args.samples, "seed": args.seed, "atol": args.atol, "shapes": dict(args.input_shape),

@@ -120,17 +120,16 @@ class Task:
         return asdict(self)
 
 
-def find_models(root: str | os.PathLike, skip: Sequence[str | os.PathLike] = ()) -> tuple[list[Path], int]:
+def find_models(root: str | os.PathLike) -> tuple[list[Path], int]:
     """The model files under ``root`` (any suffix of ``fold.frontend.FRONTENDS``, recursively, sorted
     by their path below ``root``) and how many other files were passed over. Hidden folders (.git,
-    .venv) and the folders of ``skip`` are not entered."""
+    .venv) are not entered."""
     base = Path(root)
     if not base.is_dir():
         raise FoldError(f"'{base}' is not a folder; give the folder of the models (python -m fold zoo DIR).")
-    skipped = {Path(s).resolve() for s in skip}
     found, others = [], 0
     for folder, dirs, files in os.walk(base):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in skipped]
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = Path(folder) / name
             if format_for(path) is None:

@@ -183,6 +183,18 @@ def test_a_mismatch_makes_the_zoo_exit_1(tmp_path):
     assert "  onnx/head.onnx: fail: " in proc.stdout
 
 
+def test_an_input_shape_applies_to_the_models_with_that_input(tmp_path):
+    """A zoo's models have different inputs: --input-shape z=... sets the generator's and leaves the
+    head, which has no input z, to its own (a single fold would refuse the name)."""
+    root = _build(tmp_path / "zoo", {"onnx/dcgan.onnx", "onnx/head.onnx"})
+    proc = run_cli("zoo", root, "--samples", "2", "--input-shape", "z=3x8", "--json", tmp_path / "z.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [r["verdict"] for r in json.loads((tmp_path / "z.json").read_text())["models"]] == ["pass", "pass"]
+    wrong = run_cli("zoo", root, "--samples", "2", "--input-shape", "z=3x5")  # the generator's latent is 8
+    assert wrong.returncode == 2 and "  onnx/dcgan.onnx: error: " in wrong.stdout
+    assert "onnx/head.onnx: error" not in wrong.stdout
+
+
 def _head_rows(tmp_path: Path) -> tuple[ModelRow, ModelRow, ModelRow]:
     """A passing, a failing and an unreadable model's rows, each from a real verification or file."""
     proto = onnx_zoo.text_detector_head(channels=8)
