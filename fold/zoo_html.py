@@ -35,7 +35,7 @@ def _tool_row(model: ModelRow, tool: ToolRow, first: bool) -> str:
              f'<td class="num">{escape(left)}</td>',
              f'<td><span class="v v-{tool.verdict}">{ZOO_VERDICTS[tool.verdict]}</span></td>',
              f'<td class="num">{diff}</td>', f'<td class="num">{seconds}</td>', f'<td class="reason">{escape(reason)}</td>']
-    attrs = f' class="first"' if first else ""
+    attrs = ' class="first"' if first else ""
     return (f'<tr{attrs} data-model="{escape(model.model, quote=True)}" data-tool="{escape(tool.tool, quote=True)}" '
             f'data-verdict="{tool.verdict}">' + "".join(cells) + "</tr>")
 
