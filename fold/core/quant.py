@@ -163,7 +163,7 @@ def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups:
     of output channel o times its input channel's value (float64, shape (C_out,)). Raises ValueError
     when the kernel's input channels do not lie along one axis."""
     if kind.in_axis is None:
-        raise ValueError(f"A {kind.family} kernel's input channels do not lie along one axis.")
+        raise ValueError(f"a {kind.family} kernel's input channels do not lie along one axis")
     try:
         scaled = scale_along(kernel, value, (kind.in_axis,), groups, kind.in_group_axis)
     except ValueError:
