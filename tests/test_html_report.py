@@ -110,10 +110,15 @@ def test_a_report_loads_nothing_from_anywhere(head):
         assert not re.findall(r"https?://", text), name
 
 
-def test_the_report_is_what_the_page_downloads(head):
-    """The page's upload of the same file builds the same bytes the command line wrote."""
+def test_the_report_is_what_the_page_downloads(head, monkeypatch):
+    """The page's upload of the same file builds the same bytes the command line wrote, though the
+    page's process has another default Plotly template (Streamlit makes its own the default)."""
+    import plotly.io as pio
+
     from demo.html_report import fold_report
     from demo.workbench import upload_workbench
+
+    monkeypatch.setattr(pio.templates, "default", "plotly_dark")
 
     wb = upload_workbench("head.onnx", (head["dir"] / "head.onnx").read_bytes())
     assert fold_report(wb) is fold_report(wb)  # built once per workbench

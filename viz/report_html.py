@@ -26,7 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+import plotly.io as pio
+
 from viz.interactive import FOUND_MARKER, LABEL_ALL, all_labels
+
 
 #: How a verdict is coloured (``Text.tone``): pass, fail, inconclusive.
 TONES = ("pass", "fail", "inconclusive")
@@ -175,7 +178,10 @@ def _names(figure: Mapping) -> list[str]:
 
 def _graph_data(graph: Graph) -> dict:
     """What the script draws: the figure, and every node's label when the figure names only some."""
-    figure = {"data": list(graph.figure["data"]), "layout": dict(graph.figure.get("layout", {}))}
+    # Plotly's own template, whatever the process's default (Streamlit makes its own the default), so
+    # that the page's download and the command line's file are the same bytes
+    layout = {**graph.figure.get("layout", {}), "template": pio.templates["plotly"].to_plotly_json()}
+    figure = {"data": list(graph.figure["data"]), "layout": layout}
     nodes = [t for t in figure["data"] if str(t.get("name", "")).startswith("nodes ")]
     labelled = {t.get("name") for t in figure["data"] if str(t.get("name", "")).startswith("labels ")}
     labels = None
