@@ -141,7 +141,8 @@ def test_the_command_line_adds_int8_to_the_quant_report(tmp_path):
                             "granularity_targets"}
     assert set(figures["output_sqnr_db"]) == set(VARIANTS)
     assert [layer["layer"] for layer in figures["layers"]] == ["head_conv", "up0", "up1"]
-    assert set(figures["layers"][0]) == {"layer", "bn", "tensor", "sqnr_db"}
+    assert set(figures["layers"][0]) == {"layer", "bn", "tensor", "sqnr_db", "bn_scale_spread"}
+    assert figures["layers"][1]["bn_scale_spread"] == pytest.approx(236, rel=0.01)  # up0: 236x between its channels
 
 
 def test_the_command_line_refuses_int8_for_a_format_without_its_runtime_in_one_sentence(tmp_path):
@@ -426,3 +427,29 @@ def test_tflite_int8_needs_tensor_names_it_can_match(tmp_path):
     proc = run_cli(str(path), "--quant-report", str(tmp_path / "q.json"), "--int8")
     assert proc.returncode == 2 and "reads tensors by name" in proc.stderr and "'add' names 2 tensors" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "q.json").exists()
+
+
+def test_real_bn_statistics_edge_cases_give_a_stated_figure_and_no_nan():
+    """BN statistics as trained models carry them: a gamma of exactly 0 (an all-zero output channel after
+    folding), a variance of exactly 0 (epsilon alone keeps it finite), negative gammas, and scales 1000x
+    apart in one layer: every variant of onnxruntime's int8 model is built, every figure is a finite
+    number (the all-zero channel, which has no signal, is left out of the mean, not made NaN), and the
+    report is JSON without NaN."""
+    from tests.test_quant import tiny_variance_onnx
+
+    model = tiny_variance_onnx()
+    inits = {t.name: t for t in model.graph.initializer}
+    gamma = onnx.numpy_helper.to_array(inits["bn.scale"]).copy()
+    var = onnx.numpy_helper.to_array(inits["bn.var"]).copy()
+    gamma[:] = [0.0, 1.0, -1.5, 1000.0, -0.8, 1.2]
+    var[1] = 0.0
+    inits["bn.scale"].CopyFrom(onnx.numpy_helper.from_array(gamma, "bn.scale"))
+    inits["bn.var"].CopyFrom(onnx.numpy_helper.from_array(var, "bn.var"))
+    result = fold(ONNX, prepare(model, "edges.onnx"))
+    report = _report(result, equalized=quant_report(result).equalized)
+    json.dumps(report.to_dict(), allow_nan=False)
+    (conv,) = [q for q in report.layers if q.layer == "conv"]
+    assert conv.scale_spread > 1000  # 1000 / (0.8 / sqrt(var)) over the non-zero channels
+    for q in report.layers:
+        assert all(q.sqnr_db[v] is not None and math.isfinite(q.sqnr_db[v]) for v in VARIANTS), q
+    assert all(v is not None and math.isfinite(v) for v in report.output_sqnr_db.values()), report.output_sqnr_db
