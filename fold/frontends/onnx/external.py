@@ -79,6 +79,7 @@ class ExternalData:
         self._maps: dict[Path, mmap.mmap] = {}
         self._scratch: Path | None = None
         self.scratch_location = ""
+        self.files: set[Path] = set()  # every file read from, so that no output overwrites one
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class ExternalData:
         if offset < 0 or length < 0 or offset + length > size:
             raise FoldError(f"'{self.name}' says tensor '{tensor.name}' is bytes {offset} to {offset + length} of "
                             f"'{location}', which holds {size} bytes.")
+        self.files.add(path)
         return path, offset, length
 
     def _map(self, path: Path, end: int) -> mmap.mmap:
@@ -172,7 +174,7 @@ class ExternalData:
         copy.CopyFrom(proto)
         external = [t for t in model_tensors(copy) if is_external(t)]
         sources = [self.source(t) for t in external]
-        for source, _, _ in sources:
+        for source in self.files:
             if data_path.exists() and os.path.samefile(source, data_path):
                 raise FoldError(f"Writing '{path.name}' would overwrite '{data_path.name}', the external data it "
                                 "is read from; give another output name.")
