@@ -173,7 +173,10 @@ def _said(stdout: str) -> str:
     """A child's own summary: foldscope's verdict line, else its last line."""
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     verdict = [line for line in lines if line.startswith(("verification (", "not verified"))]
-    return (verdict or lines or [""])[-1].split(";")[0][:120]
+    said = (verdict or lines or [""])[-1]
+    if said.startswith("verification ("):
+        return f"verification: {said.rsplit(': ', 1)[-1]}"
+    return said.split(";")[0][:120]
 
 
 def bn_left(path: Path) -> int | None:
