@@ -18,8 +18,9 @@ subprocess of its own, one after the other:
 and reports each one's wall time, peak RSS (``ru_maxrss`` from ``os.wait4`` of that child), its
 exit and what it did (BatchNormalization nodes left in what it wrote) or how it failed (the last
 line of its stderr). A child past ``--timeout`` seconds or ``--max-rss`` GiB is killed and
-reported so. The floor is one sequential read of the data file in 64 MiB chunks (as it is: the
-page cache is not dropped). Goals: foldscope's fold peak RSS at most the largest tensor + 1 GiB,
+reported so. The floors: one sequential read of the data file in 64 MiB chunks (as it is: the
+page cache is not dropped) and one sequential write of as many bytes (a fold that folds every
+layer writes that much). Goals: foldscope's fold peak RSS at most the largest tensor + 1 GiB,
 its wall time at most 3x the floor. Everything written under ``--dir`` is removed at the end.
 
 Run from the repository root (needs about 3 x the model size on disk and several GiB of RAM):
@@ -94,6 +95,19 @@ def build(folder: Path, layers: int, channels: int, seed: int = 0) -> Path:
     return path
 
 
+def sequential_write(folder: Path, size: int) -> float:
+    """Seconds to write ``size`` bytes once, in CHUNK-sized writes (as a fold writes its output: no fsync)."""
+    chunk = bytes(CHUNK)
+    path = folder / "floor.bin"
+    start = time.perf_counter()
+    with open(path, "wb") as fh:
+        for _ in range(-(-size // CHUNK)):
+            fh.write(chunk)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
 def sequential_read(path: Path) -> float:
     """Seconds to read ``path`` once, front to back, in CHUNK-sized reads."""
     start = time.perf_counter()
@@ -135,26 +149,29 @@ PEER_SCRIPTS = {
 
 
 def run_child(argv: list[str], folder: Path, timeout: float, max_rss: float, env: dict) -> dict:
-    """One child: wall time, peak RSS (GiB, from wait4), exit status, the last line of its stderr;
-    killed past ``timeout`` seconds or ``max_rss`` GiB."""
+    """One child: wall time, peak RSS (GiB, from wait4: file pages it maps count, so onnxruntime's
+    maps of the data files do), its peak private memory (RssAnon, polled), exit status, the last
+    line of its stderr; killed past ``timeout`` seconds or ``max_rss`` GiB of private memory."""
     out, err = folder / "stdout.txt", folder / "stderr.txt"
     start = time.perf_counter()
     with open(out, "w") as o, open(err, "w") as e:
         child = subprocess.Popen(argv, stdout=o, stderr=e, cwd=ROOT, env=env, start_new_session=True)
-    killed = None
+    killed, private = None, 0.0
     while True:
         pid, status, usage = os.wait4(child.pid, os.WNOHANG)
         if pid:
             break
         elapsed = time.perf_counter() - start
         rss = _rss(child.pid)
+        private = max(private, rss)
         if elapsed > timeout or rss > max_rss:
-            killed = f"killed after {elapsed:.0f} s" if elapsed > timeout else f"killed at {rss:.1f} GiB RSS"
+            killed = f"killed after {elapsed:.0f} s" if elapsed > timeout else f"killed at {rss:.1f} GiB private"
             os.killpg(child.pid, signal.SIGKILL)
         time.sleep(0.1)
     child.returncode = os.waitstatus_to_exitcode(status)
     lines = [line for line in err.read_text(errors="replace").splitlines() if line.strip()]
     return {"seconds": time.perf_counter() - start, "peak_rss_gib": usage.ru_maxrss * 1024 / GIB,
+            "peak_private_gib": private,
             "exit": child.returncode, "killed": killed, "stdout": out.read_text(errors="replace"),
             "error": lines[-1][:300] if lines and child.returncode != 0 else None}
 
@@ -162,7 +179,7 @@ def run_child(argv: list[str], folder: Path, timeout: float, max_rss: float, env
 def _rss(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1]) * 1024 / GIB
     except OSError:
         pass
@@ -192,7 +209,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--channels", type=int, default=8192)
     parser.add_argument("--timeout", type=float, default=600, help="seconds before a child is killed")
-    parser.add_argument("--max-rss", type=float, default=16, help="GiB of RSS at which a child is killed")
+    parser.add_argument("--max-rss", type=float, default=16,
+                        help="GiB of private memory (RssAnon) at which a child is killed")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
 
@@ -209,6 +227,9 @@ def main() -> None:
               f"{time.perf_counter() - start:.1f} s", flush=True)
         floor = sequential_read(data)
         print(f"one sequential read of the data file: {floor:.2f} s ({size / GIB / floor:.2f} GiB/s)", flush=True)
+        write_floor = sequential_write(base, size)
+        print(f"one sequential write of as many bytes: {write_floor:.2f} s ({size / GIB / write_floor:.2f} GiB/s)",
+              flush=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(base)}
         py = sys.executable
 
@@ -218,7 +239,8 @@ def main() -> None:
             run = run_child(argv, work, args.timeout, args.max_rss, env)
             run |= {"tool": tool, "action": action, "bn_left": None if output is None else bn_left(output)}
             rows.append(run)
-            print(f"  {tool} / {action}: exit {run['exit']}, {run['seconds']:.1f} s, {run['peak_rss_gib']:.2f} GiB"
+            print(f"  {tool} / {action}: exit {run['exit']}, {run['seconds']:.1f} s, {run['peak_rss_gib']:.2f} GiB "
+                  f"RSS, {run['peak_private_gib']:.2f} GiB private"
                   f"{', ' + run['killed'] if run['killed'] else ''}{', ' + run['error'] if run['error'] else ''}",
                   flush=True)
             return run
@@ -249,12 +271,14 @@ def main() -> None:
                 shutil.rmtree(target.parent)
         fold_row = rows[0]
         print()
-        print(f"| tool | what | exit | wall s | x read | peak RSS GiB | BN left (of {args.layers}) | what happened |")
-        print("|---|---|--:|--:|--:|--:|--:|---|")
+        print(f"| tool | what | exit | wall s | x read | x write | peak RSS GiB | peak private GiB | "
+              f"BN left (of {args.layers}) | what happened |")
+        print("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
         for r in rows:
             said = r["killed"] or r["error"] or _said(r["stdout"])
             print(f"| {r['tool']} | {r['action']} | {r['exit']} | {r['seconds']:.1f} | {r['seconds'] / floor:.1f} | "
-                  f"{r['peak_rss_gib']:.2f} | {'' if r['bn_left'] is None else r['bn_left']} | "
+                  f"{r['seconds'] / write_floor:.1f} | {r['peak_rss_gib']:.2f} | {r['peak_private_gib']:.2f} | "
+                  f"{'' if r['bn_left'] is None else r['bn_left']} | "
                   f"{said.replace('|', '/')} |")
         print()
         goal_rss = largest / GIB + 1
@@ -263,6 +287,7 @@ def main() -> None:
               f"<= 3 x read {3 * floor:.1f} s: {'met' if fold_row['seconds'] <= 3 * floor else 'NOT met'}")
         if args.json:
             Path(args.json).write_text(json.dumps({"data_bytes": size, "largest_bytes": largest, "read_s": floor,
+                                                   "write_s": write_floor,
                                                    "rows": rows}, indent=2) + "\n")
     finally:
         shutil.rmtree(base, ignore_errors=True)

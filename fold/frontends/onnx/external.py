@@ -77,8 +77,9 @@ class ExternalData:
         self.folder = Path(folder)
         self.name = name
         self._maps: dict[Path, mmap.mmap] = {}
-        self._scratch: Path | None = None
-        self.scratch_location = ""
+        self._places: dict[str, Path] = {}  # scratch location -> the file that holds it
+        self._current: str | None = None  # the scratch location new tensors go to
+        self._stored: dict[str, set[int]] = {}  # the offsets written to each scratch location
         self.files: set[Path] = set()  # every file read from, so that no output overwrites one
 
     # -- reading ------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class ExternalData:
         """(file, offset, length) of an external tensor; a FoldError when the range is not in the file."""
         entries = _entries(tensor)
         location = entries.get("location", "")
-        path = self._scratch if location == self.scratch_location and self._scratch else self.folder / location
+        path = self._places.get(location) or self.folder / location
         try:
             size = path.stat().st_size
         except OSError as exc:
@@ -134,35 +135,37 @@ class ExternalData:
 
     # -- the scratch file ---------------------------------------------------------------------
 
-    def _scratch_file(self) -> Path:
-        if self._scratch is None:
+    def _scratch_file(self) -> tuple[str, Path]:
+        """The current scratch location and its file (a new one after ``write`` adopted the last)."""
+        if self._current is None:
             folder = tempfile.mkdtemp(prefix="foldscope-")
             weakref.finalize(self, shutil.rmtree, folder, True)
-            self._scratch = Path(folder) / "folded.data"
-            self._scratch.touch()
-            self.scratch_location = f"foldscope-scratch-{os.path.basename(folder)}.data"
-        return self._scratch
+            self._current = f"foldscope-scratch-{os.path.basename(folder)}.data"
+            self._places[self._current] = Path(folder) / "folded.data"
+            self._places[self._current].touch()
+            self._stored[self._current] = set()
+        return self._current, self._places[self._current]
 
     def store(self, value: np.ndarray, name: str) -> onnx.TensorProto:
         """A new tensor ``name`` holding ``value``, written to the scratch file (little-endian, C order)."""
         array = np.ascontiguousarray(value)
         array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        path = self._scratch_file()
+        location, path = self._scratch_file()
         with open(path, "r+b") as fh:
             offset = _aligned(fh.seek(0, os.SEEK_END), array.nbytes)
             fh.seek(offset)
             fh.write(memoryview(array.reshape(-1).view(np.uint8)))
+        self._stored[location].add(offset)
         tensor = onnx.TensorProto()
         tensor.name = name
         tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
         tensor.dims.extend(array.shape)
         tensor.data_location = onnx.TensorProto.EXTERNAL
-        _set_entries(tensor, self.scratch_location, offset, array.nbytes)
+        _set_entries(tensor, location, offset, array.nbytes)
         return tensor
 
     def in_scratch(self, tensor: onnx.TensorProto) -> bool:
-        return is_external(tensor) and bool(self.scratch_location) and \
-            _entries(tensor).get("location") == self.scratch_location
+        return is_external(tensor) and _entries(tensor).get("location") in self._places
 
     # -- writing and running ------------------------------------------------------------------
 
@@ -178,6 +181,10 @@ class ExternalData:
             if data_path.exists() and os.path.samefile(source, data_path):
                 raise FoldError(f"Writing '{path.name}' would overwrite '{data_path.name}', the external data it "
                                 "is read from; give another output name.")
+        if self._adoptable(external, data_path):
+            self._adopt(external, sources, data_path)
+            path.write_bytes(copy.SerializeToString())
+            return
         try:
             with open(data_path, "wb") as out:
                 for tensor, (source, offset, length) in zip(external, sources):
@@ -189,6 +196,33 @@ class ExternalData:
         except BaseException:
             data_path.unlink(missing_ok=True)
             raise
+
+    def _adoptable(self, external: list[onnx.TensorProto], data_path: Path) -> bool:
+        """Whether the current scratch file holds exactly the model's new tensors (nothing else was
+        stored in it) and can be moved to ``data_path`` (one filesystem): then the fold's tensors are
+        written once, not written and copied."""
+        if self._current is None:
+            return False
+        mine = {int(_entries(t).get("offset", 0)) for t in external if _entries(t).get("location") == self._current}
+        scratch = self._places[self._current]
+        return mine == self._stored[self._current] and os.stat(scratch).st_dev == os.stat(data_path.parent).st_dev
+
+    def _adopt(self, external: list[onnx.TensorProto], sources: list[tuple[Path, int, int]], data_path: Path) -> None:
+        """The tensors carried over appended to the current scratch file, which becomes ``data_path``
+        (the model keeps reading its new tensors there); new tensors go to a new scratch file."""
+        location, scratch = self._current, self._places[self._current]
+        with open(scratch, "r+b") as out:
+            for tensor, (source, offset, length) in zip(external, sources):
+                if _entries(tensor).get("location") == location:
+                    _set_entries(tensor, data_path.name, offset, length)
+                    continue
+                start = _aligned(out.seek(0, os.SEEK_END), length)
+                out.seek(start)
+                _copy_range(source, offset, length, out)
+                _set_entries(tensor, data_path.name, start, length)
+        os.replace(scratch, data_path)
+        self._places[location] = data_path
+        self._current = None
 
     def ort_initializers(self, proto: onnx.ModelProto) -> tuple[list[str], list[np.ndarray]]:
         """The scratch tensors of ``proto``'s graph, for ``SessionOptions.add_external_initializers``

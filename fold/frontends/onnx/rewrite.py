@@ -84,7 +84,7 @@ def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.Node
         return [_tensor(view, np.asarray(value).astype(np.float16), stored)]
     name = names.fresh(f"{old or node.name}_folded")
     _set_input(node, slot, name)
-    return [_tensor(view, np.asarray(value).astype(dtype), name)]
+    return [_tensor(view, np.asarray(value).astype(dtype, copy=False), name)]
 
 
 def _fold_one(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidate,
