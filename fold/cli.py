@@ -193,12 +193,12 @@ def _stamp(path: Path) -> int | None:
     return path.stat().st_mtime_ns if path.exists() else None
 
 
-def _write_folded(result, output: str, written: _Written) -> None:
-    """The folded model at ``output``; the data file a model with external data writes beside it
+def _write_model(frontend, model, output: str, written: _Written) -> None:
+    """``model`` at ``output``; the data file a model with external data writes beside it
     (``OUTPUT.data``) goes too if the run ends with an error."""
     data = Path(f"{output}.data")
     before = _stamp(data)
-    result.frontend.write(result.folded, written.add(output))
+    frontend.write(model, written.add(output))
     if _stamp(data) != before:
         written.add(data)
 
@@ -242,7 +242,8 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
         written.add(args.quant_report).write_text(json.dumps(figures, indent=2) + "\n")
     if args.cle:
         path = cle_output(output, fmt)
-        result.frontend.write(report.equalized if report.equalized is not None else result.folded, written.add(path))
+        _write_model(result.frontend, report.equalized if report.equalized is not None else result.folded, path,
+                     written)
         pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) if report.pairs else \
             "none (no folded layer is followed, through ReLU or nothing, by a layer it alone feeds)"
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
@@ -266,7 +267,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
     checked = verify(result, args.samples, args.seed, **options)
     check = checked.verification
-    _write_folded(result, output, written)
+    _write_model(result.frontend, result.folded, output, written)
     if args.tflite:
         from fold.frontends.keras.io import to_tflite
 
@@ -314,7 +315,7 @@ def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -
     output = _output(args, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
     start = time.perf_counter()
-    _write_folded(result, output, written)
+    _write_model(result.frontend, result.folded, output, written)
     result.timings_s["write"] = time.perf_counter() - start
     print(pairs_table(result.decisions))
     print()

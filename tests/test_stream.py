@@ -255,3 +255,18 @@ def test_an_output_over_its_input_is_refused(tmp_path):
     proc = run_cli(path, "-o", tmp_path / "out.onnx", "--no-verify")  # its data file would be out.onnx.data
     assert proc.returncode == 2 and "would overwrite 'out.onnx.data', the external data it is read from" in proc.stderr
     assert _digests(tmp_path) == before
+
+
+def test_cle_writes_its_own_data_file_and_a_failed_run_leaves_none(tmp_path):
+    path = _external(_conv_transpose(True)[0], tmp_path / "in")
+    out = tmp_path / "out.onnx"
+    proc = run_cli(path, "-o", out, "--cle", "--samples", "4")
+    assert proc.returncode == 0, proc.stderr
+    cle = tmp_path / "out_cle.onnx"
+    assert _locations(cle) == {"out_cle.onnx.data"} and _locations(out) == {"out.onnx.data"}
+    onnx.checker.check_model(str(cle), full_check=True)
+    for p in tmp_path.glob("out*"):
+        p.unlink()
+    proc = run_cli(path, "-o", out, "--no-verify", "--report", tmp_path / "missing" / "r.json")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("out*"))  # the model and its data file both went
