@@ -15,8 +15,8 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt requirements-exporters.txt $(VENV)/.runtime
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt requirements-exporters.txt requirements-ray.txt $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt -r requirements-exporters.txt
 	touch $@
 

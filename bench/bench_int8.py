@@ -7,7 +7,10 @@ tensors kept, every folded layer judged) against the peer floor: the runtime's q
 the folded model, once, with nothing kept (onnxruntime's ``quantize_static`` for ONNX models,
 TensorFlow's converter in full-integer mode for Keras models). The report builds three or four
 variants, so a ratio near that count means the layer-by-layer line-up costs little beyond the
-quantization itself.
+quantization itself. For Keras models, also Google's AI Edge Quantizer on the converter's float
+.tflite of the fold: its quantize (static int8, per tensor) and its own ``validate`` (every tensor
+of the float model against the int8 one, by name, one sample per row), the nearest thing it has to
+the report, which cannot line up an unfolded model against a folded one.
 
 Run from the repository root:
 
@@ -55,6 +58,30 @@ def quantizer_alone(wb) -> float:
     return time.perf_counter() - start
 
 
+def ai_edge_quantizer_alone(wb) -> tuple[float, float]:
+    """Seconds of ai-edge-quantizer's quantize and of its validate on the converter's float .tflite of
+    the fold (Keras models), on the verification's rows."""
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    from fold.frontends.keras.io import to_tflite
+    from fold.frontends.tflite import int8 as lite
+    from fold.frontends.tflite.io import model_from_bytes
+
+    model = model_from_bytes(to_tflite(wb.result.folded), "folded.tflite")
+    inputs = wb.checked.inputs
+    start = time.perf_counter()
+    int8 = lite.quantize(model, inputs, per_channel=False)
+    quantized = time.perf_counter() - start
+    data, key = lite.with_signature(model)
+    names = list(lite.signature_inputs(data, key, [s.name for s in wb.frontend.inputs(wb.result.folded)]).values())
+    rows = [{n: x[i:i + 1] for n, x in zip(names, inputs)} for i in range(inputs[0].shape[0])]
+    start = time.perf_counter()
+    quantizer.Quantizer(bytearray(data), previous_quantized_model=bytearray(int8)).validate(
+        {key: rows}, error_metrics=[ValidationErrorMetric.SNR], use_xnnpack=False, num_threads=1)
+    return quantized, time.perf_counter() - start
+
+
 def bench(name: str) -> dict:
     wb = zoo_workbench(name)
     equalized = quant_report(wb.result, wb.checked).equalized
@@ -65,8 +92,11 @@ def bench(name: str) -> dict:
     seconds = time.perf_counter() - start
     alone = quantizer_alone(wb)
     worst = report.worst()
+    aeq = ai_edge_quantizer_alone(wb) if wb.frontend.format.name == "keras" else None
     return {"model": name, "runtime": report.runtime, "folded layers": len(report.layers),
             "samples": v.samples, "report s": round(seconds, 2), "quantizer alone s": round(alone, 2),
+            "ai-edge-quantizer quantize s": None if aeq is None else round(aeq[0], 2),
+            "ai-edge-quantizer validate s": None if aeq is None else round(aeq[1], 2),
             "ratio": round(seconds / alone, 2) if alone else None,
             "output dB": {k: None if x is None else round(x, 1) for k, x in report.output_sqnr_db.items()},
             "loses most": None if worst is None else f"{worst.layer} {worst.sqnr_db['folded_per_tensor']:.1f} dB"}

@@ -5,7 +5,7 @@ is drawn by ``viz.interactive`` (blocks grouped by ``viz.blocks``) and shown by 
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -17,7 +17,7 @@ from fold.core.rules import Decision, fold_notes
 from fold.core.verdict import TensorCheck
 from viz.blocks import COLLAPSE_ABOVE, Block, BlockSummary, block_node, collapse, find_blocks, shown_as, summarise
 from viz.graph import draw_before_after
-from viz.interactive import before_after_figure, with_view
+from viz.interactive import Shading, before_after_figure, check_shading, sqnr_shading, with_view
 
 
 def nested_models(graph: nx.DiGraph) -> list[str]:
@@ -86,11 +86,13 @@ def block_view(result: FoldResult, graphs: tuple[nx.DiGraph, nx.DiGraph], opened
 
 
 def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None,
-           graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None, blocks: BlockView | None = None) -> dict:
+           int8: tuple[Mapping[str, float], str] | None = None, graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None,
+           blocks: BlockView | None = None) -> dict:
     """The interactive before/after figure of a fold, as a Plotly figure dict (``viz.interactive.with_view``
-    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance.
+    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance,
+    ``int8`` (folded layer -> its real int8 SQNR in dB, and which int8 model that is) by SQNR.
     ``graphs``: ``open_graphs(result, expanded)``, when the caller has them already; ``blocks``: the
-    blocks to draw closed, each one node saying what it holds (its worst check colours it, a blue
+    blocks to draw closed, each one node saying what it holds (its worst figure colours it, a blue
     outline says a BN was folded inside)."""
     before, after = graphs or open_graphs(result, expanded)
     shown, shown_after, notes = {n: n for n in before}, {n: n for n in after}, fold_notes(result.decisions)
@@ -99,17 +101,26 @@ def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequen
         notes = {**notes, **{block_node(b): s.text() for b, s in blocks.summaries.items()}}
     folded = [shown.get(d.layer, d.layer) for d in result.folded_pairs]
     removed = [bn for d in result.folded_pairs for bn in d.bn_nodes if shown.get(bn, bn) == bn]
-    by_node: dict[str, float] | None = None
+    shading: Shading | None = None
     if checks is not None:
-        by_node = {c.layer: c.margin for c in checks}
-        by_node.update({d.output_node: by_node[d.layer] for d in result.folded_pairs
-                        if d.layer in by_node and d.output_node})
-        for node, margin in list(by_node.items()):  # a closed block: the worst check inside it
-            target = shown_after.get(node, node)
-            if target != node:
-                by_node[target] = max(by_node.get(target, 0.0), margin)
+        shading = check_shading(_by_node(result, {c.layer: c.margin for c in checks}, shown_after, max))
+    elif int8 is not None:
+        shading = sqnr_shading(_by_node(result, int8[0], shown_after, min), int8[1])
     return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes,
-                               diffs=by_node).to_dict()
+                               shading=shading).to_dict()
+
+
+def _by_node(result: FoldResult, by_layer: Mapping[str, float], shown_after: Mapping[str, str],
+             worst: Callable[[float, float], float]) -> dict[str, float]:
+    """A figure per layer as a figure per drawn node: a folded layer's also on the node that gives its
+    output (a GraphDef's BiasAdd named like the BN), and a closed block's the ``worst`` of those inside."""
+    found = dict(by_layer)
+    found.update({d.output_node: found[d.layer] for d in result.folded_pairs if d.layer in found and d.output_node})
+    for node, value in list(found.items()):
+        target = shown_after.get(node, node)
+        if target != node:
+            found[target] = worst(found[target], value) if target in found else value
+    return found
 
 
 def drawn(target: str, before: nx.DiGraph, blocks: BlockView | None = None) -> str | None:

@@ -68,14 +68,14 @@ def table(report: QuantReport) -> list[dict]:
 #: The variants the page shows, with their labels.
 INT8_LABELS = {"original_per_tensor": "original", "folded_per_tensor": "folded per tensor",
                "folded_per_channel": "folded per channel", "folded_cle_per_tensor": "folded + CLE",
-               "folded_cle_bias_per_tensor": "+ bias correction"}
+               "folded_cle_bias_per_tensor": "+ high bias + bias corr."}
 GRANULARITY_LABELS = {"per_output_channel": "per output channel", "per_tensor": "per tensor (XNNPACK)",
                       "per_input_channel": "per input channel (TensorRT)"}
 
 
 def int8_table(report) -> list[dict]:
     """One row per folded layer: where it is judged and its SQNR in every variant (dB)."""
-    return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor,
+    return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor, "BN scale spread": q.scale_spread,
              **{label: q.sqnr_db[key] for key, label in INT8_LABELS.items()}} for q in report.layers]
 
 

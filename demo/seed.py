@@ -97,3 +97,25 @@ def graph_def(bn: SeedBN = EXAMPLE_2):
         tf.compat.v1.nn.fused_batch_norm(tconv, scale, offset, mean=mean_, variance=variance_,
                                          epsilon=bn.epsilon, is_training=False)
     return graph.as_graph_def()
+
+
+def two_bn_model():
+    """The note's TConv with both of its BatchNorms side by side: two output channels of the same
+    all-ones kernel, example 1's BN on channel 0 and example 2's on channel 1 (input "x", layers
+    "tconv" and "bn"). One channel, as the note has it, quantizes exactly at every granularity; two
+    BNs with scales 2.4x apart are the smallest case where one int8 scale per tensor loses.
+
+    Keras gives a BN one epsilon (example 2's); channel 0's variance takes up the difference, so its
+    ``variance + epsilon`` is example 1's."""
+    import keras
+
+    inp = keras.Input((2, 2, 1), name="x")
+    tconv = keras.layers.Conv2DTranspose(2, 3, padding="valid", use_bias=False, name="tconv")
+    layer = keras.layers.BatchNormalization(epsilon=EXAMPLE_2.epsilon, name="bn")
+    model = keras.Model(inp, layer(tconv(inp)), name="seed_two_bns")
+    tconv.kernel.assign(np.ones((3, 3, 2, 1), dtype=np.float32))
+    (mean_1, var_1), (mean_2, var_2) = statistics(EXAMPLE_1), statistics(EXAMPLE_2)
+    variance = [var_1 + EXAMPLE_1.epsilon - EXAMPLE_2.epsilon, var_2]
+    layer.set_weights([np.array([EXAMPLE_1.gamma, EXAMPLE_2.gamma]), np.array([EXAMPLE_1.beta, EXAMPLE_2.beta]),
+                       np.array([mean_1, mean_2]), np.array(variance)])
+    return model

@@ -21,6 +21,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+from matplotlib.figure import Figure
 
 from demo import check_view, fold_view, graph_view, node_panel, quant_view
 from demo import seed as seed_note
@@ -62,16 +63,17 @@ class _Outputs:
 
     @memoized(16)
     def output_png(self, index: int, sample: int, channel: int | None) -> bytes:
-        """Both models' output ``index``: a curve per sample for vectors (Dense, softmax), else the
-        heatmaps of one channel with their difference."""
+        return picture(self.output_figure(index, sample, channel))
+
+    def output_figure(self, index: int, sample: int, channel: int | None) -> Figure:
+        """Both models' output ``index``: a curve per sample for vectors (Dense, softmax, ``channel``
+        None), else the heatmaps of one channel with their difference."""
         name, reference, folded = self.output_names[index], self.reference[index], self.folded_outputs[index]
         if channel is None:
-            return picture(plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]),
-                                        title=f"{name}, sample {sample}"))
+            return plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]), title=f"{name}, sample {sample}")
         axis = self.outputs[index].channel_axis
-        return picture(plot_heatmaps(select_slice(reference, sample, channel, axis),
-                                     select_slice(folded, sample, channel, axis),
-                                     title=f"{name}, sample {sample}, channel {channel}"))
+        return plot_heatmaps(select_slice(reference, sample, channel, axis), select_slice(folded, sample, channel, axis),
+                             title=f"{name}, sample {sample}, channel {channel}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,11 +152,14 @@ class Workbench(_Outputs):
 
     @memoized(16)
     def channel_png(self, index: int) -> bytes:
+        return picture(self.channel_figure(index))
+
+    def channel_figure(self, index: int) -> Figure:
         """The per-channel scale, shift and kernel ranges of candidate pair ``index`` (a folded one)."""
         decision = self.result.decisions[index]
         detail = self.detail(decision)
-        return picture(plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
-                                     title=f"{decision.layer} ← {decision.bn}"))
+        return plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
+                             title=f"{decision.layer} ← {decision.bn}")
 
     # -- the graph of a view: "fold" (this fold) or "ops" (the op view's) ----------------------
 
@@ -286,6 +291,21 @@ class Workbench(_Outputs):
         v = self.verification
         return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
                            equalized=self.quant_report().equalized)
+
+    @memoized(5)
+    def int8_graph(self, variant: str) -> dict:
+        """The fold's graph coloured by each folded layer's real int8 SQNR in ``variant`` (the Graph tab's
+        layout: blocks closed in a large graph, the worst of a block's layers colouring it), opening on
+        the layer that loses most there, ringed."""
+        report = self.int8_report()
+        values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
+        graphs = self.graphs("fold", ())
+        blocks = self.block_view("fold", (), ()) if graph_view.collapsed_at_first(graphs[0]) else None
+        base = graph_view.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
+                                 blocks=blocks)
+        worst = report.worst(variant)
+        return graph_view.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
+                               blocks=blocks, revision=f"{self.key}:int8:{variant}")
 
     @memoized()
     def sqnr_png(self) -> bytes:

@@ -139,6 +139,12 @@ def _onnx(name: str) -> Callable[[], object]:
     return build
 
 
+def _seed_two_bns():
+    from demo.seed import two_bn_model
+
+    return two_bn_model()
+
+
 #: Names shown in the app's model zoo -> entry.
 ZOO: dict[str, ZooEntry] = {
     "DCGAN generator": ZooEntry("keras", dcgan_generator),
@@ -149,6 +155,7 @@ ZOO: dict[str, ZooEntry] = {
     "ONNX: DCGAN generator (grouped ConvTranspose)": ZooEntry("onnx", _onnx("dcgan_generator")),
     "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)": ZooEntry("onnx", _onnx("text_detector_head")),
     "ONNX: ResNet-50": ZooEntry("onnx", _onnx("resnet50"), LARGE_SAMPLES),
+    "Seed TConv with both of the note's BNs (2 channels)": ZooEntry("keras", _seed_two_bns),
 }
 
 

@@ -1,5 +1,6 @@
 """``python -m fold INPUT [options]`` folds and verifies a model; ``python -m fold check ORIGINAL
-CANDIDATE [options]`` verifies a fold any other tool made.
+CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo DIR [options]``
+folds and verifies every model under a folder (``fold.zoo``; its exit status: ``ZOO_ORDER``).
 
 INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
 TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
@@ -10,6 +11,9 @@ Exit status: 0 verified (every folded layer and every output within float error;
 foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 shows one) and
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
 unexercised: pass inputs that exercise it).
+
+``--html`` writes the app's view of the run (``demo.html_report``, the page's own views; the one
+place the command line reaches into ``demo``, and only when asked).
 """
 
 from __future__ import annotations
@@ -20,16 +24,20 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fold.core.verification import SAMPLES
 from fold.errors import FoldError, one_line, plain
 from fold.files import check_model_file, read_arrays, suffix_list
 from fold.frontend import FRONTENDS, Format
+from fold.zoo import TIMEOUT_S, ModelRow
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "inconclusive": EXIT_INCONCLUSIVE}
+#: A zoo run's exit status is the first of these any model has: a model without a verdict at all
+#: (unreadable, a crash, a timeout: it may hide a mismatch too), then a mismatch, then inconclusive.
+ZOO_ORDER = (EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_INCONCLUSIVE, EXIT_OK)
 
 
 def default_output(path: str, fmt: Format) -> str:
@@ -62,6 +70,18 @@ def _takes(option: str) -> str:
 def _verification_options(parser: argparse.ArgumentParser) -> None:
     """The options a fold and a check share: inputs, tolerance, report, format options."""
     parser.add_argument("--report", help="write a JSON report to this path")
+    parser.add_argument("--html", metavar="REPORT.html",
+                        help="write what the app shows (verdict, pairs, the interactive graph, per-channel plots, "
+                             "outputs) as one self-contained HTML file that opens offline")
+    _input_options(parser)
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also print the compared tensors closest to their tolerance and put every tensor's "
+                             "figures in the report's per_layer")
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    """The verification's inputs and tolerance, and the formats' load options: a fold's, a check's
+    and a zoo run's."""
     parser.add_argument("--samples", type=int, default=SAMPLES,
                         help=f"random input samples (batch rows) for verification, every format (default {SAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -78,9 +98,6 @@ def _verification_options(parser: argparse.ArgumentParser) -> None:
                         help=f"{_takes('inputs')} only: input tensor names, comma-separated")
     parser.add_argument("--outputs", type=_names, default=None,
                         help=f"{_takes('outputs')} only: output tensor names, comma-separated")
-    parser.add_argument("--per-layer", action="store_true",
-                        help="also print the compared tensors closest to their tolerance and put every tensor's "
-                             "figures in the report's per_layer")
 
 
 def fold_parser() -> argparse.ArgumentParser:
@@ -88,7 +105,8 @@ def fold_parser() -> argparse.ArgumentParser:
         prog="python -m fold",
         description="Fold BatchNorm layers into the conv/dense/transposed-conv layers before them, "
                     "write the folded model and verify it computes the same outputs. "
-                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made.",
+                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made; "
+                    "'python -m fold zoo DIR' folds and verifies every model under a folder.",
         epilog="Exit status: 0 verified, 1 mismatch, 2 bad input, 3 inconclusive (pass inputs that exercise "
                "every folded layer).",
     )
@@ -129,6 +147,40 @@ def check_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def zoo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fold zoo",
+        description="Fold and verify every model file under DIR, each in a process of its own, with the same "
+                    "verification as a single fold; --peers adds each format's peer tools, checked as "
+                    "'python -m fold check' checks a fold. Writes no model: a table on stdout, --json and --html.",
+        epilog="Exit status, the worst over the models' own folds (the peers' rows do not count): 2 a model could "
+               "not be read, folded or verified (or its worker crashed or timed out), else 1 a mismatch, else 3 "
+               "inconclusive, else 0.",
+    )
+    parser.add_argument("dir", help=f"the folder of the models ({suffix_list()} files, searched recursively; "
+                                    "hidden folders are passed over)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="models verified at once, each in its own process "
+                                                                 "(default 1); with --ray local, the instance's CPUs")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
+                        help=f"stop a model's worker after this long: a failed row (default {TIMEOUT_S:g})")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run each format's peer tools (onnxsim, onnxoptimizer, onnxruntime's offline "
+                             "optimizer for ONNX; TensorFlow's TFLite converter for Keras) and check their folds")
+    parser.add_argument("--json", metavar="PATH", help="write one row per model file as JSON")
+    parser.add_argument("--html", metavar="PATH", help="write the table as a self-contained HTML page")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="send each model to a Ray cluster as a task: 'auto' (a running cluster), 'local' (a new "
+                             "local instance) or ray://HOST:PORT; needs requirements-ray.txt")
+    _input_options(parser)
+    return parser
+
+
+def zoo_exit(rows: Sequence[ModelRow]) -> int:
+    """A zoo run's exit status: the worst over the models' own folds, in the order of ``ZOO_ORDER``."""
+    found = {EXIT.get(row.verdict, EXIT_BAD_INPUT) for row in rows}
+    return next((status for status in ZOO_ORDER if status in found), EXIT_OK)
+
+
 def _fail(message: str) -> int:
     print(f"foldscope: error: {plain(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -160,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     command: Callable[[argparse.Namespace, _Written], int]
     if argv[:1] == ["check"]:
         args, command = check_parser().parse_args(argv[1:]), _check
+    elif argv[:1] == ["zoo"]:
+        args, command = zoo_parser().parse_args(argv[1:]), _zoo
     else:
         args, command = fold_parser().parse_args(argv), _fold
     if args.samples < 1:
@@ -177,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if isinstance(exc, FoldError):
             return _fail(str(exc))
-        what = getattr(args, "input", None) or getattr(args, "candidate", "")
+        what = getattr(args, "input", None) or getattr(args, "candidate", None) or getattr(args, "dir", "")
         return _fail(f"cannot verify '{what}': {type(exc).__name__}: {one_line(exc)}")
 
 
@@ -249,6 +303,18 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
+def _html(path: str, written: _Written, build: Callable) -> None:
+    """``--html``: the report the page offers for download, ``build(demo.html_report, demo.workbench)``
+    from the page's own workbench; demo's workbench imports Keras (its zoo), quietly first."""
+    from fold.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from demo import html_report, workbench
+
+    written.add(path).write_bytes(build(html_report, workbench))
+    print(f"HTML report written to {path}")
+
+
 def _fold(args: argparse.Namespace, written: _Written) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
     if args.tflite and fmt.name != "keras":
@@ -291,11 +357,14 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     if args.report:
         report = report_dict(args.input, output, result, check, args.per_layer)
         written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    if args.html:
+        _html(args.html, written, lambda report, bench: report.fold_report(
+            bench.Workbench(f"cli:{args.input}", result, checked, result.frontend.outputs(result.original))))
     return EXIT[check.verdict]
 
 
 #: Options that need the models run, refused with --no-verify.
-RUNS = ("per_layer", "quant_report", "cle", "int8", "tflite")
+RUNS = ("per_layer", "html", "quant_report", "cle", "int8", "tflite")
 
 
 def unverified_text(input_path: str, output: str) -> str:
@@ -361,4 +430,64 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
         print(per_layer_text(check))
     if args.report:
         written.add(args.report).write_text(json.dumps(result.to_dict(args.original, args.candidate), indent=2) + "\n")
+    if args.html:
+        _html(args.html, written, lambda report, bench: report.check_report(
+            bench.CheckBench(f"cli:{args.original}:{args.candidate}", result)))
     return EXIT[check.verdict]
+
+
+class _Progress:
+    """A zoo run's progress on stderr: a bar redrawn in place on a terminal, one line per model in a log."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, row: ModelRow, done: int, total: int) -> None:
+        from fold.zoo import ZOO_VERDICTS
+
+        verdict = ZOO_VERDICTS[row.verdict]
+        if not self.tty:
+            print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s)", file=self.stream, flush=True)
+            return
+        width = 30
+        bar = "#" * (width * done // total) + "." * (width - width * done // total)
+        end = "\n" if done == total else ""
+        print(f"\r\x1b[2K[{bar}] {done}/{total} {row.model[-40:]}: {verdict}", end=end, file=self.stream, flush=True)
+
+
+def _zoo(args: argparse.Namespace, written: _Written) -> int:
+    if args.jobs < 1:
+        raise FoldError(f"--jobs must be at least 1; received {args.jobs}.")
+    if args.timeout <= 0:
+        raise FoldError(f"--timeout must be a positive number of seconds; received {args.timeout:g}.")
+    _verify_options(args)  # a bad --inputs-file or a clash of options fails here, before any worker starts
+    from fold.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict, zoo_table
+
+    paths, others = find_models(args.dir)
+    if not paths:
+        raise FoldError(f"'{args.dir}' holds no model file ({suffix_list()}).")
+    options = {"samples": args.samples, "seed": args.seed, "atol": args.atol, "shapes": dict(args.input_shape),
+               "inputs_file": str(Path(args.inputs_file).resolve()) if args.inputs_file else None,
+               "inputs": args.inputs, "outputs": args.outputs}
+    tasks = [Task(str(p.resolve()), p.relative_to(args.dir).as_posix(), options, args.peers) for p in paths]
+    progress = _Progress(sys.stderr)
+    if args.ray:
+        rows = run_ray(tasks, args.ray, args.jobs, args.timeout, on_done=progress)
+    else:
+        rows = run_local(tasks, args.jobs, args.timeout, on_done=progress)
+    status = zoo_exit(rows)
+    print(zoo_table(rows))
+    print()
+    bad = not_passed(rows)
+    ignored = f"; {others} other file(s) passed over" if others else ""
+    print(f"{len(rows)} model(s) under {args.dir}{ignored}: {len(rows) - len(bad)} verified, {len(bad)} not")
+    for row in bad:
+        print(f"  {row.model}: {row.verdict}: {row.reason}")
+    if args.json:
+        written.add(args.json).write_text(json.dumps(zoo_dict(str(args.dir), rows, status), indent=2) + "\n")
+    if args.html:
+        from fold.zoo_html import zoo_html
+
+        written.add(args.html).write_text(zoo_html(str(args.dir), rows, status))
+    return status

@@ -24,3 +24,11 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
     """An exception's message on one line, without escape codes, cut to ``limit`` characters."""
     text = plain(str(exc)) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(exc: BaseException, limit: int = 240) -> str:
+    """What went wrong, for a row of results: a FoldError's own sentence, any other exception's type
+    and message."""
+    if isinstance(exc, FoldError):
+        return one_line(exc, limit)
+    return f"{type(exc).__name__}: {one_line(exc, limit)}"

@@ -10,18 +10,22 @@ replaced, and the outputs with the float original's, as SQNR in dB.
     folded_cle_per_tensor       the fold after cross-layer equalization (``fold.quantization``), per
                                 tensor; its layers are compared with the equalized float model's own
                                 tensors (equalization rescales the channels between a pair)
-    folded_cle_bias_per_tensor  + bias correction (empirical, Nagel et al. 2019 section 4.2: each folded
-                                layer's mean int8-weight error on the calibration inputs taken off its
-                                bias), per tensor; high-bias absorption (section 4.3) is not built
+    folded_cle_bias_per_tensor  + high-bias absorption (data-free, from the BN statistics: Nagel et al.
+                                2019 section 4.2, ``fold.quantization.high_bias_absorbed``) + bias
+                                correction (empirical, section 4.3: each folded layer's mean int8-weight
+                                error on the calibration inputs taken off its bias), per tensor; its
+                                layers are compared with the absorbed float model's own tensors
 
 A layer's SQNR is the mean over its output channels of each channel's 10 log10(sum r^2 / sum (r - q)^2)
 over every sample and element (as the weight-only view's); an output's is pooled over all of it;
 None where it is undefined (no signal, or no difference at all). Built for ONNX models in onnxruntime and Keras
-models in LiteRT (TensorFlow's converter as the quantizer); not yet for .pb and .tflite files.
+models and .tflite files in LiteRT (TensorFlow's converter, ai-edge-quantizer as the quantizers); not yet for
+.pb files.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +35,12 @@ from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
 from fold.errors import FoldError
 from fold.frontend import Format
-from fold.quantization import bias_corrected
+from fold.quantization import Absorbed, bias_corrected, high_bias_absorbed
 
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")
 #: Format -> the runtime its int8 models run in.
-RUNTIMES = {"onnx": "onnxruntime", "keras": "litert"}
+RUNTIMES = {"onnx": "onnxruntime", "keras": "litert", "tflite": "litert"}
 
 
 def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
@@ -67,15 +71,18 @@ def channel_sqnr_db(reference: np.ndarray, got: np.ndarray, axis: int = 1) -> fl
 @dataclass
 class Int8Layer:
     """A folded layer's SQNR in every variant (the tensor: the BN output it replaced, or the Relu's
-    that alone reads it)."""
+    that alone reads it), and its BN's scale spread (``scale_spread``): what folding multiplies the
+    kernel's output channels by, largest |s| over smallest non-zero, where a per-tensor scale loses."""
 
     layer: str
     bn: str
     tensor: str
     sqnr_db: dict[str, float | None]
+    scale_spread: float | None = None
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "sqnr_db": dict(self.sqnr_db)}
+        return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "sqnr_db": dict(self.sqnr_db),
+                "bn_scale_spread": self.scale_spread}
 
 
 @dataclass
@@ -119,15 +126,25 @@ class Int8Report:
                 "granularity_targets": dict(GRANULARITY_TARGETS), "notes": list(self.notes)}
 
 
+def scale_spread(scale: np.ndarray) -> float | None:
+    """max |s| / min |s| over the non-zero, finite channels (None: fewer than one such channel)."""
+    s = np.abs(np.asarray(scale, dtype=np.float64))
+    s = s[np.isfinite(s) & (s > 0)]
+    return float(s.max() / s.min()) if s.size else None
+
+
 def check_runtime(fmt: Format, runtime: str | None) -> str:
     """The runtime ``--int8 RUNTIME`` names for a format (None: the format's own); one sentence if
     there is none."""
     own = RUNTIMES.get(fmt.name)
     if own is None:
-        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime) and Keras models (LiteRT); "
-                        f"for a {fmt.label} file it is not built yet.")
+        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime), Keras models and TFLite "
+                        f"files (LiteRT); for a {fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
+    if fmt.name == "tflite" and importlib.util.find_spec("ai_edge_quantizer") is None:
+        raise FoldError("--int8 quantizes a TFLite file with ai-edge-quantizer, which is not installed "
+                        "(pip install ai-edge-quantizer).")
     return own
 
 
@@ -136,7 +153,8 @@ class _Onnx:
     (the folded layer's output keeps the BN output's name)."""
 
     channel_axis = 1
-    keeps_bns_in_float = True
+    original_note = ("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
+                     "tensor, even with per-channel weights).")
 
     def __init__(self) -> None:
         from fold.frontends.onnx import int8 as rt
@@ -172,7 +190,8 @@ class _LiteRt:
     by Keras layer name: the BN in the original, the layer that absorbed it in a fold."""
 
     channel_axis = -1
-    keeps_bns_in_float = False
+    original_note = ("original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
+                     "quantizes.")
 
     def __init__(self) -> None:
         from fold.frontends.keras import int8 as rt
@@ -197,6 +216,48 @@ class _LiteRt:
         return self.rt.run_int8(model, self.rt.quantize(model, inputs, per_channel=per_channel), inputs, points)
 
 
+class _Tflite:
+    """LiteRT with ai-edge-quantizer as the quantizer (``fold.frontends.tflite.int8``), a layer judged by
+    tensor name, which the quantizer keeps: the BN's output in the original (or the RELU's that alone
+    reads it), the same tensor the folded layer writes in a fold."""
+
+    channel_axis = -1
+    original_note = ("original_per_tensor runs its BatchNorms' MUL and ADD in int8 (ai-edge-quantizer quantizes every "
+                     "op it supports; one scale per tensor for their activations). Every variant is quantized by "
+                     "ai-edge-quantizer, calibrated with min/max over every sample.")
+
+    def __init__(self) -> None:
+        from fold.frontends.tflite import int8 as rt
+
+        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        from fold.frontends.tflite.model import tensor_name
+        from fold.frontends.tflite.view import view_of
+
+        view, found = view_of(result.original), {}
+        names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
+        for d in result.folded_pairs:
+            t = view.by_name[d.bn_nodes[-1]].output
+            readers = view.readers(t)
+            if len(readers) == 1 and readers[0].type == "RELU" and not view.is_output(t):
+                t = readers[0].output
+            name = tensor_name(result.original.main, int(t))
+            if names.count(name) > 1:
+                raise FoldError(f"Real int8 of '{result.name}' reads tensors by name, as {self.rt.QUANTIZER} matches "
+                                f"them, but '{name}' names {names.count(name)} tensors.")
+            found[d.layer] = (name, name)
+        return found
+
+    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
+        return self.rt.run_rows(model.data, inputs, {p: p for p in points})
+
+    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        return self.rt.run_rows(self.rt.quantize(model, inputs, per_channel=per_channel), inputs,
+                                {p: p for p in points})
+
+
 def _is_relu(data: dict) -> bool:
     """A ReLU (ReLU6 included), which TensorFlow's converter fuses into the layer before it."""
     config = data.get("config") or {}
@@ -204,23 +265,21 @@ def _is_relu(data: dict) -> bool:
 
 
 #: Runtime name -> its adapter.
-_ADAPTERS = {"onnxruntime": _Onnx, "litert": _LiteRt}
+_ADAPTERS = {("onnx", "onnxruntime"): _Onnx, ("keras", "litert"): _LiteRt, ("tflite", "litert"): _Tflite}
 
 
 def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, seed: int | None, source: str,
                 equalized: Any = None, runtime: str | None = None) -> Int8Report:
     """Every variant of ``result`` quantized and run by the format's runtime, calibrated and compared
     on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
-    rt = _ADAPTERS[check_runtime(result.frontend.format, runtime)]()
+    fmt = result.frontend.format
+    rt = _ADAPTERS[(fmt.name, check_runtime(fmt, runtime))]()
     pairs = result.folded_pairs
     at = rt.judged(result)
     original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]
     float_outputs, float_values = rt.run_float(result.original, inputs, original_points)
     notes = ["Calibrated and compared on the same inputs, the verification's."]
-    notes.append("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
-                 "tensor, even with per-channel weights)." if rt.keeps_bns_in_float else
-                 "original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
-                 "quantizes.")
+    notes.append(rt.original_note)
     bn_nodes = [n for d in pairs for n in d.bn_nodes]
     builds = {"original_per_tensor": (result.original, False, bn_nodes, original_points),
               "folded_per_tensor": (result.folded, False, [], folded_points),
@@ -233,19 +292,10 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
     else:
         notes.append("folded_cle_per_tensor: no pair of layers to equalize in this model.")
     base = equalized if equalized is not None else result.folded
-    try:
-        corrected = bias_corrected(result, base, inputs)
-    except (ValueError, KeyError) as exc:  # a layer that cannot be run alone or rewritten
-        notes.append(f"folded_cle_bias_per_tensor: not built: {exc}")
-    else:
-        builds["folded_cle_bias_per_tensor"] = (corrected, False, [], folded_points)
-        references["folded_cle_bias_per_tensor"] = references.get("folded_cle_per_tensor", references["folded_per_tensor"])
-        moved = sqnr_db(np.concatenate([np.ravel(o) for o in float_outputs]),
-                        np.concatenate([np.ravel(o) for o in rt.run_float(corrected, inputs, [])[0]]))
-        notes.append("folded_cle_bias_per_tensor: " + ("CLE, then " if equalized is not None else "no CLE pair; ")
-                     + "empirical bias correction (each folded layer's mean int8-weight error on the calibration "
-                     "inputs taken off its bias); high-bias absorption is not built. It moves the float function "
-                     + ("not at all" if moved is None else f"to {moved:.1f} dB SQNR against the float original") + ".")
+    stepped = _bias_steps(rt, result, base, inputs, float_outputs, folded_points, notes, cle=equalized is not None)
+    if stepped is not None:
+        builds["folded_cle_bias_per_tensor"] = (stepped[0], False, [], folded_points)
+        references["folded_cle_bias_per_tensor"] = {d.layer: stepped[1][at[d.layer][1]] for d in pairs}
     per_layer: dict[str, dict[str, float | None]] = {d.layer: dict.fromkeys(VARIANTS) for d in pairs}
     outputs: dict[str, float | None] = dict.fromkeys(VARIANTS)
     for name, (model, per_channel, keep_float, points) in builds.items():
@@ -260,11 +310,62 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
         for d, point in zip(pairs, points):
             if point in got:
                 per_layer[d.layer][name] = channel_sqnr_db(references[name][d.layer], got[point], rt.channel_axis)
-        outputs[name] = sqnr_db(np.concatenate([np.ravel(o) for o in float_outputs]),
-                                np.concatenate([np.ravel(o) for o in got_outputs]))
-    layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer]) for d in pairs]
+        outputs[name] = sqnr_db(_flat(float_outputs), _flat(got_outputs))
+    layers = [Int8Layer(d.layer, d.bn, at[d.layer][0], per_layer[d.layer], scale_spread(d.affine.scale)) for d in pairs]
     return Int8Report(rt.name, rt.version, {"samples": samples, "seed": seed, "source": source}, outputs, layers,
                       notes, granularity(result, notes))
+
+
+def _moved(reference: np.ndarray, outputs: list[np.ndarray]) -> float | None:
+    """A changed float model's output SQNR against ``reference``, another's flat outputs (None: identical)."""
+    return sqnr_db(reference, _flat(outputs))
+
+
+def _moved_text(moved: float | None, against: str = "the float original") -> str:
+    return "not at all" if moved is None else f"to {moved:.1f} dB SQNR against {against}"
+
+
+def _absorption_text(absorbed: Absorbed, moved: float | None) -> str:
+    """What high-bias absorption did, in words: the pairs, the channels, how far the float function moved."""
+    done = [f"{a} -> {b} ({n} channel{'s' if n != 1 else ''}, up to {c:.3g})"
+            for (a, b), (n, c) in absorbed.moved.items() if n]
+    text = "high-bias absorption (Nagel et al. 2019 section 4.2, from the BN statistics): "
+    if done:
+        text += f"{', '.join(done)}, which moves the float function {_moved_text(moved, 'the model before it')}"
+    elif absorbed.moved:
+        text += "no channel's mean lies 3 standard deviations above 0, nothing moved"
+    else:
+        text += "no pair to absorb into"
+    if absorbed.skipped:
+        text += "; not absorbed: " + "; ".join(f"{a} -> {b}: {r}" for (a, b), r in absorbed.skipped.items())
+    return text
+
+
+def _bias_steps(rt, result: FoldResult, base: Any, inputs: list[np.ndarray], float_outputs: list[np.ndarray],
+                points: list[str], notes: list[str], *, cle: bool) -> tuple[Any, dict[str, np.ndarray]] | None:
+    """``base`` (the fold, after CLE when ``cle``) after high-bias absorption and bias correction, and the
+    absorbed float model's tensors at ``points`` (what the variant's layers are compared with: bias
+    correction moves the float function on purpose, absorption by what it says); None, with a note,
+    when it cannot be built. Each step's move of the float function joins ``notes``."""
+    try:
+        absorbed = high_bias_absorbed(result, base)
+        corrected = bias_corrected(result, absorbed.model, inputs)
+    except (ValueError, KeyError) as exc:  # a layer that cannot be run alone or rewritten
+        notes.append(f"folded_cle_bias_per_tensor: not built: {exc}")
+        return None
+    absorbed_outputs, values = rt.run_float(absorbed.model, inputs, points)
+    moved = None if absorbed.model is base else _moved(_flat(rt.run_float(base, inputs, [])[0]), absorbed_outputs)
+    notes.append("folded_cle_bias_per_tensor: " + ("CLE, then " if cle else "no CLE pair; ")
+                 + _absorption_text(absorbed, moved) + "; its layers are compared with the absorbed float model's "
+                 "own tensors.")
+    notes.append("folded_cle_bias_per_tensor: then empirical bias correction (each folded layer's mean int8-weight "
+                 "error on the calibration inputs taken off its bias), which on purpose moves the float function, "
+                 f"{_moved_text(_moved(_flat(float_outputs), rt.run_float(corrected, inputs, [])[0]))}.")
+    return corrected, values
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays])
 
 
 def granularity(result: FoldResult, notes: list[str]) -> list[Granularity]:

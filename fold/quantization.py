@@ -28,10 +28,10 @@ import numpy as np
 
 from fold.core.affine import scale_kernel
 from fold.core.graph import Vocabulary, walk
-from fold.core.quant import Sqnr, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
+from fold.core.quant import Sqnr, absorb_high_bias, channel_peaks, equalize, output_sqnr, quantize, range_ratio, sqnr
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import Verification
+from fold.core.verification import Verification, batch_size
 from fold.frontend import Frontend, LayerKernel
 from fold.pipeline import Checked, run, verify, verify_models
 
@@ -220,9 +220,62 @@ def quant_report(result: FoldResult, checked: Checked | None = None, samples: in
     return QuantReport(layers, _end_to_end(result, checked, original, folded, cle, equalized), pairs, equalized, check)
 
 
+@dataclass
+class Absorbed:
+    """High-bias absorption of a model: the model, and per pair (layer 1, layer 2) the number of
+    channels whose bias moved and the largest amount moved; ``skipped``: pair -> why not."""
+
+    model: Any
+    moved: dict[tuple[str, str], tuple[int, float]]
+    skipped: dict[tuple[str, str], str]
+
+
+def _equalization_scales(before: LayerKernel, after: LayerKernel) -> np.ndarray:
+    """The per-channel s that equalization divided a layer's output channels by (1 where unknown)."""
+    p0, p1 = channel_peaks(before.kernel, before.kind, before.groups), channel_peaks(after.kernel, after.kind, after.groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((p0 > 0) & (p1 > 0), p0 / p1, 1.0)
+
+
+def high_bias_absorbed(result: FoldResult, model: Any) -> Absorbed:
+    """``model`` (the fold, or its equalized copy: the same graph) after high-bias absorption
+    (``fold.core.quant.absorb_high_bias``) of every pair ``cle_pairs`` finds whose first layer absorbed a
+    BN that states its output distribution, into a second layer whose response to a constant is a
+    constant (not a transposed convolution: with a stride its response is periodic)."""
+    frontend = result.frontend
+    decisions = {d.layer: d for d in result.folded_pairs}
+    kernels: dict[str, LayerKernel] = {}
+    moved, skipped = {}, {}
+    for first, second in cle_pairs(result):
+        d = decisions.get(first)
+        if d is None or d.bn_output is None:
+            skipped[(first, second)] = "its BN is given as scale and shift: no output distribution to read"
+            continue
+        k1, k2 = kernels.get(first, frontend.kernel(model, first)), kernels.get(second, frontend.kernel(model, second))
+        if k2.kind.family == "transpose":
+            skipped[(first, second)] = "a transposed convolution's response to a constant varies with the stride"
+            continue
+        if k2.bias is None:
+            skipped[(first, second)] = f"'{second}' has no bias to take the constant"
+            continue
+        s = _equalization_scales(frontend.kernel(result.folded, first), k1)
+        mean, std = d.bn_output
+        try:
+            b1, b2, c = absorb_high_bias(k1.bias if k1.bias is not None else np.zeros(k1.channels), mean / s, std / s,
+                                         k2.kernel, k2.bias, k2.kind, k2.groups)
+        except ValueError as exc:  # channels that do not line up (grouped, a separable second layer)
+            skipped[(first, second)] = str(exc)
+            continue
+        dtype = np.asarray(k1.kernel).dtype
+        kernels[first] = LayerKernel(k1.kernel, b1.astype(dtype), k1.kind, k1.groups)
+        kernels[second] = LayerKernel(k2.kernel, b2.astype(dtype), k2.kind, k2.groups)
+        moved[(first, second)] = (int(np.count_nonzero(c)), float(np.max(c, initial=0.0)))
+    return Absorbed(frontend.with_kernels(model, kernels) if kernels else model, moved, skipped)
+
+
 def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per_channel: bool = False) -> Any:
     """``model`` (the fold, or its equalized copy) with every folded layer's bias corrected for the mean
-    error its int8 weights make (Nagel et al. 2019, section 4.2, empirical: from data, not from BN
+    error its int8 weights make (Nagel et al. 2019, section 4.3, empirical: from data, not from BN
     statistics): each layer is run alone on the float model's inputs to it, with float and with
     fake-quantized weights (``fold.core.quant.quantize``, the runtimes' symmetric round to nearest),
     and the mean difference of each output channel is taken off its bias."""
@@ -231,18 +284,26 @@ def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per
     frontend = result.frontend
     layers = [d.layer for d in result.folded_pairs]
     kernels = {layer: frontend.kernel(model, layer) for layer in layers}
-    feeds = frontend.tapper(model, (), layers)(inputs).feeds
+    tapper = frontend.tapper(model, (), layers)
     plain = frontend.layer_runner(model, [(layer, layer) for layer in layers])
     quantized = frontend.layer_runner(_fake_quantized(frontend, model, kernels, per_channel),
                                       [(layer, layer) for layer in layers])
-    ready = [layer for layer in layers if layer in plain.layers and layer in quantized.layers and layer in feeds]
-    exact = plain.run({layer: feeds[layer] for layer in ready}, inputs)
-    rounded = quantized.run({layer: feeds[layer] for layer in ready}, inputs)
+    ready = [layer for layer in layers if layer in plain.layers and layer in quantized.layers]
+    errors: dict[str, list[np.ndarray]] = {layer: [] for layer in ready}
+    rows = int(inputs[0].shape[0]) if inputs else 1
+    step = batch_size(frontend.inputs(model), rows)  # a fixed-batch model (TFLite) runs its own batch at a time
+    for start in range(0, rows, step):
+        chunk = [x[start:start + step] for x in inputs]
+        feeds = tapper(chunk).feeds
+        fed = {layer: feeds[layer] for layer in ready if layer in feeds}
+        exact, rounded = plain.run(fed, chunk), quantized.run(fed, chunk)
+        for layer in fed:
+            errors[layer].append(np.asarray(rounded[layer], dtype=np.float64) - np.asarray(exact[layer], dtype=np.float64))
     graph = frontend.graph(model)
     corrected = {}
-    for layer in ready:
+    for layer in [layer for layer in ready if errors[layer]]:
         k = kernels[layer]
-        error = np.asarray(rounded[layer], dtype=np.float64) - np.asarray(exact[layer], dtype=np.float64)
+        error = np.concatenate(errors[layer])
         axis = channel_axis(graph, layer, error.ndim) % error.ndim
         mean = error.mean(axis=tuple(a for a in range(error.ndim) if a != axis))
         bias = np.zeros(k.channels) if k.bias is None else np.asarray(k.bias, dtype=np.float64).reshape(-1)

@@ -137,13 +137,14 @@ def int8_text(report) -> str:
     from fold.int8 import VARIANTS
 
     heads = {"original_per_tensor": "original", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
-             "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ bias correction"}
+             "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ high bias + bias corr."}
     c = report.calibration
     lines = [f"real int8 in {report.runtime} {report.version} (int8 weights and activations, calibrated on "
              f"{c['samples']} samples, {c['source']}), SQNR in dB, a layer's the mean over its output channels"]
-    rows = [(q.layer, q.bn, q.tensor, *(_db(q.sqnr_db[v]) for v in VARIANTS)) for q in report.layers]
+    rows = [(q.layer, q.bn, q.tensor, "n/a" if q.scale_spread is None else f"{q.scale_spread:.3g}",
+             *(_db(q.sqnr_db[v]) for v in VARIANTS)) for q in report.layers]
     if rows:
-        lines.append(table(("layer", "bn", "judged at", *(heads[v] for v in VARIANTS)), rows))
+        lines.append(table(("layer", "bn", "judged at", "BN scale spread", *(heads[v] for v in VARIANTS)), rows))
     lines.append("output SQNR (dB): " + ", ".join(f"{heads[v]} {_db(report.output_sqnr_db[v])}" for v in VARIANTS))
     worst = report.worst()
     if worst is not None:

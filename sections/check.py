@@ -3,11 +3,14 @@ went, both graphs on one layout, both models' outputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
+from demo.html_report import check_report
 from demo.workbench import CheckBench
-from sections.verification import outputs_ui, verdict_ui
+from sections.verification import HTML_HELP, outputs_ui, verdict_ui
 
 
 def check_ui(cb: CheckBench) -> None:
@@ -31,3 +34,6 @@ def check_ui(cb: CheckBench) -> None:
                "went into is outlined, the BNs it removed are ghosts, every compared node is coloured by its check.")
     st.plotly_chart(cb.figure(), key=f"graph:{cb.key}", config={"scrollZoom": True, "displaylogo": False})
     outputs_ui(cb)
+    st.download_button("Download this tab as one HTML file", lambda: check_report(cb), on_click="ignore",
+                       file_name=f"{Path(r.candidate_name).stem}_check.html", mime="text/html", key=f"html:{cb.key}",
+                       help=HTML_HELP)

@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from demo import fold_view, graph_view
+from demo.html_report import fold_report
 from demo.workbench import Workbench
 from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
 from sections.graph import graph_ui, pair_key
-from sections.verification import outputs_ui, verdict_ui
+from sections.verification import HTML_HELP, outputs_ui, verdict_ui
 
 
 def fold_ui(wb: Workbench) -> None:
@@ -25,8 +26,12 @@ def fold_ui(wb: Workbench) -> None:
     st.subheader("Graph before and after folding")
     graph_ui(wb, pair_layer)
     outputs_ui(wb)
-    st.download_button(f"Download the folded model ({wb.suffix})", wb.folded_file, on_click="ignore",
+    d1, d2, _ = st.columns([1.3, 1.3, 2])
+    d1.download_button(f"Download the folded model ({wb.suffix})", wb.folded_file, on_click="ignore",
                        file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
+    d2.download_button("Download this tab as one HTML file", lambda: fold_report(wb), on_click="ignore",
+                       file_name=f"{wb.name}_report.html", mime="text/html", key=f"html:{wb.key}",
+                       help=HTML_HELP)
     if wb.frontend.format.name in FORMAT_VIEWS:
         FORMAT_VIEWS[wb.frontend.format.name](wb)
     with st.expander("What foldscope checks before folding"):

@@ -53,7 +53,9 @@ def real_int8_ui(wb: Workbench) -> None:
                    f"{worst.sqnr_db['folded_per_tensor']:.1f} dB.")
     decibels = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(pd.DataFrame(quant_view.int8_table(report)), hide_index=True,
-                 column_config={label: decibels for label in labels.values()})
+                 column_config={"BN scale spread": st.column_config.NumberColumn(format="%.3g"),
+                                **{label: decibels for label in labels.values()}})
+    graph_ui(wb, report)
     if report.granularity:
         st.caption("Each folded transposed convolution's weights under the granularity each target uses "
                    "(simulated, weights only):")
@@ -67,6 +69,21 @@ def real_int8_ui(wb: Workbench) -> None:
                            "(more than 6 dB lost).")
     for note in report.notes:
         st.caption(note)
+
+
+def graph_ui(wb: Workbench, report) -> None:
+    """The graph coloured by one variant's int8 SQNR, opening on the layer that loses most in it."""
+    labels = {k: v for k, v in quant_view.INT8_LABELS.items() if any(q.sqnr_db[k] is not None for q in report.layers)}
+    if not labels:
+        return
+    variant = st.selectbox("Colour the graph by the int8 SQNR of", list(labels), format_func=labels.get,
+                           index=list(labels).index("folded_per_tensor") if "folded_per_tensor" in labels else 0,
+                           key=f"int8-graph:{wb.key}")
+    st.caption("Every folded layer coloured by its SQNR in that int8 model (red: int8 loses the signal, green: it "
+               "keeps it; grey: no figure); the view opens on the layer that loses most, ringed. Hover a node "
+               "for its figure.")
+    st.plotly_chart(wb.int8_graph(variant), key=f"int8-graph-figure:{wb.key}",
+                    config={"scrollZoom": True, "displaylogo": False})
 
 
 def weights_ui(wb: Workbench) -> None:

@@ -9,6 +9,11 @@ from demo.workbench import CheckBench, Workbench
 from fold.core.verification import SAMPLES, Verification
 from fold.report import VERDICTS
 
+#: What the HTML report download says it is.
+HTML_HELP = ("The verdict, the tables, the interactive graph (pan, zoom, hover, find a node), the per-channel plots and "
+             "the outputs in one file that opens offline in any browser (`python -m fold ... --html` writes the same). "
+             "Built when clicked, once: about half a minute for DenseNet121.")
+
 
 def verdict_ui(v: Verification) -> None:
     """The verdict in words, what decided it, the worst layer and the inputs it was reached on."""

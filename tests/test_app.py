@@ -251,6 +251,13 @@ def test_quantization_tab_real_int8_in_one_click():
     assert any(w.value.startswith("Loses most, folded per tensor:") for w in at.warning)
     assert any("'up1_tconv': per-channel quantization does not rescue this fold" in w.value for w in at.warning)
     assert list(at.dataframe[1].value.layer) == ["up1_tconv", "up0_tconv"]
+    (chart,) = at.get("plotly_chart")  # the graph coloured by the SQNR of the folded per-tensor int8 model
+    nodes = next(t for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "nodes after")
+    worst = next(w.value for w in at.warning if w.value.startswith("Loses most")).split("'")[1]
+    hover = dict(zip(nodes["customdata"], nodes["hovertext"]))
+    assert "real int8 SQNR (folded per tensor): " in hover[worst], hover[worst]
+    colours = dict(zip(nodes["customdata"], nodes["marker"]["color"]))
+    assert len({colours[q] for q in table.layer}) > 1 and colours[worst] != "#d9d9d9"
     at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
     next(r for r in at.radio if r.label == "View").set_value("real int8 (the runtime's own models)").run()
     assert not at.exception and not at.error

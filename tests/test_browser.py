@@ -439,11 +439,11 @@ def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
     import onnx
 
     from demo.onnx_zoo import dcgan_generator
-    from demo.peers import _onnxsim
+    from fold.peers import onnxsim_simplify
 
     proto = dcgan_generator()
     onnx.save(proto, tmp_path / "generator.onnx")
-    onnx.save(_onnxsim(proto), tmp_path / "generator_sim.onnx")
+    onnx.save(onnxsim_simplify(proto), tmp_path / "generator_sim.onnx")
     open_app(page)
     choose_source(page, "Check a fold made elsewhere")
     wait_for_app(page, fold=["Pick a model source"], what="the check source")

@@ -19,7 +19,7 @@ from fold.frontends.onnx.io import prepare
 from fold.int8 import VARIANTS, channel_sqnr_db, int8_report, sqnr_db
 from fold.pipeline import fold, verify
 from fold.quantization import quant_report
-from tests.helpers import KERAS, ONNX, mutated, run_cli
+from tests.helpers import KERAS, ONNX, TFLITE, mutated, run_cli
 from tests.test_quant import tiny_variance_keras, tiny_variance_onnx
 
 HEAD = "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)"
@@ -63,7 +63,9 @@ def test_every_variant_of_the_detector_head_is_built_and_judged_at_its_layers(he
         assert q.tensor.endswith("relu")  # judged after the Relu the quantizer gives the BN output's range to
         assert all(math.isfinite(q.sqnr_db[v]) and q.sqnr_db[v] > 20 for v in VARIANTS), q
     assert all(math.isfinite(report.output_sqnr_db[v]) for v in VARIANTS), report.output_sqnr_db
-    assert any("empirical bias correction" in n and "high-bias absorption is not built" in n for n in report.notes)
+    assert any("empirical bias correction" in n for n in report.notes)
+    assert any("high-bias absorption (Nagel et al. 2019 section 4.2" in n and "up1 -> prob" in n
+               for n in report.notes), report.notes
     json.dumps(report.to_dict())  # no NaN, no inf: JSON as it is
 
 
@@ -258,3 +260,169 @@ def test_bias_correction_takes_the_mean_int8_weight_error_off_each_folded_layer(
     before, after = mean_error(result.folded), mean_error(bias_corrected(result, result.folded, inputs))
     assert all(before[x] > 1e-5 for x in layers), before
     assert all(after[x] < 1e-6 for x in layers), after
+
+
+def test_high_bias_absorption_moves_what_the_bn_statistics_say_and_keeps_the_float_function(head):
+    """After CLE, up1's BN says channel i is N(beta_i, gamma_i^2) / s_i (s_i: what CLE divided it by, read
+    off the kernels); c_i = max(0, beta_i / s_i - 3 |gamma_i| / s_i) leaves up1's bias and the 1x1 ``prob``
+    conv's bias gains W c. The two pairs into transposed convolutions are left, with their reason; the
+    float outputs barely move (a 1x1 conv has no border), and where every channel of up1's ReLU input is
+    above c, its output is the old one minus c."""
+    from fold.quantization import high_bias_absorbed
+
+    result, _ = head
+    equalized = quant_report(result).equalized
+    absorbed = high_bias_absorbed(result, equalized)
+    assert set(absorbed.skipped) == {("head_conv", "up0"), ("up0", "up1")}
+    assert all("transposed convolution" in r for r in absorbed.skipped.values())
+    inits = {t.name: onnx.numpy_helper.to_array(t).astype(np.float64) for t in result.original.graph.initializer}
+    gamma, beta = inits["up1_bn.scale"], inits["up1_bn.B"]
+    w_fold = ONNX.kernel(result.folded, "up1").kernel  # ConvTranspose W (C_in, C_out, k, k)
+    w_eq = ONNX.kernel(equalized, "up1").kernel
+    s = np.abs(w_fold).max(axis=(0, 2, 3)) / np.abs(w_eq).max(axis=(0, 2, 3))
+    c = np.maximum(0, beta / s - 3 * np.abs(gamma) / s)
+    assert c.any() and absorbed.moved[("up1", "prob")] == (np.count_nonzero(c), pytest.approx(c.max()))
+    np.testing.assert_allclose(ONNX.kernel(absorbed.model, "up1").bias, ONNX.kernel(equalized, "up1").bias - c,
+                               rtol=1e-6, atol=1e-6)
+    w_prob = ONNX.kernel(equalized, "prob").kernel  # (1, C, 1, 1)
+    np.testing.assert_allclose(ONNX.kernel(absorbed.model, "prob").bias,
+                               ONNX.kernel(equalized, "prob").bias + w_prob[:, :, 0, 0] @ c, rtol=1e-6)
+    inputs = verify(result).inputs
+    (before,), old = rt.run(equalized, inputs, ["up1_bn"])
+    (after,), new = rt.run(absorbed.model, inputs, ["up1_bn"])
+    assert sqnr_db(before, after) > 100
+    above = (old["up1_bn"] >= c[None, :, None, None]).all(axis=1)
+    np.testing.assert_allclose((old["up1_bn"] - c[None, :, None, None]).transpose(0, 2, 3, 1)[above],
+                               new["up1_bn"].transpose(0, 2, 3, 1)[above], atol=1e-4)
+
+
+def test_the_seeds_tconv_with_both_its_bns_differs_by_target_granularity():
+    """The note's TConv has one channel, which int8 holds exactly at every granularity; with its two BNs
+    as two output channels (scales 2.4x apart) of the same all-ones kernel, per output channel is still
+    exact, one scale per tensor (XNNPACK) or per input channel (TensorRT: the kernel has one) is not,
+    and the report says so. The real int8 figures have no NaN."""
+    from demo.seed import EXAMPLE_1, EXAMPLE_2, statistics, two_bn_model
+    from fold.report import int8_text
+
+    result = fold(KERAS, two_bn_model())
+    report = _report(result)
+    (g,) = report.granularity
+    db = g.weight_sqnr_db
+    (m1, v1), (m2, v2) = statistics(EXAMPLE_1), statistics(EXAMPLE_2)
+    s = np.array([EXAMPLE_1.gamma / math.sqrt(v1 + EXAMPLE_1.epsilon), EXAMPLE_2.gamma / math.sqrt(v2 + EXAMPLE_2.epsilon)])
+    step = s.max() / 127  # one scale for the tensor: channel 0's weight s_0 lands between two steps
+    error = s[0] - np.round(s[0] / step) * step
+    assert db["per_output_channel"] > 100
+    assert db["per_tensor"] == pytest.approx((10 * math.log10(s[0] ** 2 / error ** 2) + 200.0) / 2, abs=0.01)
+    assert db["per_input_channel"] == pytest.approx(db["per_tensor"])
+    assert db["per_tensor"] < db["per_output_channel"] - 6
+    assert "does not rescue this fold on a target that quantizes per tensor or per input channel" in int8_text(report)
+    json.dumps(report.to_dict())
+
+
+# -- a .tflite file: ai-edge-quantizer and LiteRT ------------------------------------------------------
+
+def _tflite_pair(spread: float = 40.0, seed: int = 0) -> bytes:
+    """CONV_2D (3 -> 6, stride 2, SAME, bias) -> MUL -> ADD(RELU) -> CONV_2D (6 -> 4, 3x3, VALID), every
+    tensor named once (the quantizer matches tensors by name), one BN scale ``spread`` times the others."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.tflite_support import ACT, Net, conv_options
+
+    rng = np.random.default_rng(seed)
+    net = Net()
+    x = net.input("input", [1, 9, 9, 3])
+    y = net.op("CONV_2D", [x, net.const("conv/filter", rng.normal(size=(6, 3, 3, 3)).astype(np.float32)),
+                           net.const("conv/bias", rng.normal(size=6).astype(np.float32))],
+               [1, 5, 5, 6], conv_options(2, "SAME"), name="conv")
+    scale = rng.uniform(0.5, 1.5, 6) * rng.choice([-1, 1], 6)
+    scale[0] *= spread
+    y = net.op("MUL", [y, net.const("bn/scale", scale.astype(np.float32))], [1, 5, 5, 6],
+               conv_options_like(schema.MulOptionsT, ACT.NONE), name="bn/mul")
+    y = net.op("ADD", [y, net.const("bn/shift", rng.normal(1, 0.5, 6).astype(np.float32))], [1, 5, 5, 6],
+               conv_options_like(schema.AddOptionsT, ACT.RELU), name="bn/add")
+    y = net.op("CONV_2D", [y, net.const("next/filter", rng.normal(size=(4, 3, 3, 6)).astype(np.float32)),
+                           net.const("next/bias", rng.normal(size=4).astype(np.float32))],
+               [1, 3, 3, 4], conv_options(1, "VALID"), name="next")
+    return net.build(y)
+
+
+def conv_options_like(cls, act: int):
+    options = cls()
+    options.fusedActivationFunction = act
+    return options
+
+
+@pytest.fixture(scope="module")
+def tflite_pair():
+    from fold.frontends.tflite.io import model_from_bytes
+
+    result = fold(TFLITE, model_from_bytes(_tflite_pair(), "pair.tflite"))
+    return result, _report(result, equalized=quant_report(result).equalized)
+
+
+def test_a_tflite_file_gets_every_variant_from_ai_edge_quantizer(tflite_pair):
+    """The BN's MUL/ADD fold into the first CONV_2D; ai-edge-quantizer builds every variant, LiteRT runs
+    it, and each is judged at the BN's output tensor ("bn/add", which the fold's CONV_2D writes). One
+    channel's scale 40x the others makes that channel's output 40x theirs too, so one int8 activation
+    scale for the tensor costs every variant alike; CLE, which divides that channel by its s, recovers it."""
+    result, report = tflite_pair
+    assert report.runtime == "litert" and [q.layer for q in report.layers] == [d.layer for d in result.folded_pairs]
+    (layer,) = report.layers
+    assert layer.tensor == "bn/add"
+    db = layer.sqnr_db
+    assert all(db[v] is not None and math.isfinite(db[v]) for v in VARIANTS), db
+    assert abs(db["original_per_tensor"] - db["folded_per_tensor"]) < 3, db  # the activations' scale decides
+    assert db["folded_per_channel"] > db["folded_per_tensor"], db
+    assert db["folded_cle_per_tensor"] > db["folded_per_tensor"] + 10, db
+    assert any("ai-edge-quantizer" in n for n in report.notes)
+    json.dumps(report.to_dict())
+
+
+def test_the_tflite_figure_is_ai_edge_quantizers_own_validate_snr(tflite_pair):
+    """Where names match within one graph, foldscope's SQNR of a tensor (one row: pooled) equals
+    ai-edge-quantizer's ``validate`` SNR of it (float model against its int8 model, LiteRT without
+    XNNPACK, as foldscope runs it) within 0.1 dB."""
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    from fold.frontends.tflite import int8 as lite
+
+    result, _ = tflite_pair
+    inputs = [x[:1] for x in verify(result).inputs]
+    int8 = lite.quantize(result.folded, verify(result).inputs, per_channel=False)
+    data, key = lite.with_signature(result.folded)
+    _, reference = lite.run_rows(result.folded.data, inputs, {"bn/add": "bn/add"})
+    _, got = lite.run_rows(int8, inputs, {"bn/add": "bn/add"})
+    theirs = quantizer.Quantizer(bytearray(data), previous_quantized_model=bytearray(int8)).validate(
+        {key: [{"input": inputs[0]}]}, error_metrics=[ValidationErrorMetric.SNR], use_xnnpack=False, num_threads=1)
+    snr = theirs.get_all_tensor_results()["bn/add"]["snr"]
+    assert sqnr_db(reference["bn/add"], got["bn/add"]) == pytest.approx(10 * math.log10(snr), abs=0.1)
+
+
+def test_tflite_int8_figures_see_a_fold_that_is_wrong():
+    from fold.frontends.tflite.io import model_from_bytes
+
+    result = fold(TFLITE, model_from_bytes(_tflite_pair(spread=1.0), "even.tflite"))
+    (good,), (bad,) = _report(result).layers, _report(_half_wrong(TFLITE, result, result.folded_pairs[0].layer)).layers
+    # half the channels 20 % off: about 14 dB in each of them, against the good fold's 35
+    assert bad.sqnr_db["folded_per_channel"] < good.sqnr_db["folded_per_channel"] - 6, (good, bad)
+    assert good.sqnr_db["folded_per_channel"] > 30, good
+
+
+def test_tflite_int8_needs_tensor_names_it_can_match(tmp_path):
+    """Two tensors named "add" (a hand-built file): refused in one sentence, no file left behind."""
+    from tests.test_tflite import _conv_net
+
+    data = _conv_net("CONV_2D", act=0)
+    net_names = [b"mul", b"add"]
+    assert all(n in data for n in net_names)
+    path = tmp_path / "twice.tflite"
+    from fold.frontends.tflite.io import parse_tflite, serialize
+
+    tree = parse_tflite(data)
+    tree.subgraphs[0].tensors[0].name = b"add"  # the input now shares the ADD's output name
+    path.write_bytes(serialize(tree))
+    proc = run_cli(str(path), "--quant-report", str(tmp_path / "q.json"), "--int8")
+    assert proc.returncode == 2 and "reads tensors by name" in proc.stderr and "'add' names 2 tensors" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "q.json").exists()

@@ -16,7 +16,8 @@ from demo.onnx_zoo import Graph
 from fold.core.affine import scale_kernel
 from fold.core.kinds import KERAS_KINDS, ONNX_KINDS
 from fold.core.quant import (
-    QMAX, SQNR_CAP, channel_peaks, channel_sqnr, equalize, input_rows, output_sqnr, quantize, range_ratio, sqnr,
+    HIGH_BIAS_SIGMAS, QMAX, SQNR_CAP, absorb_high_bias, channel_peaks, channel_sqnr, constant_response, equalize,
+    input_rows, output_sqnr, quantize, range_ratio, sqnr,
 )
 from fold.core.verification import sample_inputs
 from fold.frontends.onnx.io import prepare
@@ -113,6 +114,54 @@ def test_equalize_grouped_onnx_conv_as_the_second_layer():
     np.testing.assert_allclose(w2e, w2 * np.repeat(s, 2)[:, None, None, None])
     with pytest.raises(ValueError, match="3 output channels but layer 2 reads 1"):
         equalize(w1, None, kind, 1, w2, kind, groups2=1)
+
+
+@pytest.mark.parametrize("layer, groups", [
+    (lambda: L.Conv2D(6, 3, strides=2, padding="same"), 1),
+    (lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="valid"), 1),
+    (lambda: L.Dense(5), 1),
+], ids=["conv-stride-2-same", "depthwise-valid", "dense"])
+def test_a_constant_input_gives_the_constant_response_away_from_the_borders(layer, groups):
+    """Keras runs the layer on an input that is c_i on every element of channel i (4 channels in,
+    in != out): an interior element of its output is constant_response + bias."""
+    layer = layer()
+    c = np.array([0.5, 2.0, -1.0, 3.0])
+    x = np.broadcast_to(c, (1, 9, 9, 4) if not isinstance(layer, L.Dense) else (1, 4)).astype(np.float32)
+    y = np.asarray(layer(x), dtype=np.float64)
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+    interior = y[0, 2, 2] if y.ndim == 4 else y[0]
+    np.testing.assert_allclose(constant_response(kernel, c, KERAS_KINDS[type(layer).__name__], groups) + bias,
+                               interior, rtol=1e-5, atol=1e-5)
+
+
+def test_constant_response_of_a_grouped_onnx_conv_by_hand():
+    """ONNX Conv W (C_out, C_in/group, k, k), group 2: output channel o reads input channels
+    g(o) * 3 .. g(o) * 3 + 2; a Keras grouped kernel, whose input axis does not say the group, is refused."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(4, 3, 2, 2))  # 6 in, 4 out, 2 groups
+    c = rng.normal(size=6)
+    by_hand = [sum(w[o, j].sum() * c[(o // 2) * 3 + j] for j in range(3)) for o in range(4)]
+    np.testing.assert_allclose(constant_response(w, c, ONNX_KINDS["Conv"], groups=2), by_hand, rtol=1e-12)
+    with pytest.raises(ValueError, match="grouped"):
+        constant_response(rng.normal(size=(3, 3, 2, 6)), np.ones(4), KERAS_KINDS["Conv2D"], groups=2)
+
+
+def test_high_bias_absorption_of_a_dense_pair_by_hand():
+    """c = max(0, beta - 3 gamma): layer 1's bias loses c, layer 2's gains W2 c; where every input of the
+    ReLU is above c, relu(h) W2 + b2 is unchanged, and the ReLU's output range shrinks by c."""
+    beta, gamma = np.array([10.0, 0.5, 4.0]), np.array([1.0, 1.0, 2.0])
+    w2, b2 = np.array([[1.0, -2.0], [0.5, 0.25], [3.0, 1.0]]), np.array([0.1, -0.2])
+    b1 = beta.copy()  # a folded layer's bias is its BN's mean output
+    b1a, b2a, c = absorb_high_bias(b1, beta, gamma, w2, b2, DENSE)
+    assert HIGH_BIAS_SIGMAS == 3.0
+    np.testing.assert_allclose(c, [7.0, 0.0, 0.0])
+    np.testing.assert_allclose(b1a, [3.0, 0.5, 4.0])
+    np.testing.assert_allclose(b2a, b2 + 7.0 * w2[0])
+    h = beta + gamma * np.random.default_rng(0).normal(size=(1000, 3))
+    h = h[(h >= c).all(axis=1)]
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    np.testing.assert_allclose(relu(h - c) @ w2 + b2a, relu(h) @ w2 + b2, rtol=1e-12)
+    assert relu(h - c)[:, 0].max() == pytest.approx(relu(h)[:, 0].max() - 7.0)
 
 
 # -- a conv with one tiny-variance channel ---------------------------------------------------------

@@ -24,6 +24,13 @@ with r1_i the range of output channel i of layer 1 and r2_i that of input channe
 layer 2, s_i = sqrt(r1_i * r2_i) / r2_i; layer 1's channel i (kernel and bias) is divided by
 s_i and layer 2's input channel i multiplied by it. ReLU is positively homogeneous, so the
 float function is unchanged, and both ranges become sqrt(r1_i * r2_i).
+
+High-bias absorption (the same paper, section 4.2), after equalization: if layer 1's output
+channel i is N(beta_i, gamma_i^2) (its BN's claim, divided by equalization's s_i), it is almost
+never below c_i = max(0, beta_i - 3 gamma_i), and ReLU(x) = ReLU(x - c) + c for x >= c; so c_i
+leaves layer 1's bias and layer 2 adds what it makes of the constant c, W2 c, to its own. The
+activations' range shrinks by c; the float function moves only where x < c, and at the borders of
+a padded layer 2 (its constant response is W2 c only where every tap reads the input).
 """
 
 from __future__ import annotations
@@ -144,6 +151,35 @@ def input_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
     if kind.in_axis is None:
         raise ValueError(f"A {kind.family} kernel's input channels do not lie along one axis.")
     return rows_along(kernel, (kind.in_axis,), groups, kind.in_group_axis)
+
+
+#: High-bias absorption keeps what lies within this many standard deviations below the mean.
+HIGH_BIAS_SIGMAS = 3.0
+
+
+def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
+    """What each output channel of a layer computes (bias aside) from an input that is the constant
+    ``value[i]`` on every element of input channel i, away from the borders: the sum of every weight
+    of output channel o times its input channel's value (float64, shape (C_out,)). Raises ValueError
+    when the kernel's input channels do not lie along one axis."""
+    if kind.in_axis is None:
+        raise ValueError(f"a {kind.family} kernel's input channels do not lie along one axis")
+    try:
+        scaled = scale_along(kernel, value, (kind.in_axis,), groups, kind.in_group_axis)
+    except ValueError:
+        raise ValueError(f"the {kind.family} kernel of shape {tuple(np.shape(kernel))} does not read "
+                         f"{np.size(value)} input channels along one axis (a grouped layer)") from None
+    return np.sum(channel_rows(scaled, kind, groups), axis=1)
+
+
+def absorb_high_bias(b1: np.ndarray, mean: np.ndarray, std: np.ndarray, w2: np.ndarray, b2: np.ndarray | None,
+                     kind2: Kind, groups2: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """High-bias absorption of one pair (module docstring): (b1', b2', c), float64, for layer 1's
+    bias ``b1`` whose channels are N(``mean``, ``std``^2) and layer 2's kernel ``w2`` and bias ``b2``."""
+    c = np.maximum(0.0, np.asarray(mean, np.float64) - HIGH_BIAS_SIGMAS * np.asarray(std, np.float64))
+    response = constant_response(w2, c, kind2, groups2)
+    base = np.zeros(response.shape[0]) if b2 is None else np.asarray(b2, dtype=np.float64).reshape(-1)
+    return np.asarray(b1, dtype=np.float64).reshape(-1) - c, base + response, c
 
 
 def equalize(w1: np.ndarray, b1: np.ndarray | None, kind1: Kind, groups1: int, w2: np.ndarray, kind2: Kind,

@@ -50,6 +50,8 @@ class Candidate:
     output_node:   the node of the folded graph whose output is what the BN produced, when it
                    is not the layer itself (a GraphDef's BiasAdd named like the BN, a TFLite
                    activation kept as its own op).
+    statistics:    gamma/beta/mean/variance are a BN's own (False: a map given as scale and shift,
+                   ``set_scale_shift``, whose output distribution nothing states).
     """
 
     layer: str
@@ -76,6 +78,7 @@ class Candidate:
     reads_input: bool = False
     notes: dict[str, str | None] = field(default_factory=dict)
     output_node: str | None = None
+    statistics: bool = True
 
     def affine(self) -> Affine:
         return bn_affine(self.mean, self.variance, self.epsilon, self.gamma, self.beta)
@@ -94,6 +97,18 @@ class Candidate:
         self.gamma = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
         self.beta = np.zeros(n) if shift is None else np.asarray(shift, dtype=np.float64)
         self.mean, self.variance, self.epsilon = np.zeros(n), np.ones(n), 0.0
+        self.statistics = False
+
+    def output_distribution(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(beta, |gamma|): the mean and standard deviation of each output channel of the BN when its
+        input has the moving statistics (what high-bias absorption assumes, Nagel et al. 2019 section
+        4.2); None for a map given as scale and shift."""
+        if not self.statistics:
+            return None
+        n = np.asarray(self.mean).reshape(-1).shape[0]
+        beta = np.zeros(n) if self.beta is None else np.asarray(self.beta, dtype=np.float64).reshape(-1)
+        gamma = np.ones(n) if self.gamma is None else np.asarray(self.gamma, dtype=np.float64).reshape(-1)
+        return beta, np.abs(gamma)
 
 
 Check = Callable[[Any], "str | None"]
@@ -254,7 +269,8 @@ class Decision:
 
     ``bn`` names the BatchNorm's node, or its nodes joined by "+" ("mul+add") when it is
     decomposed. ``output_node`` is the node of the folded graph that produces what the BN
-    produced (the layer itself unless the candidate said otherwise).
+    produced (the layer itself unless the candidate said otherwise). ``bn_output``: the
+    candidate's ``output_distribution`` for a folded pair.
     """
 
     layer: str
@@ -268,6 +284,7 @@ class Decision:
     notes: dict[str, str | None] = field(default_factory=dict)
     output_node: str | None = None
     form: str = "bn"
+    bn_output: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def folded(self) -> bool:
@@ -294,7 +311,7 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
     if c.bias is not None and c.bias.shape == affine.scale.shape:
         affine = with_bias_terms(affine, c.bias)
     return Decision(c.layer, c.bn, c.op, family, "folded", affine=affine, notes=dict(c.notes),
-                    output_node=c.output_node or c.layer, form=c.form)
+                    output_node=c.output_node or c.layer, form=c.form, bn_output=c.output_distribution())
 
 
 def fold_notes(decisions: Sequence[Decision]) -> dict[str, str]:

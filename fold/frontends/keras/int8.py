@@ -15,7 +15,6 @@ import contextlib
 import io
 import warnings
 from collections.abc import Sequence
-from importlib.metadata import version
 
 import keras
 import numpy as np
@@ -24,16 +23,12 @@ from fold.check import converter_nodes
 from fold.errors import FoldError, one_line
 from fold.frontends.keras import FRONTEND as KERAS
 from fold.frontends.tflite import FRONTEND as TFLITE
+from fold.frontends.tflite.int8 import RUNTIME, run_rows, runtime_version  # noqa: F401 - the adapter reads them here
 from fold.frontends.tflite.io import model_from_bytes
 from fold.quiet import quiet_stderr
 
-RUNTIME = "litert"
 #: Keras tensors are channels-last.
 CHANNEL_AXIS = -1
-
-
-def runtime_version() -> str:
-    return version("ai-edge-litert")
 
 
 def quantize(model: keras.Model, inputs: Sequence[np.ndarray], *, per_channel: bool) -> bytes:
@@ -67,42 +62,13 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
              ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """The int8 model's outputs and, dequantized, the value of each named Keras layer that an op
     stands for (``model``: the float Keras model it was converted from), one row at a time in LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from fold.frontends.tflite.view import view_of
 
     tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
     stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))
     ends = [t._keras_history.operation.name for t in model.outputs]  # a model output is read as one
-    from fold.frontends.tflite.view import view_of
-
     view = view_of(tflite)  # a layer no op is named after (the converter fused it into another) is left out
     tensors = {layer: int(view.by_name[stands_for[layer]].output) for layer in layers
                if layer not in ends and layer in stands_for}
-    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    feeds = interpreter.get_input_details()
-    for d, x in zip(feeds, inputs):
-        interpreter.resize_tensor_input(d["index"], [1, *x.shape[1:]])
-    interpreter.allocate_tensors()
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    outputs = interpreter.get_output_details()
-    rows = int(inputs[0].shape[0]) if inputs else 1
-    got_out: list[list[np.ndarray]] = [[] for _ in outputs]
-    got: dict[str, list[np.ndarray]] = {layer: [] for layer in tensors}
-    for i in range(rows):
-        for d, x in zip(feeds, inputs):
-            interpreter.set_tensor(d["index"], np.ascontiguousarray(x[i:i + 1], dtype=d["dtype"]))
-        interpreter.invoke()
-        for k, d in enumerate(outputs):
-            got_out[k].append(_dequantized(interpreter.get_tensor(d["index"]), d))
-        for layer, t in tensors.items():
-            got[layer].append(_dequantized(interpreter.get_tensor(t), details[t]))
-    joined = [np.concatenate(v) for v in got_out]
-    return joined, {**{layer: joined[ends.index(layer)] for layer in layers if layer in ends},
-                    **{layer: np.concatenate(v) for layer, v in got.items()}}
-
-
-def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail["quantization"]
-    if np.issubdtype(value.dtype, np.integer) and scale:
-        return (value.astype(np.float64) - zero) * scale
-    return np.asarray(value, dtype=np.float64)
+    outputs, got = run_rows(data, inputs, tensors)
+    return outputs, {**{layer: outputs[ends.index(layer)] for layer in layers if layer in ends}, **got}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 
 from fold.errors import FoldError, one_line
 from fold.frontends.onnx.model import OnnxModel
@@ -46,6 +47,23 @@ class _Reader:
         self.position = 0
 
 
+#: The opset whose QuantizeLinear / DequantizeLinear take an axis (per-channel) and any shape of
+#: scale: onnxruntime's quantizer writes such nodes into a model of any opset, which then does not load.
+QDQ_OPSET = 13
+
+
+def at_least_opset(proto: onnx.ModelProto, opset: int, name: str) -> onnx.ModelProto:
+    """``proto``, or a copy converted to the default-domain ``opset`` when it imports an older one."""
+    found = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if found >= opset:
+        return proto
+    try:
+        return onnx.version_converter.convert_version(proto, opset)
+    except Exception as exc:  # the converter's own refusal (an op it has no adapter for)
+        raise FoldError(f"'{name}' uses opset {found}, and onnx cannot convert it to opset {opset}, which int8 "
+                        f"QDQ nodes need: {one_line(exc)}") from exc
+
+
 def quantize(model: OnnxModel, inputs: Sequence[np.ndarray], *, per_channel: bool,
              keep_float: Sequence[str] = ()) -> OnnxModel:
     """``model`` quantized by ``onnxruntime.quantization.quantize_static`` (QDQ, int8 weights and
@@ -58,7 +76,7 @@ def quantize(model: OnnxModel, inputs: Sequence[np.ndarray], *, per_channel: boo
     names = [i.name for i in model.proto.graph.input if i.name not in {t.name for t in model.proto.graph.initializer}]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model.proto, source)
+        onnx.save(at_least_opset(model.proto, QDQ_OPSET, model.name), source)
         root = logging.getLogger()
         level, root.level = root.level, logging.ERROR  # its advice to pre-process is for its own users
         try:
@@ -97,7 +115,10 @@ def run(model: OnnxModel, inputs: Sequence[np.ndarray], tensors: Sequence[str]) 
     proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a graph it refuses
+        raise FoldError(f"onnxruntime cannot run it: {one_line(exc)}") from exc
     feeds = [i.name for i in session.get_inputs()]
     rows = int(inputs[0].shape[0]) if inputs else 1
     got: list[list[np.ndarray]] = []

@@ -1,0 +1,94 @@
+"""The HTML report (``--html``, the Fold tab's download) of a zoo model: how long it takes to build,
+how large it is and of what, and how long headless chromium takes to draw its graph from disk with
+the network cut.
+
+The model is the page's (``demo.workbench.zoo_workbench``: DenseNet121 with ``weights=None``, 2
+samples); the report is the same function the command line and the page call. Run from the
+repository root (the draw time needs /usr/bin/chromium):
+
+    .venv/bin/python bench/bench_report.py
+    .venv/bin/python bench/bench_report.py --model ResNet50 --out artifacts/resnet50.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fold.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()
+
+from demo.html_report import fold_report  # noqa: E402
+from demo.workbench import zoo_workbench  # noqa: E402
+
+
+def parts(text: str) -> dict[str, int]:
+    """Bytes of the inlined library, the figures' JSON, the pictures, and the rest."""
+    library = sum(len(m) for m in re.findall(r'<script id="plotly-gz"[^>]*>(.*?)</script>', text, re.S))
+    figures = sum(len(m) for m in re.findall(r'<script id="graphs"[^>]*>(.*?)</script>', text, re.S))
+    pictures = sum(len(m) for m in re.findall(r'src="(data:[^"]*)"', text))
+    return {"Plotly (gzip + base64)": library, "graph JSON": figures, "pictures": pictures,
+            "text, tables, script": len(text.encode()) - library - figures - pictures}
+
+
+def draw_seconds(path: Path) -> float:
+    """From opening the file until its graph's nodes are drawn, every request off the file aborted."""
+    from playwright.sync_api import sync_playwright
+
+    from browser.server import launch_chromium
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
+                      else route.abort())
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(path.as_uri())
+        page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'"
+                               " && !!document.querySelector('.js-plotly-plot .scatterlayer .point')", timeout=120_000)
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="DenseNet121", help="a zoo model's label (default DenseNet121)")
+    parser.add_argument("--out", type=Path, help="keep the report here (default: a temporary file)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the draw time in chromium")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    wb = zoo_workbench(args.model)
+    fold_s = time.perf_counter() - start
+    start = time.perf_counter()
+    data = fold_report(wb)
+    build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    again = fold_report(wb)
+    cached_s = time.perf_counter() - start
+    assert again is data
+    text = data.decode("utf-8")
+    print(f"{args.model}: workbench (fold + verify, {wb.verification.samples} samples) {fold_s:.1f} s; "
+          f"report built in {build_s:.1f} s (again, from the workbench's memo: {cached_s * 1e3:.2f} ms); "
+          f"{len(data):,} bytes ({len(data) / 2**20:.2f} MiB, {len(data) / 1e6:.2f} MB)")
+    for name, size in parts(text).items():
+        print(f"  {name:<22} {size:>10,} bytes")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.out or Path(tmp) / "report.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if not args.no_browser:
+            print(f"  drawn in headless chromium from disk, network cut: {draw_seconds(path):.1f} s")
+
+
+if __name__ == "__main__":
+    main()
