@@ -214,6 +214,8 @@ def test_no_verify_refuses_what_needs_a_run(tmp_path):
     proc = run_cli(path, "--no-verify", "--quant-report", tmp_path / "q.json")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--quant-report needs the models run" in proc.stderr
+    proc = run_cli(path, "--no-verify", "--html", tmp_path / "r.html")
+    assert proc.returncode == 2 and "--html needs the models run" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv.onnx"]
 
 
