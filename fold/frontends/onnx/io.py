@@ -3,7 +3,9 @@
 Reading: ``onnx.load`` without external data first, so that a tensor stored outside the
 model's own folder (an absolute ``location``, or one that climbs out with ``..``) is refused
 before anything is read; uploads may carry no external data at all. Then ``onnx.checker``,
-an opset check (9 up to the newest the installed ``onnx`` knows) and shape inference.
+an opset check (9 up to the newest the installed ``onnx`` knows) and shape inference. A model
+with external data is never loaded whole (``fold.frontends.onnx.external``): its graph is
+checked from its path, its tensors stay in their files, and onnxruntime reads them itself.
 Custom-domain ops and model functions are shown in the graph and run by onnxruntime only:
 a model onnxruntime cannot load is refused here, with its reason.
 
