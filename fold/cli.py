@@ -6,8 +6,8 @@ INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a fr
 TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
 format (Keras models as .keras).
 
-Exit status: 0 verified (every folded layer and every output within float error); 1 a
-mismatch; 2 bad input (missing, unreadable, corrupt or unsupported file or option, a model
+Exit status: 0 verified (every folded layer and every output within float error; with
+``--no-verify``: folded and written, nothing run); 1 a mismatch; 2 bad input (missing, unreadable, corrupt or unsupported file or option, a model
 foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 shows one) and
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
 unexercised: pass inputs that exercise it).
@@ -112,6 +112,9 @@ def fold_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help=f"a model file: {suffix_list()}")
     parser.add_argument("-o", "--output", help="folded model path (default: INPUT_folded with the format's suffix)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="write the fold without running either model (exit 0 then means folded, not verified; "
+                             "the report's verification is null): verify it later with 'python -m fold check'")
     _verification_options(parser)
     parser.add_argument("--tflite", help="Keras only: also export the folded model as .tflite to this path")
     parser.add_argument("--quant-report", metavar="Q.json",
@@ -232,6 +235,28 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot verify '{what}': {type(exc).__name__}: {one_line(exc)}")
 
 
+def _output(args: argparse.Namespace, fmt: Format) -> str:
+    """Where the fold goes: -o, else INPUT_folded; never the input itself (a failed run removes its output)."""
+    output = args.output or default_output(args.input, fmt)
+    if Path(output).exists() and os.path.samefile(output, args.input):
+        raise FoldError(f"-o '{output}' is the input itself; give the folded model another name.")
+    return output
+
+
+def _stamp(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def _write_model(frontend, model, output: str, written: _Written) -> None:
+    """``model`` at ``output``; the data file a model with external data writes beside it
+    (``OUTPUT.data``) goes too if the run ends with an error."""
+    data = Path(f"{output}.data")
+    before = _stamp(data)
+    frontend.write(model, written.add(output))
+    if _stamp(data) != before:
+        written.add(data)
+
+
 def cle_output(output: str, fmt: Format) -> str:
     """Where ``--cle`` writes the equalized model: OUTPUT's name with ``_cle`` before the suffix."""
     p = Path(output)
@@ -271,7 +296,8 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
         written.add(args.quant_report).write_text(json.dumps(figures, indent=2) + "\n")
     if args.cle:
         path = cle_output(output, fmt)
-        result.frontend.write(report.equalized if report.equalized is not None else result.folded, written.add(path))
+        _write_model(result.frontend, report.equalized if report.equalized is not None else result.folded, path,
+                     written)
         pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) if report.pairs else \
             "none (no folded layer is followed, through ReLU or nothing, by a layer it alone feeds)"
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
@@ -297,15 +323,17 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         from fold.int8 import check_runtime
 
         check_runtime(fmt, None if args.int8 == "auto" else args.int8)
+    if args.no_verify:
+        return _fold_unverified(args, fmt, written)
     options = _verify_options(args)
     from fold.pipeline import fold_file, verify
     from fold.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
 
-    output = args.output or default_output(args.input, fmt)
+    output = _output(args, fmt)
     result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
     checked = verify(result, args.samples, args.seed, **options)
     check = checked.verification
-    result.frontend.write(result.folded, written.add(output))
+    _write_model(result.frontend, result.folded, output, written)
     if args.tflite:
         from fold.frontends.keras.io import to_tflite
 
@@ -333,6 +361,47 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         _html(args.html, written, lambda report, bench: report.fold_report(
             bench.Workbench(f"cli:{args.input}", result, checked, result.frontend.outputs(result.original))))
     return EXIT[check.verdict]
+
+
+#: Options that need the models run, refused with --no-verify.
+RUNS = ("per_layer", "html", "quant_report", "cle", "int8", "tflite")
+
+
+def unverified_text(input_path: str, output: str) -> str:
+    """What a fold with --no-verify says instead of a verdict."""
+    return (f"not verified (--no-verify): neither model was run; verify the fold with "
+            f"'python -m fold check {input_path} {output}'")
+
+
+def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -> int:
+    """``--no-verify``: fold and write, run nothing; exit 0 means folded, not verified."""
+    asked = [name for name in RUNS if getattr(args, name)]
+    if asked:
+        raise FoldError(f"--{asked[0].replace('_', '-')} needs the models run; --no-verify runs neither.")
+    from fold.pipeline import fold_file
+    from fold.report import counts_text, pairs_table, report_dict
+
+    output = _output(args, fmt)
+    result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
+    start = time.perf_counter()
+    _write_model(result.frontend, result.folded, output, written)
+    result.timings_s["write"] = time.perf_counter() - start
+    print(pairs_table(result.decisions))
+    print()
+    print(f"{counts_text(result)}; folded model written to {output}")
+    print(unverified_text(args.input, output))
+    if args.model_explorer:
+        from fold.model_explorer import export
+
+        existed = Path(args.model_explorer).exists()
+        files = export(result, args.model_explorer)
+        if not existed:
+            written.add(args.model_explorer)
+        print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in files)}")
+    if args.report:
+        report = report_dict(args.input, output, result, None)
+        written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace, written: _Written) -> int:

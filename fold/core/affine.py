@@ -121,18 +121,25 @@ def channel_view(scale: np.ndarray, kernel_shape: tuple[int, ...], out_axes: tup
 
 
 def scale_along(kernel: np.ndarray, scale: np.ndarray, axes: tuple[int, ...], groups: int = 1,
-                group_axis: int | None = None) -> np.ndarray:
+                group_axis: int | None = None, dtype: type = np.float64) -> np.ndarray:
     """``kernel * scale`` along the channel ``axes`` (split by ``groups`` as ``grouped_shape``
-    says), in float64, in the shape of ``kernel``."""
-    w = np.asarray(kernel, dtype=np.float64)
+    says), computed in float64 and stored as ``dtype``, in the shape of ``kernel``. The ufunc
+    casts each weight to float64 as it multiplies and each product to ``dtype`` as it stores it
+    (the same numbers as casting the whole kernel first and the whole product after), so a large
+    kernel costs one array of the result, not three."""
+    w = np.asarray(kernel)
     shape, grouped = grouped_shape(w.shape, axes, groups, group_axis)
     s = np.asarray(scale, dtype=np.float64).reshape(-1)
-    return (w.reshape(shape) * channel_view(s, shape, grouped)).reshape(w.shape)
+    out = np.empty(shape, dtype=dtype)
+    np.multiply(w.reshape(shape), channel_view(s, shape, grouped), out=out, dtype=np.float64, casting="unsafe")
+    return out.reshape(w.shape)
 
 
-def scale_kernel(kernel: np.ndarray, scale: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """``kernel * scale`` along ``kind``'s output-channel axes, in float64 (shape of ``kernel``)."""
-    return scale_along(kernel, scale, kind.out_axes, groups, kind.group_axis)
+def scale_kernel(kernel: np.ndarray, scale: np.ndarray, kind: Kind, groups: int = 1,
+                 dtype: type = np.float64) -> np.ndarray:
+    """``kernel * scale`` along ``kind``'s output-channel axes, in float64, stored as ``dtype``
+    (shape of ``kernel``)."""
+    return scale_along(kernel, scale, kind.out_axes, groups, kind.group_axis, dtype)
 
 
 def fold_kernel(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kind: Kind,
@@ -140,16 +147,16 @@ def fold_kernel(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kin
     """Fold ``affine`` into a kernel and bias; returns (kernel', bias') in the kernel's dtype."""
     dtype = np.asarray(kernel).dtype
     b = np.zeros(affine.channels) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
-    folded_w = scale_kernel(kernel, affine.scale, kind, groups)
+    folded_w = scale_kernel(kernel, affine.scale, kind, groups, dtype)
     folded_b = b * affine.scale + affine.shift
-    return folded_w.astype(dtype), folded_b.astype(dtype)
+    return folded_w, folded_b.astype(dtype)
 
 
 def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
-               group_axis: int | None = None) -> np.ndarray:
+               group_axis: int | None = None, dtype: type | None = np.float64) -> np.ndarray:
     """The kernel as a (C, n) float64 array: row c holds every weight of channel c along ``axes``
-    (split by ``groups`` as ``grouped_shape`` says)."""
-    w = np.asarray(kernel, dtype=np.float64)
+    (split by ``groups`` as ``grouped_shape`` says); ``dtype`` None keeps the kernel's dtype."""
+    w = np.asarray(kernel, dtype=dtype)
     shape, grouped = grouped_shape(w.shape, axes, groups, group_axis)
     w = w.reshape(shape)
     channel_axes = sorted(a % w.ndim for a in grouped)
@@ -163,6 +170,7 @@ def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
 
 
 def per_channel_range(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """(C, 2) array of each output channel's (min, max) kernel value, in float64."""
-    rows = channel_rows(kernel, kind, groups)
-    return np.stack([rows.min(axis=1), rows.max(axis=1)], axis=1)
+    """(C, 2) array of each output channel's (min, max) kernel value, in float64 (taken in the
+    kernel's own dtype, which a min or a max does not round: no float64 copy of a large kernel)."""
+    rows = rows_along(kernel, kind.out_axes, groups, kind.group_axis, dtype=None)
+    return np.stack([rows.min(axis=1), rows.max(axis=1)], axis=1).astype(np.float64)

@@ -81,7 +81,7 @@ class OnnxFrontend:
         return rewrite_weights(model, view_of(model), kernels)
 
     def write(self, model: OnnxModel, path: Path) -> None:
-        Path(path).write_bytes(io.to_bytes(model))
+        io.write(model, path)
 
     def to_bytes(self, model: OnnxModel) -> bytes:
         return io.to_bytes(model)

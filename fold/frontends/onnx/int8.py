@@ -71,6 +71,8 @@ def quantize(model: OnnxModel, inputs: Sequence[np.ndarray], *, per_channel: boo
     the quantizer would otherwise quantize with one scale for all its channels)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if model.external is not None:  # the quantizer takes the whole model in memory
+        raise FoldError(f"--int8 quantizes a model in memory; '{model.name}' keeps its tensors in external data.")
     names = [i.name for i in model.proto.graph.input if i.name not in {t.name for t in model.proto.graph.initializer}]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"

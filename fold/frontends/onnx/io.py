@@ -3,7 +3,9 @@
 Reading: ``onnx.load`` without external data first, so that a tensor stored outside the
 model's own folder (an absolute ``location``, or one that climbs out with ``..``) is refused
 before anything is read; uploads may carry no external data at all. Then ``onnx.checker``,
-an opset check (9 up to the newest the installed ``onnx`` knows) and shape inference.
+an opset check (9 up to the newest the installed ``onnx`` knows) and shape inference. A model
+with external data is never loaded whole (``fold.frontends.onnx.external``): its graph is
+checked from its path, its tensors stay in their files, and onnxruntime reads them itself.
 Custom-domain ops and model functions are shown in the graph and run by onnxruntime only:
 a model onnxruntime cannot load is refused here, with its reason.
 
@@ -14,18 +16,19 @@ that onnxruntime's own fusions (Conv + BatchNormalization among them) cannot hid
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper, numpy_helper
+from onnx import numpy_helper
 
 from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
+from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
 from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.frontends.onnx.view import OnnxView, view_of
 
@@ -37,7 +40,8 @@ def load_model(path: str | os.PathLike, external_data: bool = True) -> OnnxModel
     """Read, check and prepare an .onnx file; any problem is one FoldError sentence naming the file.
 
     ``external_data`` False refuses a model whose tensors live in other files (an upload is
-    one file).
+    one file). A model with external data is read without it: its tensors stay in their files
+    (``fold.frontends.onnx.external``), whatever their size.
     """
     p = Path(path)
     try:
@@ -47,35 +51,22 @@ def load_model(path: str | os.PathLike, external_data: bool = True) -> OnnxModel
     except OSError as exc:
         raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
     locations = external_locations(proto)
-    if locations:
-        if not external_data:
-            raise FoldError(f"'{p.name}' keeps tensors in other files ('{locations[0]}'); an uploaded model "
-                            "must hold all its data.")
-        _check_locations(p, locations)
-        try:
-            external_data_helper.load_external_data_for_model(proto, str(p.parent))
-        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise FoldError(f"Cannot read the external data of '{p.name}': {one_line(exc, 160)}") from exc
-    return prepare(proto, p.name)
-
-
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            for sub in [*([attr.g] if attr.HasField("g") else []), *attr.graphs]:
-                yield from _tensors(sub)
+    if not locations:
+        return prepare(proto, p.name)
+    if not external_data:
+        raise FoldError(f"'{p.name}' keeps tensors in other files ('{locations[0]}'); an uploaded model "
+                        "must hold all its data.")
+    _check_locations(p, locations)
+    external = ExternalData(p.parent, p.name)
+    for tensor in model_tensors(proto):
+        if is_external(tensor):
+            external.source(tensor)  # every range is inside its file, before anything is read
+    return prepare(proto, p.name, external)
 
 
 def external_locations(proto: onnx.ModelProto) -> list[str]:
     """The ``location`` of every tensor stored outside the model file (model functions included)."""
-    graphs = [proto.graph, *(onnx.GraphProto(node=f.node) for f in proto.functions)]
-    return [entry.value for graph in graphs for tensor in _tensors(graph)
-            if tensor.data_location == onnx.TensorProto.EXTERNAL
+    return [entry.value for tensor in model_tensors(proto) if is_external(tensor)
             for entry in tensor.external_data if entry.key == "location"]
 
 
@@ -88,8 +79,13 @@ def _check_locations(path: Path, locations: list[str]) -> None:
                             "foldscope reads only files beside the model.")
 
 
-def prepare(proto: onnx.ModelProto, name: str = "model.onnx") -> OnnxModel:
-    """Check a model (structure, opset, onnxruntime can load it) and wrap it with its shapes."""
+def prepare(proto: onnx.ModelProto, name: str = "model.onnx", external: ExternalData | None = None) -> OnnxModel:
+    """Check a model (structure, opset, onnxruntime can load it) and wrap it with its shapes.
+
+    A model with ``external`` data is checked from its file (``onnx.checker`` with the path, which
+    sees that its data files exist without reading them) and is loaded by onnxruntime only when
+    it runs: loading gigabytes of weights is what a fold without verification must not do.
+    """
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     newest = onnx.defs.onnx_opset_version()
     if opset is None:
@@ -98,23 +94,36 @@ def prepare(proto: onnx.ModelProto, name: str = "model.onnx") -> OnnxModel:
         raise FoldError(f"'{name}' uses opset {opset}; foldscope reads opsets {MIN_OPSET} to {newest} "
                         f"(the newest onnx {onnx.__version__} knows).")
     try:
-        onnx.checker.check_model(proto)
+        onnx.checker.check_model(proto if external is None else str(external.folder / name))
     except (onnx.checker.ValidationError, ValueError) as exc:
         raise FoldError(f"'{name}' is not a valid ONNX model: {one_line(exc, 160)}") from exc
-    model = onnx_model(proto, name)
-    session(model)  # a model onnxruntime cannot load is a bad input, named here
+    model = onnx_model(proto, name, external)
+    if external is None:
+        session(model)  # a model onnxruntime cannot load is a bad input, named here
     return model
 
 
 def session(model: OnnxModel) -> ort.InferenceSession:
-    """An onnxruntime CPU session with every graph optimization off."""
+    """An onnxruntime CPU session with every graph optimization off. A model with external data is
+    handed over without it: onnxruntime reads the tensors in the model's folder itself, and those
+    of the scratch file as memory-mapped initializers (kept alive with the session)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
+    kept: list = []
+    if model.external is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                         str(model.external.folder.resolve()))
+        names, arrays = model.external.ort_initializers(model.proto)
+        if names:
+            kept = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays]
+            options.add_external_initializers(names, kept)
     try:
-        return ort.InferenceSession(model.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        found = ort.InferenceSession(model.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for every refusal
         raise FoldError(f"onnxruntime cannot run '{model.name}': {one_line(exc, 200)}") from exc
+    found.foldscope_initializers = kept
+    return found
 
 
 def _dtype(elem_type: int) -> str:
@@ -151,7 +160,18 @@ def runner(model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
 
 
 def to_bytes(model: OnnxModel) -> bytes:
+    """The model as one file's bytes; a model with external data has no such form."""
+    if model.external is not None:
+        raise FoldError(f"'{model.name}' keeps its tensors in external data; write it to a file instead.")
     return model.proto.SerializeToString()
+
+
+def write(model: OnnxModel, path: str | os.PathLike) -> None:
+    """The model at ``path``; one with external data gets ``path.data`` beside it (``ExternalData.write``)."""
+    if model.external is None:
+        Path(path).write_bytes(model.proto.SerializeToString())
+    else:
+        model.external.write(model.proto, Path(path))
 
 
 def _data_inputs(view: OnnxView, op) -> list[str]:
@@ -176,7 +196,7 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     tapped = onnx.ModelProto()
     tapped.CopyFrom(model.proto)
     tapped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
-    found = session(OnnxModel(tapped, model.name, model.shapes))
+    found = session(OnnxModel(tapped, model.name, model.shapes, model.external))
     fetch = [*outputs, *extra]
 
     def run(xs: list[np.ndarray]) -> Tap:
@@ -199,6 +219,20 @@ def _path(view: OnnxView, layer, until: str) -> list | None:
     return path
 
 
+def _constant(model: OnnxModel, view: OnnxView, tensor: str, value: np.ndarray, name: str) -> onnx.TensorProto:
+    """``value`` (of ``tensor``) as initializer ``name`` of a model of its own: for a model with external
+    data, the same bytes of the same file when it is an external initializer unchanged, else a scratch tensor."""
+    if model.external is None:
+        return numpy_helper.from_array(np.asarray(value), name)
+    stored = view.initializers.get(tensor)
+    if stored is not None and is_external(stored) and view.producer(tensor) is None and value is view.value(tensor):
+        same = onnx.TensorProto()
+        same.CopyFrom(stored)
+        same.name = name
+        return same
+    return model.external.store(np.asarray(value), name)
+
+
 def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: bool
            ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]]]:
     """One model holding each path alone, its tensors renamed apart ("<layer>::<tensor>"): the first
@@ -217,7 +251,7 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
                         value = np.abs(value) if slot == 1 else np.zeros_like(value)
                     elif magnitude and op.type in view.vocabulary.adds:
                         value = np.zeros_like(value)  # a reshape's shape, a Squeeze's axes stay
-                    inits.append(numpy_helper.from_array(np.asarray(value), renamed[t]))
+                    inits.append(_constant(model, view, t, value, renamed[t]))
             copy = onnx.NodeProto()
             copy.CopyFrom(view.node(op))
             copy.name = f"{name}::{op.id}"
@@ -250,7 +284,7 @@ def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunn
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
     alone, ends = _alone(model, view, paths, magnitude)
-    found = session(OnnxModel(alone, model.name))
+    found = session(OnnxModel(alone, model.name, external=model.external))
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
         given = {t: x for name, (fed, _) in ends.items() for t, x in zip(fed, feeds[name])}

@@ -33,6 +33,8 @@ def candidates(view: OnnxView) -> list[OpCandidate]:
         if c.kind is not None and chain.producer.type == "MatMul":
             c.output_node = chain.tail.id  # the Add the rewrite puts after it takes the chain's last node's name
         found.append(c)
+        if view.model.external is not None:
+            view.model.external.release()  # one candidate's weights in memory at a time
     return found
 
 

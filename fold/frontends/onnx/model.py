@@ -8,16 +8,21 @@ from pathlib import Path
 
 import onnx
 
+from fold.frontends.onnx.external import ExternalData
+
 
 @dataclass(eq=False)
 class OnnxModel:
     """A model read by foldscope: the proto (nodes named uniquely), its file name, and the shape
     of every tensor shape inference could tell (None for an unknown dimension). Compared and
-    hashed by identity, so that the frontend can cache one view of each model."""
+    hashed by identity, so that the frontend can cache one view of each model. ``external``: where
+    the tensors of a model read from a file with external data live (None: every tensor is in the
+    proto)."""
 
     proto: onnx.ModelProto
     name: str
     shapes: dict[str, tuple | None] = field(default_factory=dict)
+    external: ExternalData | None = None
 
     @property
     def graph(self) -> onnx.GraphProto:
@@ -69,7 +74,7 @@ def tensor_shapes(proto: onnx.ModelProto) -> dict[str, tuple | None]:
     return shapes
 
 
-def onnx_model(proto: onnx.ModelProto, name: str = "model.onnx") -> OnnxModel:
+def onnx_model(proto: onnx.ModelProto, name: str = "model.onnx", external: ExternalData | None = None) -> OnnxModel:
     """Wrap a model for foldscope (the caller's proto is copied, never changed)."""
     named = _named(proto)
-    return OnnxModel(named, name, tensor_shapes(named))
+    return OnnxModel(named, name, tensor_shapes(named), external)

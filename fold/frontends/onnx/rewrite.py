@@ -16,7 +16,8 @@ its consumers, and a graph output of that name, need no rewiring. Gemm gets ``C'
 last node. New weights are new initializers; a weight stored as float16 behind a ``Cast`` is
 written back as float16 behind that same Cast; constants nothing reads any more (and the nodes
 that only computed them) are dropped. The opset and IR version are unchanged, and the result
-passes ``onnx.checker.check_model(full_check=True)``.
+passes ``onnx.checker.check_model(full_check=True)``. A model with external data gets its new
+tensors in its scratch file (``fold.frontends.onnx.external``), one layer in memory at a time.
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ def _set_beta_one(node: onnx.NodeProto) -> None:
     node.attribute.extend([*kept, helper.make_attribute("beta", 1.0)])
 
 
+def _tensor(view: OnnxView, value: np.ndarray, name: str) -> onnx.TensorProto:
+    """A new initializer: inline, or, for a model with external data, in its scratch file (so that
+    no folded weight stays in memory)."""
+    external = view.model.external
+    return numpy_helper.from_array(value, name) if external is None else external.store(value, name)
+
+
 def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.NodeProto, slot: int,
            value: np.ndarray, dtype: np.dtype) -> list[onnx.TensorProto]:
     """Make ``node`` read ``value`` at ``slot``: a float16 weight behind a Cast is written back as
@@ -73,10 +81,10 @@ def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.Node
             len(view.readers(old)) == 1 and view.is_constant(cast.inputs[0]):
         stored = names.fresh(f"{cast.inputs[0]}_folded")
         graph.node[cast.index].input[0] = stored
-        return [numpy_helper.from_array(np.asarray(value).astype(np.float16), stored)]
+        return [_tensor(view, np.asarray(value).astype(np.float16), stored)]
     name = names.fresh(f"{old or node.name}_folded")
     _set_input(node, slot, name)
-    return [numpy_helper.from_array(np.asarray(value).astype(dtype), name)]
+    return [_tensor(view, np.asarray(value).astype(dtype, copy=False), name)]
 
 
 def _fold_one(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidate,
@@ -93,7 +101,7 @@ def _fold_one(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandida
     add = None
     if node.op_type == "MatMul":  # no bias input: one Add after it, named like the chain's last node
         b_name = names.fresh(f"{node.name}_bias_folded")
-        inits.append(numpy_helper.from_array(bias, b_name))
+        inits.append(_tensor(view, bias, b_name))
         out = names.fresh(f"{node.output[0]}_biased")
         add = helper.make_node("Add", [node.output[0], b_name], [out], name=chain.tail.id)
         if len(survivors) > 1:
@@ -122,6 +130,8 @@ def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate,
         if not decision.folded:
             continue
         new, add = _fold_one(view, graph, names, c, decision)
+        if model.external is not None:
+            model.external.release()  # one layer's weights in memory at a time
         inits += new
         if add is not None:
             added[c.chain.producer.index] = add
@@ -167,7 +177,7 @@ def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorPro
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
     _prune(graph)
     shapes = {**model.shapes, **{t.name: tuple(t.dims) for t in inits}}
-    return OnnxModel(proto, model.name, shapes)
+    return OnnxModel(proto, model.name, shapes, model.external)
 
 
 def _prune(graph: onnx.GraphProto) -> None:

@@ -115,10 +115,16 @@ class OnnxView:
         if tensor not in self._values:
             op = self._producer.get(tensor)
             if op is None:
-                self._values[tensor] = numpy_helper.to_array(self.initializers[tensor])
+                self._values[tensor] = self._initializer(self.initializers[tensor])
             else:
                 self._values[tensor] = _compute(self.node(op), [self.value(t) if t else None for t in op.inputs])
         return self._values[tensor]
+
+    def _initializer(self, tensor: onnx.TensorProto) -> np.ndarray:
+        """An initializer's value; an external one is a view of its file's map, read when used."""
+        if self.model.external is not None and tensor.data_location == onnx.TensorProto.EXTERNAL:
+            return self.model.external.array(tensor)
+        return numpy_helper.to_array(tensor)
 
     def looked_through(self, tensor: str) -> list[Op]:
         found, t = [], tensor
