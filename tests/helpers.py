@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import onnx
 
 from demo.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
 from fold.core.affine import scale_along, scale_kernel
@@ -220,3 +221,13 @@ def run_cli(*args, timeout: float = 300, path: str | None = None) -> subprocess.
     env = {**os.environ, "PYTHONPATH": str(ROOT), **({"PATH": path} if path is not None else {})}
     return subprocess.run([sys.executable, "-m", "fold", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def relocated(path: Path, location: str) -> None:
+    """Rewrite every external-data ``location`` of the ONNX model at ``path`` (its data stays where it is)."""
+    proto = onnx.load(path, load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(proto, path)

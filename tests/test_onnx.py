@@ -22,7 +22,7 @@ from fold.errors import FoldError
 from fold.frontends.onnx.io import load_model, prepare
 from fold.frontends.onnx.model import OnnxModel
 from fold.pipeline import fold, run, verify
-from tests.helpers import ONNX, assert_folds, assert_skipped, run_cli
+from tests.helpers import ONNX, assert_folds, assert_skipped, relocated, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-5
@@ -471,12 +471,7 @@ def _external_model(folder: Path, location: str) -> Path:
     out = g.bn(g.conv(x, 3, 4, 3, "conv"), 4, "bn")
     path = folder / "model.onnx"
     onnx.save(g.model([out], "net"), path, save_as_external_data=True, location="weights.bin", size_threshold=0)
-    proto = onnx.load(path, load_external_data=False)
-    for tensor in proto.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = location
-    onnx.save(proto, path)
+    relocated(path, location)
     return path
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from demo.onnx_zoo import Graph
 from fold.core.verification import sample_inputs
 from fold.errors import FoldError
 from fold.frontends.onnx.io import load_model, prepare
 from fold.pipeline import fold, run, verify
-from tests.helpers import ONNX, run_cli
+from tests.helpers import ONNX, relocated, run_cli
 
 
 def _conv(bias: bool) -> tuple[onnx.ModelProto, int]:
@@ -219,19 +219,10 @@ def test_no_verify_refuses_what_needs_a_run(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv.onnx"]
 
 
-def _relocated(path: Path, location: str) -> None:
-    proto = onnx.load(path, load_external_data=False)
-    for tensor in proto.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = location
-    onnx.save(proto, path)
-
-
 @pytest.mark.parametrize("location", ["../model.onnx.data", "/etc/passwd", "sub/../../x.data"])
 def test_a_location_outside_the_folder_is_refused_in_one_sentence(location, tmp_path):
     path = _external(_conv(False)[0], tmp_path / "in")
-    _relocated(path, location)
+    relocated(path, location)
     with pytest.raises(FoldError, match="outside its own folder") as caught:
         load_model(path)
     assert str(caught.value).count(". ") == 0 and str(caught.value).endswith(".")
@@ -249,7 +240,7 @@ def test_a_range_past_the_end_of_its_file_is_refused(tmp_path):
 
 def test_an_output_over_its_input_is_refused(tmp_path):
     path = _external(_conv(False)[0], tmp_path, "m.onnx")
-    _relocated(path, "out.onnx.data")
+    relocated(path, "out.onnx.data")
     (tmp_path / "m.onnx.data").rename(tmp_path / "out.onnx.data")
     before = _digests(tmp_path)
     proc = run_cli(path, "-o", path, "--no-verify")
