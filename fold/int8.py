@@ -167,10 +167,7 @@ class _Onnx:
         view = view_of(result.original)
         found = {}
         for d in result.folded_pairs:
-            t = view.by_name[d.bn_nodes[-1]].output
-            readers = view.readers(t)
-            if len(readers) == 1 and readers[0].type == "Relu" and not view.is_output(t):
-                t = readers[0].output
+            t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "Relu")
             found[d.layer] = (t, t)
         return found
 
@@ -195,8 +192,9 @@ class _LiteRt:
 
     def __init__(self) -> None:
         from fold.frontends.keras import int8 as rt
+        from fold.frontends.tflite import int8 as lite
 
-        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
+        self.rt, self.name, self.version = rt, lite.RUNTIME, lite.runtime_version()
 
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
         graph = result.graph_before
@@ -238,10 +236,7 @@ class _Tflite:
         view, found = view_of(result.original), {}
         names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
         for d in result.folded_pairs:
-            t = view.by_name[d.bn_nodes[-1]].output
-            readers = view.readers(t)
-            if len(readers) == 1 and readers[0].type == "RELU" and not view.is_output(t):
-                t = readers[0].output
+            t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "RELU")
             name = tensor_name(result.original.main, int(t))
             if names.count(name) > 1:
                 raise FoldError(f"Real int8 of '{result.name}' reads tensors by name, as {self.rt.QUANTIZER} matches "
@@ -256,6 +251,15 @@ class _Tflite:
                  keep_float: list[str]):
         return self.rt.run_rows(self.rt.quantize(model, inputs, per_channel=per_channel), inputs,
                                 {p: p for p in points})
+
+
+def _after_lone_relu(view: Any, tensor: str, relu: str) -> str:
+    """The tensor a BN's output is judged at in an op view: the output of the ``relu`` op that alone reads
+    it (the quantizer gives both one range), else the BN's output itself."""
+    readers = view.readers(tensor)
+    if len(readers) == 1 and readers[0].type == relu and not view.is_output(tensor):
+        return readers[0].output
+    return tensor
 
 
 def _is_relu(data: dict) -> bool:

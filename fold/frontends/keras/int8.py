@@ -23,7 +23,7 @@ from fold.check import converter_nodes
 from fold.errors import FoldError, one_line
 from fold.frontends.keras import FRONTEND as KERAS
 from fold.frontends.tflite import FRONTEND as TFLITE
-from fold.frontends.tflite.int8 import RUNTIME, run_rows, runtime_version  # noqa: F401 - the adapter reads them here
+from fold.frontends.tflite.int8 import run_rows
 from fold.frontends.tflite.io import model_from_bytes
 from fold.quiet import quiet_stderr
 
