@@ -251,7 +251,7 @@ def high_bias_absorbed(result: FoldResult, model: Any) -> Absorbed:
         if d is None or d.bn_output is None:
             skipped[(first, second)] = "its BN is given as scale and shift: no output distribution to read"
             continue
-        k1, k2 = kernels.get(first, frontend.kernel(model, first)), kernels.get(second, frontend.kernel(model, second))
+        k1, k2 = kernels.get(first) or frontend.kernel(model, first), kernels.get(second) or frontend.kernel(model, second)
         if k2.kind.family == "transpose":
             skipped[(first, second)] = "a transposed convolution's response to a constant varies with the stride"
             continue
