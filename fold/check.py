@@ -233,8 +233,9 @@ def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFat
                 found = (before, tail)
         layer = None if found is None else _folded_into(g_cand, found[0])
         fates.append(BnFate(c.bn, c.layer, "folded", layer))
-        if layer is not None and c.layer in g_orig:
-            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn))
+        if layer is not None and c.layer in g_orig:  # the BN's own parameters, for the layer's float bound
+            affine = c.folded_affine()
+            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn, affine.scale, affine.terms))
     output_only = [f.bn for f in fates if f.status == "folded" and f.into is None]
     taken = {f.layer for f in folded} | {f.until for f in folded}
     same_format = original.frontend.format.name == candidate.frontend.format.name

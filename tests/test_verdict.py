@@ -19,27 +19,44 @@ def test_unit_roundoff_of_each_dtype():
 
 
 def test_layer_tolerance_by_hand():
-    # two channels on the last axis; n = 4 terms per output: (2 λ √4 + 1) u = 41 u per unit of Σ|W'||x|
+    """Two channels on the last axis, n = 4 terms per output, no y known: 2 λ √n u A + u_p A + 2 u |bn|
+    + 8 u (A + T) + (8 u + 7 u_p) T, with T the folded bias when the BN's parameters are not given."""
     terms = np.array([[1.0, 2.0]], np.float32)
     ref = np.array([[0.5, -1.0]], np.float32)
     tol = layer_tolerance(terms, ref, np.array([0.25, 0.0]), 4, "float32", axis=1)
-    assert 2 * LAMBDA * 2 + 1 == 41
-    np.testing.assert_allclose(tol, [[41 * U * 1 + 4 * U * (0.5 + 0.25), 41 * U * 2 + 4 * U * 1.0]])
+    assert 2 * LAMBDA * 2 == 40
+    np.testing.assert_allclose(tol, [[(40 + 1) * U + 2 * U * 0.5 + 8 * U * 1.25 + 15 * U * 0.25,
+                                      (40 + 1) * U * 2 + 2 * U * 1.0 + 8 * U * 2]])
 
 
-def test_layer_tolerance_counts_what_the_bn_step_rounds_when_bias_and_shift_cancel():
-    """y = -0.706 on a channel, s = 1.193, t = 0.839: the folded bias is ~0, but both models round
-    numbers of size 0.84; the term 4u (|s||y| + T) is what keeps a correct fold from failing."""
-    y = np.array([[-0.706]])
-    ref = 1.193 * y + 0.839
-    plain = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1)
-    full = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1, source=y, scale=np.array([1.193]),
-                           terms=np.array([0.839]))
-    assert full[0, 0] == pytest.approx(plain[0, 0] + 4 * U * (1.193 * 0.706 + 0.839))
-    # without the BN's parameters (a tool's fold) they are read off y and bn: an exact affine map
+def test_layer_tolerance_charges_the_rounding_of_what_a_cancelling_shift_is_made_of():
+    """PP-OCRv3's detector, 'Conv_44' channel 284: β = -0.9533, s μ = -0.9541, so b' = 0.0008; a peer that
+    computes b' in float32 rounds numbers of size 0.95 (8e-9 off), which 7 u T covers and u |b'| does not."""
+    beta, s_mu, s = -0.9533, -0.9541, 1.25
+    y = np.array([[0.01], [-0.02]])
+    ref = s * y + (beta - s_mu)
+    t = np.array([abs(beta) + abs(s_mu)])
+    tol = layer_tolerance(np.zeros_like(y), ref, np.array([beta - s_mu]), 1, "float32", 1, source=y,
+                          scale=np.array([s]), terms=t)
+    np.testing.assert_allclose(tol, 2 * U * np.abs(ref) + 8 * U * s * np.abs(y) + 15 * U * t)
+    peer_bias = np.float32(np.float32(beta) - np.float32(s_mu))  # b' as a float32 folder computes it
+    assert abs(float(peer_bias) - (beta - s_mu)) > 4 * U * abs(beta - s_mu)  # the old bound's term misses it
+    assert abs(float(peer_bias) - (beta - s_mu)) < tol.min()
+    # without the BN's parameters, they are read off y and bn: an exact affine map
     ys = np.array([[0.0], [1.0], [-2.0]])
     scale, shift = bn_step(ys, 3 * ys - 5, axis=1)
     assert scale == pytest.approx([3.0]) and shift == pytest.approx([5.0])
+
+
+def test_layer_tolerance_in_float16_storage_charges_u16_for_each_weight_and_the_bias_terms():
+    """Weights and bias stored as float16, computed in float32: u_p = 2^-11 on A and on 7 T."""
+    u16 = 2.0**-11
+    a, ref, y = np.array([[3.0]]), np.array([[0.5]]), np.array([[0.4]])
+    plain = layer_tolerance(a, ref, None, 9, "float32", 1, source=y, scale=np.array([1.0]), terms=np.array([2.0]))
+    stored = layer_tolerance(a, ref, None, 9, "float32", 1, source=y, scale=np.array([1.0]), terms=np.array([2.0]),
+                             stored="float16")
+    np.testing.assert_allclose(stored - plain, (u16 - U) * 3.0 + 7 * (u16 - U) * 2.0)
+    assert layer_tolerance(a, ref, None, 9, "float16", 1, stored="float32")[0, 0] > stored[0, 0]  # never below u
 
 
 def test_non_finite_values_have_no_tolerance():

@@ -140,26 +140,31 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
                     dtype: str, axis: int, source: np.ndarray | None = None, scale: np.ndarray | None = None,
                     terms: np.ndarray | None = None, stored: str | None = None) -> np.ndarray:
     """The elementwise tolerance of a folded layer's output, as rule 1 says (the shape of ``reference``,
-    whose channels are on ``axis``); ``bias`` is the folded bias per channel (None: no bias);
-    ``source`` the original layer's output y, ``scale`` and ``terms`` the BN's |s| and T per channel
-    (read off ``source`` and ``reference`` when not given). ``stored``: the narrower dtype the folded
-    weights were written in (float16), whose rounding moves each product by at most its unit
-    roundoff: u16 * sum |W'||x| and u16 * |b'|, added as a hard bound."""
+    whose channels are on ``axis``):
+
+        2 λ √n u A + u_p A + 2 u |bn| + 8 u |s| |y| + (8 u + 7 u_p) T
+
+    ``magnitude`` is A = Σ|W'||x|, ``dtype`` the compute dtype (u), ``stored`` the dtype the folded
+    weights and bias are stored in when it is narrower (u_p; else u_p = u), ``source`` the original
+    layer's output y, ``scale`` and ``terms`` the BN's |s| and T = |β| + |μ s| + |b s| per channel.
+    Without y, |s||y| is bounded by A + T; without the BN's parameters, |s| and |t| are read off y
+    and bn (``bn_step``), and without either T is the folded ``bias``."""
     u = unit_roundoff(dtype)
-    tol = np.multiply(magnitude, (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) + 1) * u, dtype=np.float64)
-    tol += 4 * u * np.abs(reference)
-    if bias is not None:
-        tol += per_channel(tol.shape, axis, 4 * u * np.abs(np.asarray(bias, dtype=np.float64)))
-    if source is not None and source.shape == reference.shape:
-        if scale is None or terms is None:
-            scale, terms = bn_step(source, reference, axis)
-        tol += 4 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
-        tol += per_channel(tol.shape, axis, 4 * u * np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64))))
-    if stored is not None and unit_roundoff(stored) > u:
-        u_stored = unit_roundoff(stored)
-        tol += u_stored * np.asarray(magnitude, dtype=np.float64)
-        if bias is not None:
-            tol += per_channel(tol.shape, axis, u_stored * np.abs(np.asarray(bias, dtype=np.float64)))
+    u_p = max(u, unit_roundoff(stored)) if stored is not None else u
+    a = np.asarray(magnitude, dtype=np.float64)
+    tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
+    tol += 2 * u * np.abs(reference)
+    known = source is not None and source.shape == reference.shape
+    if known and (scale is None or terms is None):
+        scale, terms = bn_step(source, reference, axis)
+    if terms is None:
+        terms = np.zeros(tol.shape[axis]) if bias is None else bias
+    shift = per_channel(tol.shape, axis, np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1)))
+    if known:  # the coherent rounding of s in both models, and of the BN's product s y
+        tol += 8 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+    else:  # |s||y| <= |W' x| + |s b| <= A + T
+        tol += 8 * u * (a + shift)
+    tol += (8 * u + 7 * u_p) * shift
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
     return tol
@@ -290,11 +295,13 @@ class TensorCheck:
     layer:   the node of the checked (folded) model that produced it.
     tensor:  the original model's node it was compared with (the BN, or the same tensor).
     role:    "folded", "output" or "shared".
-    mode:    "own inputs" (a folded layer fed what the original layer received) or "end to end".
+    mode:    "own inputs" (a folded layer fed what the original layer received), "own and synthetic
+             inputs" (and a synthetic batch, rule 2) or "end to end".
     atol:    the tolerance the worst element (folded) or channel (others) was judged against.
     margin:  the worst |diff| / tolerance reached (above 1: failed).
     not_exercised: output channels whose response the inputs left constant (folded layers).
     exercised: how many channels were exercised (folded layers; None for other tensors).
+    synthetic: exercised channels that only the synthetic batch exercised (rule 2; folded layers).
     """
 
     layer: str
@@ -311,6 +318,7 @@ class TensorCheck:
     margin: float = 0.0
     not_exercised: list[int] = field(default_factory=list)
     exercised: int | None = None
+    synthetic: list[int] = field(default_factory=list)
 
     @property
     def conclusive(self) -> bool:
@@ -321,18 +329,23 @@ class TensorCheck:
         return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "role": self.role, "mode": self.mode,
                 "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff, "atol": self.atol,
                 "passed": self.passed, "margin": self.margin, "worst_channel": self.worst_channel,
-                "channels": self.channels, "exercised": self.exercised, "not_exercised": self.not_exercised}
+                "channels": self.channels, "exercised": self.exercised, "not_exercised": self.not_exercised,
+                "synthetic": self.synthetic}
 
 
-def judge_layer(layer: str, bn: str, tensor: str, stats: ChannelStats, zero_kernel: np.ndarray) -> TensorCheck:
-    """Rule 1 and 2 for a folded layer whose batches have been added with their tolerances."""
+def judge_layer(layer: str, bn: str, tensor: str, stats: ChannelStats, zero_kernel: np.ndarray,
+                recorded: np.ndarray | None = None) -> TensorCheck:
+    """Rule 1 and 2 for a folded layer whose batches have been added with their tolerances;
+    ``recorded``: the channels its recorded inputs exercised, when a synthetic batch was added after them."""
     passed = bool(np.all(stats.ratio <= 1.0))
     worst = int(np.argmax(stats.ratio)) if stats.channels else 0
     exercised = stats.varies() & ~zero_kernel
     quiet = [int(c) for c in np.flatnonzero(~stats.varies() & ~zero_kernel)]
-    return TensorCheck(layer, bn, tensor, "folded", "own inputs", stats.max_abs_diff, stats.max_rel_diff,
+    synthetic = [] if recorded is None else [int(c) for c in np.flatnonzero(exercised & ~recorded)]
+    mode = "own inputs" if recorded is None else "own and synthetic inputs"
+    return TensorCheck(layer, bn, tensor, "folded", mode, stats.max_abs_diff, stats.max_rel_diff,
                        float(stats.tol_at_ratio[worst]) if stats.channels else 0.0, passed, worst, stats.channels,
-                       float(stats.ratio.max(initial=0.0)), quiet, int(exercised.sum()))
+                       float(stats.ratio.max(initial=0.0)), quiet, int(exercised.sum()), synthetic)
 
 
 def tensor_budget(stats: ChannelStats, dtype: str, atol: float | None = None) -> np.ndarray:
