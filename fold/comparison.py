@@ -26,7 +26,7 @@ from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
     ChannelStats, TensorCheck, as_channels, as_shaped, judge_layer, judge_tensor, layer_tolerance, nudge_bias,
-    nudge_factors, nudge_rho, verdict, within_floor,
+    nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
 from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
@@ -299,13 +299,12 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
                 kept_nodes = None
         start += len(chunk[0])
 
-    recorded = {n: stats.varies() for n, stats in layer_stats.items()}
-    synthetic: set[str] = set()
+    synthetic: dict[str, ChannelStats] = {}  # apart: the nudge's ρ is the float error on the model's own inputs
     if first[0]:
         reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone])
-        synthetic = _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude,
-                                     kernels, (b_orig, b_checked), g_orig, layer_stats, seed)
-    checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], recorded[f.layer] if f.layer in synthetic else None)
+        _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude, kernels,
+                         (b_orig, b_checked), g_orig, synthetic, seed)
+    checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
               for f in alone if f.layer in layer_stats]
     output_only += [f.bn for f in alone if f.layer not in layer_stats]
     compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
@@ -359,32 +358,32 @@ def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray
                      chunks: tuple[list[np.ndarray], list[np.ndarray]],
                      reference: LayerRunner, plain: LayerRunner, magnitude: LayerRunner,
                      kernels: dict[str, LayerKernel], batches: tuple[int | None, int | None], graph: nx.DiGraph,
-                     stats: dict[str, ChannelStats], seed: int | None) -> set[str]:
+                     stats: dict[str, ChannelStats], seed: int | None) -> None:
     """Rule 2's synthetic batch: each folded layer, and the original layer through its BN run alone
-    (``reference``), fed ``synthetic_batch`` of what the layer received in the first chunk (``feeds``);
-    returns the layers it was judged for. Every layer the runners hold is fed (a session runs them all);
+    (``reference``), fed ``synthetic_batch`` of what the layer received in the first chunk (``feeds``),
+    its figures added to ``stats``. Every layer the runners hold is fed (a session runs them all);
     ``chunks`` and ``batches``: the first chunk's model inputs and the batch size of each model."""
     rng = np.random.default_rng(0 if seed is None else seed)
     made = {}
     for f in folded:
         if f.source in reference.layers:
-            xs = synthetic_batch(feeds[f.layer], channel_axis(graph, f.source, np.ndim(feeds[f.layer][0])), rng)
+            k, recorded = kernels[f.layer], feeds[f.layer]
+            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
+                                  np.asarray(recorded[0]).dtype.name, k.stored)
+            xs = synthetic_batch(recorded, channel_axis(graph, f.source, np.ndim(recorded[0])), rng, gain)
             if xs is not None:
                 made[f.layer] = xs
     if not made:
-        return set()
+        return
     fed = {f.layer: made.get(f.layer, feeds[f.layer]) for f in folded}
     refs = _layers_in_batches(reference, {f.source: fed[f.layer] for f in folded}, chunks[0], batches[0])
     got_all = _layers_in_batches(plain, fed, chunks[1], batches[1])
     terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in fed.items()}, chunks[1],
                                    batches[1])
-    judged = set()
     for f in folded:
         if f.layer in made and f.source in refs:
             _add_layer_batch(f, refs[f.source], got_all[f.layer], terms_all[f.layer], None, kernels[f.layer], graph,
                              stats)
-            judged.add(f.layer)
-    return judged
 
 
 def _kernel(side: Side, layer: str) -> LayerKernel | None:
@@ -394,10 +393,14 @@ def _kernel(side: Side, layer: str) -> LayerKernel | None:
         return None
 
 
-def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel, recorded: np.ndarray | None) -> TensorCheck:
+def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel, synthetic: ChannelStats | None
+                 ) -> TensorCheck:
+    """Rules 1 and 2 on the recorded batches and, when it was run, the synthetic one."""
     rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups)
     zero = ~np.any(rows != 0, axis=1) if rows.shape[0] == stats.channels else np.zeros(stats.channels, bool)
-    return judge_layer(f.layer, f.bn, f.reference, stats, zero, recorded)
+    if synthetic is None or synthetic.channels != stats.channels:
+        return judge_layer(f.layer, f.bn, f.reference, stats, zero)
+    return judge_layer(f.layer, f.bn, f.reference, stats.merged(synthetic), zero, stats.varies())
 
 
 def _judge_tensor(t: _Compared, atol: float | None) -> TensorCheck:

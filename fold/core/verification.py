@@ -13,7 +13,9 @@ A folded layer is also judged on a synthetic batch (``synthetic_batch``), since 
 holds for any x: the shape of the inputs it received in the model, each input channel drawn
 standard-normal times the larger of 1 and that channel's RMS there, so that every input channel is
 exercised: one the model's inputs leave dead (behind a ReLU) or nearly so (a squeeze-excitation
-block's pooled 1e-8) then moves the layer's output past the rounding of its bias.
+block's pooled 1e-8) then moves the layer's output past the rounding of its bias. The whole batch is
+scaled up further where the layer has an output channel whose kernel is tiny next to its shift
+(``fold.core.verdict.synthetic_gain``), so that a 1 % error in that kernel still shows.
 
 The comparison itself (every folded layer at its own scale, outputs and shared tensors
 against what they inherit) is ``fold.core.verdict``; ``Verification`` holds its result and
@@ -155,9 +157,10 @@ def run_in_batches(run: Callable[[list[np.ndarray]], list[np.ndarray]], inputs: 
     return [np.concatenate([np.atleast_1d(c[k]) for c in chunks], axis=0) for k in range(len(chunks[0]))]
 
 
-def synthetic_batch(recorded: Sequence[np.ndarray], axis: int, rng: np.random.Generator) -> list[np.ndarray] | None:
+def synthetic_batch(recorded: Sequence[np.ndarray], axis: int, rng: np.random.Generator,
+                    gain: float = 1.0) -> list[np.ndarray] | None:
     """Arrays shaped like ``recorded`` (a layer's data inputs, channels on ``axis``) that exercise every
-    input channel (see the module docstring); None when some input is not a float array."""
+    input channel (see the module docstring), times ``gain``; None when some input is not a float array."""
     made = []
     for x in recorded:
         x = np.asarray(x)
@@ -171,7 +174,7 @@ def synthetic_batch(recorded: Sequence[np.ndarray], axis: int, rng: np.random.Ge
         rms = np.maximum(np.where(np.isfinite(rms), rms, 0.0), 1.0)
         view = [1] * x.ndim
         view[ax] = x.shape[ax]
-        made.append((rng.standard_normal(x.shape) * rms.reshape(view)).astype(x.dtype))
+        made.append((rng.standard_normal(x.shape) * (gain * rms.reshape(view))).astype(x.dtype))
     return made
 
 
