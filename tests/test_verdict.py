@@ -7,7 +7,8 @@ import pytest
 
 from fold.core.verdict import (
     BUDGET, FLOOR, INCONCLUSIVE, LAMBDA, NUDGE, PASS, ChannelStats, abs_diff, as_channels, bn_step, judge_layer,
-    judge_tensor, layer_tolerance, nudge_bias, nudge_factors, nudge_rho, tensor_budget, unit_roundoff, verdict,
+    judge_tensor, layer_tolerance, nudge_bias, nudge_factors, nudge_rho, synthetic_gain, tensor_budget, unit_roundoff,
+    verdict,
 )
 
 U = 2.0**-24
@@ -160,3 +161,28 @@ def stats_with_diff() -> ChannelStats:
     stats = ChannelStats(1)
     stats.add(np.array([[1.0]]), np.array([[2.0]]), 1)
     return stats
+
+
+def test_synthetic_gain_by_hand():
+    """Rows |w|_2 = 1 and 1e-4 beside shifts of size T = 1 and 2: REACH u T / |w|_2 = 4000 * 2^-24 * 2 / 1e-4
+    for the tiny row; at least 1; a float16 batch no further than 1000 / max |w|_1."""
+    rows = np.array([[0.6, 0.8], [1e-4, 0.0], [0.0, 0.0]])
+    gain = synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float32")
+    assert gain == pytest.approx(4000 * U * 2 / 1e-4)
+    assert synthetic_gain(rows[:1], np.array([1.0]), "float32") == 1.0
+    assert synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float16") == pytest.approx(1000 / 1.4)
+    assert synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float32", stored="float16") > gain  # u_p counts
+
+
+def test_merged_channel_stats_are_both_batches_together():
+    recorded, synthetic = ChannelStats(2), ChannelStats(2)
+    ref = np.array([[1.0, 2.0], [1.0, 3.0]])
+    recorded.add(ref, ref + np.array([0.0, 1e-7]), 1, np.full(ref.shape, 1e-6))
+    synthetic.add(10 * ref - 4, 10 * ref - 4 + np.array([3e-6, 0.0]), 1, np.full(ref.shape, 1e-6))
+    both = recorded.merged(synthetic)
+    assert list(recorded.varies()) == [False, True] and list(both.varies()) == [True, True]
+    np.testing.assert_allclose(both.ratio, [3.0, 0.1], rtol=1e-6)
+    assert both.count == 8 and both.peak[1] == pytest.approx(26.0) and both.low[0] == pytest.approx(1.0)
+    check = judge_layer("conv", "bn", "bn", both, np.zeros(2, bool), recorded.varies())
+    assert not check.passed and check.worst_channel == 0 and check.synthetic == [0]
+    assert check.mode == "own and synthetic inputs"
