@@ -37,6 +37,8 @@ TAP_BYTES = 2048 * 2**20
 KEEP_BYTES = 1024 * 2**20
 #: Independent nudged models (``fold.core.verdict``, rule 3): a single draw can miss a channel.
 NUDGES = 2
+#: Rows of the synthetic batch every folded layer is also judged on (rule 2), at least.
+SYNTHETIC_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
         if ready:
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
         if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
-            first = (ready, {f.layer: o.feeds[f.source] for f in ready}, chunk)
+            k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
+            first = (ready, {f.layer: [x[:k] for x in o.feeds[f.source]] for f in ready}, [x[:k] for x in chunk])
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
