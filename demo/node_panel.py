@@ -107,6 +107,8 @@ def _check(result: FoldResult, verification: Verification, node: str, index: int
         if check is None:
             return f"{verdict}: checked at the model's outputs only" if verdict else ""
         exercised = "" if check.exercised is None else f", {check.exercised} of {check.channels} channels exercised"
+        if check.synthetic:
+            exercised += f" ({len(check.synthetic)} only by a synthetic batch)"
         return (f"{verdict}: {d.layer} fed what the original layer received, against {d.bn}: |diff| at "
                 f"{check.margin:.2g} of its tolerance, max abs diff {check.max_abs_diff:.2e}, max rel diff "
                 f"{check.max_rel_diff:.2e}{exercised}")

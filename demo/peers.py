@@ -1,4 +1,4 @@
-"""What the field's ONNX tools do with the same model, for the page: onnxsim, onnxoptimizer's
+"""What the field's ONNX tools do with the same model, for the page: onnxsim, onnxslim, onnxoptimizer's
 fuse_bn_into_conv and onnxruntime's offline optimizer (``fold.peers``), each measured like foldscope's
 fold (BatchNorms left, counted as ``FoldResult.bn_after`` counts them; its check against the original
 on the page's inputs)."""

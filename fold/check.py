@@ -1,4 +1,4 @@
-"""Check a fold that any tool made (onnxsim, onnxruntime's optimizer, onnxoptimizer, TensorFlow's
+"""Check a fold that any tool made (onnxsim, onnxslim, onnxruntime's optimizer, onnxoptimizer, TensorFlow's
 TFLite converter, a compiler, a hand edit): line the candidate up with its original and verify it
 with the same verdict as foldscope's own folds (``fold.core.verdict``).
 
@@ -22,8 +22,10 @@ How the two models are lined up (and what cannot be):
   last Keras layer, in the model's order, among the layers it names; a BN named in the tensor of
   a conv or dense op was folded into that op.
 - Outputs and inputs: by name (a TFLite signature's ``serving_default_x:0`` is ``x``), else by position.
-- Not lined up: a BN whose output tensor the candidate renamed or split, or a tool that merged
-  layers across a BN; the fold of such a BN is checked through the outputs only, and the report
+- Not lined up: a BN whose output tensor the candidate renamed or split, a tool that merged
+  layers across a BN, or a separable layer the candidate split in two (the converter's
+  DEPTHWISE_CONV_2D then CONV_2D: the op that absorbed the BN does not read what the original
+  layer received); the fold of such a BN is checked through the outputs only, and the report
   lists it.
 """
 
@@ -214,13 +216,25 @@ def _folded_into(graph: nx.DiGraph, node: str) -> str | None:
     return None
 
 
+def _split(c, candidate: Side, layer: str) -> bool:
+    """Whether the candidate split the original's separable layer in two (TensorFlow's converter writes
+    DEPTHWISE_CONV_2D then CONV_2D): its op that absorbed the BN reads the depthwise part's output, not
+    what the original layer received, so it cannot be run alone on that."""
+    if c.kind is None or c.kind.family != "separable":
+        return False
+    try:
+        return candidate.frontend.kernel(candidate.model, layer).kind.family != "separable"
+    except (ValueError, KeyError):
+        return True
+
+
 def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFate]]:
     """How the candidate lines up with its original: the fate of every BN, the folded layers, the
     shared tensors, and the outputs' order."""
     g_orig, g_cand = flatten(original.graph), flatten(candidate.graph)
     outputs = _outputs(original, candidate)
     match = _matcher(original, candidate, g_orig, g_cand, outputs)
-    fates, folded = [], []
+    fates, folded, split = [], [], []
     for c in original.frontend.candidates(original.model):
         tail = c.bn.split("+")[-1]
         found = match.absorbed(g_orig, tail) if tail in g_orig else None
@@ -233,15 +247,19 @@ def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFat
                 found = (before, tail)
         layer = None if found is None else _folded_into(g_cand, found[0])
         fates.append(BnFate(c.bn, c.layer, "folded", layer))
-        if layer is not None and c.layer in g_orig:
-            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn))
-    output_only = [f.bn for f in fates if f.status == "folded" and f.into is None]
+        if layer is not None and c.layer in g_orig and _split(c, candidate, layer):
+            split.append(c)
+        elif layer is not None and c.layer in g_orig:  # the BN's own parameters, for the layer's float bound
+            affine = c.folded_affine()
+            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn, affine.scale, affine.terms))
+    output_only = [f.bn for f in fates if f.status == "folded" and f.into is None] + [c.bn for c in split]
     taken = {f.layer for f in folded} | {f.until for f in folded}
+    halves = {c.layer for c in split}  # what stands for a split layer is its first half: nothing to compare
     same_format = original.frontend.format.name == candidate.frontend.format.name
     shared = []
     for node, role in g_orig.nodes(data="role"):
         other = match.node(g_orig, node)
-        if role != "input" and other is not None and other not in taken and \
+        if role != "input" and other is not None and other not in taken and node not in halves and \
                 g_cand.nodes[other].get("role") != "input" and \
                 (not same_format or _signature(g_orig, node) == _signature(g_cand, other)):
             shared.append((node, other))

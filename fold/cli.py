@@ -135,7 +135,7 @@ def fold_parser() -> argparse.ArgumentParser:
 def check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fold check",
-        description="Verify a fold that any tool made (onnxsim, onnxruntime's optimizer, onnxoptimizer, "
+        description="Verify a fold that any tool made (onnxsim, onnxslim, onnxruntime's optimizer, onnxoptimizer, "
                     "TensorFlow's TFLite converter, a hand edit) against the original model: both run on the same "
                     "inputs, every layer that absorbed a BN is checked at its own scale, every output and every "
                     "tensor both models have end to end.",
@@ -164,7 +164,7 @@ def zoo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
                         help=f"stop a model's worker after this long: a failed row (default {TIMEOUT_S:g})")
     parser.add_argument("--peers", action="store_true",
-                        help="also run each format's peer tools (onnxsim, onnxoptimizer, onnxruntime's offline "
+                        help="also run each format's peer tools (onnxsim, onnxslim, onnxoptimizer, onnxruntime's offline "
                              "optimizer for ONNX; TensorFlow's TFLite converter for Keras) and check their folds")
     parser.add_argument("--json", metavar="PATH", help="write one row per model file as JSON")
     parser.add_argument("--html", metavar="PATH", help="write the table as a self-contained HTML page")

@@ -26,9 +26,9 @@ from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
     ChannelStats, TensorCheck, as_channels, as_shaped, judge_layer, judge_tensor, layer_tolerance, nudge_bias,
-    nudge_factors, nudge_rho, verdict, within_floor,
+    nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
 )
-from fold.core.verification import MAX_BATCH, OutputDiff, Verification
+from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
 from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
 
 #: Bytes of tapped tensors one chunk of rows may hold (the engine picks the rows per chunk from it).
@@ -37,6 +37,8 @@ TAP_BYTES = 2048 * 2**20
 KEEP_BYTES = 1024 * 2**20
 #: Independent nudged models (``fold.core.verdict``, rule 3): a single draw can miss a channel.
 NUDGES = 2
+#: Rows of the synthetic batch every folded layer is also judged on (rule 2), at least.
+SYNTHETIC_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     row_bytes = _row_bytes(g_orig, [*(f.reference for f in corr.folded), *(o for o, _ in corr.shared)], inputs)
     start, step = 0, unit if row_bytes is None else _step(row_bytes * 2, unit)
     chunks: list[tuple[int, int]] = []  # the rows of each chunk, which the nudge runs again
+    first: tuple[list[FoldedLayer], dict, list[np.ndarray]] = ([], {}, [])  # the layers, feeds and inputs of chunk 0
     while start < rows:
         chunk = [x[start:start + step] for x in inputs]
         chunks.append((start, start + step))
@@ -290,13 +293,22 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
         ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds]
         if ready:
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
+        if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
+            k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
+            first = (ready, {f.layer: [x[:k] for x in o.feeds[f.source]] for f in ready}, [x[:k] for x in chunk])
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
                 kept_nodes = None
         start += len(chunk[0])
 
-    checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer]) for f in alone if f.layer in layer_stats]
+    synthetic: dict[str, ChannelStats] = {}  # apart: the nudge's ρ is the float error on the model's own inputs
+    if first[0]:
+        reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone])
+        _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude, kernels,
+                         (b_orig, b_checked), g_orig, synthetic, seed)
+    checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
+              for f in alone if f.layer in layer_stats]
     output_only += [f.bn for f in alone if f.layer not in layer_stats]
     compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
     nudged = False
@@ -324,19 +336,57 @@ def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], pl
     got_all = _layers_in_batches(plain, feeds, chunk, batch)
     terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, chunk, batch)
     for f in folded:
-        ref, got, terms = o.nodes[f.reference], got_all[f.layer], terms_all[f.layer]
-        # a layer fetched before the Squeeze it was looked through to (or a converter's 2-D op for a 1-D layer)
-        got, terms = as_shaped(got, ref.shape), as_shaped(terms, ref.shape)
-        if got.shape != ref.shape or terms.shape != ref.shape:
-            continue
-        axis = channel_axis(graph, f.reference, ref.ndim)
-        (ref_c, axis_c), (got_c, _), (terms_c, _) = (as_channels(a, axis) for a in (ref, got, terms))
-        source = o.nodes.get(f.source)
-        source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
-        kernel = kernels[f.layer]
-        tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source, f.scale,
-                              f.terms, stored=kernel.stored)
-        stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c])).add(ref_c, got_c, axis_c, tol, terms_c)
+        _add_layer_batch(f, o.nodes[f.reference], got_all[f.layer], terms_all[f.layer], o.nodes.get(f.source),
+                         kernels[f.layer], graph, stats)
+
+
+def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np.ndarray, source: np.ndarray | None,
+                     kernel: LayerKernel, graph: nx.DiGraph, stats: dict[str, ChannelStats]) -> None:
+    """One batch of a folded layer's output (and its Σ|W'||x|) against the BN's, with its tolerance;
+    ``source``: the original layer's own output on the same inputs, when known."""
+    # a layer fetched before the Squeeze it was looked through to (or a converter's 2-D op for a 1-D layer)
+    got, terms = as_shaped(got, ref.shape), as_shaped(terms, ref.shape)
+    if got.shape != ref.shape or terms.shape != ref.shape:
+        return
+    axis = channel_axis(graph, f.reference, ref.ndim)
+    (ref_c, axis_c), (got_c, _), (terms_c, _) = (as_channels(a, axis) for a in (ref, got, terms))
+    source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
+    known = f.scale is not None and np.size(f.scale) == ref_c.shape[axis_c]
+    tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source,
+                          f.scale if known else None, f.terms if known else None, stored=kernel.stored)
+    stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c])).add(ref_c, got_c, axis_c, tol, terms_c)
+
+
+def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray]],
+                     chunks: tuple[list[np.ndarray], list[np.ndarray]],
+                     reference: LayerRunner, plain: LayerRunner, magnitude: LayerRunner,
+                     kernels: dict[str, LayerKernel], batches: tuple[int | None, int | None], graph: nx.DiGraph,
+                     stats: dict[str, ChannelStats], seed: int | None) -> None:
+    """Rule 2's synthetic batch: each folded layer, and the original layer through its BN run alone
+    (``reference``), fed ``synthetic_batch`` of what the layer received in the first chunk (``feeds``),
+    its figures added to ``stats``. Every layer the runners hold is fed (a session runs them all);
+    ``chunks`` and ``batches``: the first chunk's model inputs and the batch size of each model."""
+    rng = np.random.default_rng(0 if seed is None else seed)
+    made = {}
+    for f in folded:
+        if f.source in reference.layers:
+            k, recorded = kernels[f.layer], feeds[f.layer]
+            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
+                                  np.asarray(recorded[0]).dtype.name, k.stored)
+            xs = synthetic_batch(recorded, channel_axis(graph, f.source, np.ndim(recorded[0])), rng, gain)
+            if xs is not None:
+                made[f.layer] = xs
+    if not made:
+        return
+    fed = {f.layer: made.get(f.layer, feeds[f.layer]) for f in folded}
+    refs = _layers_in_batches(reference, {f.source: fed[f.layer] for f in folded}, chunks[0], batches[0])
+    got_all = _layers_in_batches(plain, fed, chunks[1], batches[1])
+    terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in fed.items()}, chunks[1],
+                                   batches[1])
+    for f in folded:
+        if f.layer in made and f.source in refs:
+            _add_layer_batch(f, refs[f.source], got_all[f.layer], terms_all[f.layer], None, kernels[f.layer], graph,
+                             stats)
 
 
 def _kernel(side: Side, layer: str) -> LayerKernel | None:
@@ -346,10 +396,14 @@ def _kernel(side: Side, layer: str) -> LayerKernel | None:
         return None
 
 
-def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel) -> TensorCheck:
+def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel, synthetic: ChannelStats | None
+                 ) -> TensorCheck:
+    """Rules 1 and 2 on the recorded batches and, when it was run, the synthetic one."""
     rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups)
     zero = ~np.any(rows != 0, axis=1) if rows.shape[0] == stats.channels else np.zeros(stats.channels, bool)
-    return judge_layer(f.layer, f.bn, f.reference, stats, zero)
+    if synthetic is None or synthetic.channels != stats.channels:
+        return judge_layer(f.layer, f.bn, f.reference, stats, zero)
+    return judge_layer(f.layer, f.bn, f.reference, stats.merged(synthetic), zero, stats.varies())
 
 
 def _judge_tensor(t: _Compared, atol: float | None) -> TensorCheck:

@@ -1,6 +1,6 @@
 """The tools foldscope is measured against, each a function from the original model to the model the
-tool makes of it: onnxsim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline optimizer for
-ONNX files, TensorFlow's TFLite converter for Keras models. ``run_peer`` runs one and checks its
+tool makes of it: onnxsim, onnxslim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline
+optimizer for ONNX files, TensorFlow's TFLite converter for Keras models. ``run_peer`` runs one and checks its
 model against the original with ``fold.check`` (the verdict of ``python -m fold check``: every layer
 that absorbed a BN at its own scale, then the outputs), so a peer's row reads like foldscope's.
 
@@ -43,6 +43,13 @@ def onnxsim_simplify(proto):
     return simplified
 
 
+def onnxslim_slim(proto):
+    """onnxslim's slim, its defaults (Conv/ConvTranspose + BN fusion on)."""
+    import onnxslim
+
+    return onnxslim.slim(proto)
+
+
 def onnxoptimizer_fuse(proto):
     """onnxoptimizer with its one BN pass, fuse_bn_into_conv."""
     import onnxoptimizer
@@ -50,14 +57,15 @@ def onnxoptimizer_fuse(proto):
     return onnxoptimizer.optimize(proto, ["fuse_bn_into_conv"])
 
 
-def onnxruntime_offline(proto):
-    """The model onnxruntime's offline optimizer writes at the extended level."""
+def onnxruntime_offline(proto, level: str = "extended"):
+    """The model onnxruntime's offline optimizer writes at ``level`` ("basic" or "extended")."""
     import onnx
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         options.log_severity_level = 3
         ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -67,6 +75,7 @@ def onnxruntime_offline(proto):
 #: The ONNX tools: (tool with its version, what it was asked to do, ModelProto -> ModelProto).
 PEERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     (f"onnxsim {_version('onnxsim')}", "simplify (BN fusion on)", onnxsim_simplify),
+    (f"onnxslim {_version('onnxslim')}", "slim (BN fusion on)", onnxslim_slim),
     (f"onnxoptimizer {_version('onnxoptimizer')}", "fuse_bn_into_conv", onnxoptimizer_fuse),
     (f"onnxruntime {_version('onnxruntime')}", "offline optimizer, extended level", onnxruntime_offline),
 )

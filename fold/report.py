@@ -101,6 +101,8 @@ def verification_text(v: Verification) -> str:
                      + ", ".join(f"'{c.layer}' ({len(c.not_exercised)} of {c.channels})" for c in quiet[:5]))
     if v.output_only:
         lines.append(f"  checked at the outputs only: {', '.join(v.output_only)}")
+    if (synthetic := synthetic_text(v)):
+        lines.append(f"  {synthetic}")
     lines += [
         f"  max abs diff  {v.max_abs_diff:.3e}   (budget {v.atol:.3e})",
         f"  mean abs diff {v.mean_abs_diff:.3e}",
@@ -114,6 +116,22 @@ def verification_text(v: Verification) -> str:
                      "the outputs moves them as far: the nudged model shows it; each folded layer was judged at its "
                      "own scale above)")
     return "\n".join(lines)
+
+
+def synthetic_text(v: Verification, top: int = 5) -> str:
+    """Which folded layers were judged on a synthetic batch too, and whose channels only it exercised
+    ("" when none was)."""
+    judged = [c for c in v.folded_layers if c.mode == "own and synthetic inputs"]
+    if not judged:
+        return ""
+    needed = [c for c in judged if c.synthetic]
+    text = (f"{len(judged)} of {len(v.folded_layers)} folded layers were also judged on a synthetic batch "
+            "(every input channel exercised)")
+    if not needed:
+        return text + "."
+    shown = ", ".join(f"'{c.layer}' ({len(c.synthetic)} of {c.channels})" for c in needed[:top])
+    more = f" and {len(needed) - top} more" if len(needed) > top else ""
+    return f"{text}; only it exercised channels of {len(needed)}: {shown}{more}."
 
 
 def per_layer_text(v: Verification, top: int = 5) -> str:

@@ -56,11 +56,11 @@ def keras_ui(wb: Workbench) -> None:
 
 
 def onnx_ui(wb: Workbench) -> None:
-    """onnxsim, onnxoptimizer and onnxruntime's offline optimizer on the same model, beside foldscope."""
+    """onnxsim, onnxslim, onnxoptimizer and onnxruntime's offline optimizer on the same model, beside foldscope."""
     st.subheader("What the ONNX tools did")
     st.caption("Each tool runs on the same model; every result runs in onnxruntime with its own graph "
                "optimizations off, on the same inputs as foldscope's verification.")
-    with st.spinner("Running onnxsim, onnxoptimizer and onnxruntime's optimizer..."):
+    with st.spinner("Running onnxsim, onnxslim, onnxoptimizer and onnxruntime's optimizer..."):
         rows = wb.peers_table()
     for col, row in zip(st.columns(len(rows)), rows):
         col.metric(f"BN left: {row['tool']}", row["BatchNormalization left"] or "failed",

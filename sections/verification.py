@@ -7,7 +7,7 @@ import streamlit as st
 from demo import zoo
 from demo.workbench import CheckBench, Workbench
 from fold.core.verification import SAMPLES, Verification
-from fold.report import VERDICTS
+from fold.report import VERDICTS, synthetic_text
 
 #: What the HTML report download says it is.
 HTML_HELP = ("The verdict, the tables, the interactive graph (pan, zoom, hover, find a node), the per-channel plots and "
@@ -27,7 +27,8 @@ def verdict_ui(v: Verification) -> None:
     st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}.{fewer}"
                + (f" Worst layer: '{worst.layer}' ({worst.bn}), max rel diff {worst.max_rel_diff:.2e} on channel "
                   f"{worst.worst_channel}, {worst.margin:.2g}× its float tolerance." if worst else "")
-               + (f" Checked at the outputs only: {', '.join(v.output_only)}." if v.output_only else ""))
+               + (f" Checked at the outputs only: {', '.join(v.output_only)}." if v.output_only else "")
+               + (f" {synthetic_text(v)}" if v.folded_layers else ""))
 
 
 def outputs_ui(bench: Workbench | CheckBench) -> None:

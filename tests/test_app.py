@@ -145,8 +145,8 @@ def test_onnx_zoo_model_with_what_the_onnx_tools_did():
     at.sidebar.selectbox[0].set_value("ONNX: DCGAN generator (grouped ConvTranspose)").run()
     assert_page_ok(at)
     left = {m.label.removeprefix("BN left: ").split()[0]: m.value for m in at.metric if m.label.startswith("BN left")}
-    assert left["foldscope"] == "0 of 3" and left["onnxoptimizer"] == "3 of 3"
-    assert set(left) == {"foldscope", "onnxsim", "onnxoptimizer", "onnxruntime"}
+    assert left["foldscope"] == "0 of 3" and left["onnxoptimizer"] == "3 of 3" and left["onnxslim"] == "1 of 3"
+    assert set(left) == {"foldscope", "onnxsim", "onnxslim", "onnxoptimizer", "onnxruntime"}
 
 
 def test_the_graph_is_an_interactive_chart_and_can_colour_by_layer_diffs():

@@ -175,16 +175,19 @@ def test_the_report_has_the_verdict_and_every_compared_tensor(model_file, tmp_pa
     assert {layer["role"] for layer in v["layers"]} == {"folded", "output", "shared"}
 
 
-def test_inconclusive_is_exit_3_and_says_to_pass_inputs(tmp_path):
+def test_a_layer_dead_on_the_default_inputs_is_conclusive(tmp_path):
+    """A folded layer behind a ReLU the recipe's inputs keep at zero: judged on a synthetic batch, exit 0,
+    and the text says only that batch exercised its channels."""
     inp = keras.Input((8, 8, 3))
     off = L.Conv2D(4, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0), name="off")
     x = L.BatchNormalization(name="bn")(L.Conv2D(5, 3, name="conv")(L.ReLU()(off(inp))))
     path = tmp_path / "dead.keras"
     randomize_bn(keras.Model(inp, x)).save(path)
-    proc = run_cli(path, "-o", tmp_path / "out.keras")
-    assert proc.returncode == 3, proc.stderr
-    assert "INCONCLUSIVE" in proc.stdout and "--inputs-file" in proc.stdout
-    assert (tmp_path / "out.keras").exists()  # a fold was made; what it could not prove is said
+    proc = run_cli(path, "-o", tmp_path / "out.keras", "--report", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout and "only it exercised channels of 1: 'conv' (5 of 5)" in proc.stdout
+    (conv,) = [c for c in json.loads((tmp_path / "r.json").read_text())["verification"]["layers"] if c["bn"]]
+    assert conv["mode"] == "own and synthetic inputs" and conv["synthetic"] == [0, 1, 2, 3, 4]
 
 
 def test_input_shape_and_the_size_search(tmp_path):

@@ -13,6 +13,7 @@ from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
 from fold.frontends.onnx.io import prepare
 from fold.frontends.tflite.io import model_from_bytes
 from fold.pipeline import fold, verify
+from fold.report import verification_text
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, assert_caught, mutated, randomize_bn, verdict_of
 from tests.tflite_support import TConvCase, tconv_bn
 
@@ -23,7 +24,8 @@ def _passes(result, samples: int = 4):
     v = verify(result, samples).verification
     assert v.passed, v.to_dict()
     assert {c.layer for c in v.folded_layers} == {d.layer for d in result.folded_pairs}  # every one checked alone
-    assert all(c.mode == "own inputs" and c.margin < 0.5 for c in v.folded_layers), v.folded_layers
+    # each judged on what the original layer received and on a synthetic batch (rule 2)
+    assert all(c.mode == "own and synthetic inputs" and c.margin < 0.5 for c in v.folded_layers), v.folded_layers
     assert not v.output_only
     return v
 
@@ -98,19 +100,31 @@ def test_nested_models_are_checked_inside():
     assert_caught(result, mutated(KERAS, result.folded, "inner/d", "kernel", 2, 1.02), "inner/d")
 
 
-def test_a_layer_the_inputs_leave_unexercised_makes_the_verdict_inconclusive():
+def _dead_input_model() -> keras.Model:
+    """conv -> BN behind a ReLU whose input is always -1: every input channel of 'conv' is 0 on any input."""
     inp = keras.Input((8, 8, 3))
-    dead = L.ReLU(name="dead")(L.Conv2D(4, 1, name="off")(inp))  # weights 0, bias -1: always 0 after the ReLU
+    dead = L.ReLU(name="dead")(L.Conv2D(4, 1, name="off")(inp))
     x = L.BatchNormalization(name="bn")(L.Conv2D(5, 3, name="conv")(dead))
     model = randomize_bn(keras.Model(inp, x))
     off = model.get_layer("off")
     off.kernel.assign(np.zeros(off.kernel.shape, np.float32))
     off.bias.assign(-np.ones(4, np.float32))
-    v = verify(fold(KERAS, model), 4).verification
-    assert v.verdict == "inconclusive", v.to_dict()
+    return model
+
+
+def test_a_layer_the_inputs_leave_dead_is_judged_on_a_synthetic_batch():
+    """W'x + b' = BN(Wx + b) for any x: the synthetic batch exercises every channel the model's inputs
+    leave at zero, so the verdict is conclusive with the default inputs, and it says which channels only
+    the synthetic batch exercised."""
+    result = fold(KERAS, _dead_input_model())
+    v = verify(result, 4).verification
+    assert v.passed, v.to_dict()
     (conv,) = v.folded_layers
-    assert conv.passed and conv.exercised == 0 and conv.not_exercised == [0, 1, 2, 3, 4]
-    assert "pass inputs that exercise it" in v.reason
+    assert conv.mode == "own and synthetic inputs" and conv.exercised == 5 and conv.synthetic == [0, 1, 2, 3, 4]
+    assert conv.to_dict()["synthetic"] == [0, 1, 2, 3, 4]
+    assert "only it exercised channels of 1: 'conv' (5 of 5)" in verification_text(v)
+    # and its kernel, which no input of the model's reaches, is still checked: 1 % off in one channel fails
+    assert_caught(result, mutated(KERAS, result.folded, "conv", "kernel", 3, 1.01), "conv")
 
 
 def test_a_channel_with_an_all_zero_kernel_does_not_make_it_inconclusive():

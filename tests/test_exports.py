@@ -275,7 +275,8 @@ def test_tf2onnx_export_folds_through_the_squeeze_and_further_than_the_peers(con
     assert [d.op for d in result.folded_pairs] == ["Conv", "ConvTranspose"], _pairs(result)
     assert all("Squeeze" in d.notes["looked_through"] for d in result.folded_pairs)
     assert (result.bn_before, result.bn_after) == (2, 0)
-    assert _bns_left(proto) == {"onnxsim": 2, "onnxoptimizer": 2, "onnxruntime": 2}  # none looks through a Squeeze
+    # none looks through a Squeeze
+    assert _bns_left(proto) == {"onnxsim": 2, "onnxslim": 2, "onnxoptimizer": 2, "onnxruntime": 2}
     _layers_checked(result)
     tconv = result.folded_pairs[1].layer
     assert_caught(result, mutated(ONNX, result.folded, tconv, "kernel", 1, 1.02), tconv)

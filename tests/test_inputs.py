@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from fold.core.verification import InputSpec, check_inputs, sample_inputs, sample_shape
+from fold.core.verification import InputSpec, check_inputs, sample_inputs, sample_shape, synthetic_batch
 from fold.errors import FoldError
 from fold.files import read_arrays
 from fold.pipeline import fold, model_inputs, verify
@@ -99,3 +99,19 @@ def test_a_npy_feeds_a_single_input_model_only():
     a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
     with pytest.raises(FoldError, match="A .npy file holds one array; the model has 2 inputs"):
         model_inputs(KERAS, keras.Model([a, b], L.Add()([a, b])), arrays={None: np.ones((1, 2))})
+
+
+def test_the_synthetic_batch_exercises_every_input_channel_at_least_at_unit_scale():
+    """Channels first: channel 0 dead (all 0), channel 1 live at RMS 1e-8, channel 2 at RMS 5: the batch has
+    the recorded shape and dtype, each channel drawn at the larger of 1 and its RMS, times the gain."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((4, 3, 8, 8), np.float32)
+    x[:, 1] = 1e-8
+    x[:, 2] = 5.0
+    (made,) = synthetic_batch([x], 1, np.random.default_rng(1))
+    assert made.shape == x.shape and made.dtype == np.float32
+    rms = np.sqrt(np.mean(np.square(made.astype(np.float64)), axis=(0, 2, 3)))
+    np.testing.assert_allclose(rms, [1.0, 1.0, 5.0], rtol=0.15)
+    (loud,) = synthetic_batch([x.astype(np.float16)], 1, rng, gain=100.0)
+    assert loud.dtype == np.float16 and 60 < np.sqrt(np.mean(np.square(loud[:, 0].astype(np.float64)))) < 140
+    assert synthetic_batch([np.arange(4)], 0, rng) is None  # not a float: nothing to make

@@ -599,11 +599,12 @@ def test_the_peers_on_the_dcgan_generator():
     result = fold(ONNX, model)
     checked = verify(result, 2, 0)
     runs = {r.tool.split()[0]: r for r in peer_runs(model, checked.inputs)}
-    assert set(runs) == {"onnxsim", "onnxoptimizer", "onnxruntime"}
+    assert set(runs) == {"onnxsim", "onnxslim", "onnxoptimizer", "onnxruntime"}
     assert count_batchnorms(result.folded.proto) == 0 and count_batchnorms(model.proto) == 3
     assert runs["onnxoptimizer"].bn_left == 3  # fuse_bn_into_conv folds into Conv only
+    assert runs["onnxslim"].bn_left == 1  # the grouped ConvTranspose's BN (behind its bias Add) too, not Gemm's
     for run_ in runs.values():
-        assert run_.error is None and run_.bn_left >= 1  # none of them folds the grouped ConvTranspose
+        assert run_.error is None and run_.bn_left >= 1  # none of them folds the Gemm's BN
         assert run_.verification.passed
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from fold.core.verdict import (
     BUDGET, FLOOR, INCONCLUSIVE, LAMBDA, NUDGE, PASS, ChannelStats, abs_diff, as_channels, bn_step, judge_layer,
-    judge_tensor, layer_tolerance, nudge_bias, nudge_factors, nudge_rho, tensor_budget, unit_roundoff, verdict,
+    judge_tensor, layer_tolerance, nudge_bias, nudge_factors, nudge_rho, synthetic_gain, tensor_budget, unit_roundoff,
+    verdict,
 )
 
 U = 2.0**-24
@@ -19,27 +20,44 @@ def test_unit_roundoff_of_each_dtype():
 
 
 def test_layer_tolerance_by_hand():
-    # two channels on the last axis; n = 4 terms per output: (2 λ √4 + 1) u = 41 u per unit of Σ|W'||x|
+    """Two channels on the last axis, n = 4 terms per output, no y known: 2 λ √n u A + u_p A + 2 u |bn|
+    + 8 u (A + T) + (8 u + 7 u_p) T, with T the folded bias when the BN's parameters are not given."""
     terms = np.array([[1.0, 2.0]], np.float32)
     ref = np.array([[0.5, -1.0]], np.float32)
     tol = layer_tolerance(terms, ref, np.array([0.25, 0.0]), 4, "float32", axis=1)
-    assert 2 * LAMBDA * 2 + 1 == 41
-    np.testing.assert_allclose(tol, [[41 * U * 1 + 4 * U * (0.5 + 0.25), 41 * U * 2 + 4 * U * 1.0]])
+    assert 2 * LAMBDA * 2 == 40
+    np.testing.assert_allclose(tol, [[(40 + 1) * U + 2 * U * 0.5 + 8 * U * 1.25 + 15 * U * 0.25,
+                                      (40 + 1) * U * 2 + 2 * U * 1.0 + 8 * U * 2]])
 
 
-def test_layer_tolerance_counts_what_the_bn_step_rounds_when_bias_and_shift_cancel():
-    """y = -0.706 on a channel, s = 1.193, t = 0.839: the folded bias is ~0, but both models round
-    numbers of size 0.84; the term 4u (|s||y| + T) is what keeps a correct fold from failing."""
-    y = np.array([[-0.706]])
-    ref = 1.193 * y + 0.839
-    plain = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1)
-    full = layer_tolerance(np.zeros_like(y), ref, None, 1, "float32", 1, source=y, scale=np.array([1.193]),
-                           terms=np.array([0.839]))
-    assert full[0, 0] == pytest.approx(plain[0, 0] + 4 * U * (1.193 * 0.706 + 0.839))
-    # without the BN's parameters (a tool's fold) they are read off y and bn: an exact affine map
+def test_layer_tolerance_charges_the_rounding_of_what_a_cancelling_shift_is_made_of():
+    """PP-OCRv3's detector, 'Conv_44' channel 284: β = -0.9533, s μ = -0.9541, so b' = 0.0008; a peer that
+    computes b' in float32 rounds numbers of size 0.95 (8e-9 off), which 7 u T covers and u |b'| does not."""
+    beta, s_mu, s = -0.9533, -0.9541, 1.25
+    y = np.array([[0.01], [-0.02]])
+    ref = s * y + (beta - s_mu)
+    t = np.array([abs(beta) + abs(s_mu)])
+    tol = layer_tolerance(np.zeros_like(y), ref, np.array([beta - s_mu]), 1, "float32", 1, source=y,
+                          scale=np.array([s]), terms=t)
+    np.testing.assert_allclose(tol, 2 * U * np.abs(ref) + 8 * U * s * np.abs(y) + 15 * U * t)
+    peer_bias = np.float32(np.float32(beta) - np.float32(s_mu))  # b' as a float32 folder computes it
+    assert abs(float(peer_bias) - (beta - s_mu)) > 4 * U * abs(beta - s_mu)  # the old bound's term misses it
+    assert abs(float(peer_bias) - (beta - s_mu)) < tol.min()
+    # without the BN's parameters, they are read off y and bn: an exact affine map
     ys = np.array([[0.0], [1.0], [-2.0]])
     scale, shift = bn_step(ys, 3 * ys - 5, axis=1)
     assert scale == pytest.approx([3.0]) and shift == pytest.approx([5.0])
+
+
+def test_layer_tolerance_in_float16_storage_charges_u16_for_each_weight_and_the_bias_terms():
+    """Weights and bias stored as float16, computed in float32: u_p = 2^-11 on A and on 7 T."""
+    u16 = 2.0**-11
+    a, ref, y = np.array([[3.0]]), np.array([[0.5]]), np.array([[0.4]])
+    plain = layer_tolerance(a, ref, None, 9, "float32", 1, source=y, scale=np.array([1.0]), terms=np.array([2.0]))
+    stored = layer_tolerance(a, ref, None, 9, "float32", 1, source=y, scale=np.array([1.0]), terms=np.array([2.0]),
+                             stored="float16")
+    np.testing.assert_allclose(stored - plain, (u16 - U) * 3.0 + 7 * (u16 - U) * 2.0)
+    assert layer_tolerance(a, ref, None, 9, "float16", 1, stored="float32")[0, 0] > stored[0, 0]  # never below u
 
 
 def test_non_finite_values_have_no_tolerance():
@@ -143,3 +161,28 @@ def stats_with_diff() -> ChannelStats:
     stats = ChannelStats(1)
     stats.add(np.array([[1.0]]), np.array([[2.0]]), 1)
     return stats
+
+
+def test_synthetic_gain_by_hand():
+    """Rows |w|_2 = 1 and 1e-4 beside shifts of size T = 1 and 2: REACH u T / |w|_2 = 4000 * 2^-24 * 2 / 1e-4
+    for the tiny row; at least 1; a float16 batch no further than 1000 / max |w|_1."""
+    rows = np.array([[0.6, 0.8], [1e-4, 0.0], [0.0, 0.0]])
+    gain = synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float32")
+    assert gain == pytest.approx(4000 * U * 2 / 1e-4)
+    assert synthetic_gain(rows[:1], np.array([1.0]), "float32") == 1.0
+    assert synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float16") == pytest.approx(1000 / 1.4)
+    assert synthetic_gain(rows, np.array([1.0, 2.0, 50.0]), "float32", stored="float16") > gain  # u_p counts
+
+
+def test_merged_channel_stats_are_both_batches_together():
+    recorded, synthetic = ChannelStats(2), ChannelStats(2)
+    ref = np.array([[1.0, 2.0], [1.0, 3.0]])
+    recorded.add(ref, ref + np.array([0.0, 1e-7]), 1, np.full(ref.shape, 1e-6))
+    synthetic.add(10 * ref - 4, 10 * ref - 4 + np.array([3e-6, 0.0]), 1, np.full(ref.shape, 1e-6))
+    both = recorded.merged(synthetic)
+    assert list(recorded.varies()) == [False, True] and list(both.varies()) == [True, True]
+    np.testing.assert_allclose(both.ratio, [3.0, 0.1], rtol=1e-6)
+    assert both.count == 8 and both.peak[1] == pytest.approx(26.0) and both.low[0] == pytest.approx(1.0)
+    check = judge_layer("conv", "bn", "bn", both, np.zeros(2, bool), recorded.varies())
+    assert not check.passed and check.worst_channel == 0 and check.synthetic == [0]
+    assert check.mode == "own and synthetic inputs"

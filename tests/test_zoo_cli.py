@@ -159,17 +159,19 @@ def test_the_peers_rows_for_onnx_and_keras(tmp_path):
     rows = {m["model"]: m for m in json.loads((tmp_path / "peers.json").read_text())["models"]}
     keras_peers = {p["tool"].split()[0]: p for p in rows["keras/dcgan.keras"]["peers"]}
     onnx_peers = {p["tool"].split()[0]: p for p in rows["onnx/head.onnx"]["peers"]}
-    assert list(keras_peers) == ["tensorflow"] and list(onnx_peers) == ["onnxsim", "onnxoptimizer", "onnxruntime"]
+    assert list(keras_peers) == ["tensorflow"]
+    assert list(onnx_peers) == ["onnxsim", "onnxslim", "onnxoptimizer", "onnxruntime"]
     for peer in [*keras_peers.values(), *onnx_peers.values()]:
         assert peer["verdict"] == "pass", peer
         assert peer["reason"] and peer["max_abs_diff"] < 1e-5 and peer["seconds"] >= 0 and peer["action"]
     # the converter folds every BN; onnxoptimizer's fuse_bn_into_conv only the Conv's, not the two ConvTranspose's
     assert keras_peers["tensorflow"]["bn_left"] == 0 and onnx_peers["onnxsim"]["bn_left"] == 0
+    assert onnx_peers["onnxslim"]["bn_left"] == 0
     assert onnx_peers["onnxoptimizer"]["bn_left"] == 2 and rows["onnx/head.onnx"]["bn_left"] == 0
-    lines = [line.split() for line in proc.stdout.splitlines()[2:7]]
+    lines = [line.split() for line in proc.stdout.splitlines()[2:8]]
     assert [(cells[0], cells[1]) for cells in lines] == [
         ("keras/dcgan.keras", "foldscope"), ("keras/dcgan.keras", "tensorflow"), ("onnx/head.onnx", "foldscope"),
-        ("onnx/head.onnx", "onnxsim"), ("onnx/head.onnx", "onnxoptimizer")]
+        ("onnx/head.onnx", "onnxsim"), ("onnx/head.onnx", "onnxslim"), ("onnx/head.onnx", "onnxoptimizer")]
 
 
 def test_a_mismatch_makes_the_zoo_exit_1(tmp_path):
@@ -257,7 +259,7 @@ def test_a_crashed_or_hung_worker_is_one_row_with_its_reason(tmp_path):
     assert crash.verdict == "error" and crash.reason == f"the worker crashed (signal {int(signal.SIGSEGV)}, SIGSEGV)"
     assert head.verdict == "pass" and head.peers == []
     # foldscope's row stands; the peer that crashed says so, the ones after it were not run
-    assert peer_crash.verdict == "pass" and [p.verdict for p in peer_crash.peers] == ["error"] * 3
+    assert peer_crash.verdict == "pass" and [p.verdict for p in peer_crash.peers] == ["error"] * 4
     assert peer_crash.peers[0].tool.startswith("onnxsim") and peer_crash.peers[0].reason == crash.reason
     assert peer_crash.peers[1].reason == f"not run: {crash.reason} in {peer_crash.peers[0].tool}"
     assert zoo_exit(rows) == 2

@@ -83,6 +83,14 @@ class Candidate:
     def affine(self) -> Affine:
         return bn_affine(self.mean, self.variance, self.epsilon, self.gamma, self.beta)
 
+    def folded_affine(self) -> Affine:
+        """``affine()`` whose ``terms`` also hold |b * scale| for the layer's bias b: what the folded
+        bias is made of (``fold.core.verdict``, rule 1)."""
+        affine = self.affine()
+        if self.bias is not None and self.bias.shape == affine.scale.shape:
+            affine = with_bias_terms(affine, self.bias)
+        return affine
+
     def set_kernel(self, kernel: np.ndarray, bias: np.ndarray | None = None) -> None:
         """Record the producer's kernel statistics (channels, per-channel max |w|) and bias."""
         ranges = per_channel_range(kernel, self.kind, self.groups)
@@ -307,10 +315,7 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
         if reason is not None:
             return Decision(c.layer, c.bn, c.op, family, "skipped", reason, rule.name,
                             notes=dict.fromkeys(c.notes), form=c.form)
-    affine = c.affine()
-    if c.bias is not None and c.bias.shape == affine.scale.shape:
-        affine = with_bias_terms(affine, c.bias)
-    return Decision(c.layer, c.bn, c.op, family, "folded", affine=affine, notes=dict(c.notes),
+    return Decision(c.layer, c.bn, c.op, family, "folded", affine=c.folded_affine(), notes=dict(c.notes),
                     output_node=c.output_node or c.layer, form=c.form, bn_output=c.output_distribution())
 
 

@@ -6,28 +6,32 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    compared, element by element, with the output of the BatchNorm it absorbed. Element i of
    output channel c passes when
 
-       |folded_i - bn_i| <= (2 λ √n + 1) u A_i + 4 u (|bn_i| + |b'_c| + |s_c| |y_i| + T_c)
+       |folded_i - bn_i| <= 2 λ √n u A_i + u_p A_i + 2 u |bn_i| + 8 u |s_c| |y_i| + (8 u + 7 u_p) T_c
 
-   A_i = Σ |W'| |x| is the sum of the magnitudes of the terms that make the element (the
-   layer run with |W'|, no bias, on |x|), n the layer's reduction length (kernel taps times
-   input channels per group), b' the folded bias, u the unit roundoff of the compute dtype
-   (2^-24 for float32) and λ = 10. Both models round an n-term sum: Higham and Mary's
-   probabilistic bound (SIAM J. Sci. Comput. 2019) puts each rounding within λ √n u A with
-   probability 1 - 2n exp(-λ²/2), so a correct fold never crosses it, while a kernel that is
-   off by 1 % in one channel crosses it by a factor of 10 to 100 (checked on layers up to
-   3x3x512). The second term is the rounding of the BN's own multiply and add and of W' and b',
-   at the magnitude of what they multiply and add: y the original layer's output, s the BN's
-   scale and T the magnitudes its shift and the folded bias are made of (|β| + |μ s| + |b s|;
-   where a tool's fold is checked and the BN's parameters are not known, |t| with s and t read
-   off the original's own y and bn). A bias that nearly cancels the BN's shift (PaddleOCR's
-   detector: -0.706 * 1.193 + 0.839 = -0.004) leaves a folded bias far smaller than what both
-   models round, and this term is what keeps such a correct fold from failing. A layer's max rel diff is the largest, over its output channels, of the channel's max
-   |diff| divided by the channel's own max |bn|; there is no floor tied to 1.0.
+   A_i = Σ |W'| |x| is the sum of the magnitudes of the terms that make the element (the layer
+   run with |W'|, no bias, on |x|), n the layer's reduction length (kernel taps times input
+   channels per group), u the unit roundoff of the compute dtype (2^-24 for float32), u_p that of
+   the precision the folded weights and bias are stored in (float16 behind a Cast: 2^-11; else
+   u), y the original layer's output, s the BN's scale, T = |β| + |μ s| + |b s| the magnitudes
+   its shift and the folded bias are made of (the original's own BN parameters, in ``check``
+   too) and λ = 10. Both models round an n-term sum: Higham and Mary's probabilistic bound
+   (SIAM J. Sci. Comput. 2019) puts each within λ √n u A with probability 1 - 2n exp(-λ²/2). The
+   rest is every correct way to compute the fold, first order in u (docs/verification.md derives
+   each term): the original's BN (s rounded 3 times, s y and β - s μ once each, the add), the
+   candidate's s (3 u, coherent on a channel), W' = W s rounded once per weight in its storage
+   (u_p A) and b' = β - s μ + s b in any order in its storage (7 u_p T). A shift that cancels
+   (PaddleOCR v3's 'Conv_44': β = -0.9533, s μ = -0.9541, b' = 0.0008) leaves a folded bias far
+   smaller than what a float32 folder rounds to make it: u |b'| alone would call such a correct
+   fold wrong. A layer's max rel diff is the largest, over its output channels, of the channel's
+   max |diff| divided by the channel's own max |bn|; there is no floor tied to 1.0.
 2. Exercised channels. A folded output channel whose response does not vary over the inputs
    used (its max - min stays within its tolerance: the input it reads is dead or saturated)
    cannot reveal an error in its kernel, unless that kernel is all zero (then only its bias
-   can be wrong, and that is checked). Such channels are listed as not exercised; a folded
-   layer none of whose channels is exercised makes the verdict inconclusive.
+   can be wrong, and that is checked). Since W'x + b' = BN(Wx + b) for any x, every folded layer
+   is also judged on a synthetic batch that exercises every input channel
+   (``fold.core.verification.synthetic_batch``, scaled by ``synthetic_gain``); channels neither
+   batch exercised are listed as not exercised, and a folded layer none of whose channels is
+   exercised makes the verdict inconclusive.
 3. Outputs and the other tensors both models share are compared end to end, per channel,
    against a budget of what they inherit: the change that float-sized errors in the layers
    before them make. ``fold.comparison`` measures it with a nudged copy of the checked model:
@@ -140,29 +144,61 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
                     dtype: str, axis: int, source: np.ndarray | None = None, scale: np.ndarray | None = None,
                     terms: np.ndarray | None = None, stored: str | None = None) -> np.ndarray:
     """The elementwise tolerance of a folded layer's output, as rule 1 says (the shape of ``reference``,
-    whose channels are on ``axis``); ``bias`` is the folded bias per channel (None: no bias);
-    ``source`` the original layer's output y, ``scale`` and ``terms`` the BN's |s| and T per channel
-    (read off ``source`` and ``reference`` when not given). ``stored``: the narrower dtype the folded
-    weights were written in (float16), whose rounding moves each product by at most its unit
-    roundoff: u16 * sum |W'||x| and u16 * |b'|, added as a hard bound."""
+    whose channels are on ``axis``):
+
+        2 λ √n u A + u_p A + 2 u |bn| + 8 u |s| |y| + (8 u + 7 u_p) T
+
+    ``magnitude`` is A = Σ|W'||x|, ``dtype`` the compute dtype (u), ``stored`` the dtype the folded
+    weights and bias are stored in when it is narrower (u_p; else u_p = u), ``source`` the original
+    layer's output y, ``scale`` and ``terms`` the BN's |s| and T = |β| + |μ s| + |b s| per channel.
+    Without y, |s||y| is bounded by A + T; without the BN's parameters, |s| and |t| are read off y
+    and bn (``bn_step``), and without either T is the folded ``bias``."""
     u = unit_roundoff(dtype)
-    tol = np.multiply(magnitude, (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) + 1) * u, dtype=np.float64)
-    tol += 4 * u * np.abs(reference)
-    if bias is not None:
-        tol += per_channel(tol.shape, axis, 4 * u * np.abs(np.asarray(bias, dtype=np.float64)))
-    if source is not None and source.shape == reference.shape:
-        if scale is None or terms is None:
-            scale, terms = bn_step(source, reference, axis)
-        tol += 4 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
-        tol += per_channel(tol.shape, axis, 4 * u * np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64))))
-    if stored is not None and unit_roundoff(stored) > u:
-        u_stored = unit_roundoff(stored)
-        tol += u_stored * np.asarray(magnitude, dtype=np.float64)
-        if bias is not None:
-            tol += per_channel(tol.shape, axis, u_stored * np.abs(np.asarray(bias, dtype=np.float64)))
+    u_p = max(u, unit_roundoff(stored)) if stored is not None else u
+    a = np.asarray(magnitude, dtype=np.float64)
+    tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
+    tol += 2 * u * np.abs(reference)
+    known = source is not None and source.shape == reference.shape
+    if known and (scale is None or terms is None):
+        scale, terms = bn_step(source, reference, axis)
+    if terms is None:
+        terms = np.zeros(tol.shape[axis]) if bias is None else bias
+    shift = per_channel(tol.shape, axis, np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1)))
+    if known:  # the coherent rounding of s in both models, and of the BN's product s y
+        tol += 8 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+    else:  # |s||y| <= |W' x| + |s b| <= A + T
+        tol += 8 * u * (a + shift)
+    tol += (8 * u + 7 * u_p) * shift
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
     return tol
+
+
+#: The synthetic batch (rule 2) is scaled so that each output channel's response reaches this many
+#: units of roundoff of what its shift is made of: a 1 % kernel error then moves it past its tolerance.
+REACH = 4000.0
+#: ...but a float16 batch no further than the response of the largest channel stays below this.
+FLOAT16_REACH = 1000.0
+
+
+def synthetic_gain(rows: np.ndarray, shift: np.ndarray, dtype: str, stored: str | None = None) -> float:
+    """How much larger than unit scale a folded layer's synthetic batch is drawn (rule 2): the largest,
+    over the output channels c with a nonzero kernel row w_c, of REACH u_p T_c / |w_c|_2 (a response of
+    about |w_c|_2 per unit of input scale must reach REACH u_p T_c, T_c the magnitudes its shift is made
+    of), at least 1; for a float16 batch at most FLOAT16_REACH / max_c |w_c|_1 (no overflow)."""
+    w = np.abs(np.asarray(rows, dtype=np.float64))
+    l2, l1 = np.sqrt(np.square(w).sum(axis=1)), w.sum(axis=1)
+    live = (l2 > 0) & np.isfinite(l2)
+    if not live.any():
+        return 1.0
+    u = unit_roundoff(dtype)
+    u_p = max(u, unit_roundoff(stored)) if stored is not None else u
+    t = np.nan_to_num(np.abs(np.asarray(shift, dtype=np.float64)).reshape(-1), posinf=0.0)
+    t = t if t.shape == l2.shape else np.zeros_like(l2)
+    gain = max(1.0, float(np.max(REACH * u_p * t[live] / l2[live])))
+    if dtype == "float16":
+        gain = min(gain, max(1.0, FLOAT16_REACH / float(l1[live].max())))
+    return gain
 
 
 @dataclass
@@ -228,6 +264,18 @@ class ChannelStats:
         self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
         self.tol_max = np.maximum(self.tol_max, tolerance.max(axis=others))
 
+    def merged(self, other: ChannelStats) -> ChannelStats:
+        """The figures of both sets of batches together (a folded layer's recorded and synthetic batches)."""
+        both = ChannelStats(self.channels)
+        for name in ("diff", "peak", "high", "tol_max", "nudged", "terms"):
+            setattr(both, name, np.fmax(getattr(self, name), getattr(other, name)))
+        both.low = np.fmin(self.low, other.low)
+        better = other.ratio > self.ratio
+        both.ratio = np.where(better, other.ratio, self.ratio)
+        both.tol_at_ratio = np.where(better, other.tol_at_ratio, self.tol_at_ratio)
+        both.diff_sum, both.count = self.diff_sum + other.diff_sum, self.count + other.count
+        return both
+
     def add_nudged(self, nudged: np.ndarray, folded: np.ndarray, axis: int) -> None:
         """One batch of the nudged model's output against the folded model's (channels on ``axis``)."""
         diff = abs_diff(folded, nudged)
@@ -290,11 +338,13 @@ class TensorCheck:
     layer:   the node of the checked (folded) model that produced it.
     tensor:  the original model's node it was compared with (the BN, or the same tensor).
     role:    "folded", "output" or "shared".
-    mode:    "own inputs" (a folded layer fed what the original layer received) or "end to end".
+    mode:    "own inputs" (a folded layer fed what the original layer received), "own and synthetic
+             inputs" (and a synthetic batch, rule 2) or "end to end".
     atol:    the tolerance the worst element (folded) or channel (others) was judged against.
     margin:  the worst |diff| / tolerance reached (above 1: failed).
     not_exercised: output channels whose response the inputs left constant (folded layers).
     exercised: how many channels were exercised (folded layers; None for other tensors).
+    synthetic: exercised channels that only the synthetic batch exercised (rule 2; folded layers).
     """
 
     layer: str
@@ -311,6 +361,7 @@ class TensorCheck:
     margin: float = 0.0
     not_exercised: list[int] = field(default_factory=list)
     exercised: int | None = None
+    synthetic: list[int] = field(default_factory=list)
 
     @property
     def conclusive(self) -> bool:
@@ -321,18 +372,23 @@ class TensorCheck:
         return {"layer": self.layer, "bn": self.bn, "tensor": self.tensor, "role": self.role, "mode": self.mode,
                 "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff, "atol": self.atol,
                 "passed": self.passed, "margin": self.margin, "worst_channel": self.worst_channel,
-                "channels": self.channels, "exercised": self.exercised, "not_exercised": self.not_exercised}
+                "channels": self.channels, "exercised": self.exercised, "not_exercised": self.not_exercised,
+                "synthetic": self.synthetic}
 
 
-def judge_layer(layer: str, bn: str, tensor: str, stats: ChannelStats, zero_kernel: np.ndarray) -> TensorCheck:
-    """Rule 1 and 2 for a folded layer whose batches have been added with their tolerances."""
+def judge_layer(layer: str, bn: str, tensor: str, stats: ChannelStats, zero_kernel: np.ndarray,
+                recorded: np.ndarray | None = None) -> TensorCheck:
+    """Rule 1 and 2 for a folded layer whose batches have been added with their tolerances;
+    ``recorded``: the channels its recorded inputs exercised, when a synthetic batch was added after them."""
     passed = bool(np.all(stats.ratio <= 1.0))
     worst = int(np.argmax(stats.ratio)) if stats.channels else 0
     exercised = stats.varies() & ~zero_kernel
     quiet = [int(c) for c in np.flatnonzero(~stats.varies() & ~zero_kernel)]
-    return TensorCheck(layer, bn, tensor, "folded", "own inputs", stats.max_abs_diff, stats.max_rel_diff,
+    synthetic = [] if recorded is None else [int(c) for c in np.flatnonzero(exercised & ~recorded)]
+    mode = "own inputs" if recorded is None else "own and synthetic inputs"
+    return TensorCheck(layer, bn, tensor, "folded", mode, stats.max_abs_diff, stats.max_rel_diff,
                        float(stats.tol_at_ratio[worst]) if stats.channels else 0.0, passed, worst, stats.channels,
-                       float(stats.ratio.max(initial=0.0)), quiet, int(exercised.sum()))
+                       float(stats.ratio.max(initial=0.0)), quiet, int(exercised.sum()), synthetic)
 
 
 def tensor_budget(stats: ChannelStats, dtype: str, atol: float | None = None) -> np.ndarray:

@@ -9,6 +9,15 @@ here, so ``--samples 4 --seed 1`` means the same arrays for a .keras, a .pb, a .
 .onnx of the same model. Inputs from a file (``--inputs-file``) are checked against the
 model's inputs by ``check_inputs``.
 
+A folded layer is also judged on a synthetic batch (``synthetic_batch``), since W'x + b' = BN(Wx + b)
+holds for any x: the shape of the inputs it received in the model (``fold.comparison`` takes their
+first two rows), each input channel drawn
+standard-normal times the larger of 1 and that channel's RMS there, so that every input channel is
+exercised: one the model's inputs leave dead (behind a ReLU) or nearly so (a squeeze-excitation
+block's pooled 1e-8) then moves the layer's output past the rounding of its bias. The whole batch is
+scaled up further where the layer has an output channel whose kernel is tiny next to its shift
+(``fold.core.verdict.synthetic_gain``), so that a 1 % error in that kernel still shows.
+
 The comparison itself (every folded layer at its own scale, outputs and shared tensors
 against what they inherit) is ``fold.core.verdict``; ``Verification`` holds its result and
 never prints.
@@ -147,6 +156,27 @@ def run_in_batches(run: Callable[[list[np.ndarray]], list[np.ndarray]], inputs: 
         raise ValueError(f"{rows} sample rows do not split into runs of the model's batch size {batch}.")
     chunks = [run([x[start:start + batch] for x in inputs]) for start in range(0, rows, batch)]
     return [np.concatenate([np.atleast_1d(c[k]) for c in chunks], axis=0) for k in range(len(chunks[0]))]
+
+
+def synthetic_batch(recorded: Sequence[np.ndarray], axis: int, rng: np.random.Generator,
+                    gain: float = 1.0) -> list[np.ndarray] | None:
+    """Arrays shaped like ``recorded`` (a layer's data inputs, channels on ``axis``) that exercise every
+    input channel (see the module docstring), times ``gain``; None when some input is not a float array."""
+    made = []
+    for x in recorded:
+        x = np.asarray(x)
+        if x.dtype.kind != "f" or x.ndim == 0 or x.size == 0:
+            return None
+        ax = axis % x.ndim if x.ndim > 1 else 0
+        others = tuple(i for i in range(x.ndim) if i != ax)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rms = np.sqrt(np.mean(np.square(x.astype(np.float64)), axis=others)) if others else np.abs(
+                x.astype(np.float64))
+        rms = np.maximum(np.where(np.isfinite(rms), rms, 0.0), 1.0)
+        view = [1] * x.ndim
+        view[ax] = x.shape[ax]
+        made.append((rng.standard_normal(x.shape) * (gain * rms.reshape(view))).astype(x.dtype))
+    return made
 
 
 @dataclass

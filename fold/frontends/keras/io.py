@@ -242,21 +242,27 @@ def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
 
 
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch."""
+    """Copies of the layers, each on an input of its own, in one model called once per batch; a layer
+    whose ``until`` is another layer reading its output alone (its BN) is followed by a copy of that
+    one (not with ``magnitude``, which runs the layer alone)."""
     from fold.frontends.keras.match import layer_at
 
     inputs, outputs, names = [], [], []
-    for path, _until in layers:
+    for path, until in layers:
         try:
             layer = layer_at(model, path)
+            after = None if magnitude or until == path else layer_at(model, until)
         except ValueError:
             continue
         fed = _call_inputs(layer)
         if fed is None or len(fed) != 1:
             continue
+        if after is not None and (_call_inputs(after) or [None])[0] is not _call_output(layer):
+            continue  # not the layer's direct successor: no chain to run
         x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
         inputs.append(x)
-        outputs.append(_twin(layer, magnitude)(x))
+        y = _twin(layer, magnitude)(x)
+        outputs.append(y if after is None else _twin(after, False)(y))
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 

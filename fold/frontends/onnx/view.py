@@ -4,8 +4,11 @@ ops, tensor names as tensor ids, and constants chased through what exporters put
 A tensor is a constant when it is an initializer, a ``Constant`` or ``ConstantOfShape`` output, or
 the output of a node that only converts, reshapes or dequantizes constants: ``Identity``, ``Cast``,
 ``Reshape``, ``Unsqueeze``, ``Squeeze``, ``Transpose``, ``Flatten``, ``DequantizeLinear`` (what
-onnxsim and onnxruntime constant-fold before they fold a BN). Their values are computed here in
-NumPy, only for the tensors a fold reads; the rest of the graph is left as it is.
+onnxsim and onnxruntime constant-fold before they fold a BN), or does elementwise arithmetic on them:
+``Add``, ``Sub``, ``Mul``, ``Div``, ``Sqrt``, ``Reciprocal``, ``Neg`` (how onnxoptimizer's
+fuse_bn_into_conv writes a folded kernel, W * gamma / sqrt(var + epsilon), when nothing constant-folds
+it). Their values are computed here in NumPy in the tensors' own dtype, as the runtime would, only for
+the tensors a fold or a check reads; the rest of the graph is left as it is.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"}),
 )
 #: Ops whose output is a constant when every data input is (computed here, see the module docstring).
+#: Elementwise arithmetic on constants, with ONNX's (NumPy's) broadcasting.
+ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Sqrt": np.sqrt,
+              "Reciprocal": np.reciprocal, "Neg": np.negative}
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Flatten",
-                       "DequantizeLinear"})
+                       "DequantizeLinear", *ARITHMETIC})
 _SOURCES = frozenset({"Constant", "ConstantOfShape"})
 #: (weight slot, bias slot) of each linear op type.
 SLOTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1, None)}
@@ -235,6 +241,13 @@ def _compute(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> np.ndarra
             view[axis % x.ndim] = -1
             scale, zero = scale.reshape(view), zero.reshape(view) if zero.ndim else zero
         return ((x.astype(np.float32) - zero) * scale).astype(np.float32)
+    if op in ARITHMETIC:
+        args = [np.asarray(a) for a in inputs if a is not None]
+        dtype = np.result_type(*args)
+        with np.errstate(all="ignore"):
+            if op == "Div" and dtype.kind in "iu":  # integer division truncates toward zero
+                return np.fix(np.true_divide(*args)).astype(dtype)
+            return np.asarray(ARITHMETIC[op](*args)).astype(dtype, copy=False)
     raise ValueError(f"'{node.name}' ({op}) does not compute a constant foldscope reads.")
 
 
