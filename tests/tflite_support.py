@@ -48,7 +48,7 @@ class Net:
         codes = [c.builtinCode for c in self.model.operatorCodes]
         if builtin not in codes:
             code = schema.OperatorCodeT()
-            code.builtinCode = code.deprecatedBuiltinCode = builtin
+            code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, 127)  # 127: "a newer op, see builtinCode"
             code.version = 1
             self.model.operatorCodes.append(code)
             codes.append(builtin)

@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import ONNX_KINDS, Kind
-from fold.frontends.ops.chains import broadcast_axes
+from fold.frontends.ops.chains import broadcast_axes, position
 from fold.frontends.ops.view import BnOp, Op
 from fold.frontends.onnx.model import OnnxModel
 
@@ -164,10 +164,10 @@ class OnnxView:
         if op.type in ("Conv", "ConvTranspose", "Gemm"):
             return 1
         shape = self.shape(op.output)
-        return None if shape is None else len(shape) - 1
+        return None if shape is None else position(-1, len(shape))
 
     def default_axis(self, rank: int | None) -> int | None:
-        return None if rank is None else (1 if rank >= 2 else rank - 1)
+        return position(1 if rank is not None and rank >= 2 else 0, rank)
 
     def bn(self, op: Op) -> BnOp | None:
         if op.type != "BatchNormalization":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fold.errors import at
 from fold.frontends.ops.view import Op, OpView
 
 #: Ops looked through at most, between a layer and its BN.
@@ -78,12 +79,26 @@ def broadcast_axes(value: np.ndarray, rank: int | None) -> tuple[int, ...] | Non
     return tuple(i for i, n in enumerate(padded) if n != 1)
 
 
+def position(axis: int | None, rank: int | None) -> int | None:
+    """``axis`` of a tensor of ``rank`` as an index from 0 (a negative axis counts from the end);
+    None when either is unknown or the tensor has no such axis (a scalar has no axis at all)."""
+    if axis is None or rank is None or not -rank <= axis < rank:
+        return None
+    return axis % rank
+
+
+def per_channel(axes: tuple[int, ...] | None, axis: int | None, rank: int | None) -> bool:
+    """Whether a constant that varies along ``axes`` of a rank-``rank`` tensor is a scalar or varies
+    along the channel ``axis`` only (a tensor without that axis has no channels to vary along)."""
+    index = position(axis, rank)
+    return index is not None and axes is not None and axes in ((), (index,))
+
+
 def varies_along(view: OpView, op: Op, const: str, rank: int | None, axis: int | None) -> bool:
     """Whether constant ``const`` of binary ``op`` is a scalar or varies along ``axis`` only."""
-    if rank is None or axis is None:
+    if position(axis, rank) is None:
         return False
-    axes = view.operand_axes(op, const, rank)
-    return axes is not None and axes in ((), (axis % rank,))
+    return per_channel(view.operand_axes(op, const, rank), axis, rank)
 
 
 def channel_vector(value: np.ndarray, channels: int) -> np.ndarray:
@@ -231,13 +246,9 @@ def find_chains(view: OpView) -> list[Chain]:
             claimed.update(o.index for o in chain.ops)
 
     vocab = view.vocabulary
-    for op in view.ops:
-        if op.type in vocab.bns:
-            take(_bn_chain(view, op))
-    for op in view.ops:
-        if op.type in vocab.muls and op.index not in claimed:
-            take(_mul_chain(view, op))
-    for op in view.ops:
-        if op.type in vocab.adds and op.index not in claimed:
-            take(_bias_chain(view, op))
+    for types, chain in ((vocab.bns, _bn_chain), (vocab.muls, _mul_chain), (vocab.adds, _bias_chain)):
+        for op in view.ops:
+            if op.type in types and op.index not in claimed:
+                with at(op.place):
+                    take(chain(view, op))
     return sorted(chains, key=lambda c: c.ops[0].index)
