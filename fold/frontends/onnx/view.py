@@ -33,6 +33,7 @@ VOCABULARY = Vocabulary(
     adds=frozenset({"Add"}),
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"}),
+    reductions=frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "GlobalAveragePool"}),
 )
 #: Ops whose output is a constant when every data input is (computed here, see the module docstring).
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Flatten",

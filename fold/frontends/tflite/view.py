@@ -28,6 +28,7 @@ VOCABULARY = Vocabulary(
     muls=frozenset({"MUL"}),
     adds=frozenset({"ADD"}),
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
+    reductions=frozenset({"MEAN", "SUM"}),
 )
 #: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
