@@ -2,7 +2,7 @@
 line said for any other exception: a bug in foldscope, located at the op or layer it met it on."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 #: Terminal escape sequences (colours, cursor moves) and other control characters a library may
@@ -51,6 +51,13 @@ def internal_error(exc: BaseException, what: str) -> str:
 def plain(text: str) -> str:
     """``text`` without terminal escape sequences or control characters, on one line."""
     return " ".join(_CONTROL.sub(" ", str(text)).split())
+
+
+def listed(items: Sequence[str], limit: int = 5) -> str:
+    """``items`` joined by commas: all of them, or the first ``limit`` and how many more ("a, b and 3
+    more"), so a message that gives a count never lists fewer without saying so."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
 def one_line(exc: BaseException, limit: int = 240) -> str:

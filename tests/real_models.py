@@ -16,6 +16,7 @@ FILES = {
     "ppocr_v3_rec": ("rapidocr_openvino", "models/ch_PP-OCRv3_rec_infer.onnx"),
     "fer_h5": ("fer", "data/emotion_model.hdf5"),
     "fer_int8": ("fer", "data/emotion_model_quantized.tflite"),
+    "crema_chord": ("crema", "models/chord/model.h5"),
     "pitch_onnx": ("basic_pitch", "saved_models/icassp_2022/nmp.onnx"),
     "pitch_tflite": ("basic_pitch", "saved_models/icassp_2022/nmp.tflite"),
     "blazeface": ("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),

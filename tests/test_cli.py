@@ -252,3 +252,23 @@ def test_an_internal_error_names_the_file_and_the_op(tmp_path, monkeypatch, caps
         assert err.count("\n") == 1 and err.startswith(f"foldscope: error: foldscope failed on {files} "), err
         assert "at op 'mul' (Mul) (ZeroDivisionError: integer modulo by zero); this is a bug in foldscope" in err, err
     assert not (tmp_path / "net_folded.onnx").exists()
+
+
+def test_a_line_that_counts_layers_lists_them_all_or_says_how_many_more():
+    """"7 more folded layer(s) have channels ..." listed 5: now 5 and "and 2 more" (3 are listed whole)."""
+    from fold.core.verdict import TensorCheck
+    from fold.core.verification import Verification
+    from fold.report import verification_text
+
+    def quiet(i: int) -> TensorCheck:
+        return TensorCheck(layer=f"conv{i}", bn=f"bn{i}", tensor=f"bn{i}", role="folded", mode="own inputs",
+                           max_abs_diff=0.0, max_rel_diff=0.0, atol=1e-6, passed=True, worst_channel=0, channels=8,
+                           margin=0.1 * (i + 1), not_exercised=[0, 1], exercised=6)
+
+    for layers, listed in ((8, "'conv0' (2 of 8), 'conv1' (2 of 8), 'conv2' (2 of 8), 'conv3' (2 of 8), "
+                               "'conv4' (2 of 8) and 2 more"),
+                           (4, "'conv0' (2 of 8), 'conv1' (2 of 8), 'conv2' (2 of 8)")):
+        v = Verification("pass", "fine", 0.0, 0.0, 0.0, 1e-6, 2, 0, {}, "recipe", [],
+                         layers=[quiet(i) for i in range(layers)])
+        line = next(s for s in verification_text(v).splitlines() if "more folded layer(s)" in s)
+        assert line.strip() == f"{layers - 1} more folded layer(s) have channels these inputs leave constant: {listed}"
