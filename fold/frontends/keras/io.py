@@ -83,41 +83,52 @@ _MODELS = frozenset({"Functional", "Sequential", "Model"})
 _LAYER_KEYS = frozenset({"layers", "layer", "forward_layer", "backward_layer"})
 
 
+#: The most of a .keras file's config.json read to say why Keras refused it (a bomb reads no further).
+MAX_CONFIG_BYTES = 64 * 2**20
+
+
 def saved_config(path: Path) -> dict | None:
-    """A Keras file's model config as JSON, read without Keras (None when there is none to read)."""
+    """A Keras file's model config as JSON, read without Keras (None when there is none to read, or it
+    cannot be read: it only explains a refusal, so it never raises)."""
     try:
         if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                return json.loads(archive.read("config.json"))
-        import h5py
+            with zipfile.ZipFile(path) as archive, archive.open("config.json") as member:
+                text = member.read(MAX_CONFIG_BYTES + 1)
+            if len(text) > MAX_CONFIG_BYTES:
+                return None
+        else:
+            import h5py
 
-        with h5py.File(path, "r") as f:
-            text = f.attrs.get("model_config")
-        return None if text is None else json.loads(text.decode() if isinstance(text, bytes) else text)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("model_config")
+        config = None if text is None else json.loads(text.decode() if isinstance(text, bytes) else text)
+    except Exception:  # noqa: BLE001 - an encrypted member, an unknown compression, JSON nested past the stack
         return None
+    return config if isinstance(config, dict) else None
 
 
-def _layers(node, is_layer: bool = False):
-    """(class name, layer name) of every layer in a saved config, nested models' and wrappers' included."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _layers(item, is_layer)
-    elif isinstance(node, dict):
-        config = node.get("config")
-        if is_layer and isinstance(node.get("class_name"), str) and isinstance(config, dict):
-            yield node["class_name"], str(config.get("name", "?"))
-        for key, value in node.items():
-            yield from _layers(value, key in _LAYER_KEYS)
+def _layers(config: dict):
+    """(class name, layer name) of every layer in a saved config, nested models' and wrappers' included
+    (iterative: a crafted config may nest deeper than the stack)."""
+    stack = [(config.get("config"), False)]
+    while stack:
+        node, is_layer = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, is_layer) for item in reversed(node))
+        elif isinstance(node, dict):
+            inner = node.get("config")
+            if is_layer and isinstance(node.get("class_name"), str) and isinstance(inner, dict):
+                yield node["class_name"], str(inner.get("name", "?"))
+            stack.extend((value, key in _LAYER_KEYS) for key, value in reversed(list(node.items())))
 
 
 def refused_layers(path: Path) -> tuple[str, bool] | None:
     """What in the file's config Keras 3 refuses, as the end of one sentence, and whether custom code is
     among it; None when its config names no such layer (the reason is elsewhere)."""
     config = saved_config(path)
-    if not isinstance(config, dict):
+    if config is None:
         return None
-    layers = list(_layers(config.get("config"), False))
+    layers = list(_layers(config))
     if config.get("class_name") not in _MODELS and isinstance(config.get("class_name"), str):
         layers.insert(0, (config["class_name"], str((config.get("config") or {}).get("name", "?"))))
     slashed = [f"'{n}' ({c})" for c, n in layers if "/" in n]
