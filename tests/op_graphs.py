@@ -228,7 +228,8 @@ def graphdef_model(program: Program):
                 outputs.append(tf.identity(x))
         return [*outputs, tf.identity(x)]
 
-    return graph_def_from_function(tf.function(forward, autograph=False), tf.TensorSpec(program.shape, tf.float32, name="x"))
+    spec = tf.TensorSpec(program.shape, tf.float32, name="x")
+    return graph_def_from_function(tf.function(forward, autograph=False), spec)
 
 
 def _tf_reshape(x, n: int):

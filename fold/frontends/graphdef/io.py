@@ -144,12 +144,12 @@ def runner(model: GraphModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     session = tf.compat.v1.Session(graph=graph)
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.asarray(v) for v in run_session(session, model, model.outputs, inputs)]
+        return [np.asarray(v) for v in _run(session, model, model.outputs, inputs)]
 
     return run
 
 
-def run_session(session: tf.compat.v1.Session, model: GraphModel, fetch: list[str], inputs: list[np.ndarray]) -> list:
+def _run(session: tf.compat.v1.Session, model: GraphModel, fetch: list[str], inputs: list[np.ndarray]) -> list:
     """``session.run`` of ``fetch`` on the model's inputs; TensorFlow's refusal of them is one FoldError
     naming the model and their shapes."""
     feeds = dict(zip(model.inputs, inputs))
@@ -182,7 +182,7 @@ def tapper(model: GraphModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]]
     fetch = list(dict.fromkeys([*model.outputs, *taps.values(), *(t for ts in fed.values() for t in ts)]))
 
     def run(xs: list[np.ndarray]) -> Tap:
-        values = dict(zip(fetch, (np.asarray(v) for v in run_session(session, model, fetch, xs))))
+        values = dict(zip(fetch, (np.asarray(v) for v in _run(session, model, fetch, xs))))
         return Tap([values[o] for o in model.outputs], {n: values[t] for n, t in taps.items()},
                    {f: [values[t] for t in ts] for f, ts in fed.items()})
 

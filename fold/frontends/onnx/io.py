@@ -126,7 +126,7 @@ def session(model: OnnxModel) -> ort.InferenceSession:
     return found
 
 
-def run_session(found: ort.InferenceSession, name: str, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
+def _run(found: ort.InferenceSession, name: str, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
     """``found.run``; onnxruntime's refusal of these inputs is one FoldError naming the model and their shapes."""
     try:
         return found.run(fetch, feeds)
@@ -162,7 +162,7 @@ def runner(model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     outputs = [v.name for v in model.proto.graph.output]
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.asarray(v) for v in run_session(found, model.name, outputs, dict(zip(names, inputs)))]
+        return [np.asarray(v) for v in _run(found, model.name, outputs, dict(zip(names, inputs)))]
 
     return run
 
@@ -208,7 +208,7 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     fetch = [*outputs, *extra]
 
     def run(xs: list[np.ndarray]) -> Tap:
-        values = dict(zip(fetch, (np.asarray(v) for v in run_session(found, model.name, fetch, dict(zip(fed, xs))))))
+        values = dict(zip(fetch, (np.asarray(v) for v in _run(found, model.name, fetch, dict(zip(fed, xs))))))
         values.update(zip(fed, (np.asarray(x) for x in xs)))
         return Tap([values[o] for o in outputs], {n: values[t] for n, t in node_tensors.items()},
                    {f: [values[t] for t in ts] for f, ts in feed_tensors.items()})

@@ -263,7 +263,7 @@ def _mul_chain(view: OpView, mul: Op) -> Chain | None:
     if _is_bn(view, removed, x, channels):
         return Chain(producer, between, bias, removed, x, "bn", axis)
     if producer is None or view.kind(producer) is None:
-        return None  # a scalar Mul -> Add after an activation (a hard sigmoid's), a LayerNorm's tail: no layer's to absorb
+        return None  # a scalar Mul -> Add after an activation (a hard sigmoid's): no layer's to absorb
     if add is None and not _single_reader(view, x):
         return None  # a Swish's x * 1.0: the layer's output is read beside it, so there is nothing to absorb
     return Chain(producer, between, bias, removed, x, "affine", axis)

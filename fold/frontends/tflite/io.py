@@ -86,14 +86,15 @@ def runner(model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]
         if len(inputs) != len(in_details):
             raise FoldError(f"'{model.name}' takes {len(in_details)} inputs; received {len(inputs)}.")
         with model.lock:
-            invoke(found, model.name, in_details, inputs)
+            _invoke(found, model.name, in_details, inputs)
             return [np.array(found.get_tensor(d["index"])) for d in out_details]
 
     return run
 
 
-def invoke(found, name: str, details: list[dict], inputs: list[np.ndarray]) -> None:
-    """Set the inputs and run the interpreter; LiteRT's refusal is one FoldError naming the model and the inputs' shapes."""
+def _invoke(found, name: str, details: list[dict], inputs: list[np.ndarray]) -> None:
+    """Set the inputs and run the interpreter; LiteRT's refusal is one FoldError naming the model and the
+    inputs' shapes."""
     try:
         for detail, x in zip(details, inputs):
             found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
@@ -115,7 +116,7 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
 
     def run(xs: list[np.ndarray]) -> Tap:
-        invoke(found, model.name, in_details, xs)
+        _invoke(found, model.name, in_details, xs)
         return Tap([np.array(found.get_tensor(d["index"])) for d in out_details],
                    {n: np.array(found.get_tensor(t)) for n, t in taps.items()},
                    {f: [np.array(found.get_tensor(t)) for t in ts] for f, ts in fed.items()})
