@@ -15,7 +15,7 @@ from fold.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 from demo.workbench import CheckBench, Workbench  # noqa: E402
-from fold.errors import FoldError, one_line  # noqa: E402
+from fold.errors import FoldError, describe  # noqa: E402
 from fold.frontend import SUFFIXES  # noqa: E402
 from sections.check import check_ui  # noqa: E402
 from sections.folding import fold_ui  # noqa: E402
@@ -41,7 +41,7 @@ def source_ui() -> tuple[Workbench | CheckBench | None, str | None]:
         except FoldError as exc:
             return None, str(exc)
         except Exception as exc:  # a model we cannot build or run: say so, no traceback
-            return None, f"Could not fold this model: {type(exc).__name__}: {one_line(exc)}"
+            return None, f"Could not fold this model: {describe(exc)}"
 
 
 def section_ui(section: Section, bench: Workbench | CheckBench | None, error: str | None) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from demo.graph_view import BlockView, pair_index
 from fold.core.result import FoldResult
 from fold.core.verification import Verification
+from fold.errors import listed
 from fold.report import layer_verdict
 from viz.blocks import block_of
 
@@ -45,8 +46,7 @@ def _shape(shape) -> str:
 
 
 def _listed(names: list[str]) -> str:
-    more = len(names) - _LISTED
-    return ", ".join(names[:_LISTED]) + (f" and {more} more" if more > 0 else "") if names else "none"
+    return listed(names, _LISTED) or "none"
 
 
 def _stats(name: str, values: np.ndarray | None, shape=None) -> dict:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fold.core.verification import SAMPLES
-from fold.errors import FoldError, one_line, plain
+from fold.errors import FoldError, internal_error, plain
 from fold.files import check_model_file, read_arrays, suffix_list
 from fold.frontend import FRONTENDS, Format
 from fold.zoo import TIMEOUT_S, ModelRow
@@ -231,8 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if isinstance(exc, FoldError):
             return _fail(str(exc))
-        what = getattr(args, "input", None) or getattr(args, "candidate", None) or getattr(args, "dir", "")
-        return _fail(f"cannot verify '{what}': {type(exc).__name__}: {one_line(exc)}")
+        return _fail(internal_error(exc, _files(args)))
+
+
+def _files(args: argparse.Namespace) -> str:
+    """The file (or files, or folder) a command works on, quoted, for its error line."""
+    if getattr(args, "candidate", None):
+        return f"'{args.original}' and '{args.candidate}'"
+    return f"'{getattr(args, 'input', None) or getattr(args, 'dir', '')}'"
 
 
 def _output(args: argparse.Namespace, fmt: Format) -> str:

@@ -1,6 +1,9 @@
-"""Errors a user can cause. Their message is one sentence naming what was received."""
+"""Errors a user can cause (their message is one sentence naming what was received), and the one
+line said for any other exception: a bug in foldscope, located at the op or layer it met it on."""
 
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 #: Terminal escape sequences (colours, cursor moves) and other control characters a library may
 #: put in its messages; a one-line error carries none of them.
@@ -15,9 +18,46 @@ class UnsafeModelError(FoldError):
     """The model file asks for code to be executed (a Lambda or an unknown custom class)."""
 
 
+class InternalError(Exception):
+    """An exception that is no FoldError, raised while foldscope read, folded or ran one op or layer
+    of a model (a bug in foldscope, not in the file): ``where`` names it, ``__cause__`` is the exception."""
+
+    def __init__(self, where: str, cause: BaseException):
+        super().__init__(f"{where}: {type(cause).__name__}: {one_line(cause, 160)}")
+        self.where = where
+
+
+@contextmanager
+def at(where: str) -> Iterator[None]:
+    """Locate any exception but a FoldError raised inside at ``where`` ("op 'MUL:6' (MUL)"); the
+    innermost place wins."""
+    try:
+        yield
+    except (FoldError, InternalError):
+        raise
+    except Exception as exc:
+        raise InternalError(where, exc) from exc
+
+
+def internal_error(exc: BaseException, what: str) -> str:
+    """The one line for an exception that is no FoldError, met on ``what`` (a file, or two): the file,
+    the op or layer when known, the exception, and whose fault it is."""
+    where = f" at {exc.where}" if isinstance(exc, InternalError) else ""
+    cause = exc.__cause__ if isinstance(exc, InternalError) and exc.__cause__ is not None else exc
+    return (f"foldscope failed on {what}{where} ({type(cause).__name__}: {one_line(cause, 160)}); this is a "
+            "bug in foldscope, not in the file: please report it.")
+
+
 def plain(text: str) -> str:
     """``text`` without terminal escape sequences or control characters, on one line."""
     return " ".join(_CONTROL.sub(" ", str(text)).split())
+
+
+def listed(items: Sequence[str], limit: int = 5) -> str:
+    """``items`` joined by commas: all of them, or the first ``limit`` and how many more ("a, b and 3
+    more"), so a message that gives a count never lists fewer without saying so."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
 def one_line(exc: BaseException, limit: int = 240) -> str:
@@ -28,7 +68,9 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
 
 def describe(exc: BaseException, limit: int = 240) -> str:
     """What went wrong, for a row of results: a FoldError's own sentence, any other exception's type
-    and message."""
+    and message, and where foldscope met it when known."""
     if isinstance(exc, FoldError):
         return one_line(exc, limit)
+    if isinstance(exc, InternalError):
+        return f"a bug in foldscope at {one_line(exc, limit)}"
     return f"{type(exc).__name__}: {one_line(exc, limit)}"

@@ -8,6 +8,7 @@ from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verdict import TensorCheck
 from fold.core.verification import Verification
+from fold.errors import listed
 
 #: What the verdicts are called in text (the report's JSON says "pass", "fail", "inconclusive").
 VERDICTS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
@@ -98,7 +99,7 @@ def verification_text(v: Verification) -> str:
     quiet = [c for c in v.folded_layers if c.not_exercised and c is not worst]
     if quiet:
         lines.append(f"  {len(quiet)} more folded layer(s) have channels these inputs leave constant: "
-                     + ", ".join(f"'{c.layer}' ({len(c.not_exercised)} of {c.channels})" for c in quiet[:5]))
+                     + listed([f"'{c.layer}' ({len(c.not_exercised)} of {c.channels})" for c in quiet]))
     if v.output_only:
         lines.append(f"  checked at the outputs only: {', '.join(v.output_only)}")
     if (synthetic := synthetic_text(v)):

@@ -10,6 +10,7 @@ import streamlit as st
 from demo import fold_view, graph_view
 from demo.html_report import fold_report
 from demo.workbench import Workbench
+from fold.errors import listed
 from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
 from sections.graph import graph_ui, pair_key
@@ -86,8 +87,8 @@ def pairs_ui(wb: Workbench) -> str | None:
     skipped = fold_view.skip_reasons(decisions)
     if skipped:  # the table cuts long reasons: each one in full, once
         with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):
-            st.markdown("\n".join(f"- **{', '.join(pairs[:3])}{' and more' if len(pairs) > 3 else ''}** "
-                                   f"({len(pairs)}): {reason}" for reason, pairs in skipped.items()))
+            st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
+                                   for reason, pairs in skipped.items()))
     key = pair_key(wb)
     clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair

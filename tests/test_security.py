@@ -1,4 +1,6 @@
-"""Model files never run code: Lambda layers and unknown classes are refused, and the payload never runs."""
+"""Model files never run code: Lambda layers and unknown classes are refused, and the payload never runs;
+a Keras file that Keras 3 refuses (a custom class, a Keras 2 name with a '/') is one sentence naming the layer,
+why, and what to do."""
 
 from __future__ import annotations
 
@@ -115,3 +117,65 @@ def test_a_keras_file_is_judged_once_against_the_callers_limit(tmp_path, monkeyp
     monkeypatch.setattr(keras_io, "check_model_file", second_check)
     _, model = load(path, max_bytes=size)
     assert fold_file(path, max_bytes=size).bn_before == 1 and model.name
+
+
+def test_a_custom_class_is_named_with_its_layer_and_what_to_do(tmp_path):
+    """A model saved with a custom layer class and read without it (.keras and a legacy .h5): one sentence
+    naming the layer and its class, that foldscope runs no code, and what to do instead."""
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inp = keras.Input((4,))
+    model = keras.Model(inp, Doubler(name="double")(keras.layers.Dense(3, name="dense")(inp)))
+    for suffix in (".keras", ".h5"):
+        model.save(tmp_path / f"custom{suffix}")
+    keras.saving.get_custom_objects().pop("elsewhere>Doubler")
+    for suffix, cls in ((".keras", "Doubler"), (".h5", "elsewhere>Doubler")):
+        with pytest.raises(UnsafeModelError) as info:
+            load_model(tmp_path / f"custom{suffix}")
+        assert str(info.value) == (
+            f"Cannot load 'custom{suffix}': layer 'double' ({cls}) needs custom code (its class is not part of "
+            "Keras), which foldscope never runs; export the model to ONNX (tf2onnx) or TFLite where that code is, "
+            "and fold that file.")
+
+
+def _keras2_h5(path, name: str) -> None:
+    """A legacy .h5 whose input layer is named ``name``, written as Keras 2 could: Keras 3 saves it under
+    another name, and the name is put back in the file's ``model_config`` attribute with h5py."""
+    inp = keras.Input((6, 6, 2), name="placeholder_name")
+    keras.Model(inp, keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(3, 3, name="conv")(inp))).save(path)
+    with h5py.File(path, "r+") as f:
+        config = f.attrs["model_config"]
+        config = config.decode() if isinstance(config, bytes) else config
+        f.attrs["model_config"] = config.replace('"placeholder_name"', json.dumps(name))
+
+
+def test_a_keras_2_name_keras_3_refuses_is_one_sentence_naming_the_layer(tmp_path):
+    """Keras 3 refused a Keras 2 .h5 whose input is named 'cqt/mag' with its own words, cut off
+    ("Exception encountered: Argument `name` must be a string and cannot contain character ...")."""
+    path = tmp_path / "chords.h5"
+    _keras2_h5(path, "cqt/mag")
+    with pytest.raises(FoldError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        "Cannot load 'chords.h5': layer 'cqt/mag' (InputLayer) has a name Keras 3 refuses (no '/' in a Keras 3 "
+        "name); rename it where the model was made and save it again, or export the model to ONNX (tf2onnx) or "
+        "TFLite there, and fold that file.")
+    _keras2_h5(path, "cqt_mag")  # control: the same file with a name Keras 3 takes loads
+    assert load_model(path).get_layer("cqt_mag")
+
+
+def test_crema_chord_model_is_refused_in_one_sentence_naming_both_reasons():
+    """crema's chord model (a Keras 2.2 .h5): its input is named 'cqt/mag' and it needs crema's own
+    SqueezeLayer; both are said, with what to do."""
+    from tests.real_models import real_model
+
+    with pytest.raises(UnsafeModelError) as info:
+        load_model(real_model("crema_chord"))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("Cannot load 'model.h5': layer 'cqt/mag' (InputLayer) has a "
+                                                      "name Keras 3 refuses"), message
+    assert "and layer 'squeeze_layer_1' (SqueezeLayer) needs custom code" in message and message.endswith(
+        "export the model to ONNX (tf2onnx) or TFLite where that code is, and fold that file."), message

@@ -8,6 +8,7 @@ left, no decomposed BN left, LiteRT outputs of the folded model equal the unfold
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -265,11 +266,12 @@ def test_constant_weights_filter_fed_as_a_model_input_NEG():
 
 
 def test_single_use_chain_the_bias_add_is_also_a_model_output_NEG():
-    """CONV_2D -> ADD(bias) -> MUL: the MUL could fold through the bias add, but the add's output is
-    read as a model output too."""
+    """CONV_2D -> ADD(bias) -> MUL -> ADD: the BN could fold through the bias add, but the add's output
+    is read as a model output too."""
     net = Net()
     bias = binary(net, "ADD", _pointwise_conv(net), np.array([1.0, 2.0, 3.0]))
-    data = net.build(binary(net, "MUL", bias, np.array([2.0, 3.0, 4.0])), bias)
+    bn = binary(net, "ADD", binary(net, "MUL", bias, np.array([2.0, 3.0, 4.0])), np.array([0.5, -0.5, 1.0]))
+    data = net.build(bn, bias)
     assert_skipped(TFLITE, model_from_bytes(data), "single-use-chain", "model output")
 
 
@@ -408,3 +410,46 @@ def test_converter_view_shows_ops_graph_and_diff():
     assert view.verification.passed and view.max_abs_diff < 1e-4
     assert [o.shape for o in view.verification.per_output] == [(3, 8, 6, 5), (3, 4)]  # Keras' output order
     assert all(d.status in ("folded", "skipped") for d in view.remaining)
+
+
+def _stft_model(path) -> None:
+    """An audio classifier as TensorFlow's converter writes it: a ``tf.signal.stft`` front end (its frame
+    count computed at run time from the free batch's shape, in rank-0 MULs, FLOOR_DIVs and ADDs), a BN
+    on the log-magnitude spectrogram (left as MUL and ADD: it follows no layer), then Conv2D + BN (which
+    the converter folds itself), ReLU, pooling and a Dense head, as BirdNET's analyzer is built."""
+    import keras
+    import tensorflow as tf
+
+    from tests.helpers import randomize_bn
+
+    @keras.saving.register_keras_serializable("foldscope_tests")
+    class Spectrogram(keras.layers.Layer):
+        def call(self, x):
+            s = tf.signal.stft(x, frame_length=256, frame_step=128, fft_length=256)
+            return tf.expand_dims(tf.math.log(tf.abs(s) + 1e-6), -1)
+
+    inp = keras.Input((2048,))
+    x = keras.layers.BatchNormalization()(Spectrogram()(inp))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(6, 3, padding="same")(x)))
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(randomize_bn(keras.Model(inp, out))).convert())
+
+
+def test_an_stft_front_end_with_rank_0_frame_arithmetic_folds_verifies_and_quantizes(tmp_path, capsys):
+    """BirdNET's analyzer exited 2 ("integer modulo by zero") on its rank-0 MULs: a scalar has no channel
+    axis, so it is no BN's; the fold, the verification and --int8 all go through."""
+    from fold import cli
+
+    path = tmp_path / "stft.tflite"
+    _stft_model(path)
+    model = load(path)[1]
+    view_shapes = [[list(model.main.tensors[t].shape) for t in op.inputs] for op in model.main.operators]
+    assert [[], []] in view_shapes, "the converter wrote no rank-0 MUL: the test no longer covers the case"
+    status = cli.main([str(path), "-o", str(tmp_path / "stft_folded.tflite"), "--report", str(tmp_path / "r.json"),
+                       "--quant-report", str(tmp_path / "q.json"), "--int8"])
+    out = capsys.readouterr()
+    assert status == 0 and "error" not in out.err, out.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verification"]["verdict"] == "pass"
+    assert [(p["form"], p["status"]) for p in report["pairs"]] == [("bn", "skipped")]  # the spectrogram's BN
+    assert "output SQNR (dB): original" in out.out

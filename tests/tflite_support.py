@@ -48,7 +48,8 @@ class Net:
         codes = [c.builtinCode for c in self.model.operatorCodes]
         if builtin not in codes:
             code = schema.OperatorCodeT()
-            code.builtinCode = code.deprecatedBuiltinCode = builtin
+            # a code past 127 is stored as 127 in the old int8 field ("see builtinCode")
+            code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, 127)
             code.version = 1
             self.model.operatorCodes.append(code)
             codes.append(builtin)

@@ -161,7 +161,8 @@ def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
     w = w.reshape(shape)
     channel_axes = sorted(a % w.ndim for a in grouped)
     moved = np.moveaxis(w, channel_axes, list(range(len(channel_axes))))
-    return moved.reshape(int(np.prod([shape[a] for a in channel_axes])), -1)
+    channels = int(np.prod([shape[a] for a in channel_axes]))
+    return moved.reshape(channels, moved.size // channels if channels else 0)
 
 
 def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
@@ -171,6 +172,9 @@ def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
 
 def per_channel_range(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
     """(C, 2) array of each output channel's (min, max) kernel value, in float64 (taken in the
-    kernel's own dtype, which a min or a max does not round: no float64 copy of a large kernel)."""
+    kernel's own dtype, which a min or a max does not round: no float64 copy of a large kernel); (0, 0)
+    for a channel without weights (a layer with no input channels computes its bias alone)."""
     rows = rows_along(kernel, kind.out_axes, groups, kind.group_axis, dtype=None)
+    if rows.shape[1] == 0:
+        return np.zeros((rows.shape[0], 2))
     return np.stack([rows.min(axis=1), rows.max(axis=1)], axis=1).astype(np.float64)

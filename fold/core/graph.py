@@ -42,7 +42,8 @@ class Vocabulary:
     """A format's op (or layer class) names by role: what its graph shows as an input, a BatchNorm,
     an activation (and which activations are positively homogeneous, f(a x) = a f(x) for a > 0,
     which cross-layer equalization may step over), a nested model; for op-level formats also its
-    binary Mul and Add ops and the ops that only pass a tensor on (identities) or reshape it.
+    binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, and the
+    reductions a normalization computes its run-time statistics with (a LayerNorm's mean).
     Each frontend owns its vocabulary; the core knows none."""
 
     inputs: frozenset[str] = frozenset()
@@ -54,6 +55,7 @@ class Vocabulary:
     adds: frozenset[str] = frozenset()
     identities: frozenset[str] = frozenset()
     reshapes: frozenset[str] = frozenset()
+    reductions: frozenset[str] = frozenset()
 
     def role(self, op: str, linear: bool = False) -> str:
         """The display and rule role of an op type (``linear``: it is a kind foldscope folds into)."""

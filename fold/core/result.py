@@ -51,12 +51,13 @@ class FoldResult(Generic[M]):
     @property
     def bn_before(self) -> int:
         """BatchNorms in the original model (``count_bns`` of its graph): BN layers and ops, and
-        BNs in decomposed form where the file says they are (``fold.frontends.ops.chains``)."""
+        BNs in decomposed form, by what they compute (``fold.frontends.ops.chains``)."""
         return count_bns(self.graph_before)
 
     @property
     def bn_after(self) -> int:
-        """BatchNorms left in the folded model (``count_bns`` of its graph)."""
+        """BatchNorms left in the folded model (``count_bns`` of its graph, by the rule that counted
+        ``bn_before``: a recount of the written file gives the same number)."""
         return count_bns(self.graph_after)
 
     @property

@@ -91,6 +91,11 @@ class Candidate:
             affine = with_bias_terms(affine, self.bias)
         return affine
 
+    @property
+    def place(self) -> str:
+        """The pair in an error line: "the pair 'conv' -> 'bn'"."""
+        return f"the pair '{self.layer}' -> '{self.bn}'"
+
     def set_kernel(self, kernel: np.ndarray, bias: np.ndarray | None = None) -> None:
         """Record the producer's kernel statistics (channels, per-channel max |w|) and bias."""
         ranges = per_channel_range(kernel, self.kind, self.groups)

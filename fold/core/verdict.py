@@ -96,8 +96,11 @@ def as_shaped(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 def as_channels(array: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
     """``array`` in float32 or float64 (narrower floats widen to float32, the rest to float64) with
-    its channel axis made non-negative; an array of rank 0 or 1 is (elements, 1 channel)."""
+    its channel axis made non-negative; an array of rank 0 or 1 is (elements, 1 channel); a complex
+    one (an FFT's) is its real parts then its imaginary parts along axis 0."""
     a = np.asarray(array)
+    if a.dtype.kind == "c":
+        a = np.concatenate([np.atleast_1d(a.real), np.atleast_1d(a.imag)])
     a = a.astype(a.dtype if a.dtype in (np.float32, np.float64) else
                  np.float32 if a.dtype.kind == "f" else np.float64, copy=False)
     if a.ndim <= 1:

@@ -71,7 +71,15 @@ class OutputSpec:
 
 
 def batch_size(specs: Sequence[InputSpec], samples: int) -> int:
-    """Rows per run: the model's fixed batch, else up to MAX_BATCH."""
+    """Rows per run: the model's fixed batch, else up to MAX_BATCH. A ValueError names an input no
+    sample can be drawn for: a scalar (no batch axis to draw along) or a fixed batch of 0 rows."""
+    for s in specs:
+        if not s.shape:
+            raise ValueError(f"input '{s.name}' is a scalar: samples are drawn along a batch axis (axis 0), "
+                             "which it does not have; fold with --no-verify (a fold needs no inputs)")
+        if s.batch == 0:
+            raise ValueError(f"input '{s.name}' has a fixed batch of 0 rows ({_shape_text(s.shape)}): no sample "
+                             "can run through it; fold with --no-verify (a fold needs no inputs)")
     fixed = {s.batch for s in specs if s.batch is not None}
     if len(fixed) > 1:
         raise ValueError(f"The model's inputs have different fixed batch sizes {sorted(fixed)}.")
@@ -97,6 +105,11 @@ def sample_shape(spec: InputSpec, rows: int, given: Sequence[int] | None = None,
 
 def _shape_text(shape: Sequence[int | None]) -> str:
     return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def arrays_text(named: Mapping[str, np.ndarray]) -> str:
+    """Named arrays' shapes in words, for a runtime's refusal: "x 2x3x32x32, gain a scalar"."""
+    return ", ".join(f"{name} {'x'.join(map(str, np.shape(x))) or 'a scalar'}" for name, x in named.items())
 
 
 def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0, *,

@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from fold.core.verification import InputSpec, OutputSpec
+from fold.core.verification import InputSpec, OutputSpec, arrays_text
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerKernel, LayerRunner, Tap
 from fold.frontends.graphdef.rewrite import with_kernels
@@ -144,10 +144,19 @@ def runner(model: GraphModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     session = tf.compat.v1.Session(graph=graph)
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        values = session.run(model.outputs, feed_dict=dict(zip(model.inputs, inputs)))
-        return [np.asarray(v) for v in values]
+        return [np.asarray(v) for v in _run(session, model, model.outputs, inputs)]
 
     return run
+
+
+def _run(session: tf.compat.v1.Session, model: GraphModel, fetch: list[str], inputs: list[np.ndarray]) -> list:
+    """``session.run`` of ``fetch`` on the model's inputs; TensorFlow's refusal of them is one FoldError
+    naming the model and their shapes."""
+    feeds = dict(zip(model.inputs, inputs))
+    try:
+        return session.run(fetch, feed_dict=feeds)
+    except (tf.errors.OpError, ValueError) as exc:
+        raise FoldError(f"TensorFlow cannot run '{model.name}' on {arrays_text(feeds)}: {one_line(exc, 200)}") from exc
 
 
 def _session(graph_def: graph_pb2.GraphDef) -> tf.compat.v1.Session:
@@ -173,7 +182,7 @@ def tapper(model: GraphModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]]
     fetch = list(dict.fromkeys([*model.outputs, *taps.values(), *(t for ts in fed.values() for t in ts)]))
 
     def run(xs: list[np.ndarray]) -> Tap:
-        values = dict(zip(fetch, (np.asarray(v) for v in session.run(fetch, feed_dict=dict(zip(model.inputs, xs))))))
+        values = dict(zip(fetch, (np.asarray(v) for v in _run(session, model, fetch, xs))))
         return Tap([values[o] for o in model.outputs], {n: values[t] for n, t in taps.items()},
                    {f: [values[t] for t in ts] for f, ts in fed.items()})
 

@@ -26,6 +26,7 @@ from tensorflow.python.framework import tensor_util
 
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
+from fold.errors import at
 from fold.frontend import LayerKernel
 from fold.frontends.graphdef.view import FILTER_INPUT, GraphDefView, node_of, tensor_name
 from fold.frontends.ops.candidates import OpCandidate
@@ -111,19 +112,20 @@ def rewrite(view: GraphDefView, pairs: Sequence[tuple[OpCandidate, Decision]],
     for c, decision in pairs:
         if not decision.folded:
             continue
-        chain = c.chain
-        kernel, bias = fold_kernel(c.kernel, c.bias, decision.affine, c.kind)
-        filter_name = names.fresh(f"{c.layer}/folded_filter")
-        new.node.append(const_node(filter_name, kernel))
-        nodes[c.layer].input[FILTER_INPUT] = filter_name
-        survivors = [chain.producer, *chain.between]
-        for before, after in zip(survivors, survivors[1:]):
-            nodes[after.id].input[0] = before.output
-        source = survivors[-1].output
-        bias_name = names.fresh(f"{c.bn.split('+')[-1]}/folded_bias")
-        new.node.append(const_node(bias_name, _bias_value(c, view, source, bias)))
-        controls = [r for o in chain.ops for r in view.node(o).input if r.startswith("^")]
-        nodes[chain.tail.id].CopyFrom(_bias_node(view, c, source, bias_name, controls, kernel.dtype))
+        with at(c.place):
+            chain = c.chain
+            kernel, bias = fold_kernel(c.kernel, c.bias, decision.affine, c.kind)
+            filter_name = names.fresh(f"{c.layer}/folded_filter")
+            new.node.append(const_node(filter_name, kernel))
+            nodes[c.layer].input[FILTER_INPUT] = filter_name
+            survivors = [chain.producer, *chain.between]
+            for before, after in zip(survivors, survivors[1:]):
+                nodes[after.id].input[0] = before.output
+            source = survivors[-1].output
+            bias_name = names.fresh(f"{c.bn.split('+')[-1]}/folded_bias")
+            new.node.append(const_node(bias_name, _bias_value(c, view, source, bias)))
+            controls = [r for o in chain.ops for r in view.node(o).input if r.startswith("^")]
+            nodes[chain.tail.id].CopyFrom(_bias_node(view, c, source, bias_name, controls, kernel.dtype))
         gone |= {o.id for o in chain.ops[:-1]}
         removed += [o.id for o in chain.ops] + [c.layer]
     kept = graph_pb2.GraphDef()

@@ -18,7 +18,7 @@ from tensorflow.python.framework import op_def_registry, tensor_util
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import GRAPHDEF_KINDS, Kind
-from fold.frontends.ops.chains import MAX_BETWEEN, broadcast_axes, kept_axis
+from fold.frontends.ops.chains import MAX_BETWEEN, broadcast_axes, kept_axis, per_channel, position
 from fold.frontends.ops.view import BnOp, Op
 
 VOCABULARY = Vocabulary(
@@ -30,6 +30,7 @@ VOCABULARY = Vocabulary(
     adds=frozenset({"BiasAdd", "Add", "AddV2"}),
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "ExpandDims"}),
+    reductions=frozenset({"Mean", "Sum"}),
 )
 #: Ops a weight is looked through to the Const it was read from (for the pair's notes).
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose"})
@@ -183,7 +184,7 @@ class GraphDefView:
         return 1 if _channels_first(self.node(op)) else rank - 1
 
     def default_axis(self, rank: int | None) -> int | None:
-        return None if rank is None else rank - 1
+        return position(-1, rank)
 
     def bn(self, op: Op) -> BnOp | None:
         if op.type not in VOCABULARY.bns:
@@ -250,8 +251,7 @@ class GraphDefView:
                     return None
                 shape = self.shape(after.output)
                 rank = len(shape) if shape is not None else (2 if op.type == "MatMul" else 4)
-                axes = self.operand_axes(after, const, rank)
-                return (after, const) if axis is not None and axes in ((), (axis % rank,)) else None
+                return (after, const) if per_channel(self.operand_axes(after, const, rank), axis, rank) else None
             if after.type not in VOCABULARY.identities and after.type not in VOCABULARY.reshapes:
                 return None
             axis, t = kept_axis(self, after, axis) if after.type in VOCABULARY.reshapes else axis, after.output

@@ -1,17 +1,22 @@
 """Keras frontend, input and output: load and save model files safely, describe and run a model.
 
 Loading never executes code from the file: Keras ``safe_mode`` stays on, so a ``Lambda``
-layer or an unknown custom class is refused with a "cannot load safely" message.
+layer or an unknown custom class is refused with a "cannot load safely" message. When Keras
+refuses a file, its config is read as JSON (``model_config`` of an .h5, ``config.json`` of a
+.keras; no Keras, no code) to say in one sentence which layers it refuses and why: a name Keras 3
+does not allow (a Keras 2 name with a '/'), a class Keras does not have (custom code).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +24,7 @@ import keras
 import numpy as np
 
 from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError, UnsafeModelError, one_line
+from fold.errors import FoldError, UnsafeModelError, listed, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import LayerRunner, Tap
 
@@ -45,6 +50,10 @@ def read_model(path: str | os.PathLike) -> keras.Model:
         try:
             model = keras.saving.load_model(source, compile=False, safe_mode=True)
         except Exception as exc:
+            refused = refused_layers(Path(path))
+            if refused is not None:
+                error = UnsafeModelError if refused[1] else FoldError
+                raise error(f"Cannot load '{name}': {refused[0]}") from exc
             unsafe = _unsafe_reason(exc)
             if unsafe:
                 raise UnsafeModelError(f"Cannot load '{name}' safely: {unsafe}") from exc
@@ -66,6 +75,82 @@ def _plain(message: str) -> str:
     if "file signature not found" in message or "Unable to synchronously open file" in message:
         return "it is not a readable HDF5 file (damaged, or another kind of file)."
     return message
+
+
+#: The model classes Keras 3 rebuilds besides its layers (a Keras 2 file says "Model").
+_MODELS = frozenset({"Functional", "Sequential", "Model"})
+#: The keys under which a saved config holds layers (a model's list, a wrapper's layer).
+_LAYER_KEYS = frozenset({"layers", "layer", "forward_layer", "backward_layer"})
+
+
+#: The most of a .keras file's config.json read to say why Keras refused it (a bomb reads no further).
+MAX_CONFIG_BYTES = 64 * 2**20
+
+
+def saved_config(path: Path) -> dict | None:
+    """A Keras file's model config as JSON, read without Keras (None when there is none to read, or it
+    cannot be read: it only explains a refusal, so it never raises)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive, archive.open("config.json") as member:
+                text = member.read(MAX_CONFIG_BYTES + 1)
+            if len(text) > MAX_CONFIG_BYTES:
+                return None
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("model_config")
+        config = None if text is None else json.loads(text.decode() if isinstance(text, bytes) else text)
+    except Exception:  # noqa: BLE001 - an encrypted member, an unknown compression, JSON nested past the stack
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _layers(config: dict):
+    """(class name, layer name) of every layer in a saved config, nested models' and wrappers' included
+    (iterative: a crafted config may nest deeper than the stack)."""
+    stack = [(config.get("config"), False)]
+    while stack:
+        node, is_layer = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, is_layer) for item in reversed(node))
+        elif isinstance(node, dict):
+            inner = node.get("config")
+            if is_layer and isinstance(node.get("class_name"), str) and isinstance(inner, dict):
+                yield node["class_name"], str(inner.get("name", "?"))
+            stack.extend((value, key in _LAYER_KEYS) for key, value in reversed(list(node.items())))
+
+
+def refused_layers(path: Path) -> tuple[str, bool] | None:
+    """What in the file's config Keras 3 refuses, as the end of one sentence, and whether custom code is
+    among it; None when its config names no such layer (the reason is elsewhere)."""
+    config = saved_config(path)
+    if config is None:
+        return None
+    layers = list(_layers(config))
+    if config.get("class_name") not in _MODELS and isinstance(config.get("class_name"), str):
+        layers.insert(0, (config["class_name"], str((config.get("config") or {}).get("name", "?"))))
+    slashed = [f"'{n}' ({c})" for c, n in layers if "/" in n]
+    custom = [f"'{n}' ({c})" for c, n in layers if c not in _MODELS and not hasattr(keras.layers, c)]
+    parts = []
+    if slashed:
+        parts.append(f"layer {listed(slashed, 3)} has a name Keras 3 refuses (no '/' in a Keras 3 name)" if
+                     len(slashed) == 1 else f"layers {listed(slashed, 3)} have names Keras 3 refuses (no '/' in a "
+                     "Keras 3 name)")
+    if custom:
+        parts.append(f"layer {listed(custom, 3)} needs custom code (its class is not part of Keras)"
+                     if len(custom) == 1 else
+                     f"layers {listed(custom, 3)} need custom code (their classes are not part of Keras)")
+    if not parts:
+        return None
+    if custom:
+        fix = "export the model to ONNX (tf2onnx) or TFLite where that code is, and fold that file"
+    else:
+        fix = (f"rename {'it' if len(slashed) == 1 else 'them'} where the model was made and save it again, or "
+               "export the model to ONNX (tf2onnx) or TFLite there, and fold that file")
+    never = ", which foldscope never runs" if custom else ""
+    return f"{', and '.join(parts)}{never}; {fix}.", bool(custom)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -21,7 +21,7 @@ import numpy as np
 from fold.core.graph import Vocabulary
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate
-from fold.errors import FoldError
+from fold.errors import FoldError, at
 
 History = tuple[str, int, int]
 
@@ -317,7 +317,8 @@ def candidates(scope: Scope) -> list[KerasCandidate]:
     for prefix, sc in scope.walk():
         for name, entry in sc.entries.items():
             if entry.get("class_name") == "BatchNormalization":
-                c = _candidate(sc, prefix, name)
+                with at(f"layer '{prefix}{name}' (BatchNormalization)"):
+                    c = _candidate(sc, prefix, name)
                 if c is not None:
                     found.append(c)
     return found

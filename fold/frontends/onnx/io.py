@@ -25,7 +25,7 @@ import onnxruntime as ort
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from fold.core.verification import InputSpec, OutputSpec
+from fold.core.verification import InputSpec, OutputSpec, arrays_text
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
 from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
@@ -126,6 +126,14 @@ def session(model: OnnxModel) -> ort.InferenceSession:
     return found
 
 
+def _run(found: ort.InferenceSession, name: str, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
+    """``found.run``; onnxruntime's refusal of these inputs is one FoldError naming the model and their shapes."""
+    try:
+        return found.run(fetch, feeds)
+    except Exception as exc:  # onnxruntime raises its own exception types for every refusal
+        raise FoldError(f"onnxruntime cannot run '{name}' on {arrays_text(feeds)}: {one_line(exc, 200)}") from exc
+
+
 def _dtype(elem_type: int) -> str:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
 
@@ -154,7 +162,7 @@ def runner(model: OnnxModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     outputs = [v.name for v in model.proto.graph.output]
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.asarray(v) for v in found.run(outputs, dict(zip(names, inputs)))]
+        return [np.asarray(v) for v in _run(found, model.name, outputs, dict(zip(names, inputs)))]
 
     return run
 
@@ -200,7 +208,7 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     fetch = [*outputs, *extra]
 
     def run(xs: list[np.ndarray]) -> Tap:
-        values = dict(zip(fetch, (np.asarray(v) for v in found.run(fetch, dict(zip(fed, xs))))))
+        values = dict(zip(fetch, (np.asarray(v) for v in _run(found, model.name, fetch, dict(zip(fed, xs))))))
         values.update(zip(fed, (np.asarray(x) for x in xs)))
         return Tap([values[o] for o in outputs], {n: values[t] for n, t in node_tensors.items()},
                    {f: [values[t] for t in ts] for f, ts in feed_tensors.items()})
@@ -271,12 +279,16 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
 
 def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
     """Every layer through ``until`` in one model of its own in onnxruntime (``magnitude``: |weights|,
-    no bias, no added constants)."""
+    no bias, no added constants). A layer whose output has no batch axis apart from its channels (a
+    MatMul of a vector) is left out: its samples cannot be told apart, so it is checked at the outputs."""
     view = view_of(model)
     paths = {}
     for name, until in layers:
         op = view.by_name.get(name)
         if op is None or len(op.inputs) < 2 or not view.is_constant(op.inputs[1]):
+            continue
+        shape = view.shape(op.output)
+        if shape is not None and len(shape) < 2:
             continue
         path = _path(view, op, until)
         if path is not None:

@@ -30,6 +30,7 @@ from onnx import helper, numpy_helper
 
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
+from fold.errors import at
 from fold.frontend import LayerKernel
 from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.view import VALUE_OPS, OnnxView
@@ -129,7 +130,8 @@ def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate,
     for c, decision in folds:
         if not decision.folded:
             continue
-        new, add = _fold_one(view, graph, names, c, decision)
+        with at(c.place):
+            new, add = _fold_one(view, graph, names, c, decision)
         if model.external is not None:
             model.external.release()  # one layer's weights in memory at a time
         inits += new

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import ONNX_KINDS, Kind
-from fold.frontends.ops.chains import broadcast_axes
+from fold.frontends.ops.chains import broadcast_axes, position
 from fold.frontends.ops.view import BnOp, Op
 from fold.frontends.onnx.model import OnnxModel
 
@@ -36,6 +36,7 @@ VOCABULARY = Vocabulary(
     adds=frozenset({"Add"}),
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"}),
+    reductions=frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "GlobalAveragePool"}),
 )
 #: Ops whose output is a constant when every data input is (computed here, see the module docstring).
 #: Elementwise arithmetic on constants, with ONNX's (NumPy's) broadcasting.
@@ -170,10 +171,10 @@ class OnnxView:
         if op.type in ("Conv", "ConvTranspose", "Gemm"):
             return 1
         shape = self.shape(op.output)
-        return None if shape is None else len(shape) - 1
+        return None if shape is None else position(-1, len(shape))
 
     def default_axis(self, rank: int | None) -> int | None:
-        return None if rank is None else (1 if rank >= 2 else rank - 1)
+        return position(1 if rank is not None and rank >= 2 else 0, rank)
 
     def bn(self, op: Op) -> BnOp | None:
         if op.type != "BatchNormalization":

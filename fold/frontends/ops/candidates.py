@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fold.core.rules import Candidate
+from fold.errors import at
 from fold.frontends.ops.chains import Chain, channel_vector, const_operand
 from fold.frontends.ops.view import Op, OpView, input_op
 
@@ -110,6 +111,11 @@ def _affine_parameters(view: OpView, c: OpCandidate, chain: Chain) -> None:
 
 def op_candidate(view: OpView, chain: Chain, cls: type[OpCandidate] = OpCandidate) -> OpCandidate:
     """The candidate of one chain, with every field the shared and op-level rules read."""
+    with at(chain.tail.place):
+        return _op_candidate(view, chain, cls)
+
+
+def _op_candidate(view: OpView, chain: Chain, cls: type[OpCandidate]) -> OpCandidate:
     producer = chain.producer
     c = cls(layer=producer.id if producer is not None else view.name(chain.source),
             bn="+".join(o.id for o in chain.removed), op=producer.type if producer is not None else input_op(view),

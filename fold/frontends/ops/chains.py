@@ -9,10 +9,18 @@ its input, through what exporters put between them.
 ``between``: Identity ops and reshapes that keep the channel axis (the ``ExpandDims -> Conv2D ->
 Squeeze`` of a Conv1D, an ONNX Unsqueeze or Flatten), each read by nothing else. ``m`` and ``a``
 are constants that vary along the channel axis only, or scalars: an Add of two activations (a
-residual) is no candidate at all. A Mul -> Add is a BatchNorm (``form`` "bn") when the file says
-so, by its names ("batchnorm", "batch_norm", "bn") or its shape (both operands hold one value per
-channel); scalar Mul/Add blocks on several channels (PaddleOCR's learnable affine layers) and a
-lone Mul are "affine".
+residual) is no candidate at all.
+
+What is a BatchNorm (``form`` "bn") is decided by what the ops compute, the same way in every
+graph (the original and the folded one are counted by this one rule). Any per-channel pair
+(m, a) is what some BN's statistics give (gamma = m, beta = a, mean 0, variance + epsilon 1), so
+a Mul -> Add is a BN when both operands hold one value per channel (a scalar, on one channel) and
+what it scales is not data a normalization of its own has just divided by its run-time statistics
+(the gamma and beta tail of a LayerNorm, an InstanceNorm, a GroupNorm: ``normalized``); or when
+its names say so ("batchnorm", "batch_norm", "bn") *and* every operand holds one value per channel.
+Scalar Mul/Add blocks on several channels (PaddleOCR's learnable affine layers) are "affine"; a
+lone Mul that is no BN is "affine" only when it alone reads the layer's output (a Swish's x * 1.0
+reads it beside the Swish's own Mul, and is no chain at all).
 """
 
 from __future__ import annotations
@@ -22,10 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fold.errors import at
 from fold.frontends.ops.view import Op, OpView
 
 #: Ops looked through at most, between a layer and its BN.
 MAX_BETWEEN = 4
+#: Ops looked back through at most, from a normalization's division to the reduction of its statistics.
+MAX_STATISTICS = 6
 _BN_NAME = re.compile(r"batch_?norm|(^|[/_.:;])bn\d*($|[/_.:;])", re.IGNORECASE)
 
 
@@ -78,12 +89,26 @@ def broadcast_axes(value: np.ndarray, rank: int | None) -> tuple[int, ...] | Non
     return tuple(i for i, n in enumerate(padded) if n != 1)
 
 
+def position(axis: int | None, rank: int | None) -> int | None:
+    """``axis`` of a tensor of ``rank`` as an index from 0 (a negative axis counts from the end);
+    None when either is unknown or the tensor has no such axis (a scalar has no axis at all)."""
+    if axis is None or rank is None or not -rank <= axis < rank:
+        return None
+    return axis % rank
+
+
+def per_channel(axes: tuple[int, ...] | None, axis: int | None, rank: int | None) -> bool:
+    """Whether a constant that varies along ``axes`` of a rank-``rank`` tensor is a scalar or varies
+    along the channel ``axis`` only (a tensor without that axis has no channels to vary along)."""
+    index = position(axis, rank)
+    return index is not None and axes is not None and axes in ((), (index,))
+
+
 def varies_along(view: OpView, op: Op, const: str, rank: int | None, axis: int | None) -> bool:
     """Whether constant ``const`` of binary ``op`` is a scalar or varies along ``axis`` only."""
-    if rank is None or axis is None:
+    if position(axis, rank) is None:
         return False
-    axes = view.operand_axes(op, const, rank)
-    return axes is not None and axes in ((), (axis % rank,))
+    return per_channel(view.operand_axes(op, const, rank), axis, rank)
 
 
 def channel_vector(value: np.ndarray, channels: int) -> np.ndarray:
@@ -185,6 +210,44 @@ def _names_say_bn(view: OpView, ops: tuple[Op, ...]) -> bool:
     return any(_BN_NAME.search(n) for n in names)
 
 
+def normalized(view: OpView, tensor: str) -> bool:
+    """Whether ``tensor`` is data divided (or scaled) at run time by statistics of its own: the
+    x_hat = (x - mean(x)) / sqrt(var(x) + eps) of a LayerNorm, an InstanceNorm, a GroupNorm, an
+    RMSNorm. Its op combines two computed tensors, and a reduction (the format's ``reductions``) lies
+    at most MAX_STATISTICS ops back from them, through ops that are neither layers, activations nor
+    BNs (a squeeze-and-excitation gate reaches its mean through a layer and a sigmoid: no)."""
+    op = view.producer(tensor)
+    computed = [] if op is None else [t for t in op.inputs if t and not view.is_constant(t)]
+    if len(computed) < 2:
+        return False
+    vocab, seen, frontier = view.vocabulary, {op.index}, computed
+    for _ in range(MAX_STATISTICS):
+        behind = []
+        for t in frontier:
+            step = view.producer(t)
+            if step is None or step.index in seen or view.kind(step) is not None:
+                continue
+            seen.add(step.index)
+            if step.type in vocab.reductions:
+                return True
+            if step.type not in vocab.activations and step.type not in vocab.bns:
+                behind += [i for i in step.inputs if i and not view.is_constant(i)]
+        frontier = behind
+    return False
+
+
+def _is_bn(view: OpView, removed: tuple[Op, ...], x: str, channels: int | None) -> bool:
+    """Whether a Mul (then Add) is a BatchNorm, by what it computes (see the module docstring)."""
+    sizes = {np.asarray(view.value(const_operand(view, o)[0])).size for o in removed}
+    if channels is None and len(sizes) == 1:
+        channels = next(iter(sizes))  # a dynamic channel count: the operands say it
+    if sizes != {channels}:
+        return False  # a scalar on several channels, or an operand of another size, is no BN's
+    if _names_say_bn(view, removed):
+        return True
+    return len(removed) == 2 and not normalized(view, x)
+
+
 def _mul_chain(view: OpView, mul: Op) -> Chain | None:
     split = const_operand(view, mul)
     if split is None:
@@ -194,17 +257,16 @@ def _mul_chain(view: OpView, mul: Op) -> Chain | None:
     if not varies_along(view, mul, const, _rank(view, mul.output), axis):
         return None
     add = _following_add(view, mul, axis)
-    linear = producer is not None and view.kind(producer) is not None
-    if not linear and add is None:
-        return None  # a lone Mul after anything but a layer is no BN
     removed = (mul,) if add is None else (mul, add)
-    channels = view.shape(x)[axis] if view.shape(x) is not None and axis is not None else None
-    shaped = add is not None and channels is not None and \
-        all(np.asarray(view.value(const_operand(view, o)[0])).size == channels for o in removed)
-    form = "bn" if _names_say_bn(view, removed) or shaped else "affine"
-    if form == "affine" and not linear:
-        return None  # a scalar Mul -> Add after an activation (a hard sigmoid's) is no layer's to absorb
-    return Chain(producer, between, bias, removed, x, form, axis)
+    shape = view.shape(x)
+    channels = shape[axis] if shape is not None and axis is not None else None
+    if _is_bn(view, removed, x, channels):
+        return Chain(producer, between, bias, removed, x, "bn", axis)
+    if producer is None or view.kind(producer) is None:
+        return None  # a scalar Mul -> Add after an activation (a hard sigmoid's): no layer's to absorb
+    if add is None and not _single_reader(view, x):
+        return None  # a Swish's x * 1.0: the layer's output is read beside it, so there is nothing to absorb
+    return Chain(producer, between, bias, removed, x, "affine", axis)
 
 
 def _bias_chain(view: OpView, add: Op) -> Chain | None:
@@ -231,13 +293,9 @@ def find_chains(view: OpView) -> list[Chain]:
             claimed.update(o.index for o in chain.ops)
 
     vocab = view.vocabulary
-    for op in view.ops:
-        if op.type in vocab.bns:
-            take(_bn_chain(view, op))
-    for op in view.ops:
-        if op.type in vocab.muls and op.index not in claimed:
-            take(_mul_chain(view, op))
-    for op in view.ops:
-        if op.type in vocab.adds and op.index not in claimed:
-            take(_bias_chain(view, op))
+    for types, chain in ((vocab.bns, _bn_chain), (vocab.muls, _mul_chain), (vocab.adds, _bias_chain)):
+        for op in view.ops:
+            if op.type in types and op.index not in claimed:
+                with at(op.place):
+                    take(chain(view, op))
     return sorted(chains, key=lambda c: c.ops[0].index)

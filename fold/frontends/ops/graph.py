@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import networkx as nx
 
 from fold.core.graph import mark_bn
+from fold.errors import at
 from fold.frontends.ops.chains import Chain
 from fold.frontends.ops.view import Op, OpView, input_op
 
@@ -28,14 +29,15 @@ def op_graph(view: OpView, chains: Sequence[Chain], *, name: str, frontend: str,
         producer[tensor] = node
     vocab = view.vocabulary
     for op in view.ops:
-        if hidden(op):
-            continue
-        graph.add_node(op.id, op=op.type, role=vocab.role(op.type, view.kind(op) is not None), config=config(op),
-                       weights=weights(op), calls=1, tensor=view.name(op.output) if op.output else op.id)
-        for t in dict.fromkeys(t for t in op.inputs if t):
-            if t in producer:
-                graph.add_edge(producer[t], op.id, shape=view.shape(t))
-        producer.update({t: op.id for t in op.outputs if t})
+        with at(op.place):
+            if hidden(op):
+                continue
+            graph.add_node(op.id, op=op.type, role=vocab.role(op.type, view.kind(op) is not None), config=config(op),
+                           weights=weights(op), calls=1, tensor=view.name(op.output) if op.output else op.id)
+            for t in dict.fromkeys(t for t in op.inputs if t):
+                if t in producer:
+                    graph.add_edge(producer[t], op.id, shape=view.shape(t))
+            producer.update({t: op.id for t in op.outputs if t})
     graph.graph["outputs"] = [producer[t] for t in outputs if t in producer]
     for chain in chains:
         if chain.form == "bias" or (len(chain.removed) == 1 and chain.tail.type in vocab.bns):

@@ -31,7 +31,13 @@ class Op:
 
     @property
     def output(self) -> str:
+        """The first output ("" for an op with none, or whose first output is omitted)."""
         return self.outputs[0] if self.outputs else ""
+
+    @property
+    def place(self) -> str:
+        """The op in an error line: "op 'MUL:6' (MUL)"."""
+        return f"op '{self.id}' ({self.type})"
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,12 @@ class OpView(Protocol):
         """A linear op's number of groups (1 for a format whose kernels do not group their channels)."""
 
     def channel_axis(self, op: Op) -> int | None:
-        """The axis of a linear op's output that holds its channels (None when unknown)."""
+        """The axis of a linear op's output that holds its channels, from 0 (None when unknown, or
+        when the output is a scalar: a vector times a vector)."""
 
     def default_axis(self, rank: int | None) -> int | None:
-        """The format's channel axis of a tensor of ``rank`` (ONNX: 1; the others: the last)."""
+        """The format's channel axis of a tensor of ``rank`` (ONNX: 1; the others: the last), from 0;
+        None for a scalar, which has no channels."""
 
     def bn(self, op: Op) -> BnOp | None:
         """The op as a fused BatchNorm, or None."""

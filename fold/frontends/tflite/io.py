@@ -16,8 +16,8 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, read_model_from_bytearray
 
 from fold.core.verdict import as_shaped
-from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError
+from fold.core.verification import InputSpec, OutputSpec, arrays_text
+from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
 from fold.frontends.tflite.model import TfliteModel, interpreter, op_ids, tensor_name
 from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
@@ -86,12 +86,22 @@ def runner(model: TfliteModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]
         if len(inputs) != len(in_details):
             raise FoldError(f"'{model.name}' takes {len(in_details)} inputs; received {len(inputs)}.")
         with model.lock:
-            for detail, x in zip(in_details, inputs):
-                found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
-            found.invoke()
+            _invoke(found, model.name, in_details, inputs)
             return [np.array(found.get_tensor(d["index"])) for d in out_details]
 
     return run
+
+
+def _invoke(found, name: str, details: list[dict], inputs: list[np.ndarray]) -> None:
+    """Set the inputs and run the interpreter; LiteRT's refusal is one FoldError naming the model and the
+    inputs' shapes."""
+    try:
+        for detail, x in zip(details, inputs):
+            found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
+        found.invoke()
+    except (RuntimeError, ValueError) as exc:
+        shapes = arrays_text({d["name"]: x for d, x in zip(details, inputs)})
+        raise FoldError(f"LiteRT cannot run '{name}' on {shapes}: {one_line(exc)}") from exc
 
 
 def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
@@ -100,15 +110,13 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     found = interpreter(model.data, model.name, keep_all=True)
     in_details, out_details = found.get_input_details(), found.get_output_details()
     view = view_of(model)
-    taps = {n: int(view.by_name[n].output) for n in nodes if n in view.by_name}
+    taps = {n: int(view.by_name[n].output) for n in nodes if n in view.by_name and view.by_name[n].output}
     inputs = {tensor_name(model.main, t): t for t in model.main.inputs}
     taps |= {n: inputs[n] for n in nodes if n in inputs}
     fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
 
     def run(xs: list[np.ndarray]) -> Tap:
-        for detail, x in zip(in_details, xs):
-            found.set_tensor(detail["index"], np.ascontiguousarray(x, dtype=detail["dtype"]))
-        found.invoke()
+        _invoke(found, model.name, in_details, xs)
         return Tap([np.array(found.get_tensor(d["index"])) for d in out_details],
                    {n: np.array(found.get_tensor(t)) for n, t in taps.items()},
                    {f: [np.array(found.get_tensor(t)) for t in ts] for f, ts in fed.items()})

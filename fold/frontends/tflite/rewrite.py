@@ -37,6 +37,7 @@ from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, g
 
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
+from fold.errors import at
 from fold.frontend import LayerKernel
 from fold.frontends.tflite.match import STANDALONE_ACTIVATIONS, TfliteCandidate
 from fold.frontends.tflite.model import TfliteModel
@@ -182,7 +183,8 @@ def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]
     for c, decision in folds:
         if not decision.folded:
             continue
-        dropped, act = fold_chain(view, tree, sg, ops, c, decision)
+        with at(c.place):
+            dropped, act = fold_chain(view, tree, sg, ops, c, decision)
         sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
         if act is not None:
             last = ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index]

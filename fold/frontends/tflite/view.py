@@ -16,7 +16,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import TFLITE_KINDS, Kind
-from fold.frontends.ops.chains import broadcast_axes
+from fold.frontends.ops.chains import broadcast_axes, position
 from fold.frontends.ops.view import BnOp, Op
 from fold.frontends.tflite.model import TfliteModel, activation_of, op_type, tensor_name
 
@@ -28,6 +28,7 @@ VOCABULARY = Vocabulary(
     muls=frozenset({"MUL"}),
     adds=frozenset({"ADD"}),
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
+    reductions=frozenset({"MEAN", "SUM"}),
 )
 #: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
@@ -145,10 +146,10 @@ class TfliteView:
 
     def channel_axis(self, op: Op) -> int | None:
         shape = self.shape(op.output)
-        return None if shape is None else len(shape) - 1
+        return None if shape is None else position(-1, len(shape))
 
     def default_axis(self, rank: int | None) -> int | None:
-        return None if rank is None else rank - 1
+        return position(-1, rank)
 
     def bn(self, op: Op) -> BnOp | None:
         return None  # a flatbuffer holds BatchNorms as MUL and ADD
