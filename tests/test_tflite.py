@@ -23,8 +23,8 @@ from fold.core.result import FoldResult  # noqa: E402
 from fold.core.verification import sample_inputs  # noqa: E402
 from fold.errors import FoldError  # noqa: E402
 from fold.frontends.tflite import TfliteFrontend  # noqa: E402
-from fold.frontends.tflite.io import model_from_bytes, parse_tflite, serialize  # noqa: E402
-from fold.frontends.tflite.model import TfliteModel  # noqa: E402
+from fold.frontends.tflite.io import model_from_bytes  # noqa: E402
+from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
 from tests.tflite_support import ACT, Net, TConvCase, _options, _out_size, binary, tconv_bn  # noqa: E402
@@ -107,9 +107,9 @@ def test_tconv_bn_activation_split_out_like_one(act):
 def test_folded_model_keeps_output_tensor_and_input_model():
     data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
     model = model_from_bytes(data)
-    snapshot = serialize(model.tree)
+    snapshot = TFLITE_SCHEMA.pack(model.tree)
     folded = fold(TFLITE, model).folded.tree
-    assert serialize(model.tree) == snapshot and model.data == data  # the input object is never modified
+    assert TFLITE_SCHEMA.pack(model.tree) == snapshot and model.data == data  # the input object is never modified
     sg, before = folded.subgraphs[0], model.main
     assert sg.tensors[sg.outputs[0]].name == before.tensors[before.outputs[0]].name
     # Unused tensors are pruned: old filter, bias, operands and the conv and MUL outputs.
@@ -226,9 +226,9 @@ def test_linear_activation_fused_on_the_conv_NEG():
 
 
 def test_linear_mul_fused_activation_on_the_mul_NEG():
-    model = parse_tflite(_conv_net("DEPTHWISE_CONV_2D"))
+    model = TFLITE_SCHEMA.parse(_conv_net("DEPTHWISE_CONV_2D"))
     model.subgraphs[0].operators[1].builtinOptions.fusedActivationFunction = ACT.RELU6
-    assert_skipped(TFLITE, model_from_bytes(serialize(model)), "linear-mul", "RELU6")
+    assert_skipped(TFLITE, model_from_bytes(TFLITE_SCHEMA.pack(model)), "linear-mul", "RELU6")
 
 
 def _not_a_candidate(data: bytes) -> None:
@@ -276,23 +276,22 @@ def test_single_use_chain_the_bias_add_is_also_a_model_output_NEG():
 
 
 def test_single_consumer_conv_output_is_also_a_model_output_NEG():
-    model = parse_tflite(_conv_net("FULLY_CONNECTED"))
+    model = TFLITE_SCHEMA.parse(_conv_net("FULLY_CONNECTED"))
     sg = model.subgraphs[0]
     sg.outputs = [sg.operators[0].outputs[0], *sg.outputs]  # the conv output is also a model output
-    assert_skipped(TFLITE, model_from_bytes(serialize(model)), "single-consumer", "1 other consumer")
+    assert_skipped(TFLITE, model_from_bytes(TFLITE_SCHEMA.pack(model)), "single-consumer", "1 other consumer")
 
 
 def test_float32_quantized_filter_NEG():
     data, _ = tconv_bn(TConvCase(cin=2, cout=2))
-    tree = parse_tflite(data)
+    tree = TFLITE_SCHEMA.parse(data)
     sg = tree.subgraphs[0]
     filt = sg.tensors[sg.operators[0].inputs[1]]
     filt.type = schema.TensorType.INT8
     filt.quantization = _options(schema.QuantizationParametersT, scale=[0.1, 0.2], zeroPoint=[0, 0])
     # LiteRT refuses this hand-made hybrid model, so it is read without the interpreter check.
-    hybrid = serialize(tree)
-    model = TfliteModel(hybrid, parse_tflite(hybrid), "hybrid.tflite", [f"{op}:{i}" for i, op in
-                                                                        enumerate(["TRANSPOSE_CONV", "MUL", "ADD"])])
+    hybrid = TFLITE_SCHEMA.pack(tree)
+    model = TfliteModel.from_tree(hybrid, TFLITE_SCHEMA.parse(hybrid), "hybrid.tflite")
     assert_skipped(TFLITE, model, "float32", "INT8 quantized", check_outputs=False)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from fold.frontends.tflite.io import serialize
+from fold.frontends.tflite.model import TFLITE_SCHEMA
 
 F32 = schema.TensorType.FLOAT32
 ACT = schema.ActivationFunctionType
@@ -64,7 +64,7 @@ class Net:
 
     def build(self, *outputs: int) -> bytes:
         self.sg.outputs = list(outputs)
-        return serialize(self.model)
+        return TFLITE_SCHEMA.pack(self.model)
 
 
 def _options(cls, **values):

@@ -62,7 +62,7 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
              ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """The int8 model's outputs and, dequantized, the value of each named Keras layer that an op
     stands for (``model``: the float Keras model it was converted from), one row at a time in LiteRT."""
-    from fold.frontends.tflite.view import view_of
+    from fold.frontends.flatbuffer.view import view_of
 
     tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
     stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))

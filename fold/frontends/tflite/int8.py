@@ -23,8 +23,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from fold.errors import FoldError, one_line
-from fold.frontends.tflite.io import serialize
-from fold.frontends.tflite.model import TfliteModel, tensor_name
+from fold.frontends.flatbuffer.model import tensor_name
+from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel
 from fold.quiet import quiet_stderr
 
 RUNTIME = "litert"
@@ -65,7 +65,7 @@ def with_signature(model: TfliteModel) -> tuple[bytes, str]:
 
     signature.inputs, signature.outputs = maps(model.main.inputs), maps(model.main.outputs)
     tree.signatureDefs = [signature]
-    return serialize(tree), SIGNATURE
+    return TFLITE_SCHEMA.pack(tree), SIGNATURE
 
 
 def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: bool) -> bytes:

@@ -1,5 +1,5 @@
-"""TFLite frontend, the view the shared op-graph layer reads (``fold.frontends.ops.view``): the ops
-of the main subgraph (index 0) as ops, tensor indices (as text) as tensor ids.
+"""The view the shared op-graph layer reads (``fold.frontends.ops.view``) of a TFLite or circle model: the
+ops of the main subgraph (index 0) as ops, tensor indices (as text) as tensor ids.
 
 A tensor is a constant when its buffer holds data (and it is neither a model input nor a
 variable), or when it is the output of a ``DEQUANTIZE`` of a constant: how MediaPipe and the
@@ -12,13 +12,12 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import TFLITE_KINDS, Kind
+from fold.frontends.flatbuffer.model import FlatModel, tensor_name
 from fold.frontends.ops.chains import broadcast_axes, position
 from fold.frontends.ops.view import BnOp, Op
-from fold.frontends.tflite.model import TfliteModel, activation_of, op_type, tensor_name
 
 VOCABULARY = Vocabulary(
     inputs=frozenset({"INPUT"}),
@@ -30,26 +29,26 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
     reductions=frozenset({"MEAN", "SUM"}),
 )
-#: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
+#: Op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
     "CONV_2D": (1, 2), "TRANSPOSE_CONV": (1, 3), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
 }
-#: Buffer element types foldscope reads, by tensor type.
-_DTYPES = {schema.TensorType.FLOAT32: "<f4", schema.TensorType.FLOAT16: "<f2", schema.TensorType.INT8: "i1",
-           schema.TensorType.UINT8: "u1", schema.TensorType.INT16: "<i2", schema.TensorType.INT32: "<i4",
-           schema.TensorType.INT64: "<i8", schema.TensorType.FLOAT64: "<f8"}
+#: Buffer element types foldscope reads, by tensor type name.
+DTYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT16": "<i2", "INT32": "<i4",
+          "INT64": "<i8", "FLOAT64": "<f8"}
 
 
-def stored(tree: schema.ModelT, sg: schema.SubGraphT, t: int) -> np.ndarray:
+def stored(model: FlatModel, sg, t: int) -> np.ndarray:
     """A constant tensor's buffer as an array of its own type, shaped."""
     tensor = sg.tensors[t]
-    if tensor.type not in _DTYPES:
+    dtype = DTYPES.get(model.schema.tensor_type_names.get(tensor.type, ""))
+    if dtype is None:
         raise ValueError(f"Tensor '{tensor_name(sg, t)}' has a type foldscope does not read.")
-    raw = np.asarray(tree.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
-    return np.frombuffer(raw, dtype=_DTYPES[tensor.type]).reshape([int(d) for d in tensor.shape])
+    raw = np.asarray(model.tree.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
+    return np.frombuffer(raw, dtype=dtype).reshape([int(d) for d in tensor.shape])
 
 
-def _dequantized(value: np.ndarray, q: schema.QuantizationParametersT | None) -> np.ndarray:
+def _dequantized(value: np.ndarray, q) -> np.ndarray:
     """What DEQUANTIZE makes of ``value``: float16 widened, integers by their scale and zero point."""
     if value.dtype == np.float16 or q is None or q.scale is None or len(q.scale) == 0:
         return value.astype(np.float32)
@@ -61,15 +60,18 @@ def _dequantized(value: np.ndarray, q: schema.QuantizationParametersT | None) ->
     return ((value.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-class TfliteView:
-    """``OpView`` of one ``TfliteModel``'s main subgraph (built once per model by the frontend)."""
+class FlatView:
+    """``OpView`` of one model's main subgraph (built once per model by the frontend)."""
 
     vocabulary = VOCABULARY
 
-    def __init__(self, model: TfliteModel):
-        self.model = model
+    def __init__(self, model: FlatModel):
+        # weakly: the views are cached by the model as a weak key, which a strong reference here would
+        # keep alive for good (every model ever viewed, and its view's values, leaked)
+        self.model = weakref.proxy(model)
+        self.schema = model.schema
         self.tree, self.sg = model.tree, model.main
-        self.ops = [Op(i, model.ids[i], op_type(self.tree, o), [str(t) if t >= 0 else "" for t in o.inputs],
+        self.ops = [Op(i, model.ids[i], self.schema.op_type(self.tree, o), [str(t) if t >= 0 else "" for t in o.inputs],
                        [str(t) for t in o.outputs]) for i, o in enumerate(self.sg.operators)]
         self.by_name = {op.id: op for op in self.ops}
         self._producer = {t: op for op in self.ops for t in op.outputs}
@@ -82,10 +84,10 @@ class TfliteView:
         self.inputs = {str(t) for t in self.sg.inputs}
         self._values: dict[str, np.ndarray] = {}
 
-    def operator(self, op: Op) -> schema.OperatorT:
+    def operator(self, op: Op):
         return self.sg.operators[op.index]
 
-    def tensor(self, t: str) -> schema.TensorT:
+    def tensor(self, t: str):
         return self.sg.tensors[int(t)]
 
     def producer(self, tensor: str) -> Op | None:
@@ -107,7 +109,8 @@ class TfliteView:
         if data is None or len(data) == 0 or t.isVariable or tensor in self.inputs:
             return False
         size = int(np.prod(t.shape if t.shape is not None else [], dtype=np.int64))
-        return t.type not in _DTYPES or len(data) == size * np.dtype(_DTYPES[t.type]).itemsize
+        dtype = DTYPES.get(self.schema.tensor_type_names.get(t.type, ""))
+        return dtype is None or len(data) == size * np.dtype(dtype).itemsize
 
     def is_constant(self, tensor: str) -> bool:
         if self.stored_constant(tensor):
@@ -122,7 +125,7 @@ class TfliteView:
                 source = op.inputs[0]
                 self._values[tensor] = _dequantized(self.value(source), self.tensor(source).quantization)
             else:
-                self._values[tensor] = stored(self.tree, self.sg, int(tensor))
+                self._values[tensor] = stored(self.model, self.sg, int(tensor))
         return self._values[tensor]
 
     def shape(self, tensor: str) -> tuple | None:
@@ -158,7 +161,7 @@ class TfliteView:
         return broadcast_axes(np.asarray(self.value(tensor)), rank)
 
     def activation(self, op: Op) -> str | None:
-        name = activation_of(self.operator(op))
+        name = self.schema.activation_of(self.operator(op))
         return None if name == "NONE" else name
 
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -172,7 +175,7 @@ class TfliteView:
         """float16 for a weight behind a DEQUANTIZE of a float16 buffer; float32 otherwise."""
         through = self.looked_through(tensor)
         source = through[0].inputs[0] if through else tensor
-        return "float16" if self.tensor(source).type == schema.TensorType.FLOAT16 else "float32"
+        return "float16" if self.tensor(source).type == self.schema.classes.TensorType.FLOAT16 else "float32"
 
     def data_inputs(self, op: Op) -> list[str]:
         """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
@@ -185,9 +188,9 @@ class TfliteView:
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def view_of(model: TfliteModel) -> TfliteView:
+def view_of(model: FlatModel) -> FlatView:
     """The one view of ``model`` (built on first use, dropped with the model)."""
     found = _VIEWS.get(model)
     if found is None:
-        found = _VIEWS[model] = TfliteView(model)
+        found = _VIEWS[model] = FlatView(model)
     return found

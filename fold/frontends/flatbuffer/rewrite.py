@@ -1,4 +1,4 @@
-"""TFLite frontend, rewrite: fold each chain into its conv, in a copy of the flatbuffer.
+"""Rewrite of a TFLite or circle model: fold each chain into its conv, in a copy of the flatbuffer.
 
     BEFORE                                        AFTER
 
@@ -17,8 +17,10 @@
     Filter' = Filter * scale (along the output-channel axis), Bias' = Bias * scale + shift.
 
 The ADD's (or a lone MUL's) fused activation moves onto the conv when its options have a
-``fusedActivationFunction`` (all four kinds in the schema shipped with LiteRT), or else, or
-when asked, becomes a separate RELU/RELU6 op as ONE does. The last op kept (the conv, or the
+``fusedActivationFunction`` (all four kinds in both schemas), or else, or when asked (circle's
+TRANSPOSE_CONV), becomes a separate RELU/RELU6 op as ONE's FuseBatchNormWithTConv does. A
+TRANSPOSE_CONV that gains a bias input is written with op version 3 at least (the version that
+introduced it), one that gains a fused activation with version 4. The last op kept (the conv, or the
 last reshape looked through) takes over the tail's output tensor, so the subgraph outputs and
 signatures keep their tensor indices. New weights are new tensors with buffers of their own
 (converters share buffers between equal tensors); a weight stored as float16 behind a
@@ -32,73 +34,66 @@ import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, get_builtin_code_from_operator_code
 
 from fold.core.affine import fold_kernel
 from fold.core.rules import Decision
 from fold.errors import at
 from fold.frontend import LayerKernel
-from fold.frontends.tflite.match import STANDALONE_ACTIVATIONS, TfliteCandidate
-from fold.frontends.tflite.model import TfliteModel
-from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
+from fold.frontends.flatbuffer.match import STANDALONE_ACTIVATIONS, FlatCandidate
+from fold.frontends.flatbuffer.model import FlatModel
+from fold.frontends.flatbuffer.schema import Schema
+from fold.frontends.flatbuffer.view import SLOTS, FlatView, view_of
 
 #: TRANSPOSE_CONV op versions that introduced a bias input and a fused activation.
-_TCONV_BIAS_VERSION, _TCONV_ACTIVATION_VERSION = 3, 4
-_TYPES = {"float32": (schema.TensorType.FLOAT32, "<f4"), "float16": (schema.TensorType.FLOAT16, "<f2")}
+TCONV_BIAS_VERSION, TCONV_ACTIVATION_VERSION = 3, 4
+_LAYOUTS = {"float32": ("FLOAT32", "<f4"), "float16": ("FLOAT16", "<f2")}
 
 
-def _opcode_index(model: schema.ModelT, op: str, min_version: int = 1) -> int:
+def opcode_index(schema: Schema, model, op: str, min_version: int = 1) -> int:
     """Index of an operator code for builtin ``op`` of at least ``min_version``, added if missing."""
-    builtin = getattr(schema.BuiltinOperator, op)
+    builtin = schema.code(op)
     for i, code in enumerate(model.operatorCodes):
-        if get_builtin_code_from_operator_code(code) == builtin and code.version >= min_version:
+        if schema.builtin_code(code) == builtin and code.version >= min_version:
             return i
-    code = schema.OperatorCodeT()
-    code.builtinCode, code.version = builtin, min_version
-    code.deprecatedBuiltinCode = min(builtin, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
-    model.operatorCodes.append(code)
+    model.operatorCodes.append(schema.operator_code(op, min_version))
     return len(model.operatorCodes) - 1
 
 
-def _add_constant(model: schema.ModelT, sg: schema.SubGraphT, value: np.ndarray, name: bytes,
-                  dtype: str = "float32") -> int:
+def add_constant(schema: Schema, model, sg, value: np.ndarray, name: bytes, dtype: str = "float32") -> int:
     """A new constant tensor (float32 or float16) with its own buffer (old buffers may be shared)."""
-    kind, layout = _TYPES[dtype]
-    buffer = schema.BufferT()
+    kind, layout = _LAYOUTS[dtype]
+    buffer = schema.classes.BufferT()
     buffer.data = np.frombuffer(np.ascontiguousarray(value, dtype=layout).tobytes(), dtype=np.uint8)
     model.buffers.append(buffer)
-    tensor = schema.TensorT()
-    tensor.name, tensor.shape, tensor.type = name, list(value.shape), kind
+    tensor = schema.classes.TensorT()
+    tensor.name, tensor.shape, tensor.type = name, list(value.shape), getattr(schema.classes.TensorType, kind)
     tensor.buffer = len(model.buffers) - 1
     sg.tensors.append(tensor)
     return len(sg.tensors) - 1
 
 
-def _write(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, op: schema.OperatorT, slot: int,
-           value: np.ndarray, name: bytes, keep_dtype: bool = True) -> None:
+def _write(view: FlatView, tree, sg, op, slot: int, value: np.ndarray, name: bytes, keep_dtype: bool = True) -> None:
     """Make ``op`` read ``value`` at ``slot``: behind the same DEQUANTIZE as float16 when the old
     weight was a float16 buffer read by this op alone (``keep_dtype``), else as a new float32 tensor."""
     old = str(op.inputs[slot]) if op.inputs[slot] >= 0 else ""
     through = view.looked_through(old) if old else []
     if keep_dtype and through and view.stored_dtype(old) == "float16" and len(view.readers(old)) == 1:
         dequantize = sg.operators[through[0].index]
-        dequantize.inputs = [_add_constant(tree, sg, value, name, "float16")]
+        dequantize.inputs = [add_constant(view.schema, tree, sg, value, name, "float16")]
         return
-    op.inputs[slot] = _add_constant(tree, sg, value, name)
+    op.inputs[slot] = add_constant(view.schema, tree, sg, value, name)
 
 
-def _with_version(model: schema.ModelT, op: schema.OperatorT, min_version: int) -> None:
+def _with_version(schema: Schema, model, op, min_version: int) -> None:
     if model.operatorCodes[op.opcodeIndex].version < min_version:
-        op.opcodeIndex = _opcode_index(model, "TRANSPOSE_CONV", min_version)
+        op.opcodeIndex = opcode_index(schema, model, "TRANSPOSE_CONV", min_version)
 
 
-def _name(sg: schema.SubGraphT, t: int, default: bytes) -> bytes:
+def _name(sg, t: int, default: bytes) -> bytes:
     return (sg.tensors[t].name or default) if t >= 0 else default
 
 
-def fold_chain(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops: list[schema.OperatorT],
-               c: TfliteCandidate, decision: Decision) -> tuple[list[schema.OperatorT], schema.OperatorT | None]:
+def fold_chain(view: FlatView, tree, sg, ops: list, c: FlatCandidate, decision: Decision) -> tuple[list, object | None]:
     """Write the folded filter and bias, let the last op kept produce the tail's output and place
     the activation. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to
     drop and the activation op to insert after the last one kept ("separate" placement), if any."""
@@ -115,28 +110,28 @@ def fold_chain(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops:
         after.inputs = [before.outputs[0], *list(after.inputs)[1:]]
     last = survivors[-1]
     kept_out, last.outputs = last.outputs[0], [tail_out]
+    schema = view.schema
     if chain.producer.type == "TRANSPOSE_CONV":
-        _with_version(tree, op, _TCONV_BIAS_VERSION)
+        _with_version(schema, tree, op, TCONV_BIAS_VERSION)
     dropped = [ops[o.index] for o in chain.ops]
     if c.placement == "fused":
-        op.builtinOptions.fusedActivationFunction = getattr(schema.ActivationFunctionType, c.tail_activation)
+        op.builtinOptions.fusedActivationFunction = getattr(schema.classes.ActivationFunctionType, c.tail_activation)
         if chain.producer.type == "TRANSPOSE_CONV":
-            _with_version(tree, op, _TCONV_ACTIVATION_VERSION)
+            _with_version(schema, tree, op, TCONV_ACTIVATION_VERSION)
     elif c.placement == "separate":
         # The last op kept writes its old output tensor, which now carries the values before the activation.
-        act = schema.OperatorT()
-        act.opcodeIndex = _opcode_index(tree, STANDALONE_ACTIVATIONS[c.tail_activation])
+        act = schema.classes.OperatorT()
+        act.opcodeIndex = opcode_index(schema, tree, STANDALONE_ACTIVATIONS[c.tail_activation])
         act.inputs, act.outputs, last.outputs = [kept_out], [tail_out], [kept_out]
         return dropped, act
     return dropped, None
 
 
-def _prune(model: schema.ModelT) -> None:
+def _prune(schema: Schema, model) -> None:
     """Drop DEQUANTIZE ops nothing reads, tensors of the main subgraph nothing refers to, and the
     data of buffers no tensor refers to."""
     sg = model.subgraphs[0]
-    codes = {i for i, code in enumerate(model.operatorCodes)
-             if get_builtin_code_from_operator_code(code) == schema.BuiltinOperator.DEQUANTIZE}
+    codes = {i for i, code in enumerate(model.operatorCodes) if schema.builtin_code(code) == schema.code("DEQUANTIZE")}
     while True:
         read = {t for o in sg.operators for t in o.inputs} | set(sg.outputs)
         dead = [o for o in sg.operators if o.opcodeIndex in codes and not any(t in read for t in o.outputs)]
@@ -167,13 +162,12 @@ def _prune(model: schema.ModelT) -> None:
             buffer.data = None
 
 
-def _finish(model: TfliteModel, tree: schema.ModelT, ids: dict[int, str]) -> TfliteModel:
-    _prune(tree)
-    return TfliteModel(bytes(convert_object_to_bytearray(tree)), tree, model.name,
-                       [ids[id(op)] for op in tree.subgraphs[0].operators])
+def _finish(model: FlatModel, tree, ids: dict[int, str]) -> FlatModel:
+    _prune(model.schema, tree)
+    return model.derived(tree, [ids[id(op)] for op in tree.subgraphs[0].operators])
 
 
-def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]]) -> TfliteModel:
+def rewrite(model: FlatModel, folds: Sequence[tuple[FlatCandidate, Decision]]) -> FlatModel:
     """A folded copy of ``model`` (never modified) with every folded chain rewritten; ops keep their ids."""
     view = view_of(model)
     tree = copy.deepcopy(model.tree)
@@ -193,7 +187,7 @@ def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]
     return _finish(model, tree, ids)
 
 
-def rewrite_weights(model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> TfliteModel:
+def rewrite_weights(model: FlatModel, kernels: Mapping[str, LayerKernel]) -> FlatModel:
     """A copy of ``model`` whose named ops read new float32 filter (and bias, when given) tensors of
     their own; op ids and order are unchanged, ``model`` is untouched."""
     view = view_of(model)
@@ -209,7 +203,7 @@ def rewrite_weights(model: TfliteModel, kernels: Mapping[str, LayerKernel]) -> T
         _write(view, tree, sg, op, filter_slot, np.asarray(new.kernel, np.float32), name + b"/edited", keep_dtype=False)
         if new.bias is not None:
             if op.inputs[bias_slot] < 0 and found.type == "TRANSPOSE_CONV":
-                _with_version(tree, op, _TCONV_BIAS_VERSION)
+                _with_version(model.schema, tree, op, TCONV_BIAS_VERSION)
             _write(view, tree, sg, op, bias_slot, np.asarray(new.bias, np.float32).reshape(-1), name + b"/bias_edited",
                    keep_dtype=False)
     return _finish(model, tree, {id(op): name for op, name in zip(ops, model.ids)})
