@@ -134,10 +134,13 @@ def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedL
 
 
 def channel_axis(graph: nx.DiGraph, node: str | None, rank: int) -> int:
-    """The channel axis of a node's output: 1 in a channels-first layout (ONNX, NCHW ops,
-    channels_first layers), else the last."""
+    """The channel axis of a node's output: its own when the graph knows it (a BN after a TRANSPOSE
+    to NCHW), 1 in a channels-first layout (ONNX, NCHW ops, channels_first layers), else the last."""
     if rank <= 1:
         return -1
+    own = graph.nodes[node].get("channel_axis") if node in graph else None
+    if own is not None and -rank <= own < rank:
+        return own
     config = graph.nodes[node].get("config", {}) if node in graph else {}
     layout = str(config.get("data_format", ""))
     if layout.startswith("NC") or layout == "channels_first":

@@ -2,6 +2,7 @@
 line said for any other exception: a bug in foldscope, located at the op or layer it met it on."""
 
 import re
+import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -58,6 +59,17 @@ def listed(items: Sequence[str], limit: int = 5) -> str:
     more"), so a message that gives a count never lists fewer without saying so."""
     shown = ", ".join(items[:limit])
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def ended(returncode: int) -> str:
+    """How a child process that failed ended, in words: "crashed (signal 11, SIGSEGV)", "exited with status 3"."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = f", {signal.Signals(-returncode).name}"
+    except ValueError:
+        name = ""
+    return f"crashed (signal {-returncode}{name})"
 
 
 def one_line(exc: BaseException, limit: int = 240) -> str:

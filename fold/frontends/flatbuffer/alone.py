@@ -36,15 +36,19 @@ def ops_until(view: FlatView, layer: int, until: str) -> list[int] | None:
 
 
 def layer_paths(model: FlatModel, layers: Sequence[tuple[str, str]], magnitude: bool) -> dict[str, list[int]]:
-    """layer -> the op indices run alone for it (through ``until``; the layer by itself when
-    ``magnitude``); a layer with no such path is left out."""
+    """layer -> the op indices run alone for it: through ``until``, or, for ``magnitude``, through the
+    ops that only move its values (reshapes, relayouts; not an activation kept as its own op); a layer
+    with no such path is left out."""
     view = view_of(model)
+    vocab = view.vocabulary
+    moves = vocab.identities | vocab.reshapes | vocab.relayouts
     paths = {}
     for name, until in layers:
         op = view.by_name.get(name)
-        path = None
-        if op is not None:
-            path = [op.index] if magnitude else ops_until(view, op.index, until)
+        path = None if op is None else ops_until(view, op.index, until)
+        if path is not None and magnitude:
+            kept = next((k for k, i in enumerate(path[1:], 1) if view.ops[i].type not in moves), len(path))
+            path = path[:kept]
         if path is not None:
             paths[name] = path
     return paths

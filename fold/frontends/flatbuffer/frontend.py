@@ -34,15 +34,16 @@ class FlatbufferFrontend:
     def __init__(self, split_activation: bool = False):
         self.split_activation = split_activation
 
-    def model_from_bytes(self, data: bytes, name: str = "model") -> FlatModel:
+    def model_from_bytes(self, data: bytes, name: str = "model", **options) -> FlatModel:
+        """The model of a file's bytes (``options``: the format's load options)."""
         raise NotImplementedError
 
-    def load(self, path: Path) -> FlatModel:
+    def load(self, path: Path, **options) -> FlatModel:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise FoldError(f"Cannot read '{Path(path).name}': {exc.strerror}.") from exc
-        return self.model_from_bytes(data, Path(path).name)
+        return self.model_from_bytes(data, Path(path).name, **options)
 
     def name_of(self, model: FlatModel) -> str:
         return model.stem

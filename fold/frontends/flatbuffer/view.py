@@ -27,6 +27,7 @@ VOCABULARY = Vocabulary(
     muls=frozenset({"MUL"}),
     adds=frozenset({"ADD"}),
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
+    relayouts=frozenset({"TRANSPOSE", "SLICE"}),
     reductions=frozenset({"MEAN", "SUM"}),
 )
 #: Op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
@@ -176,6 +177,23 @@ class FlatView:
         through = self.looked_through(tensor)
         source = through[0].inputs[0] if through else tensor
         return "float16" if self.tensor(source).type == self.schema.classes.TensorType.FLOAT16 else "float32"
+
+    def moved_axis(self, op: Op, axis: int) -> int | None:
+        """TRANSPOSE: where its constant permutation puts ``axis``; SLICE: ``axis`` when it takes the
+        whole of it (begin 0, size -1 or all of it)."""
+        if len(op.inputs) < 2 or not all(t and self.is_constant(t) for t in op.inputs[1:]):
+            return None
+        shape = self.shape(op.inputs[0])
+        if shape is None or not 0 <= axis < len(shape):
+            return None
+        if op.type == "TRANSPOSE":
+            perm = [int(a) for a in np.asarray(self.value(op.inputs[1])).reshape(-1)]
+            return perm.index(axis) if sorted(perm) == list(range(len(shape))) else None
+        if op.type == "SLICE" and len(op.inputs) == 3:
+            begin, size = (np.asarray(self.value(t)).reshape(-1) for t in op.inputs[1:])
+            whole = len(begin) == len(size) == len(shape) and begin[axis] == 0 and size[axis] in (-1, shape[axis])
+            return axis if whole and shape[axis] is not None else None
+        return None
 
     def data_inputs(self, op: Op) -> list[str]:
         """The activation a linear op reads (its kind's data input), else every input that is not a constant."""

@@ -120,6 +120,11 @@ class OpView(Protocol):
         """The dtype a constant is stored in (float16 behind a Cast or DEQUANTIZE), which a folded
         weight is written back in."""
 
+    def moved_axis(self, op: Op, axis: int) -> int | None:
+        """Where channel ``axis`` of the data input of ``op`` (one of the vocabulary's ``relayouts``)
+        is in its output, from 0; None when the op cuts, reorders or mixes the channels. Asked only
+        by a format whose vocabulary has relayouts."""
+
 
 def input_op(view: OpView) -> str:
     """What the format calls a model input ("Input", "INPUT", "Placeholder")."""

@@ -1,0 +1,150 @@
+"""circle frontend, input and output: read .circle bytes safely (``circle-schema``'s bindings, the
+shared checks of ``fold.frontends.flatbuffer.schema`` and circle's own operator-code rule), describe the
+model from the file, and run it in a circle runtime's worker (``fold.frontends.circle.runtime``).
+
+Which runtime runs a model (``runtime``): "tico" (tico's reference runtime), "onert", or "auto": onert
+when it runs the model (a first run on zeros), else tico's reference runtime, which has every kernel
+foldscope folds into. A copy with more outputs (``with_outputs``) reads tensors inside the model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from fold.core.verdict import as_shaped
+from fold.core.verification import InputSpec, OutputSpec
+from fold.errors import FoldError
+from fold.frontend import LayerRunner, Tap
+from fold.frontends.circle import runtime as runtimes
+from fold.frontends.circle.model import CIRCLE_SCHEMA, CircleModel
+from fold.frontends.flatbuffer.alone import alone, layer_paths
+from fold.frontends.flatbuffer.model import tensor_name
+from fold.frontends.flatbuffer.view import DTYPES, view_of
+
+#: What ``runtime`` may be.
+CHOICES = ("auto", "tico", "onert")
+
+
+def model_from_bytes(data: bytes, name: str = "model", runtime: str = "auto") -> CircleModel:
+    """A CircleModel from a file's bytes; a foreign, corrupt or inconsistent file is a FoldError naming it."""
+    if runtime not in CHOICES:
+        raise FoldError(f"Invalid value for `runtime`: expected one of {', '.join(CHOICES)}. Received: {runtime!r}.")
+    model = CircleModel.from_tree(data, CIRCLE_SCHEMA.parse(data, name), name, runtime=runtime)
+    for spec in input_specs(model):
+        if spec.dtype is None:
+            raise FoldError(f"'{name}' has an input of a type foldscope cannot feed ('{spec.name}').")
+    return model
+
+
+def _dtype(tensor) -> str | None:
+    """The NumPy dtype of a tensor's type (None: a type foldscope cannot feed)."""
+    layout = DTYPES.get(CIRCLE_SCHEMA.tensor_type_names.get(tensor.type, ""))
+    return None if layout is None else np.dtype(layout).name
+
+
+def input_specs(model: CircleModel) -> list[InputSpec]:
+    """Name, shape (None where the file's shape signature says -1) and dtype of each input, from the file."""
+    view = view_of(model)
+    return [InputSpec(tensor_name(model.main, t), view.shape(str(t)) or (), _dtype(model.main.tensors[t]))
+            for t in model.main.inputs]
+
+
+def output_specs(model: CircleModel) -> list[OutputSpec]:
+    return [OutputSpec(tensor_name(model.main, t), -1) for t in model.main.outputs]
+
+
+def with_outputs(model: CircleModel, tensors: Sequence[int]) -> bytes:
+    """The model's bytes with ``tensors`` appended to its outputs (each once)."""
+    if not tensors:
+        return model.data
+    tree = copy.copy(model.tree)
+    main = copy.copy(model.main)
+    main.outputs = list(main.outputs) + [t for t in dict.fromkeys(tensors) if t not in main.outputs]
+    tree.subgraphs = [main, *tree.subgraphs[1:]]
+    tree.signatureDefs = None  # a signature lists the outputs it names; these extra ones it does not
+    return CIRCLE_SCHEMA.pack(tree)
+
+
+def chosen(model: CircleModel, data: bytes | None = None, specs: Sequence[InputSpec] | None = None) -> str:
+    """The runtime that runs ``data`` (the model's own bytes unless given), as the model's ``runtime`` says."""
+    if model.runtime != "auto":
+        return model.runtime
+    data = model.data if data is None else data
+    key = runtimes.model_key(data)
+    if key not in model.probed:
+        model.probed[key] = "tico"
+        if runtimes.available("onert"):
+            zeros = [np.zeros([d or 1 for d in s.shape], s.dtype) for s in specs or input_specs(model)]
+            try:
+                runtimes.worker("onert").run(key, data, zeros, model.name)
+                model.probed[key] = "onert"
+            except FoldError as exc:
+                model.refusals[key] = str(exc)
+    return model.probed[key]
+
+
+def _run(model: CircleModel, data: bytes, inputs: Sequence[np.ndarray], specs: Sequence[InputSpec]
+         ) -> list[np.ndarray]:
+    name = chosen(model, data, specs)
+    xs = [np.ascontiguousarray(x, dtype=s.dtype) for x, s in zip(inputs, specs)]
+    return runtimes.worker(name).run(runtimes.model_key(data), data, xs, model.name)
+
+
+def runner(model: CircleModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """The returned function runs one batch through the model in its runtime's worker."""
+    specs = input_specs(model)
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(specs):
+            raise FoldError(f"'{model.name}' takes {len(specs)} inputs; received {len(inputs)}.")
+        return _run(model, model.data, inputs, specs)
+
+    return run
+
+
+def tapper(model: CircleModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]], Tap]:
+    """A copy of the model that also outputs output 0 of each named op and the data inputs of each fed op;
+    one run gives them all."""
+    view = view_of(model)
+    taps = {n: int(view.by_name[n].output) for n in nodes if n in view.by_name and view.by_name[n].output}
+    inputs = {tensor_name(model.main, t): i for i, t in enumerate(model.main.inputs)}
+    given = {n: inputs[n] for n in nodes if n in inputs}
+    fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
+    own = set(model.main.inputs)
+    extra = [t for t in [*taps.values(), *(t for ts in fed.values() for t in ts)] if t not in own]
+    data = with_outputs(model, extra)
+    outputs = list(model.main.outputs) + [t for t in dict.fromkeys(extra) if t not in model.main.outputs]
+    specs, count = input_specs(model), len(model.main.outputs)
+
+    def run(xs: list[np.ndarray]) -> Tap:
+        got = _run(model, data, xs, specs)
+        value = {t: got[outputs.index(t)] for t in extra} | {t: xs[model.main.inputs.index(t)] for t in own}
+        return Tap(got[:count], {n: value[t] for n, t in taps.items()} | {n: xs[i] for n, i in given.items()},
+                   {f: [value[t] for t in ts] for f, ts in fed.items()})
+
+    return run
+
+
+def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRunner:
+    """Every op (through ``until``; alone when ``magnitude``) in one model of its own, run in a runtime."""
+    paths = layer_paths(model, layers, magnitude)
+    if not paths:
+        return LayerRunner(frozenset(), lambda feeds, inputs: {})
+    built = alone(model, paths, magnitude)
+    sg = CIRCLE_SCHEMA.parse(built.data).subgraphs[0]
+    specs = [InputSpec(str(t), tuple(int(d) for d in sg.tensors[t].shape), _dtype(sg.tensors[t]) or "float32")
+             for t in sg.inputs]
+    order = {t: i for i, t in enumerate(sg.inputs)}
+
+    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+        xs: list = [None] * len(sg.inputs)
+        for name, (fed, _) in built.ends.items():
+            for t, x in zip(fed, feeds[name]):  # a 1-D layer's input, fed to a 2-D op
+                xs[order[t]] = as_shaped(x, specs[order[t]].shape)
+        got = _run(model, built.data, xs, specs)
+        return {name: got[list(sg.outputs).index(out)] for name, (_, out) in built.ends.items()}
+
+    return LayerRunner(frozenset(paths), run)
