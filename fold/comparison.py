@@ -114,7 +114,7 @@ def fold_correspondence(decisions: Sequence[Decision], before: nx.DiGraph, after
     return Correspondence(folded, shared_nodes(before, after, folded))
 
 
-def _between(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
+def folded_path(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
     """The folded layer, the ops it was looked through to (an Identity, a Squeeze: each now holds the
     BN's values) and ``until``: the nodes whose tensors the fold changed."""
     path = [layer]
@@ -129,7 +129,7 @@ def _between(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
 def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedLayer] = ()) -> list[tuple[str, str]]:
     """Every node both graphs have by id (nested models opened), but inputs and the folded layers."""
     old, new = flatten(before), flatten(after)
-    replaced = {n for f in folded for n in _between(new, f.layer, f.until)}
+    replaced = {n for f in folded for n in folded_path(new, f.layer, f.until)}
     return [(n, n) for n, role in new.nodes(data="role") if n in old and role != "input" and n not in replaced]
 
 

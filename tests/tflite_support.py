@@ -100,28 +100,30 @@ class TConvCase:
     act: str = "NONE"
     swap: bool = False
     hw: tuple[int, int] = (4, 3)
+    bias_shape: str = "C"  # "C" or "111C" (Samsung ONE's Net_TConv_BN_004)
 
 
 def _out_size(n: int, k: int, stride: int, padding: str) -> int:
     return n * stride if padding == "SAME" else (n - 1) * stride + k
 
 
-def tconv_bn(case: TConvCase, seed: int = 0, flat: Schema = TFLITE_SCHEMA):
-    """TRANSPOSE_CONV -> MUL -> ADD(act) and the float64 parameters of the same net (a TRANSPOSE_CONV
-    with a bias is written with op version 3, the version that introduced it)."""
+def tconv_bn(case: TConvCase, seed: int = 0, flat: Schema = TFLITE_SCHEMA, params: dict | None = None):
+    """TRANSPOSE_CONV -> MUL -> ADD(act) and the float32 parameters of the same net (``params``: filter,
+    bias, scale, shift given; else drawn from ``seed``). A TRANSPOSE_CONV with a bias is written with op
+    version 3, the version that introduced it."""
     rng = np.random.default_rng(seed)
     (kh, kw), (h, w) = case.kernel, case.hw
     oh, ow = _out_size(h, kh, case.stride, case.padding), _out_size(w, kw, case.stride, case.padding)
-    p = {"filter": rng.normal(size=(case.cout, kh, kw, case.cin)).astype(np.float32),
-         "bias": rng.normal(size=case.cout).astype(np.float32) if case.bias else None,
-         "scale": rng.uniform(0.3, 2.0, case.cout).astype(np.float32) * rng.choice([-1, 1], case.cout),
-         "shift": rng.normal(size=case.cout).astype(np.float32)}
+    p = params or {"filter": rng.normal(size=(case.cout, kh, kw, case.cin)).astype(np.float32),
+                   "bias": rng.normal(size=case.cout).astype(np.float32) if case.bias else None,
+                   "scale": rng.uniform(0.3, 2.0, case.cout).astype(np.float32) * rng.choice([-1, 1], case.cout),
+                   "shift": rng.normal(size=case.cout).astype(np.float32)}
     net = Net(flat)
     x = net.input("input", [1, h, w, case.cin])
     inputs = [net.const("output_shape", np.array([1, oh, ow, case.cout], np.int32)),
               net.const("filter", p["filter"]), x]
     if case.bias:
-        inputs.append(net.const("bias", p["bias"]))
+        inputs.append(net.const("bias", p["bias"].reshape((case.cout,) if case.bias_shape == "C" else (1, 1, 1, -1))))
     opts = _options(net.classes.TransposeConvOptionsT, padding=getattr(net.classes.Padding, case.padding),
                     strideH=case.stride, strideW=case.stride)
     y = net.op("TRANSPOSE_CONV", inputs, [1, oh, ow, case.cout], opts, version=3 if case.bias else 1)
@@ -129,3 +131,71 @@ def tconv_bn(case: TConvCase, seed: int = 0, flat: Schema = TFLITE_SCHEMA):
     y = binary(net, "MUL", y, p["scale"].reshape(shape), swap=case.swap)
     y = binary(net, "ADD", y, p["shift"].reshape(shape), getattr(ACT, case.act), swap=case.swap)
     return net.build(y), p
+
+
+def tconv_reference(x: np.ndarray, case: TConvCase, p: dict) -> np.ndarray:
+    """TRANSPOSE_CONV -> MUL -> ADD -> act in float64, by scattering each input pixel."""
+    (kh, kw), s = case.kernel, case.stride
+    n, h, w, _ = x.shape
+    oh, ow = _out_size(h, kh, s, case.padding), _out_size(w, kw, s, case.padding)
+    pad_h, pad_w = (max((h - 1) * s + kh - oh, 0) // 2, max((w - 1) * s + kw - ow, 0) // 2)
+    full = np.zeros((n, (h - 1) * s + kh, (w - 1) * s + kw, case.cout))
+    f = p["filter"].astype(np.float64)
+    for i in range(h):
+        for j in range(w):
+            full[:, i * s:i * s + kh, j * s:j * s + kw, :] += np.einsum("nc,ohwc->nhwo", x[:, i, j, :], f)
+    y = full[:, pad_h:pad_h + oh, pad_w:pad_w + ow, :]
+    if p["bias"] is not None:
+        y = y + p["bias"]
+    y = y * p["scale"].astype(np.float64) + p["shift"].astype(np.float64)
+    return {"NONE": y, "RELU": np.maximum(y, 0), "RELU6": np.clip(y, 0, 6)}[case.act]
+
+
+def conv_net(kind: str, *, conv_act: int = ACT.NONE, bias: bool = True, mul: bool = True, add: bool = True,
+             act: int = ACT.NONE, seed: int = 0, flat: Schema = TFLITE_SCHEMA) -> bytes:
+    """CONV_2D (3->5, stride 2, SAME), DEPTHWISE_CONV_2D (3 x multiplier 2) or FULLY_CONNECTED (6->4) -> MUL -> ADD."""
+    rng = np.random.default_rng(seed)
+    net = Net(flat)
+    schema = net.classes
+    if kind == "FULLY_CONNECTED":
+        x, cout = net.input("input", [2, 6]), 4
+        weights, out_shape = rng.normal(size=(cout, 6)), [2, cout]
+        opts = _options(schema.FullyConnectedOptionsT, fusedActivationFunction=conv_act)
+    elif kind == "CONV_2D":
+        x, cout = net.input("input", [1, 6, 5, 3]), 5
+        weights, out_shape = rng.normal(size=(cout, 3, 3, 3)), [1, 3, 3, cout]
+        opts = _options(schema.Conv2DOptionsT, padding=schema.Padding.SAME, strideH=2, strideW=2,
+                        dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
+    else:
+        x, cout = net.input("input", [1, 6, 5, 3]), 6
+        weights, out_shape = rng.normal(size=(1, 3, 3, cout)), [1, 4, 3, cout]
+        opts = _options(schema.DepthwiseConv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
+                        depthMultiplier=2, dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
+    inputs = [x, net.const("filter", weights.astype(np.float32))]
+    inputs += [net.const("bias", rng.normal(size=cout).astype(np.float32))] if bias else []
+    y = net.op(kind, inputs, out_shape, opts)
+    if mul:
+        y = binary(net, "MUL", y, rng.uniform(0.5, 2, cout) * rng.choice([-1, 1], cout),
+                   act=act if not add else ACT.NONE)
+    if add:
+        y = binary(net, "ADD", y, rng.normal(size=cout), act=act)
+    return net.build(y)
+
+
+def pointwise_conv(net: Net) -> int:
+    """A 1x1 CONV_2D from 2 to 3 channels on a 4x4 input; returns its output tensor."""
+    return net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
+                              net.const("b", np.zeros(3, np.float32))],
+                  [1, 4, 4, 3], _options(net.classes.Conv2DOptionsT, padding=net.classes.Padding.VALID, strideH=1, strideW=1,
+                                         dilationHFactor=1, dilationWFactor=1))
+
+
+def pointwise_bn(filter_value: float = 1.0, scale: np.ndarray | None = None, flat: Schema = TFLITE_SCHEMA) -> bytes:
+    """1x1 CONV_2D (2 -> 3 channels, every filter value ``filter_value``) -> MUL(scale) -> ADD(1)."""
+    net = Net(flat)
+    filt = net.const("f", np.full((3, 1, 1, 2), filter_value, np.float32))
+    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), filt, net.const("b", np.zeros(3, np.float32))],
+               [1, 4, 4, 3], _options(net.classes.Conv2DOptionsT, padding=net.classes.Padding.VALID, strideH=1, strideW=1,
+                                      dilationHFactor=1, dilationWFactor=1))
+    y = binary(net, "MUL", y, np.full(3, 2.0) if scale is None else scale)
+    return net.build(binary(net, "ADD", y, np.ones(3)))

@@ -5,6 +5,8 @@ model from the file, and run it in a circle runtime's worker (``fold.frontends.c
 Which runtime runs a model (``runtime``): "tico" (tico's reference runtime), "onert", or "auto": onert
 when it runs the model (a first run on zeros), else tico's reference runtime, which has every kernel
 foldscope folds into. A copy with more outputs (``with_outputs``) reads tensors inside the model.
+A runtime is given a TRANSPOSE_CONV's bias of shape (1, 1, 1, C) as [C] (``runnable``): ONE's tools
+read either (Samsung ONE's Net_TConv_BN_004 has the first), tico's reference runtime only the second.
 """
 
 from __future__ import annotations
@@ -68,6 +70,29 @@ def with_outputs(model: CircleModel, tensors: Sequence[int]) -> bytes:
     return CIRCLE_SCHEMA.pack(tree)
 
 
+def runnable(data: bytes) -> bytes:
+    """A model's bytes as a runtime is given them: every TRANSPOSE_CONV bias of one value per channel
+    shaped [C] (the same values; a bias tensor some other op reads too is copied first)."""
+    tree = CIRCLE_SCHEMA.unpack(data)
+    sg, changed = tree.subgraphs[0], False
+    readers: dict[int, int] = {}
+    for op in sg.operators:
+        for t in dict.fromkeys(op.inputs):
+            readers[t] = readers.get(t, 0) + 1
+    for op in sg.operators:
+        if CIRCLE_SCHEMA.op_type(tree, op) != "TRANSPOSE_CONV" or len(op.inputs) < 4 or op.inputs[3] < 0:
+            continue
+        bias = sg.tensors[op.inputs[3]]
+        shape = [int(d) for d in bias.shape]
+        if len(shape) > 1 and max(shape) == int(np.prod(shape)):
+            if readers[op.inputs[3]] > 1:
+                sg.tensors.append(copy.deepcopy(bias))
+                op.inputs = [*op.inputs[:3], len(sg.tensors) - 1, *op.inputs[4:]]
+                bias = sg.tensors[-1]
+            bias.shape, bias.shapeSignature, changed = [max(shape)], None, True
+    return CIRCLE_SCHEMA.pack(tree) if changed else data
+
+
 def chosen(model: CircleModel, data: bytes | None = None, specs: Sequence[InputSpec] | None = None) -> str:
     """The runtime that runs ``data`` (the model's own bytes unless given), as the model's ``runtime`` says."""
     if model.runtime != "auto":
@@ -95,12 +120,12 @@ def _run(model: CircleModel, data: bytes, inputs: Sequence[np.ndarray], specs: S
 
 def runner(model: CircleModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     """The returned function runs one batch through the model in its runtime's worker."""
-    specs = input_specs(model)
+    specs, data = input_specs(model), runnable(model.data)
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(specs):
             raise FoldError(f"'{model.name}' takes {len(specs)} inputs; received {len(inputs)}.")
-        return _run(model, model.data, inputs, specs)
+        return _run(model, data, inputs, specs)
 
     return run
 
@@ -115,7 +140,7 @@ def tapper(model: CircleModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
     own = set(model.main.inputs)
     extra = [t for t in [*taps.values(), *(t for ts in fed.values() for t in ts)] if t not in own]
-    data = with_outputs(model, extra)
+    data = runnable(with_outputs(model, extra))
     outputs = list(model.main.outputs) + [t for t in dict.fromkeys(extra) if t not in model.main.outputs]
     specs, count = input_specs(model), len(model.main.outputs)
 
@@ -137,14 +162,14 @@ def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRu
     sg = CIRCLE_SCHEMA.parse(built.data).subgraphs[0]
     specs = [InputSpec(str(t), tuple(int(d) for d in sg.tensors[t].shape), _dtype(sg.tensors[t]) or "float32")
              for t in sg.inputs]
-    order = {t: i for i, t in enumerate(sg.inputs)}
+    order, data = {t: i for i, t in enumerate(sg.inputs)}, runnable(built.data)
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
         xs: list = [None] * len(sg.inputs)
         for name, (fed, _) in built.ends.items():
             for t, x in zip(fed, feeds[name]):  # a 1-D layer's input, fed to a 2-D op
                 xs[order[t]] = as_shaped(x, specs[order[t]].shape)
-        got = _run(model, built.data, xs, specs)
+        got = _run(model, data, xs, specs)
         return {name: got[list(sg.outputs).index(out)] for name, (_, out) in built.ends.items()}
 
     return LayerRunner(frozenset(paths), run)
