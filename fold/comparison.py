@@ -324,6 +324,10 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     by_name = {id(t): check for t, check in zip(compared, tensor_checks)}
     per_output = [_output_diff(t, by_name[id(t)], got) for t, got in zip(outputs, checked_out) if id(t) in by_name]
     verification = _verification(checks, per_output, output_only, nudged, inputs, seed, source)
+    verification.runtimes = {"original": original.frontend.runtime(original.model),
+                             "checked": checked.frontend.runtime(checked.model)}
+    if plain is not None and plain.runtime is not None and plain.runtime != verification.runtimes["checked"]:
+        verification.runtimes["layers alone"] = plain.runtime
     return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
 
 

@@ -1,6 +1,6 @@
 """What a frontend is, and the one table that maps a model file format to its frontend.
 
-A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX) and
+A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX, circle) and
 offers the same operations to the format-neutral pipeline (``fold.pipeline``): load a
 file with its safety checks, find the candidate pairs, rewrite, describe the inputs, run,
 name the outputs and their channel axes, write. Everything else (deciding, counting,
@@ -76,10 +76,12 @@ class Tap:
 class LayerRunner:
     """Runs layers alone, all in one go: ``run(feeds, inputs)`` takes each layer's data inputs
     (layer -> arrays) and the model inputs of the same rows (which a graph's shape computations
-    may read), and returns layer -> output; ``layers`` are the ones it can run."""
+    may read), and returns layer -> output; ``layers`` are the ones it can run; ``runtime``: what
+    runs them, in words, when it is not what runs the model (a circle model's layers alone in onert)."""
 
     layers: frozenset[str]
     run: Callable[[Mapping[str, list[np.ndarray]], list[np.ndarray]], dict[str, np.ndarray]]
+    runtime: str | None = None
 
 
 class Frontend(Protocol[M]):
@@ -111,6 +113,9 @@ class Frontend(Protocol[M]):
 
     def outputs(self, model: M) -> list[OutputSpec]:
         """The model's outputs, in the order ``run`` returns them, with their channel axes."""
+
+    def runtime(self, model: M) -> str:
+        """What runs the model, in words with its version ("LiteRT 2.3.0"), for the report."""
 
     def runner(self, model: M) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         """A function that runs one batch (the model's fixed batch size, if it has one) and
@@ -157,7 +162,7 @@ class Signature:
 class Format:
     """A model file format: how to recognise it without any framework, and which frontend reads it.
 
-    name:           key in ``FRONTENDS`` ("keras", "graphdef", "tflite", "onnx").
+    name:           key in ``FRONTENDS`` ("keras", "graphdef", "tflite", "onnx", "circle").
     label:          for people ("Keras", "TensorFlow GraphDef", ...).
     suffixes:       accepted file suffixes, lower case.
     output_suffix:  suffix of the folded model file.

@@ -288,9 +288,8 @@ def test_a_one_percent_break_of_a_folded_recipe_is_caught():
 
 # -- circle's own operators, and the TFLite frontend's twin ---------------------------------------
 
-def test_circle_only_ops_pass_through_unchanged():
-    """INSTANCE_NORM (code -2) and RMS_NORM (-6), which TFLite does not have, are read by name, left as
-    they are (their code fields too) and run by tico's reference runtime."""
+def _circle_only_ops() -> bytes:
+    """CONV_2D -> MUL -> ADD -> INSTANCE_NORM (code -2) -> RMS_NORM (-6)."""
     net = Net(CIRCLE_SCHEMA)
     y = binary(net, "ADD", binary(net, "MUL", pointwise_conv(net), np.array([2.0, -1.0, 0.5])), np.ones(3))
     y = net.op("INSTANCE_NORM", [y, net.const("gamma", np.array([1.0, 2.0, 3.0], np.float32)),
@@ -298,13 +297,33 @@ def test_circle_only_ops_pass_through_unchanged():
                _options(net.classes.InstanceNormOptionsT, epsilon=1e-3))
     y = net.op("RMS_NORM", [y, net.const("rms_gamma", np.full(3, 0.5, np.float32))], [1, 4, 4, 3],
                _options(net.classes.RmsNormOptionsT, epsilon=1e-5))
-    model = circle(net.build(y))
+    return net.build(y)
+
+
+def test_circle_only_ops_pass_through_unchanged():
+    """INSTANCE_NORM and RMS_NORM, which TFLite does not have, are read by name, left as they are (their
+    code fields too) and run by tico's reference runtime."""
+    model = circle(_circle_only_ops())
     result = assert_folds(CIRCLE, model, 1, rtol=1e-5)
     assert [op for op, _, _ in ops(result.folded)] == ["CONV_2D", "INSTANCE_NORM", "RMS_NORM"]
     codes = [(c.deprecatedBuiltinCode, c.builtinCode) for c in result.folded.tree.operatorCodes
              if CIRCLE_SCHEMA.builtin_code(c) < 0]
     assert sorted(codes) == [(-6, -6), (-2, -2)]
     assert runtimes(result.folded) == {"tico", "onert"}  # the model in tico, its CONV_2D alone in onert
+
+
+def test_the_report_says_which_runtime_ran_what():
+    from fold.pipeline import verify
+    from fold.report import verification_text
+
+    v = verify(fold(CIRCLE, circle(_circle_only_ops(), "norms.circle")), 2).verification
+    tico, onert = "tico 0.3.0's reference runtime", "onert 0.1.0 (CPU)"
+    assert v.runtimes["layers alone"] == onert
+    assert v.runtimes["original"] == v.runtimes["checked"]
+    assert v.runtimes["original"].startswith(f"{tico} (onert refused it: ")  # no INSTANCE_NORM kernel
+    assert f"ran in       original in {tico}" in verification_text(v)
+    assert f"layers alone in {onert}" in verification_text(v)
+    assert v.to_dict()["runtimes"] == v.runtimes
 
 
 def test_a_tflite_model_copied_into_circle_folds_as_the_tflite_file_does():
@@ -464,10 +483,13 @@ def test_auto_falls_back_to_tico_where_onert_refuses_and_says_why():
 
 def test_a_tconv_bias_of_shape_111c_is_given_to_the_runtimes_as_c():
     data, _ = recipe("Net_TConv_BN_004")
-    given = CIRCLE_SCHEMA.parse(circle_io.runnable(data))
+    model = circle(data)
+    given = CIRCLE_SCHEMA.parse(circle_io.runnable(model.tree, model.data))
     sg = given.subgraphs[0]
     assert list(sg.tensors[sg.operators[0].inputs[3]].shape) == [16]
-    assert circle_io.runnable(pointwise_bn(flat=CIRCLE_SCHEMA)) == pointwise_bn(flat=CIRCLE_SCHEMA)
+    assert model.data == data and list(model.main.tensors[model.main.operators[0].inputs[3]].shape) == [1, 1, 1, 16]
+    plain = circle(pointwise_bn(flat=CIRCLE_SCHEMA))
+    assert circle_io.runnable(plain.tree, plain.data) is plain.data
 
 
 def test_without_the_circle_extra_a_circle_file_is_one_sentence(monkeypatch, tmp_path):

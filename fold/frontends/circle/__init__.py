@@ -54,5 +54,8 @@ class CircleFrontend(FlatbufferFrontend):
     def layer_runner(self, model: CircleModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
         return io.layer_runner(model, layers, magnitude)
 
+    def runtime(self, model: CircleModel) -> str:
+        return io.runtime_label(model)
+
 
 FRONTEND = CircleFrontend()

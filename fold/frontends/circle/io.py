@@ -58,39 +58,38 @@ def output_specs(model: CircleModel) -> list[OutputSpec]:
     return [OutputSpec(tensor_name(model.main, t), -1) for t in model.main.outputs]
 
 
-def with_outputs(model: CircleModel, tensors: Sequence[int]) -> bytes:
-    """The model's bytes with ``tensors`` appended to its outputs (each once)."""
-    if not tensors:
-        return model.data
+def with_outputs(model: CircleModel, tensors: Sequence[int]):
+    """A copy of the model's tree with ``tensors`` appended to its outputs (each once); ``model`` is untouched."""
     tree = copy.copy(model.tree)
     main = copy.copy(model.main)
     main.outputs = list(main.outputs) + [t for t in dict.fromkeys(tensors) if t not in main.outputs]
     tree.subgraphs = [main, *tree.subgraphs[1:]]
     tree.signatureDefs = None  # a signature lists the outputs it names; these extra ones it does not
+    return tree
+
+
+def runnable(tree, data: bytes | None = None) -> bytes:
+    """A model's bytes as a runtime is given them (``data``: the tree's bytes, when at hand): every
+    TRANSPOSE_CONV bias of one value per channel shaped [C], the same values (``tree`` is untouched)."""
+    sg = tree.subgraphs[0]
+    flat = {}
+    for i, op in enumerate(sg.operators):
+        if CIRCLE_SCHEMA.op_type(tree, op) == "TRANSPOSE_CONV" and len(op.inputs) > 3 and op.inputs[3] >= 0:
+            shape = [int(d) for d in sg.tensors[op.inputs[3]].shape]
+            if len(shape) > 1 and max(shape) == int(np.prod(shape)):
+                flat[i] = max(shape)
+    if not flat:
+        return CIRCLE_SCHEMA.pack(tree) if data is None else data
+    tree, sg = copy.copy(tree), copy.copy(sg)
+    tree.subgraphs = [sg, *tree.subgraphs[1:]]
+    sg.tensors, sg.operators = list(sg.tensors), list(sg.operators)
+    for i, channels in flat.items():  # a bias of its own, shaped [C], for each such op
+        op = sg.operators[i] = copy.copy(sg.operators[i])
+        bias = copy.deepcopy(sg.tensors[op.inputs[3]])
+        bias.shape, bias.shapeSignature = [channels], None
+        sg.tensors.append(bias)
+        op.inputs = [*op.inputs[:3], len(sg.tensors) - 1, *op.inputs[4:]]
     return CIRCLE_SCHEMA.pack(tree)
-
-
-def runnable(data: bytes) -> bytes:
-    """A model's bytes as a runtime is given them: every TRANSPOSE_CONV bias of one value per channel
-    shaped [C] (the same values; a bias tensor some other op reads too is copied first)."""
-    tree = CIRCLE_SCHEMA.unpack(data)
-    sg, changed = tree.subgraphs[0], False
-    readers: dict[int, int] = {}
-    for op in sg.operators:
-        for t in dict.fromkeys(op.inputs):
-            readers[t] = readers.get(t, 0) + 1
-    for op in sg.operators:
-        if CIRCLE_SCHEMA.op_type(tree, op) != "TRANSPOSE_CONV" or len(op.inputs) < 4 or op.inputs[3] < 0:
-            continue
-        bias = sg.tensors[op.inputs[3]]
-        shape = [int(d) for d in bias.shape]
-        if len(shape) > 1 and max(shape) == int(np.prod(shape)):
-            if readers[op.inputs[3]] > 1:
-                sg.tensors.append(copy.deepcopy(bias))
-                op.inputs = [*op.inputs[:3], len(sg.tensors) - 1, *op.inputs[4:]]
-                bias = sg.tensors[-1]
-            bias.shape, bias.shapeSignature, changed = [max(shape)], None, True
-    return CIRCLE_SCHEMA.pack(tree) if changed else data
 
 
 def chosen(model: CircleModel, data: bytes | None = None, specs: Sequence[InputSpec] | None = None) -> str:
@@ -111,6 +110,16 @@ def chosen(model: CircleModel, data: bytes | None = None, specs: Sequence[InputS
     return model.probed[key]
 
 
+def runtime_label(model: CircleModel, data: bytes | None = None, specs: Sequence[InputSpec] | None = None) -> str:
+    """What runs ``data`` (the model's own bytes unless given) in words, and why not onert when "auto"
+    chose tico's runtime because onert refused."""
+    data = runnable(model.tree, model.data) if data is None else data
+    name = chosen(model, data, specs)
+    refusal = model.refusals.get(runtimes.model_key(data))
+    why = f" (onert refused it: {refusal.partition(': ')[2]})" if name == "tico" and refusal else ""
+    return runtimes.label(name) + why
+
+
 def _run(model: CircleModel, data: bytes, inputs: Sequence[np.ndarray], specs: Sequence[InputSpec]
          ) -> list[np.ndarray]:
     name = chosen(model, data, specs)
@@ -120,7 +129,7 @@ def _run(model: CircleModel, data: bytes, inputs: Sequence[np.ndarray], specs: S
 
 def runner(model: CircleModel) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     """The returned function runs one batch through the model in its runtime's worker."""
-    specs, data = input_specs(model), runnable(model.data)
+    specs, data = input_specs(model), runnable(model.tree, model.data)
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(specs):
@@ -140,7 +149,7 @@ def tapper(model: CircleModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     fed = {f: [int(t) for t in view.data_inputs(view.by_name[f])] for f in feeds if f in view.by_name}
     own = set(model.main.inputs)
     extra = [t for t in [*taps.values(), *(t for ts in fed.values() for t in ts)] if t not in own]
-    data = runnable(with_outputs(model, extra))
+    data = runnable(with_outputs(model, extra)) if extra else runnable(model.tree, model.data)
     outputs = list(model.main.outputs) + [t for t in dict.fromkeys(extra) if t not in model.main.outputs]
     specs, count = input_specs(model), len(model.main.outputs)
 
@@ -159,10 +168,12 @@ def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRu
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
     built = alone(model, paths, magnitude)
-    sg = CIRCLE_SCHEMA.parse(built.data).subgraphs[0]
+    tree = CIRCLE_SCHEMA.parse(built.data)
+    sg = tree.subgraphs[0]
     specs = [InputSpec(str(t), tuple(int(d) for d in sg.tensors[t].shape), _dtype(sg.tensors[t]) or "float32")
              for t in sg.inputs]
-    order, data = {t: i for i, t in enumerate(sg.inputs)}, runnable(built.data)
+    order, data = {t: i for i, t in enumerate(sg.inputs)}, runnable(tree, built.data)
+    ran_in = runtime_label(model, data, specs)
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
         xs: list = [None] * len(sg.inputs)
@@ -172,4 +183,4 @@ def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRu
         got = _run(model, data, xs, specs)
         return {name: got[list(sg.outputs).index(out)] for name, (_, out) in built.ends.items()}
 
-    return LayerRunner(frozenset(paths), run)
+    return LayerRunner(frozenset(paths), run, ran_in)

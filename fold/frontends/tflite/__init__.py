@@ -11,6 +11,7 @@ the candidates, the rules, the rewrite and the layers-alone model. Here:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
 import numpy as np
 
@@ -47,6 +48,9 @@ class TfliteFrontend(FlatbufferFrontend):
 
     def layer_runner(self, model: TfliteModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
         return io.layer_runner(model, layers, magnitude)
+
+    def runtime(self, model: TfliteModel) -> str:
+        return f"LiteRT {version('ai-edge-litert')}"
 
 
 FRONTEND = TfliteFrontend()
