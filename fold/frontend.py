@@ -218,6 +218,9 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
            extra="requirements-circle.txt"),
 )}
 
+#: Every format's load options (command-line flags of the same name), in table order.
+LOAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for f in FRONTENDS.values() for o in f.options))
+
 #: Every accepted model file suffix, in table order.
 SUFFIXES: tuple[str, ...] = tuple(s for f in FRONTENDS.values() for s in f.suffixes)
 

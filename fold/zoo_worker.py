@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fold.errors import describe
+from fold.frontend import LOAD_OPTIONS
 from fold.zoo import error_row, verdict_row
 
 
@@ -48,7 +49,7 @@ def run(task: dict, out: Path) -> None:
 
         fmt = check_model_file(task["path"])
         options = task["options"]
-        load = {k: options.get(k) for k in ("inputs", "outputs") if options.get(k) and k in fmt.options}
+        load = {k: options.get(k) for k in LOAD_OPTIONS if options.get(k) and k in fmt.options}
         result = fold_file(task["path"], **load)
         names = {s.name for s in result.frontend.inputs(result.original)}
         verify_options = _verify_options(options, names)

@@ -502,3 +502,29 @@ def test_without_the_circle_extra_a_circle_file_is_one_sentence(monkeypatch, tmp
         FRONTENDS["circle"].frontend()
     assert str(info.value) == ("Reading circle (Samsung ONE) files needs the packages of requirements-circle.txt "
                                "(circle_schema is not installed): pip install -r requirements-circle.txt.")
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def test_the_command_line_folds_and_checks_circle_files(tmp_path, exports):
+    """``python -m fold`` on a tico export (--runtime tico), then ``python -m fold check`` of the original
+    against a hand-folded copy broken by 1 % in one channel: exit 1 (a mismatch), the broken layer named,
+    though the outputs alone differ by no more than float error (the ReLU hides it)."""
+    import json
+
+    from tests.helpers import run_cli
+
+    data, _ = exports["_TConvBn"]
+    original, report = tmp_path / "tconv.circle", tmp_path / "report.json"
+    original.write_bytes(data)
+    proc = run_cli(original, "-o", tmp_path / "folded.circle", "--runtime", "tico", "--report", report)
+    assert proc.returncode == 0, proc.stderr
+    assert "ran in       tico 0.3.0's reference runtime\n" in proc.stdout
+    assert json.loads(report.read_text())["verification"]["runtimes"]["checked"] == "tico 0.3.0's reference runtime"
+    broken = tmp_path / "broken.circle"
+    CIRCLE.write(mutated(CIRCLE, circle(_hand_folded(data)), "TRANSPOSE_CONV:1", "kernel", 1, 1.01), broken)
+    proc = run_cli("check", original, broken)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "'TRANSPOSE_CONV:1' does not compute what 'ADD:5' computed: channel 1" in proc.stdout
+    proc = run_cli(tmp_path / "folded.circle", "--runtime", "quick")
+    assert proc.returncode == 2 and "invalid choice: 'quick'" in proc.stderr
