@@ -1,7 +1,8 @@
 """circle frontend, the worker: ``python -m fold.frontends.circle.worker RUNTIME FOLDER`` runs circle
 models in one runtime, in a process of its own, so that a runtime that crashes (onert does on a
 malformed model) takes only this process down. FOLDER (the parent's, which removes it) holds its log
-and the model files onert reads.
+and the model files onert reads. Its address space is capped at half the machine's memory: a model
+that declares a huge tensor makes the runtime fail (a refusal, or a crash), not the machine.
 
 It reads requests from stdin and answers on stdout, each a pickled tuple (the parent is foldscope,
 ``fold.frontends.circle.runtime``). A request is ``(key, data, inputs)``: the model's bytes (``data``
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import resource
 import sys
 from pathlib import Path
 
@@ -77,7 +79,13 @@ def serve(runtime: str, requests, answers, log: Path, folder: Path) -> None:
         answers.flush()
 
 
+def _cap_memory() -> None:
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    resource.setrlimit(resource.RLIMIT_AS, (half, half))
+
+
 def main() -> None:
+    _cap_memory()
     runtime, folder = sys.argv[1], Path(sys.argv[2])
     answers = os.fdopen(os.dup(1), "wb")  # the answers go to the real stdout
     log = folder / "runtime.log"
