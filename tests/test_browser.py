@@ -182,6 +182,37 @@ def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     assert "BatchNormalization" not in {n.op_type for n in folded.graph.node}
 
 
+def _hover(page, pane: str) -> dict[str, str]:
+    """Node id -> what hovering it in ``pane`` ("before", "after") says, from the figure on the page."""
+    found = page.evaluate("""(pane) => { const t = document.querySelector('.js-plotly-plot').data
+        .find(t => t.name === 'nodes ' + pane); return t.customdata.map((n, i) => [n, t.hovertext[i]]); }""", pane)
+    return dict(found)
+
+
+def test_upload_folds_a_circle_file_and_shows_the_tconv_with_its_new_bias(page, tmp_path):
+    """The seed note's question, answered on the page: a circle file as ONE writes a TConv + BN (a
+    TRANSPOSE_CONV without bias -> MUL -> ADD with RELU6), folded; the graph after shows the TConv with
+    the bias it gained and the RELU6 kept as its own op, and its node panel the folded bias's values."""
+    from fold.frontends.circle.model import CIRCLE_SCHEMA
+    from tests.tflite_support import TConvCase, tconv_bn
+
+    path = tmp_path / "tconv_bn.circle"
+    path.write_bytes(tconv_bn(TConvCase(cin=3, cout=2, stride=2, padding="SAME", act="RELU6"), flat=CIRCLE_SCHEMA)[0])
+    open_app(page)
+    upload(page, path, fold=[MAX_ABS_DIFF, "TRANSPOSE_CONV:0 → MUL:1+ADD:2"], what="folding the upload tconv_bn.circle")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorms"] == "1 → 0", shown
+    assert "tico 0.3.0's reference runtime" in fold_text(page)
+    wait_for_graph(page)
+    before, after = _hover(page, "before"), _hover(page, "after")
+    assert {"TRANSPOSE_CONV:0", "MUL:1", "ADD:2"} <= set(before), before
+    assert {"TRANSPOSE_CONV:0", "RELU6:0/activation"} <= set(after) and "MUL:1" not in after, after
+    assert "bias" not in before["TRANSPOSE_CONV:0"] and "bias: 2" in after["TRANSPOSE_CONV:0"], after
+    find_layer(page, "TRANSPOSE_CONV:0")  # (a click would unselect it: the view opens on its pair)
+    wait_for_app(page, fold=["Node panel: TRANSPOSE_CONV:0", "bias, folded"], what="the TConv's node panel")
+    screenshot(page, ARTIFACTS / "circle_upload.png")
+
+
 def test_upload_corrupt_file_shows_error(page, tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))
