@@ -25,8 +25,8 @@ from fold.pipeline import fold, load
 from tests.circle_support import tico_model, tico_optimized, to_circle
 from tests.helpers import CIRCLE, TFLITE, assert_caught, assert_folds, assert_skipped, mutated
 from tests.one_recipes import RECIPES, recipe_params
-from tests.tflite_support import (ACT, Net, TConvCase, _options, binary, conv_net, pointwise_bn, pointwise_conv,
-                                  tconv_bn, tconv_reference)
+from tests.tflite_support import (ACT, TCONV_CASES, Net, TConvCase, _options, binary, conv_net, pointwise_bn,
+                                  pointwise_conv, tconv_bn, tconv_reference)
 
 torch = pytest.importorskip("torch")  # a dev requirement (requirements-dev.txt); tico needs it
 
@@ -85,6 +85,17 @@ def test_one_recipe_folds_as_luci_folds_it(name):
             f"{case.act} kept as a separate {case.act} op after 'TRANSPOSE_CONV:0'"
 
 
+@pytest.mark.parametrize("case", TCONV_CASES.values(), ids=TCONV_CASES.keys())
+def test_tconv_geometries_the_recipes_never_test(case):
+    """Strides 2, SAME padding, even and 5x1 kernels, operands of shape (1, 1, 1, C) and operands first,
+    against the float64 reference."""
+    data, params = tconv_bn(case, flat=CIRCLE_SCHEMA)
+    inputs = [np.random.default_rng(3).normal(0.0, 3.0, (1, *case.hw, case.cin)).astype(np.float32)]
+    expected = tconv_reference(inputs[0].astype(np.float64), case, params)
+    result = assert_folds(CIRCLE, circle(data), 1, reference=(inputs, [expected]), inputs=inputs, rtol=1e-5)
+    assert [op for op, _, _ in ops(result.folded)] == ["TRANSPOSE_CONV"] + ([case.act] if case.act != "NONE" else [])
+
+
 def test_folded_codes_are_written_as_every_circle_reader_reads_them():
     """deprecated_builtin_code equals the code below 127 (ONE's tools read it, tico the other field);
     127 with builtin_code past it (GELU, 150)."""
@@ -119,6 +130,25 @@ def test_model_explorers_circle_adapter_shows_the_tconv_with_its_new_bias(tmp_pa
     shown = np.float32({a.key: a.value for a in bias.attrs}["__value"].strip("[]"))
     b, s, t = (np.float64(params[k][0]) for k in ("bias", "scale", "shift"))
     np.testing.assert_allclose(shown, b * s + t, rtol=1e-6)  # b' cancels to 0.02: float32's rounding, relative
+
+
+def test_the_model_explorer_export_of_a_circle_fold(tmp_path):
+    """``--model-explorer`` of a circle fold: both graphs with the TConv's new bias among the folded graph's
+    weights, the fold's status per node, and the mapping that syncs the split panes."""
+    import json
+
+    from fold.model_explorer import export
+
+    data, _ = recipe("Net_TConv_BN_005")
+    result = fold(CIRCLE, circle(data, "recipe.circle"))
+    written = {p.name for p in export(result, tmp_path)}
+    assert written == {"before.json", "before_fold.json", "after.json", "after_fold.json", "mapping.json"}
+    after = json.loads((tmp_path / "after.json").read_text())["graphs"][0]
+    tconv = next(n for n in after["nodes"] if n["id"] == "TRANSPOSE_CONV:0")
+    assert {"key": "weight.bias", "value": "2"} in tconv["attrs"], tconv["attrs"]
+    assert {n["id"] for n in after["nodes"]} >= {"TRANSPOSE_CONV:0", "RELU:0/activation"}
+    entries = json.loads((tmp_path / "mapping.json").read_text())["mappingEntries"]
+    assert any("MUL:1" in e["leftNodeIds"] and "TRANSPOSE_CONV:0" in e["rightNodeIds"] for e in entries), entries
 
 
 # -- circle files from PyTorch, as tico converts them -------------------------------------------

@@ -27,8 +27,8 @@ from fold.frontends.tflite.io import model_from_bytes  # noqa: E402
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
-from tests.tflite_support import (ACT, Net, TConvCase, _options, binary, conv_net, pointwise_bn,  # noqa: E402
-                                  pointwise_conv, tconv_bn, tconv_reference)
+from tests.tflite_support import (ACT, TCONV_CASES, Net, TConvCase, _options, binary, conv_net,  # noqa: E402
+                                  pointwise_bn, pointwise_conv, tconv_bn, tconv_reference)
 
 def ops_of(model: TfliteModel | bytes) -> list[str]:
     model = model if isinstance(model, TfliteModel) else model_from_bytes(model)
@@ -51,21 +51,7 @@ def folds(data: bytes, reference=None, *, expect_ops: list[str], split_activatio
     return result
 
 
-# Samsung ONE's Net_TConv_BN_000..005 cases, plus stride 2 and SAME padding (never tested there).
-ONE_CASES = {
-    "one_out_channel": TConvCase(cin=2, cout=1),
-    "two_out_bias_111C_relu6": TConvCase(cin=3, cout=2, bias=True, operand_shape="111C", act="RELU6"),
-    "sixteen_out_k5x1_relu": TConvCase(cin=8, cout=16, kernel=(5, 1), bias=True, act="RELU"),
-    "k5x1_no_bias_111C_relu": TConvCase(cin=2, cout=4, kernel=(5, 1), operand_shape="111C", act="RELU"),
-    "in_eq_out_bias": TConvCase(cin=4, cout=4, bias=True),
-    "stride2_same_relu6": TConvCase(cin=3, cout=5, stride=2, padding="SAME", bias=True, act="RELU6"),
-    "stride2_valid_k4_111C": TConvCase(cin=4, cout=2, kernel=(4, 4), stride=2, operand_shape="111C"),
-    "stride2_same_even_kernel": TConvCase(cin=2, cout=3, kernel=(4, 2), stride=2, padding="SAME", bias=True),
-    "operands_first": TConvCase(cin=3, cout=2, bias=True, act="RELU", swap=True),
-}
-
-
-@pytest.mark.parametrize("case", ONE_CASES.values(), ids=ONE_CASES.keys())
+@pytest.mark.parametrize("case", TCONV_CASES.values(), ids=TCONV_CASES.keys())
 def test_tconv_bn_folds_to_one_tconv(case):
     data, params = tconv_bn(case)
     result = folds(data, lambda x: tconv_reference(x, case, params), expect_ops=["TRANSPOSE_CONV"])
@@ -88,7 +74,7 @@ def test_tconv_bn_activation_split_out_like_one(act):
 
 
 def test_folded_model_keeps_output_tensor_and_input_model():
-    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    data, _ = tconv_bn(TCONV_CASES["two_out_bias_111C_relu6"])
     model = model_from_bytes(data)
     snapshot = TFLITE_SCHEMA.pack(model.tree)
     folded = fold(TFLITE, model).folded.tree

@@ -103,6 +103,21 @@ class TConvCase:
     bias_shape: str = "C"  # "C" or "111C" (Samsung ONE's Net_TConv_BN_004)
 
 
+#: Transposed convolutions shaped like Samsung ONE's Net_TConv_BN recipes (tests/one_recipes.py has them exactly),
+#: plus stride 2, SAME padding and even kernels, which the recipes never test.
+TCONV_CASES = {
+    "one_out_channel": TConvCase(cin=2, cout=1),
+    "two_out_bias_111C_relu6": TConvCase(cin=3, cout=2, bias=True, operand_shape="111C", act="RELU6"),
+    "sixteen_out_k5x1_relu": TConvCase(cin=8, cout=16, kernel=(5, 1), bias=True, act="RELU"),
+    "k5x1_no_bias_111C_relu": TConvCase(cin=2, cout=4, kernel=(5, 1), operand_shape="111C", act="RELU"),
+    "in_eq_out_bias": TConvCase(cin=4, cout=4, bias=True),
+    "stride2_same_relu6": TConvCase(cin=3, cout=5, stride=2, padding="SAME", bias=True, act="RELU6"),
+    "stride2_valid_k4_111C": TConvCase(cin=4, cout=2, kernel=(4, 4), stride=2, operand_shape="111C"),
+    "stride2_same_even_kernel": TConvCase(cin=2, cout=3, kernel=(4, 2), stride=2, padding="SAME", bias=True),
+    "operands_first": TConvCase(cin=3, cout=2, bias=True, act="RELU", swap=True),
+}
+
+
 def _out_size(n: int, k: int, stride: int, padding: str) -> int:
     return n * stride if padding == "SAME" else (n - 1) * stride + k
 
