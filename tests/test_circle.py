@@ -265,6 +265,20 @@ def test_check_of_tico_own_fusion_of_the_recipes(name):
         assert [c.layer for c in v.folded_layers] == ["TRANSPOSE_CONV:0"]
 
 
+def test_tico_is_the_circle_files_peer(exports):
+    """``zoo --peers`` and the peer rows: tico's O1 folds recipe 003 whole and leaves the PyTorch BN."""
+    from fold.peers import PEERS_BY_FORMAT, run_peer
+
+    (peer,) = PEERS_BY_FORMAT["circle"]
+    assert peer.tool == "tico 0.3.0"
+    data, _ = recipe("Net_TConv_BN_003")
+    folded = run_peer(peer, Side(CIRCLE, circle(data), CIRCLE.graph(circle(data))))
+    assert folded.error is None and folded.bn_left == 0 and folded.verification.passed, folded
+    original = circle(exports["_ConvBn"][0])
+    kept = run_peer(peer, Side(CIRCLE, original, CIRCLE.graph(original)))
+    assert kept.error is None and kept.bn_left == 1 and kept.verification.passed, kept
+
+
 def _hand_folded(data: bytes) -> bytes:
     """A tico export folded by hand, outside foldscope's rewrite: the TRANSPOSE_CONV's filter (OHWI)
     scaled along O by the MUL's operand, its bias b * s + t, the MUL and the ADD dropped, and the op
