@@ -22,7 +22,7 @@ from fold.errors import FoldError
 from fold.frontend import LayerRunner, Tap
 from fold.frontends.circle import runtime as runtimes
 from fold.frontends.circle.model import CIRCLE_SCHEMA, CircleModel
-from fold.frontends.flatbuffer.alone import alone, layer_paths
+from fold.frontends.flatbuffer.alone import alone
 from fold.frontends.flatbuffer.model import tensor_name
 from fold.frontends.flatbuffer.view import DTYPES, view_of
 
@@ -164,15 +164,13 @@ def tapper(model: CircleModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
 
 def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRunner:
     """Every op (through ``until``; alone when ``magnitude``) in one model of its own, run in a runtime."""
-    paths = layer_paths(model, layers, magnitude)
-    if not paths:
+    built = alone(model, layers, magnitude)
+    if built is None:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
-    built = alone(model, paths, magnitude)
-    tree = CIRCLE_SCHEMA.parse(built.data)
-    sg = tree.subgraphs[0]
+    sg = built.tree.subgraphs[0]
     specs = [InputSpec(str(t), tuple(int(d) for d in sg.tensors[t].shape), _dtype(sg.tensors[t]) or "float32")
              for t in sg.inputs]
-    order, data = {t: i for i, t in enumerate(sg.inputs)}, runnable(tree, built.data)
+    order, data = {t: i for i, t in enumerate(sg.inputs)}, runnable(built.tree, built.data)
     ran_in = runtime_label(model, data, specs)
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
@@ -183,4 +181,4 @@ def layer_runner(model: CircleModel, layers, magnitude: bool = False) -> LayerRu
         got = _run(model, data, xs, specs)
         return {name: got[list(sg.outputs).index(out)] for name, (_, out) in built.ends.items()}
 
-    return LayerRunner(frozenset(paths), run, ran_in)
+    return LayerRunner(built.layers, run, ran_in)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +19,16 @@ _MAX_PATH = 8
 
 @dataclass(frozen=True)
 class Alone:
-    """The layers-alone model: its bytes and, per layer, (its input tensor indices, its output index)."""
+    """The layers-alone model: its bytes, its object tree and, per layer it holds, (its input tensor
+    indices, its output index)."""
 
     data: bytes
+    tree: Any
     ends: dict[str, tuple[list[int], int]]
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset(self.ends)
 
 
 def ops_until(view: FlatView, layer: int, until: str) -> list[int] | None:
@@ -35,7 +42,7 @@ def ops_until(view: FlatView, layer: int, until: str) -> list[int] | None:
     return [op.index for op in path]
 
 
-def layer_paths(model: FlatModel, layers: Sequence[tuple[str, str]], magnitude: bool) -> dict[str, list[int]]:
+def _paths(model: FlatModel, layers: Sequence[tuple[str, str]], magnitude: bool) -> dict[str, list[int]]:
     """layer -> the op indices run alone for it: through ``until``, or, for ``magnitude``, through the
     ops that only move its values (reshapes, relayouts; not an activation kept as its own op); a layer
     with no such path is left out."""
@@ -54,11 +61,14 @@ def layer_paths(model: FlatModel, layers: Sequence[tuple[str, str]], magnitude: 
     return paths
 
 
-def alone(model: FlatModel, paths: dict[str, list[int]], magnitude: bool) -> Alone:
-    """One model holding each op path alone (in order, each op reading the one before), every path with
-    tensors of its own: the first op's data inputs become model inputs; constants are copied (a weight
-    behind a DEQUANTIZE as the float32 values it makes; ``magnitude``: |filter|, zero bias, no fused
-    activation)."""
+def alone(model: FlatModel, layers: Sequence[tuple[str, str]], magnitude: bool) -> Alone | None:
+    """One model holding the op path of each (layer, until) alone (``_paths``; in order, each op reading
+    the one before), every path with tensors of its own: the first op's data inputs become model inputs;
+    constants are copied (a weight behind a DEQUANTIZE as the float32 values it makes; ``magnitude``:
+    |filter|, zero bias, no fused activation). None when no layer has such a path."""
+    paths = _paths(model, layers, magnitude)
+    if not paths:
+        return None
     view, schema = view_of(model), model.schema
     classes, tree, sg = schema.classes, model.tree, model.main
     new = classes.ModelT()
@@ -116,4 +126,4 @@ def alone(model: FlatModel, paths: dict[str, list[int]], magnitude: bool) -> Alo
         graph.outputs.append(out)
         ends[name] = (fed, out)
     new.subgraphs = [graph]
-    return Alone(schema.pack(new), ends)
+    return Alone(schema.pack(new), new, ends)

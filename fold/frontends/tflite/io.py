@@ -16,7 +16,7 @@ from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
-from fold.frontends.flatbuffer.alone import alone, layer_paths
+from fold.frontends.flatbuffer.alone import alone
 from fold.frontends.flatbuffer.model import tensor_name
 from fold.frontends.flatbuffer.view import view_of
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel, interpreter
@@ -88,10 +88,9 @@ def tapper(model: TfliteModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
 
 def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRunner:
     """Every op (through ``until``; alone when ``magnitude``) in one model of its own in LiteRT."""
-    paths = layer_paths(model, layers, magnitude)
-    if not paths:
+    built = alone(model, layers, magnitude)
+    if built is None:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
-    built = alone(model, paths, magnitude)
     found = interpreter(built.data, model.name)
     dtypes = {d["index"]: d["dtype"] for d in found.get_input_details()}
     shapes = {d["index"]: tuple(int(n) for n in d["shape"]) for d in found.get_input_details()}
@@ -103,4 +102,4 @@ def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRu
         found.invoke()
         return {name: np.array(found.get_tensor(out)) for name, (_, out) in built.ends.items()}
 
-    return LayerRunner(frozenset(paths), run)
+    return LayerRunner(built.layers, run)
