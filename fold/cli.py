@@ -3,7 +3,7 @@ CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo 
 folds and verifies every model under a folder (``fold.zoo``; its exit status: ``ZOO_ORDER``).
 
 INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
-TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
+TensorFlow graph .pb, TFLite .tflite, ONNX .onnx, circle .circle); the folded model is written in the same
 format (Keras models as .keras).
 
 Exit status: 0 verified (every folded layer and every output within float error; with
