@@ -96,6 +96,22 @@ def test_tconv_geometries_the_recipes_never_test(case):
     assert [op for op, _, _ in ops(result.folded)] == ["TRANSPOSE_CONV"] + ([case.act] if case.act != "NONE" else [])
 
 
+def test_the_folded_recipes_pass_ticos_own_checks_and_run_in_its_runtime():
+    """Every folded recipe passes tico's structural verification of a circle file (references, graph
+    bookkeeping), and tico's reference runtime, run here in-process through its own API, computes the
+    float64 reference with it."""
+    from tico.circle.document import CircleDocument
+    from tico.circle.runtime import CircleReferenceRuntime
+
+    for name, case in RECIPES.items():
+        data, params = recipe(name)
+        folded = CIRCLE.to_bytes(fold(CIRCLE, circle(data)).folded)
+        assert not CircleDocument.from_bytes(folded).verify(raise_on_error=True).errors
+        x = _exercising(case, rows=1)
+        got = CircleReferenceRuntime(folded).run([x]).outputs[0]
+        np.testing.assert_allclose(got, tconv_reference(x.astype(np.float64), case, params), rtol=1e-5, atol=1e-4)
+
+
 def test_folded_codes_are_written_as_every_circle_reader_reads_them():
     """deprecated_builtin_code equals the code below 127 (ONE's tools read it, tico the other field);
     127 with builtin_code past it (GELU, 150)."""
