@@ -514,6 +514,16 @@ def test_a_malformed_circle_file_is_one_sentence(data, words, tmp_path):
     assert "\n" not in message and "'bad.circle'" in message and (words in message or "CIR0" in message), message
 
 
+def test_an_input_declared_past_a_gigabyte_is_refused():
+    tree = CIRCLE_SCHEMA.parse(pointwise_bn(flat=CIRCLE_SCHEMA))
+    sg = tree.subgraphs[0]
+    sg.tensors[sg.inputs[0]].shape = [1, 4, 2**30, 2]  # one flipped bit
+    with pytest.raises(FoldError) as info:
+        circle(CIRCLE_SCHEMA.pack(tree), "wide.circle")
+    assert str(info.value).startswith("'wide.circle' declares input 'input' of shape [1, 4, 1073741824, 2], "
+                                      "8,589,934,592 elements, more than foldscope feeds a model")
+
+
 def _no_options() -> bytes:
     """A CONV_2D without its options: onert 0.1.0 reads them anyway, and crashes."""
     tree = CIRCLE_SCHEMA.parse(pointwise_bn(flat=CIRCLE_SCHEMA))

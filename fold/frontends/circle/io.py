@@ -28,6 +28,9 @@ from fold.frontends.flatbuffer.view import DTYPES, view_of
 
 #: What ``runtime`` may be.
 CHOICES = ("auto", "tico", "onert")
+#: Elements an input may declare per sample at most (1 GiB of float32): more is a damaged shape, which
+#: the random inputs foldscope makes would otherwise try to fill.
+MAX_INPUT_ELEMENTS = 2**28
 
 
 def model_from_bytes(data: bytes, name: str = "model", runtime: str = "auto") -> CircleModel:
@@ -38,6 +41,10 @@ def model_from_bytes(data: bytes, name: str = "model", runtime: str = "auto") ->
     for spec in input_specs(model):
         if spec.dtype is None:
             raise FoldError(f"'{name}' has an input of a type foldscope cannot feed ('{spec.name}').")
+        elements = int(np.prod([d or 1 for d in spec.shape], dtype=np.float64))
+        if elements > MAX_INPUT_ELEMENTS:
+            raise FoldError(f"'{name}' declares input '{spec.name}' of shape {list(spec.shape)}, {elements:,} elements, "
+                            f"more than foldscope feeds a model ({MAX_INPUT_ELEMENTS:,}): its shape is damaged.")
     return model
 
 
