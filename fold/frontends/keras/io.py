@@ -224,10 +224,10 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
-    """A copy of the layer (not called in any model): the same weights, or, with ``magnitude``,
-    |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
-    config = layer.get_config()
+def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
+    """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
+    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
+    config = {**layer.get_config(), "name": name}
     if magnitude and "activation" in config:
         config["activation"] = "linear"
     twin = type(layer).from_config(config)
@@ -242,7 +242,12 @@ def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
 
 
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch."""
+    """Copies of the layers, each on an input of its own, in one model called once per batch.
+
+    Every layer of that model is named here: Keras' automatic names come from counters that
+    ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
+    script run), so two automatic "input_layer"s of one model could meet; two nested models'
+    layers may share a name too."""
     from fold.frontends.keras.match import layer_at
 
     inputs, outputs, names = [], [], []
