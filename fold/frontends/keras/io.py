@@ -6,12 +6,9 @@ layer or an unknown custom class is refused with a "cannot load safely" message.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import LayerRunner, Tap
+from fold.quiet import quiet_stdout, quiet_warnings
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -36,8 +34,7 @@ def read_model(path: str | os.PathLike) -> keras.Model:
     """Read a .keras, .h5 or .hdf5 file already checked, with safe_mode on; any failure is one
     FoldError sentence."""
     name = Path(path).name
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
+    with tempfile.TemporaryDirectory() as tmp, quiet_warnings():  # the failure, if any, is one sentence
         source = Path(path)
         if source.suffix != source.suffix.lower():  # Keras accepts only lower-case suffixes
             source = Path(tmp) / f"model{source.suffix.lower()}"
@@ -259,9 +256,9 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
         fed = _call_inputs(layer)
         if fed is None or len(fed) != 1:
             continue
-        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
+        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
         inputs.append(x)
-        outputs.append(_twin(layer, magnitude)(x))
+        outputs.append(_twin(layer, magnitude, f"alone{len(names)}")(x))
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 
@@ -277,7 +274,7 @@ def to_tflite(model: keras.Model) -> bytes:
     import tensorflow as tf
 
     # Keras' export prints the traced signature on stdout; the command line owns stdout.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stdout():
         try:
             return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
         except Exception as exc:
