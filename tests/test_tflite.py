@@ -408,3 +408,17 @@ def test_converter_view_shows_ops_graph_and_diff():
     assert view.verification.passed and view.max_abs_diff < 1e-4
     assert [o.shape for o in view.verification.per_output] == [(3, 8, 6, 5), (3, 4)]  # Keras' output order
     assert all(d.status in ("folded", "skipped") for d in view.remaining)
+
+
+def test_a_folded_model_is_freed_with_its_view():
+    """The frontend keeps one view of each model while the model lives; the view must not keep the
+    model alive itself (every .tflite a long-lived page folded stayed in memory)."""
+    import gc
+    import weakref
+
+    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    result = fold(TFLITE, model_from_bytes(data))
+    models = [weakref.ref(result.original), weakref.ref(result.folded)]
+    del result
+    gc.collect()
+    assert [m() for m in models] == [None, None]
