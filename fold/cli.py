@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fold.core.verification import SAMPLES
-from fold.errors import FoldError, one_line, plain
+from fold.errors import FoldError, plain, unexpected
 from fold.files import check_model_file, read_arrays, suffix_list
 from fold.frontend import FRONTENDS, Format
 from fold.zoo import TIMEOUT_S, ModelRow
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, FoldError):
             return _fail(str(exc))
         what = getattr(args, "input", None) or getattr(args, "candidate", None) or getattr(args, "dir", "")
-        return _fail(f"cannot verify '{what}': {type(exc).__name__}: {one_line(exc)}")
+        return _fail(f"cannot verify '{what}': {unexpected(exc)} (FOLDSCOPE_DEBUG=1 shows where).")
 
 
 def _output(args: argparse.Namespace, fmt: Format) -> str:
