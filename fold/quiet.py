@@ -100,6 +100,10 @@ def quiet() -> Iterator[None]:
 
 def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN's own allocator keeps what TensorFlow frees for itself, for good: a long-lived process (the
+    # page) holds on to the peak of every verification (1.2 GiB after a 224x224 model's). The system's
+    # allocator gives it back, as fast (ResNet50 folded and verified: 1.01x the CPU time).
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     if "tensorflow" in sys.modules:
         return
     with quiet_stderr():
