@@ -240,3 +240,18 @@ def test_a_shared_workbenchs_views_are_computed_once_for_every_session(models):
     for got in results[1:]:
         assert all(a is b for a, b in zip(got, results[0]))
     assert results[0][2][:4] == b"PK\x03\x04" and results[0][3][:4] == b"\x89PNG"
+
+
+def test_the_converter_and_the_op_view_of_one_shared_model_at_once(models, capsys):
+    """Sessions opening the converter's and the op view's sections of one model at once trace it to
+    TensorFlow ops side by side; each gets what it gets alone, and what Keras' export prints while
+    tracing stays silenced for both, then ends (it once left stdout swallowed for good)."""
+    wb = inspect_keras("unet-converter", zoo.unet(), samples=2)
+    alone = inspect_keras("unet-converter-alone", wb.result.original, samples=2)
+    want = (alone.folded_tflite(), [d.to_dict() for d in alone.op_view().decisions])
+    jobs = [lambda: wb.folded_tflite(), lambda: [d.to_dict() for d in wb.op_view().decisions],
+            lambda: wb.converter_views()[1].tflite, lambda: [d.to_dict() for d in wb.op_view().decisions]]
+    got = _at_once(lambda job: job(), jobs, threads=len(jobs))
+    assert got[0] == got[2] == want[0] and got[1] == got[3] == want[1]
+    print("after the sessions")
+    assert capsys.readouterr().out == "after the sessions\n"
