@@ -84,6 +84,7 @@ async def visit(browser: Browser, url: str, choice: Choice, timeout_s: float = 6
 
     page.on("websocket", lambda ws: ws.on("framereceived", count))
     step = "opening the page"
+    page.set_default_timeout(timeout_s * 1000)  # a click waits as long as the visit may (the page may be busy)
     try:
         async def shown(target: Choice, figures: bool) -> bool:
             """Wait for ``target``'s Fold tab; False when an error shows instead."""
@@ -116,7 +117,7 @@ async def visit(browser: Browser, url: str, choice: Choice, timeout_s: float = 6
                     return result
         result.seconds = time.perf_counter() - start
     except PlaywrightTimeout:
-        result.error = f"{step}: nothing shown within {timeout_s:.0f} s"
+        result.error = f"{step}: not done {time.perf_counter() - start:.0f} s after opening the page"
     finally:
         await context.close()
     return result
