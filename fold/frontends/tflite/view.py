@@ -67,7 +67,9 @@ class TfliteView:
     vocabulary = VOCABULARY
 
     def __init__(self, model: TfliteModel):
-        self.model = model
+        # weakly: the views are cached by the model as a weak key, which a strong reference here would
+        # keep alive for good (every model ever viewed, and its view's values, leaked)
+        self.model = weakref.proxy(model)
         self.tree, self.sg = model.tree, model.main
         self.ops = [Op(i, model.ids[i], op_type(self.tree, o), [str(t) if t >= 0 else "" for t in o.inputs],
                        [str(t) for t in o.outputs]) for i, o in enumerate(self.sg.operators)]
