@@ -173,13 +173,24 @@ def _in_batches(run, chunk: list[np.ndarray], batch: int | None) -> Tap:
 
 def _layers_in_batches(runner: LayerRunner, feeds: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
                        batch: int | None) -> dict[str, np.ndarray]:
-    """A layer runner over ``feeds`` in runs of ``batch`` rows (all at once: None), the outputs concatenated."""
+    """A layer runner over ``feeds`` in one run per ``batch`` rows of ``inputs`` (all at once: None), the
+    outputs concatenated. A feed is cut into as many equal parts as the model had runs: a layer's
+    leading axis need not be the model's batch (a converter's Reshape of [1, 2] to [2, 1])."""
     rows = inputs[0].shape[0] if inputs else next(iter(feeds.values()))[0].shape[0]
     if batch is None or rows == batch:
         return runner.run(feeds, inputs)
-    parts = [runner.run({n: [x[i:i + batch] for x in xs] for n, xs in feeds.items()}, [x[i:i + batch] for x in inputs])
-             for i in range(0, rows, batch)]
+    runs = -(-rows // batch)
+    parts = [runner.run({n: [np.array_split(x, runs)[i] for x in xs] for n, xs in feeds.items()},
+                        [x[i * batch:(i + 1) * batch] for x in inputs])
+             for i in range(runs)]
     return {n: np.concatenate([p[n] for p in parts], axis=0) for n in parts[0]}
+
+
+def _leading(x: np.ndarray, k: int, rows: int) -> np.ndarray:
+    """What ``k`` of ``rows`` model rows put in ``x``, a tensor tapped on them: its leading axis holds
+    a whole number of entries per model row, not always one (a converter's Reshape of [1, 2] to [2, 1])."""
+    per = x.shape[0] // rows if x.ndim and rows and x.shape[0] % rows == 0 else 1
+    return x[:k * per]
 
 
 def _row_bytes(graph: nx.DiGraph, nodes: Sequence[str], inputs: list[np.ndarray]) -> int | None:
@@ -298,7 +309,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
         if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
-            first = (ready, {f.layer: [x[:k] for x in o.feeds[f.source]] for f in ready}, [x[:k] for x in chunk])
+            first = (ready, {f.layer: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
+                     [x[:k] for x in chunk])
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser import sessions
 from browser.graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
@@ -27,12 +28,12 @@ from tests.browser_support import (
 pytestmark = pytest.mark.browser
 
 #: Zoo entry -> (the pair the "Pair to inspect" box opens on, BatchNorms metric): the first transposed
-#: convolution's where there is one.
-ZOO = {
-    "DCGAN generator": ("up0 → up0_bn", "3 → 0"),
-    "U-Net (skip connections)": ("up1_tconv → up1_tbn", "12 → 0"),
-    "MobileNetV2": ("Conv1 → bn_Conv1", "52 → 0"),
-}
+#: convolution's where there is one (``browser.sessions.ZOO`` knows every zoo model's).
+ZOO = {name: (sessions.ZOO[name].pair, bns) for name, bns in {
+    "DCGAN generator": "3 → 0",
+    "U-Net (skip connections)": "12 → 0",
+    "MobileNetV2": "52 → 0",
+}.items()}
 
 
 # --- fixtures (the server, chromium and a page: tests/browser_fixtures.py) ------------------
@@ -384,6 +385,39 @@ def test_two_sessions_at_once_keep_their_own_results(browser, server):
         for context in contexts:
             context.close()
 
+
+@pytest.mark.slow
+def test_eight_sessions_at_once_on_different_big_models_each_get_their_verdict(browser, server):
+    """A room opens the page at once, each on another model of the zoo, the big ones included: every
+    session shows its own model's verdict and figures, none an error (Keras models built side by
+    side once collided: "The name "input_layer" is used 4 times in the model")."""
+    from demo.zoo import ZOO as MODELS
+
+    assert set(sessions.ZOO) == set(MODELS)
+    choices = [c for c in sessions.ZOO.values() if c != sessions.FIRST[sessions.ZOO_SOURCE]]
+    assert len(choices) == 8 and {"ResNet50", "DenseNet121", "ONNX: ResNet-50"} <= {c.model for c in choices}
+    # Eight pages of one browser context are eight sessions of the page (one websocket each); sharing
+    # the context's cache spares chromium a third of its work on the cores the server needs.
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        pages = [context.new_page() for _ in choices]
+        for page in pages:
+            page.goto(server.url)
+        # Each picks as soon as the page offers it, as people do (the runs they cut short are rerun):
+        # the eight models are built, folded and verified while the other sessions' runs come and go.
+        for page in pages:
+            choose_source(page, sessions.ZOO_SOURCE)
+        for page, choice in zip(pages, choices):
+            choose_option(page, sidebar(page), "Architecture", choice.model)
+        for page, choice in zip(pages, choices):
+            wait_for_app(page, sidebar=[choice.model], fold=[MAX_ABS_DIFF, choice.pair], figures=True,
+                         timeout_ms=4 * RUN_MS, what=f"the session on {choice.model}")
+            assert_no_errors(page)
+            verdict = fold_panel(page).get_by_test_id("stAlertContentSuccess").first.inner_text()
+            assert verdict.startswith("PASS."), (choice.model, verdict)
+        screenshot(pages[-1], ARTIFACTS / "test_eight_sessions_last.png")
+    finally:
+        context.close()
 
 
 # --- the interactive graph ---------------------------------------------------------------------

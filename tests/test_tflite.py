@@ -372,3 +372,15 @@ def test_an_stft_front_end_with_rank_0_frame_arithmetic_folds_verifies_and_quant
     assert report["verification"]["verdict"] == "pass"
     assert [(p["form"], p["status"]) for p in report["pairs"]] == [("bn", "skipped")]  # the spectrogram's BN
     assert "output SQNR (dB): original" in out.out
+def test_a_folded_model_is_freed_with_its_view():
+    """The frontend keeps one view of each model while the model lives; the view must not keep the
+    model alive itself (every .tflite a long-lived page folded stayed in memory)."""
+    import gc
+    import weakref
+
+    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    result = fold(TFLITE, model_from_bytes(data))
+    models = [weakref.ref(result.original), weakref.ref(result.folded)]
+    del result
+    gc.collect()
+    assert [m() for m in models] == [None, None]

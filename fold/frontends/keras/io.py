@@ -9,13 +9,10 @@ does not allow (a Keras 2 name with a '/'), a class Keras does not have (custom 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +24,7 @@ from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, listed, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import LayerRunner, Tap
+from fold.quiet import quiet_stdout, quiet_warnings
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -41,8 +39,7 @@ def read_model(path: str | os.PathLike) -> keras.Model:
     """Read a .keras, .h5 or .hdf5 file already checked, with safe_mode on; any failure is one
     FoldError sentence."""
     name = Path(path).name
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
+    with tempfile.TemporaryDirectory() as tmp, quiet_warnings():  # the failure, if any, is one sentence
         source = Path(path)
         if source.suffix != source.suffix.lower():  # Keras accepts only lower-case suffixes
             source = Path(tmp) / f"model{source.suffix.lower()}"
@@ -309,10 +306,10 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
-    """A copy of the layer (not called in any model): the same weights, or, with ``magnitude``,
-    |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
-    config = layer.get_config()
+def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
+    """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
+    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
+    config = {**layer.get_config(), "name": name}
     if magnitude and "activation" in config:
         config["activation"] = "linear"
     twin = type(layer).from_config(config)
@@ -329,7 +326,12 @@ def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
     """Copies of the layers, each on an input of its own, in one model called once per batch; a layer
     whose ``until`` is another layer reading its output alone (its BN) is followed by a copy of that
-    one (not with ``magnitude``, which runs the layer alone)."""
+    one (not with ``magnitude``, which runs the layer alone).
+
+    Every layer of that model is named here: Keras' automatic names come from counters that
+    ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
+    script run), so two automatic "input_layer"s of one model could meet; two nested models'
+    layers may share a name too."""
     from fold.frontends.keras.match import layer_at
 
     inputs, outputs, names = [], [], []
@@ -344,10 +346,10 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
             continue
         if after is not None and (_call_inputs(after) or [None])[0] is not _call_output(layer):
             continue  # not the layer's direct successor: no chain to run
-        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
+        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
         inputs.append(x)
-        y = _twin(layer, magnitude)(x)
-        outputs.append(y if after is None else _twin(after, False)(y))
+        y = _twin(layer, magnitude, f"alone{len(names)}")(x)
+        outputs.append(y if after is None else _twin(after, False, f"alone{len(names)}_after")(y))
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 
@@ -363,7 +365,7 @@ def to_tflite(model: keras.Model) -> bytes:
     import tensorflow as tf
 
     # Keras' export prints the traced signature on stdout; the command line owns stdout.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stdout():
         try:
             return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
         except Exception as exc:
