@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fold.quiet import import_tensorflow_quietly  # noqa: E402
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 

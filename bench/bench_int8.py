@@ -1,7 +1,7 @@
-"""Benchmark real int8 (``fold.int8.int8_report``, ``--int8``) on the model zoo, beside the
+"""Benchmark real int8 (``fold.tools.int8_report.int8_report``, ``--int8``) on the model zoo, beside the
 quantizer's own run in the same process.
 
-For each model: build and fold it as the page does (``demo.workbench.zoo_workbench``), then time
+For each model: build and fold it as the page does (``foldscope_app.workbench.workbench.zoo_workbench``), then time
 the whole real-int8 report (every variant quantized by the runtime's own quantizer, run with its
 tensors kept, every folded layer judged) against the peer floor: the runtime's quantizer alone on
 the folded model, once, with nothing kept (onnxruntime's ``quantize_static`` for ONNX models,
@@ -30,13 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fold.quiet import import_tensorflow_quietly  # noqa: E402
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
-from demo.workbench import zoo_workbench  # noqa: E402
-from fold.int8 import int8_report  # noqa: E402
-from fold.quantization import quant_report  # noqa: E402
+from fold.tools.int8_report import int8_report  # noqa: E402
+from fold.tools.quantization import quant_report  # noqa: E402
+from foldscope_app.workbench.workbench import zoo_workbench  # noqa: E402
 
 MODELS = ("DCGAN generator", "U-Net (skip connections)", "MobileNetV2",
           "ONNX: DCGAN generator (grouped ConvTranspose)", "ONNX: text detector head (paddle2onnx's ConvTranspose -> Add -> BN)",

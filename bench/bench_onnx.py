@@ -1,7 +1,7 @@
 """Benchmark the ONNX frontend against the field's ONNX tools on a model with 50+ BatchNorms.
 
 The model is ResNet-50's layout built with ``onnx.helper`` (53 BatchNormalization nodes,
-25.6 M weights, seeded random weights and BN statistics; ``demo/onnx_zoo.py``), saved to a
+25.6 M weights, seeded random weights and BN statistics; ``foldscope_app/examples/onnx_zoo.py``), saved to a
 temporary .onnx file. For foldscope it times load (read, checker, shape inference and the
 onnxruntime check), fold, and verify (``--samples`` rows of 224x224x3 through both models in
 onnxruntime with its optimizations off); for onnxsim, onnxoptimizer's ``fuse_bn_into_conv``
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 import onnx  # noqa: E402
 
-from demo import onnx_zoo  # noqa: E402
-from demo.peers import PEERS, peer_runs  # noqa: E402
 from fold import FRONTENDS, fold, load, verify  # noqa: E402
+from foldscope_app.examples import onnx_zoo  # noqa: E402
+from foldscope_app.workbench.onnx_peers import PEERS, peer_runs  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser.graph import (  # noqa: E402
+from browser.plotly_graph import (  # noqa: E402
     click_node, graph_ready, hover_node, node_positions, pair_to_inspect, pick, type_into, view_range,
 )
 from browser.page import (  # noqa: E402

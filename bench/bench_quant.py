@@ -1,6 +1,6 @@
-"""Benchmark the quantization view (``fold.quantization.quant_report``) on the model zoo.
+"""Benchmark the quantization view (``fold.tools.quantization.quant_report``) on the model zoo.
 
-For each model: build and fold it as the page does (``demo.workbench.zoo_workbench``, one
+For each model: build and fold it as the page does (``foldscope_app.workbench.workbench.zoo_workbench``, one
 verification sample), then time ``quant_report`` on the verification's inputs: every folded
 layer's four SQNRs, cross-layer equalization of every pair it applies to, the equalized
 model's check, and the four end-to-end runs with fake-quantized weights. Reported with the
@@ -26,15 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fold.quiet import import_tensorflow_quietly  # noqa: E402
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
 from bench.bench_onnx import timed  # noqa: E402
-from demo.quant_view import loss_db  # noqa: E402
-from demo.workbench import zoo_workbench  # noqa: E402
-from demo.zoo import ZOO  # noqa: E402
-from fold.quantization import quant_report  # noqa: E402
+from fold.tools.quantization import quant_report  # noqa: E402
+from foldscope_app.examples.model_zoo import ZOO  # noqa: E402
+from foldscope_app.workbench.quant_view import loss_db  # noqa: E402
+from foldscope_app.workbench.workbench import zoo_workbench  # noqa: E402
 
 MODELS = ("DCGAN generator", "U-Net (skip connections)", "MobileNetV2", "ResNet50",
           "ONNX: DCGAN generator (grouped ConvTranspose)", "ONNX: ResNet-50")

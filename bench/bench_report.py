@@ -2,7 +2,7 @@
 how large it is and of what, and how long headless chromium takes to draw its graph from disk with
 the network cut.
 
-The model is the page's (``demo.workbench.zoo_workbench``: DenseNet121 with ``weights=None``, 2
+The model is the page's (``foldscope_app.workbench.workbench.zoo_workbench``: DenseNet121 with ``weights=None``, 2
 samples); the report is the same function the command line and the page call. Run from the
 repository root (the draw time needs /usr/bin/chromium):
 
@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fold.quiet import import_tensorflow_quietly  # noqa: E402
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
-from demo.html_report import fold_report  # noqa: E402
-from demo.workbench import zoo_workbench  # noqa: E402
+from fold.outputs.html.fold_page import fold_report  # noqa: E402
+from foldscope_app.workbench.workbench import zoo_workbench  # noqa: E402
 
 
 def parts(text: str) -> dict[str, int]:

@@ -19,16 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fold.quiet import import_tensorflow_quietly  # noqa: E402
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 
-from demo import zoo  # noqa: E402
 from fold.core.affine import channel_rows, scale_kernel  # noqa: E402
-from fold.frontend import FRONTENDS, LayerKernel  # noqa: E402
-from fold.pipeline import fold, fold_file, model_inputs, run, verify, verify_models  # noqa: E402
+from fold.engine.pipeline import fold, fold_file, model_inputs, run, verify, verify_models  # noqa: E402
+from fold.frontends.formats import FRONTENDS, LayerKernel  # noqa: E402
+from foldscope_app.examples import model_zoo  # noqa: E402
 
 
 def _real(package: str, inner: str):
@@ -44,7 +44,7 @@ def _real(package: str, inner: str):
 
 def _zoo(name: str):
     def build():
-        entry = zoo.ZOO[name]
+        entry = model_zoo.ZOO[name]
         return fold(FRONTENDS[entry.format].frontend(), entry.build())
     return build
 

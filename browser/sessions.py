@@ -39,7 +39,7 @@ class Choice:
 
 SEED = Choice(SEED_SOURCE, "tconv → bn")
 PLAYGROUND = Choice("Playground", "layer → bn")
-#: The zoo's models by name (``demo.zoo.ZOO``'s labels), each with the pair its page opens on.
+#: The zoo's models by name (``foldscope_app.examples.model_zoo.ZOO``'s labels), each with the pair its page opens on.
 ZOO = {name: Choice(ZOO_SOURCE, pair, name) for name, pair in {
     "DCGAN generator": "up0 → up0_bn",
     "U-Net (skip connections)": "up1_tconv → up1_tbn",

@@ -16,12 +16,12 @@ first time its format is used, so ``viz`` and other light users never pay for Te
 """
 
 from fold.core.affine import Affine, bn_affine, fold_kernel
+from fold.core.errors import FoldError, UnsafeModelError
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.errors import FoldError, UnsafeModelError
-from fold.frontend import FRONTENDS, SUFFIXES, Frontend
-from fold.pipeline import Checked, fold, fold_file, load, run, verify, verify_models
-from fold.quantization import QuantReport, quant_report
+from fold.engine.pipeline import Checked, fold, fold_file, load, run, verify, verify_models
+from fold.frontends.formats import FRONTENDS, SUFFIXES, Frontend
+from fold.tools.quantization import QuantReport, quant_report
 
 __all__ = ["FRONTENDS", "SUFFIXES", "Affine", "Checked", "Decision", "FoldError", "FoldResult", "Frontend",
            "QuantReport", "UnsafeModelError", "bn_affine", "fold", "fold_file", "fold_kernel", "load",

@@ -1,8 +1,8 @@
 """``python -m fold INPUT [options]`` folds and verifies a model; ``python -m fold check ORIGINAL
 CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo DIR [options]``
-folds and verifies every model under a folder (``fold.zoo``; its exit status: ``ZOO_ORDER``).
+folds and verifies every model under a folder (``fold.tools.zoo``; its exit status: ``ZOO_ORDER``).
 
-INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
+INPUT is any format of ``fold.frontends.formats.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
 TensorFlow graph .pb, TFLite .tflite, ONNX .onnx, circle .circle); the folded model is written in the same
 format (Keras models as .keras).
 
@@ -12,7 +12,7 @@ foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
 unexercised: pass inputs that exercise it).
 
-``--html`` writes the app's view of the run (``demo.html_report``, the page's own views; the one
+``--html`` writes the app's view of the run (``fold.outputs.html.fold_page``, the page's own views; the one
 place the command line reaches into ``demo``, and only when asked).
 """
 
@@ -27,11 +27,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fold.core.errors import FoldError, internal_error, plain
 from fold.core.verification import SAMPLES
-from fold.errors import FoldError, internal_error, plain
-from fold.files import check_model_file, read_arrays, suffix_list
-from fold.frontend import FRONTENDS, LOAD_OPTIONS, Format
-from fold.zoo import TIMEOUT_S, ModelRow
+from fold.frontends.files import check_model_file, read_arrays, suffix_list
+from fold.frontends.formats import FRONTENDS, LOAD_OPTIONS, Format
+from fold.tools.zoo import TIMEOUT_S, ModelRow
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "inconclusive": EXIT_INCONCLUSIVE}
@@ -287,8 +287,8 @@ def _verify_options(args: argparse.Namespace) -> dict:
 
 
 def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: Format, written: _Written) -> None:
-    from fold.quantization import quant_report
-    from fold.report import quant_text
+    from fold.outputs.report import quant_text
+    from fold.tools.quantization import quant_report
 
     start = time.perf_counter()
     report = quant_report(result, checked)
@@ -296,8 +296,8 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
     print(quant_text(report))
     figures = report.to_dict()
     if args.int8:
-        from fold.int8 import int8_report
-        from fold.report import int8_text
+        from fold.outputs.report import int8_text
+        from fold.tools.int8_report import int8_report
 
         v = checked.verification
         start = time.perf_counter()
@@ -318,14 +318,15 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
 
 
 def _html(path: str, written: _Written, build: Callable) -> None:
-    """``--html``: the report the page offers for download, ``build(demo.html_report, demo.workbench)``
+    """``--html``: the report the page offers for download, ``build(fold.outputs.html.fold_page, foldscope_app.workbench.workbench)``
     from the page's own workbench; demo's workbench imports Keras (its zoo), quietly first."""
-    from fold.quiet import import_tensorflow_quietly
+    from fold.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from demo import html_report, workbench
+    from fold.outputs.html import fold_page
+    from foldscope_app.workbench import workbench
 
-    written.add(path).write_bytes(build(html_report, workbench))
+    written.add(path).write_bytes(build(fold_page, workbench))
     print(f"HTML report written to {path}")
 
 
@@ -334,14 +335,14 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     if args.tflite and fmt.name != "keras":
         raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
     if args.int8:
-        from fold.int8 import check_runtime
+        from fold.tools.int8_report import check_runtime
 
         check_runtime(fmt, None if args.int8 == "auto" else args.int8)
     if args.no_verify:
         return _fold_unverified(args, fmt, written)
     options = _verify_options(args)
-    from fold.pipeline import fold_file, verify
-    from fold.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
+    from fold.engine.pipeline import fold_file, verify
+    from fold.outputs.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
 
     output = _output(args, fmt)
     result = fold_file(args.input, **_load_options(args))
@@ -361,7 +362,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     if args.quant_report or args.cle or args.int8:
         _quantization(args, result, checked, output, fmt, written)
     if args.model_explorer:
-        from fold.model_explorer import export
+        from fold.outputs.model_explorer import export
 
         existed = Path(args.model_explorer).exists()
         files = export(result, args.model_explorer, check.layers)
@@ -392,8 +393,8 @@ def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -
     asked = [name for name in RUNS if getattr(args, name)]
     if asked:
         raise FoldError(f"--{asked[0].replace('_', '-')} needs the models run; --no-verify runs neither.")
-    from fold.pipeline import fold_file
-    from fold.report import counts_text, pairs_table, report_dict
+    from fold.engine.pipeline import fold_file
+    from fold.outputs.report import counts_text, pairs_table, report_dict
 
     output = _output(args, fmt)
     result = fold_file(args.input, **_load_options(args))
@@ -405,7 +406,7 @@ def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -
     print(f"{counts_text(result)}; folded model written to {output}")
     print(unverified_text(args.input, output))
     if args.model_explorer:
-        from fold.model_explorer import export
+        from fold.outputs.model_explorer import export
 
         existed = Path(args.model_explorer).exists()
         files = export(result, args.model_explorer)
@@ -422,8 +423,8 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
     for path in (args.original, args.candidate):
         check_model_file(path)
     options = _verify_options(args)
-    from fold.check import check_files
-    from fold.report import per_layer_text, table, verification_text
+    from fold.outputs.report import per_layer_text, table, verification_text
+    from fold.tools.check import check_files
 
     result = check_files(args.original, args.candidate, args.samples, args.seed,
                          **_load_options(args), **options)
@@ -458,7 +459,7 @@ class _Progress:
         self.tty = stream.isatty()
 
     def __call__(self, row: ModelRow, done: int, total: int) -> None:
-        from fold.zoo import ZOO_VERDICTS
+        from fold.tools.zoo import ZOO_VERDICTS
 
         verdict = ZOO_VERDICTS[row.verdict]
         if not self.tty:
@@ -476,7 +477,7 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
     if args.timeout <= 0:
         raise FoldError(f"--timeout must be a positive number of seconds; received {args.timeout:g}.")
     _verify_options(args)  # a bad --inputs-file or a clash of options fails here, before any worker starts
-    from fold.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict, zoo_table
+    from fold.tools.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict, zoo_table
 
     paths, others = find_models(args.dir)
     if not paths:
@@ -501,7 +502,7 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
     if args.json:
         written.add(args.json).write_text(json.dumps(zoo_dict(str(args.dir), rows, status), indent=2) + "\n")
     if args.html:
-        from fold.zoo_html import zoo_html
+        from fold.outputs.html.zoo_page import zoo_html
 
         written.add(args.html).write_text(zoo_html(str(args.dir), rows, status))
     return status

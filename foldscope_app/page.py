@@ -1,7 +1,8 @@
-"""foldscope's web page, the frame: the sidebar picks a model source, the tabs show its sections.
+"""foldscope's web page: the sidebar picks a model source, the tabs show its sections.
 
-Each section is a module of ``sections/`` with a ``*_ui`` function that lays out what the model's
-workbench (``demo.workbench``) computed and cached; only the open tab runs. Run with ``make run``.
+Each section is a module of ``foldscope_app.sections`` with a ``*_ui`` function that lays out what the
+model's workbench (``foldscope_app.workbench.workbench``) computed and cached; only the open tab runs.
+Run with ``make run`` (the repository's ``app.py`` runs ``main``) or ``streamlit run foldscope_app/page.py``.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from fold.quiet import import_tensorflow_quietly
+from fold.core.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from demo.workbench import CheckBench, Workbench  # noqa: E402
-from fold.frontend import SUFFIXES  # noqa: E402
-from sections.check import check_ui  # noqa: E402
-from sections.folding import fold_ui  # noqa: E402
-from sections.quantization import quant_ui  # noqa: E402
-from sections.server import failed, keep_keras_state  # noqa: E402
-from sections.sources import CHECK, SOURCES  # noqa: E402
-from sections.why import why_ui  # noqa: E402
+from fold.frontends.formats import SUFFIXES  # noqa: E402
+from foldscope_app.sections.check_tab import check_ui  # noqa: E402
+from foldscope_app.sections.fold_tab import fold_ui  # noqa: E402
+from foldscope_app.sections.quantization_tab import quant_ui  # noqa: E402
+from foldscope_app.sections.server import failed, keep_keras_state  # noqa: E402
+from foldscope_app.sections.sources import CHECK, SOURCES  # noqa: E402
+from foldscope_app.sections.why_tab import why_ui  # noqa: E402
+from foldscope_app.workbench.workbench import CheckBench, Workbench  # noqa: E402
 
 Section = Callable[[Workbench | CheckBench], None]
 #: The tabs of a model's page and of a check's, each before "Why it works": label -> its section.
@@ -78,4 +79,5 @@ def main() -> None:
             why_ui()
 
 
-main()
+if __name__ == "__main__":  # as Streamlit runs a script; app.py calls main itself
+    main()

@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fold.frontend import SUFFIXES as _SUFFIXES  # every suffix foldscope accepts
+from fold.frontends.formats import SUFFIXES as _SUFFIXES  # every suffix foldscope accepts
 
 SEED = 20240606
 #: File written by the Lambda entries' embedded code if it ever runs (relative to the corpus dir).
 LAMBDA_MARKER = "LAMBDA_CODE_RAN"
 DIRECTORY = object()  # a maker's result meaning "create a directory with this name"
-OVERSIZED = object()  # "a sparse .keras file one byte over fold.files.MAX_MODEL_BYTES"
+OVERSIZED = object()  # "a sparse .keras file one byte over fold.frontends.files.MAX_MODEL_BYTES"
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 
 
@@ -144,11 +144,11 @@ def _saved(model, path: Path) -> bytes:
 
 def build_bases(tmp_dir: Path) -> Bases:
     """Build and save the valid models (needs TensorFlow; a few seconds)."""
-    from fold.quiet import import_tensorflow_quietly
+    from fold.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from demo.seed import graph_def as seed_graph_def
     from fold.frontends.keras.io import to_tflite as keras_to_tflite
+    from foldscope_app.examples.seed import graph_def as seed_graph_def
 
     work = Path(tmp_dir) / "_bases"
     work.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def build_bases(tmp_dir: Path) -> Bases:
     _saved(lam, work / "lambda.h5")
     lambda_h5 = _normalized_h5(work / "lambda.h5")
     marker.unlink(missing_ok=True)
-    from demo.onnx_zoo import text_detector_head
+    from foldscope_app.examples.onnx_zoo import text_detector_head
 
     return Bases(keras_bytes, h5_bytes, seed_graph_def().SerializeToString(deterministic=True),
                  keras_to_tflite(model), text_detector_head(channels=8).SerializeToString(), _circle_base(),
@@ -609,7 +609,7 @@ def corpus(tmp_dir: str | Path) -> list[tuple[str, Path]]:
             path.mkdir(exist_ok=True)
             (path / "config.json").write_bytes(bases.members["config.json"])
         elif content is OVERSIZED:
-            from fold.files import MAX_MODEL_BYTES
+            from fold.frontends.files import MAX_MODEL_BYTES
 
             with open(path, "wb") as fh:  # sparse: no disk space used
                 fh.write(bases.keras[:64])

@@ -25,14 +25,14 @@ import keras
 import numpy as np
 import onnx
 
-from demo.zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
 from fold.core.affine import scale_along, scale_kernel
 from fold.core.graph import count_bns
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification, sample_inputs
-from fold.frontend import FRONTENDS, Frontend, LayerKernel
-from fold.pipeline import fold, load, run, verify, verify_models
+from fold.engine.pipeline import fold, load, run, verify, verify_models
+from fold.frontends.formats import FRONTENDS, Frontend, LayerKernel
+from foldscope_app.examples.model_zoo import all_layers, randomize_bn  # noqa: F401  (re-exported for tests)
 
 KERAS: Frontend = FRONTENDS["keras"].frontend()
 GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()

@@ -84,7 +84,7 @@ def onnx_model(program: Program):
     """The program as an ONNX model (channels on axis 1, opset 17), built with ``onnx.helper``."""
     from onnx import TensorProto, helper
 
-    from demo.onnx_zoo import Graph
+    from foldscope_app.examples.onnx_zoo import Graph
 
     g = Graph(seed=program.seed)
     rng = g.rng

@@ -1,5 +1,5 @@
 """The seed note's own numbers (``shared/seed.md``), copied from the note once, for every test that
-holds the code to them; independent of ``demo/seed.py``, which ``tests/test_seed.py`` checks
+holds the code to them; independent of ``foldscope_app/examples/seed.py``, which ``tests/test_seed.py`` checks
 against them.
 
 The note runs a VALID, stride-1 ``conv2d_transpose`` of the 2x2 input 1..4 with a 3x3 all-ones

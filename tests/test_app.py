@@ -95,7 +95,7 @@ def test_upload_without_file_asks_for_one():
     at = run_app("Upload")
     assert not at.exception
     assert any("Pick a model source" in i.value for i in at.info)
-    assert any(".hdf5" in i.value for i in at.info)  # the suffixes come from fold.frontend.FRONTENDS
+    assert any(".hdf5" in i.value for i in at.info)  # the suffixes come from fold.frontends.formats.FRONTENDS
 
 
 def test_rules_shown_are_the_frontends_own():
@@ -275,9 +275,9 @@ def _duplicate_names():
 
 
 def test_a_model_that_cannot_be_built_is_said_in_words(monkeypatch, caplog):
-    from demo import zoo
+    from foldscope_app.examples import model_zoo
 
-    monkeypatch.setitem(zoo.ZOO, "Broken", zoo.ZooEntry("keras", _duplicate_names))
+    monkeypatch.setitem(model_zoo.ZOO, "Broken", model_zoo.ZooEntry("keras", _duplicate_names))
     at = run_app("Model zoo")
     at.sidebar.selectbox[0].set_value("Broken").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -292,7 +292,7 @@ def test_a_model_that_cannot_be_built_is_said_in_words(monkeypatch, caplog):
 
 def test_a_run_of_the_page_leaves_keras_state_to_the_other_sessions():
     """Streamlit clears Keras' session after every run, resetting the layer names of a model another
-    session is building at that moment; the page's runs leave it alone (``sections.server``)."""
+    session is building at that moment; the page's runs leave it alone (``foldscope_app.sections.server``)."""
     import keras
 
     before = keras.backend.get_uid("foldscope-probe")

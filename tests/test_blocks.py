@@ -1,5 +1,5 @@
-"""Blocks of a large graph (viz.blocks), their view (demo.graph_view) and the node panel
-(demo.node_panel), headless: graphs, Plotly figure data, numbers."""
+"""Blocks of a large graph (viz.blocks), their view (viz.fold_graph) and the node panel
+(foldscope_app.workbench.node_panel), headless: graphs, Plotly figure data, numbers."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from demo import graph_view, node_panel, zoo
-from demo.workbench import inspect_keras
-from fold.pipeline import fold
+from fold.engine.pipeline import fold
+from foldscope_app.examples import model_zoo
+from foldscope_app.workbench import node_panel
+from foldscope_app.workbench.workbench import inspect_keras
 from tests.helpers import KERAS
+from viz import fold_graph
 from viz.blocks import block_node, block_path, collapse, find_blocks, shown_as, summarise
 from viz.interactive import DIFF_BANDS
 
 
 @pytest.fixture(scope="module")
 def densenet():
-    return fold(KERAS, zoo.application("DenseNet121", input_size=64))
+    return fold(KERAS, model_zoo.application("DenseNet121", input_size=64))
 
 
 def _trace(fig: dict, name: str) -> dict:
@@ -92,15 +94,15 @@ def test_scopes_make_blocks_a_wrapper_around_everything_and_single_nodes_do_not(
 
 @pytest.fixture(scope="module")
 def wb():
-    return inspect_keras("blocks-unet", zoo.unet(), samples=2)
+    return inspect_keras("blocks-unet", model_zoo.unet(), samples=2)
 
 
 def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb):
     graphs = wb.graphs("fold", ())
     blocks = find_blocks(graphs[0])
     assert "down0" in blocks  # the U-Net's stages: down0_conv0, down0_bn0, ...
-    view = graph_view.block_view(wb.result, graphs, ())
-    fig = graph_view.figure(wb.result, graphs=graphs, blocks=view)
+    view = fold_graph.block_view(wb.result, graphs, ())
+    fig = fold_graph.figure(wb.result, graphs=graphs, blocks=view)
     nodes = _trace(fig, "nodes before")
     hover = dict(zip(nodes["customdata"], nodes["hovertext"]))
     summary = view.summaries["down0"]
@@ -110,7 +112,7 @@ def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb)
     assert fig["layout"]["annotations"][0]["text"] == f"before: {len(graphs[0])} layers, {closed} blocks closed"
     sizes = dict(zip(nodes["customdata"], nodes["marker"]["size"]))
     assert sizes["[down0]"] > sizes[next(n for n in nodes["customdata"] if not n.startswith("["))]
-    viewed = graph_view.view(fig, graphs[0], found="down0_bn1", center="down0_bn1", blocks=view)
+    viewed = fold_graph.view(fig, graphs[0], found="down0_bn1", center="down0_bn1", blocks=view)
     ring = _trace(viewed, "found")
     assert ring["customdata"] == ["[down0]"]
     labels = _trace(viewed, "labels before")
@@ -166,10 +168,10 @@ def test_the_node_panel_of_a_block_and_of_a_plain_layer(wb):
 def test_a_found_bn_folding_removed_is_ringed_in_both_panes_its_ghost_in_the_after_pane(wb):
     decision = next(d for d in wb.result.decisions if d.folded)
     graphs = wb.graphs("fold", ())
-    fig = graph_view.view(wb.graph_figure("fold", (), False), graphs[0], found=decision.bn)
+    fig = fold_graph.view(wb.graph_figure("fold", (), False), graphs[0], found=decision.bn)
     rings = [t for t in fig["data"] if t.get("name") == "found"]
     ghosts = _trace(fig, "folded away")
     at = ghosts["customdata"].index(decision.bn)
     assert [r["xaxis"] for r in rings] == ["x", "x2"]
     assert (rings[1]["x"][0], rings[1]["y"][0]) == (ghosts["x"][at], ghosts["y"][at])
-    assert all(t.get("name") != "found" for t in graph_view.view(wb.graph_figure("fold", (), False), graphs[0])["data"])
+    assert all(t.get("name") != "found" for t in fold_graph.view(wb.graph_figure("fold", (), False), graphs[0])["data"])

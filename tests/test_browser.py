@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from browser import sessions
-from browser.graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
+from browser.plotly_graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
     page_state, set_number, sidebar, wait_for_app,
@@ -41,12 +41,12 @@ ZOO = {name: (sessions.ZOO[name].pair, bns) for name, bns in {
 @pytest.fixture(scope="module")
 def keras_file(tmp_path_factory) -> Path:
     """A small model to upload: Conv2DTranspose -> BN -> Conv2D -> BN, random BN statistics."""
-    from fold.quiet import import_tensorflow_quietly
+    from fold.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
 
-    from demo.zoo import randomize_bn
+    from foldscope_app.examples.model_zoo import randomize_bn
 
     inp = keras.Input((8, 8, 3), name="image")
     x = keras.layers.Conv2DTranspose(6, 3, strides=2, padding="same", name="up")(inp)
@@ -71,7 +71,7 @@ def upload(page, path: Path, *, fold: list[str], what: str) -> None:
 
 
 def count_bn(model) -> int:
-    from demo.zoo import all_layers
+    from foldscope_app.examples.model_zoo import all_layers
 
     return sum(type(layer).__name__ == "BatchNormalization" for layer in all_layers(model))
 
@@ -163,7 +163,7 @@ def test_upload_accepts_a_keras_2_hdf5_file(page, keras_file, tmp_path):
 def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     import onnx
 
-    from demo.onnx_zoo import text_detector_head
+    from foldscope_app.examples.onnx_zoo import text_detector_head
 
     path = tmp_path / "detector_head.onnx"
     onnx.save(text_detector_head(), path)
@@ -244,7 +244,7 @@ def test_the_first_screen_says_what_foldscope_is_and_shows_the_verdict(page):
 def test_a_refused_upload_is_said_in_the_main_area_in_plain_words(page, tmp_path):
     """A truncated HDF5 file: one sentence where the eye is, not HDF5's internals in the sidebar."""
     good = tmp_path / "net.h5"
-    from fold.quiet import import_tensorflow_quietly
+    from fold.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -286,7 +286,7 @@ def test_the_playground_offers_only_what_the_layer_accepts(page):
 
 
 def test_download_returns_folded_model(page, keras_file, tmp_path):
-    from fold.quiet import import_tensorflow_quietly
+    from fold.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -391,7 +391,7 @@ def test_eight_sessions_at_once_on_different_big_models_each_get_their_verdict(b
     """A room opens the page at once, each on another model of the zoo, the big ones included: every
     session shows its own model's verdict and figures, none an error (Keras models built side by
     side once collided: "The name "input_layer" is used 4 times in the model")."""
-    from demo.zoo import ZOO as MODELS
+    from foldscope_app.examples.model_zoo import ZOO as MODELS
 
     assert set(sessions.ZOO) == set(MODELS)
     choices = [c for c in sessions.ZOO.values() if c != sessions.FIRST[sessions.ZOO_SOURCE]]
@@ -503,8 +503,8 @@ def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
     """The original and onnxsim's fold of it: the verdict, where each BN went, both graphs."""
     import onnx
 
-    from demo.onnx_zoo import dcgan_generator
-    from fold.peers import onnxsim_simplify
+    from fold.tools.peer_runs import onnxsim_simplify
+    from foldscope_app.examples.onnx_zoo import dcgan_generator
 
     proto = dcgan_generator()
     onnx.save(proto, tmp_path / "generator.onnx")

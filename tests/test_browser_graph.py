@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from browser.graph import click_node, find_layer, graph_ready, node_positions, pair_to_inspect
 from browser.page import MAX_ABS_DIFF, RUN_MS, choose_option, choose_source, fold_panel, fold_text, sidebar, wait_for_app
+from browser.plotly_graph import click_node, find_layer, graph_ready, node_positions, pair_to_inspect
 from tests.browser_support import open_app, wait_for_graph
 
 pytestmark = pytest.mark.browser

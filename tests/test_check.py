@@ -1,4 +1,4 @@
-"""``fold.check``: folds made by other tools (onnxsim, onnxoptimizer, onnxruntime's optimizer,
+"""``fold.tools.check``: folds made by other tools (onnxsim, onnxoptimizer, onnxruntime's optimizer,
 TensorFlow's TFLite converter, foldscope itself) line up with their originals and pass; the same
 candidates made wrong in one channel of one layer fail and name that layer."""
 
@@ -12,12 +12,12 @@ import numpy as np
 import onnx
 import pytest
 
-from demo import onnx_zoo, zoo
-from demo.peers import PEERS
-from fold.check import check_files
+from fold.engine.pipeline import fold_file
 from fold.frontends.graphdef.io import graph_def_from_keras
 from fold.frontends.keras.io import to_tflite
-from fold.pipeline import fold_file
+from fold.tools.check import check_files
+from foldscope_app.examples import onnx_zoo, model_zoo
+from foldscope_app.workbench.onnx_peers import PEERS
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, mutated, randomize_bn, run_cli
 from tests.tflite_support import TConvCase, tconv_bn
 
@@ -156,7 +156,7 @@ def test_keras_against_keras_lines_up_by_layer_name(tmp_path):
 
 def test_a_graphdef_fold_is_lined_up_through_the_biasadd_named_like_the_bn(tmp_path):
     path = tmp_path / "net.pb"
-    path.write_bytes(graph_def_from_keras(zoo.dcgan_generator(base=16)).SerializeToString())
+    path.write_bytes(graph_def_from_keras(model_zoo.dcgan_generator(base=16)).SerializeToString())
     result = fold_file(path)
     GRAPHDEF.write(result.folded, tmp_path / "f.pb")
     checked = check_files(path, tmp_path / "f.pb", 4)

@@ -15,13 +15,13 @@ import sys
 import numpy as np
 import pytest
 
-from fold.check import check
-from fold.comparison import Side
-from fold.errors import FoldError
+from fold.core.errors import FoldError
+from fold.engine.comparison import Side
+from fold.engine.pipeline import fold, load
 from fold.frontends.circle import io as circle_io
 from fold.frontends.circle.model import CIRCLE_SCHEMA
 from fold.frontends.flatbuffer.schema import PLACEHOLDER
-from fold.pipeline import fold, load
+from fold.tools.check import check
 from tests.circle_support import tico_model, tico_optimized, to_circle
 from tests.helpers import CIRCLE, TFLITE, assert_caught, assert_folds, assert_skipped, mutated
 from tests.one_recipes import RECIPES, recipe_params
@@ -153,7 +153,7 @@ def test_the_model_explorer_export_of_a_circle_fold(tmp_path):
     weights, the fold's status per node, and the mapping that syncs the split panes."""
     import json
 
-    from fold.model_explorer import export
+    from fold.outputs.model_explorer import export
 
     data, _ = recipe("Net_TConv_BN_005")
     result = fold(CIRCLE, circle(data, "recipe.circle"))
@@ -283,7 +283,7 @@ def test_check_of_tico_own_fusion_of_the_recipes(name):
 
 def test_tico_is_the_circle_files_peer(exports):
     """``zoo --peers`` and the peer rows: tico's O1 folds recipe 003 whole and leaves the PyTorch BN."""
-    from fold.peers import PEERS_BY_FORMAT, run_peer
+    from fold.tools.peer_runs import PEERS_BY_FORMAT, run_peer
 
     (peer,) = PEERS_BY_FORMAT["circle"]
     assert peer.tool == "tico 0.3.0"
@@ -373,8 +373,8 @@ def test_circle_only_ops_pass_through_unchanged():
 
 
 def test_the_report_says_which_runtime_ran_what():
-    from fold.pipeline import verify
-    from fold.report import verification_text
+    from fold.engine.pipeline import verify
+    from fold.outputs.report import verification_text
 
     v = verify(fold(CIRCLE, circle(_circle_only_ops(), "norms.circle")), 2).verification
     tico, onert = "tico 0.3.0's reference runtime", "onert 0.1.0 (CPU)"
@@ -563,7 +563,7 @@ def test_a_tconv_bias_of_shape_111c_is_given_to_the_runtimes_as_c():
 
 
 def test_without_the_circle_extra_a_circle_file_is_one_sentence(monkeypatch, tmp_path):
-    from fold.frontend import FRONTENDS
+    from fold.frontends.formats import FRONTENDS
 
     monkeypatch.setitem(sys.modules, "circle_schema", None)  # as if it were not installed
     for name in [m for m in sys.modules if m.startswith("fold.frontends.circle")]:

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from demo.zoo import randomize_bn
 from fold.cli import default_output
-from fold.frontend import FRONTENDS
+from fold.frontends.formats import FRONTENDS
+from foldscope_app.examples.model_zoo import randomize_bn
 from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,8 +90,8 @@ def test_usage_error_is_exit_2():
 
 
 def test_frozen_graph_of_the_seed_folds(tmp_path):
-    from demo.seed import graph_def as seed_graph_def
     from fold.frontends.graphdef.io import read_graph_def
+    from foldscope_app.examples.seed import graph_def as seed_graph_def
 
     source = tmp_path / "seed.pb"
     source.write_bytes(seed_graph_def().SerializeToString())
@@ -234,9 +234,9 @@ def test_an_internal_error_names_the_file_and_the_op(tmp_path, monkeypatch, caps
     """An exception that is no FoldError is a bug in foldscope: exit 2, one line naming the file, the op
     foldscope was reading, the exception and whose fault it is (here the chain finder is made to raise
     what it raised on BirdNET's rank-0 MULs); ``check`` names both files."""
-    from demo.onnx_zoo import Graph
     from fold import cli
     from fold.frontends.ops import chains
+    from foldscope_app.examples.onnx_zoo import Graph
 
     g = Graph(seed=0)
     x = g.conv(g.input("x", [1, 3, 5, 5]), 3, 4, 1, "conv")
@@ -261,7 +261,7 @@ def test_a_line_that_counts_layers_lists_them_all_or_says_how_many_more():
     """"7 more folded layer(s) have channels ..." listed 5: now 5 and "and 2 more" (3 are listed whole)."""
     from fold.core.verdict import TensorCheck
     from fold.core.verification import Verification
-    from fold.report import verification_text
+    from fold.outputs.report import verification_text
 
     def quiet(i: int) -> TensorCheck:
         return TensorCheck(layer=f"conv{i}", bn=f"bn{i}", tensor=f"bn{i}", role="folded", mode="own inputs",

@@ -1,4 +1,4 @@
-"""The verification engine (fold.comparison) on every format: a correct fold passes with every folded
+"""The verification engine (fold.engine.comparison) on every format: a correct fold passes with every folded
 layer judged at its own scale, and a fold made wrong by 1-3 % in one channel of one layer fails and
 names that layer, even where the outputs saturate."""
 
@@ -8,12 +8,12 @@ import keras
 import numpy as np
 import pytest
 
-from demo import onnx_zoo, zoo
+from fold.engine.pipeline import fold, verify
 from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
 from fold.frontends.onnx.io import prepare
 from fold.frontends.tflite.io import model_from_bytes
-from fold.pipeline import fold, verify
-from fold.report import verification_text
+from fold.outputs.report import verification_text
+from foldscope_app.examples import onnx_zoo, model_zoo
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, assert_caught, mutated, randomize_bn, verdict_of
 from tests.tflite_support import TConvCase, tconv_bn
 
@@ -34,7 +34,7 @@ def _passes(result, samples: int = 4):
 
 @pytest.fixture(scope="module")
 def unet():
-    return fold(KERAS, zoo.unet())
+    return fold(KERAS, model_zoo.unet())
 
 
 def test_keras_every_folded_layer_is_checked_on_its_own_inputs(unet):
@@ -146,7 +146,7 @@ def test_a_channel_with_an_all_zero_kernel_does_not_make_it_inconclusive():
 
 @pytest.fixture(scope="module")
 def traced():
-    return fold(GRAPHDEF, graph_model(graph_def_from_keras(zoo.dcgan_generator(base=16)), "dcgan"))
+    return fold(GRAPHDEF, graph_model(graph_def_from_keras(model_zoo.dcgan_generator(base=16)), "dcgan"))
 
 
 def test_graphdef_each_folded_op_is_fed_what_the_original_op_read(traced):

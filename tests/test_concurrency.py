@@ -11,27 +11,27 @@ import keras
 import numpy as np
 import pytest
 
-from demo import zoo
-from demo.workbench import Workbench, inspect_keras
 from fold.core.verification import sample_inputs
+from fold.engine.pipeline import run, verify
 from fold.frontends.keras.io import load_model
-from fold.pipeline import run, verify
+from foldscope_app.examples import model_zoo
+from foldscope_app.workbench.workbench import Workbench, inspect_keras
 from tests.helpers import KERAS
 
 THREADS = 4
 #: The zoo's Keras models, big and small, and two playground layers: eight sessions' worth.
-ZOO_KERAS = [name for name, entry in zoo.ZOO.items() if entry.format == "keras"]
-assert {zoo.ZOO[name].large for name in ZOO_KERAS} == {True, False}
+ZOO_KERAS = [name for name, entry in model_zoo.ZOO.items() if entry.format == "keras"]
+assert {model_zoo.ZOO[name].large for name in ZOO_KERAS} == {True, False}
 #: (kind, seed) of playground models; different kinds and seeds give different decisions and numbers.
 PLAYGROUND = (("Conv2DTranspose", 1), ("Conv2D", 2), ("DepthwiseConv2D", 3), ("SeparableConv2D", 4),
               ("Dense", 5), ("Conv2DTranspose", 6))
 
 
 def _models() -> dict[str, keras.Model]:
-    models = {f"{kind}-{seed}": zoo.playground_model(kind=kind, seed=seed, channels_out=4 + seed)
+    models = {f"{kind}-{seed}": model_zoo.playground_model(kind=kind, seed=seed, channels_out=4 + seed)
               for kind, seed in PLAYGROUND}
-    models["relu-inside"] = zoo.playground_model(kind="Conv2D", activation=zoo.Activation.INSIDE, seed=7)
-    models["dcgan"] = zoo.dcgan_generator(base=16)
+    models["relu-inside"] = model_zoo.playground_model(kind="Conv2D", activation=model_zoo.Activation.INSIDE, seed=7)
+    models["dcgan"] = model_zoo.dcgan_generator(base=16)
     return models
 
 
@@ -116,15 +116,15 @@ def _at_once(job, items: list, threads: int) -> list:
 
 
 def _session(name: str) -> dict:
-    """What one session does for a model of the zoo (a name of ``zoo.ZOO``) or a playground layer:
+    """What one session does for a model of the zoo (a name of ``model_zoo.ZOO``) or a playground layer:
     build it, fold it, verify it on 2 samples. The zoo's 224x224 architectures are built for
     96x96 inputs here: the same layers, a fifth of the work."""
-    if name in zoo.ZOO:
-        entry = zoo.ZOO[name]
-        model = zoo.application(name, input_size=96) if entry.large else entry.build()
+    if name in model_zoo.ZOO:
+        entry = model_zoo.ZOO[name]
+        model = model_zoo.application(name, input_size=96) if entry.large else entry.build()
         return _summary(inspect_keras(name, model, samples=2))
     kind, seed = name.split(":")
-    return _summary(inspect_keras(name, zoo.playground_model(kind=kind, seed=int(seed), channels_out=5), samples=2))
+    return _summary(inspect_keras(name, model_zoo.playground_model(kind=kind, seed=int(seed), channels_out=5), samples=2))
 
 
 @pytest.mark.slow
@@ -246,7 +246,7 @@ def test_the_converter_and_the_op_view_of_one_shared_model_at_once(models, capsy
     """Sessions opening the converter's and the op view's sections of one model at once trace it to
     TensorFlow ops side by side; each gets what it gets alone, and what Keras' export prints while
     tracing stays silenced for both, then ends (it once left stdout swallowed for good)."""
-    wb = inspect_keras("unet-converter", zoo.unet(), samples=2)
+    wb = inspect_keras("unet-converter", model_zoo.unet(), samples=2)
     alone = inspect_keras("unet-converter-alone", wb.result.original, samples=2)
     want = (alone.folded_tflite(), [d.to_dict() for d in alone.op_view().decisions])
     jobs = [lambda: wb.folded_tflite(), lambda: [d.to_dict() for d in wb.op_view().decisions],

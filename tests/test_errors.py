@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fold.errors import FoldError, describe, in_words, one_line, raised_in, unexpected
+from fold.core.errors import FoldError, describe, in_words, one_line, raised_in, unexpected
 
 
 def _raised(action) -> BaseException:

@@ -12,10 +12,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from demo.peers import PEERS
 from fold.core.graph import count_bns
+from fold.engine.pipeline import fold, fold_file, verify
 from fold.frontends.onnx.model import onnx_model
-from fold.pipeline import fold, fold_file, verify
+from foldscope_app.workbench.onnx_peers import PEERS
 from tests.helpers import GRAPHDEF, ONNX, TFLITE, assert_caught, mutated, randomize_bn, run_cli
 from tests.real_models import real_model
 
@@ -297,9 +297,9 @@ def test_the_tflite_converter_folds_these_bns_itself(conv1d_net):
     Squeeze, and into the TRANSPOSE_CONV), which ``check`` confirms against the Keras model."""
     import tensorflow as tf
 
-    from fold.check import check
-    from fold.comparison import Side
+    from fold.engine.comparison import Side
     from fold.frontends.tflite.io import model_from_bytes
+    from fold.tools.check import check
     from tests.helpers import KERAS
 
     converted = model_from_bytes(tf.lite.TFLiteConverter.from_keras_model(conv1d_net).convert(), "net.tflite")

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from fold.pipeline import fold, run
+from fold.engine.pipeline import fold, run
 from tests.helpers import KERAS, assert_keras_folds, assert_skipped, float64_twin, randomize_biases, randomize_bn
 
 CIN = 3

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from demo.workbench import upload_workbench
 from fold import cli
-from fold.errors import FoldError
-from fold.files import check_model_file
-from fold.frontend import format_for
-from fold.pipeline import load
+from fold.core.errors import FoldError
+from fold.engine.pipeline import load
+from fold.frontends.files import check_model_file
+from fold.frontends.formats import format_for
+from foldscope_app.workbench.workbench import upload_workbench
 from tests.fuzz_corpus import LAMBDA_MARKER, corpus, corpus_ids
 
 ROOT = Path(__file__).resolve().parents[1]

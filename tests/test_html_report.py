@@ -15,11 +15,11 @@ import numpy as np
 import onnx
 import pytest
 
-from demo import onnx_zoo
-from demo.pictures import COMPACT_ERROR, compact_png, picture, smallest
+from fold.outputs.html.document import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from foldscope_app.examples import onnx_zoo
 from tests.helpers import run_cli
 from viz import plot_channels, plot_vectors
-from viz.report_html import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from viz.pictures import COMPACT_ERROR, compact_png, picture, smallest
 
 #: Node names a report must show as text, never run: a script, an image whose error runs script.
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -115,8 +115,8 @@ def test_the_report_is_what_the_page_downloads(head, monkeypatch):
     page's process has another default Plotly template (Streamlit makes its own the default)."""
     import plotly.io as pio
 
-    from demo.html_report import fold_report
-    from demo.workbench import upload_workbench
+    from fold.outputs.html.fold_page import fold_report
+    from foldscope_app.workbench.workbench import upload_workbench
 
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
 
@@ -126,9 +126,9 @@ def test_the_report_is_what_the_page_downloads(head, monkeypatch):
 
 
 def test_a_keras_report_has_a_channel_plot_per_folded_pair(tmp_path):
-    from demo import zoo
+    from foldscope_app.examples import model_zoo
 
-    zoo.dcgan_generator().save(tmp_path / "dcgan.keras")
+    model_zoo.dcgan_generator().save(tmp_path / "dcgan.keras")
     proc = run_cli(tmp_path / "dcgan.keras", "--html", tmp_path / "dcgan.html", "--report", tmp_path / "r.json",
                    "--samples", "2")
     assert proc.returncode == 0, proc.stderr
@@ -229,7 +229,7 @@ def test_a_compact_png_looks_the_same_and_is_smaller():
 def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
     """Opened as a file with every other request aborted: the graph draws, a node's tooltip names it
     (markup in the name shown as text, no dialog), "Find a node" centres the view on a node and rings it."""
-    from browser.graph import node_positions, tooltip
+    from browser.plotly_graph import node_positions, tooltip
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     asked: list[str] = []
@@ -292,8 +292,8 @@ def test_the_fold_tab_offers_the_report_without_building_it():
     """The page's download is the report of its workbench, built when clicked, not on a rerun."""
     from streamlit.testing.v1 import AppTest
 
-    from demo.html_report import fold_report
-    from sections import sources
+    from fold.outputs.html.fold_page import fold_report
+    from foldscope_app.sections import sources
 
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=240).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -318,7 +318,7 @@ def _chain(n: int):
 
 
 def test_a_large_graph_carries_every_label_for_its_moving_view():
-    from viz.report_html import _graph_data
+    from fold.outputs.html.document import _graph_data
 
     small, large = _graph_data(Graph(_chain(20))), _graph_data(Graph(_chain(260)))
     assert small["labels"] is None  # every node is named already

@@ -14,12 +14,12 @@ import numpy as np
 import onnx
 import pytest
 
-from demo import zoo
+from fold.engine.pipeline import fold, verify
 from fold.frontends.onnx import int8 as rt
 from fold.frontends.onnx.io import prepare
-from fold.int8 import VARIANTS, channel_sqnr_db, int8_report, sqnr_db
-from fold.pipeline import fold, verify
-from fold.quantization import quant_report
+from fold.tools.int8_report import VARIANTS, channel_sqnr_db, int8_report, sqnr_db
+from fold.tools.quantization import quant_report
+from foldscope_app.examples import model_zoo
 from tests.helpers import KERAS, ONNX, TFLITE, mutated, run_cli
 from tests.test_quant import tiny_variance_keras, tiny_variance_onnx
 
@@ -52,7 +52,7 @@ def test_sqnr_by_hand():
 
 @pytest.fixture(scope="module")
 def head():
-    result = fold(ONNX, zoo.ZOO[HEAD].build())
+    result = fold(ONNX, model_zoo.ZOO[HEAD].build())
     return result, _report(result, equalized=quant_report(result).equalized)
 
 
@@ -113,7 +113,7 @@ def _assert_sees_the_wrong_layer(frontend, result, report, layer: str) -> None:
 def test_a_variant_the_quantizer_refuses_is_null_with_its_reason():
     """onnxruntime's per-channel quantization of a grouped ConvTranspose fails (its bias scale is laid
     out per group): the variant is null and the note says why; the others stand."""
-    result = fold(ONNX, zoo.ZOO["ONNX: DCGAN generator (grouped ConvTranspose)"].build())
+    result = fold(ONNX, model_zoo.ZOO["ONNX: DCGAN generator (grouped ConvTranspose)"].build())
     report = _report(result)
     assert report.output_sqnr_db["folded_per_channel"] is None
     assert all(q.sqnr_db["folded_per_channel"] is None for q in report.layers)
@@ -133,7 +133,7 @@ def test_cle_recovers_what_a_tiny_variance_costs_int8_activations():
 
 def test_the_command_line_adds_int8_to_the_quant_report(tmp_path):
     path = tmp_path / "head.onnx"
-    onnx.save(zoo.ZOO[HEAD].build().proto, path)
+    onnx.save(model_zoo.ZOO[HEAD].build().proto, path)
     proc = run_cli(path, "-o", tmp_path / "out.onnx", "--quant-report", tmp_path / "q.json", "--int8")
     assert proc.returncode == 0, proc.stderr
     assert "real int8 in onnxruntime" in proc.stdout and "WARNING" not in proc.stderr, proc.stderr
@@ -150,12 +150,12 @@ def test_the_command_line_refuses_int8_for_a_format_without_its_runtime_in_one_s
     from fold.frontends.graphdef.io import graph_def_from_keras
 
     path = tmp_path / "net.pb"
-    path.write_bytes(graph_def_from_keras(zoo.dcgan_generator(base=8)).SerializeToString())
+    path.write_bytes(graph_def_from_keras(model_zoo.dcgan_generator(base=8)).SerializeToString())
     proc = run_cli(path, "--int8")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "for a TensorFlow GraphDef (frozen) file it is not built yet" in proc.stderr, proc.stderr
     assert not (tmp_path / "net_folded.pb").exists()
-    onnx.save(zoo.ZOO[HEAD].build().proto, tmp_path / "head.onnx")
+    onnx.save(model_zoo.ZOO[HEAD].build().proto, tmp_path / "head.onnx")
     proc = run_cli(tmp_path / "head.onnx", "--int8", "litert")
     assert proc.returncode == 2 and "its int8 runtime is onnxruntime" in proc.stderr, proc.stderr
 
@@ -164,7 +164,7 @@ def test_the_command_line_refuses_int8_for_a_format_without_its_runtime_in_one_s
 
 @pytest.fixture(scope="module")
 def dcgan():
-    result = fold(KERAS, zoo.dcgan_generator(base=16))
+    result = fold(KERAS, model_zoo.dcgan_generator(base=16))
     return result, _report(result, equalized=quant_report(result).equalized)
 
 
@@ -193,7 +193,7 @@ def test_litert_cle_recovers_what_a_tiny_variance_costs():
 
 def test_the_command_line_runs_int8_on_a_keras_file_quietly(tmp_path):
     path = tmp_path / "net.keras"
-    zoo.dcgan_generator(base=8).save(path)
+    model_zoo.dcgan_generator(base=8).save(path)
     proc = run_cli(path, "-o", tmp_path / "out.keras", "--quant-report", tmp_path / "q.json", "--int8")
     assert proc.returncode == 0, proc.stderr
     assert "real int8 in litert" in proc.stdout and proc.stderr == "", proc.stderr
@@ -206,9 +206,9 @@ def test_each_targets_granularity_for_the_folded_transposed_convolutions():
     (XNNPACK) and per-input-channel (TensorRT) weights: the first two are the weight view's own
     figures, the third an independent NumPy computation; per tensor loses more than 6 dB, which the
     report says."""
-    from fold.report import int8_text
+    from fold.outputs.report import int8_text
 
-    result = fold(KERAS, zoo.unet())
+    result = fold(KERAS, model_zoo.unet())
     report = _report(result)
     weights = {q.layer: q for q in quant_report(result).layers}
     assert [g.layer for g in report.granularity] == ["up1_tconv", "up0_tconv"]
@@ -231,7 +231,7 @@ def test_each_targets_granularity_for_the_folded_transposed_convolutions():
 
 def test_a_bn_that_is_the_models_output_is_judged_at_the_int8_models_output():
     """The seed's TConv -> BN: the BN's output is the model's, which the converter names after no layer."""
-    from demo.workbench import seed_workbench
+    from foldscope_app.workbench.workbench import seed_workbench
 
     wb = seed_workbench()
     report = int8_report(wb.result, wb.checked.inputs, samples=1, seed=None, source="given")
@@ -244,7 +244,7 @@ def test_bias_correction_takes_the_mean_int8_weight_error_off_each_folded_layer(
     """Run alone on the float fold's inputs to it with int8-rounded weights, each folded layer's output
     errs from the float fold's by a mean per channel; with the corrected biases that mean is gone (to
     float rounding)."""
-    from fold.quantization import _fake_quantized, bias_corrected
+    from fold.tools.quantization import _fake_quantized, bias_corrected
 
     result, _ = head
     inputs = verify(result).inputs
@@ -270,7 +270,7 @@ def test_high_bias_absorption_moves_what_the_bn_statistics_say_and_keeps_the_flo
     conv's bias gains W c. The two pairs into transposed convolutions are left, with their reason; the
     float outputs barely move (a 1x1 conv has no border), and where every channel of up1's ReLU input is
     above c, its output is the old one minus c."""
-    from fold.quantization import high_bias_absorbed
+    from fold.tools.quantization import high_bias_absorbed
 
     result, _ = head
     equalized = quant_report(result).equalized
@@ -303,8 +303,8 @@ def test_the_seeds_tconv_with_both_its_bns_differs_by_target_granularity():
     as two output channels (scales 2.4x apart) of the same all-ones kernel, per output channel is still
     exact, one scale per tensor (XNNPACK) or per input channel (TensorRT: the kernel has one) is not,
     and the report says so. The real int8 figures have no NaN."""
-    from demo.seed import EXAMPLE_1, EXAMPLE_2, statistics, two_bn_model
-    from fold.report import int8_text
+    from fold.outputs.report import int8_text
+    from foldscope_app.examples.seed import EXAMPLE_1, EXAMPLE_2, statistics, two_bn_model
 
     result = fold(KERAS, two_bn_model())
     report = _report(result)

@@ -1,4 +1,4 @@
-"""The interactive graph (viz.interactive) and the page's logic around it (demo.graph_view), headless:
+"""The interactive graph (viz.interactive) and the page's logic around it (viz.fold_graph), headless:
 Plotly figure data, not pixels."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from demo import graph_view, zoo
 from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import TensorCheck
-from fold.pipeline import fold
+from fold.engine.pipeline import fold
+from foldscope_app.examples import model_zoo
 from tests.helpers import KERAS, randomize_bn
+from viz import fold_graph
 from viz.interactive import LABEL_ALL, before_after_figure, with_view
 
 
@@ -86,11 +87,11 @@ def test_checks_colour_the_after_pane_and_add_a_scale():
 def test_pair_of_a_clicked_node_and_the_click_itself():
     decisions = [Decision("conv", "bn", "Conv2D", "conv", "folded"),
                  Decision("pool", "mul+add", "MaxPool", None, "skipped", "why", "supported-kind")]
-    assert graph_view.pair_index(decisions, "bn") == 0 and graph_view.pair_index(decisions, "add") == 1
-    assert graph_view.pair_index(decisions, "relu") is None
+    assert fold_graph.pair_index(decisions, "bn") == 0 and fold_graph.pair_index(decisions, "add") == 1
+    assert fold_graph.pair_index(decisions, "relu") is None
     event = {"selection": {"points": [{"customdata": "relu"}, {"customdata": "add"}]}}
-    assert graph_view.clicked_node(event) == "add"
-    assert graph_view.clicked_node({"selection": {"points": []}}) is None and graph_view.clicked_node(None) is None
+    assert fold_graph.clicked_node(event) == "add"
+    assert fold_graph.clicked_node({"selection": {"points": []}}) is None and fold_graph.clicked_node(None) is None
 
 
 def _nested_model():
@@ -105,15 +106,15 @@ def _nested_model():
 
 def test_nested_models_stay_one_node_until_opened():
     result = fold(KERAS, _nested_model())
-    assert graph_view.nested_models(result.graph_before) == ["inner"]
-    closed = graph_view.open_graphs(result, ())[0]
-    opened = graph_view.open_graphs(result, ("inner",))[0]
+    assert fold_graph.nested_models(result.graph_before) == ["inner"]
+    closed = fold_graph.open_graphs(result, ())[0]
+    opened = fold_graph.open_graphs(result, ("inner",))[0]
     assert "inner" in closed and "inner/d" not in closed
     assert "inner" not in opened and {"inner/d", "inner/bn"} <= set(opened)
     assert opened.has_edge("pool", next(n for n in opened if n.startswith("inner/") and opened.in_degree(n) == 1
                                         and "pool" in opened.predecessors(n)))
-    assert graph_view.visible("inner/bn", closed) == "inner" and graph_view.visible("inner/bn", opened) == "inner/bn"
-    fig = graph_view.view(graph_view.figure(result), closed, selected="inner/d", center="inner/d")
+    assert fold_graph.visible("inner/bn", closed) == "inner" and fold_graph.visible("inner/bn", opened) == "inner/bn"
+    fig = fold_graph.view(fold_graph.figure(result), closed, selected="inner/d", center="inner/d")
     nodes = _trace(fig, "nodes before")
     assert nodes["selectedpoints"] == [nodes["customdata"].index("inner")]
 
@@ -130,8 +131,8 @@ def _check(layer: str, margin: float) -> TensorCheck:
 
 
 def test_figure_of_a_fold_marks_folded_layers_and_colours_by_its_checks():
-    result = fold(KERAS, zoo.dcgan_generator(base=16))
-    fig = graph_view.figure(result, checks=[_check("up0", 0.1), _check("reshape", 5.0)])
+    result = fold(KERAS, model_zoo.dcgan_generator(base=16))
+    fig = fold_graph.figure(result, checks=[_check("up0", 0.1), _check("reshape", 5.0)])
     outline = dict(zip(_trace(fig, "nodes before")["customdata"],
                        _trace(fig, "nodes before")["marker"]["line"]["color"]))
     assert outline["up0"] != outline["reshape"] and outline["up0_bn"] not in (outline["up0"], outline["reshape"])
@@ -145,14 +146,14 @@ def test_figure_of_a_fold_marks_folded_layers_and_colours_by_its_checks():
 
 @pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<?xml")])
 def test_the_static_picture_is_still_there(fmt, magic):
-    result = fold(KERAS, zoo.dcgan_generator(base=16))
-    assert graph_view.static_picture(result, fmt).startswith(magic)
+    result = fold(KERAS, model_zoo.dcgan_generator(base=16))
+    assert fold_graph.static_picture(result, fmt).startswith(magic)
 
 
 def test_the_model_explorer_download_holds_every_file():
     import io
     import zipfile
 
-    result = fold(KERAS, zoo.dcgan_generator(base=16))
-    names = zipfile.ZipFile(io.BytesIO(graph_view.model_explorer_zip(result))).namelist()
+    result = fold(KERAS, model_zoo.dcgan_generator(base=16))
+    names = zipfile.ZipFile(io.BytesIO(fold_graph.model_explorer_zip(result))).namelist()
     assert sorted(names) == ["after.json", "after_fold.json", "before.json", "before_fold.json", "mapping.json"]

@@ -27,7 +27,7 @@ def _is_module(name: str) -> bool:
 
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, at the top or inside a function, by its full name (``from demo
-    import seed`` imports demo and demo.seed; relative imports resolved)."""
+    import seed`` imports demo and foldscope_app.examples.seed; relative imports resolved)."""
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -71,7 +71,7 @@ def _loaded_after(statement: str) -> list[str]:
 
 def test_core_and_the_frontend_table_load_no_framework():
     statement = ("import fold, fold.core.affine, fold.core.kinds, fold.core.rules, fold.core.graph, "
-                 "fold.core.verification, fold.core.result, fold.frontend, fold.files, fold.pipeline, fold.report")
+                 "fold.core.verification, fold.core.result, fold.frontends.formats, fold.frontends.files, fold.engine.pipeline, fold.outputs.report")
     assert _loaded_after(statement) == []
 
 
@@ -135,7 +135,7 @@ def test_only_the_page_imports_streamlit():
     for path in _sources("fold", "demo", "viz", "browser"):
         wrong = sorted(m for m in _imports(path) if _within(m, "streamlit"))
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
-    assert "streamlit" not in _loaded_after("import demo.workbench, demo.why_view, demo.fold_view, demo.check_view")
+    assert "streamlit" not in _loaded_after("import foldscope_app.workbench.workbench, foldscope_app.workbench.why_view, foldscope_app.workbench.fold_view, fold.outputs.result_views")
 
 
 def test_the_layout_page_lists_every_module():

@@ -1,4 +1,4 @@
-"""demo.memo: each value computed once however many threads ask at once, bounded, failures not kept."""
+"""foldscope_app.workbench.memo: each value computed once however many threads ask at once, bounded, failures not kept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from demo.memo import Memo, Memos, memoized
+from foldscope_app.workbench.memo import Memo, Memos, memoized
 
 
 class Counted:

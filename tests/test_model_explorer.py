@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from demo import zoo
-from fold.model_explorer import STATUS_WORDS, export, fold_status
-from fold.pipeline import fold
+from fold.engine.pipeline import fold
+from fold.outputs.model_explorer import STATUS_WORDS, export, fold_status
+from foldscope_app.examples import model_zoo
 from tests.helpers import KERAS
 
 
 def test_the_fold_status_node_data_names_every_status_in_words(tmp_path):
-    result = fold(KERAS, zoo.dcgan_generator(base=16))
+    result = fold(KERAS, model_zoo.dcgan_generator(base=16))
     export(result, tmp_path)
     data = json.loads((tmp_path / "before_fold.json").read_text())
     name = data["name"] if "name" in data else next(iter(data.values()))["name"]

@@ -6,15 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from demo import zoo
-from fold.pipeline import fold, verify
+from fold.engine.pipeline import fold, verify
+from foldscope_app.examples import model_zoo
 from tests.helpers import KERAS, assert_keras_folds, randomize_bn, twin
 
 L = keras.layers
 
 
 def test_dcgan_generator_folds_every_bn():
-    model = zoo.dcgan_generator()
+    model = model_zoo.dcgan_generator()
     result = assert_keras_folds(model, 3)
     assert result.bn_after == 0
     kinds = {d.op for d in result.decisions}
@@ -22,7 +22,7 @@ def test_dcgan_generator_folds_every_bn():
 
 
 def test_unet_keeps_skip_connections():
-    model = zoo.unet()
+    model = model_zoo.unet()
     result = assert_keras_folds(model)
     assert result.bn_after == 0 and len(result.folded_pairs) == result.bn_before
     concat = result.graph_after.in_edges("up0_concat")
@@ -30,7 +30,7 @@ def test_unet_keeps_skip_connections():
 
 
 def test_names_configs_and_untouched_weights_survive():
-    model = zoo.unet()
+    model = model_zoo.unet()
     result = fold(KERAS, model)
     before = {layer.name: layer for layer in model.layers}
     for layer in result.folded.layers:
@@ -43,7 +43,7 @@ def test_names_configs_and_untouched_weights_survive():
 
 @pytest.mark.slow
 def test_mobilenet_v2_with_random_statistics():
-    model = zoo.application("MobileNetV2", input_size=96)
+    model = model_zoo.application("MobileNetV2", input_size=96)
     result = assert_keras_folds(model, samples=2, rtol=1e-4)
     assert result.bn_before == 52 and result.bn_after == 0
     assert len(model.layers) - len(result.folded.layers) == 52

@@ -15,13 +15,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from demo import onnx_zoo
-from demo.onnx_zoo import Graph
+from fold.core.errors import FoldError
 from fold.core.verification import sample_inputs
-from fold.errors import FoldError
+from fold.engine.pipeline import fold, run, verify
 from fold.frontends.onnx.io import load_model, prepare
 from fold.frontends.onnx.model import OnnxModel
-from fold.pipeline import fold, run, verify
+from foldscope_app.examples import onnx_zoo
+from foldscope_app.examples.onnx_zoo import Graph
 from tests.helpers import ONNX, assert_folds, assert_skipped, relocated, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -576,7 +576,7 @@ def test_combinations_of_the_issue_table_fold():
 # -- the app's side: uploads and the peers -----------------------------------------------------
 
 def test_an_upload_may_not_refer_to_external_data(tmp_path):
-    from demo.workbench import upload_workbench
+    from foldscope_app.workbench.workbench import upload_workbench
 
     path = _external_model(tmp_path, "weights.bin")
     with pytest.raises(FoldError, match="an uploaded model must hold all its data"):
@@ -593,7 +593,7 @@ def count_batchnorms(proto: onnx.ModelProto) -> int:
 
 
 def test_the_peers_on_the_dcgan_generator():
-    from demo.peers import peer_runs
+    from foldscope_app.workbench.onnx_peers import peer_runs
 
     model = model_of(onnx_zoo.dcgan_generator())
     result = fold(ONNX, model)

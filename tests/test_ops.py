@@ -21,10 +21,10 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from demo.onnx_zoo import Graph
-from fold.errors import FoldError
+from fold.core.errors import FoldError
+from fold.engine.pipeline import fold_file, verify
 from fold.frontends.tflite.model import interpreter
-from fold.pipeline import fold_file, verify
+from foldscope_app.examples.onnx_zoo import Graph
 from tests.helpers import recount
 from tests.op_graphs import Program, graphdef_model, onnx_model, programs, tflite_model
 

@@ -23,11 +23,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from fold.check import check_files
 from fold.core.affine import channel_rows
-from fold.errors import FoldError
-from fold.frontend import FRONTENDS
-from fold.pipeline import fold_file, model_inputs
+from fold.core.errors import FoldError
+from fold.engine.pipeline import fold_file, model_inputs
+from fold.frontends.formats import FRONTENDS
+from fold.tools.check import check_files
 from tests.helpers import run_cli
 from tests.peer_corpus import BUILT, ONNX_PEERS, REAL, TORCH, broken_everywhere, case_file, peer_file
 
@@ -186,10 +186,10 @@ def test_the_tflite_converters_fold_of_a_real_keras_model_passes_and_a_1_percent
     """FER's Keras 2 emotion classifier (14 BNs with real statistics, separable convolutions) through
     TensorFlow's TFLite converter, which folds every BN: its file passes `check` layer by layer, and
     the same file with one converted layer 1 % off in one channel fails there."""
-    from fold.check import check
-    from fold.comparison import Side
-    from fold.peers import PEERS_BY_FORMAT
-    from fold.pipeline import load
+    from fold.engine.comparison import Side
+    from fold.engine.pipeline import load
+    from fold.tools.check import check
+    from fold.tools.peer_runs import PEERS_BY_FORMAT
     from tests.helpers import TFLITE, mutated
     from tests.real_models import real_model
 

@@ -8,7 +8,7 @@ import sys
 import threading
 import warnings
 
-from fold.quiet import quiet
+from fold.core.quiet import quiet
 
 
 def _overlapping(first_out: str) -> None:

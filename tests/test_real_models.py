@@ -8,12 +8,12 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from demo.peers import PEERS
-from fold.check import check_files
-from fold.errors import FoldError
-from fold.frontend import format_for
-from fold.pipeline import fold_file, verify
-from fold.report import verification_text
+from fold.core.errors import FoldError
+from fold.engine.pipeline import fold_file, verify
+from fold.frontends.formats import format_for
+from fold.outputs.report import verification_text
+from fold.tools.check import check_files
+from foldscope_app.workbench.onnx_peers import PEERS
 from tests.helpers import recount
 from tests.real_models import FILES, real_model
 
@@ -104,8 +104,8 @@ def test_real_int8_on_the_detector_shows_what_folding_costs_and_what_wins_it_bac
     import json
     import math
 
-    from fold.int8 import VARIANTS, int8_report
-    from fold.quantization import quant_report
+    from fold.tools.int8_report import VARIANTS, int8_report
+    from fold.tools.quantization import quant_report
 
     _, result, _ = detector
     checked = verify(result)

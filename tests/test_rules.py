@@ -11,7 +11,7 @@ import pytest
 
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import RULES, SEMANTIC, STRUCTURAL, Candidate, Rule, compose, decide
-from fold.frontend import FRONTENDS
+from fold.frontends.formats import FRONTENDS
 from tests.helpers import FRONTEND_NAMES
 
 TESTS = Path(__file__).parent

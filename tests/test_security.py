@@ -14,8 +14,8 @@ import h5py
 import keras
 import pytest
 
-from fold.errors import FoldError, UnsafeModelError
-from fold.files import MAX_MODEL_BYTES, check_model_file
+from fold.core.errors import FoldError, UnsafeModelError
+from fold.frontends.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontends.keras.io import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_a_keras_file_is_judged_once_against_the_callers_limit(tmp_path, monkeyp
     """``load(path, max_bytes=...)`` is the only size check a Keras file meets: the loader does not
     check again with the default limit."""
     import fold.frontends.keras.io as keras_io
-    from fold.pipeline import fold_file, load
+    from fold.engine.pipeline import fold_file, load
 
     path = tmp_path / "net.keras"
     inp = keras.Input((4, 4, 2))

@@ -1,5 +1,5 @@
-"""The seed note's two worked examples, reproduced by the Keras fold (independently of demo/seed.py
-and demo/explain.py: the numbers are the note's own, from tests/seed_note.py), and demo/seed.py held
+"""The seed note's two worked examples, reproduced by the Keras fold (independently of foldscope_app/examples/seed.py
+and foldscope_app/workbench/walkthrough.py: the numbers are the note's own, from tests/seed_note.py), and foldscope_app/examples/seed.py held
 to the note's numbers."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from demo import seed
-from fold.pipeline import fold, run, verify
+from fold.engine.pipeline import fold, run, verify
+from foldscope_app.examples import seed
 from tests.helpers import KERAS
 from tests.seed_note import EXAMPLE_2, FOLDED_TCONV, NUMPY_BN, OFFSET, SCALE, TCONV_OUT, X
 

@@ -15,11 +15,11 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from demo.onnx_zoo import Graph
+from fold.core.errors import FoldError
 from fold.core.verification import sample_inputs
-from fold.errors import FoldError
+from fold.engine.pipeline import fold, run, verify
 from fold.frontends.onnx.io import load_model, prepare
-from fold.pipeline import fold, run, verify
+from foldscope_app.examples.onnx_zoo import Graph
 from tests.helpers import ONNX, relocated, run_cli
 
 
@@ -173,7 +173,7 @@ def test_no_verify_writes_the_fold_and_runs_nothing(tmp_path):
 def _keras_file(folder: Path) -> Path:
     import keras
 
-    from demo.zoo import randomize_bn
+    from foldscope_app.examples.model_zoo import randomize_bn
 
     inp = keras.Input((9, 8, 3), name="x")
     y = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2DTranspose(5, 3, strides=2, name="tconv")(inp))
@@ -183,7 +183,7 @@ def _keras_file(folder: Path) -> Path:
 
 
 def _pb_file(folder: Path) -> Path:
-    from demo.seed import graph_def
+    from foldscope_app.examples.seed import graph_def
 
     path = folder / "seed.pb"
     path.write_bytes(graph_def().SerializeToString())

@@ -18,14 +18,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 
+from fold.core.errors import FoldError  # noqa: E402
 from fold.core.graph import count_bns  # noqa: E402
 from fold.core.result import FoldResult  # noqa: E402
 from fold.core.verification import sample_inputs  # noqa: E402
-from fold.errors import FoldError  # noqa: E402
+from fold.engine.pipeline import fold, load, run  # noqa: E402
 from fold.frontends.tflite import TfliteFrontend  # noqa: E402
 from fold.frontends.tflite.io import model_from_bytes  # noqa: E402
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel  # noqa: E402
-from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
 from tests.tflite_support import (ACT, TCONV_CASES, Net, TConvCase, _options, binary, conv_net,  # noqa: E402
                                   pointwise_bn, pointwise_conv, tconv_bn, tconv_reference)
@@ -295,7 +295,7 @@ def _keras_tconv_bn_and_dense_bn():
     """Two outputs of different shapes: TConv(3->5, s2, same) -> BN -> ReLU, and Dense(5->4) -> BN."""
     import keras
 
-    from demo.zoo import randomize_bn
+    from foldscope_app.examples.model_zoo import randomize_bn
 
     inp = keras.Input((4, 3, 3), name="image")
     x = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same", use_bias=False)(inp)
@@ -319,7 +319,7 @@ def test_folded_keras_model_exports_to_tflite_and_runs():
 
 
 def test_converter_view_shows_ops_graph_and_diff():
-    from demo.converter import converter_view
+    from foldscope_app.workbench.converter_view import converter_view
 
     model = _keras_tconv_bn_and_dense_bn()
     view = converter_view(model, samples=3, seed=0)

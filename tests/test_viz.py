@@ -13,10 +13,10 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from viz.channels import plot_channels  # noqa: E402
-from viz.graph import draw_before_after, draw_graph  # noqa: E402
 from viz.heatmaps import plot_heatmaps, select_slice  # noqa: E402
 from viz.layout import layered_layout, neighbourhood  # noqa: E402
 from viz.palette import FOLDED_COLOR, REMOVED_COLOR, ROLE_COLORS  # noqa: E402
+from viz.static_graph import draw_before_after, draw_graph  # noqa: E402
 
 SHAPE = (None, 8, 8, 16)
 #: The roles of the layer classes these graphs use (as the Keras frontend's vocabulary gives them).
@@ -414,7 +414,7 @@ def patch_heights(ax, gid: str) -> list[float]:
 
 
 def test_sqnr_bars_one_per_layer_and_figure_and_none_left_out():
-    from viz.quant import SERIES, plot_sqnr
+    from viz.quant_plots import SERIES, plot_sqnr
 
     values = {"per_tensor_before": [45.0, 44.0], "per_tensor_after": [10.0, 40.0],
               "per_channel_after": [46.0, 45.0], "per_tensor_after_cle": [28.0, None]}
@@ -431,7 +431,7 @@ def test_sqnr_bars_one_per_layer_and_figure_and_none_left_out():
 
 
 def test_ranges_mark_the_channels_that_set_the_per_tensor_scale():
-    from viz.quant import plot_ranges
+    from viz.quant_plots import plot_ranges
 
     peaks = np.array([50.0, 1.0, 0.5, 50.0, 2.0])
     (ax,) = plot_ranges(peaks).axes
@@ -447,7 +447,7 @@ def test_ranges_mark_the_channels_that_set_the_per_tensor_scale():
 
 
 def test_ranges_of_thousands_of_channels_are_dots_in_a_bounded_figure():
-    from viz.quant import BAR_CHANNELS, plot_ranges
+    from viz.quant_plots import BAR_CHANNELS, plot_ranges
 
     peaks = np.random.default_rng(0).uniform(0.1, 1, 2048)
     fig = plot_ranges(peaks, peaks / 2)

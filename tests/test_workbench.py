@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from demo import workbench, zoo
-from demo.workbench import inspect_keras, upload_workbench
-from demo.zoo import playground_model, randomize_bn
+from foldscope_app.examples import model_zoo
+from foldscope_app.examples.model_zoo import playground_model, randomize_bn
+from foldscope_app.workbench import workbench
+from foldscope_app.workbench.workbench import inspect_keras, upload_workbench
 
 L = keras.layers
 
@@ -45,8 +46,8 @@ def test_keras_pair_detail_has_kernel_ranges():
 
 
 def test_upload_of_each_format(tmp_path):
-    from demo.seed import graph_def as seed_graph_def
     from fold.frontends.keras.io import to_tflite
+    from foldscope_app.examples.seed import graph_def as seed_graph_def
 
     model = playground_model()
     path = tmp_path / "net.keras"
@@ -89,10 +90,10 @@ def test_zoo_models_are_the_same_in_every_process():
             digest.update(np.asarray(w.numpy()).tobytes())
         return digest.hexdigest()
 
-    first, second = zoo.dcgan_generator(), zoo.dcgan_generator()
+    first, second = model_zoo.dcgan_generator(), model_zoo.dcgan_generator()
     assert fingerprint(first) == fingerprint(second)
     root = Path(__file__).resolve().parents[1]
-    code = ("import hashlib, numpy as np; from demo import zoo; m = zoo.dcgan_generator(); d = hashlib.sha256()\n"
+    code = ("import hashlib, numpy as np; from foldscope_app.examples import model_zoo; m = model_zoo.dcgan_generator(); d = hashlib.sha256()\n"
             "for w in m.weights: d.update(np.asarray(w.numpy()).tobytes())\nprint(d.hexdigest())")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
                            env={"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
@@ -109,12 +110,12 @@ def test_zoo_workbench_numbers_repeat():
 def test_a_rerun_flattens_each_graph_once(monkeypatch):
     """What the graph section reads (names, nested models, figure, the view's graph) flattens the
     graphs before and after once for the first run, and not at all for the next."""
-    from demo import graph_view
+    from viz import fold_graph
 
     calls = []
-    flatten = graph_view.flatten
+    flatten = fold_graph.flatten
     monkeypatch.setattr(graph_view, "flatten", lambda graph, *a, **k: calls.append(graph) or flatten(graph, *a, **k))
-    wb = inspect_keras("flatten-once", zoo.unet(), samples=2)
+    wb = inspect_keras("flatten-once", model_zoo.unet(), samples=2)
 
     def rerun(colour: bool) -> None:
         wb.layer_names("fold"), wb.nested_models("fold")

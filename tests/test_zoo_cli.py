@@ -19,11 +19,11 @@ from pathlib import Path
 import onnx
 import pytest
 
-from demo import onnx_zoo, zoo
-from fold.check import check_files
 from fold.cli import _Progress, zoo_exit
-from fold.pipeline import fold_file, verify
-from fold.zoo import ModelRow, Task, ToolRow, run_local, run_task, verdict_row
+from fold.engine.pipeline import fold_file, verify
+from fold.tools.check import check_files
+from fold.tools.zoo import ModelRow, Task, ToolRow, run_local, run_task, verdict_row
+from foldscope_app.examples import onnx_zoo, model_zoo
 from tests.helpers import ONNX, mutated, run_cli
 from tests.real_models import real_model
 
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _build(root: Path, names: set[str]) -> Path:
     builders = {
-        "keras/dcgan.keras": lambda p: zoo.dcgan_generator(latent=8, base=8).save(p),
-        "keras/unet.keras": lambda p: zoo.unet(size=16, base=4).save(p),
+        "keras/dcgan.keras": lambda p: model_zoo.dcgan_generator(latent=8, base=8).save(p),
+        "keras/unet.keras": lambda p: model_zoo.unet(size=16, base=4).save(p),
         "onnx/dcgan.onnx": lambda p: onnx.save(onnx_zoo.dcgan_generator(latent=8, base=8), p),
         "onnx/head.onnx": lambda p: onnx.save(onnx_zoo.text_detector_head(channels=8), p),
         "real/ppocr_det.onnx": lambda p: shutil.copy(real_model("ppocr_det"), p),
@@ -69,9 +69,9 @@ def zoo_dir(tmp_path_factory) -> Path:
 def zoo_run(zoo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo_out")
     before = _listing(zoo_dir)
-    proc = run_cli("zoo", zoo_dir, "--samples", "2", "--jobs", "2", "--json", out / "zoo.json", "--html",
-                   out / "zoo.html")
-    return proc, out / "zoo.json", out / "zoo.html", before
+    proc = run_cli("zoo", zoo_dir, "--samples", "2", "--jobs", "2", "--json", out / "model_zoo.json", "--html",
+                   out / "model_zoo.html")
+    return proc, out / "model_zoo.json", out / "model_zoo.html", before
 
 
 def test_the_zoo_folds_every_model_and_lists_the_corrupt_one_with_exit_2(zoo_run, zoo_dir):
@@ -235,12 +235,12 @@ if task["name"] == "crash.onnx":
 if task["name"] == "hang.onnx":
     time.sleep(120)
 if task["name"] == "peer_crash.onnx":
-    import fold.peers
-    first, *rest = fold.peers.PEERS_BY_FORMAT["onnx"]
+    import fold.tools.peer_runs
+    first, *rest = fold.tools.peer_runs.PEERS_BY_FORMAT["onnx"]
     crash = lambda model: os.kill(os.getpid(), signal.SIGSEGV)
-    fold.peers.PEERS_BY_FORMAT["onnx"] = (dataclasses.replace(first, make=crash), *rest)
-sys.argv = ["fold.zoo_worker", *sys.argv[1:]]
-runpy.run_module("fold.zoo_worker", run_name="__main__")
+    fold.tools.peer_runs.PEERS_BY_FORMAT["onnx"] = (dataclasses.replace(first, make=crash), *rest)
+sys.argv = ["fold.tools.zoo_worker", *sys.argv[1:]]
+runpy.run_module("fold.tools.zoo_worker", run_name="__main__")
 """
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from demo.pictures import picture
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, fold_notes
 from fold.core.verdict import TensorCheck
 from viz.blocks import COLLAPSE_ABOVE, Block, BlockSummary, block_node, collapse, find_blocks, shown_as, summarise
-from viz.graph import draw_before_after
 from viz.interactive import Shading, before_after_figure, check_shading, sqnr_shading, with_view
+from viz.pictures import picture
+from viz.static_graph import draw_before_after
 
 
 def nested_models(graph: nx.DiGraph) -> list[str]:
@@ -164,12 +164,12 @@ def clicked_node(selection: Mapping | None) -> str | None:
 
 
 def model_explorer_zip(result: FoldResult, checks: Sequence[TensorCheck] | None = None) -> bytes:
-    """The Model Explorer files of a fold (``fold.model_explorer.export``) in one zip archive."""
+    """The Model Explorer files of a fold (``fold.outputs.model_explorer.export``) in one zip archive."""
     import tempfile
     import zipfile
     from pathlib import Path
 
-    from fold.model_explorer import export
+    from fold.outputs.model_explorer import export
 
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

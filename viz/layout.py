@@ -1,5 +1,5 @@
 """foldscope's layered layout of a model graph (inputs at the top, edges pointing down), which both
-graph figures draw: the matplotlib picture (``viz.graph``) and the interactive Plotly one
+graph figures draw: the matplotlib picture (``viz.static_graph``) and the interactive Plotly one
 (``viz.interactive``). Pure networkx and NumPy, no drawing.
 
 A small Sugiyama pipeline: longest-path layers, virtual "bend" vertices where an edge skips

@@ -70,7 +70,7 @@ def quantize_per_input(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.nd
 
 
 #: Weight granularity -> the targets known to quantize a transposed convolution's weights so, with
-#: the source that says it (``fold.int8.granularity``).
+#: the source that says it (``fold.tools.int8_report.granularity``).
 GRANULARITY_TARGETS = {
     "per_output_channel": "TFLite/LiteRT (TensorFlow's converter, axis 0 of TRANSPOSE_CONV's [O,H,W,I] filter); "
                           "onnxruntime's quantize_static per_channel (axis 1 of ConvTranspose's weight)",

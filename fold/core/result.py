@@ -17,7 +17,7 @@ M = TypeVar("M")
 class FoldResult(Generic[M]):
     """A folded model with everything needed to explain it; ``original`` is never modified.
 
-    frontend:   the frontend that read and rewrote the model (``fold.frontend.Frontend``).
+    frontend:   the frontend that read and rewrote the model (``fold.frontends.formats.Frontend``).
     name:       the model's name (file stem or model name), for messages and file names.
     original, folded: the frontend's model objects (a keras.Model, a GraphDef, ...).
     decisions:  one per candidate pair, in model order: folded, or skipped with a reason.

@@ -1,5 +1,5 @@
 """The verdict's arithmetic: every folded layer judged at its own scale, every other tensor against
-what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the figures in here.
+what it inherits. Pure NumPy; ``fold.engine.comparison`` runs the models and feeds the figures in here.
 
 1. A folded layer, at its own scale. It is run alone on the very inputs the original layer
    received inside the original model (so no upstream float noise is charged to it) and
@@ -34,7 +34,7 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    exercised makes the verdict inconclusive.
 3. Outputs and the other tensors both models share are compared end to end, per channel,
    against a budget of what they inherit: the change that float-sized errors in the layers
-   before them make. ``fold.comparison`` measures it with a nudged copy of the checked model:
+   before them make. ``fold.engine.comparison`` measures it with a nudged copy of the checked model:
    every weight of every conv and dense kernel multiplied by 1 ± ρ_c (a seeded random sign per
    weight, so that the nudge is as incoherent as rounding; one sign per channel would cancel
    where two branches meet), with ρ_c the larger of NUDGE √n u (a float sum of n products

@@ -10,7 +10,7 @@ here, so ``--samples 4 --seed 1`` means the same arrays for a .keras, a .pb, a .
 model's inputs by ``check_inputs``.
 
 A folded layer is also judged on a synthetic batch (``synthetic_batch``), since W'x + b' = BN(Wx + b)
-holds for any x: the shape of the inputs it received in the model (``fold.comparison`` takes their
+holds for any x: the shape of the inputs it received in the model (``fold.engine.comparison`` takes their
 first two rows), each input channel drawn
 standard-normal times the larger of 1 and that channel's RMS there, so that every input channel is
 exercised: one the model's inputs leave dead (behind a ReLU) or nearly so (a squeeze-excitation

@@ -29,7 +29,7 @@ from fold.core.verdict import (
     nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
-from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
+from fold.frontends.formats import Frontend, LayerKernel, LayerRunner, Tap
 
 #: Bytes of tapped tensors one chunk of rows may hold (the engine picks the rows per chunk from it).
 TAP_BYTES = 2048 * 2**20

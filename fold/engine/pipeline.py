@@ -20,10 +20,10 @@ from fold.core.rules import Decision, decide
 from fold.core.verification import (
     FREE_DIMS, SAMPLES, InputSpec, batch_size, check_inputs, run_in_batches, sample_inputs,
 )
-from fold.errors import FoldError, one_line
-from fold.files import MAX_MODEL_BYTES, check_model_file
-from fold.frontend import FRONTENDS, Format, Frontend
-from fold.comparison import Checked, Side, compare_models, fold_correspondence
+from fold.core.errors import FoldError, one_line
+from fold.engine.comparison import Checked, Side, compare_models, fold_correspondence
+from fold.frontends.files import MAX_MODEL_BYTES, check_model_file
+from fold.frontends.formats import FRONTENDS, Format, Frontend
 
 
 def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, *, upload: bool = False,

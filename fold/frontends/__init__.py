@@ -6,6 +6,6 @@ op-graph layer, ``fold.frontends.ops``, which finds chains, builds candidates, h
 rules and draws the graph once for all of them. TFLite and circle, one schema family, share their view,
 matching, rules and rewrite too (``fold.frontends.flatbuffer``), and keep their schema and runtime.
 
-Adding a format is one folder here and its row in ``fold.frontend.FRONTENDS``; ``docs/frontend.md``
+Adding a format is one folder here and its row in ``fold.frontends.formats.FRONTENDS``; ``docs/frontend.md``
 says exactly what the folder writes.
 """

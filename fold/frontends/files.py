@@ -6,8 +6,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from fold.errors import FoldError, one_line
-from fold.frontend import SUFFIXES, Format, format_for
+from fold.core.errors import FoldError, one_line
+from fold.frontends.formats import SUFFIXES, Format, format_for
 
 #: Largest model file foldscope reads (bytes); the app's upload limit matches it. 500 MiB, not 512:
 #: Streamlit's uploader shows a limit of half a GiB or more rounded to a whole GB ("1GB per file").

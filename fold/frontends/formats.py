@@ -1,7 +1,7 @@
 """What a frontend is, and the one table that maps a model file format to its frontend.
 
 A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX, circle) and
-offers the same operations to the format-neutral pipeline (``fold.pipeline``): load a
+offers the same operations to the format-neutral pipeline (``fold.engine.pipeline``): load a
 file with its safety checks, find the candidate pairs, rewrite, describe the inputs, run,
 name the outputs and their channel axes, write. Everything else (deciding, counting,
 verifying, reporting, drawing) is done once, for every format.
@@ -23,12 +23,12 @@ import networkx as nx
 import numpy as np
 
 from fold.core.affine import channel_rows
+from fold.core.errors import FoldError
 from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
+from fold.core.quiet import import_tensorflow_quietly
 from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError
-from fold.quiet import import_tensorflow_quietly
 
 M = TypeVar("M")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fold.core.errors import listed
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verdict import TensorCheck
 from fold.core.verification import Verification
-from fold.errors import listed
 
 #: What the verdicts are called in text (the report's JSON says "pass", "fail", "inconclusive").
 VERDICTS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
@@ -161,8 +161,8 @@ def _db(value: float | None) -> str:
 
 def int8_text(report) -> str:
     """Real int8 as text: per folded layer its SQNR in every variant, the outputs', the layer that
-    loses most, and the notes (``report``: a ``fold.int8.Int8Report``)."""
-    from fold.int8 import VARIANTS
+    loses most, and the notes (``report``: a ``fold.tools.int8_report.Int8Report``)."""
+    from fold.tools.int8_report import VARIANTS
 
     heads = {"original_per_tensor": "original", "folded_per_tensor": "folded", "folded_per_channel": "per channel",
              "folded_cle_per_tensor": "folded + CLE", "folded_cle_bias_per_tensor": "+ high bias + bias corr."}
@@ -195,7 +195,7 @@ def int8_text(report) -> str:
 
 def quant_text(report) -> str:
     """The quantization view as text: per folded layer its range ratio and four SQNRs, then the
-    end-to-end figures (``report``: a ``fold.quantization.QuantReport``)."""
+    end-to-end figures (``report``: a ``fold.tools.quantization.QuantReport``)."""
     lines = ["int8 weights (symmetric, round to nearest), SQNR in dB, the mean over output channels: per tensor "
              "with the BN in float, per tensor folded, per channel folded, per tensor folded + CLE"]
     rows = [(q.layer, q.bn, str(q.channels), "n/a" if q.range_ratio_after is None else f"{q.range_ratio_after:.3g}",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from fold.check import CheckResult, check_notes
 from fold.core.graph import flatten
+from fold.tools.check import CheckResult, check_notes
 from viz.interactive import before_after_figure
 
 

@@ -42,13 +42,13 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from fold.core.errors import FoldError
 from fold.core.graph import count_bns, flatten
 from fold.core.verification import SAMPLES, InputSpec
-from fold.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models, folded_path
-from fold.errors import FoldError
-from fold.files import MAX_MODEL_BYTES
-from fold.frontend import FRONTENDS
-from fold.pipeline import load, model_inputs
+from fold.engine.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models, folded_path
+from fold.engine.pipeline import load, model_inputs
+from fold.frontends.files import MAX_MODEL_BYTES
+from fold.frontends.formats import FRONTENDS
 
 #: Pairs of formats ``check`` compares: (original, candidate).
 PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("circle", "circle"),

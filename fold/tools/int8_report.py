@@ -7,11 +7,11 @@ replaced, and the outputs with the float original's, as SQNR in dB.
                                 BN's scale one int8 step for all its channels)
     folded_per_tensor           foldscope's fold, one weight scale per tensor
     folded_per_channel          foldscope's fold, one weight scale per output channel
-    folded_cle_per_tensor       the fold after cross-layer equalization (``fold.quantization``), per
+    folded_cle_per_tensor       the fold after cross-layer equalization (``fold.tools.quantization``), per
                                 tensor; its layers are compared with the equalized float model's own
                                 tensors (equalization rescales the channels between a pair)
     folded_cle_bias_per_tensor  + high-bias absorption (data-free, from the BN statistics: Nagel et al.
-                                2019 section 4.2, ``fold.quantization.high_bias_absorbed``) + bias
+                                2019 section 4.2, ``fold.tools.quantization.high_bias_absorbed``) + bias
                                 correction (empirical, section 4.3: each folded layer's mean int8-weight
                                 error on the calibration inputs taken off its bias), per tensor; its
                                 layers are compared with the absorbed float model's own tensors
@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from fold.core.errors import FoldError
 from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
-from fold.errors import FoldError
-from fold.frontend import Format
-from fold.quantization import Absorbed, bias_corrected, high_bias_absorbed
+from fold.frontends.formats import Format
+from fold.tools.quantization import Absorbed, bias_corrected, high_bias_absorbed
 
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")

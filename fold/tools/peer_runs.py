@@ -2,7 +2,7 @@
 tool makes of it: onnxsim, onnxslim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline
 optimizer for ONNX files, TensorFlow's TFLite converter for Keras models, tico's O1 pipeline for circle
 files (Samsung's own optimizer, whose linear fusions fold a MUL/ADD right after a layer). ``run_peer`` runs one and checks its
-model against the original with ``fold.check`` (the verdict of ``python -m fold check``: every layer
+model against the original with ``fold.tools.check`` (the verdict of ``python -m fold check``: every layer
 that absorbed a BN at its own scale, then the outputs), so a peer's row reads like foldscope's.
 
 Nothing here imports a framework at import time: each tool is imported when it runs.
@@ -18,12 +18,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from fold.check import check
-from fold.comparison import Side
+from fold.core.errors import describe
 from fold.core.graph import count_bns
 from fold.core.verification import Verification
-from fold.errors import describe
-from fold.frontend import FRONTENDS
+from fold.engine.comparison import Side
+from fold.frontends.formats import FRONTENDS
+from fold.tools.check import check
 
 
 def _version(*packages: str) -> str:
@@ -146,7 +146,7 @@ class PeerRun:
 
 def run_peer(peer: Peer, original: Side, **options: Any) -> PeerRun:
     """``peer`` on the original's model, its model checked against the original (``options``: as
-    ``fold.check.check`` takes them: samples, seed, atol, shapes, arrays, inputs). A tool that fails
+    ``fold.tools.check.check`` takes them: samples, seed, atol, shapes, arrays, inputs). A tool that fails
     on a model is a result too, with its reason."""
     start = time.perf_counter()
     try:

@@ -32,8 +32,8 @@ from fold.core.quant import Sqnr, absorb_high_bias, channel_peaks, equalize, out
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification, batch_size
-from fold.frontend import Frontend, LayerKernel
-from fold.pipeline import Checked, run, verify, verify_models
+from fold.engine.pipeline import Checked, run, verify, verify_models
+from fold.frontends.formats import Frontend, LayerKernel
 
 FIGURES = ("per_tensor_before", "per_tensor_after", "per_channel_after", "per_tensor_after_cle")
 OUTPUT_FIGURES = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor")
@@ -279,7 +279,7 @@ def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per
     statistics): each layer is run alone on the float model's inputs to it, with float and with
     fake-quantized weights (``fold.core.quant.quantize``, the runtimes' symmetric round to nearest),
     and the mean difference of each output channel is taken off its bias."""
-    from fold.comparison import channel_axis
+    from fold.engine.comparison import channel_axis
 
     frontend = result.frontend
     layers = [d.layer for d in result.folded_pairs]

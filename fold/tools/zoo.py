@@ -1,5 +1,5 @@
 """``python -m fold zoo DIR``: every model file under a folder folded and verified, each in a process
-of its own (``fold.zoo_worker``), so that one model's crash, MemoryError or hang is that model's row
+of its own (``fold.tools.zoo_worker``), so that one model's crash, MemoryError or hang is that model's row
 with its reason, never the run's end.
 
     tasks = [Task(str(p), p.relative_to(root).as_posix(), options) for p in find_models(root)[0]]
@@ -8,7 +8,7 @@ with its reason, never the run's end.
 
 A row is one model file: foldscope's own fold (its verdict and reason, as ``python -m fold`` gives
 them) and, with ``peers``, each peer tool's fold of the same file checked as ``python -m fold check``
-checks it (``fold.peers``). Its verdict is pass, fail or inconclusive, or error: the file could not
+checks it (``fold.tools.peer_runs``). Its verdict is pass, fail or inconclusive, or error: the file could not
 be read, folded or verified, or its worker crashed or timed out.
 """
 
@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fold.core.errors import FoldError, describe, ended, one_line
 from fold.core.verification import Verification
-from fold.errors import FoldError, describe, ended, one_line
-from fold.files import check_model_file
-from fold.frontend import format_for
-from fold.report import VERDICTS, table
+from fold.frontends.files import check_model_file
+from fold.frontends.formats import format_for
+from fold.outputs.report import VERDICTS, table
 
 #: The repository root: what a worker needs on its path to import ``fold``.
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: What a verdict is called in the zoo's table, its own "error" included.
 ZOO_VERDICTS = {**VERDICTS, "error": "ERROR"}
 #: The default time a model's worker may take before it is stopped (seconds).
@@ -120,7 +120,7 @@ class Task:
 
 
 def find_models(root: str | os.PathLike) -> tuple[list[Path], int]:
-    """The model files under ``root`` (any suffix of ``fold.frontend.FRONTENDS``, recursively, sorted
+    """The model files under ``root`` (any suffix of ``fold.frontends.formats.FRONTENDS``, recursively, sorted
     by their path below ``root``) and how many other files were passed over. Hidden folders (.git,
     .venv) are not entered."""
     base = Path(root)
@@ -139,7 +139,7 @@ def find_models(root: str | os.PathLike) -> tuple[list[Path], int]:
 
 
 def _worker() -> list[str]:
-    return [sys.executable, "-m", "fold.zoo_worker"]
+    return [sys.executable, "-m", "fold.tools.zoo_worker"]
 
 
 def _ended(proc: subprocess.CompletedProcess) -> str | None:
@@ -169,7 +169,7 @@ def _row(task: Task, fmt: str, partial: dict | None, problem: str | None, second
 
 def run_task(task: Task, timeout: float = TIMEOUT_S, worker: Sequence[str] | None = None) -> ModelRow:
     """One model's row: the file judged here (a bad one needs no worker), then folded, verified and
-    given to the peers by a worker process (``worker``: its command, ``python -m fold.zoo_worker``
+    given to the peers by a worker process (``worker``: its command, ``python -m fold.tools.zoo_worker``
     unless told), which is stopped after ``timeout`` seconds."""
     start = time.perf_counter()
     try:

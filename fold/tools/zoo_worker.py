@@ -1,9 +1,9 @@
-"""One model of a zoo run, in a process of its own: ``python -m fold.zoo_worker TASK_JSON OUT_JSON``.
+"""One model of a zoo run, in a process of its own: ``python -m fold.tools.zoo_worker TASK_JSON OUT_JSON``.
 
 It folds and verifies the model as ``python -m fold`` does (nothing is written but OUT_JSON), then
 runs each peer of its format and checks the peer's model as ``python -m fold check`` does. OUT_JSON
 is rewritten after every step and names the step under way (``running``) and those still to come
-(``pending``), so that when the process dies or is stopped, ``fold.zoo.run_task`` knows whose row
+(``pending``), so that when the process dies or is stopped, ``fold.tools.zoo.run_task`` knows whose row
 the crash or the timeout is. Errors of a model are its row's reason; the process itself exits 0.
 """
 
@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fold.errors import in_words
-from fold.frontend import LOAD_OPTIONS
-from fold.zoo import error_row, verdict_row
+from fold.core.errors import in_words
+from fold.frontends.formats import LOAD_OPTIONS
+from fold.tools.zoo import error_row, verdict_row
 
 
 def _write(out: Path, state: dict) -> None:
@@ -29,7 +29,7 @@ def _write(out: Path, state: dict) -> None:
 def _verify_options(options: dict[str, Any], input_names: set[str]) -> dict[str, Any]:
     """The verification's options for this model: ``--input-shape`` for the inputs it has (a zoo's
     models have different inputs), the inputs file's arrays."""
-    from fold.files import read_arrays
+    from fold.frontends.files import read_arrays
 
     shapes = {name: tuple(dims) for name, dims in (options.get("shapes") or {}).items() if name in input_names}
     arrays = read_arrays(options["inputs_file"]) if options.get("inputs_file") else None
@@ -43,9 +43,9 @@ def run(task: dict, out: Path) -> None:
                              "running": {"tool": "foldscope", "action": None}, "pending": []}
     _write(out, state)
     try:
-        from fold.check import check  # noqa: F401 - the peers' check; imported before the clock starts
-        from fold.files import check_model_file
-        from fold.pipeline import fold_file, verify
+        from fold.engine.pipeline import fold_file, verify
+        from fold.frontends.files import check_model_file
+        from fold.tools.check import check  # noqa: F401 - the peers' check; imported before the clock starts
 
         fmt = check_model_file(task["path"])
         options = task["options"]
@@ -66,8 +66,8 @@ def run(task: dict, out: Path) -> None:
 
 def _peers(task: dict, result, verify_options: dict[str, Any], state: dict, out: Path) -> None:
     """Each peer of the model's format, checked against the original; the state says which runs."""
-    from fold.comparison import Side
-    from fold.peers import PEERS_BY_FORMAT, run_peer
+    from fold.engine.comparison import Side
+    from fold.tools.peer_runs import PEERS_BY_FORMAT, run_peer
 
     peers = list(PEERS_BY_FORMAT.get(result.frontend.format.name, ())) if task["peers"] else []
     original = Side(result.frontend, result.original, result.graph_before)

@@ -121,7 +121,7 @@ LARGE_SAMPLES_REASON = (f"on a 224x224 architecture every layer's output over {S
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A model of the zoo: its format (a key of ``fold.frontend.FRONTENDS``), a builder that
+    """A model of the zoo: its format (a key of ``fold.frontends.formats.FRONTENDS``), a builder that
     returns that frontend's model object, and how many samples the page verifies it on (None:
     the command line's default)."""
 
@@ -138,15 +138,15 @@ class ZooEntry:
 
 def _onnx(name: str) -> Callable[[], object]:
     def build():
-        from demo import onnx_zoo
         from fold.frontends.onnx.io import prepare
+        from foldscope_app.examples import onnx_zoo
 
         return prepare(getattr(onnx_zoo, name)(), f"{name}.onnx")
     return build
 
 
 def _seed_two_bns():
-    from demo.seed import two_bn_model
+    from foldscope_app.examples.seed import two_bn_model
 
     return two_bn_model()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demo.tconv import tconv
+from foldscope_app.examples.tconv import tconv
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from demo.html_report import check_report
-from demo.workbench import CheckBench
-from sections.verification import HTML_HELP, outputs_ui, verdict_ui
+from fold.outputs.html.fold_page import check_report
+from foldscope_app.sections.verdict_panel import HTML_HELP, outputs_ui, verdict_ui
+from foldscope_app.workbench.workbench import CheckBench
 
 
 def check_ui(cb: CheckBench) -> None:

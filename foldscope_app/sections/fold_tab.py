@@ -7,14 +7,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from demo import fold_view, graph_view
-from demo.html_report import fold_report
-from demo.workbench import Workbench
-from fold.errors import listed
-from fold.report import counts_text
-from sections.formats import FORMAT_VIEWS
-from sections.graph import graph_ui, pair_key
-from sections.verification import HTML_HELP, outputs_ui, verdict_ui
+from fold.core.errors import listed
+from fold.outputs.html.fold_page import fold_report
+from fold.outputs.report import counts_text
+from foldscope_app.sections.format_extras import FORMAT_VIEWS
+from foldscope_app.sections.graph_panel import graph_ui, pair_key
+from foldscope_app.sections.verdict_panel import HTML_HELP, outputs_ui, verdict_ui
+from foldscope_app.workbench import fold_view
+from foldscope_app.workbench.workbench import Workbench
+from viz import fold_graph
 
 
 def fold_ui(wb: Workbench) -> None:
@@ -90,10 +91,10 @@ def pairs_ui(wb: Workbench) -> str | None:
             st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
                                    for reason, pairs in skipped.items()))
     key = pair_key(wb)
-    clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
+    clicked = fold_graph.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
         st.session_state[f"{key}:click"] = clicked
-        index = graph_view.pair_index(decisions, clicked)
+        index = fold_graph.pair_index(decisions, clicked)
         if index is not None:
             st.session_state[key] = index
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from demo import fold_view
-from demo.workbench import Workbench
 from fold.core.graph import flatten
-from sections.graph import graph_ui
+from foldscope_app.sections.graph_panel import graph_ui
+from foldscope_app.workbench import fold_view
+from foldscope_app.workbench.workbench import Workbench
 
 #: What TensorFlow's converter comparison costs (two conversions, each checked against Keras), per
 #: layer, as measured on the zoo's DenseNet121 (116 s for 429 layers) on a 2-core machine.

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from demo import graph_view
-from demo.node_panel import NodePanel
-from demo.workbench import Workbench
+from foldscope_app.workbench.node_panel import NodePanel
+from foldscope_app.workbench.workbench import Workbench
+from viz import fold_graph
 from viz.blocks import ancestors, block_path
 
 
@@ -34,7 +34,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
         around = [b for b in block_path(found) if b in wb.blocks(view, expanded).blocks] if found else []
         if around and not st.session_state.get(keys["whole"]):  # open the blocks around it, to show it
             st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
-        index = graph_view.pair_index(wb.result.decisions, found) if view == "fold" and found else None
+        index = fold_graph.pair_index(wb.result.decisions, found) if view == "fold" and found else None
         if index is not None:
             st.session_state[pair_key(wb)] = index
             st.session_state[keys["anchor"]] = wb.result.decisions[index].layer
@@ -56,7 +56,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
     anchor = st.session_state.get(keys["anchor"]) or pair_layer
     center = st.session_state.get(keys["center"]) or anchor
     blocks = None if opened is None else wb.block_view(view, expanded, opened)
-    fig = graph_view.view(base, wb.graphs(view, expanded)[0], selected=anchor if view == "fold" else None,
+    fig = fold_graph.view(base, wb.graphs(view, expanded)[0], selected=anchor if view == "fold" else None,
                           center=center, found=st.session_state.get(keys["found"]), blocks=blocks,
                           revision=f"{wb.key}:{view}:{expanded}:{opened}:{center}")
     st.caption("Drag to pan, scroll to zoom (both panes move together), hover a node for its details, click one "
@@ -72,7 +72,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                        f"{worst.margin:.2g} of it, max rel diff {worst.max_rel_diff:.2e}.")
     inspected = st.session_state.get(keys["inspect"])
     if inspected:
-        node = graph_view.drawn(inspected, wb.graphs(view, expanded)[0], blocks) or inspected
+        node = fold_graph.drawn(inspected, wb.graphs(view, expanded)[0], blocks) or inspected
         panel = wb.panel_of(view, expanded, node)
         if panel is not None:
             node_panel_ui(panel, wb, view, keys)
@@ -81,7 +81,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
 
 def _note_click(keys: dict[str, str]) -> None:
     """A new click in the graph (since the last run) opens that node's panel."""
-    clicked = graph_view.clicked_node(st.session_state.get(keys["graph"]))
+    clicked = fold_graph.clicked_node(st.session_state.get(keys["graph"]))
     if clicked is not None and clicked != st.session_state.get(f"{keys['graph']}:seen"):
         st.session_state[f"{keys['graph']}:seen"] = clicked
         st.session_state[keys["inspect"]] = clicked
@@ -105,7 +105,7 @@ def blocks_ui(wb: Workbench, view: str, expanded: tuple[str, ...], keys: dict[st
             st.session_state[keys["inspect"]] = target
 
     b1, b2, b3 = st.columns([1.2, 2.8, 2])
-    whole = b1.toggle("Every block open", value=not graph_view.collapsed_at_first(wb.graphs(view, expanded)[0]),
+    whole = b1.toggle("Every block open", value=not fold_graph.collapsed_at_first(wb.graphs(view, expanded)[0]),
                       key=keys["whole"], help=f"{len(ids)} blocks, grouped by the layers' names. Large graphs open "
                                               "with every block closed, each drawn as one node.")
     chosen = b2.multiselect("Open blocks", ids, key=keys["blocks"], format_func=label, disabled=whole,

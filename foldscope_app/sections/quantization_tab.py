@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from demo import quant_view
-from demo.workbench import Workbench
-from fold.errors import FoldError
-from fold.int8 import check_runtime
-from fold.quantization import QuantReport
-from sections.server import failed
+from fold.core.errors import FoldError
+from fold.tools.int8_report import check_runtime
+from fold.tools.quantization import QuantReport
+from foldscope_app.sections.server import failed
+from foldscope_app.workbench import quant_view
+from foldscope_app.workbench.workbench import Workbench
 
 
 def quant_ui(wb: Workbench) -> None:

@@ -20,7 +20,7 @@ import sys
 
 from streamlit.runtime.scriptrunner import script_runner
 
-from fold.errors import FoldError, unexpected
+from fold.core.errors import FoldError, unexpected
 
 LOG = logging.getLogger("foldscope.page")
 

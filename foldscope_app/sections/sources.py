@@ -1,7 +1,7 @@
 """The sidebar's model sources: each source's widgets, and the workbench of the model they pick.
 
 Workbenches are the only thing the page caches itself (``st.cache_resource``, shared by every
-session, bounded); everything derived from one is cached on it (``demo.workbench``).
+session, bounded); everything derived from one is cached on it (``foldscope_app.workbench.workbench``).
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from demo import workbench, zoo
-from demo.workbench import CheckBench, Workbench
-from fold.files import MAX_MODEL_BYTES
-from fold.frontend import FRONTENDS, SUFFIXES
+from fold.frontends.files import MAX_MODEL_BYTES
+from fold.frontends.formats import FRONTENDS, SUFFIXES
+from foldscope_app.examples import model_zoo
+from foldscope_app.workbench import workbench
+from foldscope_app.workbench.workbench import CheckBench, Workbench
 
 #: The source whose tabs are a check's, not a fold's.
 CHECK = "Check a fold made elsewhere"
-#: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.files``).
+#: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.frontends.files``).
 UPLOAD_MB = MAX_MODEL_BYTES // 2**20
 MODEL_HELP = (f"{'; '.join(f'{f.label} ({chr(44).join(f.suffixes)})' for f in FRONTENDS.values())}; at most "
               f"{MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded with safe_mode on.")
@@ -40,7 +41,7 @@ def playground_workbench(settings: tuple) -> Workbench:
     return workbench.playground_workbench(dict(settings))
 
 
-@st.cache_resource(show_spinner=False, max_entries=len(zoo.ZOO))  # the whole zoo: a room asks for all of it
+@st.cache_resource(show_spinner=False, max_entries=len(model_zoo.ZOO))  # the whole zoo: a room asks for all of it
 def zoo_workbench(name: str) -> Workbench:
     return workbench.zoo_workbench(name)
 
@@ -70,7 +71,7 @@ def seed_ops_ui() -> Workbench:
 
 def playground_ui() -> Workbench:
     """The playground's widgets, and the workbench of the model they describe."""
-    kind = st.selectbox("Layer kind", zoo.PLAYGROUND_KINDS, index=2)
+    kind = st.selectbox("Layer kind", model_zoo.PLAYGROUND_KINDS, index=2)
     c1, c2 = st.columns(2)
     channels_in = c1.number_input("Channels in", 1, 64, 3)
     channels_out = c2.number_input("Channels out", 1, 64, 4)
@@ -90,7 +91,7 @@ def playground_ui() -> Workbench:
                                   help=f"Smaller than the stride ({int(stride)}): 0 to {int(stride) - 1}.")
     output_padding = output_padding if transposed else "auto"
     use_bias = st.checkbox("Layer has a bias", True)
-    activation = st.selectbox("Activation", list(zoo.Activation), format_func=lambda a: a.value)
+    activation = st.selectbox("Activation", list(model_zoo.Activation), format_func=lambda a: a.value)
     epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
     spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1)
     tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)",
@@ -110,7 +111,7 @@ def playground_ui() -> Workbench:
 
 
 def zoo_ui() -> Workbench:
-    name = st.selectbox("Architecture", list(zoo.ZOO))
+    name = st.selectbox("Architecture", list(model_zoo.ZOO))
     st.caption("keras.applications models are built with weights=None and random BN statistics, all from seed 0.")
     with st.spinner(f"Building and folding {name} (a few seconds)..."):
         return zoo_workbench(name)

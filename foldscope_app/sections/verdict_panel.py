@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from demo import zoo
-from demo.workbench import CheckBench, Workbench
 from fold.core.verification import SAMPLES, Verification
-from fold.report import VERDICTS, runtimes_text, synthetic_text
+from fold.outputs.report import VERDICTS, runtimes_text, synthetic_text
+from foldscope_app.examples import model_zoo
+from foldscope_app.workbench.workbench import CheckBench, Workbench
 
 #: What the HTML report download says it is.
 HTML_HELP = ("The verdict, the tables, the interactive graph (pan, zoom, hover, find a node), the per-channel plots and "
@@ -22,7 +22,7 @@ def verdict_ui(v: Verification) -> None:
     worst = v.worst_layer()
     shapes = "; ".join(f"{name} {'×'.join(map(str, shape))}" for name, shape in v.input_shapes.items())
     source = {"recipe": f"random inputs, seed {v.seed}", "file": "the inputs file", "given": "the model's own input"}
-    fewer = (f" Fewer samples than the command line's {SAMPLES}: {zoo.LARGE_SAMPLES_REASON}; `python -m fold` "
+    fewer = (f" Fewer samples than the command line's {SAMPLES}: {model_zoo.LARGE_SAMPLES_REASON}; `python -m fold` "
              f"checks {SAMPLES}." if v.inputs_source == "recipe" and v.samples < SAMPLES else "")
     st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}.{fewer}"
                + (f" Ran in {runtimes_text(v.runtimes)}." if v.runtimes else "")

@@ -1,11 +1,11 @@
 """The "Why it works" tab: from the seed's example to the folded TConv in four computed steps, then
-where folding stops working. Every figure and number comes from ``demo.why_view``."""
+where folding stops working. Every figure and number comes from ``foldscope_app.workbench.why_view``."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from demo import why_view
+from foldscope_app.workbench import why_view
 
 
 def why_ui() -> None:

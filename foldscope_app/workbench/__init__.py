@@ -1,4 +1,5 @@
-"""What the app and the demos need beyond the library: the seed note's example, the model zoo,
-the workbench (one model's fold and every view the page derives from it, memoized), the page's
-views as data, the converter comparison and the "why it works" walkthrough. Headless: nothing
-here imports Streamlit (``sections/`` lays it out), and nothing in ``fold`` imports this package."""
+"""The page's view-model, headless: one workbench per fold result (or per check) with every view the
+page derives from it, memoized (``workbench``, ``memo``), the page's views as data (``fold_view``,
+``quant_view``, ``why_view``, ``node_panel``), the converter comparison and the ONNX peers on the
+page's inputs, and the "why it works" walkthrough. Nothing here imports Streamlit
+(``foldscope_app.sections`` lays it out), and nothing in ``fold`` or ``viz`` imports this package."""

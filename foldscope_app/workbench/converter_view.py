@@ -1,5 +1,5 @@
 """What TensorFlow's TFLite converter makes of a Keras model, beside what foldscope makes of it:
-the converted model checked against the Keras one (``fold.check``: every layer the converter
+the converted model checked against the Keras one (``fold.tools.check``: every layer the converter
 folded a BN into, at its own scale, and the outputs)."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from fold.check import check
-from fold.comparison import Side
 from fold.core.rules import Decision, decide
 from fold.core.verification import Verification
-from fold.frontend import FRONTENDS
+from fold.engine.comparison import Side
+from fold.frontends.formats import FRONTENDS
 from fold.frontends.keras.io import to_tflite
 from fold.frontends.tflite.io import model_from_bytes
 from fold.frontends.tflite.model import TFLITE_SCHEMA
+from fold.tools.check import check
 
 
 @dataclass

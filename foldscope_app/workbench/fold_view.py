@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from demo import seed as seed_note
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import Verification
-from fold.report import FORMS, layer_verdict
+from fold.outputs.report import FORMS, layer_verdict
+from foldscope_app.examples import seed as seed_note
 
-if TYPE_CHECKING:  # demo.peers imports onnx, which a page of another format need not load
-    from demo.peers import PeerRun
+if TYPE_CHECKING:  # foldscope_app.workbench.onnx_peers imports onnx, which a page of another format need not load
+    from foldscope_app.workbench.onnx_peers import PeerRun
 
 
 def decision_rows(decisions: Sequence[Decision]) -> list[dict]:

@@ -1,6 +1,6 @@
 """What the graph's node panel says about one clicked or found node: a layer's attributes, weight
 shapes and value statistics, its fold status with the reason and its own check; a closed block's
-layers, BatchNorms and worst check. Logic only; the page draws it (``sections.graph``)."""
+layers, BatchNorms and worst check. Logic only; the page draws it (``foldscope_app.sections.graph_panel``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from demo.graph_view import BlockView, pair_index
+from fold.core.errors import listed
 from fold.core.result import FoldResult
 from fold.core.verification import Verification
-from fold.errors import listed
-from fold.report import layer_verdict
+from fold.outputs.report import layer_verdict
 from viz.blocks import block_of
+from viz.fold_graph import BlockView, pair_index
 
 _LISTED = 6  # neighbours and inner blocks named before "and N more"
 

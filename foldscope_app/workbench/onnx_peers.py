@@ -1,5 +1,5 @@
 """What the field's ONNX tools do with the same model, for the page: onnxsim, onnxslim, onnxoptimizer's
-fuse_bn_into_conv and onnxruntime's offline optimizer (``fold.peers``), each measured like foldscope's
+fuse_bn_into_conv and onnxruntime's offline optimizer (``fold.tools.peer_runs``), each measured like foldscope's
 fold (BatchNorms left, counted as ``FoldResult.bn_after`` counts them; its check against the original
 on the page's inputs)."""
 
@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from fold.comparison import Side
-from fold.frontend import FRONTENDS
+from fold.engine.comparison import Side
+from fold.frontends.formats import FRONTENDS
 from fold.frontends.onnx.model import OnnxModel
-from fold.peers import PEERS, PEERS_BY_FORMAT, PeerRun, run_peer
+from fold.tools.peer_runs import PEERS, PEERS_BY_FORMAT, PeerRun, run_peer
 
 __all__ = ["PEERS", "PeerRun", "peer_runs"]
 
 
 def peer_runs(model: OnnxModel, inputs: list[np.ndarray]) -> list[PeerRun]:
     """Each ONNX peer on ``model``; its output is checked against ``model`` on ``inputs`` with
-    onnxruntime's optimizations off (``fold.check``: every layer that absorbed a BN at its own scale)."""
+    onnxruntime's optimizations off (``fold.tools.check``: every layer that absorbed a BN at its own scale)."""
     frontend = FRONTENDS["onnx"].frontend()
     original = Side(frontend, model, frontend.graph(model))
     return [run_peer(peer, original, inputs=inputs) for peer in PEERS_BY_FORMAT["onnx"]]

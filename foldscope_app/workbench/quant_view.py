@@ -1,13 +1,13 @@
 """The page's quantization view of a fold: which layers the bars show, which layer opens first,
 the table of every layer and the figures' data. Logic only; the numbers come from
-``fold.quantization`` and the figures from ``viz.quant``."""
+``fold.tools.quantization`` and the figures from ``viz.quant_plots``."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from fold.quantization import FIGURES, LayerQuant, QuantReport
-from viz.quant import SERIES, plot_ranges, plot_sqnr
+from fold.tools.quantization import FIGURES, LayerQuant, QuantReport
+from viz.quant_plots import SERIES, plot_ranges, plot_sqnr
 
 #: How the page names the four per-layer figures (as the bars' legend does) and the four end-to-end ones.
 LAYER_LABELS = {key: label for key, label, _ in SERIES}
@@ -63,7 +63,7 @@ def table(report: QuantReport) -> list[dict]:
             for layer in report.layers]
 
 
-# -- real int8 (``fold.int8``) ---------------------------------------------------------------------
+# -- real int8 (``fold.tools.int8_report``) ---------------------------------------------------------------------
 
 #: The variants the page shows, with their labels.
 INT8_LABELS = {"original_per_tensor": "original", "folded_per_tensor": "folded per tensor",

@@ -1,7 +1,7 @@
 """Why a BatchNorm folds into a transposed convolution, step by step, with real numbers.
 
 Pure NumPy in float64, one image at a time: ``x`` is (H, W, Cin), a TConv kernel has the
-Keras/TF layout (kh, kw, Cout, Cin); the TConv itself, both ways, is ``demo.tconv``. The
+Keras/TF layout (kh, kw, Cout, Cin); the TConv itself, both ways, is ``foldscope_app.examples.tconv``. The
 walkthrough computes every claimed equality::
 
     1. TConv = scatter:      each input pixel stamps ``x[i, j, c] * kernel[..., c]``, stamps add
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demo import seed
-from demo.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv, tconv_crops,
+from foldscope_app.examples import seed
+from foldscope_app.examples.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv, tconv_crops,
                         tconv_stamps)
 from fold.core.affine import Affine, bn_affine, fold_kernel
 from fold.core.kinds import KERAS_KINDS

@@ -1,6 +1,6 @@
 """TensorFlow's side of the "why it works" walkthrough: the same TConv by ``tf.nn.conv2d_transpose``.
 
-Kept apart from ``demo.explain`` and ``demo.tconv`` so the walkthrough's math stays pure NumPy.
+Kept apart from ``foldscope_app.workbench.walkthrough`` and ``foldscope_app.examples.tconv`` so the walkthrough's math stays pure NumPy.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from demo.tconv import tconv_output_size
+from foldscope_app.examples.tconv import tconv_output_size
 
 
 def tensorflow_tconv(x: np.ndarray, kernel: np.ndarray, stride: int, padding: str) -> np.ndarray:

@@ -7,7 +7,7 @@ frontend, so the page has one code path; the page's logic lives here, where it i
 without a browser or Streamlit. Every workbench carries the cache key the page stores it under,
 set once here where it is built: two models can never share one. A workbench is never changed
 once built and is shared by every session showing its model: what it derives is memoized on it
-(``demo.memo``: computed once however many sessions ask at once, bounded), so it lives exactly
+(``foldscope_app.workbench.memo``: computed once however many sessions ask at once, bounded), so it lives exactly
 as long as the workbench stays in the page's cache, and one graph is flattened once.
 """
 
@@ -25,22 +25,24 @@ import networkx as nx
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo import check_view, fold_view, graph_view, node_panel, quant_view
-from demo import seed as seed_note
-from demo import zoo
-from demo.memo import Memos, memoized
-from demo.pictures import picture
 from fold.core.affine import per_channel_range
+from fold.core.errors import FoldError
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
 from fold.core.verification import SAMPLES, OutputSpec, Verification
-from fold.check import CheckResult, check_files
-from fold.errors import FoldError
-from fold.files import read_arrays
-from fold.frontend import FRONTENDS, Frontend
-from fold.pipeline import Checked, fold, load, verify
+from fold.engine.pipeline import Checked, fold, load, verify
+from fold.frontends.files import read_arrays
+from fold.frontends.formats import FRONTENDS, Frontend
+from fold.outputs import result_views
+from fold.tools.check import CheckResult, check_files
+from foldscope_app.examples import seed as seed_note
+from foldscope_app.examples import model_zoo
+from foldscope_app.workbench import fold_view, node_panel, quant_view
+from foldscope_app.workbench.memo import Memos, memoized
+from viz import fold_graph
 from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
-from viz.graph import draw_graph
+from viz.pictures import picture
+from viz.static_graph import draw_graph
 
 #: The page builds, folds and verifies one large model at a time (a zoo architecture of 224x224
 #: inputs, an uploaded file, a check): each keeps both cores busy already, and the verification of a
@@ -181,11 +183,11 @@ class Workbench(_Outputs):
     @memoized(4)
     def graphs(self, view: str, expanded: tuple[str, ...]) -> tuple[nx.DiGraph, nx.DiGraph]:
         """Both graphs of ``view`` with the ``expanded`` nested models opened: flattened once."""
-        return graph_view.open_graphs(self.fold_of(view), expanded)
+        return fold_graph.open_graphs(self.fold_of(view), expanded)
 
     @memoized(2)
     def nested_models(self, view: str) -> tuple[str, ...]:
-        return tuple(graph_view.nested_models(self.fold_of(view).graph_before))
+        return tuple(fold_graph.nested_models(self.fold_of(view).graph_before))
 
     @memoized(2)
     def layer_names(self, view: str) -> list[str]:
@@ -193,17 +195,17 @@ class Workbench(_Outputs):
         return sorted(set(self.graphs(view, self.nested_models(view))[0]))
 
     @memoized(2)
-    def blocks(self, view: str, expanded: tuple[str, ...]) -> graph_view.BlockView:
+    def blocks(self, view: str, expanded: tuple[str, ...]) -> fold_graph.BlockView:
         """The blocks of a view's graph before folding and what each holds, every block closed."""
-        return graph_view.block_view(self.fold_of(view), self.graphs(view, expanded), ())
+        return fold_graph.block_view(self.fold_of(view), self.graphs(view, expanded), ())
 
     @memoized(4)
-    def block_view(self, view: str, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> graph_view.BlockView:
+    def block_view(self, view: str, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> fold_graph.BlockView:
         """A view's graphs with every block closed but the ``opened`` ones (None: all open)."""
         every = self.blocks(view, expanded)
         if opened == ():
             return every
-        return graph_view.block_view(self.fold_of(view), self.graphs(view, expanded), opened, every.blocks,
+        return fold_graph.block_view(self.fold_of(view), self.graphs(view, expanded), opened, every.blocks,
                                      every.summaries)
 
     @memoized(4)
@@ -211,10 +213,10 @@ class Workbench(_Outputs):
                      opened: tuple[str, ...] | None = None) -> dict:
         """The figure of a view's graphs (layout, nodes, hover texts), coloured by the checks when
         ``colour``, every block closed but the ``opened`` ones (None: the whole graph): built once,
-        viewed many times (``graph_view.view``)."""
+        viewed many times (``fold_graph.view``)."""
         checks = self.checks_of(view).layers if colour else None
         blocks = None if opened is None else self.block_view(view, expanded, opened)
-        return graph_view.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks)
+        return fold_graph.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks)
 
     @memoized(16)
     def panel_of(self, view: str, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
@@ -224,11 +226,11 @@ class Workbench(_Outputs):
 
     @memoized(4)
     def static_picture(self, view: str, fmt: str) -> bytes:
-        return graph_view.static_picture(self.fold_of(view), fmt)
+        return fold_graph.static_picture(self.fold_of(view), fmt)
 
     def model_explorer_zip(self, view: str) -> bytes:
         """The Model Explorer files of a view (the fold's with each layer's check), made when asked."""
-        return graph_view.model_explorer_zip(self.fold_of(view), self.verification.layers if view == "fold" else None)
+        return fold_graph.model_explorer_zip(self.fold_of(view), self.verification.layers if view == "fold" else None)
 
     # -- a Keras model: the same model as TensorFlow ops, and TensorFlow's TFLite converter -------
 
@@ -253,7 +255,7 @@ class Workbench(_Outputs):
     @memoized()
     def converter_views(self) -> tuple:
         """What TensorFlow's TFLite converter makes of the original and of the folded model."""
-        from demo.converter import converter_view
+        from foldscope_app.workbench.converter_view import converter_view
 
         return converter_view(self.keras_model, samples=1), converter_view(self.result.folded, samples=1)
 
@@ -273,7 +275,7 @@ class Workbench(_Outputs):
 
     @memoized()
     def peer_runs(self) -> list:
-        from demo.peers import peer_runs
+        from foldscope_app.workbench.onnx_peers import peer_runs
 
         return peer_runs(self.result.original, self.checked.inputs)
 
@@ -287,15 +289,15 @@ class Workbench(_Outputs):
     @memoized()
     def quant_report(self):
         """The quantization view of this fold, on the verification's inputs."""
-        from fold.quantization import quant_report
+        from fold.tools.quantization import quant_report
 
         return quant_report(self.result, self.checked)
 
     @memoized()
     def int8_report(self):
-        """Real int8 (``fold.int8``): the runtime's own int8 models of this fold's variants, calibrated
+        """Real int8 (``fold.tools.int8_report``): the runtime's own int8 models of this fold's variants, calibrated
         and compared on the verification's inputs."""
-        from fold.int8 import int8_report
+        from fold.tools.int8_report import int8_report
 
         v = self.verification
         return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
@@ -309,11 +311,11 @@ class Workbench(_Outputs):
         report = self.int8_report()
         values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
         graphs = self.graphs("fold", ())
-        blocks = self.block_view("fold", (), ()) if graph_view.collapsed_at_first(graphs[0]) else None
-        base = graph_view.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
+        blocks = self.block_view("fold", (), ()) if fold_graph.collapsed_at_first(graphs[0]) else None
+        base = fold_graph.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
                                  blocks=blocks)
         worst = report.worst(variant)
-        return graph_view.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
+        return fold_graph.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
                                blocks=blocks, revision=f"{self.key}:int8:{variant}")
 
     @memoized()
@@ -374,16 +376,16 @@ def seed_ops_workbench() -> Workbench:
 
 
 def playground_workbench(settings: dict) -> Workbench:
-    """One layer + BN from the playground's settings (``zoo.playground_model``'s arguments)."""
+    """One layer + BN from the playground's settings (``model_zoo.playground_model``'s arguments)."""
     key = "playground:" + repr(sorted(settings.items()))
-    return inspect_keras(key, zoo.playground_model(**settings), seed=settings.get("seed", 0))
+    return inspect_keras(key, model_zoo.playground_model(**settings), seed=settings.get("seed", 0))
 
 
 def zoo_workbench(name: str) -> Workbench:
     """A model of the zoo, by its label."""
-    if name not in zoo.ZOO:
-        raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(zoo.ZOO)}.")
-    entry = zoo.ZOO[name]
+    if name not in model_zoo.ZOO:
+        raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(model_zoo.ZOO)}.")
+    entry = model_zoo.ZOO[name]
     samples = entry.samples or SAMPLES
     with LARGE if entry.large else contextlib.nullcontext():
         if entry.format == "keras":
@@ -422,7 +424,7 @@ def upload_workbench(name: str, data: bytes, inputs: bytes | None = None, *, key
 
 @dataclass(frozen=True, eq=False)
 class CheckBench(_Outputs):
-    """A fold another tool made, checked against its original (``fold.check``), as the page shows it.
+    """A fold another tool made, checked against its original (``fold.tools.check``), as the page shows it.
 
     It offers what the output views read from a Workbench: the outputs of both models."""
 
@@ -448,13 +450,13 @@ class CheckBench(_Outputs):
 
     @memoized()
     def figure(self) -> dict:
-        """Both graphs on one layout (``check_view.figure``)."""
-        return check_view.figure(self.result)
+        """Both graphs on one layout (``result_views.figure``)."""
+        return result_views.figure(self.result)
 
     @memoized()
     def fates_table(self) -> list[dict]:
-        """Where each BatchNorm of the original went (``check_view.fates_table``)."""
-        return check_view.fates_table(self.result)
+        """Where each BatchNorm of the original went (``result_views.fates_table``)."""
+        return result_views.fates_table(self.result)
 
 
 def check_key(original: tuple[str, bytes], candidate: tuple[str, bytes], inputs: bytes | None = None) -> str:

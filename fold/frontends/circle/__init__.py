@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontend import FRONTENDS
 from fold.frontends.circle import io
 from fold.frontends.circle.model import CircleModel
 from fold.frontends.flatbuffer.frontend import FlatbufferFrontend
+from fold.frontends.formats import FRONTENDS
 
 
 class CircleFrontend(FlatbufferFrontend):
-    """``fold.frontend.Frontend`` for .circle models, run in tico's reference runtime or onert.
+    """``fold.frontends.formats.Frontend`` for .circle models, run in tico's reference runtime or onert.
 
     A folded TRANSPOSE_CONV's activation is kept as its own op, as ONE's FuseBatchNormWithTConv keeps
     it; ``split_activation`` does so for every layer kind.

@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fold.core.errors import FoldError
 from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError
-from fold.frontend import LayerRunner, Tap
 from fold.frontends.circle import runtime as runtimes
 from fold.frontends.circle.model import CIRCLE_SCHEMA, CircleModel
 from fold.frontends.flatbuffer.alone import alone
 from fold.frontends.flatbuffer.model import tensor_name
 from fold.frontends.flatbuffer.view import DTYPES, view_of
+from fold.frontends.formats import LayerRunner, Tap
 
 #: What ``runtime`` may be.
 CHOICES = ("auto", "tico", "onert")

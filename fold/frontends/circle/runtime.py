@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fold.errors import FoldError, ended
+from fold.core.errors import FoldError, ended
 
 #: Runtimes by name -> the package that provides it.
 RUNTIMES = {"tico": "tico", "onert": "onert"}

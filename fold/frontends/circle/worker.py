@@ -24,7 +24,7 @@ import resource
 import sys
 from pathlib import Path
 
-from fold.errors import one_line
+from fold.core.errors import one_line
 
 #: Models kept loaded at most, newest last.
 _KEPT = 8

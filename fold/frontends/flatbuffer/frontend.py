@@ -1,4 +1,4 @@
-"""What TFLite and circle share of ``fold.frontend.Frontend``: reading the file's bytes, candidates,
+"""What TFLite and circle share of ``fold.frontends.formats.Frontend``: reading the file's bytes, candidates,
 rules, the rewrite, the graph, kernels and writing. Each format's subclass adds its ``Format`` row, its
 model from bytes, and its runtime (inputs, outputs, runner, tapper, layer_runner)."""
 
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import networkx as nx
 
+from fold.core.errors import FoldError
 from fold.core.rules import Candidate, Decision, article
-from fold.errors import FoldError
-from fold.frontend import LayerKernel
 from fold.frontends.flatbuffer import match
 from fold.frontends.flatbuffer.model import FlatModel
 from fold.frontends.flatbuffer.rewrite import rewrite, rewrite_weights
 from fold.frontends.flatbuffer.rules import RULES
 from fold.frontends.flatbuffer.view import SLOTS, VOCABULARY, view_of
+from fold.frontends.formats import LayerKernel
 
 
 class FlatbufferFrontend:

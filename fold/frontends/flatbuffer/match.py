@@ -20,7 +20,7 @@ from fold.core.kinds import TFLITE_KINDS
 from fold.frontends.flatbuffer.view import SLOTS, FlatView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import Chain, const_operand, find_chains
-from fold.frontends.ops.graph import op_graph as ops_graph
+from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 #: Fused activation -> the standalone op that computes it.
 STANDALONE_ACTIVATIONS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1", "TANH": "TANH"}

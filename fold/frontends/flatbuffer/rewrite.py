@@ -36,13 +36,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fold.core.affine import fold_kernel
+from fold.core.errors import at
 from fold.core.rules import Decision
-from fold.errors import at
-from fold.frontend import LayerKernel
 from fold.frontends.flatbuffer.match import STANDALONE_ACTIVATIONS, FlatCandidate
 from fold.frontends.flatbuffer.model import FlatModel
 from fold.frontends.flatbuffer.schema import Schema
 from fold.frontends.flatbuffer.view import SLOTS, FlatView, view_of
+from fold.frontends.formats import LayerKernel
 
 #: TRANSPOSE_CONV op versions that introduced a bias input and a fused activation.
 TCONV_BIAS_VERSION, TCONV_ACTIVATION_VERSION = 3, 4

@@ -27,7 +27,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
-from fold.errors import FoldError
+from fold.core.errors import FoldError
 
 #: The deprecated int8 field's value for a code that does not fit in it (PLACEHOLDER_FOR_GREATER_OP_CODES).
 PLACEHOLDER = 127
@@ -41,7 +41,7 @@ def _names(enum: type) -> dict[int, str]:
 class Schema:
     """One schema of the family.
 
-    name, label:   the format's key in ``fold.frontend.FRONTENDS`` and its name for people.
+    name, label:   the format's key in ``fold.frontends.formats.FRONTENDS`` and its name for people.
     suffix:        its file suffix; identifier: the 4 bytes at offset 4 of a file.
     classes:       the generated binding's classes by name (``ModelT``, ``BuiltinOperator``, ...).
     builtin_code:  an ``OperatorCodeT``'s operator (see the module docstring).

@@ -19,7 +19,7 @@ import numpy as np
 
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontend import FRONTENDS, LayerKernel
+from fold.frontends.formats import FRONTENDS, LayerKernel
 from fold.frontends.graphdef import io, match, rewrite
 from fold.frontends.graphdef.io import GraphModel
 from fold.frontends.graphdef.rules import RULES
@@ -27,7 +27,7 @@ from fold.frontends.graphdef.view import FILTER_INPUT, VOCABULARY, view_of
 
 
 class GraphDefFrontend:
-    """``fold.frontend.Frontend`` for frozen GraphDefs with their input and output tensors."""
+    """``fold.frontends.formats.Frontend`` for frozen GraphDefs with their input and output tensors."""
 
     format = FRONTENDS["graphdef"]
     rules = RULES

@@ -14,9 +14,9 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from fold.core.errors import FoldError, one_line
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
-from fold.errors import FoldError, one_line
-from fold.frontend import LayerKernel, LayerRunner, Tap
+from fold.frontends.formats import LayerKernel, LayerRunner, Tap
 from fold.frontends.graphdef.rewrite import with_kernels
 from fold.frontends.graphdef.view import FILTER_INPUT, GraphDefView, node_of, tensor_name, view_of
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from fold.frontends.graphdef.view import GraphDefView, node_of
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import find_chains
-from fold.frontends.ops.graph import op_graph as ops_graph
+from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 _CONFIG_ATTRS = ("strides", "padding", "data_format", "dilations", "epsilon", "is_training",
                  "transpose_a", "transpose_b", "dtype", "shape")

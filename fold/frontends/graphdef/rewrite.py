@@ -25,9 +25,9 @@ from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.python.framework import tensor_util
 
 from fold.core.affine import fold_kernel
+from fold.core.errors import at
 from fold.core.rules import Decision
-from fold.errors import at
-from fold.frontend import LayerKernel
+from fold.frontends.formats import LayerKernel
 from fold.frontends.graphdef.view import FILTER_INPUT, GraphDefView, node_of, tensor_name
 from fold.frontends.ops.candidates import OpCandidate
 from fold.frontends.ops.names import Names

@@ -20,14 +20,14 @@ import numpy as np
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontend import FRONTENDS, LayerKernel
+from fold.frontends.formats import FRONTENDS, LayerKernel
 from fold.frontends.keras import io, match
 from fold.frontends.keras.rewrite import rebuild
 from fold.frontends.keras.rules import RULES
 
 
 class KerasFrontend:
-    """``fold.frontend.Frontend`` for ``keras.Model`` objects.
+    """``fold.frontends.formats.Frontend`` for ``keras.Model`` objects.
 
     A model's scopes (its serialized config with its layers) are read once and kept while the
     model lives: candidates and graph read the same ones. A built Keras model's architecture
@@ -48,7 +48,7 @@ class KerasFrontend:
         return scope
 
     def load(self, path: Path) -> keras.Model:
-        return io.read_model(path)  # checked by ``fold.pipeline.load``, with the caller's size limit
+        return io.read_model(path)  # checked by ``fold.engine.pipeline.load``, with the caller's size limit
 
     def name_of(self, model: keras.Model) -> str:
         return model.name

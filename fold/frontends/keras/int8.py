@@ -4,7 +4,7 @@ default, per tensor with its ``_experimental_disable_per_channel`` switch) and L
 every tensor kept (``experimental_preserve_all_tensors``).
 
 A Keras layer's value in the int8 model is the output of the op the converter named after it last
-(``fold.check.converter_nodes``: a Conv2D, its BN and its ReLU fused into one CONV_2D all name it),
+(``fold.tools.check.converter_nodes``: a Conv2D, its BN and its ReLU fused into one CONV_2D all name it),
 dequantized with that tensor's own scale and zero point. The converter folds every BN itself before
 it quantizes, so the "original" int8 model is the converter's own fold.
 """
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from fold.check import converter_nodes
-from fold.errors import FoldError, one_line
+from fold.core.errors import FoldError, one_line
+from fold.core.quiet import quiet
 from fold.frontends.keras import FRONTEND as KERAS
 from fold.frontends.tflite import FRONTEND as TFLITE
 from fold.frontends.tflite.int8 import run_rows
 from fold.frontends.tflite.io import model_from_bytes
-from fold.quiet import quiet
+from fold.tools.check import converter_nodes
 
 #: Keras tensors are channels-last.
 CHANNEL_AXIS = -1

@@ -18,10 +18,10 @@ import keras
 import networkx as nx
 import numpy as np
 
+from fold.core.errors import FoldError, at
 from fold.core.graph import Vocabulary
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate
-from fold.errors import FoldError, at
 
 History = tuple[str, int, int]
 

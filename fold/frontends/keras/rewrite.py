@@ -20,9 +20,9 @@ import keras
 import numpy as np
 
 from fold.core.affine import fold_kernel
+from fold.core.errors import FoldError, one_line
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Decision
-from fold.errors import FoldError, one_line
 from fold.frontends.keras.match import Scope, build_scope, is_history, layer_weights, serialize
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from fold.core.graph import Vocabulary
 from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontend import FRONTENDS, LayerKernel
-from fold.core.graph import Vocabulary
+from fold.frontends.formats import FRONTENDS, LayerKernel
 from fold.frontends.onnx import io, match
 from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.rewrite import rewrite, rewrite_weights
@@ -31,7 +31,7 @@ from fold.frontends.onnx.view import VOCABULARY, view_of
 
 
 class OnnxFrontend:
-    """``fold.frontend.Frontend`` for ONNX models (``OnnxModel``: a proto with its shapes)."""
+    """``fold.frontends.formats.Frontend`` for ONNX models (``OnnxModel``: a proto with its shapes)."""
 
     format = FRONTENDS["onnx"]
     rules = RULES

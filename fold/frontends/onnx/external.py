@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from fold.errors import FoldError
+from fold.core.errors import FoldError
 
 #: Offsets of tensors of a page or more in a written data file are multiples of a page (onnxruntime
 #: maps such tensors); smaller ones, of SMALL_ALIGN.

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 
-from fold.errors import FoldError, one_line
+from fold.core.errors import FoldError, one_line
 from fold.frontends.onnx.model import OnnxModel
 
 RUNTIME = "onnxruntime"

@@ -25,9 +25,9 @@ import onnxruntime as ort
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from fold.core.errors import FoldError, one_line
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
-from fold.errors import FoldError, one_line
-from fold.frontend import LayerRunner, Tap
+from fold.frontends.formats import LayerRunner, Tap
 from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
 from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.frontends.onnx.view import OnnxView, view_of

@@ -17,7 +17,7 @@ import onnx
 from fold.frontends.onnx.view import OnnxView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import find_chains
-from fold.frontends.ops.graph import op_graph as ops_graph
+from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 #: Attributes worth showing in the graph.
 _CONFIG_ATTRS = ("kernel_shape", "strides", "pads", "auto_pad", "dilations", "group", "output_padding",

@@ -29,9 +29,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from fold.core.affine import fold_kernel
+from fold.core.errors import at
 from fold.core.rules import Decision
-from fold.errors import at
-from fold.frontend import LayerKernel
+from fold.frontends.formats import LayerKernel
 from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.view import VALUE_OPS, OnnxView
 from fold.frontends.ops.candidates import OpCandidate

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fold.core.errors import at
 from fold.core.rules import Candidate
-from fold.errors import at
 from fold.frontends.ops.chains import Chain, channel_vector, const_operand
 from fold.frontends.ops.view import Op, OpView, input_op
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fold.errors import at
+from fold.core.errors import at
 from fold.frontends.ops.view import Op, OpView
 
 #: Ops looked through at most, between a layer and its BN.

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 import networkx as nx
 
+from fold.core.errors import at
 from fold.core.graph import mark_bn
-from fold.errors import at
 from fold.frontends.ops.chains import Chain
 from fold.frontends.ops.view import Op, OpView, input_op
 

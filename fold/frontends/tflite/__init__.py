@@ -16,14 +16,14 @@ from importlib.metadata import version
 import numpy as np
 
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontend import FRONTENDS
 from fold.frontends.flatbuffer.frontend import FlatbufferFrontend
+from fold.frontends.formats import FRONTENDS
 from fold.frontends.tflite import io
 from fold.frontends.tflite.model import TfliteModel
 
 
 class TfliteFrontend(FlatbufferFrontend):
-    """``fold.frontend.Frontend`` for .tflite models, run with LiteRT.
+    """``fold.frontends.formats.Frontend`` for .tflite models, run with LiteRT.
 
     ``split_activation`` keeps a folded chain's fused activation as a separate op (as Samsung
     ONE does) instead of fusing it into the conv.

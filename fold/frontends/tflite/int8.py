@@ -19,10 +19,10 @@ from importlib.metadata import version
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from fold.errors import FoldError, one_line
+from fold.core.errors import FoldError, one_line
+from fold.core.quiet import quiet, quiet_warnings
 from fold.frontends.flatbuffer.model import tensor_name
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel
-from fold.quiet import quiet, quiet_warnings
 
 RUNTIME = "litert"
 QUANTIZER = "ai-edge-quantizer"

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fold.core.errors import FoldError, one_line
 from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
-from fold.errors import FoldError, one_line
-from fold.frontend import LayerRunner, Tap
 from fold.frontends.flatbuffer.alone import alone
 from fold.frontends.flatbuffer.model import tensor_name
 from fold.frontends.flatbuffer.view import view_of
+from fold.frontends.formats import LayerRunner, Tap
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel, interpreter
 
 

@@ -13,7 +13,7 @@ from ai_edge_litert.tools.flatbuffer_utils import (
     read_model_from_bytearray,
 )
 
-from fold.errors import FoldError, one_line
+from fold.core.errors import FoldError, one_line
 from fold.frontends.flatbuffer.model import FlatModel
 from fold.frontends.flatbuffer.schema import Schema
 

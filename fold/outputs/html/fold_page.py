@@ -1,11 +1,11 @@
 """The HTML report of a fold or a check: what the page's Fold tab (or Check tab) shows, gathered from
-its workbench and written as one self-contained file by ``viz.report_html``.
+its workbench and written as one self-contained file by ``fold.outputs.html.document``.
 
 The command line's ``--html`` and the page's download both call ``fold_report`` / ``check_report``
 on a workbench, so they write the same bytes; the report is built once per workbench (kept in its
 memos, as everything the page derives from a model) and only when asked for.
 
-It holds the verdict in the command line's words (``fold.report.verification_text``) and the
+It holds the verdict in the command line's words (``fold.outputs.report.verification_text``) and the
 page's metrics, every candidate pair with its own check and its reason, each folded pair's
 per-channel scale, offset and kernel range, the interactive graph before and after (the whole
 graph, every nested model and block open, so that the search finds every node; opening on the
@@ -15,12 +15,13 @@ smaller of its PNG and SVG.
 
 from __future__ import annotations
 
-from demo import fold_view, graph_view
-from demo.pictures import smallest
-from demo.workbench import CheckBench, Workbench
 from fold.core.verification import Verification
-from fold.report import VERDICTS, counts_text, verification_text
-from viz.report_html import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from fold.outputs.html.document import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from fold.outputs.report import VERDICTS, counts_text, verification_text
+from foldscope_app.workbench import fold_view
+from foldscope_app.workbench.workbench import CheckBench, Workbench
+from viz import fold_graph
+from viz.pictures import smallest
 
 GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details. Blue outline: "
                  "a BN was folded into it; red: a BN folding removes (a ghost on the right); a pink ring marks the "
@@ -101,7 +102,7 @@ def _graph(wb: Workbench) -> dict:
     nested = wb.nested_models("fold")
     decisions = wb.result.decisions
     anchor = decisions[wb.first_pair].layer if decisions else None
-    return graph_view.view(wb.graph_figure("fold", nested, False, None), wb.graphs("fold", nested)[0],
+    return fold_graph.view(wb.graph_figure("fold", nested, False, None), wb.graphs("fold", nested)[0],
                            selected=anchor, center=anchor, revision="report")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from fold.zoo import ZOO_VERDICTS, ModelRow, ToolRow, counts
+from fold.tools.zoo import ZOO_VERDICTS, ModelRow, ToolRow, counts
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }

@@ -1,0 +1,4 @@
+"""What a run hands to people and other tools: the ``--report`` JSON and the text tables
+(``fold.outputs.report``), the Model Explorer files (``fold.outputs.model_explorer``), a fold's and a
+check's tables and figures as data (``fold.outputs.result_views``) and the one HTML writer
+(``fold.outputs.html``)."""
