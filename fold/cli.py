@@ -28,9 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fold.core.errors import FoldError, internal_error, plain
-from fold.core.verification import SAMPLES
-from fold.frontends.files import check_model_file, read_arrays, suffix_list
-from fold.frontends.formats import FRONTENDS, LOAD_OPTIONS, Format
+from fold.core.verification import SAMPLES, read_arrays
+from fold.frontends.formats import FRONTENDS, LOAD_OPTIONS, Format, check_model_file, suffix_list
 from fold.tools.zoo import TIMEOUT_S, ModelRow
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3

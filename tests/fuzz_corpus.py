@@ -32,7 +32,7 @@ SEED = 20240606
 #: File written by the Lambda entries' embedded code if it ever runs (relative to the corpus dir).
 LAMBDA_MARKER = "LAMBDA_CODE_RAN"
 DIRECTORY = object()  # a maker's result meaning "create a directory with this name"
-OVERSIZED = object()  # "a sparse .keras file one byte over fold.frontends.files.MAX_MODEL_BYTES"
+OVERSIZED = object()  # "a sparse .keras file one byte over fold.frontends.formats.MAX_MODEL_BYTES"
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 
 
@@ -609,7 +609,7 @@ def corpus(tmp_dir: str | Path) -> list[tuple[str, Path]]:
             path.mkdir(exist_ok=True)
             (path / "config.json").write_bytes(bases.members["config.json"])
         elif content is OVERSIZED:
-            from fold.frontends.files import MAX_MODEL_BYTES
+            from fold.frontends.formats import MAX_MODEL_BYTES
 
             with open(path, "wb") as fh:  # sparse: no disk space used
                 fh.write(bases.keras[:64])

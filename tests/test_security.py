@@ -15,7 +15,7 @@ import keras
 import pytest
 
 from fold.core.errors import FoldError, UnsafeModelError
-from fold.frontends.files import MAX_MODEL_BYTES, check_model_file
+from fold.frontends.formats import MAX_MODEL_BYTES, check_model_file
 from fold.frontends.keras.io import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

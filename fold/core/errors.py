@@ -60,6 +60,21 @@ def plain(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", str(text)).split())
 
 
+def human_size(n: int) -> str:
+    """Bytes as B, KiB, MiB or GiB with at most one decimal."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    return f"{n} B"
+
+
+def size_pair(size: int, limit: int) -> str:
+    """"X, over the Y" with enough precision that X and Y never read the same."""
+    if human_size(size) == human_size(limit):
+        return f"{size:,} bytes, over the {limit:,} byte"
+    return f"{human_size(size)}, over the {human_size(limit)}"
+
+
 def listed(items: Sequence[str], limit: int = 5) -> str:
     """``items`` joined by commas: all of them, or the first ``limit`` and how many more ("a, b and 3
     more"), so a message that gives a count never lists fewer without saying so."""

@@ -25,11 +25,15 @@ never prints.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from fold.core.errors import FoldError, one_line, size_pair
 from fold.core.verdict import FAIL, INCONCLUSIVE, PASS, TensorCheck
 
 #: Samples (batch rows) a verification draws by default, on the command line and the page.
@@ -133,6 +137,35 @@ def sample_inputs(specs: Sequence[InputSpec], samples: int = 4, seed: int = 0, *
         else:
             arrays.append(rng.standard_normal(shape).astype(dtype))
     return arrays
+
+
+#: Largest inputs file foldscope reads (bytes).
+MAX_INPUTS_BYTES = 1024 * 1024 * 1024
+
+
+def read_arrays(source: str | os.PathLike | bytes, name: str | None = None) -> dict[str | None, np.ndarray]:
+    """Arrays from a .npz (keyed by input name) or a .npy (one array, key None: the model's only
+    input), without pickles; a FoldError names the file when it is not one."""
+    label = name or ("the inputs file" if isinstance(source, bytes) else Path(source).name)
+    try:
+        if isinstance(source, bytes):
+            data = source
+        else:
+            p = Path(source)
+            if not p.is_file():
+                raise FoldError(f"No such inputs file: '{p}'.")
+            if p.stat().st_size > MAX_INPUTS_BYTES:
+                raise FoldError(f"'{label}' is {size_pair(p.stat().st_size, MAX_INPUTS_BYTES)} limit for inputs files.")
+            data = p.read_bytes()
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {None: loaded}
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except FoldError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise FoldError(f"'{label}' is not a .npz or .npy file of arrays ({one_line(exc, 120)}).") from exc
 
 
 def check_inputs(specs: Sequence[InputSpec], arrays: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -22,8 +22,7 @@ from fold.core.verification import (
 )
 from fold.core.errors import FoldError, one_line
 from fold.engine.comparison import Checked, Side, compare_models, fold_correspondence
-from fold.frontends.files import MAX_MODEL_BYTES, check_model_file
-from fold.frontends.formats import FRONTENDS, Format, Frontend
+from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES, Format, Frontend, check_model_file
 
 
 def load(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES, *, upload: bool = False,

@@ -1,4 +1,5 @@
-"""What a frontend is, and the one table that maps a model file format to its frontend.
+"""What a frontend is, the one table that maps a model file format to its frontend, and a model
+file judged by that table (suffix, size and signature) before any framework reads it.
 
 A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX, circle) and
 offers the same operations to the format-neutral pipeline (``fold.engine.pipeline``): load a
@@ -8,12 +9,16 @@ verifying, reporting, drawing) is done once, for every format.
 
 ``FRONTENDS`` is importable without TensorFlow: each ``Format`` knows its suffixes and
 file signatures, and imports its frontend only when asked (``Format.frontend()``). The
-command line, the app's uploader and ``fold.fold_file`` all read it.
+command line, the app's uploader and ``fold.fold_file`` all read it. It is the frontends' one door:
+outside ``fold/frontends/``, the library imports no other module of theirs and names no format
+(``tests/test_layout.py`` checks).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from fold.core.affine import channel_rows
-from fold.core.errors import FoldError
+from fold.core.errors import FoldError, one_line, size_pair
 from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.quiet import import_tensorflow_quietly
@@ -31,6 +36,10 @@ from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
 
 M = TypeVar("M")
+
+#: Largest model file foldscope reads (bytes); the app's upload limit matches it. 500 MiB, not 512:
+#: Streamlit's uploader shows a limit of half a GiB or more rounded to a whole GB ("1GB per file").
+MAX_MODEL_BYTES = 500 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -229,3 +238,40 @@ def format_for(path: str | Path) -> Format | None:
     """The format whose suffixes include the file's (case-insensitive), or None."""
     suffix = Path(path).suffix.lower()
     return next((f for f in FRONTENDS.values() if suffix in f.suffixes), None)
+
+
+def suffix_list() -> str:
+    """The accepted suffixes for a sentence: ".keras, .h5, ... or .onnx"."""
+    return ", ".join(SUFFIXES[:-1]) + f" or {SUFFIXES[-1]}"
+
+
+def check_model_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> Format:
+    """The file's format, judged by suffix, size and signature; a FoldError says what is wrong."""
+    p = Path(path)
+    if not p.exists():
+        raise FoldError(f"No such file: '{p}'.")
+    if p.is_dir():
+        raise FoldError(f"'{p}' is a directory; give a model file ({suffix_list()}).")
+    fmt = format_for(p)
+    suffix = p.suffix.lower()
+    if fmt is None:
+        raise FoldError(f"'{p.name}' is not a {suffix_list()} file (suffix '{suffix or 'none'}').")
+    size = p.stat().st_size
+    if size == 0:
+        raise FoldError(f"'{p.name}' is empty.")
+    if size > max_bytes:
+        raise FoldError(f"'{p.name}' is {size_pair(size, max_bytes)} limit.")
+    signature = fmt.signatures.get(suffix)
+    if signature is None:
+        return fmt  # protobuf has no signature; the format's parser judges the content
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(signature.offset + len(signature.magic))
+    except OSError as exc:
+        raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc
+    valid = head[signature.offset:] == signature.magic
+    if valid and signature.magic.startswith(b"PK"):
+        valid = zipfile.is_zipfile(p)
+    if not valid:
+        raise FoldError(f"'{p.name}' is not a valid {suffix} file ({signature.what}).")
+    return fmt

@@ -47,8 +47,7 @@ from fold.core.graph import count_bns, flatten
 from fold.core.verification import SAMPLES, InputSpec
 from fold.engine.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models, folded_path
 from fold.engine.pipeline import load, model_inputs
-from fold.frontends.files import MAX_MODEL_BYTES
-from fold.frontends.formats import FRONTENDS
+from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES
 
 #: Pairs of formats ``check`` compares: (original, candidate).
 PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("circle", "circle"),

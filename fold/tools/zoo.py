@@ -28,7 +28,7 @@ from typing import Any
 
 from fold.core.errors import FoldError, describe, ended, one_line
 from fold.core.verification import Verification
-from fold.frontends.files import check_model_file
+from fold.frontends.formats import check_model_file
 from fold.frontends.formats import format_for
 from fold.outputs.report import VERDICTS, table
 

@@ -29,7 +29,7 @@ def _write(out: Path, state: dict) -> None:
 def _verify_options(options: dict[str, Any], input_names: set[str]) -> dict[str, Any]:
     """The verification's options for this model: ``--input-shape`` for the inputs it has (a zoo's
     models have different inputs), the inputs file's arrays."""
-    from fold.frontends.files import read_arrays
+    from fold.core.verification import read_arrays
 
     shapes = {name: tuple(dims) for name, dims in (options.get("shapes") or {}).items() if name in input_names}
     arrays = read_arrays(options["inputs_file"]) if options.get("inputs_file") else None
@@ -44,7 +44,7 @@ def run(task: dict, out: Path) -> None:
     _write(out, state)
     try:
         from fold.engine.pipeline import fold_file, verify
-        from fold.frontends.files import check_model_file
+        from fold.frontends.formats import check_model_file
         from fold.tools.check import check  # noqa: F401 - the peers' check; imported before the clock starts
 
         fmt = check_model_file(task["path"])

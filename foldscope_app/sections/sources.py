@@ -10,15 +10,14 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from fold.frontends.files import MAX_MODEL_BYTES
-from fold.frontends.formats import FRONTENDS, SUFFIXES
+from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES, SUFFIXES
 from foldscope_app.examples import model_zoo
 from foldscope_app.workbench import workbench
 from foldscope_app.workbench.workbench import CheckBench, Workbench
 
 #: The source whose tabs are a check's, not a fold's.
 CHECK = "Check a fold made elsewhere"
-#: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.frontends.files``).
+#: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.frontends.formats``).
 UPLOAD_MB = MAX_MODEL_BYTES // 2**20
 MODEL_HELP = (f"{'; '.join(f'{f.label} ({chr(44).join(f.suffixes)})' for f in FRONTENDS.values())}; at most "
               f"{MAX_MODEL_BYTES // 2**20} MiB. Keras files are loaded with safe_mode on.")

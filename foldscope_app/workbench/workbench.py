@@ -29,9 +29,8 @@ from fold.core.affine import per_channel_range
 from fold.core.errors import FoldError
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verification import SAMPLES, OutputSpec, Verification
+from fold.core.verification import SAMPLES, OutputSpec, Verification, read_arrays
 from fold.engine.pipeline import Checked, fold, load, verify
-from fold.frontends.files import read_arrays
 from fold.frontends.formats import FRONTENDS, Frontend
 from fold.outputs import result_views
 from fold.tools.check import CheckResult, check_files

@@ -23,12 +23,11 @@ import numpy as np
 from fold.core.errors import FoldError, UnsafeModelError, listed, one_line
 from fold.core.quiet import quiet_stdout, quiet_warnings
 from fold.core.verification import InputSpec, OutputSpec
-from fold.frontends.files import MAX_MODEL_BYTES, check_model_file
-from fold.frontends.formats import LayerRunner, Tap
+from fold.frontends.formats import MAX_MODEL_BYTES, LayerRunner, Tap, check_model_file
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
-    """Check a file (``fold.frontends.files.check_model_file``) and read it as a Keras model (``read_model``)."""
+    """Check a file (``fold.frontends.formats.check_model_file``) and read it as a Keras model (``read_model``)."""
     fmt = check_model_file(path, max_bytes)
     if fmt.name != "keras":
         raise FoldError(f"'{Path(path).name}' is a {fmt.label} file, not a Keras model (.keras, .h5 or .hdf5).")
