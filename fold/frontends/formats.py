@@ -22,7 +22,8 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -158,6 +159,35 @@ class Frontend(Protocol[M]):
         """The model file's bytes, as ``write`` would save them."""
 
 
+class Int8Adapter(Protocol):
+    """What a format's part ``int8`` offers ``fold.tools.int8_report``: its runtime's own quantizer and
+    runtime, and where a folded layer is judged in its models.
+
+    name, version:  the runtime (``Format.int8``) and its installed version.
+    channel_axis:   the channel axis of the tensors it reads.
+    original_note:  what the original's int8 model does with its BatchNorms, in words.
+    """
+
+    name: str
+    version: str
+    channel_axis: int
+    original_note: str
+
+    def judged(self, result: Any) -> dict[str, tuple[str, str]]:
+        """Folded layer -> (the point read in the original's models, the point read in a fold's): the BN's
+        output it replaced, or the ReLU's that alone reads it (the quantizer gives both one range)."""
+
+    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]
+                  ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """The float model's outputs and its values at ``points``."""
+
+    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+        """The model quantized by the runtime's quantizer (calibrated on ``inputs``; weights per channel when
+        ``per_channel``; the ``keep_float`` nodes left in float where the quantizer can), its outputs and its
+        dequantized values at ``points`` it holds."""
+
+
 @dataclass(frozen=True)
 class Signature:
     """The bytes that open a valid file of one suffix, and how to name them in an error."""
@@ -184,6 +214,10 @@ class Format:
     upload_options: ``load`` options for a file a user uploaded (ONNX: no external data).
     extra:          the requirements file of an optional format's packages (outside the base install);
                     without them, reading such a file is one FoldError sentence saying what to install.
+    int8:           the runtime its real int8 models run in (``--int8 RUNTIME``), None when it has none yet;
+                    the part ``int8`` of its package (``part("int8").Adapter``, an ``Int8Adapter``) runs them.
+    int8_needs:     a package that part needs beyond the format's own, as pip names it (checked before any
+                    model is read).
     """
 
     name: str
@@ -196,6 +230,8 @@ class Format:
     tensorflow: bool = True
     upload_options: dict = field(default_factory=dict)
     extra: str | None = None
+    int8: str | None = None
+    int8_needs: str | None = None
 
     def frontend(self) -> Frontend:
         if self.tensorflow:
@@ -208,6 +244,12 @@ class Format:
             raise FoldError(f"Reading {self.label} files needs the packages of {self.extra} ({exc.name} is not "
                             f"installed): pip install -r {self.extra}.") from exc
 
+    def part(self, name: str) -> ModuleType:
+        """The module ``name`` of the format's package (a part the row says it has: ``int8``, ...),
+        imported as its frontend is (TensorFlow quietly first, a missing extra in one sentence)."""
+        self.frontend()
+        return importlib.import_module(f"{self.module}.{name}")
+
 
 _ZIP = Signature(0, b"PK\x03\x04", "not a zip archive")
 _HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
@@ -215,13 +257,14 @@ _HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
 #: file format -> its frontend, in the order formats are listed to users.
 FRONTENDS: dict[str, Format] = {f.name: f for f in (
     Format("keras", "Keras", (".keras", ".h5", ".hdf5"), ".keras", "fold.frontends.keras",
-           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}),
+           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert"),
     Format("graphdef", "TensorFlow GraphDef (frozen)", (".pb",), ".pb", "fold.frontends.graphdef",
            options=("inputs", "outputs")),
     Format("tflite", "TFLite", (".tflite",), ".tflite", "fold.frontends.tflite",
-           {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False),
+           {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False, int8="litert",
+           int8_needs="ai-edge-quantizer"),
     Format("onnx", "ONNX", (".onnx",), ".onnx", "fold.frontends.onnx", tensorflow=False,
-           upload_options={"external_data": False}),
+           upload_options={"external_data": False}, int8="onnxruntime"),
     Format("circle", "circle (Samsung ONE)", (".circle",), ".circle", "fold.frontends.circle",
            {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False,
            extra="requirements-circle.txt"),

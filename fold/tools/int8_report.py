@@ -18,9 +18,9 @@ replaced, and the outputs with the float original's, as SQNR in dB.
 
 A layer's SQNR is the mean over its output channels of each channel's 10 log10(sum r^2 / sum (r - q)^2)
 over every sample and element (as the weight-only view's); an output's is pooled over all of it;
-None where it is undefined (no signal, or no difference at all). Built for ONNX models in onnxruntime and Keras
-models and .tflite files in LiteRT (TensorFlow's converter, ai-edge-quantizer as the quantizers); not yet for
-.pb files.
+None where it is undefined (no signal, or no difference at all). Each format's part ``int8`` runs its own
+runtime (``fold.frontends.formats.Int8Adapter``): onnxruntime for ONNX models, LiteRT for Keras models and
+.tflite files (TensorFlow's converter and ai-edge-quantizer as the quantizers); none yet for .pb files.
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ import numpy as np
 from fold.core.errors import FoldError
 from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
-from fold.frontends.formats import Format
+from fold.frontends.formats import FRONTENDS, Format
 from fold.tools.quantization import Absorbed, bias_corrected, high_bias_absorbed
 
 VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "folded_cle_per_tensor",
             "folded_cle_bias_per_tensor")
-#: Format -> the runtime its int8 models run in.
-RUNTIMES = {"onnx": "onnxruntime", "keras": "litert", "tflite": "litert"}
 
 
 def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
@@ -134,142 +132,19 @@ def scale_spread(scale: np.ndarray) -> float | None:
 
 
 def check_runtime(fmt: Format, runtime: str | None) -> str:
-    """The runtime ``--int8 RUNTIME`` names for a format (None: the format's own); one sentence if
-    there is none."""
-    own = RUNTIMES.get(fmt.name)
+    """The runtime ``--int8 RUNTIME`` names for a format (None: the format's own, ``Format.int8``); one
+    sentence if there is none, or if the package its int8 part needs is not installed."""
+    own = fmt.int8
     if own is None:
-        raise FoldError(f"--int8 builds real int8 models of ONNX files (onnxruntime), Keras models and TFLite "
-                        f"files (LiteRT); for a {fmt.label} file it is not built yet.")
+        built = [f"{f.label} ({f.int8})" for f in FRONTENDS.values() if f.int8]
+        raise FoldError(f"--int8 builds real int8 models of {', '.join(built[:-1])} and {built[-1]} files; for a "
+                        f"{fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
-    if fmt.name == "tflite" and importlib.util.find_spec("ai_edge_quantizer") is None:
-        raise FoldError("--int8 quantizes a TFLite file with ai-edge-quantizer, which is not installed "
-                        "(pip install ai-edge-quantizer).")
+    if fmt.int8_needs and importlib.util.find_spec(fmt.int8_needs.replace("-", "_")) is None:
+        raise FoldError(f"--int8 quantizes a {fmt.label} file with {fmt.int8_needs}, which is not installed "
+                        f"(pip install {fmt.int8_needs}).")
     return own
-
-
-class _Onnx:
-    """onnxruntime: its static quantizer (``fold.frontends.onnx.int8``), a layer judged by tensor name
-    (the folded layer's output keeps the BN output's name)."""
-
-    channel_axis = 1
-    original_note = ("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
-                     "tensor, even with per-channel weights).")
-
-    def __init__(self) -> None:
-        from fold.frontends.onnx import int8 as rt
-
-        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
-
-    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
-        from fold.frontends.onnx.view import view_of
-
-        view = view_of(result.original)
-        found = {}
-        for d in result.folded_pairs:
-            t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "Relu")
-            found[d.layer] = (t, t)
-        return found
-
-    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
-        return self.rt.run(model, inputs, points)
-
-    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
-                 keep_float: list[str]):
-        int8 = self.rt.quantize(model, inputs, per_channel=per_channel, keep_float=keep_float)
-        held = self.rt.held_value_names(int8, points)
-        outputs, values = self.rt.run(int8, inputs, list(held.values()))
-        return outputs, {p: values[held[p]] for p in points}
-
-
-class _LiteRt:
-    """LiteRT: TensorFlow's converter as the quantizer (``fold.frontends.keras.int8``), a layer judged
-    by Keras layer name: the BN in the original, the layer that absorbed it in a fold."""
-
-    channel_axis = -1
-    original_note = ("original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
-                     "quantizes.")
-
-    def __init__(self) -> None:
-        from fold.frontends.keras import int8 as rt
-        from fold.frontends.tflite import int8 as lite
-
-        self.rt, self.name, self.version = rt, lite.RUNTIME, lite.runtime_version()
-
-    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
-        graph = result.graph_before
-        found = {}
-        for d in result.folded_pairs:
-            after = list(graph.successors(d.bn)) if d.bn in graph else []
-            relu = after[0] if len(after) == 1 and _is_relu(graph.nodes[after[0]]) and \
-                after[0] not in graph.graph.get("outputs", []) and graph.out_degree(d.bn) == 1 else None
-            found[d.layer] = (relu or d.bn, relu or d.layer)
-        return found
-
-    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
-        return self.rt.run_float(model, inputs, points)
-
-    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
-                 keep_float: list[str]):
-        return self.rt.run_int8(model, self.rt.quantize(model, inputs, per_channel=per_channel), inputs, points)
-
-
-class _Tflite:
-    """LiteRT with ai-edge-quantizer as the quantizer (``fold.frontends.tflite.int8``), a layer judged by
-    tensor name, which the quantizer keeps: the BN's output in the original (or the RELU's that alone
-    reads it), the same tensor the folded layer writes in a fold."""
-
-    channel_axis = -1
-    original_note = ("original_per_tensor runs its BatchNorms' MUL and ADD in int8 (ai-edge-quantizer quantizes every "
-                     "op it supports; one scale per tensor for their activations). Every variant is quantized by "
-                     "ai-edge-quantizer, calibrated with min/max over every sample.")
-
-    def __init__(self) -> None:
-        from fold.frontends.tflite import int8 as rt
-
-        self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
-
-    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
-        from fold.frontends.flatbuffer.model import tensor_name
-        from fold.frontends.flatbuffer.view import view_of
-
-        view, found = view_of(result.original), {}
-        names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
-        for d in result.folded_pairs:
-            t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "RELU")
-            name = tensor_name(result.original.main, int(t))
-            if names.count(name) > 1:
-                raise FoldError(f"Real int8 of '{result.name}' reads tensors by name, as {self.rt.QUANTIZER} matches "
-                                f"them, but '{name}' names {names.count(name)} tensors.")
-            found[d.layer] = (name, name)
-        return found
-
-    def run_float(self, model: Any, inputs: list[np.ndarray], points: list[str]):
-        return self.rt.run_rows(model.data, inputs, {p: p for p in points})
-
-    def run_int8(self, model: Any, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
-                 keep_float: list[str]):
-        return self.rt.run_rows(self.rt.quantize(model, inputs, per_channel=per_channel), inputs,
-                                {p: p for p in points})
-
-
-def _after_lone_relu(view: Any, tensor: str, relu: str) -> str:
-    """The tensor a BN's output is judged at in an op view: the output of the ``relu`` op that alone reads
-    it (the quantizer gives both one range), else the BN's output itself."""
-    readers = view.readers(tensor)
-    if len(readers) == 1 and readers[0].type == relu and not view.is_output(tensor):
-        return readers[0].output
-    return tensor
-
-
-def _is_relu(data: dict) -> bool:
-    """A ReLU (ReLU6 included), which TensorFlow's converter fuses into the layer before it."""
-    config = data.get("config") or {}
-    return data.get("op") == "ReLU" or data.get("op") == "Activation" and config.get("activation") in ("relu", "relu6")
-
-
-#: Runtime name -> its adapter.
-_ADAPTERS = {("onnx", "onnxruntime"): _Onnx, ("keras", "litert"): _LiteRt, ("tflite", "litert"): _Tflite}
 
 
 def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, seed: int | None, source: str,
@@ -277,7 +152,8 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
     """Every variant of ``result`` quantized and run by the format's runtime, calibrated and compared
     on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
     fmt = result.frontend.format
-    rt = _ADAPTERS[(fmt.name, check_runtime(fmt, runtime))]()
+    check_runtime(fmt, runtime)
+    rt = fmt.part("int8").Adapter()
     pairs = result.folded_pairs
     at = rt.judged(result)
     original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]

@@ -18,9 +18,10 @@ import numpy as np
 
 from fold.core.errors import FoldError, one_line
 from fold.core.quiet import quiet
+from fold.core.result import FoldResult
 from fold.frontends.keras import FRONTEND as KERAS
 from fold.frontends.tflite import FRONTEND as TFLITE
-from fold.frontends.tflite.int8 import run_rows
+from fold.frontends.tflite.int8 import RUNTIME, run_rows, runtime_version
 from fold.frontends.tflite.io import model_from_bytes
 from fold.tools.check import converter_nodes
 
@@ -68,3 +69,40 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
                if layer not in ends and layer in stands_for}
     outputs, got = run_rows(data, inputs, tensors)
     return outputs, {**{layer: outputs[ends.index(layer)] for layer in layers if layer in ends}, **got}
+
+
+def _is_relu(data: dict) -> bool:
+    """A ReLU (ReLU6 included), which TensorFlow's converter fuses into the layer before it."""
+    config = data.get("config") or {}
+    return data.get("op") == "ReLU" or data.get("op") == "Activation" and config.get("activation") in ("relu", "relu6")
+
+
+class Adapter:
+    """``fold.frontends.formats.Int8Adapter`` of Keras models: TensorFlow's converter as the quantizer and LiteRT
+    as the runtime, a layer judged by Keras layer name: the BN in the original, the layer that absorbed it in a
+    fold."""
+
+    name = RUNTIME
+    channel_axis = CHANNEL_AXIS
+    original_note = ("original_per_tensor is the converter's own fold: TensorFlow's converter folds every BN before it "
+                     "quantizes.")
+
+    def __init__(self) -> None:
+        self.version = runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        graph = result.graph_before
+        found = {}
+        for d in result.folded_pairs:
+            after = list(graph.successors(d.bn)) if d.bn in graph else []
+            relu = after[0] if len(after) == 1 and _is_relu(graph.nodes[after[0]]) and \
+                after[0] not in graph.graph.get("outputs", []) and graph.out_degree(d.bn) == 1 else None
+            found[d.layer] = (relu or d.bn, relu or d.layer)
+        return found
+
+    def run_float(self, model: keras.Model, inputs: list[np.ndarray], points: list[str]):
+        return run_float(model, inputs, points)
+
+    def run_int8(self, model: keras.Model, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        return run_int8(model, quantize(model, inputs, per_channel=per_channel), inputs, points)

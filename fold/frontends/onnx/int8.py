@@ -20,9 +20,13 @@ import onnx
 import onnx.version_converter
 
 from fold.core.errors import FoldError, one_line
+from fold.core.result import FoldResult
+from fold.frontends.formats import FRONTENDS
 from fold.frontends.onnx.model import OnnxModel
+from fold.frontends.onnx.view import view_of
+from fold.frontends.ops.view import after_lone
 
-RUNTIME = "onnxruntime"
+RUNTIME = FRONTENDS["onnx"].int8
 
 
 def runtime_version() -> str:
@@ -126,3 +130,34 @@ def run(model: OnnxModel, inputs: Sequence[np.ndarray], tensors: Sequence[str]) 
         got.append(session.run([*outputs, *extra], {n: x[i:i + 1] for n, x in zip(feeds, inputs)}))
     joined = [np.concatenate([row[k] for row in got]) for k in range(len(outputs) + len(extra))]
     return joined[:len(outputs)], dict(zip(extra, joined[len(outputs):])) | dict(zip(outputs, joined))
+
+
+class Adapter:
+    """``fold.frontends.formats.Int8Adapter`` of ONNX models: onnxruntime's static quantizer and runtime,
+    a layer judged by tensor name (the folded layer's output keeps the BN output's name)."""
+
+    name = RUNTIME
+    channel_axis = 1
+    original_note = ("original_per_tensor keeps its BatchNorms in float (onnxruntime would quantize a BN's scale per "
+                     "tensor, even with per-channel weights).")
+
+    def __init__(self) -> None:
+        self.version = runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        view = view_of(result.original)
+        found = {}
+        for d in result.folded_pairs:
+            t = after_lone(view, view.by_name[d.bn_nodes[-1]].output, "Relu")
+            found[d.layer] = (t, t)
+        return found
+
+    def run_float(self, model: OnnxModel, inputs: list[np.ndarray], points: list[str]):
+        return run(model, inputs, points)
+
+    def run_int8(self, model: OnnxModel, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        int8 = quantize(model, inputs, per_channel=per_channel, keep_float=keep_float)
+        held = held_value_names(int8, points)
+        outputs, values = run(int8, inputs, list(held.values()))
+        return outputs, {p: values[held[p]] for p in points}

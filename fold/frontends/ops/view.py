@@ -129,3 +129,12 @@ class OpView(Protocol):
 def input_op(view: OpView) -> str:
     """What the format calls a model input ("Input", "INPUT", "Placeholder")."""
     return min(view.vocabulary.inputs, default="Input")
+
+
+def after_lone(view: OpView, tensor: str, op_type: str) -> str:
+    """The output of the ``op_type`` op that alone reads ``tensor`` (a ReLU after a BN, which a quantizer
+    gives one range with it), else ``tensor`` itself."""
+    readers = view.readers(tensor)
+    if len(readers) == 1 and readers[0].type == op_type and not view.is_output(tensor):
+        return readers[0].output
+    return tensor

@@ -21,11 +21,15 @@ from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.errors import FoldError, one_line
 from fold.core.quiet import quiet, quiet_warnings
+from fold.core.result import FoldResult
 from fold.frontends.flatbuffer.model import tensor_name
+from fold.frontends.flatbuffer.view import view_of
+from fold.frontends.formats import FRONTENDS
+from fold.frontends.ops.view import after_lone
 from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel
 
-RUNTIME = "litert"
-QUANTIZER = "ai-edge-quantizer"
+RUNTIME = FRONTENDS["tflite"].int8
+QUANTIZER = FRONTENDS["tflite"].int8_needs
 #: TFLite tensors are channels-last.
 CHANNEL_AXIS = -1
 SIGNATURE = "serving_default"
@@ -162,3 +166,37 @@ def dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
     if np.issubdtype(value.dtype, np.integer) and scale:
         return (value.astype(np.float64) - zero) * scale
     return np.asarray(value, dtype=np.float64)
+
+
+class Adapter:
+    """``fold.frontends.formats.Int8Adapter`` of .tflite files: LiteRT with ai-edge-quantizer as the quantizer,
+    a layer judged by tensor name, which the quantizer keeps: the BN's output in the original (or the RELU's
+    that alone reads it), the same tensor the folded layer writes in a fold."""
+
+    name = RUNTIME
+    channel_axis = CHANNEL_AXIS
+    original_note = ("original_per_tensor runs its BatchNorms' MUL and ADD in int8 (ai-edge-quantizer quantizes every "
+                     "op it supports; one scale per tensor for their activations). Every variant is quantized by "
+                     "ai-edge-quantizer, calibrated with min/max over every sample.")
+
+    def __init__(self) -> None:
+        self.version = runtime_version()
+
+    def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
+        view, found = view_of(result.original), {}
+        names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
+        for d in result.folded_pairs:
+            t = after_lone(view, view.by_name[d.bn_nodes[-1]].output, "RELU")
+            name = tensor_name(result.original.main, int(t))
+            if names.count(name) > 1:
+                raise FoldError(f"Real int8 of '{result.name}' reads tensors by name, as {QUANTIZER} matches "
+                                f"them, but '{name}' names {names.count(name)} tensors.")
+            found[d.layer] = (name, name)
+        return found
+
+    def run_float(self, model: TfliteModel, inputs: list[np.ndarray], points: list[str]):
+        return run_rows(model.data, inputs, {p: p for p in points})
+
+    def run_int8(self, model: TfliteModel, inputs: list[np.ndarray], points: list[str], *, per_channel: bool,
+                 keep_float: list[str]):
+        return run_rows(quantize(model, inputs, per_channel=per_channel), inputs, {p: p for p in points})
