@@ -37,6 +37,10 @@ EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "inconclusive": EXIT_INCONCLUSIV
 #: A zoo run's exit status is the first of these any model has: a model without a verdict at all
 #: (unreadable, a crash, a timeout: it may hide a mismatch too), then a mismatch, then inconclusive.
 ZOO_ORDER = (EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_INCONCLUSIVE, EXIT_OK)
+#: The formats a fold can also be exported to (a flag each, ``--tflite``), with the formats converted to them.
+CONVERSIONS: dict[str, list[Format]] = {target: [f for f in FRONTENDS.values() if f.converts_to == target]
+                                         for target in dict.fromkeys(f.converts_to for f in FRONTENDS.values())
+                                         if target}
 
 
 def default_output(path: str, fmt: Format) -> str:
@@ -118,7 +122,9 @@ def fold_parser() -> argparse.ArgumentParser:
                         help="write the fold without running either model (exit 0 then means folded, not verified; "
                              "the report's verification is null): verify it later with 'python -m fold check'")
     _verification_options(parser)
-    parser.add_argument("--tflite", help="Keras only: also export the folded model as .tflite to this path")
+    for target, sources in CONVERSIONS.items():  # --tflite: TensorFlow's converter, for Keras models
+        parser.add_argument(f"--{target}", help=f"{' or '.join(f.label for f in sources)} only: also export the folded "
+                                                f"model as {FRONTENDS[target].output_suffix} to this path")
     parser.add_argument("--quant-report", metavar="Q.json",
                         help="write what int8 weights lose after folding (per-layer SQNR per tensor, per channel, "
                              "after cross-layer equalization; end-to-end output SQNR) to this JSON file")
@@ -331,8 +337,10 @@ def _html(path: str, written: _Written, build: Callable) -> None:
 
 def _fold(args: argparse.Namespace, written: _Written) -> int:
     fmt = check_model_file(args.input)  # fail fast, before TensorFlow starts up
-    if args.tflite and fmt.name != "keras":
-        raise FoldError(f"--tflite exports Keras models; '{Path(args.input).name}' is a {fmt.label} file.")
+    for target, sources in CONVERSIONS.items():
+        if getattr(args, target) and fmt.converts_to != target:
+            raise FoldError(f"--{target} exports {' or '.join(f.label for f in sources)} models; "
+                            f"'{Path(args.input).name}' is a {fmt.label} file.")
     if args.int8:
         from fold.tools.int8_report import check_runtime
 
@@ -348,10 +356,9 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     checked = verify(result, args.samples, args.seed, **options)
     check = checked.verification
     _write_model(result.frontend, result.folded, output, written)
-    if args.tflite:
-        from fold.frontends.keras.io import to_tflite
-
-        written.add(args.tflite).write_bytes(to_tflite(result.folded))
+    if fmt.converts_to and getattr(args, fmt.converts_to):
+        converted = fmt.part("converter").convert(result.folded)
+        FRONTENDS[fmt.converts_to].frontend().write(converted, written.add(getattr(args, fmt.converts_to)))
     print(pairs_table(result.decisions, check))
     print()
     print(f"{counts_text(result)}; folded model written to {output}")
@@ -378,7 +385,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
 
 
 #: Options that need the models run, refused with --no-verify.
-RUNS = ("per_layer", "html", "quant_report", "cle", "int8", "tflite")
+RUNS = ("per_layer", "html", "quant_report", "cle", "int8", *CONVERSIONS)
 
 
 def unverified_text(input_path: str, output: str) -> str:

@@ -88,6 +88,11 @@ def mark_bn(graph: nx.DiGraph, parts: Iterable[str], role: str = "bn") -> None:
             graph.nodes[node]["bn_group"] = parts[-1]
 
 
+def node_tensor(graph: nx.DiGraph, node: str) -> str:
+    """The name of the tensor ``node`` produces (its ``tensor``, else the node id)."""
+    return graph.nodes[node].get("tensor", node)
+
+
 def count_role(graph: nx.DiGraph, role: str) -> int:
     """Number of nodes with ``role``, nested models included."""
     return sum(data.get("role") == role for _, data in walk(graph))

@@ -152,6 +152,11 @@ class Frontend(Protocol[M]):
         """A copy of the model whose named layers have the given kernels (and biases, when given);
         ``model`` is untouched."""
 
+    def signature_order(self, model: M, count: int) -> list[int] | None:
+        """For each of the model's ``count`` outputs in its original's order, its index among the model's
+        own, read from the file's signature (a TFLite file from TensorFlow's converter names them
+        "output_<i>"); None when the file has none. ``fold.tools.check`` asks it when output names differ."""
+
     def write(self, model: M, path: Path) -> None:
         """Save the model to ``path`` (which has ``format.output_suffix``)."""
 
@@ -218,6 +223,8 @@ class Format:
                     the part ``int8`` of its package (``part("int8").Adapter``, an ``Int8Adapter``) runs them.
     int8_needs:     a package that part needs beyond the format's own, as pip names it (checked before any
                     model is read).
+    converts_to:    the format its models convert to (TensorFlow's converter: Keras to TFLite); the part
+                    ``converter`` is the bridge (``convert``, ``ConverterNames``), and ``check`` takes the pair.
     """
 
     name: str
@@ -232,6 +239,7 @@ class Format:
     extra: str | None = None
     int8: str | None = None
     int8_needs: str | None = None
+    converts_to: str | None = None
 
     def frontend(self) -> Frontend:
         if self.tensorflow:
@@ -257,7 +265,7 @@ _HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
 #: file format -> its frontend, in the order formats are listed to users.
 FRONTENDS: dict[str, Format] = {f.name: f for f in (
     Format("keras", "Keras", (".keras", ".h5", ".hdf5"), ".keras", "fold.frontends.keras",
-           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert"),
+           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert", converts_to="tflite"),
     Format("graphdef", "TensorFlow GraphDef (frozen)", (".pb",), ".pb", "fold.frontends.graphdef",
            options=("inputs", "outputs")),
     Format("tflite", "TFLite", (".tflite",), ".tflite", "fold.frontends.tflite",

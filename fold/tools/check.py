@@ -17,11 +17,11 @@ How the two models are lined up (and what cannot be):
   that layer. Every other tensor both models produce is compared end to end, when its producer
   reads as many tensors and constants as before (a tool that merged a bias add into a conv and
   kept the conv's name changed what that name holds).
-- A Keras original and a TFLite candidate (TensorFlow's converter): the converter names a
-  tensor after the ops it fused, ``"model/layer/op;model/layer/op;..."``. A tensor stands for the
-  last Keras layer, in the model's order, among the layers it names; a BN named in the tensor of
-  a conv or dense op was folded into that op.
-- Outputs and inputs: by name (a TFLite signature's ``serving_default_x:0`` is ``x``), else by position.
+- A Keras original and a TFLite candidate (TensorFlow's converter; the pairs of formats whose
+  models convert to another, ``Format.converts_to``): by the converter's naming, which the
+  original's frontend knows (its part ``converter``, ``ConverterNames``).
+- Outputs and inputs: by name (a TFLite signature's ``serving_default_x:0`` is ``x``), else by the
+  candidate's own signature (``Frontend.signature_order``), else by position.
 - Not lined up: a BN whose output tensor the candidate renamed or split, a tool that merged
   layers across a BN, or a separable layer the candidate split in two (the converter's
   DEPTHWISE_CONV_2D then CONV_2D: the op that absorbed the BN does not read what the original
@@ -43,15 +43,16 @@ import networkx as nx
 import numpy as np
 
 from fold.core.errors import FoldError
-from fold.core.graph import count_bns, flatten
+from fold.core.graph import count_bns, flatten, node_tensor
 from fold.core.verification import SAMPLES, InputSpec
 from fold.engine.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models, folded_path
 from fold.engine.pipeline import load, model_inputs
 from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES
 
-#: Pairs of formats ``check`` compares: (original, candidate).
-PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("circle", "circle"),
-         ("keras", "tflite")}
+#: Pairs of formats ``check`` compares, (original, candidate): a format with itself, and a format with the
+#: one its models convert to (``Format.converts_to``: TensorFlow's converter, Keras to TFLite).
+PAIRS = {(f.name, f.name) for f in FRONTENDS.values()} | {(f.name, f.converts_to) for f in FRONTENDS.values()
+                                                          if f.converts_to}
 #: Roles a node may have between a folded layer and the tensor the BN produced.
 _AFTER_LAYER = ("other", "activation")
 
@@ -114,75 +115,23 @@ class CheckResult:
         }
 
 
-def _tensor(graph: nx.DiGraph, node: str) -> str:
-    return graph.nodes[node].get("tensor", node)
-
-
 class _ByName:
     """Same format: a tensor of the candidate is the original's tensor of the same name (and an
     output, the candidate's output in the same place)."""
 
     def __init__(self, original: nx.DiGraph, candidate: nx.DiGraph, outputs: Mapping[str, str]):
         self.candidate = candidate
-        self.producer = {_tensor(candidate, n): n for n in candidate}
+        self.producer = {node_tensor(candidate, n): n for n in candidate}
         self.outputs = outputs
 
     def node(self, graph: nx.DiGraph, node: str) -> str | None:
         """The candidate's node producing what ``node`` of the original produces."""
-        return self.producer.get(_tensor(graph, node)) or self.outputs.get(node)
+        return self.producer.get(node_tensor(graph, node)) or self.outputs.get(node)
 
     def absorbed(self, graph: nx.DiGraph, bn: str) -> tuple[str, str] | None:
         """(candidate node producing the BN's output, original node it stands for), if any."""
         found = self.node(graph, bn)
         return None if found is None else (found, bn)
-
-
-class _ConverterNames:
-    """A Keras original and a TFLite file from TensorFlow's converter (see the module docstring)."""
-
-    def __init__(self, original: nx.DiGraph, candidate: nx.DiGraph, outputs: Mapping[str, str]):
-        self.candidate = candidate
-        self.outputs = outputs
-        order = {n: i for i, n in enumerate(nx.topological_sort(original))}
-        self.named: dict[str, list[str]] = {}  # candidate node -> the Keras layers its tensor names
-        self.stands_for: dict[str, str] = {}   # Keras layer -> the last candidate node standing for it
-        for node in candidate:  # op order: later ops win
-            layers = [layer for piece in _tensor(candidate, node).split(";")
-                      if (layer := _keras_layer(piece, order)) is not None]
-            if layers:
-                self.named[node] = layers
-                self.stands_for[max(layers, key=order.__getitem__)] = node
-
-    def node(self, graph: nx.DiGraph, node: str) -> str | None:
-        return self.outputs.get(node) or self.stands_for.get(node)
-
-    def absorbed(self, graph: nx.DiGraph, bn: str) -> tuple[str, str] | None:
-        order = {n: i for i, n in enumerate(nx.topological_sort(graph))}
-        for node, layers in self.named.items():
-            if bn in layers and self.candidate.nodes[node].get("role") == "linear":
-                return node, max(layers, key=order.__getitem__)
-        found = self.node(graph, bn)
-        return None if found is None else (found, bn)
-
-
-def converter_nodes(keras_graph: nx.DiGraph, tflite_graph: nx.DiGraph) -> dict[str, str]:
-    """Keras layer -> the op of a TFLite file from TensorFlow's converter whose output stands for that
-    layer's (the last op that names it), by the converter's op naming."""
-    return dict(_ConverterNames(flatten(keras_graph), flatten(tflite_graph), {}).stands_for)
-
-
-def _keras_layer(piece: str, layers: Mapping[str, int]) -> str | None:
-    """The Keras layer path a converter op name refers to: "net_1/block_1/conv_1/Conv2D" -> "block/conv"."""
-    parts = piece.split("/")[1:]
-    options = [[p, re.sub(r"_\d+$", "", p)] for p in parts]
-    for k in range(len(parts), 0, -1):
-        stack = [""]
-        for choices in options[:k]:
-            stack = [f"{s}/{c}" if s else c for s in stack for c in dict.fromkeys(choices)]
-        for path in stack:
-            if path in layers:
-                return path
-    return None
 
 
 def _matcher(original: Side, candidate: Side, g_orig: nx.DiGraph, g_cand: nx.DiGraph, order: list[int] | None):
@@ -192,7 +141,7 @@ def _matcher(original: Side, candidate: Side, g_orig: nx.DiGraph, g_cand: nx.DiG
                if (order[k] if order else k) < len(ends)}
     if original.frontend.format.name == candidate.frontend.format.name:
         return _ByName(g_orig, g_cand, outputs)
-    return _ConverterNames(g_orig, g_cand, outputs)
+    return original.frontend.format.part("converter").ConverterNames(g_orig, g_cand, outputs)
 
 
 def _signature(graph: nx.DiGraph, node: str) -> tuple:
@@ -312,21 +261,9 @@ def _order(original: Sequence[str], candidate: Sequence[str], what: str) -> list
 def _outputs(original: Side, candidate: Side) -> list[int] | None:
     names = [o.name for o in original.frontend.outputs(original.model)]
     order = _order(names, [o.name for o in candidate.frontend.outputs(candidate.model)], "outputs")
-    if order is None and candidate.frontend.format.name == "tflite":
-        return _signature_order(candidate.model, len(names))
+    if order is None:
+        return candidate.frontend.signature_order(candidate.model, len(names))
     return order
-
-
-def _signature_order(model, count: int) -> list[int] | None:
-    """A converted Keras model's outputs in Keras' order, from the signature's "output_<i>" names."""
-    sg = model.main
-    signatures = model.tree.signatureDefs or []
-    by_name = {} if len(signatures) != 1 else {
-        (m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in signatures[0].outputs or []}
-    keys = [f"output_{k}" for k in range(count)]
-    if set(keys) != set(by_name) or count != len(sg.outputs):
-        return None
-    return [list(sg.outputs).index(by_name[k]) for k in keys]
 
 
 def _inputs(original: Side, candidate: Side) -> list[int] | None:

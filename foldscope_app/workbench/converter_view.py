@@ -1,6 +1,6 @@
-"""What TensorFlow's TFLite converter makes of a Keras model, beside what foldscope makes of it:
-the converted model checked against the Keras one (``fold.tools.check``: every layer the converter
-folded a BN into, at its own scale, and the outputs)."""
+"""What TensorFlow's TFLite converter makes of a Keras model, beside what foldscope makes of it, for the
+page: the converted model (``fold.frontends.keras.converter``) checked against the Keras one
+(``fold.tools.check``: every layer the converter folded a BN into, at its own scale, and the outputs)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from fold.core.rules import Decision, decide
 from fold.core.verification import Verification
 from fold.engine.comparison import Side
 from fold.frontends.formats import FRONTENDS
-from fold.frontends.keras.io import to_tflite
-from fold.frontends.tflite.io import model_from_bytes
-from fold.frontends.tflite.model import TFLITE_SCHEMA
+from fold.frontends.keras.converter import convert, op_types
 from fold.tools.check import check
 
 
@@ -37,10 +35,10 @@ class ConverterView:
 def converter_view(model, *, samples: int = 4, seed: int = 0) -> ConverterView:
     """Convert a Keras ``model`` with TF's converter and check the result against it (the one recipe)."""
     keras_frontend, tflite_frontend = FRONTENDS["keras"].frontend(), FRONTENDS["tflite"].frontend()
-    converted = model_from_bytes(to_tflite(model), model.name)
+    converted = convert(model)
     graph = tflite_frontend.graph(converted)
     result = check(Side(keras_frontend, model, keras_frontend.graph(model)), Side(tflite_frontend, converted, graph),
                    samples, seed)
-    ops = [TFLITE_SCHEMA.op_type(converted.tree, op) for op in converted.main.operators]
+    ops = op_types(converted)
     remaining = [decide(c, tflite_frontend.rules) for c in tflite_frontend.candidates(converted)]
     return ConverterView(converted.data, graph, ops, result.checked.verification, remaining)

@@ -75,6 +75,9 @@ class FlatbufferFrontend:
     def with_kernels(self, model: FlatModel, kernels: Mapping[str, LayerKernel]) -> FlatModel:
         return rewrite_weights(model, kernels)
 
+    def signature_order(self, model: FlatModel, count: int) -> list[int] | None:
+        return None  # the TFLite frontend reads its signature; circle's files are lined up by name
+
     def write(self, model: FlatModel, path: Path) -> None:
         Path(path).write_bytes(model.data)
 

@@ -78,6 +78,9 @@ class GraphDefFrontend:
     def with_kernels(self, model: GraphModel, kernels: Mapping[str, LayerKernel]) -> GraphModel:
         return dataclasses.replace(model, graph_def=rewrite.with_kernels(view_of(model), kernels))
 
+    def signature_order(self, model: GraphModel, count: int) -> list[int] | None:
+        return None  # a frozen graph has no signature
+
     def write(self, model: GraphModel, path: Path) -> None:
         Path(path).write_bytes(self.to_bytes(model))
 

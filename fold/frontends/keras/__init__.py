@@ -101,6 +101,9 @@ class KerasFrontend:
                 layer.bias.assign(np.asarray(new.bias, dtype=layer.dtype).reshape(tuple(layer.bias.shape)))
         return clone
 
+    def signature_order(self, model: keras.Model, count: int) -> list[int] | None:
+        return None  # a Keras model's outputs are named by their layers
+
     def write(self, model: keras.Model, path: Path) -> None:
         io.save_model(model, path)
 

@@ -4,7 +4,7 @@ default, per tensor with its ``_experimental_disable_per_channel`` switch) and L
 every tensor kept (``experimental_preserve_all_tensors``).
 
 A Keras layer's value in the int8 model is the output of the op the converter named after it last
-(``fold.tools.check.converter_nodes``: a Conv2D, its BN and its ReLU fused into one CONV_2D all name it),
+(``fold.frontends.keras.converter.converter_nodes``: a Conv2D, its BN and its ReLU fused into one CONV_2D all name it),
 dequantized with that tensor's own scale and zero point. The converter folds every BN itself before
 it quantizes, so the "original" int8 model is the converter's own fold.
 """
@@ -20,10 +20,10 @@ from fold.core.errors import FoldError, one_line
 from fold.core.quiet import quiet
 from fold.core.result import FoldResult
 from fold.frontends.keras import FRONTEND as KERAS
+from fold.frontends.keras.converter import converter_nodes
 from fold.frontends.tflite import FRONTEND as TFLITE
 from fold.frontends.tflite.int8 import RUNTIME, run_rows, runtime_version
 from fold.frontends.tflite.io import model_from_bytes
-from fold.tools.check import converter_nodes
 
 #: Keras tensors are channels-last.
 CHANNEL_AXIS = -1

@@ -81,6 +81,9 @@ class OnnxFrontend:
     def with_kernels(self, model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
         return rewrite_weights(model, view_of(model), kernels)
 
+    def signature_order(self, model: OnnxModel, count: int) -> list[int] | None:
+        return None  # an ONNX model has no signature beside its outputs' names
+
     def write(self, model: OnnxModel, path: Path) -> None:
         io.write(model, path)
 

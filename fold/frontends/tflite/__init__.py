@@ -49,6 +49,18 @@ class TfliteFrontend(FlatbufferFrontend):
     def layer_runner(self, model: TfliteModel, layers: Sequence[tuple[str, str]], magnitude: bool = False):
         return io.layer_runner(model, layers, magnitude)
 
+    def signature_order(self, model: TfliteModel, count: int) -> list[int] | None:
+        """A converted Keras model's outputs in Keras' order, from the signature's "output_<i>" names (TensorFlow's
+        converter names them so)."""
+        sg = model.main
+        signatures = model.tree.signatureDefs or []
+        by_name = {} if len(signatures) != 1 else {
+            (m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in signatures[0].outputs or []}
+        keys = [f"output_{k}" for k in range(count)]
+        if set(keys) != set(by_name) or count != len(sg.outputs):
+            return None
+        return [list(sg.outputs).index(by_name[k]) for k in keys]
+
     def runtime(self, model: TfliteModel) -> str:
         return f"LiteRT {version('ai-edge-litert')}"
 
