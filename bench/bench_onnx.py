@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 import onnx  # noqa: E402
 
 from fold import FRONTENDS, fold, load, verify  # noqa: E402
+from fold.frontends.onnx.peers import TRANSFORMS  # noqa: E402
 from foldscope_app.examples import onnx_zoo  # noqa: E402
-from foldscope_app.workbench.onnx_peers import PEERS, peer_runs  # noqa: E402
+from foldscope_app.workbench.onnx_peers import peer_runs  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
              "max_abs_diff": checked.verification.max_abs_diff},
             {"tool": "foldscope fold alone", "seconds": fold_s[0], "min": fold_s[1],
              "bn_left": result.bn_after, "max_abs_diff": checked.verification.max_abs_diff}]
-    for (tool, action, _), runs in zip(PEERS, zip(*(peer_runs(model, checked.inputs)
+    for (tool, action, _), runs in zip(TRANSFORMS, zip(*(peer_runs(model, checked.inputs)
                                                      for _ in range(args.repeats)))):
         times = [r.seconds for r in runs]
         rows.append({"tool": f"{tool} ({action})", "seconds": statistics.median(times), "min": min(times),

@@ -3,7 +3,7 @@ every tool that folds BatchNorms the way users fold them, for ``tests/test_peer_
 ``bench/bench_verdict.py``.
 
 A peer is a function from an original ONNX file to the file the tool writes of it (or an exception:
-the tool does not fold that model). The ONNX tools are ``fold.tools.peer_runs``' own (onnxsim, onnxslim,
+the tool does not fold that model). The ONNX tools are ``fold.frontends.onnx.peers``' own (onnxsim, onnxslim,
 onnxoptimizer, onnxruntime's offline optimizer at the extended level) plus onnxruntime at the basic
 level and onnxscript's rewriter with its three BN rules; PyTorch's ``fuse_conv_bn_eval`` is a peer of
 the models built in PyTorch (each Conv/ConvTranspose + BN module pair fused, the result exported with
@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fold.tools.peer_runs import onnxoptimizer_fuse, onnxruntime_offline, onnxsim_simplify, onnxslim_slim
+from fold.frontends.onnx.peers import onnxoptimizer_fuse, onnxruntime_offline, onnxsim_simplify, onnxslim_slim
 from foldscope_app.examples.onnx_zoo import Graph
 from tests.real_models import real_model
 

@@ -503,7 +503,7 @@ def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
     """The original and onnxsim's fold of it: the verdict, where each BN went, both graphs."""
     import onnx
 
-    from fold.tools.peer_runs import onnxsim_simplify
+    from fold.frontends.onnx.peers import onnxsim_simplify
     from foldscope_app.examples.onnx_zoo import dcgan_generator
 
     proto = dcgan_generator()

@@ -15,15 +15,15 @@ import pytest
 from fold.engine.pipeline import fold_file
 from fold.frontends.graphdef.io import graph_def_from_keras
 from fold.frontends.keras.io import to_tflite
+from fold.frontends.onnx.peers import TRANSFORMS
 from fold.tools.check import check_files
 from foldscope_app.examples import onnx_zoo, model_zoo
-from foldscope_app.workbench.onnx_peers import PEERS
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, mutated, randomize_bn, run_cli
 from tests.tflite_support import TConvCase, tconv_bn
 
 ROOT = Path(__file__).resolve().parents[1]
 L = keras.layers
-TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
+TOOLS = {tool.split()[0]: transform for tool, _, transform in TRANSFORMS}
 
 
 def keras_net() -> keras.Model:

@@ -15,11 +15,11 @@ from onnx import TensorProto, helper, numpy_helper
 from fold.core.graph import count_bns
 from fold.engine.pipeline import fold, fold_file, verify
 from fold.frontends.onnx.model import onnx_model
-from foldscope_app.workbench.onnx_peers import PEERS
+from fold.frontends.onnx.peers import TRANSFORMS
 from tests.helpers import GRAPHDEF, ONNX, TFLITE, assert_caught, mutated, randomize_bn, run_cli
 from tests.real_models import real_model
 
-TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
+TOOLS = {tool.split()[0]: transform for tool, _, transform in TRANSFORMS}
 
 
 def _bns_left(proto: onnx.ModelProto) -> dict[str, int]:

@@ -11,13 +11,13 @@ from onnx import numpy_helper
 from fold.core.errors import FoldError
 from fold.engine.pipeline import fold_file, verify
 from fold.frontends.formats import format_for
+from fold.frontends.onnx.peers import TRANSFORMS
 from fold.outputs.report import verification_text
 from fold.tools.check import check_files
-from foldscope_app.workbench.onnx_peers import PEERS
 from tests.helpers import recount
 from tests.real_models import FILES, real_model
 
-TOOLS = {tool.split()[0]: transform for tool, _, transform in PEERS}
+TOOLS = {tool.split()[0]: transform for tool, _, transform in TRANSFORMS}
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import os
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
@@ -194,6 +195,26 @@ class Int8Adapter(Protocol):
 
 
 @dataclass(frozen=True)
+class Peer:
+    """A tool that folds models of one format (a format's part ``peers`` holds them, ``PEERS``): ``make``
+    returns (its model's format, its model)."""
+
+    tool: str
+    action: str
+    make: Callable[[Any], tuple[str, Any]]
+
+
+def installed_version(*packages: str) -> str:
+    """The installed version of the first of ``packages`` (a tool's alternative distributions)."""
+    for package in packages:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            continue
+    return "(not installed)"
+
+
+@dataclass(frozen=True)
 class Signature:
     """The bytes that open a valid file of one suffix, and how to name them in an error."""
 
@@ -225,6 +246,7 @@ class Format:
                     model is read).
     converts_to:    the format its models convert to (TensorFlow's converter: Keras to TFLite); the part
                     ``converter`` is the bridge (``convert``, ``ConverterNames``), and ``check`` takes the pair.
+    peers:          the tools it is measured against are its part ``peers`` (``PEERS``, a ``Peer`` each).
     """
 
     name: str
@@ -240,6 +262,7 @@ class Format:
     int8: str | None = None
     int8_needs: str | None = None
     converts_to: str | None = None
+    peers: bool = False
 
     def frontend(self) -> Frontend:
         if self.tensorflow:
@@ -265,17 +288,18 @@ _HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
 #: file format -> its frontend, in the order formats are listed to users.
 FRONTENDS: dict[str, Format] = {f.name: f for f in (
     Format("keras", "Keras", (".keras", ".h5", ".hdf5"), ".keras", "fold.frontends.keras",
-           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert", converts_to="tflite"),
+           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert", converts_to="tflite",
+           peers=True),
     Format("graphdef", "TensorFlow GraphDef (frozen)", (".pb",), ".pb", "fold.frontends.graphdef",
            options=("inputs", "outputs")),
     Format("tflite", "TFLite", (".tflite",), ".tflite", "fold.frontends.tflite",
            {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False, int8="litert",
            int8_needs="ai-edge-quantizer"),
     Format("onnx", "ONNX", (".onnx",), ".onnx", "fold.frontends.onnx", tensorflow=False,
-           upload_options={"external_data": False}, int8="onnxruntime"),
+           upload_options={"external_data": False}, int8="onnxruntime", peers=True),
     Format("circle", "circle (Samsung ONE)", (".circle",), ".circle", "fold.frontends.circle",
            {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False,
-           extra="requirements-circle.txt"),
+           extra="requirements-circle.txt", peers=True),
 )}
 
 #: Every format's load options (command-line flags of the same name), in table order.

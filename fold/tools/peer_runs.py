@@ -1,126 +1,41 @@
-"""The tools foldscope is measured against, each a function from the original model to the model the
-tool makes of it: onnxsim, onnxslim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline
-optimizer for ONNX files, TensorFlow's TFLite converter for Keras models, tico's O1 pipeline for circle
-files (Samsung's own optimizer, whose linear fusions fold a MUL/ADD right after a layer). ``run_peer`` runs one and checks its
-model against the original with ``fold.tools.check`` (the verdict of ``python -m fold check``: every layer
+"""The tools foldscope is measured against, run and checked: each format's peers (its part ``peers``:
+onnxsim, onnxslim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline optimizer for ONNX files,
+TensorFlow's TFLite converter for Keras models, tico's O1 pipeline for circle files), each a function
+from the original model to the model the tool makes of it. ``run_peer`` runs one and checks its model
+against the original with ``fold.tools.check`` (the verdict of ``python -m fold check``: every layer
 that absorbed a BN at its own scale, then the outputs), so a peer's row reads like foldscope's.
 
-Nothing here imports a framework at import time: each tool is imported when it runs.
+Nothing here imports a framework at import time: a format's peers are read when it is first asked
+for, and each tool is imported when it runs.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from fold.core.errors import describe
 from fold.core.graph import count_bns
 from fold.core.verification import Verification
 from fold.engine.comparison import Side
-from fold.frontends.formats import FRONTENDS
+from fold.frontends.formats import FRONTENDS, Peer
 from fold.tools.check import check
 
 
-def _version(*packages: str) -> str:
-    """The installed version of the first of ``packages`` (a tool's alternative distributions)."""
-    for package in packages:
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            continue
-    return "(not installed)"
+class _ByFormat(dict):
+    """Format name -> its peers (``Peer``), read from the format's part ``peers`` the first time the
+    format is asked for (importing its frontend then, not before); a format without peers has none."""
+
+    def __missing__(self, name: str) -> tuple[Peer, ...]:
+        fmt = FRONTENDS[name]
+        found = tuple(fmt.part("peers").PEERS) if fmt.peers else ()
+        self[name] = found
+        return found
 
 
-def onnxsim_simplify(proto):
-    """onnxsim's simplify, BN fusion on (its default)."""
-    import onnxsim
-
-    simplified, _ = onnxsim.simplify(proto)
-    return simplified
-
-
-def onnxslim_slim(proto):
-    """onnxslim's slim, its defaults (Conv/ConvTranspose + BN fusion on)."""
-    import onnxslim
-
-    return onnxslim.slim(proto)
-
-
-def onnxoptimizer_fuse(proto):
-    """onnxoptimizer with its one BN pass, fuse_bn_into_conv."""
-    import onnxoptimizer
-
-    return onnxoptimizer.optimize(proto, ["fuse_bn_into_conv"])
-
-
-def onnxruntime_offline(proto, level: str = "extended"):
-    """The model onnxruntime's offline optimizer writes at ``level`` ("basic" or "extended")."""
-    import onnx
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
-        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        options.log_severity_level = 3
-        ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        return onnx.load(options.optimized_model_filepath)
-
-
-#: The ONNX tools: (tool with its version, what it was asked to do, ModelProto -> ModelProto).
-PEERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
-    (f"onnxsim {_version('onnxsim')}", "simplify (BN fusion on)", onnxsim_simplify),
-    (f"onnxslim {_version('onnxslim')}", "slim (BN fusion on)", onnxslim_slim),
-    (f"onnxoptimizer {_version('onnxoptimizer')}", "fuse_bn_into_conv", onnxoptimizer_fuse),
-    (f"onnxruntime {_version('onnxruntime')}", "offline optimizer, extended level", onnxruntime_offline),
-)
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A tool that folds a model of one format: ``make`` returns (its model's format, its model)."""
-
-    tool: str
-    action: str
-    make: Callable[[Any], tuple[str, Any]]
-
-
-def _onnx_peer(tool: str, action: str, transform: Callable[[Any], Any]) -> Peer:
-    def make(model):
-        from fold.frontends.onnx.model import onnx_model
-
-        return "onnx", onnx_model(transform(model.proto), f"{tool.split()[0]}.onnx")
-    return Peer(tool, action, make)
-
-
-def _tflite_converter(model) -> tuple[str, Any]:
-    from fold.frontends.keras.io import to_tflite
-    from fold.frontends.tflite.io import model_from_bytes
-
-    return "tflite", model_from_bytes(to_tflite(model), model.name)
-
-
-def _tico_o1(model) -> tuple[str, Any]:
-    from tico.circle.export import optimize_for_export
-
-    from fold.frontends.circle.io import model_from_bytes
-
-    return "circle", model_from_bytes(optimize_for_export(model.data), f"tico_{model.name}", model.runtime)
-
-
-#: The peers of each format (keys of ``FRONTENDS``); a format without any has none.
-PEERS_BY_FORMAT: dict[str, tuple[Peer, ...]] = {
-    "onnx": tuple(_onnx_peer(*peer) for peer in PEERS),
-    "keras": (Peer(f"tensorflow {_version('tensorflow', 'tensorflow-cpu')}", "TFLite converter (float32)",
-                   _tflite_converter),),
-    "circle": (Peer(f"tico {_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1),),
-}
+#: The peers of each format (keys of ``FRONTENDS``).
+PEERS_BY_FORMAT: dict[str, tuple[Peer, ...]] = _ByFormat()
 
 
 @dataclass

@@ -69,7 +69,7 @@ def _peers(task: dict, result, verify_options: dict[str, Any], state: dict, out:
     from fold.engine.comparison import Side
     from fold.tools.peer_runs import PEERS_BY_FORMAT, run_peer
 
-    peers = list(PEERS_BY_FORMAT.get(result.frontend.format.name, ())) if task["peers"] else []
+    peers = list(PEERS_BY_FORMAT[result.frontend.format.name]) if task["peers"] else []
     original = Side(result.frontend, result.original, result.graph_before)
     for k, peer in enumerate(peers):
         state["running"] = {"tool": peer.tool, "action": peer.action}

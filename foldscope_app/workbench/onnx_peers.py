@@ -1,7 +1,7 @@
 """What the field's ONNX tools do with the same model, for the page: onnxsim, onnxslim, onnxoptimizer's
-fuse_bn_into_conv and onnxruntime's offline optimizer (``fold.tools.peer_runs``), each measured like foldscope's
-fold (BatchNorms left, counted as ``FoldResult.bn_after`` counts them; its check against the original
-on the page's inputs)."""
+fuse_bn_into_conv and onnxruntime's offline optimizer (``fold.frontends.onnx.peers``), each measured like
+foldscope's fold (BatchNorms left, counted as ``FoldResult.bn_after`` counts them; its check against the
+original on the page's inputs, ``fold.tools.peer_runs``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import numpy as np
 from fold.engine.comparison import Side
 from fold.frontends.formats import FRONTENDS
 from fold.frontends.onnx.model import OnnxModel
-from fold.tools.peer_runs import PEERS, PEERS_BY_FORMAT, PeerRun, run_peer
-
-__all__ = ["PEERS", "PeerRun", "peer_runs"]
+from fold.tools.peer_runs import PEERS_BY_FORMAT, PeerRun, run_peer
 
 
 def peer_runs(model: OnnxModel, inputs: list[np.ndarray]) -> list[PeerRun]:
