@@ -8,6 +8,8 @@ Graph attributes
     ``frontend``  "keras", "graphdef", "tflite", "onnx", "circle".
     ``inputs``    node ids of the model inputs, in order.
     ``outputs``   node ids producing the model outputs, in order.
+    ``channels_first`` True when the format lays its tensors out channels first (ONNX: NCHW); absent
+                  when it lays them out channels last, as the others do (a node may still say otherwise).
 
 Node id: the layer or op name (unique within one graph). Node attributes
     ``op``       layer class or op type ("Conv2DTranspose", "BatchNormalization", "ReLU").

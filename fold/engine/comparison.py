@@ -135,7 +135,8 @@ def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedL
 
 def channel_axis(graph: nx.DiGraph, node: str | None, rank: int) -> int:
     """The channel axis of a node's output: its own when the graph knows it (a BN after a TRANSPOSE
-    to NCHW), 1 in a channels-first layout (ONNX, NCHW ops, channels_first layers), else the last."""
+    to NCHW), 1 in a channels-first layout (a channels-first format's graph: ONNX; NCHW ops,
+    channels_first layers), else the last."""
     if rank <= 1:
         return -1
     own = graph.nodes[node].get("channel_axis") if node in graph else None
@@ -145,7 +146,7 @@ def channel_axis(graph: nx.DiGraph, node: str | None, rank: int) -> int:
     layout = str(config.get("data_format", ""))
     if layout.startswith("NC") or layout == "channels_first":
         return 1
-    if graph.graph.get("frontend") == "onnx" and layout == "":
+    if graph.graph.get("channels_first") and layout == "":
         return 1
     return -1
 

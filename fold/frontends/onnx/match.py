@@ -60,4 +60,5 @@ def op_graph(view: OnnxView) -> nx.DiGraph:
     weights = lambda op: {t: model.shapes.get(t) for t in op.inputs if t and view.is_constant(t)}  # noqa: E731
     return ops_graph(view, find_chains(view), name=model.stem, frontend="onnx",
                      inputs=[(name, name) for name in view.feeds], outputs=[v.name for v in model.graph.output],
-                     config=lambda op: _config(view.node(op)), weights=weights, hidden=hidden)
+                     config=lambda op: _config(view.node(op)), weights=weights, hidden=hidden,
+                     channels_first=True)

@@ -16,11 +16,14 @@ from fold.frontends.ops.view import Op, OpView, input_op
 
 def op_graph(view: OpView, chains: Sequence[Chain], *, name: str, frontend: str, inputs: Sequence[tuple[str, str]],
              outputs: Sequence[str], config: Callable[[Op], dict], weights: Callable[[Op], dict],
-             hidden: Callable[[Op], bool] = lambda op: False) -> nx.DiGraph:
+             hidden: Callable[[Op], bool] = lambda op: False, channels_first: bool = False) -> nx.DiGraph:
     """The graph of ``view``: ``inputs`` are (node id, tensor) of the model inputs, ``outputs`` the
     output tensors; ``config`` and ``weights`` say what a node shows; ``hidden`` ops (constants
-    computed in the graph) are left out, their outputs becoming the weights of their readers."""
+    computed in the graph) are left out, their outputs becoming the weights of their readers;
+    ``channels_first``: the format's layout (the graph's attribute of that name)."""
     graph = nx.DiGraph(name=name, frontend=frontend, inputs=[node for node, _ in inputs], outputs=[])
+    if channels_first:
+        graph.graph["channels_first"] = True
     producer: dict[str, str] = {}
     ids = {op.id for op in view.ops}
     for node, tensor in inputs:
