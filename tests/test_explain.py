@@ -1,4 +1,4 @@
-"""Tests for foldscope_app.examples.tconv, foldscope_app.workbench.walkthrough and viz.explain: every step's numbers against TensorFlow / Keras."""
+"""Tests for foldscope_app.examples.tconv, foldscope_app.workbench.why_math and viz.explain: every step's numbers against TensorFlow / Keras."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from foldscope_app.workbench import walkthrough  # noqa: E402
-from foldscope_app.workbench.walkthrough import (  # noqa: E402
+from foldscope_app.workbench import why_math  # noqa: E402
+from foldscope_app.workbench.why_math import (  # noqa: E402
     apply_1x1,
     bn_as_1x1,
     counter_activation,
@@ -45,7 +45,7 @@ CASES = [(s, p, cout) for s in (1, 2) for p in ("VALID", "SAME") for cout in (1,
 
 
 def keras_length(n: int, k: int, s: int, padding: str) -> int:
-    """Keras deconv_output_length without output_padding (independent of foldscope_app.workbench.walkthrough)."""
+    """Keras deconv_output_length without output_padding (independent of foldscope_app.workbench.why_math)."""
     return n * s + max(k - s, 0) if padding == "VALID" else n * s
 
 
@@ -341,7 +341,7 @@ def test_counterexample_figures():
 
 @pytest.mark.parametrize("stride,padding,channels", [(1, "VALID", 1), (2, "SAME", 2), (2, "VALID", 2)])
 def test_demo_and_its_counterexamples(stride, padding, channels):
-    w = walkthrough.demo(3, stride, padding, channels, random_kernel=True)
+    w = why_math.demo(3, stride, padding, channels, random_kernel=True)
     assert max(w.diffs.values()) < 1e-9 and w.kernel.shape == (3, 3, channels, 1)
-    cases = walkthrough.counterexamples(w)
+    cases = why_math.counterexamples(w)
     assert len(cases) == 3 and min(c.max_abs_diff for c in cases.values()) > 1e-3

@@ -14,7 +14,7 @@ _PANEL = 2.2  # inches per panel side
 
 
 class Walkthrough(Protocol):
-    """What the step figures read (``foldscope_app.workbench.walkthrough.Walkthrough`` has it): the input, each step's
+    """What the step figures read (``foldscope_app.workbench.why_math.Walkthrough`` has it): the input, each step's
     arrays, (H, W, C) per image, and the max abs diff of each claimed equality."""
 
     x: np.ndarray

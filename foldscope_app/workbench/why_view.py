@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from foldscope_app.workbench import walkthrough
+from foldscope_app.workbench import why_math
 from foldscope_app.workbench.memo import Memo
 from viz import explain as figures
 from viz.pictures import picture
@@ -42,7 +42,7 @@ class WhyContent:
 
 def content(size: int, stride: int, padding: str, out_channels: int, random_kernel: bool,
             channel: int) -> WhyContent:
-    """The walkthrough of ``walkthrough.demo(size, stride, padding, out_channels, random_kernel)``, drawn for
+    """The walkthrough of ``why_math.demo(size, stride, padding, out_channels, random_kernel)``, drawn for
     output ``channel``."""
     key = (size, stride, padding, out_channels, random_kernel, channel)
     return _CONTENT.get(key, lambda: _content(*key))
@@ -50,18 +50,18 @@ def content(size: int, stride: int, padding: str, out_channels: int, random_kern
 
 def _content(size: int, stride: int, padding: str, out_channels: int, random_kernel: bool,
              channel: int) -> WhyContent:
-    from foldscope_app.workbench.walkthrough_tf import tensorflow_tconv
+    from foldscope_app.workbench.why_tf import tensorflow_tconv
 
-    w = walkthrough.demo(size, stride, padding, out_channels, random_kernel)
+    w = why_math.demo(size, stride, padding, out_channels, random_kernel)
     cases = []
-    for title, case in walkthrough.counterexamples(w).items():
-        draw = figures.bn_before_figure if isinstance(case, walkthrough.BnBeforeCounterexample) \
+    for title, case in why_math.counterexamples(w).items():
+        draw = figures.bn_before_figure if isinstance(case, why_math.BnBeforeCounterexample) \
             else figures.counterexample_figure
         shown = channel if case.reference.shape[-1] > channel else 0
         cases.append(Case(title, case.why, picture(draw(case, shown)), case.max_abs_diff))
     return WhyContent(
         stamps=picture(figures.stamps_figure(w, channel)), conv=picture(figures.conv_figure(w, channel)),
         bn=picture(figures.bn_1x1_figure(w, channel)), fold=picture(figures.fold_figure(w, channel)),
-        diff_tf=walkthrough.max_abs_diff(w.scatter_output, tensorflow_tconv(w.x, w.kernel, stride, padding)),
+        diff_tf=why_math.max_abs_diff(w.scatter_output, tensorflow_tconv(w.x, w.kernel, stride, padding)),
         diff_conv=w.diff_scatter_vs_conv, diff_bn=w.diff_bn_vs_1x1, diff_fold=w.diff_folded_vs_bn,
         affine=tuple(zip(w.affine.scale, w.affine.shift)), cases=tuple(cases))
