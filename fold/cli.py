@@ -12,8 +12,8 @@ foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
 unexercised: pass inputs that exercise it).
 
-``--html`` writes the app's view of the run (``fold.outputs.html.fold_page``, the page's own views; the one
-place the command line reaches into ``demo``, and only when asked).
+``--html`` writes the app's view of the run (``fold.outputs.html.fold_page``: the page's download of the same
+fold is the same file).
 """
 
 from __future__ import annotations
@@ -322,16 +322,9 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
-def _html(path: str, written: _Written, build: Callable) -> None:
-    """``--html``: the report the page offers for download, ``build(fold.outputs.html.fold_page, foldscope_app.workbench.workbench)``
-    from the page's own workbench; demo's workbench imports Keras (its zoo), quietly first."""
-    from fold.core.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from fold.outputs.html import fold_page
-    from foldscope_app.workbench import workbench
-
-    written.add(path).write_bytes(build(fold_page, workbench))
+def _html(path: str, written: _Written, report: bytes) -> None:
+    """``--html``: the report the page offers for download (``fold.outputs.html.fold_page``)."""
+    written.add(path).write_bytes(report)
     print(f"HTML report written to {path}")
 
 
@@ -379,8 +372,9 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         report = report_dict(args.input, output, result, check, args.per_layer)
         written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
     if args.html:
-        _html(args.html, written, lambda report, bench: report.fold_report(
-            bench.Workbench(f"cli:{args.input}", result, checked, result.frontend.outputs(result.original))))
+        from fold.outputs.html.fold_page import fold_report
+
+        _html(args.html, written, fold_report(result, checked))
     return EXIT[check.verdict]
 
 
@@ -452,8 +446,9 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
     if args.report:
         written.add(args.report).write_text(json.dumps(result.to_dict(args.original, args.candidate), indent=2) + "\n")
     if args.html:
-        _html(args.html, written, lambda report, bench: report.check_report(
-            bench.CheckBench(f"cli:{args.original}:{args.candidate}", result)))
+        from fold.outputs.html.fold_page import check_report
+
+        _html(args.html, written, check_report(result))
     return EXIT[check.verdict]
 
 

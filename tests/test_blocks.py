@@ -98,7 +98,7 @@ def wb():
 
 
 def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb):
-    graphs = wb.graphs("fold", ())
+    graphs = wb.graphs(())
     blocks = find_blocks(graphs[0])
     assert "down0" in blocks  # the U-Net's stages: down0_conv0, down0_bn0, ...
     view = fold_graph.block_view(wb.result, graphs, ())
@@ -125,8 +125,8 @@ def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb)
 
 
 def test_the_legend_follows_the_colouring(wb):
-    plain = wb.graph_figure("fold", (), False)
-    coloured = wb.graph_figure("fold", (), True)
+    plain = wb.graph_figure((), False)
+    coloured = wb.graph_figure((), True)
     legend = lambda fig: [t["name"] for t in fig["data"] if t.get("showlegend")]  # noqa: E731
     assert "conv / dense" in legend(plain) and not set(legend(plain)) & {name for name, _ in DIFF_BANDS}
     assert "conv / dense" not in legend(coloured) and "BatchNorm" not in legend(coloured)
@@ -135,7 +135,7 @@ def test_the_legend_follows_the_colouring(wb):
 
 def test_the_node_panel_of_a_folded_layer_and_its_bn(wb):
     decision = next(d for d in wb.result.decisions if d.folded)
-    panel = wb.panel_of("fold", (), decision.layer)
+    panel = wb.panel_of((), decision.layer)
     kernel = wb.result.original.get_layer(decision.layer).get_weights()[0]
     row = next(r for r in panel.weights if r["weight"] == "kernel")
     assert row["shape"] == "×".join(map(str, kernel.shape))
@@ -148,30 +148,30 @@ def test_the_node_panel_of_a_folded_layer_and_its_bn(wb):
     check = next(c for c in wb.verification.folded_layers if c.layer == decision.layer)
     assert panel.check.startswith("PASS") and f"{check.margin:.2g} of its tolerance" in panel.check
     assert dict(panel.attributes)["class"] == decision.op and panel.pair == wb.result.decisions.index(decision)
-    bn = wb.panel_of("fold", (), decision.bn)
+    bn = wb.panel_of((), decision.bn)
     assert bn.fold == f"folded away into {decision.layer}" and bn.pair == panel.pair
     scale = next(r for r in bn.weights if r["weight"].startswith("scale"))
     assert scale["max"] == pytest.approx(float(decision.affine.scale.max()))
 
 
 def test_the_node_panel_of_a_block_and_of_a_plain_layer(wb):
-    panel = wb.panel_of("fold", (), "[down0]")
-    summary = wb.blocks("fold", ()).summaries["down0"]
+    panel = wb.panel_of((), "[down0]")
+    summary = wb.blocks(()).summaries["down0"]
     assert panel.block == "down0" and panel.fold == summary.text() and "worst folded layer inside" in panel.check
-    relu = next(n for n, r in wb.graphs("fold", ())[0].nodes(data="role") if r == "activation")
-    plain = wb.panel_of("fold", (), relu)
+    relu = next(n for n, r in wb.graphs(())[0].nodes(data="role") if r == "activation")
+    plain = wb.panel_of((), relu)
     assert plain.fold == "" and plain.pair is None and plain.weights == []
-    assert wb.panel_of("fold", (), "not a node") is None
-    assert node_panel.node_panel(wb.result, wb.verification, wb.graphs("fold", ())[0], relu).title == relu
+    assert wb.panel_of((), "not a node") is None
+    assert node_panel.node_panel(wb.result, wb.verification, wb.graphs(())[0], relu).title == relu
 
 
 def test_a_found_bn_folding_removed_is_ringed_in_both_panes_its_ghost_in_the_after_pane(wb):
     decision = next(d for d in wb.result.decisions if d.folded)
-    graphs = wb.graphs("fold", ())
-    fig = fold_graph.view(wb.graph_figure("fold", (), False), graphs[0], found=decision.bn)
+    graphs = wb.graphs(())
+    fig = fold_graph.view(wb.graph_figure((), False), graphs[0], found=decision.bn)
     rings = [t for t in fig["data"] if t.get("name") == "found"]
     ghosts = _trace(fig, "folded away")
     at = ghosts["customdata"].index(decision.bn)
     assert [r["xaxis"] for r in rings] == ["x", "x2"]
     assert (rings[1]["x"][0], rings[1]["y"][0]) == (ghosts["x"][at], ghosts["y"][at])
-    assert all(t.get("name") != "found" for t in fold_graph.view(wb.graph_figure("fold", (), False), graphs[0])["data"])
+    assert all(t.get("name") != "found" for t in fold_graph.view(wb.graph_figure((), False), graphs[0])["data"])

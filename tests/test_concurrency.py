@@ -233,7 +233,7 @@ def test_a_shared_workbenchs_views_are_computed_once_for_every_session(models):
 
     def session(_) -> tuple:
         start.wait(timeout=60)
-        return wb.graph_figure("fold", (), False), wb.pairs_table(), wb.folded_file(), wb.output_png(0, 0, 0)
+        return wb.graph_figure((), False), wb.pairs_table(), wb.folded_file(), wb.output_png(0, 0, 0)
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         results = list(pool.map(session, range(THREADS)))

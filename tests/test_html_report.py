@@ -115,14 +115,13 @@ def test_the_report_is_what_the_page_downloads(head, monkeypatch):
     page's process has another default Plotly template (Streamlit makes its own the default)."""
     import plotly.io as pio
 
-    from fold.outputs.html.fold_page import fold_report
     from foldscope_app.workbench.workbench import upload_workbench
 
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
 
     wb = upload_workbench("head.onnx", (head["dir"] / "head.onnx").read_bytes())
-    assert fold_report(wb) is fold_report(wb)  # built once per workbench
-    assert fold_report(wb) == (head["dir"] / "head.html").read_bytes()
+    assert wb.html_report() is wb.html_report()  # built once per workbench
+    assert wb.html_report() == (head["dir"] / "head.html").read_bytes()
 
 
 def test_a_keras_report_has_a_channel_plot_per_folded_pair(tmp_path):
@@ -292,7 +291,6 @@ def test_the_fold_tab_offers_the_report_without_building_it():
     """The page's download is the report of its workbench, built when clicked, not on a rerun."""
     from streamlit.testing.v1 import AppTest
 
-    from fold.outputs.html.fold_page import fold_report
     from foldscope_app.sections import sources
 
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=240).run()
@@ -302,7 +300,7 @@ def test_the_fold_tab_offers_the_report_without_building_it():
     wb = sources.seed_workbench()  # the page's own, from its cache
     memo = wb.memos.of("html_report", 1)
     assert len(memo) == 0  # the run did not build it
-    page = _Page(fold_report(wb).decode())
+    page = _Page(wb.html_report().decode())
     assert len(memo) == 1 and "seed" in page.text and "PASS." in page.text
 
 

@@ -154,6 +154,8 @@ def test_the_model_explorer_download_holds_every_file():
     import io
     import zipfile
 
+    from fold.outputs.model_explorer import export_zip
+
     result = fold(KERAS, model_zoo.dcgan_generator(base=16))
-    names = zipfile.ZipFile(io.BytesIO(fold_graph.model_explorer_zip(result))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(export_zip(result))).namelist()
     assert sorted(names) == ["after.json", "after_fold.json", "before.json", "before_fold.json", "mapping.json"]

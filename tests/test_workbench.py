@@ -114,13 +114,13 @@ def test_a_rerun_flattens_each_graph_once(monkeypatch):
 
     calls = []
     flatten = fold_graph.flatten
-    monkeypatch.setattr(graph_view, "flatten", lambda graph, *a, **k: calls.append(graph) or flatten(graph, *a, **k))
+    monkeypatch.setattr(fold_graph, "flatten", lambda graph, *a, **k: calls.append(graph) or flatten(graph, *a, **k))
     wb = inspect_keras("flatten-once", model_zoo.unet(), samples=2)
 
     def rerun(colour: bool) -> None:
-        wb.layer_names("fold"), wb.nested_models("fold")
-        wb.graph_figure("fold", (), colour)
-        wb.graphs("fold", ())[0]
+        wb.layer_names(), wb.nested_models()
+        wb.graph_figure((), colour)
+        wb.graphs(())[0]
 
     rerun(False)
     assert calls == [wb.result.graph_before, wb.result.graph_after]

@@ -1,10 +1,9 @@
-"""The page's graph view of a fold: what each node's hover says, which pair a click picks, which
-nested models and blocks are open, and the static picture to download. Logic only; the figure
-is drawn by ``viz.interactive`` (blocks grouped by ``viz.blocks``) and shown by the page."""
+"""The graph of a fold as the page and the HTML report draw it: what each node's hover says, which
+nested models and blocks are open, where the view opens, which pair a click picks, and the static
+picture. The figure is drawn by ``viz.interactive`` (blocks grouped by ``viz.blocks``)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,21 +160,6 @@ def clicked_node(selection: Mapping | None) -> str | None:
         if isinstance(node, str):
             return node
     return None
-
-
-def model_explorer_zip(result: FoldResult, checks: Sequence[TensorCheck] | None = None) -> bytes:
-    """The Model Explorer files of a fold (``fold.outputs.model_explorer.export``) in one zip archive."""
-    import tempfile
-    import zipfile
-    from pathlib import Path
-
-    from fold.outputs.model_explorer import export
-
-    buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in export(result, Path(tmp), checks):
-            archive.write(path, path.name)
-    return buffer.getvalue()
 
 
 def static_picture(result: FoldResult, fmt: str) -> bytes:

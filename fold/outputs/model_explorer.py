@@ -19,7 +19,10 @@ app loads:
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -136,3 +139,12 @@ def export(result: FoldResult, directory: str | Path, diffs: Sequence[TensorChec
     written.append(out / "mapping.json")
     written[-1].write_text(json.dumps(mapping(result), indent=1))
     return written
+
+
+def export_zip(result: FoldResult, checks: Sequence[TensorCheck] | None = None) -> bytes:
+    """The Model Explorer files of a fold (``export``) in one zip archive."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in export(result, Path(tmp), checks):
+            archive.write(path, path.name)
+    return buffer.getvalue()

@@ -1,14 +1,122 @@
-"""The page's view of a fold another tool made: the two graphs drawn on one layout (the candidate's
-nodes renamed after the original's they line up with), and where each BatchNorm went."""
+"""A fold's and a check's tables and figures as data, what the HTML report (``fold.outputs.html``) and the
+page (``foldscope_app``) both show: the candidate pairs with each folded layer's own check, why pairs
+were left alone, a folded pair's per-channel numbers and figure, both models' outputs, and a check's two
+graphs on one layout with where each BatchNorm went. Logic only: the figures are drawn by ``viz``."""
 
 from __future__ import annotations
 
-import networkx as nx
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import networkx as nx
+import numpy as np
+from matplotlib.figure import Figure
+
+from fold.core.affine import per_channel_range
 from fold.core.graph import flatten
+from fold.core.result import FoldResult
+from fold.core.rules import Decision
+from fold.core.verification import OutputSpec, Verification
+from fold.outputs.report import FORMS, layer_verdict
 from fold.tools.check import CheckResult, check_notes
+from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
 from viz.interactive import before_after_figure
 
+# -- a fold --------------------------------------------------------------------------------------
+
+def decision_rows(decisions: Sequence[Decision]) -> list[dict]:
+    """One row per candidate pair (``Decision.to_dict``), every row with every column, "" where empty;
+    what each chain is ("is", after the BN) only when not every pair is a BatchNorm, as the command
+    line shows it."""
+    mixed = any(d.form != "bn" for d in decisions)
+    rows = []
+    for d in decisions:
+        row = d.to_dict()
+        form = row.pop("form")
+        cells = list(row.items())
+        if mixed:
+            cells.insert(2, ("is", FORMS[form]))
+        rows.append(dict(cells))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: "" if row.get(key) is None else row[key] for key in columns} for row in rows]
+
+
+def pairs_table(result: FoldResult, verification: Verification) -> list[dict]:
+    """The candidate pairs with, after their layer, BN, kind and status, each folded layer's verdict
+    and max rel diff (the layer fed what the original layer received, against the BN's output)."""
+    checks = {c.layer: c for c in verification.folded_layers}
+    rows = []
+    for decision, row in zip(result.decisions, decision_rows(result.decisions)):
+        check = checks.get(decision.layer)
+        cells = list(row.items())
+        after = list(row).index("status") + 1
+        cells[after:after] = [("check", layer_verdict(check, decision, verification)),
+                      ("layer max rel diff", None if check is None else check.max_rel_diff)]
+        rows.append(dict(cells))
+    return rows
+
+
+def skip_reasons(decisions: Sequence[Decision]) -> dict[str, list[str]]:
+    """Each reason a pair was left alone, with the layers it was given for, in table order."""
+    found: dict[str, list[str]] = {}
+    for d in decisions:
+        if not d.folded:
+            found.setdefault(d.reason or "", []).append(d.layer)
+    return found
+
+
+def pair_label(decision: Decision) -> str:
+    return f"{decision.layer} → {decision.bn} ({decision.status})"
+
+
+def first_pair(result: FoldResult) -> int:
+    """The pair a view opens on: the first transposed convolution's (the fold foldscope exists to show),
+    else the first pair."""
+    return next((i for i, d in enumerate(result.decisions) if d.family == "transpose"), 0)
+
+
+@dataclass
+class PairDetail:
+    """Per-channel numbers of one folded pair, for the channel plots (ranges when known)."""
+
+    scale: np.ndarray
+    shift: np.ndarray
+    range_before: np.ndarray | None = None
+    range_after: np.ndarray | None = None
+
+
+def pair_detail(result: FoldResult, decision: Decision) -> PairDetail | None:
+    """Scale, shift and kernel ranges before and after of a folded pair; None for a skipped one."""
+    if not decision.folded or decision.affine is None:
+        return None
+    ranges = []
+    for model in (result.original, result.folded):
+        found = result.frontend.kernel(model, decision.layer)
+        ranges.append(per_channel_range(found.kernel, found.kind, found.groups))
+    return PairDetail(decision.affine.scale, decision.affine.shift, *ranges)
+
+
+def channel_figure(result: FoldResult, index: int) -> Figure:
+    """The per-channel scale, shift and kernel ranges of candidate pair ``index`` (a folded one)."""
+    decision = result.decisions[index]
+    detail = pair_detail(result, decision)
+    return plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
+                         title=f"{decision.layer} ← {decision.bn}")
+
+
+def output_figure(outputs: Sequence[OutputSpec], reference: Sequence[np.ndarray], folded: Sequence[np.ndarray],
+                  index: int, sample: int, channel: int | None) -> Figure:
+    """Both models' output ``index``: a curve per sample for vectors (Dense, softmax, ``channel`` None),
+    else the heatmaps of one channel with their difference."""
+    name, ref, got = outputs[index].name, reference[index], folded[index]
+    if channel is None:
+        return plot_vectors(np.ravel(ref[sample]), np.ravel(got[sample]), title=f"{name}, sample {sample}")
+    axis = outputs[index].channel_axis
+    return plot_heatmaps(select_slice(ref, sample, channel, axis), select_slice(got, sample, channel, axis),
+                         title=f"{name}, sample {sample}, channel {channel}")
+
+
+# -- a check of another tool's fold --------------------------------------------------------------
 
 def aligned_graphs(result: CheckResult) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, str]]:
     """Both graphs (nested models opened), the candidate's nodes named as the original's nodes they
@@ -31,8 +139,8 @@ def _shared(result: CheckResult) -> list[tuple[str, str]]:
     return [(c.tensor, c.layer) for c in result.checked.verification.layers if c.role == "shared"]
 
 
-def figure(result: CheckResult) -> dict:
-    """The two graphs side by side: the layers a BN went into outlined, the BNs it removed as ghosts,
+def check_figure(result: CheckResult) -> dict:
+    """A check's two graphs side by side: the layers a BN went into outlined, the BNs it removed as ghosts,
     every compared node coloured by its check."""
     before, after, names = aligned_graphs(result)
     folded = [f.layer for f in result.fates if f.status == "folded" and f.into]

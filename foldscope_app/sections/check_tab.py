@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from fold.outputs.html.fold_page import check_report
 from foldscope_app.sections.verdict_panel import HTML_HELP, outputs_ui, verdict_ui
 from foldscope_app.workbench.workbench import CheckBench
 
@@ -34,6 +33,6 @@ def check_ui(cb: CheckBench) -> None:
                "went into is outlined, the BNs it removed are ghosts, every compared node is coloured by its check.")
     st.plotly_chart(cb.figure(), key=f"graph:{cb.key}", config={"scrollZoom": True, "displaylogo": False})
     outputs_ui(cb)
-    st.download_button("Download this tab as one HTML file", lambda: check_report(cb), on_click="ignore",
+    st.download_button("Download this tab as one HTML file", cb.html_report, on_click="ignore",
                        file_name=f"{Path(r.candidate_name).stem}_check.html", mime="text/html", key=f"html:{cb.key}",
                        help=HTML_HELP)

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from fold.core.errors import listed
-from fold.outputs.html.fold_page import fold_report
+from fold.outputs import result_views
 from fold.outputs.report import counts_text
 from foldscope_app.sections.format_extras import FORMAT_VIEWS
 from foldscope_app.sections.graph_panel import graph_ui, pair_key
@@ -31,7 +31,7 @@ def fold_ui(wb: Workbench) -> None:
     d1, d2, _ = st.columns([1.3, 1.3, 2])
     d1.download_button(f"Download the folded model ({wb.suffix})", wb.folded_file, on_click="ignore",
                        file_name=f"{wb.name}_folded{wb.suffix}", mime="application/octet-stream")
-    d2.download_button("Download this tab as one HTML file", lambda: fold_report(wb), on_click="ignore",
+    d2.download_button("Download this tab as one HTML file", wb.html_report, on_click="ignore",
                        file_name=f"{wb.name}_report.html", mime="text/html", key=f"html:{wb.key}",
                        help=HTML_HELP)
     if wb.frontend.format.name in FORMAT_VIEWS:
@@ -85,13 +85,13 @@ def pairs_ui(wb: Workbench) -> str | None:
                      format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
                                          "output: a channel's max |diff| over its own max |output|"),
                      "reason": st.column_config.TextColumn(width="large")})
-    skipped = fold_view.skip_reasons(decisions)
+    skipped = result_views.skip_reasons(decisions)
     if skipped:  # the table cuts long reasons: each one in full, once
         with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):
             st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
                                    for reason, pairs in skipped.items()))
     key = pair_key(wb)
-    clicked = fold_graph.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
+    clicked = fold_graph.clicked_node(st.session_state.get(f"graph:{wb.key}"))
     if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
         st.session_state[f"{key}:click"] = clicked
         index = fold_graph.pair_index(decisions, clicked)
@@ -99,11 +99,11 @@ def pairs_ui(wb: Workbench) -> str | None:
             st.session_state[key] = index
 
     def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
-        st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
-        st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+        st.session_state[f"anchor:{wb.key}"] = decisions[st.session_state[key]].layer
+        st.session_state[f"center:{wb.key}"] = decisions[st.session_state[key]].layer
 
     picked = st.selectbox("Pair to inspect", range(len(decisions)), index=wb.first_pair,
-                          format_func=lambda i: fold_view.pair_label(decisions[i]), key=key,
+                          format_func=lambda i: result_views.pair_label(decisions[i]), key=key,
                           on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
     decision = decisions[picked]
     if wb.detail(decision) is None:

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from fold.core.graph import flatten
+from fold.outputs import result_views
 from foldscope_app.sections.graph_panel import graph_ui
-from foldscope_app.workbench import fold_view
 from foldscope_app.workbench.workbench import Workbench
 
 #: What TensorFlow's converter comparison costs (two conversions, each checked against Keras), per
@@ -24,11 +24,12 @@ def keras_ui(wb: Workbench) -> None:
     """The op-level view of a Keras model and what TensorFlow's TFLite converter makes of it."""
     if st.toggle("Op view: the same model as TensorFlow ops, folded at op level"):
         with st.spinner("Tracing and folding the op graph..."):
-            ops = wb.op_view()
-        st.caption(f"{len(ops.folded_pairs)} of {len(ops.decisions)} BatchNorms folded at op level "
-                   f"({ops.bn_before} → {ops.bn_after}).")
-        st.dataframe(pd.DataFrame(fold_view.decision_rows(ops.decisions)), hide_index=True)
-        graph_ui(wb, ops.folded_pairs[0].layer if ops.folded_pairs else None, view="ops")
+            ops = wb.ops()
+        r = ops.result
+        st.caption(f"{len(r.folded_pairs)} of {len(r.decisions)} BatchNorms folded at op level "
+                   f"({r.bn_before} → {r.bn_after}).")
+        st.dataframe(pd.DataFrame(result_views.decision_rows(r.decisions)), hide_index=True)
+        graph_ui(ops, r.folded_pairs[0].layer if r.folded_pairs else None, view="ops")
         if st.checkbox("Show the Const ops too (weights are otherwise attached to the ops that read them)"):
             st.image(wb.consts_png())
     layers = len(flatten(wb.result.graph_before))

@@ -19,9 +19,9 @@ def pair_key(wb: Workbench) -> str:
 
 
 def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
-    """The graphs of ``view``: "fold" (the workbench's fold), "ops" (its op view's); the view opens
-    on ``pair_layer``."""
-    keys = {name: f"{name}:{wb.key}:{view}" for name in
+    """The graphs of a workbench's fold, opening on ``pair_layer``; ``view`` names them on the page ("fold":
+    the Fold tab's own, whose clicks pick the pair inspected; "ops": a Keras model's op view)."""
+    keys = {name: f"{name}:{wb.key}" for name in
             ("center", "find", "found", "inspect", "anchor", "open", "blocks", "whole", "jump", "graph")}
     _note_click(keys)
     c1, c2, c3 = st.columns([2, 2, 1.4])
@@ -31,7 +31,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
         st.session_state[keys["center"]] = st.session_state[keys["found"]] = found
         if found is not None:
             st.session_state[keys["inspect"]] = found
-        around = [b for b in block_path(found) if b in wb.blocks(view, expanded).blocks] if found else []
+        around = [b for b in block_path(found) if b in wb.blocks(expanded).blocks] if found else []
         if around and not st.session_state.get(keys["whole"]):  # open the blocks around it, to show it
             st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
         index = fold_graph.pair_index(wb.result.decisions, found) if view == "fold" and found else None
@@ -39,26 +39,26 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
             st.session_state[pair_key(wb)] = index
             st.session_state[keys["anchor"]] = wb.result.decisions[index].layer
 
-    c1.selectbox("Find a layer", wb.layer_names(view), index=None, placeholder="type a layer name", key=keys["find"],
+    c1.selectbox("Find a layer", wb.layer_names(), index=None, placeholder="type a layer name", key=keys["find"],
                  on_change=on_found)
-    nested = wb.nested_models(view)
+    nested = wb.nested_models()
     expanded = tuple(c2.multiselect("Open nested models", nested, key=keys["open"]) if nested else ())
-    colour = c3.toggle("Colour by each layer's check", key=f"colour:{wb.key}:{view}",
+    colour = c3.toggle("Colour by each layer's check", key=f"colour:{wb.key}",
                        help="Colours every compared layer by its |diff| against its tolerance (log scale; above 1 it "
                             "fails): a folded layer against the BN it absorbed, every other layer against itself.")
-    opened = blocks_ui(wb, view, expanded, keys)
+    opened = blocks_ui(wb, expanded, keys)
     with st.spinner("Laying out the graph..."):
-        base = wb.graph_figure(view, expanded, colour, opened)
+        base = wb.graph_figure(expanded, colour, opened)
     # The view opens on the first pair and moves only when asked (a layer found, a pair picked in the
     # box, a block jumped to). A click in the graph picks a pair without changing the figure: Plotly
     # already shows the clicked node selected, and an unchanged figure is not drawn again (1600
     # points take a second).
     anchor = st.session_state.get(keys["anchor"]) or pair_layer
     center = st.session_state.get(keys["center"]) or anchor
-    blocks = None if opened is None else wb.block_view(view, expanded, opened)
-    fig = fold_graph.view(base, wb.graphs(view, expanded)[0], selected=anchor if view == "fold" else None,
+    blocks = None if opened is None else wb.block_view(expanded, opened)
+    fig = fold_graph.view(base, wb.graphs(expanded)[0], selected=anchor if view == "fold" else None,
                           center=center, found=st.session_state.get(keys["found"]), blocks=blocks,
-                          revision=f"{wb.key}:{view}:{expanded}:{opened}:{center}")
+                          revision=f"{wb.key}:{expanded}:{opened}:{center}")
     st.caption("Drag to pan, scroll to zoom (both panes move together), hover a node for its details, click one "
                "for its panel below" + (" (a layer or a BatchNorm: its pair is inspected)." if view == "fold" else ".")
                + " Blue outline: a BN was folded into it (a block: inside it); red: a BN folding removes (a ghost "
@@ -66,14 +66,14 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
     st.plotly_chart(fig, key=keys["graph"], on_select="rerun", selection_mode="points",
                     config={"scrollZoom": True, "displaylogo": False})
     if colour:
-        worst = wb.checks_of(view).worst()
+        worst = wb.verification.worst()
         if worst is not None:
             st.caption(f"Closest to its tolerance: '{worst.layer}' (against '{worst.tensor}'), |diff| at "
                        f"{worst.margin:.2g} of it, max rel diff {worst.max_rel_diff:.2e}.")
     inspected = st.session_state.get(keys["inspect"])
     if inspected:
-        node = fold_graph.drawn(inspected, wb.graphs(view, expanded)[0], blocks) or inspected
-        panel = wb.panel_of(view, expanded, node)
+        node = fold_graph.drawn(inspected, wb.graphs(expanded)[0], blocks) or inspected
+        panel = wb.panel_of(expanded, node)
         if panel is not None:
             node_panel_ui(panel, wb, view, keys)
     downloads_ui(wb, view)
@@ -87,9 +87,9 @@ def _note_click(keys: dict[str, str]) -> None:
         st.session_state[keys["inspect"]] = clicked
 
 
-def blocks_ui(wb: Workbench, view: str, expanded: tuple[str, ...], keys: dict[str, str]) -> tuple[str, ...] | None:
+def blocks_ui(wb: Workbench, expanded: tuple[str, ...], keys: dict[str, str]) -> tuple[str, ...] | None:
     """Which blocks are open (None: all of them, the whole graph), and the block list to jump by."""
-    every = wb.blocks(view, expanded)
+    every = wb.blocks(expanded)
     if not every.blocks:
         return None
     ids = list(every.blocks)
@@ -105,7 +105,7 @@ def blocks_ui(wb: Workbench, view: str, expanded: tuple[str, ...], keys: dict[st
             st.session_state[keys["inspect"]] = target
 
     b1, b2, b3 = st.columns([1.2, 2.8, 2])
-    whole = b1.toggle("Every block open", value=not fold_graph.collapsed_at_first(wb.graphs(view, expanded)[0]),
+    whole = b1.toggle("Every block open", value=not fold_graph.collapsed_at_first(wb.graphs(expanded)[0]),
                       key=keys["whole"], help=f"{len(ids)} blocks, grouped by the layers' names. Large graphs open "
                                               "with every block closed, each drawn as one node.")
     chosen = b2.multiselect("Open blocks", ids, key=keys["blocks"], format_func=label, disabled=whole,
@@ -138,18 +138,18 @@ def node_panel_ui(panel: NodePanel, wb: Workbench, view: str, keys: dict[str, st
             def open_it() -> None:
                 st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), panel.block})
 
-            right.button("Open this block", key=f"open-block:{wb.key}:{view}", on_click=open_it)
+            right.button("Open this block", key=f"open-block:{wb.key}", on_click=open_it)
 
 
 def downloads_ui(wb: Workbench, view: str) -> None:
     """The whole graph as a PNG or an SVG, and the Model Explorer files, each made when clicked."""
     d1, d2, d3, _ = st.columns([1, 1, 1.6, 1.4])
     for col, fmt in ((d1, "png"), (d2, "svg")):
-        col.download_button(f"Static picture (.{fmt})", lambda fmt=fmt: wb.static_picture(view, fmt),
+        col.download_button(f"Static picture (.{fmt})", lambda fmt=fmt: wb.static_picture(fmt),
                             file_name=f"{wb.name}_{view}_graph.{fmt}", mime=f"image/{'svg+xml' if fmt == 'svg' else fmt}",
-                            key=f"picture:{wb.key}:{view}:{fmt}", on_click="ignore")
-    d3.download_button("Open in Model Explorer (.zip)", key=f"explorer:{wb.key}:{view}", on_click="ignore",
-                       data=lambda: wb.model_explorer_zip(view),
+                            key=f"picture:{wb.key}:{fmt}", on_click="ignore")
+    d3.download_button("Open in Model Explorer (.zip)", key=f"explorer:{wb.key}", on_click="ignore",
+                       data=lambda: wb.model_explorer_zip(),
                        file_name=f"{wb.name}_{view}_model_explorer.zip", mime="application/zip",
                        help="The graphs before and after, each node's fold status (and its layer diff when coloured) "
                             "and a mapping for the split view, as Google's Model Explorer reads them: "

@@ -1,68 +1,18 @@
-"""The page's Fold tab as data: the table of candidate pairs with each folded layer's own check, the
-seed's three results side by side, and what the ONNX tools did beside foldscope. Logic only; the
-page lays the rows out."""
+"""The page's Fold tab as data, beyond what the HTML report shows too (``fold.outputs.result_views``): the
+seed's three results side by side, and what the ONNX tools did beside foldscope. Logic only; the page
+lays the rows out."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fold.core.result import FoldResult
-from fold.core.rules import Decision
 from fold.core.verification import Verification
-from fold.outputs.report import FORMS, layer_verdict
+from fold.tools.peer_runs import PeerRun
 from foldscope_app.examples import seed as seed_note
-
-if TYPE_CHECKING:  # foldscope_app.workbench.onnx_peers imports onnx, which a page of another format need not load
-    from foldscope_app.workbench.onnx_peers import PeerRun
-
-
-def decision_rows(decisions: Sequence[Decision]) -> list[dict]:
-    """One row per candidate pair (``Decision.to_dict``), every row with every column, "" where empty;
-    what each chain is ("is", after the BN) only when not every pair is a BatchNorm, as the command
-    line shows it."""
-    mixed = any(d.form != "bn" for d in decisions)
-    rows = []
-    for d in decisions:
-        row = d.to_dict()
-        form = row.pop("form")
-        cells = list(row.items())
-        if mixed:
-            cells.insert(2, ("is", FORMS[form]))
-        rows.append(dict(cells))
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    return [{key: "" if row.get(key) is None else row[key] for key in columns} for row in rows]
-
-
-def pairs_table(result: FoldResult, verification: Verification) -> list[dict]:
-    """The candidate pairs with, after their layer, BN, kind and status, each folded layer's verdict
-    and max rel diff (the layer fed what the original layer received, against the BN's output)."""
-    checks = {c.layer: c for c in verification.folded_layers}
-    rows = []
-    for decision, row in zip(result.decisions, decision_rows(result.decisions)):
-        check = checks.get(decision.layer)
-        cells = list(row.items())
-        after = list(row).index("status") + 1
-        cells[after:after] = [("check", layer_verdict(check, decision, verification)),
-                      ("layer max rel diff", None if check is None else check.max_rel_diff)]
-        rows.append(dict(cells))
-    return rows
-
-
-def skip_reasons(decisions: Sequence[Decision]) -> dict[str, list[str]]:
-    """Each reason a pair was left alone, with the layers it was given for, in table order."""
-    found: dict[str, list[str]] = {}
-    for d in decisions:
-        if not d.folded:
-            found.setdefault(d.reason or "", []).append(d.layer)
-    return found
-
-
-def pair_label(decision: Decision) -> str:
-    return f"{decision.layer} → {decision.bn} ({decision.status})"
 
 
 @dataclass(frozen=True)

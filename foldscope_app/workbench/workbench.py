@@ -1,9 +1,10 @@
-"""Everything the page shows about one model, computed once: the fold, its verification, both
+"""Everything the page shows about one fold, computed once: the fold, its verification, both
 models' outputs, and every view derived from them (tables, figures, downloads, the op view, the
-converter's and the ONNX tools' results, the quantization report).
+converter's and the ONNX tools' results, the quantization report, the HTML report).
 
-One ``Workbench`` per model, whatever its format, built by the pipeline through the model's
-frontend, so the page has one code path; the page's logic lives here, where it is tested
+One ``Workbench`` per fold result, whatever its format, built by the pipeline through the model's
+frontend, so the page has one code path (a Keras model's op view, the same model folded at op
+level, is a workbench of its own: ``Workbench.ops``); the page's logic lives here, where it is tested
 without a browser or Streamlit. Every workbench carries the cache key the page stores it under,
 set once here where it is built: two models can never share one. A workbench is never changed
 once built and is shared by every session showing its model: what it derives is memoized on it
@@ -25,7 +26,6 @@ import networkx as nx
 import numpy as np
 from matplotlib.figure import Figure
 
-from fold.core.affine import per_channel_range
 from fold.core.errors import FoldError
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
@@ -33,13 +33,14 @@ from fold.core.verification import SAMPLES, OutputSpec, Verification, read_array
 from fold.engine.pipeline import Checked, fold, load, verify
 from fold.frontends.formats import FRONTENDS, Frontend
 from fold.outputs import result_views
+from fold.outputs.html.fold_page import check_report, fold_report
+from fold.outputs.model_explorer import export_zip
 from fold.tools.check import CheckResult, check_files
 from foldscope_app.examples import seed as seed_note
 from foldscope_app.examples import model_zoo
 from foldscope_app.workbench import fold_view, node_panel, quant_view
 from foldscope_app.workbench.memo import Memos, memoized
 from viz import fold_graph
-from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
 from viz.pictures import picture
 from viz.static_graph import draw_graph
 
@@ -48,16 +49,6 @@ from viz.static_graph import draw_graph
 #: 224x224 model holds over a gigabyte while it runs, so two at once would share the cores and add up
 #: their memory. Small models (the seed, the playground, the zoo's small ones) do not wait for them.
 LARGE = threading.Lock()
-
-
-@dataclass
-class PairDetail:
-    """Per-channel numbers of one folded pair, for the channel plots (ranges when known)."""
-
-    scale: np.ndarray
-    shift: np.ndarray
-    range_before: np.ndarray | None = None
-    range_after: np.ndarray | None = None
 
 
 class _Outputs:
@@ -76,14 +67,8 @@ class _Outputs:
         return picture(self.output_figure(index, sample, channel))
 
     def output_figure(self, index: int, sample: int, channel: int | None) -> Figure:
-        """Both models' output ``index``: a curve per sample for vectors (Dense, softmax, ``channel``
-        None), else the heatmaps of one channel with their difference."""
-        name, reference, folded = self.output_names[index], self.reference[index], self.folded_outputs[index]
-        if channel is None:
-            return plot_vectors(np.ravel(reference[sample]), np.ravel(folded[sample]), title=f"{name}, sample {sample}")
-        axis = self.outputs[index].channel_axis
-        return plot_heatmaps(select_slice(reference, sample, channel, axis), select_slice(folded, sample, channel, axis),
-                             title=f"{name}, sample {sample}, channel {channel}")
+        """Both models' output ``index`` (``result_views.output_figure``)."""
+        return result_views.output_figure(self.outputs, self.reference, self.folded_outputs, index, sample, channel)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,9 +106,8 @@ class Workbench(_Outputs):
 
     @property
     def first_pair(self) -> int:
-        """The pair the page opens on: the first transposed convolution's (the fold foldscope exists to
-        show), else the first pair."""
-        return next((i for i, d in enumerate(self.result.decisions) if d.family == "transpose"), 0)
+        """The pair the page opens on (``result_views.first_pair``)."""
+        return result_views.first_pair(self.result)
 
     @property
     def reference(self) -> list[np.ndarray]:
@@ -143,93 +127,82 @@ class Workbench(_Outputs):
         """The folded model file, in the model's own format."""
         return self.frontend.to_bytes(self.result.folded)
 
-    def detail(self, decision: Decision) -> PairDetail | None:
+    def detail(self, decision: Decision) -> result_views.PairDetail | None:
         """Scale, shift and kernel ranges before and after of a folded pair; None for a skipped one."""
-        if not decision.folded or decision.affine is None:
-            return None
-        ranges = []
-        for model in (self.result.original, self.result.folded):
-            found = self.frontend.kernel(model, decision.layer)
-            ranges.append(per_channel_range(found.kernel, found.kind, found.groups))
-        return PairDetail(decision.affine.scale, decision.affine.shift, *ranges)
+        return result_views.pair_detail(self.result, decision)
 
     # -- the Fold tab ------------------------------------------------------------------------
 
     @memoized()
     def pairs_table(self) -> list[dict]:
-        """Every candidate pair with its folded layer's own check (``fold_view.pairs_table``)."""
-        return fold_view.pairs_table(self.result, self.verification)
+        """Every candidate pair with its folded layer's own check (``result_views.pairs_table``)."""
+        return result_views.pairs_table(self.result, self.verification)
 
     @memoized(16)
     def channel_png(self, index: int) -> bytes:
         return picture(self.channel_figure(index))
 
     def channel_figure(self, index: int) -> Figure:
-        """The per-channel scale, shift and kernel ranges of candidate pair ``index`` (a folded one)."""
-        decision = self.result.decisions[index]
-        detail = self.detail(decision)
-        return plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
-                             title=f"{decision.layer} ← {decision.bn}")
+        """The per-channel figure of candidate pair ``index`` (``result_views.channel_figure``)."""
+        return result_views.channel_figure(self.result, index)
 
-    # -- the graph of a view: "fold" (this fold) or "ops" (the op view's) ----------------------
+    @memoized()
+    def html_report(self) -> bytes:
+        """The HTML report of this fold (``fold.outputs.html.fold_page``), as UTF-8: what ``--html`` writes,
+        built once, when asked for."""
+        return fold_report(self.result, self.checked)
 
-    def fold_of(self, view: str) -> FoldResult:
-        return self.result if view == "fold" else self.op_view()
-
-    def checks_of(self, view: str) -> Verification:
-        return self.verification if view == "fold" else self.op_verification()
+    # -- the graph of this fold ---------------------------------------------------------------
 
     @memoized(4)
-    def graphs(self, view: str, expanded: tuple[str, ...]) -> tuple[nx.DiGraph, nx.DiGraph]:
-        """Both graphs of ``view`` with the ``expanded`` nested models opened: flattened once."""
-        return fold_graph.open_graphs(self.fold_of(view), expanded)
+    def graphs(self, expanded: tuple[str, ...]) -> tuple[nx.DiGraph, nx.DiGraph]:
+        """Both graphs with the ``expanded`` nested models opened: flattened once."""
+        return fold_graph.open_graphs(self.result, expanded)
 
-    @memoized(2)
-    def nested_models(self, view: str) -> tuple[str, ...]:
-        return tuple(fold_graph.nested_models(self.fold_of(view).graph_before))
+    @memoized()
+    def nested_models(self) -> tuple[str, ...]:
+        return tuple(fold_graph.nested_models(self.result.graph_before))
 
-    @memoized(2)
-    def layer_names(self, view: str) -> list[str]:
+    @memoized()
+    def layer_names(self) -> list[str]:
         """Every layer of the graph before folding, nested models opened, sorted (for "Find a layer")."""
-        return sorted(set(self.graphs(view, self.nested_models(view))[0]))
+        return sorted(set(self.graphs(self.nested_models())[0]))
 
     @memoized(2)
-    def blocks(self, view: str, expanded: tuple[str, ...]) -> fold_graph.BlockView:
-        """The blocks of a view's graph before folding and what each holds, every block closed."""
-        return fold_graph.block_view(self.fold_of(view), self.graphs(view, expanded), ())
+    def blocks(self, expanded: tuple[str, ...]) -> fold_graph.BlockView:
+        """The blocks of the graph before folding and what each holds, every block closed."""
+        return fold_graph.block_view(self.result, self.graphs(expanded), ())
 
     @memoized(4)
-    def block_view(self, view: str, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> fold_graph.BlockView:
-        """A view's graphs with every block closed but the ``opened`` ones (None: all open)."""
-        every = self.blocks(view, expanded)
+    def block_view(self, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> fold_graph.BlockView:
+        """The graphs with every block closed but the ``opened`` ones (None: all open)."""
+        every = self.blocks(expanded)
         if opened == ():
             return every
-        return fold_graph.block_view(self.fold_of(view), self.graphs(view, expanded), opened, every.blocks,
-                                     every.summaries)
+        return fold_graph.block_view(self.result, self.graphs(expanded), opened, every.blocks, every.summaries)
 
     @memoized(4)
-    def graph_figure(self, view: str, expanded: tuple[str, ...], colour: bool,
-                     opened: tuple[str, ...] | None = None) -> dict:
-        """The figure of a view's graphs (layout, nodes, hover texts), coloured by the checks when
-        ``colour``, every block closed but the ``opened`` ones (None: the whole graph): built once,
-        viewed many times (``fold_graph.view``)."""
-        checks = self.checks_of(view).layers if colour else None
-        blocks = None if opened is None else self.block_view(view, expanded, opened)
-        return fold_graph.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks)
+    def graph_figure(self, expanded: tuple[str, ...], colour: bool, opened: tuple[str, ...] | None = None) -> dict:
+        """The figure of the graphs (layout, nodes, hover texts), coloured by the checks when ``colour``,
+        every block closed but the ``opened`` ones (None: the whole graph): built once, viewed many
+        times (``fold_graph.view``)."""
+        checks = self.verification.layers if colour else None
+        blocks = None if opened is None else self.block_view(expanded, opened)
+        return fold_graph.figure(self.result, checks=checks, graphs=self.graphs(expanded), blocks=blocks)
 
     @memoized(16)
-    def panel_of(self, view: str, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
-        """What the node panel says about a drawn node of a view (a layer or a closed block)."""
-        return node_panel.node_panel(self.fold_of(view), self.checks_of(view), self.graphs(view, expanded)[0], node,
-                                     self.blocks(view, expanded))
+    def panel_of(self, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
+        """What the node panel says about a drawn node (a layer or a closed block)."""
+        return node_panel.node_panel(self.result, self.verification, self.graphs(expanded)[0], node,
+                                     self.blocks(expanded))
 
-    @memoized(4)
-    def static_picture(self, view: str, fmt: str) -> bytes:
-        return fold_graph.static_picture(self.fold_of(view), fmt)
+    @memoized(2)
+    def static_picture(self, fmt: str) -> bytes:
+        return fold_graph.static_picture(self.result, fmt)
 
-    def model_explorer_zip(self, view: str) -> bytes:
-        """The Model Explorer files of a view (the fold's with each layer's check), made when asked."""
-        return fold_graph.model_explorer_zip(self.fold_of(view), self.verification.layers if view == "fold" else None)
+    def model_explorer_zip(self) -> bytes:
+        """The Model Explorer files of this fold with each layer's check, made when asked."""
+        return export_zip(self.result, self.verification.layers)
 
     # -- a Keras model: the same model as TensorFlow ops, and TensorFlow's TFLite converter -------
 
@@ -239,9 +212,10 @@ class Workbench(_Outputs):
         return fold(FRONTENDS["graphdef"].frontend(), traced(self.keras_model, self.name))
 
     @memoized()
-    def op_verification(self) -> Verification:
-        """The op view's fold, verified on this workbench's inputs."""
-        return verify(self.op_view(), inputs=self.checked.inputs).verification
+    def ops(self) -> Workbench:
+        """The op view as a workbench of its own, verified on this workbench's inputs."""
+        ops = self.op_view()
+        return Workbench(f"{self.key}:ops", ops, verify(ops, inputs=self.checked.inputs), ops.frontend.outputs(ops.original))
 
     @memoized()
     def consts_png(self) -> bytes:
@@ -309,8 +283,8 @@ class Workbench(_Outputs):
         the layer that loses most there, ringed."""
         report = self.int8_report()
         values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
-        graphs = self.graphs("fold", ())
-        blocks = self.block_view("fold", (), ()) if fold_graph.collapsed_at_first(graphs[0]) else None
+        graphs = self.graphs(())
+        blocks = self.block_view((), ()) if fold_graph.collapsed_at_first(graphs[0]) else None
         base = fold_graph.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
                                  blocks=blocks)
         worst = report.worst(variant)
@@ -449,13 +423,19 @@ class CheckBench(_Outputs):
 
     @memoized()
     def figure(self) -> dict:
-        """Both graphs on one layout (``result_views.figure``)."""
-        return result_views.figure(self.result)
+        """Both graphs on one layout (``result_views.check_figure``)."""
+        return result_views.check_figure(self.result)
 
     @memoized()
     def fates_table(self) -> list[dict]:
         """Where each BatchNorm of the original went (``result_views.fates_table``)."""
         return result_views.fates_table(self.result)
+
+    @memoized()
+    def html_report(self) -> bytes:
+        """The HTML report of this check (``fold.outputs.html.fold_page``), as UTF-8: what ``check --html``
+        writes, built once, when asked for."""
+        return check_report(self.result)
 
 
 def check_key(original: tuple[str, bytes], candidate: tuple[str, bytes], inputs: bytes | None = None) -> str:

@@ -1,5 +1,7 @@
-"""A report as one HTML file that opens anywhere, offline: text, tables, pictures and interactive
-Plotly graphs, every byte inlined.
+"""foldscope's one HTML writer: a document of sections (text, tables, pictures, interactive Plotly graphs)
+as one file that opens anywhere, offline, every byte inlined, with one stylesheet. The report of a fold
+or a check (``fold.outputs.html.fold_page``) and a zoo run's table (``fold.outputs.html.zoo_page``) are
+written with it.
 
 Plotly's library is most of the file (4.8 MB as ``plotly.min.js``), so it is inlined gzipped and
 base64-encoded (1.9 MB) and the browser inflates it with ``DecompressionStream('gzip')`` before it
@@ -33,6 +35,8 @@ from viz.interactive import FOUND_MARKER, LABEL_ALL, all_labels
 
 #: How a verdict is coloured (``Text.tone``): pass, fail, inconclusive.
 TONES = ("pass", "fail", "inconclusive")
+#: The verdicts a table cell can show as a coloured badge (``Badge``): a zoo row's "error" too.
+BADGES = (*TONES, "error")
 #: Picture types a report inlines.
 MIMES = ("image/png", "image/svg+xml")
 
@@ -54,11 +58,34 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Badge:
+    """A verdict in a table cell, coloured by it (``verdict``: one of ``BADGES``)."""
+
+    verdict: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table row with what a reader of the file can pick it by: ``data`` as ``data-*`` attributes;
+    ``first`` opens a group of rows (a rule above it)."""
+
+    cells: Sequence[object]
+    data: Mapping[str, str] = field(default_factory=dict)
+    first: bool = False
+
+
+@dataclass(frozen=True)
 class Table:
-    """Rows of cells under ``columns``: floats in 3-digit scientific notation, None as empty."""
+    """Rows of cells (or ``Row``) under ``columns``: floats in 3-digit scientific notation, None as empty,
+    a ``Badge`` as a coloured verdict. ``numbers``: the columns aligned as figures; ``reasons``: the
+    columns of long text; ``whole``: the table shown whole, not in a box that scrolls."""
 
     columns: Sequence[str]
-    rows: Sequence[Sequence[object]]
+    rows: Sequence[Sequence[object] | Row]
+    numbers: Sequence[str] = ()
+    reasons: Sequence[str] = ()
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +160,27 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _td(value: object, css: str | None) -> str:
+    kind = f" class={css}" if css else ""
+    if isinstance(value, Badge):
+        if value.verdict not in BADGES:
+            raise ValueError(f"Invalid value for argument `verdict`: one of {BADGES}. Received: {value.verdict!r}")
+        return f"<td{kind}><span class=\"v v-{value.verdict}\">{_e(value.text)}</span></td>"
+    return f"<td{kind}>{_e(_cell(value))}</td>"
+
+
+def _table(table: Table) -> str:
+    classes = [("num" if c in table.numbers else "reason" if c in table.reasons else None) for c in table.columns]
+    head = "".join(f"<th>{_e(c)}</th>" for c in table.columns)
+    rows = []
+    for row in table.rows:
+        row = row if isinstance(row, Row) else Row(row)
+        attrs = (" class=first" if row.first else "") + "".join(f" data-{_e(k)}=\"{_e(v)}\"" for k, v in row.data.items())
+        rows.append(f"<tr{attrs}>" + "".join(_td(v, css) for v, css in zip(row.cells, classes)) + "</tr>")
+    box = "table whole" if table.whole else "table"
+    return f"<div class=\"{box}\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+
+
 def _part(part: Part, graphs: list[Graph]) -> str:
     if isinstance(part, Text):
         if part.tone is not None and part.tone not in TONES:
@@ -143,9 +191,7 @@ def _part(part: Part, graphs: list[Graph]) -> str:
         return "<div class=metrics>" + "".join(f"<div><span>{_e(label)}</span><b>{_e(value)}</b></div>"
                                                for label, value in part.items) + "</div>"
     if isinstance(part, Table):
-        head = "".join(f"<th>{_e(c)}</th>" for c in part.columns)
-        rows = "".join("<tr>" + "".join(f"<td>{_e(_cell(v))}</td>" for v in row) + "</tr>" for row in part.rows)
-        return f"<div class=table><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+        return _table(part)
     if isinstance(part, Picture):
         if part.mime not in MIMES:
             raise ValueError(f"Invalid value for argument `mime`: one of {MIMES}. Received: {part.mime!r}")
@@ -212,22 +258,44 @@ def _plotly_gz() -> str:
 
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;
-color:#262626;line-height:1.45}
-header{border-bottom:1px solid #ddd;margin-bottom:8px}h1{font-size:1.6em;margin:18px 0 4px}
-.sub{color:#666;margin:0 0 12px}h2{font-size:1.25em;margin:28px 0 8px}
-pre{background:#f6f6f6;padding:10px 12px;border-radius:6px;overflow-x:auto;font-size:12.5px;white-space:pre}
-pre.pass,p.pass{border-left:5px solid #2e7d32}pre.fail,p.fail{border-left:5px solid #c62828}
-pre.inconclusive,p.inconclusive{border-left:5px solid #ef6c00}p.pass,p.fail,p.inconclusive{padding-left:10px}
-.metrics{display:flex;flex-wrap:wrap;gap:12px 32px;margin:12px 0}.metrics div{display:flex;flex-direction:column}
-.metrics span{font-size:12.5px;color:#555}.metrics b{font-size:1.5em;font-weight:500}
-.table{max-height:480px;overflow:auto;border:1px solid #e3e3e3;border-radius:6px}
-table{border-collapse:collapse;font-size:12.5px;width:100%}th,td{padding:4px 8px;text-align:left;vertical-align:top;
-border-bottom:1px solid #eee}th{position:sticky;top:0;background:#fafafa}
-img{max-width:100%;display:block;margin:8px 0}details{margin:4px 0}summary{cursor:pointer}
-.find{display:flex;gap:8px;align-items:center;margin:8px 0}.find input{width:340px;padding:4px 6px}
-.said{color:#555;font-size:12.5px}.caption{color:#555;font-size:12.5px;margin:4px 0}
-.graph{border:1px solid #e3e3e3;border-radius:6px;min-height:200px}.loading{color:#888;padding:12px}
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
+  padding: 0 24px 48px; color: #262626; line-height: 1.45; }
+header { border-bottom: 1px solid #ddd; margin-bottom: 8px; }
+h1 { font-size: 1.6em; margin: 18px 0 4px; }
+.sub { color: #666; margin: 0 0 12px; }
+h2 { font-size: 1.25em; margin: 28px 0 8px; }
+pre { background: #f6f6f6; padding: 10px 12px; border-radius: 6px; overflow-x: auto; font-size: 12.5px;
+  white-space: pre; }
+pre.pass, p.pass { border-left: 5px solid #2e7d32; }
+pre.fail, p.fail { border-left: 5px solid #c62828; }
+pre.inconclusive, p.inconclusive { border-left: 5px solid #ef6c00; }
+p.pass, p.fail, p.inconclusive { padding-left: 10px; }
+.metrics { display: flex; flex-wrap: wrap; gap: 12px 32px; margin: 12px 0; }
+.metrics div { display: flex; flex-direction: column; }
+.metrics span { font-size: 12.5px; color: #555; }
+.metrics b { font-size: 1.5em; font-weight: 500; }
+.table { max-height: 480px; overflow: auto; border: 1px solid #e3e3e3; border-radius: 6px; }
+.table.whole { max-height: none; }
+table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
+th, td { padding: 4px 8px; text-align: left; vertical-align: top; border-bottom: 1px solid #eee; }
+th { position: sticky; top: 0; background: #fafafa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.reason { max-width: 48em; color: #444; }
+tr.first td { border-top: 2px solid #bbb; }
+.v { font-weight: 600; padding: 1px 6px; border-radius: 3px; }
+.v-pass { background: #d7f5dd; color: #11602a; }
+.v-fail { background: #fbd5d5; color: #8a1111; }
+.v-inconclusive { background: #fdf0c4; color: #6b5200; }
+.v-error { background: #e6d5f7; color: #4b1a7a; }
+img { max-width: 100%; display: block; margin: 8px 0; }
+details { margin: 4px 0; }
+summary { cursor: pointer; }
+.find { display: flex; gap: 8px; align-items: center; margin: 8px 0; }
+.find input { width: 340px; padding: 4px 6px; }
+.said { color: #555; font-size: 12.5px; }
+.caption { color: #555; font-size: 12.5px; margin: 4px 0; }
+.graph { border: 1px solid #e3e3e3; border-radius: 6px; min-height: 200px; }
+.loading { color: #888; padding: 12px; }
 """
 
 # The graphs: Plotly inflated from the file itself, then each figure drawn with the page's own

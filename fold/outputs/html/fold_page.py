@@ -1,9 +1,9 @@
-"""The HTML report of a fold or a check: what the page's Fold tab (or Check tab) shows, gathered from
-its workbench and written as one self-contained file by ``fold.outputs.html.document``.
+"""The HTML report of a fold or a check: what the page's Fold tab (or Check tab) shows, written as one
+self-contained file by ``fold.outputs.html.document``.
 
-The command line's ``--html`` and the page's download both call ``fold_report`` / ``check_report``
-on a workbench, so they write the same bytes; the report is built once per workbench (kept in its
-memos, as everything the page derives from a model) and only when asked for.
+The command line's ``--html`` and the page's download both call ``fold_report`` / ``check_report`` on
+the same result, so they write the same bytes (the page keeps the report on its workbench, built
+once and only when asked for).
 
 It holds the verdict in the command line's words (``fold.outputs.report.verification_text``) and the
 page's metrics, every candidate pair with its own check and its reason, each folded pair's
@@ -15,11 +15,17 @@ smaller of its PNG and SVG.
 
 from __future__ import annotations
 
-from fold.core.verification import Verification
+from collections.abc import Sequence
+
+import numpy as np
+
+from fold.core.result import FoldResult
+from fold.core.verification import OutputSpec, Verification
+from fold.engine.pipeline import Checked
+from fold.outputs import result_views
 from fold.outputs.html.document import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
 from fold.outputs.report import VERDICTS, counts_text, verification_text
-from foldscope_app.workbench import fold_view
-from foldscope_app.workbench.workbench import CheckBench, Workbench
+from fold.tools.check import CheckResult
 from viz import fold_graph
 from viz.pictures import smallest
 
@@ -28,14 +34,20 @@ GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover 
                  "node found.")
 
 
-def fold_report(wb: Workbench) -> bytes:
-    """The report of a workbench's fold, as UTF-8 HTML (built once per workbench)."""
-    return wb.memos.of("html_report", 1).get((), lambda: _fold_html(wb).encode("utf-8"))
+def fold_report(result: FoldResult, checked: Checked) -> bytes:
+    """The report of a fold and its verification, as UTF-8 HTML."""
+    fmt = result.frontend.format
+    return report_html(f"foldscope: {result.name}", fold_sections(result, checked),
+                       subtitle=f"A {fmt.label} model folded and verified by foldscope: what the app's Fold tab "
+                                "shows.").encode("utf-8")
 
 
-def check_report(cb: CheckBench) -> bytes:
-    """The report of a check of another tool's fold, as UTF-8 HTML (built once per check)."""
-    return cb.memos.of("html_report", 1).get((), lambda: _check_html(cb).encode("utf-8"))
+def check_report(result: CheckResult) -> bytes:
+    """The report of a check of another tool's fold, as UTF-8 HTML."""
+    return report_html(f"foldscope check: {result.candidate_name} against {result.original_name}",
+                       check_sections(result),
+                       subtitle="A fold another tool made, checked against its original by foldscope: what the app's "
+                                "Check tab shows.").encode("utf-8")
 
 
 def _verdict(v: Verification, metrics: list[tuple[str, str]], counts: str | None = None) -> Section:
@@ -51,14 +63,15 @@ def _picture(figure, alt: str) -> Picture:
     return Picture(data, mime, alt)
 
 
-def _outputs(bench: Workbench | CheckBench) -> Section:
+def _outputs(outputs: Sequence[OutputSpec], reference: Sequence[np.ndarray], folded: Sequence[np.ndarray]) -> Section:
     """Each output of both models on the first sample (an image output: its first channel)."""
     parts = []
-    for index, name in enumerate(bench.output_names):
-        channel = None if bench.reference[index].ndim <= 2 else 0
-        parts.append(_picture(bench.output_figure(index, 0, channel), f"output {name}: original, folded, difference"))
+    for index, spec in enumerate(outputs):
+        channel = None if reference[index].ndim <= 2 else 0
+        parts.append(_picture(result_views.output_figure(outputs, reference, folded, index, 0, channel),
+                              f"output {spec.name}: original, folded, difference"))
     return Section("Outputs: original vs folded (sample 0" + (", channel 0)" if any(
-        r.ndim > 2 for r in bench.reference) else ")"), parts)
+        r.ndim > 2 for r in reference) else ")"), parts)
 
 
 def _table(rows: list[dict]) -> Table:
@@ -66,11 +79,11 @@ def _table(rows: list[dict]) -> Table:
     return Table(columns, [[row.get(c) for c in columns] for row in rows])
 
 
-def fold_sections(wb: Workbench) -> list[Section]:
+def fold_sections(result: FoldResult, checked: Checked) -> list[Section]:
     """What the report of a fold shows, section by section."""
-    v, r = wb.verification, wb.result
+    v, r = checked.verification, result
     decisions = r.decisions
-    sections = [Section("Notice", [Text(wb.notice)])] if wb.notice else []
+    sections = [Section("Notice", [Text(r.notice)])] if r.notice else []
     sections.append(_verdict(v, [
         ("max abs diff (outputs)", f"{v.max_abs_diff:.3e}"), ("mean abs diff", f"{v.mean_abs_diff:.3e}"),
         ("max rel diff", f"{v.max_rel_diff:.3e}"), ("BatchNorms", f"{r.bn_before} → {r.bn_after}"),
@@ -78,58 +91,48 @@ def fold_sections(wb: Workbench) -> list[Section]:
     if not decisions:
         sections.append(Section("Candidate pairs", [Text("This model has no BatchNormalization layer: nothing to fold.")]))
     else:
-        parts = [_table(wb.pairs_table())]
-        skipped = fold_view.skip_reasons(decisions)
+        parts = [_table(result_views.pairs_table(r, v))]
+        skipped = result_views.skip_reasons(decisions)
         if skipped:
             parts.append(Details(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", [
                 Text(f"{', '.join(pairs)} ({len(pairs)}): {reason}") for reason, pairs in skipped.items()], open=True))
         sections.append(Section("Candidate pairs", parts))
-        channels = [Details(fold_view.pair_label(d), [_picture(wb.channel_figure(i), f"per-channel figures of {d.layer}")],
-                            open=i == wb.first_pair)
-                    for i, d in enumerate(decisions) if wb.detail(d) is not None]
+        first = result_views.first_pair(r)
+        channels = [Details(result_views.pair_label(d), [_picture(result_views.channel_figure(r, i),
+                                                                  f"per-channel figures of {d.layer}")],
+                            open=i == first)
+                    for i, d in enumerate(decisions) if result_views.pair_detail(r, d) is not None]
         if channels:
             sections.append(Section("Per-channel scale, offset and kernel range of each folded pair", channels))
-    sections.append(Section("Graph before and after folding", [Graph(_graph(wb), GRAPH_CAPTION)]))
-    sections.append(_outputs(wb))
-    sections.append(Section(f"What foldscope checks before folding (the {wb.frontend.format.label} frontend's rules, "
+    sections.append(Section("Graph before and after folding", [Graph(_graph(r), GRAPH_CAPTION)]))
+    sections.append(_outputs(r.frontend.outputs(r.original), checked.original_outputs, checked.folded_outputs))
+    sections.append(Section(f"What foldscope checks before folding (the {r.frontend.format.label} frontend's rules, "
                             "in order; the first objection decides)",
-                            [Table(("rule", "condition"), [(rule.name, rule.summary) for rule in wb.frontend.rules])]))
+                            [Table(("rule", "condition"), [(rule.name, rule.summary) for rule in r.frontend.rules])]))
     return sections
 
 
-def _graph(wb: Workbench) -> dict:
+def _graph(result: FoldResult) -> dict:
     """The page's figure of the whole graph, every nested model open, opening on the page's first pair."""
-    nested = wb.nested_models("fold")
-    decisions = wb.result.decisions
-    anchor = decisions[wb.first_pair].layer if decisions else None
-    return fold_graph.view(wb.graph_figure("fold", nested, False, None), wb.graphs("fold", nested)[0],
-                           selected=anchor, center=anchor, revision="report")
+    graphs = fold_graph.open_graphs(result, fold_graph.nested_models(result.graph_before))
+    decisions = result.decisions
+    anchor = decisions[result_views.first_pair(result)].layer if decisions else None
+    return fold_graph.view(fold_graph.figure(result, graphs=graphs), graphs[0], selected=anchor, center=anchor,
+                           revision="report")
 
 
-def _fold_html(wb: Workbench) -> str:
-    fmt = wb.frontend.format
-    return report_html(f"foldscope: {wb.name}", fold_sections(wb),
-                       subtitle=f"A {fmt.label} model folded and verified by foldscope: what the app's Fold tab shows.")
-
-
-def check_sections(cb: CheckBench) -> list[Section]:
+def check_sections(result: CheckResult) -> list[Section]:
     """What the report of a check shows, section by section."""
-    r, v = cb.result, cb.verification
+    r, v = result, result.checked.verification
     sections = [_verdict(v, [
         ("BatchNorms", f"{r.bn_original} → {r.bn_candidate}"), ("folded by the candidate", str(len(r.removed))),
         ("max abs diff (outputs)", f"{v.max_abs_diff:.3e}"), ("max rel diff", f"{v.max_rel_diff:.3e}")])]
-    rows = cb.fates_table()
+    rows = result_views.fates_table(r)
     sections.append(Section("Where each BatchNorm went", [_table(rows) if rows else
                                                           Text(f"{r.original_name} has no BatchNormalization.")]))
-    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(cb.figure(), (
+    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(result_views.check_figure(r), (
         "The candidate's nodes sit where the original's they line up with are (by tensor name); a layer a BN went into "
         "is outlined, the BNs it removed are ghosts, every compared node is coloured by its check. ") + GRAPH_CAPTION)]))
-    sections.append(_outputs(cb))
+    sections.append(_outputs(r.original.frontend.outputs(r.original.model), r.checked.original_outputs,
+                             r.checked.folded_outputs))
     return sections
-
-
-def _check_html(cb: CheckBench) -> str:
-    r = cb.result
-    return report_html(f"foldscope check: {r.candidate_name} against {r.original_name}", check_sections(cb),
-                       subtitle="A fold another tool made, checked against its original by foldscope: what the app's "
-                                "Check tab shows.")
