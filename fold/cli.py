@@ -478,7 +478,8 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
     if args.timeout <= 0:
         raise FoldError(f"--timeout must be a positive number of seconds; received {args.timeout:g}.")
     _verify_options(args)  # a bad --inputs-file or a clash of options fails here, before any worker starts
-    from fold.tools.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict, zoo_table
+    from fold.outputs.report import zoo_table
+    from fold.tools.zoo import Task, find_models, not_passed, run_local, run_ray, zoo_dict
 
     paths, others = find_models(args.dir)
     if not paths:

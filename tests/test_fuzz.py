@@ -22,8 +22,7 @@ import pytest
 from fold import cli
 from fold.core.errors import FoldError
 from fold.engine.pipeline import load
-from fold.frontends.formats import check_model_file
-from fold.frontends.formats import format_for
+from fold.frontends.formats import check_model_file, format_for
 from foldscope_app.workbench.workbench import upload_workbench
 from tests.fuzz_corpus import LAMBDA_MARKER, corpus, corpus_ids
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from fold.core.errors import FoldError
-from fold.core.verification import InputSpec, check_inputs, sample_inputs, sample_shape, synthetic_batch
+from fold.core.verification import InputSpec, check_inputs, read_arrays, sample_inputs, sample_shape, synthetic_batch
 from fold.engine.pipeline import fold, model_inputs, verify
-from fold.core.verification import read_arrays
 from tests.helpers import KERAS, randomize_bn
 
 L = keras.layers

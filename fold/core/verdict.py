@@ -78,6 +78,8 @@ BUDGET = 8.0
 FLOOR = 64.0
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+#: What the verdicts are called in text (the report's JSON says "pass", "fail", "inconclusive").
+VERDICTS = {PASS: "PASS", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE"}
 
 
 def unit_roundoff(dtype: str) -> float:

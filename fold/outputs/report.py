@@ -1,4 +1,5 @@
-"""The fold report: one JSON-ready dict and plain-text tables, shared by the command line and the app."""
+"""The fold report: one JSON-ready dict and plain-text tables (a fold's, a check's, a zoo run's), shared by
+the command line and the app."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from collections.abc import Sequence
 from fold.core.errors import listed
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
-from fold.core.verdict import TensorCheck
+from fold.core.verdict import VERDICTS, TensorCheck
 from fold.core.verification import Verification
+from fold.tools.zoo import ZOO_VERDICTS, ModelRow, ToolRow
 
-#: What the verdicts are called in text (the report's JSON says "pass", "fail", "inconclusive").
-VERDICTS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 #: A max rel diff above this is explained whenever it is printed beside PASS.
 LARGE_REL_DIFF = 1e-3
 
@@ -208,3 +208,17 @@ def quant_text(report) -> str:
                  f"BN in float {_db(out['original_per_tensor'])}, folded per tensor {_db(out['folded_per_tensor'])}, "
                  f"folded per channel {_db(out['folded_per_channel'])}, folded + CLE {_db(out['folded_cle_per_tensor'])}")
     return "\n".join(lines)
+
+
+def zoo_cells(model: str, row: ToolRow, bn_before: int | None) -> tuple[str, ...]:
+    """A zoo row's cells in words: model, tool, BatchNorms left (of the model's), verdict, max abs diff, time."""
+    left = "" if row.bn_left is None else f"{row.bn_left} of {bn_before}" if bn_before is not None else str(row.bn_left)
+    diff = "" if row.max_abs_diff is None else f"{row.max_abs_diff:.3e}"
+    seconds = "" if row.seconds is None else f"{row.seconds:.2f} s"
+    return model, row.tool, left, ZOO_VERDICTS[row.verdict], diff, seconds
+
+
+def zoo_table(rows: Sequence[ModelRow]) -> str:
+    """One line per model and tool: BatchNorms left, verdict, max abs diff, the tool's time to fold."""
+    lines = [zoo_cells(r.model, t, r.bn_before) for r in rows for t in (r.fold, *r.peers)]
+    return table(("model", "tool", "BNs left", "verdict", "max abs diff", "time"), lines)

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from fold.core.errors import FoldError, describe, ended, one_line
+from fold.core.verdict import VERDICTS
 from fold.core.verification import Verification
-from fold.frontends.formats import check_model_file
-from fold.frontends.formats import format_for
-from fold.outputs.report import VERDICTS, table
+from fold.frontends.formats import check_model_file, format_for
 
 #: The repository root: what a worker needs on its path to import ``fold``.
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,19 +267,6 @@ def run_ray(tasks: Sequence[Task], address: str, jobs: int = 1, timeout: float =
     finally:
         ray.shutdown()
     return [row for row in rows if row is not None]
-
-
-def _cells(model: str, row: ToolRow, bn_before: int | None) -> tuple[str, ...]:
-    left = "" if row.bn_left is None else f"{row.bn_left} of {bn_before}" if bn_before is not None else str(row.bn_left)
-    diff = "" if row.max_abs_diff is None else f"{row.max_abs_diff:.3e}"
-    seconds = "" if row.seconds is None else f"{row.seconds:.2f} s"
-    return model, row.tool, left, ZOO_VERDICTS[row.verdict], diff, seconds
-
-
-def zoo_table(rows: Sequence[ModelRow]) -> str:
-    """One line per model and tool: BatchNorms left, verdict, max abs diff, the tool's time to fold."""
-    lines = [_cells(r.model, t, r.bn_before) for r in rows for t in (r.fold, *r.peers)]
-    return table(("model", "tool", "BNs left", "verdict", "max abs diff", "time"), lines)
 
 
 def not_passed(rows: Sequence[ModelRow]) -> list[ModelRow]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from fold.core.verification import SAMPLES, Verification
-from fold.outputs.report import VERDICTS, runtimes_text, synthetic_text
+from fold.core.verdict import VERDICTS
+from fold.outputs.report import runtimes_text, synthetic_text
 from foldscope_app.examples import model_zoo
 from foldscope_app.workbench.workbench import CheckBench, Workbench
 

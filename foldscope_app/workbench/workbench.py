@@ -36,8 +36,8 @@ from fold.outputs import result_views
 from fold.outputs.html.fold_page import check_report, fold_report
 from fold.outputs.model_explorer import export_zip
 from fold.tools.check import CheckResult, check_files
-from foldscope_app.examples import seed as seed_note
 from foldscope_app.examples import model_zoo
+from foldscope_app.examples import seed as seed_note
 from foldscope_app.workbench import fold_view, node_panel, quant_view
 from foldscope_app.workbench.memo import Memos, memoized
 from viz import fold_graph

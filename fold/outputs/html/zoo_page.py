@@ -7,19 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fold.outputs.html.document import Badge, Row, Section, Table, report_html
+from fold.outputs.report import zoo_cells
 from fold.tools.zoo import ZOO_VERDICTS, ModelRow, ToolRow, counts
 
 COLUMNS = ("model", "tool", "BNs left", "verdict", "max abs diff", "time", "reason")
 
 
 def _tool_row(model: ModelRow, tool: ToolRow, first: bool) -> Row:
-    left = "" if tool.bn_left is None else f"{tool.bn_left} of {model.bn_before}" if model.bn_before is not None \
-        else str(tool.bn_left)
-    diff = "" if tool.max_abs_diff is None else f"{tool.max_abs_diff:.3e}"
-    seconds = "" if tool.seconds is None else f"{tool.seconds:.2f} s"
+    name, _, left, verdict, diff, seconds = zoo_cells(model.model, tool, model.bn_before)
     reason = "" if tool.verdict == "pass" else tool.reason
-    cells = [model.model if first else "", tool.tool, left, Badge(tool.verdict, ZOO_VERDICTS[tool.verdict]), diff,
-             seconds, reason]
+    cells = [name if first else "", tool.tool, left, Badge(tool.verdict, verdict), diff, seconds, reason]
     return Row(cells, {"model": model.model, "tool": tool.tool, "verdict": tool.verdict}, first)
 
 
