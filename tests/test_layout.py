@@ -1,6 +1,6 @@
-"""The layout shows the architecture: a pure core, frontends, demo support, figures, the page and its
-sections; the arrows between them point one way; docs/layout.md lists every module, and the
-docs' links lead somewhere."""
+"""The layout shows the architecture: the library's layers from the pure core up (``LAYERS``, one table),
+every import of every module checked against it; format names only where formats are known; no two
+modules of one name; docs/layout.md lists every module, and the docs' links lead somewhere."""
 
 from __future__ import annotations
 
@@ -8,11 +8,43 @@ import ast
 import re
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "ai_edge_litert", "streamlit", "onnx", "onnxruntime", "plotly")
 STDLIB = set(sys.stdlib_module_names)
+#: The installed packages whose imports the table rules: everything else (tests, bench, browser, app.py) may
+#: import anything but the tests.
+PACKAGES = ("fold", "viz", "foldscope_app")
+
+#: The layers, from the bottom up: each one's modules (paths from the repository root, ``**`` for any depth)
+#: and what of ``PACKAGES`` its modules may import (a package or module name, with everything inside it).
+#: The frontends reach the rest of the library through their one door, the format table
+#: (``fold.frontends.formats``); the figures know the core and nothing of the library's stages; nothing
+#: in the library imports the page.
+LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "core": (("fold/core/*.py",), ("fold.core",)),
+    "frontends": (("fold/frontends/**",), ("fold.core", "fold.frontends")),
+    "engine": (("fold/engine/*.py",), ("fold.core", "fold.frontends.formats", "fold.engine")),
+    "tools": (("fold/tools/*.py",), ("fold.core", "fold.frontends.formats", "fold.engine", "fold.tools")),
+    "figures": (("viz/*.py",), ("fold.core", "viz")),
+    "outputs": (("fold/outputs/**",),
+                ("fold.core", "fold.frontends.formats", "fold.engine", "fold.tools", "fold.outputs", "viz")),
+    "api": (("fold/__init__.py",), ("fold.core", "fold.frontends.formats", "fold.engine", "fold.tools")),
+    "cli": (("fold/cli.py", "fold/__main__.py"),
+            ("fold.core", "fold.frontends.formats", "fold.engine", "fold.tools", "fold.outputs", "fold.cli")),
+    "page": (("foldscope_app/**",), PACKAGES),
+}
+#: The layers that know formats: the frontends (each its own, and the table of them) and the page (its
+#: example models are built in their formats' own libraries, and it shows what a format adds).
+FORMAT_AWARE = ("frontends", "page")
+#: Format names that stand for something else where they appear: Python packages named like their
+#: formats (the library a traceback's site-packages folder names).
+NOT_FORMATS = {"fold/core/errors.py": {"keras", "onnx"}}
+#: A module a frontend package's module may share its name with, beside the other frontend packages' (whose
+#: modules of one name are the same part of another format): the core's rules, which each format's compose.
+SHARED_PARTS = ("fold/core/rules.py",)
 
 
 def _module_name(path: Path) -> str:
@@ -26,8 +58,8 @@ def _is_module(name: str) -> bool:
 
 
 def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports, at the top or inside a function, by its full name (``from demo
-    import seed`` imports demo and foldscope_app.examples.seed; relative imports resolved)."""
+    """Every module ``path`` imports, at the top or inside a function, by its full name (``from fold.core
+    import rules`` imports fold.core and fold.core.rules; relative imports resolved)."""
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -53,12 +85,119 @@ def _sources(*places: str) -> list[Path]:
                                                   else (ROOT / place).rglob("*.py")))
 
 
+def _posix(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _layer_of(path: Path) -> list[str]:
+    return [name for name, (globs, _) in LAYERS.items() if any(fnmatch(_posix(path), g) for g in globs)]
+
+
+def test_every_module_of_the_packages_is_in_one_layer():
+    modules = _sources(*PACKAGES)
+    assert len(modules) > 100, f"only {len(modules)} modules found under {ROOT}"
+    wrong = {_posix(p): layers for p in modules if len(layers := _layer_of(p)) != 1}
+    assert not wrong, f"modules in no layer or in several: {wrong}"
+
+
+def _wrong_imports(path: Path, allowed: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in _imports(path)
+                  if m.split(".")[0] in PACKAGES and not any(_within(m, a) for a in allowed))
+
+
+def test_every_import_keeps_to_its_layer():
+    """Each module imports, of the library and the page, only what its layer may (top-level and
+    function-level imports alike)."""
+    wrong = {}
+    for path in _sources(*PACKAGES):
+        (layer,) = _layer_of(path)
+        if bad := _wrong_imports(path, LAYERS[layer][1]):
+            wrong[f"{_posix(path)} ({layer})"] = bad
+    assert not wrong, f"imports across the layers: {wrong}"
+
+
+def test_the_layer_check_catches_a_wrong_import(tmp_path, monkeypatch):
+    """The control: an engine module that imports a frontend's package, or a tool, is caught."""
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "fold" / "engine").mkdir(parents=True)
+    module = tmp_path / "fold" / "engine" / "bad.py"
+    module.write_text("from fold.core.rules import decide\nfrom fold.frontends.formats import FRONTENDS\n\n"
+                      "def f():\n    from fold.frontends.onnx.view import view_of\n    import fold.tools.check\n")
+    assert _wrong_imports(module, LAYERS["engine"][1]) == ["fold.frontends.onnx.view", "fold.tools.check"]
+
+
+#: The one core module that imports a framework: it imports TensorFlow quietly, when asked to.
+QUIET = "fold/core/quiet.py"
+
+
 def test_core_imports_only_numpy_networkx_and_itself():
-    for path in sorted((ROOT / "fold" / "core").glob("*.py")):
+    for path in _sources("fold/core"):
+        if _posix(path) == QUIET:
+            continue
         for module in _imports(path):
             top = module.split(".")[0]
             assert top in STDLIB or top in ("numpy", "networkx") or module.startswith("fold.core"), \
-                f"{path.relative_to(ROOT)} imports {module}"
+                f"{_posix(path)} imports {module}"
+
+
+def _format_names() -> set[str]:
+    from fold.frontends.formats import FRONTENDS
+
+    return set(FRONTENDS)
+
+
+def _named_formats(path: Path, names: set[str]) -> list[str]:
+    """The format names a module spells out as a string (a docstring or a message that says "onnx"
+    among other words is no such name)."""
+    skip = NOT_FORMATS.get(path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else "", set())
+    return sorted({node.value for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Constant) and node.value in names and node.value not in skip})
+
+
+def test_format_names_appear_only_where_formats_are_known():
+    """Outside the frontends (and the page), the library knows formats through the table alone: it
+    names none, and imports no frontend module but the table (the layer table says so for imports)."""
+    names = _format_names()
+    assert names >= {"keras", "graphdef", "tflite", "onnx", "circle"}
+    wrong = {_posix(p): found for p in _sources(*PACKAGES) if _layer_of(p)[0] not in FORMAT_AWARE
+             and (found := _named_formats(p, names))}
+    assert not wrong, f"format names outside the frontends: {wrong}"
+    for path in _sources(*PACKAGES):
+        if _layer_of(path)[0] not in FORMAT_AWARE:
+            reached = [m for m in _imports(path)
+                       if _within(m, "fold.frontends") and not _within(m, "fold.frontends.formats")]
+            assert not reached, f"{_posix(path)} imports {reached}"
+
+
+def test_the_format_name_check_catches_a_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Reads onnx files."""\nKIND = "onnx"\nLABEL = "ONNX"\n')
+    assert _named_formats(module, {"onnx", "keras"}) == ["onnx"]
+
+
+def test_no_two_modules_share_a_name():
+    """A file's name says what it holds, once: the only names that repeat are the parts every frontend
+    package has (io, match, rules, view, ...: the same part of another format), and the core's rules."""
+    by_name: dict[str, list[str]] = {}
+    for path in _sources(*PACKAGES):
+        if path.name not in ("__init__.py", "__main__.py"):
+            by_name.setdefault(path.name, []).append(_posix(path))
+    parts = re.compile(r"fold/frontends/[a-z_]+/[a-z_0-9]+\.py")
+    twice = {name: paths for name, paths in by_name.items() if len(paths) > 1 and
+             not all(parts.fullmatch(p) or p in SHARED_PARTS for p in paths)}
+    assert not twice, f"modules of one name in different roles: {twice}"
+
+
+def test_the_modules_import_each_other_in_no_cycle():
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for path in _sources(*PACKAGES):  # a module's own packages (run before it anyway) are no edge
+        name = _module_name(path)
+        graph.add_edges_from((name, m) for m in _imports(path)
+                             if m.split(".")[0] in PACKAGES and _is_module(m) and not _within(name, m))
+    cycles = sorted(sorted(c) for c in nx.simple_cycles(graph))
+    assert not cycles, f"modules that import each other in a cycle: {cycles}"
 
 
 def _loaded_after(statement: str) -> list[str]:
@@ -71,31 +210,13 @@ def _loaded_after(statement: str) -> list[str]:
 
 def test_core_and_the_frontend_table_load_no_framework():
     statement = ("import fold, fold.core.affine, fold.core.kinds, fold.core.rules, fold.core.graph, "
-                 "fold.core.verification, fold.core.result, fold.frontends.formats, fold.frontends.files, fold.engine.pipeline, fold.outputs.report")
+                 "fold.core.verification, fold.core.result, fold.frontends.formats, fold.engine.pipeline, "
+                 "fold.outputs.report, fold.tools.peer_runs, fold.tools.int8_report, fold.cli")
     assert _loaded_after(statement) == []
 
 
 def test_viz_loads_no_framework():
     assert _loaded_after("import viz") == []
-
-
-def test_viz_imports_neither_demo_nor_the_frontends():
-    """Figures are drawn from data: viz knows neither the page's support nor any model format."""
-    for path in _sources("viz"):
-        wrong = sorted(m for m in _imports(path) if _within(m, "demo") or _within(m, "fold.frontends"))
-        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
-
-
-def test_demo_has_no_import_cycles():
-    import networkx as nx
-
-    graph = nx.DiGraph()
-    for path in _sources("demo"):
-        graph.add_node(_module_name(path))
-        graph.add_edges_from((_module_name(path), m) for m in _imports(path)
-                             if _within(m, "demo") and m != "demo" and m != _module_name(path))
-    cycles = sorted(sorted(c) for c in nx.simple_cycles(graph))
-    assert not cycles, f"demo's modules import each other in a cycle: {cycles}"
 
 
 #: The frontends that read a format's ops; they may share ``fold.frontends.ops``, not each other.
@@ -110,7 +231,7 @@ def test_op_level_frontends_do_not_import_each_other():
         others += [] if name in FLATBUFFER else ["fold.frontends.flatbuffer"]
         for path in _sources(f"fold/frontends/{name}"):
             wrong = sorted(m for m in _imports(path) if any(_within(m, other) for other in others))
-            assert not wrong, f"{path.relative_to(ROOT)} imports {wrong} (shared code goes to fold.frontends.ops)"
+            assert not wrong, f"{_posix(path)} imports {wrong} (shared code goes to fold.frontends.ops)"
 
 
 def test_the_shared_flatbuffer_layer_knows_no_binding_and_no_format():
@@ -120,29 +241,35 @@ def test_the_shared_flatbuffer_layer_knows_no_binding_and_no_format():
         wrong = sorted(m for m in _imports(path) if m.split(".")[0] in ("ai_edge_litert", "circle_schema", "tico",
                                                                            "onert", "torch")
                        or any(_within(m, f"fold.frontends.{f}") for f in OP_LEVEL))
-        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+        assert not wrong, f"{_posix(path)} imports {wrong}"
 
 
 def test_only_the_tests_import_the_tests():
-    for path in _sources("fold", "demo", "viz", "bench", "sections", "browser", "app.py"):
+    for path in _sources(*PACKAGES, "bench", "browser", "app.py"):
         wrong = sorted(m for m in _imports(path) if _within(m, "tests"))
-        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+        assert not wrong, f"{_posix(path)} imports {wrong}"
 
 
 def test_only_the_page_imports_streamlit():
-    """Streamlit is the frame's and the sections'; the library, its figures and the page's support
-    (tested headless) do without it."""
-    for path in _sources("fold", "demo", "viz", "browser"):
+    """Streamlit is the page's and its sections'; the library, its figures, the page's view-model and
+    example models (tested headless) and the browser driver do without it."""
+    for path in _sources("fold", "viz", "foldscope_app/workbench", "foldscope_app/examples", "browser"):
         wrong = sorted(m for m in _imports(path) if _within(m, "streamlit"))
-        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
-    assert "streamlit" not in _loaded_after("import foldscope_app.workbench.workbench, foldscope_app.workbench.why_view, foldscope_app.workbench.fold_view, fold.outputs.result_views")
+        assert not wrong, f"{_posix(path)} imports {wrong}"
+    assert "streamlit" not in _loaded_after("import foldscope_app.workbench.workbench, foldscope_app.workbench.why_view, "
+                                            "foldscope_app.workbench.fold_view, fold.outputs.html.fold_page")
+
+
+def test_app_py_only_runs_the_page():
+    """The page is one package (``foldscope_app``); the repository's app.py is the frame that runs it."""
+    frame = ast.parse((ROOT / "app.py").read_text())
+    assert _imports(ROOT / "app.py") == {"foldscope_app.page"} and len(frame.body) == 3
 
 
 def test_the_layout_page_lists_every_module():
     layout = (ROOT / "docs" / "layout.md").read_text()
-    modules = [p.relative_to(ROOT).as_posix() for package in ("fold", "demo", "viz", "bench", "sections", "browser")
-               for p in sorted((ROOT / package).rglob("*.py"))] + ["app.py"]
-    assert len(modules) > 50, f"only {len(modules)} modules found under {ROOT}"
+    modules = [_posix(p) for p in _sources(*PACKAGES, "bench", "browser")] + ["app.py"]
+    assert len(modules) > 100, f"only {len(modules)} modules found under {ROOT}"
     missing = [m for m in modules if f"`{m}`" not in layout]
     assert not missing, f"docs/layout.md does not list {missing}"
 

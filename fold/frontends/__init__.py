@@ -5,7 +5,11 @@ The op-level formats (GraphDef, TFLite, ONNX, circle) each add a ``view`` of the
 op-graph layer, ``fold.frontends.ops``, which finds chains, builds candidates, holds the op-level
 rules and draws the graph once for all of them. TFLite and circle, one schema family, share their view,
 matching, rules and rewrite too (``fold.frontends.flatbuffer``), and keep their schema and runtime.
+What a format adds beyond folding is a part of its package that its row of the table names: ``int8``
+(its runtime's own int8 models), ``peers`` (the tools it is measured against), ``converter`` (what its
+models convert to).
 
-Adding a format is one folder here and its row in ``fold.frontends.formats.FRONTENDS``; ``docs/frontend.md``
-says exactly what the folder writes.
+Adding a format is one folder here and its row in ``fold.frontends.formats.FRONTENDS``, the frontends'
+one door: the rest of the library imports no other module of theirs and names no format.
+``docs/frontend.md`` says exactly what the folder writes.
 """

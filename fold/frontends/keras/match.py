@@ -207,7 +207,7 @@ def _summary(entry: dict) -> dict:
 
 
 def scope_graph(scope: Scope) -> nx.DiGraph:
-    """foldscope's graph (schema in ``fold.graph``) of one scope and, nested, its children."""
+    """foldscope's graph (schema in ``fold.core.graph``) of one scope and, nested, its children."""
     graph = nx.DiGraph(name=scope.name, frontend="keras", inputs=list(scope.inputs),
                        outputs=list(scope.outputs))
     for name, entry in scope.entries.items():
