@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser.plotly_graph import (  # noqa: E402
-    click_node, graph_ready, hover_node, node_positions, pair_to_inspect, pick, type_into, view_range,
-)
 from browser.page import (  # noqa: E402
     MAX_ABS_DIFF, choose_option, choose_source, fold_panel, fold_text, sidebar, wait_for_app,
+)
+from browser.plotly_graph import (  # noqa: E402
+    click_node, graph_ready, hover_node, node_positions, pair_to_inspect, pick, type_into, view_range,
 )
 from browser.server import StreamlitServer, launch_chromium  # noqa: E402
 

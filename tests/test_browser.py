@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from browser import sessions
-from browser.plotly_graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
     page_state, set_number, sidebar, wait_for_app,
 )
+from browser.plotly_graph import (click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip,
+                                  view_range)
 from tests.browser_support import (
     ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, docs_screenshot, images_by_section, metric_value, metrics,
     open_app, screenshot, wait_for_graph, wait_for_images,

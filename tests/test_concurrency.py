@@ -124,7 +124,8 @@ def _session(name: str) -> dict:
         model = model_zoo.application(name, input_size=96) if entry.large else entry.build()
         return _summary(inspect_keras(name, model, samples=2))
     kind, seed = name.split(":")
-    return _summary(inspect_keras(name, model_zoo.playground_model(kind=kind, seed=int(seed), channels_out=5), samples=2))
+    model = model_zoo.playground_model(kind=kind, seed=int(seed), channels_out=5)
+    return _summary(inspect_keras(name, model, samples=2))
 
 
 @pytest.mark.slow

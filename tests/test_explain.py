@@ -1,4 +1,5 @@
-"""Tests for foldscope_app.examples.tconv, foldscope_app.workbench.why_math and viz.explain: every step's numbers against TensorFlow / Keras."""
+"""Tests for foldscope_app.examples.tconv, foldscope_app.workbench.why_math and viz.explain: every step's
+numbers against TensorFlow / Keras."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from fold.core.affine import bn_affine  # noqa: E402
+from foldscope_app.examples.seed import seed_input  # noqa: E402
+from foldscope_app.examples.tconv import (  # noqa: E402
+    flip_kernel,
+    tconv,
+    tconv_as_conv,
+    tconv_output_size,
+    tconv_stamps,
+    zero_insert,
+)
 from foldscope_app.workbench import why_math  # noqa: E402
 from foldscope_app.workbench.why_math import (  # noqa: E402
     apply_1x1,
@@ -27,9 +38,6 @@ from foldscope_app.workbench.why_math import (  # noqa: E402
     seed_example_2,
     walkthrough,
 )
-from fold.core.affine import bn_affine  # noqa: E402
-from foldscope_app.examples.seed import seed_input  # noqa: E402
-from foldscope_app.examples.tconv import flip_kernel, tconv, tconv_as_conv, tconv_output_size, tconv_stamps, zero_insert  # noqa: E402
 from tests.seed_note import EXAMPLE_2, NUMPY_BN, OFFSET, SCALE  # noqa: E402
 from viz.explain import (  # noqa: E402
     annotated_grid,

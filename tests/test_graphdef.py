@@ -11,11 +11,11 @@ from tensorflow.python.framework import dtypes, tensor_util  # noqa: E402
 from tensorflow.python.tools import optimize_for_inference_lib  # noqa: E402
 
 from fold.core.errors import FoldError  # noqa: E402
-from foldscope_app.examples.seed import graph_def as seed_graph_def  # noqa: E402
+from fold.engine.pipeline import fold, verify, verify_models  # noqa: E402
 from fold.frontends.graphdef.io import (  # noqa: E402
     graph_def_from_function, graph_def_from_keras, graph_model, io_names, read_graph_def,
 )
-from fold.engine.pipeline import fold, verify, verify_models  # noqa: E402
+from foldscope_app.examples.seed import graph_def as seed_graph_def  # noqa: E402
 from tests.helpers import GRAPHDEF, assert_folds, assert_skipped  # noqa: E402
 from tests.seed_note import EXAMPLE_2, X  # noqa: E402
 

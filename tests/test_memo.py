@@ -1,4 +1,5 @@
-"""foldscope_app.workbench.memo: each value computed once however many threads ask at once, bounded, failures not kept."""
+"""foldscope_app.workbench.memo: each value computed once however many threads ask at once, bounded, failures
+not kept."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import pytest
 
 from fold.core.affine import scale_kernel
 from fold.core.kinds import KERAS_KINDS, ONNX_KINDS
-from foldscope_app.examples.onnx_zoo import Graph
 from fold.core.quant import (
     HIGH_BIAS_SIGMAS, QMAX, SQNR_CAP, absorb_high_bias, channel_peaks, channel_sqnr, constant_response, equalize,
     input_rows, output_sqnr, quantize, range_ratio, sqnr,
@@ -23,6 +22,7 @@ from fold.core.verification import sample_inputs
 from fold.engine.pipeline import fold, run, verify
 from fold.frontends.onnx.io import prepare
 from fold.tools.quantization import cle_pairs, quant_report
+from foldscope_app.examples.onnx_zoo import Graph
 from tests.helpers import GRAPHDEF, KERAS, ONNX, TFLITE, randomize_bn, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

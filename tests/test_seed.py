@@ -1,6 +1,6 @@
-"""The seed note's two worked examples, reproduced by the Keras fold (independently of foldscope_app/examples/seed.py
-and foldscope_app/workbench/why_math.py: the numbers are the note's own, from tests/seed_note.py), and foldscope_app/examples/seed.py held
-to the note's numbers."""
+"""The seed note's two worked examples, reproduced by the Keras fold (independently of
+foldscope_app/examples/seed.py and foldscope_app/workbench/why_math.py: the numbers are the note's own,
+from tests/seed_note.py), and foldscope_app/examples/seed.py held to the note's numbers."""
 
 from __future__ import annotations
 

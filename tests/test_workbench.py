@@ -93,7 +93,8 @@ def test_zoo_models_are_the_same_in_every_process():
     first, second = model_zoo.dcgan_generator(), model_zoo.dcgan_generator()
     assert fingerprint(first) == fingerprint(second)
     root = Path(__file__).resolve().parents[1]
-    code = ("import hashlib, numpy as np; from foldscope_app.examples import model_zoo; m = model_zoo.dcgan_generator(); d = hashlib.sha256()\n"
+    code = ("import hashlib, numpy as np; from foldscope_app.examples import model_zoo\n"
+            "m = model_zoo.dcgan_generator(); d = hashlib.sha256()\n"
             "for w in m.weights: d.update(np.asarray(w.numpy()).tobytes())\nprint(d.hexdigest())")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
                            env={"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})

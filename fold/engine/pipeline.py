@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from fold.core.errors import FoldError, one_line
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, decide
 from fold.core.verification import (
     FREE_DIMS, SAMPLES, InputSpec, batch_size, check_inputs, run_in_batches, sample_inputs,
 )
-from fold.core.errors import FoldError, one_line
 from fold.engine.comparison import Checked, Side, compare_models, fold_correspondence
 from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES, Format, Frontend, check_model_file
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fold.core.verification import SAMPLES, Verification
 from fold.core.verdict import VERDICTS
+from fold.core.verification import SAMPLES, Verification
 from fold.outputs.report import runtimes_text, synthetic_text
 from foldscope_app.examples import model_zoo
 from foldscope_app.workbench.workbench import CheckBench, Workbench

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foldscope_app.examples import seed
-from foldscope_app.examples.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv, tconv_crops,
-                        tconv_stamps)
 from fold.core.affine import Affine, bn_affine, fold_kernel
 from fold.core.kinds import KERAS_KINDS
+from foldscope_app.examples import seed
+from foldscope_app.examples.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv,
+                                         tconv_crops, tconv_stamps)
 
 #: The layout of a Keras/TF TConv kernel (kh, kw, Cout, Cin), from the kinds table.
 TCONV = KERAS_KINDS["Conv2DTranspose"]

@@ -1,6 +1,7 @@
 """TensorFlow's side of the "why it works" walkthrough: the same TConv by ``tf.nn.conv2d_transpose``.
 
-Kept apart from ``foldscope_app.workbench.why_math`` and ``foldscope_app.examples.tconv`` so the walkthrough's math stays pure NumPy.
+Kept apart from ``foldscope_app.workbench.why_math`` and ``foldscope_app.examples.tconv`` so the
+walkthrough's math stays pure NumPy.
 """
 
 from __future__ import annotations

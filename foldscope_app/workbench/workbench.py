@@ -215,7 +215,8 @@ class Workbench(_Outputs):
     def ops(self) -> Workbench:
         """The op view as a workbench of its own, verified on this workbench's inputs."""
         ops = self.op_view()
-        return Workbench(f"{self.key}:ops", ops, verify(ops, inputs=self.checked.inputs), ops.frontend.outputs(ops.original))
+        checked = verify(ops, inputs=self.checked.inputs)
+        return Workbench(f"{self.key}:ops", ops, checked, ops.frontend.outputs(ops.original))
 
     @memoized()
     def consts_png(self) -> bytes:

@@ -54,8 +54,8 @@ class TfliteFrontend(FlatbufferFrontend):
         converter names them so)."""
         sg = model.main
         signatures = model.tree.signatureDefs or []
-        by_name = {} if len(signatures) != 1 else {
-            (m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in signatures[0].outputs or []}
+        outputs = (signatures[0].outputs or []) if len(signatures) == 1 else []
+        by_name = {(m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in outputs}
         keys = [f"output_{k}" for k in range(count)]
         if set(keys) != set(by_name) or count != len(sg.outputs):
             return None

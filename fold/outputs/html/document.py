@@ -175,7 +175,8 @@ def _table(table: Table) -> str:
     rows = []
     for row in table.rows:
         row = row if isinstance(row, Row) else Row(row)
-        attrs = (" class=first" if row.first else "") + "".join(f" data-{_e(k)}=\"{_e(v)}\"" for k, v in row.data.items())
+        data = "".join(f" data-{_e(k)}=\"{_e(v)}\"" for k, v in row.data.items())
+        attrs = (" class=first" if row.first else "") + data
         rows.append(f"<tr{attrs}>" + "".join(_td(v, css) for v, css in zip(row.cells, classes)) + "</tr>")
     box = "table whole" if table.whole else "table"
     return f"<div class=\"{box}\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"

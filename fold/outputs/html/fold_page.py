@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from fold.core.result import FoldResult
+from fold.core.verdict import VERDICTS
 from fold.core.verification import OutputSpec, Verification
 from fold.engine.pipeline import Checked
 from fold.outputs import result_views
 from fold.outputs.html.document import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
-from fold.core.verdict import VERDICTS
 from fold.outputs.report import counts_text, verification_text
 from fold.tools.check import CheckResult
 from viz import fold_graph
