@@ -7,11 +7,19 @@ Run with ``make run`` (the repository's ``app.py`` runs ``main``) or ``streamlit
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
-from fold.core.quiet import import_tensorflow_quietly
+#: The folder that holds this package: run as a script (``streamlit run foldscope_app/page.py``, which puts
+#: only this file's own folder on the path), the page imports the library next to it.
+ROOT = str(Path(__file__).resolve().parents[1])
+if __name__ == "__main__" and ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
