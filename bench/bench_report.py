@@ -26,7 +26,6 @@ from fold.core.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
-from fold.outputs.html.fold_page import fold_report  # noqa: E402
 from foldscope_app.workbench.workbench import zoo_workbench  # noqa: E402
 
 
@@ -70,10 +69,10 @@ def main() -> None:
     wb = zoo_workbench(args.model)
     fold_s = time.perf_counter() - start
     start = time.perf_counter()
-    data = fold_report(wb)
+    data = wb.html_report()
     build_s = time.perf_counter() - start
     start = time.perf_counter()
-    again = fold_report(wb)
+    again = wb.html_report()
     cached_s = time.perf_counter() - start
     assert again is data
     text = data.decode("utf-8")
