@@ -368,6 +368,12 @@ def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np
     if got.shape != ref.shape or terms.shape != ref.shape:
         return
     axis = channel_axis(graph, f.reference, ref.ndim)
+    channels = np.size(f.scale) if f.scale is not None else 0
+    if ref.ndim <= 1 and channels > 1 and ref.size % channels == 0:  # a flattened map (a Reshape to [C]): rows of C
+        ref, got, terms = (np.reshape(a, (-1, channels)) for a in (ref, got, terms))
+        axis = -1
+    if source is not None and np.shape(source) != ref.shape and np.size(source) == ref.size:
+        source = np.reshape(source, ref.shape)  # the layer's own [1, C] before the Reshape the BN read
     (ref_c, axis_c), (got_c, _), (terms_c, _) = (as_channels(a, axis) for a in (ref, got, terms))
     source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
     known = f.scale is not None and np.size(f.scale) == ref_c.shape[axis_c]

@@ -272,3 +272,19 @@ def test_a_bn_in_decomposed_form_is_seen_wherever_it_sits(tmp_path, before):
     result = _folded(_onnx_file(tmp_path, g, out), tmp_path)
     assert [(d.status, d.form) for d in result.decisions] == [("skipped", "bn")]
     assert result.bn_before == result.bn_after == 1
+
+
+@pytest.mark.parametrize("program", [
+    # a converter's Reshape of the [1, 2] input to [2, 1] before the layer: two entries per model row
+    Program(shape=(1, 2), steps=(("layernorm", 1, "scalar", False), ("layernorm", 2, "scalar", False),
+                                 ("layer", 1, "channel", False), ("bn", 1, "channel", False)), seed=0),
+    # a BN on the layer's [1, 2] output reshaped to [2]: a rank-1 map whose entries are channels
+    Program(shape=(1, 1), steps=(("layer", 2, "scalar", False), ("layernorm", 1, "scalar", False),
+                                 ("bn", 1, "scalar", False)), seed=0),
+])
+def test_tflite_graphs_whose_layer_rows_are_not_the_models(tmp_path, program):
+    """Graphs the random draws met (the first one failed CI): each folds and verifies."""
+    path = tmp_path / "random.tflite"
+    data = tflite_model(program)
+    path.write_bytes(data)
+    assert _through_foldscope(path, program, _tflite_runs(data), tmp_path)[-1] == "verified"
