@@ -378,7 +378,7 @@ def test_a_folded_model_is_freed_with_its_view():
     import gc
     import weakref
 
-    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    data, _ = tconv_bn(TCONV_CASES["two_out_bias_111C_relu6"])
     result = fold(TFLITE, model_from_bytes(data))
     models = [weakref.ref(result.original), weakref.ref(result.folded)]
     del result
