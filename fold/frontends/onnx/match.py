@@ -16,7 +16,7 @@ import onnx
 
 from fold.frontends.onnx.view import OnnxView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
-from fold.frontends.ops.chains import find_chains
+from fold.frontends.ops.chains import candidate_chains, find_chains
 from fold.frontends.ops.graph import op_graph as ops_graph
 
 #: Attributes worth showing in the graph.
@@ -28,7 +28,7 @@ _CONFIG_ATTRS = ("kernel_shape", "strides", "pads", "auto_pad", "dilations", "gr
 def candidates(view: OnnxView) -> list[OpCandidate]:
     """Every chain of the model as a candidate, in graph order."""
     found = []
-    for chain in find_chains(view):
+    for chain in candidate_chains(view):
         c = op_candidate(view, chain)
         if c.kind is not None and chain.producer.type == "MatMul":
             c.output_node = chain.tail.id  # the Add the rewrite puts after it takes the chain's last node's name

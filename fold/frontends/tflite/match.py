@@ -18,7 +18,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.kinds import TFLITE_KINDS
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
-from fold.frontends.ops.chains import Chain, const_operand, find_chains
+from fold.frontends.ops.chains import Chain, candidate_chains, const_operand, find_chains
 from fold.frontends.ops.graph import op_graph as ops_graph
 from fold.frontends.tflite.model import ACTIVATION_NAMES, TENSOR_TYPE_NAMES
 from fold.frontends.tflite.view import SLOTS, TfliteView
@@ -93,7 +93,7 @@ def candidate(view: TfliteView, chain: Chain, split_activation: bool = False) ->
 
 def candidates(view: TfliteView, split_activation: bool = False) -> list[TfliteCandidate]:
     """Every chain of the main subgraph as a candidate, in op order."""
-    return [candidate(view, chain, split_activation) for chain in find_chains(view)]
+    return [candidate(view, chain, split_activation) for chain in candidate_chains(view)]
 
 
 def _config(op: schema.OperatorT) -> dict:
