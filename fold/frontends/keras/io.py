@@ -326,28 +326,48 @@ def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
     return twin
 
 
-def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch; a layer
-    whose ``until`` is another layer reading its output alone (its BN) is followed by a copy of that
-    one (not with ``magnitude``, which runs the layer alone)."""
+#: Layers a path run alone holds at most (a layer and the BatchNormalizations after it).
+MAX_PATH = 8
+
+
+def _path(model: keras.Model, path: str, until: str) -> list[keras.layers.Layer] | None:
+    """The layers from ``path`` to ``until`` (graph paths), each the only caller of the output of the one
+    before, called once with one input; None when there is no such path."""
     from fold.frontends.keras.match import layer_at
 
+    try:
+        first, last = layer_at(model, path), layer_at(model, until)
+    except ValueError:
+        return None
+    found = [last]
+    while found[0] is not first:
+        fed = _call_inputs(found[0])
+        if fed is None or len(fed) != 1 or len(found) >= MAX_PATH:
+            return None
+        history = getattr(fed[0], "_keras_history", None)
+        if history is None or _call_output(history[0]) is not fed[0]:
+            return None
+        found.insert(0, history[0])
+    fed = _call_inputs(first)
+    return found if fed is not None and len(fed) == 1 else None
+
+
+def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
+    """Copies of the layers, each on an input of its own, in one model called once per batch: each layer
+    followed by copies of the layers through ``until``, each reading the one before (its BatchNorms; not
+    with ``magnitude``, which runs the layer alone)."""
     inputs, outputs, names = [], [], []
     for path, until in layers:
-        try:
-            layer = layer_at(model, path)
-            after = None if magnitude or until == path else layer_at(model, until)
-        except ValueError:
+        found = _path(model, path, until if not magnitude else path)
+        if found is None:
             continue
-        fed = _call_inputs(layer)
-        if fed is None or len(fed) != 1:
-            continue
-        if after is not None and (_call_inputs(after) or [None])[0] is not _call_output(layer):
-            continue  # not the layer's direct successor: no chain to run
+        fed = _call_inputs(found[0])
         x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
         inputs.append(x)
-        y = _twin(layer, magnitude)(x)
-        outputs.append(y if after is None else _twin(after, False)(y))
+        y = x
+        for k, layer in enumerate(found):
+            y = _twin(layer, magnitude and k == 0)(y)
+        outputs.append(y)
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 

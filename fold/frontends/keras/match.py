@@ -18,6 +18,7 @@ import keras
 import networkx as nx
 import numpy as np
 
+from fold.core.affine import bn_affine
 from fold.core.graph import Vocabulary
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate
@@ -311,14 +312,52 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> KerasCandidate | None
     return c
 
 
+def _following_bn(sc: Scope, name: str, c: KerasCandidate) -> str | None:
+    """The BatchNormalization that alone reads layer ``name``'s output, once, on the same axes, when
+    there is one: its map composes with the candidate's."""
+    if sc.refs[name] != 1 or calls(sc.entries[name]) > 1:
+        return None
+    after = [n for n, sources in sc.inputs_of.items() if sources and sources[0][0] == name]
+    if len(after) != 1 or sc.entries[after[0]].get("class_name") != "BatchNormalization":
+        return None
+    bn = sc.layers[after[0]]
+    shape = sc.shapes.get(after[0])
+    if _normalize_axes(bn.axis, len(shape) if shape is not None else None) != c.bn_axes or \
+            calls(sc.entries[after[0]]) > 1 or len(sc.inputs_of[after[0]]) != 1:
+        return None
+    return after[0]
+
+
+def _compose_following(sc: Scope, prefix: str, c: KerasCandidate, name: str) -> list[str]:
+    """Extend ``c`` (whose last BN is ``name``) with the BatchNormalizations that follow it one after the
+    other; returns their names."""
+    taken = []
+    while (after := _following_bn(sc, name, c)) is not None:
+        bn = sc.layers[after]
+        c.maps.append(bn_affine(bn.moving_mean.numpy(), bn.moving_variance.numpy(), float(bn.epsilon),
+                                bn.gamma.numpy() if bn.scale else None, bn.beta.numpy() if bn.center else None))
+        c.bn_training = c.bn_training or sc.call_kwargs.get(after, {}).get("training") is True
+        c.bn = f"{c.bn}+{prefix}{after}"
+        taken.append(after)
+        name = after
+    if taken:
+        c.absorbs = {"bn": 1 + len(taken), "affine": 0}
+        c.notes["maps"] = " -> ".join(c.bn.split("+"))
+    return taken
+
+
 def candidates(scope: Scope) -> list[KerasCandidate]:
-    """Every BatchNorm of every scope with the layer that feeds it, in model order."""
+    """Every BatchNorm of every scope with the layer that feeds it, in model order; BatchNorms that follow
+    one another, each read by the next alone, are one candidate of their maps composed."""
     found = []
     for prefix, sc in scope.walk():
+        taken: set[str] = set()
         for name, entry in sc.entries.items():
-            if entry.get("class_name") == "BatchNormalization":
+            if entry.get("class_name") == "BatchNormalization" and name not in taken:
                 with at(f"layer '{prefix}{name}' (BatchNormalization)"):
                     c = _candidate(sc, prefix, name)
+                    if c is not None:
+                        taken.update(_compose_following(sc, prefix, c, name))
                 if c is not None:
                     found.append(c)
     return found

@@ -51,6 +51,10 @@ def _rewrite_config(scope: Scope, folded: dict[str, str], prefix: str = "") -> N
     if not here:
         return
     redirects = {bn: scope.inputs_of[bn][0] for bn in here}
+    for bn, target in redirects.items():  # a BN after a BN: both go, and what read the second reads the layer
+        while target[0] in here:
+            target = redirects[target[0]]
+        redirects[bn] = target
     kept = []
     for entry in scope.config["layers"]:
         name = entry.get("name") or entry["config"].get("name")
@@ -97,7 +101,7 @@ def rebuild(model: keras.Model, decisions: list[Decision], ser: dict | None = No
     The config is edited on a copy (of ``ser``, the model's serialized form, when the caller
     has it; else a fresh one), so the caller's scope stays valid.
     """
-    folded = {d.bn: d.layer for d in decisions if d.folded}
+    folded = {bn: d.layer for d in decisions if d.folded for bn in d.bn_nodes}
     ser = copy.deepcopy(ser) if ser is not None else serialize(model)
     _rewrite_config(build_scope(ser, model), folded)
     built_from = copy.deepcopy(ser)
