@@ -414,8 +414,7 @@ def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np
                      kernel: LayerKernel, graph: nx.DiGraph, stats: dict[str, ChannelStats]) -> None:
     """One batch of a folded layer's output (and its Σ|W'||x|) against the BN's, with its tolerance;
     ``source``: the original layer's own output on the same inputs, when known."""
-    ref = _window(f, graph, ref)
-    source = None if source is None else _window(f, graph, source)
+    ref = _window(f, graph, ref)  # the layer's own output ``source`` holds only its channels already
     # a layer fetched before the Squeeze it was looked through to (or a converter's 2-D op for a 1-D layer)
     got, terms = as_shaped(got, ref.shape), as_shaped(terms, ref.shape)
     if got.shape != ref.shape or terms.shape != ref.shape:

@@ -321,7 +321,7 @@ def test_supported_kind_bn_after_a_relu_NEG():
 
 def test_supported_kind_bn_on_a_graph_input_NEG():
     g, x = _conv_net()
-    out = g.conv(g.bn(x, 3, "bn"), 3, 4, 3, "conv")
+    out = g.conv(g.node("Sigmoid", [g.bn(x, 3, "bn")], "gate"), 3, 4, 3, "conv")  # no layer after it either
     assert_skipped(ONNX, model_of(g.model([out], "net")), "supported-kind", "model input")
 
 

@@ -42,9 +42,9 @@ class Vocabulary:
     """A format's op (or layer class) names by role: what its graph shows as an input, a BatchNorm,
     an activation (and which activations are positively homogeneous, f(a x) = a f(x) for a > 0,
     which cross-layer equalization may step over), a nested model; for op-level formats also its
-    binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, and the
-    reductions a normalization computes its run-time statistics with (a LayerNorm's mean).
-    Each frontend owns its vocabulary; the core knows none."""
+    binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, the
+    reductions a normalization computes its run-time statistics with (a LayerNorm's mean), and its
+    concatenations. Each frontend owns its vocabulary; the core knows none."""
 
     inputs: frozenset[str] = frozenset()
     bns: frozenset[str] = frozenset()
@@ -56,6 +56,7 @@ class Vocabulary:
     identities: frozenset[str] = frozenset()
     reshapes: frozenset[str] = frozenset()
     reductions: frozenset[str] = frozenset()
+    concats: frozenset[str] = frozenset()
 
     def role(self, op: str, linear: bool = False) -> str:
         """The display and rule role of an op type (``linear``: it is a kind foldscope folds into)."""

@@ -41,7 +41,7 @@ class Forward:
 
     source:     the map's first node, whose data input the folded layer reads once the map is gone.
     path:       the nodes between the map and the layer (channel-keeping reshapes, and for a partial
-                fold the activation), in data order.
+                fold the activation), in data order; ``through`` says what each is ("Relu 'n7'").
     activation: the positively homogeneous activation between them (a partial fold: only the scale
                 moves, the shift stays as one Add before it), or None.
     padding:    how the layer pads its input (None: every output reads real inputs only).
@@ -55,6 +55,7 @@ class Forward:
 
     source: str
     path: list[str] = field(default_factory=list)
+    through: list[str] = field(default_factory=list)
     activation: str | None = None
     padding: str | None = None
     transposed: bool = False
@@ -360,7 +361,7 @@ def _forward_target(c: Candidate) -> str | None:
         return f"'{c.bn}' is called with training=True; it cannot move into the layer after it either."
     if f is None or c.kind is None:
         what = f"{article(c.op)} {c.op} '{c.layer}'" if c.layer else "no single op"
-        through = f" through {', '.join(f.path)}" if f is not None and f.path else ""
+        through = f" through {', '.join(f.through)}" if f is not None and f.through else ""
         return f"'{c.bn}' feeds {what}{through}, not a layer it can fold forward into."
     return None
 
@@ -404,7 +405,7 @@ def _forward_positive_scale(c: Candidate) -> str | None:
     bad = np.flatnonzero(~(scale > 0))
     if bad.size:
         k = int(bad[0])
-        return (f"{f.activation} '{f.path[-1] if f.path else ''}' comes between '{c.bn}' and '{c.layer}': "
+        return (f"{f.activation} comes between '{c.bn}' and '{c.layer}': "
                 f"{f.activation}(s x + t) = s {f.activation}(x + t / s) needs s > 0, and channel {k} has s = "
                 f"{scale[k]:.3g} ({bad.size} channel(s) not above 0).")
     return None
@@ -624,6 +625,14 @@ def _decide_split(c: Candidate, by: dict[str, tuple[Rule, ...]]) -> Decision:
     return Decision(c.layer, c.bn, c.op, None, "folded", affine=c.affine(), notes=notes,
                     output_node=c.output_node or c.layer, form=c.form, direction="concat", absorbs=c.counted(),
                     pieces=pieces)
+
+
+def chosen(c: Candidate, d: Decision) -> Candidate:
+    """The candidate a folded decision took: ``c`` itself, or the alternative of its direction."""
+    want = "forward" if d.direction == "partial" else d.direction
+    if want == "backward":
+        return c
+    return next(a for a in c.alternatives if a.direction == want)
 
 
 def fold_notes(decisions: Sequence[Decision]) -> dict[str, str]:

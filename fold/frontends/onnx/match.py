@@ -17,6 +17,7 @@ import onnx
 from fold.frontends.onnx.view import OnnxView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import candidate_chains, find_chains
+from fold.frontends.ops.directions import alternatives
 from fold.frontends.ops.graph import op_graph as ops_graph
 
 #: Attributes worth showing in the graph.
@@ -32,6 +33,8 @@ def candidates(view: OnnxView) -> list[OpCandidate]:
         c = op_candidate(view, chain)
         if c.kind is not None and chain.producer.type == "MatMul":
             c.output_node = chain.tail.id  # the Add the rewrite puts after it takes the chain's last node's name
+        if chain.form != "bias":
+            c.alternatives = alternatives(view, c)
         found.append(c)
         if view.model.external is not None:
             view.model.external.release()  # one candidate's weights in memory at a time

@@ -23,6 +23,8 @@ class OpCandidate(Candidate):
     shared:        weights also read by other ops (``unshared-weights``).
     extra_readers: tensors of the chain read outside it, or model outputs (``single-use-chain``).
     bad_operands:  operands that are not per-channel vectors (``per-channel-operands``).
+    map_not_constant: the map's own parameters that are not constants (part of ``not_constant``, and
+                   what a forward or split alternative, whose layer is another, keeps of it).
     weight, bias_input: the tensors the layer reads its kernel and bias from.
     """
 
@@ -31,6 +33,7 @@ class OpCandidate(Candidate):
     shared: list[str] = field(default_factory=list)
     extra_readers: list[str] = field(default_factory=list)
     bad_operands: list[str] = field(default_factory=list)
+    map_not_constant: list[str] = field(default_factory=list)
     weight: str | None = None
     bias_input: str | None = None
 
@@ -56,7 +59,7 @@ def extra_readers(view: OpView, chain: Chain) -> list[str]:
     return found
 
 
-def _weights(view: OpView, c: OpCandidate, op: Op) -> list[tuple[str, str]]:
+def weights_of(view: OpView, c: OpCandidate, op: Op) -> list[tuple[str, str]]:
     """(description, tensor) of the layer's weight and bias inputs."""
     weight_slot, bias_slot = view.slots(op)
     found = [(f"the {c.kind.weight} of '{op.id}'", op.inputs[weight_slot])]
@@ -65,7 +68,7 @@ def _weights(view: OpView, c: OpCandidate, op: Op) -> list[tuple[str, str]]:
     return found
 
 
-def _shared(view: OpView, layer: Op, tensors: list[str]) -> list[str]:
+def shared_weights(view: OpView, layer: Op, tensors: list[str]) -> list[str]:
     """The first weight (or what it was read from) that an op outside its path also reads."""
     for t in tensors:
         path = view.looked_through(t)
@@ -83,8 +86,10 @@ def _bn_parameters(view: OpView, c: OpCandidate, op: Op) -> Affine | None:
     c.bn_training = c.bn_training or bn.training
     rank = _rank(view, op.inputs[bn.data_slot])
     params = {k: t for k, t in bn.params.items() if t}
-    c.not_constant += [f"the {k} of '{op.id}' ('{view.name(t)}')" for k, t in params.items() if not view.is_constant(t)]
-    if c.not_constant or c.bn_training:
+    missing = [f"the {k} of '{op.id}' ('{view.name(t)}')" for k, t in params.items() if not view.is_constant(t)]
+    c.not_constant += missing
+    c.map_not_constant += missing
+    if c.map_not_constant or c.bn_training:
         return None
     values = {k: np.asarray(view.value(t), dtype=np.float64).reshape(-1) for k, t in params.items()}
     if op is not c.chain.removed[0]:
@@ -140,7 +145,7 @@ def _map_parameters(view: OpView, c: OpCandidate, chain: Chain) -> None:
             if found is not None:
                 maps.append(found)
             continue
-        if c.not_constant or c.bn_training:
+        if c.map_not_constant or c.bn_training:
             continue
         scale, shift = _scale_shift(view, unit, n)
         if unit is not chain.parts[0]:
@@ -179,12 +184,12 @@ def _op_candidate(view: OpView, chain: Chain, cls: type[OpCandidate]) -> OpCandi
         _map_parameters(view, c, chain)
         return c
     c.kind = kind
-    weights = _weights(view, c, producer)
+    weights = weights_of(view, c, producer)
     c.weight = weights[0][1]
     c.bias_input = weights[1][1] if len(weights) > 1 else None
     bias_add = [] if chain.bias is None else [(f"the bias added by '{chain.bias.id}'", const_operand(view, chain.bias)[0])]
     c.not_constant = [f"{what} ('{view.name(t)}')" for what, t in [*weights, *bias_add] if not view.is_constant(t)]
-    c.shared = _shared(view, producer, [t for _, t in weights])
+    c.shared = shared_weights(view, producer, [t for _, t in weights])
     looked = [o for _, t in weights for o in view.looked_through(t)]
     if looked:
         c.notes["weights_through"] = ", ".join(f"{o.type} '{o.id}'" for o in looked)

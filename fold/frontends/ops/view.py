@@ -58,6 +58,7 @@ class OpView(Protocol):
 
     vocabulary: Vocabulary
     ops: Sequence[Op]
+    by_name: dict[str, Op]
 
     def producer(self, tensor: str) -> Op | None:
         """The op that produces ``tensor`` (None for a model input or a constant)."""
@@ -119,6 +120,20 @@ class OpView(Protocol):
     def stored_dtype(self, tensor: str) -> str:
         """The dtype a constant is stored in (float16 behind a Cast or DEQUANTIZE), which a folded
         weight is written back in."""
+
+    def padding(self, op: Op) -> str | None:
+        """How a linear op pads its data input, in the format's words ("pads [1, 1, 1, 1]", "padding
+        SAME"), or None when every output element reads real inputs only."""
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        """How a linear op reads its input channels: (the shape it views its data input as first, None
+        when as it is; the axis of that view that holds them, from 0 or from the end)."""
+
+    def weight_gain(self, op: Op) -> float:
+        """What a linear op multiplies its product with the kernel by (ONNX Gemm's alpha; else 1)."""
+
+    def concat_axis(self, op: Op) -> int | None:
+        """The axis (from 0, of its output) a concatenation op joins its inputs along; None for any other op."""
 
 
 def input_op(view: OpView) -> str:

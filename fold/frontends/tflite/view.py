@@ -29,6 +29,7 @@ VOCABULARY = Vocabulary(
     adds=frozenset({"ADD"}),
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
     reductions=frozenset({"MEAN", "SUM"}),
+    concats=frozenset({"CONCATENATION"}),
 )
 #: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
@@ -163,6 +164,33 @@ class TfliteView:
 
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
         return value, None
+
+    def padding(self, op: Op) -> str | None:
+        options = self.operator(op).builtinOptions
+        if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D") or getattr(options, "padding", None) != schema.Padding.SAME:
+            return None
+        shape, kernel = self.shape(op.inputs[0]), self.shape(op.inputs[1])
+        if shape is None or kernel is None or any(d is None for d in shape[1:3]):
+            return "padding SAME"
+        steps = ((options.strideH, options.dilationHFactor), (options.strideW, options.dilationWFactor))
+        total = sum(max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
+                    for n, k, (s, d) in zip(shape[1:3], kernel[1:3], steps))
+        return "padding SAME" if total else None
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        if op.type == "FULLY_CONNECTED":  # it reads its input as rows of the weights' input size
+            weights = self.shape(op.inputs[1])
+            return ((-1, int(weights[-1])) if weights is not None else None), 1
+        return None, -1
+
+    def weight_gain(self, op: Op) -> float:
+        return 1.0
+
+    def concat_axis(self, op: Op) -> int | None:
+        if op.type != "CONCATENATION":
+            return None
+        shape = self.shape(op.output)
+        return position(int(self.operator(op).builtinOptions.axis), None if shape is None else len(shape))
 
     def looked_through(self, tensor: str) -> list[Op]:
         op = self._producer.get(tensor)

@@ -1,0 +1,264 @@
+"""The other directions a chain's map folds in, written once for every op-level format: forward into the
+layer that reads it, and backward split over the Concat whose output it reads.
+
+    forward   x -> map -> [reshapes] -> layer          x -> [reshapes] -> layer'
+    partial   x -> map -> ReLU -> [reshapes] -> layer  x -> Add(t / s) -> ReLU -> [reshapes] -> layer'
+    concat    layer_k -> Concat -> map                 layer_k' -> Concat   (layer_k takes its channels' slice)
+
+Each builds an alternative of the backward candidate (``fold.core.rules.Candidate.alternatives``): the
+same map, another layer, with what the direction's rules read (``fold.core.rules.Forward``, ``Split``).
+A forward candidate's layer reads the map's channels through the reshapes between them; which of its
+input channels reads which of the map's channels is worked out on index arrays shaped like the tensors
+(``features``), so a Flatten of NCHW, a channels-last reshape and a Squeeze all line up, and a reshape
+that mixes channels is named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fold.core.rules import Forward, Split
+from fold.frontends.ops.candidates import OpCandidate, layer_bias, shared_weights, uses, weights_of
+from fold.frontends.ops.chains import MAX_BETWEEN, Chain, channel_vector, const_operand, position
+from fold.frontends.ops.view import Op, OpView
+
+#: Ops walked at most from a map to the layer it folds forward into (reshapes and one activation).
+MAX_PATH = MAX_BETWEEN + 2
+
+
+def fresh(view: OpView, name: str) -> str:
+    """A node name no op of the view has (for the Add a fold writes)."""
+    taken = {op.id for op in view.ops}
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate, k = f"{name}_{k}", k + 1
+    return candidate
+
+
+def _walk(view: OpView, chain: Chain) -> tuple[Op | None, list[Op], str | None, list[str], Op | None]:
+    """From the map's output to the op that is no reshape: (that op when it alone reads what comes
+    before it, the ops passed, the positively homogeneous activation passed, what else reads what was
+    passed, the op the walk stopped at otherwise)."""
+    vocab = view.vocabulary
+    tail = chain.tail
+    fused = view.activation(tail)
+    activation = fused if fused in vocab.homogeneous else None
+    t, path, readers = tail.output, [], []
+    if fused is not None and activation is None:
+        return None, path, None, readers, tail
+    for _ in range(MAX_PATH):
+        if view.is_output(t):
+            readers.append(f"'{view.name(t)}' is a model output")
+        after = view.readers(t)
+        if len(after) != 1:
+            if len(after) > 1:
+                readers.append(f"'{view.name(t)}' is read by {len(after)} ops ("
+                               + ", ".join(f"'{r.id}'" for r in after[:3]) + ")")
+            return None, path, activation, readers, None
+        op = after[0]
+        kind = view.kind(op)
+        if kind is not None:
+            return (op if op.inputs[kind.data_input] == t else None), path, activation, readers, op
+        if op.type in vocab.identities or op.type in vocab.reshapes:
+            path.append(op)
+        elif op.type in vocab.homogeneous and activation is None and view.activation(op) is None:
+            path.append(op)
+            activation = op.type
+        else:
+            return None, path, activation, readers, op
+        t = op.output
+    return None, path, activation, readers, None
+
+
+def _static(shape: tuple | None) -> tuple[int, ...] | None:
+    """A tensor's shape with its leading (batch) dimension 1; None when another dimension is unknown."""
+    if shape is None or not shape or any(d is None for d in shape[1:]):
+        return None
+    return (1, *(int(d) for d in shape[1:]))
+
+
+def features(view: OpView, chain: Chain, path: list[Op], layer: Op) -> tuple[np.ndarray | None, str | None]:
+    """For each input channel of ``layer``, the map's channel it reads, following an index array shaped like
+    the map's output through the reshapes of ``path`` (None and why when they do not line up)."""
+    shape = _static(view.shape(chain.tail.output))
+    axis = position(chain.axis, None if shape is None else len(shape))
+    if shape is None or axis is None:
+        return None, f"the shape of '{view.name(chain.tail.output)}' is not known past its batch axis"
+    index = np.broadcast_to(np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))]), shape)
+    for op in path:
+        if op.type in view.vocabulary.reshapes:
+            after = _static(view.shape(op.output))
+            if after is None or int(np.prod(after)) != index.size:
+                return None, f"the shape after {op.type} '{op.id}' is not known"
+            index = index.reshape(after)
+    layout, at = view.input_layout(layer)
+    if layout is not None:
+        try:
+            index = index.reshape([int(d) for d in layout])
+        except ValueError:
+            return None, f"'{layer.id}' reads its input as {list(layout)}"
+    at = position(at, index.ndim)
+    if at is None:
+        return None, f"'{layer.id}' reads no channel axis of its input"
+    rows = np.moveaxis(index, at, 0).reshape(index.shape[at], -1)
+    mixed = np.flatnonzero(np.any(rows != rows[:, :1], axis=1))
+    if mixed.size:
+        k = int(mixed[0])
+        seen = sorted(set(rows[k].tolist()))
+        through = ", ".join(f"{o.type} '{o.id}'" for o in path if o.type in view.vocabulary.reshapes) or "nothing"
+        return None, (f"its input channel {k} reads {len(seen)} of the map's channels ({seen[:4]}"
+                      f"{', ...' if len(seen) > 4 else ''}) after {through}")
+    return rows[:, 0].copy(), None
+
+
+def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate:
+    """The chain's map folded forward (or partially, across a ReLU) into the layer that reads it."""
+    chain = c.chain
+    first = chain.removed[0]
+    f = Forward(source=first.id)
+    target, path, activation, readers, stop = _walk(view, chain)
+    f.path, f.through, f.activation = [op.id for op in path], [f"{op.type} '{op.id}'" for op in path], activation
+    inside = {o.index for o in chain.removed}
+    for op in chain.removed[:-1]:  # what the map computes on its way is gone once it moves
+        readers += [f"'{view.name(op.output)}' -> '{r.id}'" for r in view.readers(op.output) if r.index not in inside]
+        readers += [f"'{view.name(op.output)}' is a model output"] if view.is_output(op.output) else []
+    if any(o.index > first.index for o in chain.between):
+        readers.append(f"reshapes lie between the maps of '{c.bn}'")
+    f.readers = readers
+    alt = dataclasses.replace(c, direction="forward", forward=f, alternatives=[], kind=None, kernel=None, bias=None,
+                              kernel_absmax=None, channels=None, not_constant=list(c.map_not_constant), shared=[],
+                              bad_operands=[], extra_readers=[], weight=None, bias_input=None, groups=1,
+                              notes=dict(c.notes), output_node=None, layer=stop.id if stop is not None else "",
+                              op=stop.type if stop is not None else "", activation=None, consumers=1)
+    alt.notes.pop("looked_through", None)
+    if target is None:
+        return alt
+    kind = view.kind(target)
+    alt.kind = kind
+    _target_weights(view, alt, target)
+    f.padding, f.transposed = view.padding(target), kind.family == "transpose"
+    f.features, f.mismatch = features(view, chain, path, target)
+    if activation is not None:
+        f.entry = fresh(view, f"{chain.tail.id}_shift")
+    else:
+        f.entry = path[0].id if path else target.id
+    if view.slots(target)[1] is None:  # no bias input: the fold writes an Add after it
+        alt.output_node = fresh(view, f"{target.id}_bias")
+    return alt
+
+
+def _target_weights(view: OpView, c: OpCandidate, target: Op) -> None:
+    """What the forward rules read about the layer that takes the map: its weights, bias, dtype."""
+    weights = weights_of(view, c, target)
+    c.weight = weights[0][1]
+    c.bias_input = weights[1][1] if len(weights) > 1 else None
+    c.not_constant += [f"{what} ('{view.name(t)}') is not a constant" for what, t in weights if not view.is_constant(t)]
+    c.shared = [f"the weight {s} of '{target.id}' is shared with another op"
+                for s in shared_weights(view, target, [t for _, t in weights])]
+    gain = view.weight_gain(target)
+    if gain != 1.0:
+        c.bad_operands.append(f"'{target.id}' scales its product by {gain:g} (alpha)")
+    if c.not_constant or c.bn_training:
+        return
+    c.kernel = np.asarray(view.value(c.weight))
+    c.compute_dtype = view.stored_dtype(c.weight)
+    if c.kind.group_axis is not None or c.kind.in_group_axis is not None:
+        c.groups = view.groups(target)
+    c.set_kernel(c.kernel)
+    if c.bias_input is not None:
+        c.bias = layer_bias(view, c, target)
+        c.bad_operands += [f"the bias of '{target.id}' is no vector" for _ in [c.bias] if c.bias is None]
+    c.activation = view.activation(target)
+
+
+def split_alternative(view: OpView, c: OpCandidate, concat: Op) -> OpCandidate:
+    """The chain's map split over ``concat``: one backward piece per input, each the map's slice."""
+    chain = c.chain
+    split = Split(concat.id)
+    alt = dataclasses.replace(c, direction="concat", split=split, alternatives=[], pieces=[],
+                              layer=concat.id, op=concat.type, kind=None, output_node=concat.id)
+    axis = view.concat_axis(concat)
+    if axis is None or axis != chain.axis:
+        split.problems.append(f"it joins its inputs along axis {axis}, not the channel axis {chain.axis}")
+        return alt
+    others = [r for r in view.readers(concat.output) if r.index != chain.removed[0].index]
+    split.problems += [f"its output '{view.name(concat.output)}' is also read by {r.type} '{r.id}'" for r in others]
+    if view.is_output(concat.output):
+        split.problems.append(f"its output '{view.name(concat.output)}' is a model output")
+    start = 0
+    for t in concat.inputs:
+        if not t:
+            continue
+        shape = view.shape(t)
+        size = shape[axis] if shape is not None and len(shape) > axis else None
+        producer = view.producer(t)
+        if producer is None or view.kind(producer) is None:
+            what = f"{producer.type} '{producer.id}'" if producer is not None else "a model input"
+            also = ", ".join(f"{r.type} '{r.id}'" for r in view.readers(t) if r.index != concat.index)
+            split.problems.append(f"its input '{view.name(t)}' comes from {what}, no layer"
+                                  + (f" (also read by {also})" if also else ""))
+        elif size is None:
+            split.problems.append(f"the channels of its input '{view.name(t)}' are not known")
+        else:
+            alt.pieces.append(_piece(view, c, producer, (start, start + int(size))))
+        start += int(size) if size is not None else 0
+    if not split.problems and start != (c.mean.shape[0] if c.mean is not None else start):
+        split.problems.append(f"its inputs hold {start} channels, the map {c.mean.shape[0]}")
+    return alt
+
+
+def _piece(view: OpView, c: OpCandidate, layer: Op, window: tuple[int, int]) -> OpCandidate:
+    """The backward candidate of one input of the Concat: the layer and the map's channels it makes."""
+    lo, hi = window
+    cut = {k: (None if getattr(c, k) is None else np.asarray(getattr(c, k))[lo:hi]) for k in ("gamma", "beta")}
+    piece = dataclasses.replace(
+        c, layer=layer.id, op=layer.type, kind=view.kind(layer), window=window, alternatives=[], absorbs={},
+        mean=np.asarray(c.mean)[lo:hi], variance=np.asarray(c.variance)[lo:hi], **cut, kernel=None, bias=None,
+        kernel_absmax=None, channels=None, not_constant=list(c.map_not_constant), shared=[], bad_operands=[],
+        groups=1, output_node=layer.id, consumers=uses(view, layer.output), notes={}, weight=None, bias_input=None,
+        maps=[dataclasses.replace(m, scale=m.scale[lo:hi], shift=m.shift[lo:hi],
+                                  terms=None if m.terms is None else m.terms[lo:hi]) for m in c.maps],
+        channel_axis=view.channel_axis(layer), activation=view.activation(layer))
+    weights = weights_of(view, piece, layer)
+    piece.weight = weights[0][1]
+    piece.bias_input = weights[1][1] if len(weights) > 1 else None
+    piece.not_constant += [f"{what} ('{view.name(t)}')" for what, t in weights if not view.is_constant(t)]
+    piece.shared = shared_weights(view, layer, [t for _, t in weights])
+    if piece.not_constant or piece.bn_training:
+        return piece
+    piece.kernel = np.asarray(view.value(piece.weight))
+    piece.compute_dtype = view.stored_dtype(piece.weight)
+    if piece.kind.group_axis is not None:
+        piece.groups = view.groups(layer)
+    piece.set_kernel(piece.kernel)
+    if piece.bias_input is not None:
+        piece.bias = layer_bias(view, piece, layer)
+    elif view.slots(layer)[1] is None:
+        piece.bad_operands.append(f"'{layer.id}' has no bias input for its slice of the shift")
+    return piece
+
+
+def alternatives(view: OpView, c: OpCandidate) -> list[OpCandidate]:
+    """The alternatives of a chain's candidate whose map is not applied in training mode: a split over the
+    Concat before it, when its producer is one, and a forward fold."""
+    found = []
+    producer = c.chain.producer
+    if producer is not None and producer.type in view.vocabulary.concats:
+        found.append(split_alternative(view, c, producer))
+    found.append(forward_alternative(view, c))
+    return found
+
+
+def shift_vector(c: OpCandidate) -> np.ndarray:
+    """A partial fold's Add: t / s on the map's channels."""
+    affine = c.affine()
+    return channel_vector(affine.shift / affine.scale, affine.channels)
+
+
+def map_input(view: OpView, chain: Chain) -> str:
+    """The tensor the chain's first map reads (what a layer that takes the map forward reads instead)."""
+    first = chain.removed[0]
+    bn = view.bn(first)
+    return first.inputs[bn.data_slot] if bn is not None else const_operand(view, first)[1]
