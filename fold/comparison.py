@@ -343,9 +343,17 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
             if compared.tensor in o.nodes and compared.name in c.nodes:
                 compared.axis = channel_axis(g_orig, compared.tensor, np.ndim(o.nodes[compared.tensor]))
                 compared.add(o.nodes[compared.tensor], c.nodes[compared.name])
-        rows_now = len(chunk[0]) if chunk else 0
-        ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds
-                 and _batched([o.nodes[f.reference], *o.feeds[f.source]], rows_now)]
+        if start == 0:  # a layer whose input folds the batch into another axis cannot run alone on rows
+            rows_now = len(chunk[0]) if chunk else 0
+            unbatched = [f for f in alone if f.reference in o.nodes and f.source in o.feeds
+                         and not _batched([o.nodes[f.reference], *o.feeds[f.source]], rows_now)]
+            if unbatched:
+                alone = [f for f in alone if f not in unbatched]
+                output_only += [f.bn for f in unbatched]
+                pairs = [(f.start, f.until) for f in alone]
+                plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
+                magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
+        ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds]
         if ready:
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
         if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed

@@ -301,13 +301,14 @@ def test_a_mul_by_a_whole_map_is_no_batchnorm():
     _not_a_candidate(net.build(binary(net, "MUL", _pointwise_conv(net), np.ones((1, 4, 4, 3)))))
 
 
-def test_supported_kind_batch_norm_after_a_concatenation_NEG():
+def test_concat_inputs_batch_norm_after_a_concatenation_of_the_model_input_NEG():
     net = Net()
     x = net.input("input", [1, 4, 4, 2])
     y = net.op("CONCATENATION", [x, x], [1, 4, 4, 4], _options(schema.ConcatenationOptionsT, axis=3))
     y = binary(net, "ADD", binary(net, "MUL", y, np.full(4, 2.0)), np.ones(4))
-    decision = assert_skipped(TFLITE, model_from_bytes(net.build(y)), "supported-kind", "CONCATENATION")
+    decision = assert_skipped(TFLITE, model_from_bytes(net.build(y)), "concat-inputs", "comes from a model input")
     assert decision.layer == "CONCATENATION:0" and decision.bn == "MUL:1+ADD:2"
+    assert "is a CONCATENATION, not a layer kind" in decision.reason and "is a model output" in decision.reason
 
 
 def test_supported_kind_batch_norm_on_the_model_input_NEG():

@@ -43,8 +43,9 @@ class Vocabulary:
     an activation (and which activations are positively homogeneous, f(a x) = a f(x) for a > 0,
     which cross-layer equalization may step over), a nested model; for op-level formats also its
     binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, the
-    reductions a normalization computes its run-time statistics with (a LayerNorm's mean), and its
-    concatenations. Each frontend owns its vocabulary; the core knows none."""
+    reductions a normalization computes its run-time statistics with (a LayerNorm's mean), its
+    concatenations and the ops that read only their input's shape (what a dynamic reshape reads).
+    Each frontend owns its vocabulary; the core knows none."""
 
     inputs: frozenset[str] = frozenset()
     bns: frozenset[str] = frozenset()
@@ -57,6 +58,7 @@ class Vocabulary:
     reshapes: frozenset[str] = frozenset()
     reductions: frozenset[str] = frozenset()
     concats: frozenset[str] = frozenset()
+    shapes: frozenset[str] = frozenset()
 
     def role(self, op: str, linear: bool = False) -> str:
         """The display and rule role of an op type (``linear``: it is a kind foldscope folds into)."""

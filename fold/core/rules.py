@@ -51,6 +51,8 @@ class Forward:
                 ``mismatch`` says why the two do not line up, when they do not.
     readers:    what else reads what lies between the map and the layer (or that it is a model output).
     entry:      the folded model's node the layer's run starts at (the first node of ``path`` that stays).
+    stop:       what the map's output reaches instead of a layer, when it is not one op ("is read by 2 ops
+                ('a', 'b')", "applies a fused RELU6"): the forward gate's words.
     """
 
     source: str
@@ -63,6 +65,7 @@ class Forward:
     mismatch: str | None = None
     readers: list[str] = field(default_factory=list)
     entry: str | None = None
+    stop: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -360,9 +363,9 @@ def _forward_target(c: Candidate) -> str | None:
     if c.bn_training:
         return f"'{c.bn}' is called with training=True; it cannot move into the layer after it either."
     if f is None or c.kind is None:
-        what = f"{article(c.op)} {c.op} '{c.layer}'" if c.layer else "no single op"
         through = f" through {', '.join(f.through)}" if f is not None and f.through else ""
-        return f"'{c.bn}' feeds {what}{through}, not a layer it can fold forward into."
+        what = f.stop if f is not None and f.stop else f"feeds {article(c.op)} {c.op} '{c.layer}'{through}"
+        return f"'{c.bn}' {what}, not a layer it can fold forward into."
     return None
 
 
@@ -566,7 +569,8 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
         if not by[alt.direction]:
             continue  # a direction the frontend does not fold in
         found = _decide_split(alt, by) if alt.direction == "concat" else _decide(alt, by[alt.direction])
-        if found.folded:
+        if found.folded:  # the row says why the directions before it did not apply
+            found.notes.update({f"not_{d.direction}": d.reason for d in tried})
             return found
         tried.append(found)
     if len(tried) == 1:

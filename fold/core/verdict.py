@@ -164,7 +164,8 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
     u_p = max(u, unit_roundoff(stored)) if stored is not None else u
     a = np.asarray(magnitude, dtype=np.float64)
     if inner is not None:
-        a = a + per_channel(a.shape, axis, np.nan_to_num(np.asarray(inner, dtype=np.float64).reshape(-1)))
+        inner = np.nan_to_num(np.asarray(inner, dtype=np.float64).reshape(-1))
+        a = a + per_channel(a.shape, axis, inner if inner.size == a.shape[axis] else np.full(a.shape[axis], inner.max()))
     tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
     tol += 2 * u * np.abs(reference)
     known = source is not None and source.shape == reference.shape
@@ -172,7 +173,10 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
         scale, terms = bn_step(source, reference, axis)
     if terms is None:
         terms = np.zeros(tol.shape[axis]) if bias is None else bias
-    shift = per_channel(tol.shape, axis, np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1)))
+    terms = np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1))
+    if terms.size != tol.shape[axis]:  # laid out on another axis than the one compared: its largest, everywhere
+        terms = np.full(tol.shape[axis], terms.max(initial=0.0))
+    shift = per_channel(tol.shape, axis, terms)
     if known:  # the coherent rounding of s in both models, and of the BN's product s y
         tol += 8 * steps * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
     else:  # |s||y| <= |W' x| + |s b| <= A + T

@@ -32,6 +32,7 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"Reshape", "Squeeze", "ExpandDims"}),
     reductions=frozenset({"Mean", "Sum"}),
     concats=frozenset({"ConcatV2"}),
+    shapes=frozenset({"Shape", "Size"}),
 )
 #: Ops a weight is looked through to the Const it was read from (for the pair's notes).
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose"})

@@ -31,6 +31,7 @@ from fold.frontend import LayerRunner, Tap
 from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
 from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.frontends.onnx.view import OnnxView, view_of
+from fold.frontends.ops.view import values_read
 
 #: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
 MIN_OPSET = 9
@@ -224,7 +225,7 @@ def _path(view: OnnxView, layer, until: str) -> list | None:
     """The ops from ``layer`` to ``until``, each the only reader of the one before (None if there is no such path)."""
     path = [layer]
     while path[-1].id != until:
-        readers = view.readers(path[-1].output)
+        readers = values_read(view, path[-1].output)
         if len(readers) != 1 or len(path) > MAX_PATH:
             return None
         path.append(readers[0])

@@ -134,9 +134,10 @@ def _forward(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidat
         edits.initializers.append(_tensor(view, _partial_shift(view, c, x), name))
         edits.inserted.setdefault(chain.tail.index, []).append(
             helper.make_node("Add", [x, name], [final], name=c.forward.entry))
-    else:
-        first = graph.node[view.by_name[c.forward.path[0]].index] if c.forward.path else target
-        first.input[:] = [x if t == final else t for t in first.input]
+    else:  # the first op kept, and any op that reads only the shape, read the map's input
+        for reader in view.readers(final):
+            node = graph.node[reader.index]
+            node.input[:] = [x if t == final else t for t in node.input]
     if target.op_type == "MatMul" and view.by_name[c.layer].index not in edits.bias_adds:
         out = names.fresh(f"{target.output[0]}_unbiased")
         add = helper.make_node("Add", [out, ""], [target.output[0]], name=d.output_node)

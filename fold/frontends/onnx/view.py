@@ -38,6 +38,7 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"}),
     reductions=frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "GlobalAveragePool"}),
     concats=frozenset({"Concat"}),
+    shapes=frozenset({"Shape", "Size"}),
 )
 #: Ops whose output is a constant when every data input is (computed here, see the module docstring).
 #: Elementwise arithmetic on constants, with ONNX's (NumPy's) broadcasting.

@@ -22,7 +22,7 @@ import numpy as np
 from fold.core.rules import Forward, Split
 from fold.frontends.ops.candidates import OpCandidate, layer_bias, shared_weights, uses, weights_of
 from fold.frontends.ops.chains import MAX_BETWEEN, Chain, channel_vector, const_operand, position
-from fold.frontends.ops.view import Op, OpView
+from fold.frontends.ops.view import Op, OpView, values_read
 
 #: Ops walked at most from a map to the layer it folds forward into (reshapes and one activation).
 MAX_PATH = MAX_BETWEEN + 2
@@ -37,39 +37,44 @@ def fresh(view: OpView, name: str) -> str:
     return candidate
 
 
-def _walk(view: OpView, chain: Chain) -> tuple[Op | None, list[Op], str | None, list[str], Op | None]:
-    """From the map's output to the op that is no reshape: (that op when it alone reads what comes
-    before it, the ops passed, the positively homogeneous activation passed, what else reads what was
-    passed, the op the walk stopped at otherwise)."""
+def _walk(view: OpView, chain: Chain, f: Forward) -> tuple[Op | None, list[Op], Op | None]:
+    """From the map's output to the op that is no reshape: (that op when it is a layer reading it as its
+    data, the ops passed, the op the walk stopped at); ``f`` gets the positively homogeneous activation
+    passed, what else reads what was passed, and what the output reaches when it is not one op."""
     vocab = view.vocabulary
     tail = chain.tail
     fused = view.activation(tail)
-    activation = fused if fused in vocab.homogeneous else None
-    t, path, readers = tail.output, [], []
-    if fused is not None and activation is None:
-        return None, path, None, readers, tail
+    if fused is not None and fused not in vocab.homogeneous:
+        f.stop = f"applies a fused {fused} at its end (it is not positively homogeneous)"
+        return None, [], None
+    f.activation = fused
+    t, path = tail.output, []
     for _ in range(MAX_PATH):
         if view.is_output(t):
-            readers.append(f"'{view.name(t)}' is a model output")
-        after = view.readers(t)
+            f.readers.append(f"'{view.name(t)}' is a model output")
+        after = values_read(view, t)
         if len(after) != 1:
-            if len(after) > 1:
-                readers.append(f"'{view.name(t)}' is read by {len(after)} ops ("
-                               + ", ".join(f"'{r.id}'" for r in after[:3]) + ")")
-            return None, path, activation, readers, None
+            f.stop = (f"is read by {len(after)} ops (" + ", ".join(f"'{r.id}'" for r in after[:3])
+                      + (", ..." if len(after) > 3 else "") + ")") if after else \
+                "is a model output, read by no op" if view.is_output(t) else "is read by no op"
+            return None, path, None
         op = after[0]
         kind = view.kind(op)
         if kind is not None:
-            return (op if op.inputs[kind.data_input] == t else None), path, activation, readers, op
+            if op.inputs[kind.data_input] != t:
+                f.stop = f"is read by '{op.id}' as a weight"
+                return None, path, op
+            return op, path, op
         if op.type in vocab.identities or op.type in vocab.reshapes:
             path.append(op)
-        elif op.type in vocab.homogeneous and activation is None and view.activation(op) is None:
+        elif op.type in vocab.homogeneous and f.activation is None and view.activation(op) is None:
             path.append(op)
-            activation = op.type
+            f.activation = op.type
         else:
-            return None, path, activation, readers, op
+            return None, path, op
         t = op.output
-    return None, path, activation, readers, None
+    f.stop = f"reaches no layer within {MAX_PATH} ops"
+    return None, path, None
 
 
 def _static(shape: tuple | None) -> tuple[int, ...] | None:
@@ -118,15 +123,15 @@ def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate:
     chain = c.chain
     first = chain.removed[0]
     f = Forward(source=first.id)
-    target, path, activation, readers, stop = _walk(view, chain)
-    f.path, f.through, f.activation = [op.id for op in path], [f"{op.type} '{op.id}'" for op in path], activation
+    target, path, stop = _walk(view, chain, f)
+    activation = f.activation
+    f.path, f.through = [op.id for op in path], [f"{op.type} '{op.id}'" for op in path]
     inside = {o.index for o in chain.removed}
     for op in chain.removed[:-1]:  # what the map computes on its way is gone once it moves
-        readers += [f"'{view.name(op.output)}' -> '{r.id}'" for r in view.readers(op.output) if r.index not in inside]
-        readers += [f"'{view.name(op.output)}' is a model output"] if view.is_output(op.output) else []
+        f.readers += [f"'{view.name(op.output)}' -> '{r.id}'" for r in view.readers(op.output) if r.index not in inside]
+        f.readers += [f"'{view.name(op.output)}' is a model output"] if view.is_output(op.output) else []
     if any(o.index > first.index for o in chain.between):
-        readers.append(f"reshapes lie between the maps of '{c.bn}'")
-    f.readers = readers
+        f.readers.append(f"reshapes lie between the maps of '{c.bn}'")
     alt = dataclasses.replace(c, direction="forward", forward=f, alternatives=[], kind=None, kernel=None, bias=None,
                               kernel_absmax=None, channels=None, not_constant=list(c.map_not_constant), shared=[],
                               bad_operands=[], extra_readers=[], weight=None, bias_input=None, groups=1,
@@ -204,6 +209,7 @@ def split_alternative(view: OpView, c: OpCandidate, concat: Op) -> OpCandidate:
         else:
             alt.pieces.append(_piece(view, c, producer, (start, start + int(size))))
         start += int(size) if size is not None else 0
+    split.problems = list(dict.fromkeys(split.problems))
     if not split.problems and start != (c.mean.shape[0] if c.mean is not None else start):
         split.problems.append(f"its inputs hold {start} channels, the map {c.mean.shape[0]}")
     return alt

@@ -139,3 +139,8 @@ class OpView(Protocol):
 def input_op(view: OpView) -> str:
     """What the format calls a model input ("Input", "INPUT", "Placeholder")."""
     return min(view.vocabulary.inputs, default="Input")
+
+
+def values_read(view: OpView, tensor: str) -> list[Op]:
+    """The ops that read ``tensor``'s values (an op that reads only its shape, for a dynamic reshape, does not)."""
+    return [r for r in view.readers(tensor) if r.type not in view.vocabulary.shapes]

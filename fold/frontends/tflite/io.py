@@ -19,6 +19,7 @@ from fold.core.verdict import as_shaped
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
 from fold.errors import FoldError, one_line
 from fold.frontend import LayerRunner, Tap
+from fold.frontends.ops.view import values_read
 from fold.frontends.tflite.model import TfliteModel, interpreter, op_ids, tensor_name
 from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
 
@@ -158,9 +159,11 @@ def _alone(model: TfliteModel, view: TfliteView, paths: dict[str, list[int]], ma
             return tensors[t]
 
         first = view.ops[ops[0]]
-        slots = SLOTS.get(first.type, (None, None))
+        layer = _linear(view, ops)
+        slots = SLOTS[view.ops[layer].type]
         for i in ops:
             op = copy.deepcopy(sg.operators[i])
+            kind = view.ops[i].type
             if op.opcodeIndex not in codes:
                 new.operatorCodes.append(copy.deepcopy(tree.operatorCodes[op.opcodeIndex]))
                 codes[op.opcodeIndex] = len(new.operatorCodes) - 1
@@ -170,10 +173,12 @@ def _alone(model: TfliteModel, view: TfliteView, paths: dict[str, list[int]], ma
                 data = None
                 if t >= 0 and view.is_constant(str(t)):
                     data = view.value(str(t))
-                    if magnitude and i == ops[0] and slot in slots:
+                    if magnitude and i == layer and slot in slots:
                         data = np.abs(data) if slot == slots[0] else np.zeros_like(data)
-                elif i == ops[0] and slot == 0 and first.type == "TRANSPOSE_CONV":
-                    # an output shape computed at run time: alone, the op takes its output's static shape
+                    elif magnitude and kind in view.vocabulary.adds:
+                        data = np.zeros_like(data)  # a partial fold's shift: Σ|W||x| reads |x| alone
+                elif t >= 0 and kind in ("TRANSPOSE_CONV", "RESHAPE") and str(t) not in view.data_inputs(view.ops[i]):
+                    # a shape computed at run time: alone, the op takes its output's static shape
                     data = np.asarray(sg.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(tensor(t, data))
             op.inputs = inputs
@@ -190,27 +195,33 @@ def _alone(model: TfliteModel, view: TfliteView, paths: dict[str, list[int]], ma
     return serialize(new), ends
 
 
+def _linear(view: TfliteView, ops: list[int]) -> int | None:
+    """The path's layer: its first op with a kind and a constant filter (None when it has none)."""
+    return next((i for i in ops if view.ops[i].type in SLOTS
+                 and view.is_constant(view.ops[i].inputs[SLOTS[view.ops[i].type][0]])), None)
+
+
 def _ops_until(view: TfliteView, layer: int, until: str) -> list[int] | None:
     """Op indices from ``layer`` to the op named ``until``, each reading the one before."""
     path = [view.ops[layer]]
     while path[-1].id != until:
-        after = view.readers(path[-1].output)
-        if len(after) != 1 or len(path) > 8:
+        after = values_read(view, path[-1].output)
+        if len(after) != 1 or len(path) > 16:
             return None
         path.append(after[0])
     return [op.index for op in path]
 
 
 def layer_runner(model: TfliteModel, layers, magnitude: bool = False) -> LayerRunner:
-    """Every op (through ``until``; alone when ``magnitude``) in one model of its own in LiteRT."""
+    """Every path from an op through ``until`` (a layer and the ops after it; or, for a forward fold, the
+    ops before it from where the map was) in one model of its own in LiteRT (``magnitude``: the layer's
+    |filter|, no bias, no added constants, no fused activation)."""
     view = view_of(model)
     paths = {}
     for name, until in layers:
         op = view.by_name.get(name)
-        path = None
-        if op is not None:
-            path = [op.index] if magnitude else _ops_until(view, op.index, until)
-        if path is not None:
+        path = None if op is None else _ops_until(view, op.index, until)
+        if path is not None and _linear(view, path) is not None:
             paths[name] = path
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})

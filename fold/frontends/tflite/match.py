@@ -19,6 +19,7 @@ from ai_edge_litert import schema_py_generated as schema
 from fold.core.kinds import TFLITE_KINDS
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
 from fold.frontends.ops.chains import Chain, candidate_chains, const_operand, find_chains
+from fold.frontends.ops.directions import alternatives
 from fold.frontends.ops.graph import op_graph as ops_graph
 from fold.frontends.tflite.model import ACTIVATION_NAMES, TENSOR_TYPE_NAMES
 from fold.frontends.tflite.view import SLOTS, TfliteView
@@ -91,9 +92,46 @@ def candidate(view: TfliteView, chain: Chain, split_activation: bool = False) ->
     return c
 
 
+def _alternative(view: TfliteView, c: TfliteCandidate, alt: TfliteCandidate) -> TfliteCandidate:
+    """What only a flatbuffer can get wrong about a forward or split alternative: its tensors' types (as
+    operands that are not per-channel vectors, or, for a piece, as the ``float32`` rule reads them) and a
+    MUL that applies an activation before its ADD (then the map is no affine map to move)."""
+    operands = [(f"the operand of '{o.id}'", const_operand(view, o)[0]) for o in c.chain.removed]
+    for target in alt.pieces or [alt]:
+        if target.kind is None or target.weight is None:
+            continue
+        weights = [(f"the {target.kind.weight} of '{target.layer}'", target.weight)]
+        weights += [(f"the bias of '{target.layer}'", target.bias_input)] if target.bias_input else []
+        found = _not_float32(view, weights + operands)
+        if alt.pieces:
+            target.not_float32, target.mul_activation = found, c.mul_activation
+        else:
+            target.bad_operands += found
+    if c.mul_activation and not alt.pieces:
+        alt.bad_operands.append(f"the MUL of '{c.bn}' applies a fused {c.mul_activation} before its ADD")
+    if alt.split is not None and c.tail_activation is not None:
+        # LiteRT's CONCATENATION fuses no activation; an elementwise one is the same on each input: each
+        # piece's layer applies it (one with an activation of its own is refused by "linear-activation")
+        for piece in alt.pieces:
+            options = view.operator(view.by_name[piece.layer]).builtinOptions
+            piece.tail_activation = c.tail_activation
+            piece.placement = "fused" if hasattr(options, "fusedActivationFunction") else None
+            if piece.placement is None:
+                alt.split.problems.append(f"'{piece.layer}' cannot apply the fused {c.tail_activation} of "
+                                          f"'{c.chain.tail.id}'")
+            piece.notes["activation"] = f"{c.tail_activation} fused into '{piece.layer}'"
+    return alt
+
+
 def candidates(view: TfliteView, split_activation: bool = False) -> list[TfliteCandidate]:
-    """Every chain of the main subgraph as a candidate, in op order."""
-    return [candidate(view, chain, split_activation) for chain in candidate_chains(view)]
+    """Every chain of the main subgraph as a candidate, in op order, with its forward and split alternatives."""
+    found = []
+    for chain in candidate_chains(view):
+        c = candidate(view, chain, split_activation)
+        if chain.form != "bias":
+            c.alternatives = [_alternative(view, c, alt) for alt in alternatives(view, c)]
+        found.append(c)
+    return found
 
 
 def _config(op: schema.OperatorT) -> dict:

@@ -35,10 +35,11 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools.flatbuffer_utils import convert_object_to_bytearray, get_builtin_code_from_operator_code
 
-from fold.core.affine import fold_kernel
-from fold.core.rules import Decision
+from fold.core.rules import Decision, chosen
 from fold.errors import at
 from fold.frontend import LayerKernel
+from fold.frontends.ops.directions import map_input, shift_vector
+from fold.frontends.ops.plan import LayerFold, layer_folds
 from fold.frontends.tflite.match import STANDALONE_ACTIVATIONS, TfliteCandidate
 from fold.frontends.tflite.model import TfliteModel
 from fold.frontends.tflite.view import SLOTS, TfliteView, view_of
@@ -97,26 +98,19 @@ def _name(sg: schema.SubGraphT, t: int, default: bytes) -> bytes:
     return (sg.tensors[t].name or default) if t >= 0 else default
 
 
-def fold_chain(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops: list[schema.OperatorT],
-               c: TfliteCandidate, decision: Decision) -> tuple[list[schema.OperatorT], schema.OperatorT | None]:
-    """Write the folded filter and bias, let the last op kept produce the tail's output and place
-    the activation. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to
-    drop and the activation op to insert after the last one kept ("separate" placement), if any."""
+def _backward(tree: schema.ModelT, ops: list[schema.OperatorT], c: TfliteCandidate
+              ) -> tuple[list[schema.OperatorT], schema.OperatorT | None]:
+    """The graph of a backward fold: the last op kept produces the tail's output and the activation is
+    placed. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to drop and the
+    activation op to insert after the last one kept ("separate" placement), if any."""
     chain = c.chain
     op = ops[chain.producer.index]
-    filter_slot, bias_slot = SLOTS[chain.producer.type]
-    op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
-    kernel, new_bias = fold_kernel(view.value(c.weight), c.bias, decision.affine, c.kind)
     tail_out = ops[chain.tail.index].outputs[0]
-    _write(view, tree, sg, op, filter_slot, kernel, _name(sg, op.inputs[filter_slot], b"filter") + b"/folded")
-    _write(view, tree, sg, op, bias_slot, new_bias, _name(sg, tail_out, b"output") + b"/bias")
     survivors = [op, *(ops[o.index] for o in chain.between)]
     for before, after in zip(survivors, survivors[1:]):
         after.inputs = [before.outputs[0], *list(after.inputs)[1:]]
     last = survivors[-1]
     kept_out, last.outputs = last.outputs[0], [tail_out]
-    if chain.producer.type == "TRANSPOSE_CONV":
-        _with_version(tree, op, _TCONV_BIAS_VERSION)
     dropped = [ops[o.index] for o in chain.ops]
     if c.placement == "fused":
         op.builtinOptions.fusedActivationFunction = getattr(schema.ActivationFunctionType, c.tail_activation)
@@ -129,6 +123,55 @@ def fold_chain(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops:
         act.inputs, act.outputs, last.outputs = [kept_out], [tail_out], [kept_out]
         return dropped, act
     return dropped, None
+
+
+def _forward(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops: list[schema.OperatorT],
+             c: TfliteCandidate, d: Decision) -> tuple[list[schema.OperatorT], schema.OperatorT | None]:
+    """The graph of a forward fold: the map's ops go and what read the map reads its input; a partial fold's
+    ADD of t / s (with the tail's fused RELU, when it had one) takes over the map's output tensor."""
+    chain = c.chain
+    x, tail = int(map_input(view, chain)), ops[chain.tail.index]
+    dropped = [ops[o.index] for o in chain.removed]
+    if d.direction == "partial":
+        add = schema.OperatorT()
+        add.opcodeIndex = _opcode_index(tree, "ADD")
+        add.builtinOptions, add.builtinOptionsType = schema.AddOptionsT(), schema.BuiltinOptions.AddOptions
+        add.builtinOptions.fusedActivationFunction = getattr(schema.ActivationFunctionType,
+                                                             view.activation(chain.tail) or "NONE")
+        shift = _add_constant(tree, sg, shift_vector(c).astype(np.float32), _name(sg, tail.outputs[0], b"map") + b"/shift")
+        add.inputs, add.outputs = [x, shift], [tail.outputs[0]]
+        return dropped, add
+    for reader in view.readers(chain.tail.output):  # the first op kept, and any op that reads only the shape
+        op = ops[reader.index]
+        op.inputs = [x if t == tail.outputs[0] else t for t in op.inputs]
+    return dropped, None
+
+
+def _concat(view: TfliteView, tree: schema.ModelT, ops: list[schema.OperatorT], c: TfliteCandidate
+            ) -> list[schema.OperatorT]:
+    """The graph of a concat split: the map's ops go and the CONCATENATION takes over the tail's output tensor;
+    the tail's fused activation, elementwise, moves onto each piece's layer (LiteRT's CONCATENATION fuses none)."""
+    chain = c.chain
+    ops[chain.producer.index].outputs = [ops[chain.tail.index].outputs[0]]
+    for piece in c.pieces:
+        if piece.placement == "fused":
+            layer = ops[view.by_name[piece.layer].index]
+            layer.builtinOptions.fusedActivationFunction = getattr(schema.ActivationFunctionType, piece.tail_activation)
+            if view.by_name[piece.layer].type == "TRANSPOSE_CONV":
+                _with_version(tree, layer, _TCONV_ACTIVATION_VERSION)
+    return [ops[o.index] for o in chain.removed]
+
+
+def _weights(view: TfliteView, tree: schema.ModelT, sg: schema.SubGraphT, ops: list[schema.OperatorT],
+             layer: LayerFold) -> None:
+    """Write a layer's folded filter and bias (a TRANSPOSE_CONV without one gets the version that reads it)."""
+    op = ops[layer.op.index]
+    filter_slot, bias_slot = SLOTS[layer.op.type]
+    op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
+    _write(view, tree, sg, op, filter_slot, layer.kernel, _name(sg, op.inputs[filter_slot], b"filter") + b"/folded")
+    _write(view, tree, sg, op, bias_slot, layer.bias.astype(np.float32), _name(sg, op.outputs[0], b"output") + b"/bias")
+    if layer.op.type == "TRANSPOSE_CONV":
+        _with_version(tree, op, _TCONV_BIAS_VERSION)
 
 
 def _prune(model: schema.ModelT) -> None:
@@ -180,16 +223,32 @@ def rewrite(model: TfliteModel, folds: Sequence[tuple[TfliteCandidate, Decision]
     sg = tree.subgraphs[0]
     ops = list(sg.operators)  # the view's order: every rewrite below works on these objects
     ids = {id(op): name for op, name in zip(ops, model.ids)}
+    dropped: list[schema.OperatorT] = []
+    inserted: list[tuple[schema.OperatorT, schema.OperatorT]] = []  # (after this op, insert that one)
     for c, decision in folds:
         if not decision.folded:
             continue
+        taken = chosen(c, decision)
         with at(c.place):
-            dropped, act = fold_chain(view, tree, sg, ops, c, decision)
-        sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
-        if act is not None:
-            last = ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index]
-            sg.operators.insert(sg.operators.index(last) + 1, act)
-            ids[id(act)] = c.output_node
+            if decision.direction == "backward":
+                gone, act = _backward(tree, ops, taken)
+                if act is not None:
+                    inserted.append((ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index], act))
+                    ids[id(act)] = c.output_node
+            elif decision.direction == "concat":
+                gone = _concat(view, tree, ops, taken)
+            else:
+                gone, add = _forward(view, tree, sg, ops, taken, decision)
+                if add is not None:
+                    inserted.append((ops[c.chain.tail.index], add))
+                    ids[id(add)] = taken.forward.entry
+        dropped += gone
+    for layer in layer_folds(view, folds):
+        with at(layer.op.place):
+            _weights(view, tree, sg, ops, layer)
+    for after, op in inserted:  # before the ops dropped go, so that an op placed after a dropped one finds it
+        sg.operators.insert(next(i for i, o in enumerate(sg.operators) if o is after) + 1, op)
+    sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
     return _finish(model, tree, ids)
 
 

@@ -30,6 +30,7 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
     reductions=frozenset({"MEAN", "SUM"}),
     concats=frozenset({"CONCATENATION"}),
+    shapes=frozenset({"SHAPE"}),
 )
 #: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
@@ -203,10 +204,13 @@ class TfliteView:
         return "float16" if self.tensor(source).type == schema.TensorType.FLOAT16 else "float32"
 
     def data_inputs(self, op: Op) -> list[str]:
-        """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
+        """The activation a linear op reads (its kind's data input), a reshape's input 0 (the rest is its
+        new shape), else every input that is not a constant."""
         kind = self.kind(op)
         if kind is not None:
             return [op.inputs[kind.data_input]]
+        if op.type in self.vocabulary.reshapes:
+            return op.inputs[:1]
         return [t for t in op.inputs if t and not self.is_constant(t)]
 
 
