@@ -123,6 +123,8 @@ class Candidate:
     kernel:        the layer's kernel, when the candidate keeps it (op-level formats, forward folds).
     direction:     "backward" (layer -> map), or, for an alternative, "concat" or "forward".
     alternatives:  the same map folded in the other directions (``decide`` tries them in order).
+    elsewhere:     for each other direction that has no shape to try here (no layer after the map), why
+                   ("forward": "... feeds a MaxPool 'p', not a layer"): a skipped pair's reason says it.
     forward:       a forward alternative's target (``Forward``); split, pieces: a concat alternative's
                    Concat and one backward candidate per input; window: a piece's slice of channels.
     """
@@ -157,6 +159,7 @@ class Candidate:
     kernel: np.ndarray | None = None
     direction: str = "backward"
     alternatives: list[Candidate] = field(default_factory=list)
+    elsewhere: dict[str, str] = field(default_factory=dict)
     forward: Forward | None = None
     split: Split | None = None
     pieces: list[Candidate] = field(default_factory=list)
@@ -358,15 +361,11 @@ def _concat_inputs(c: Candidate) -> str | None:
     return None
 
 
-def _forward_target(c: Candidate) -> str | None:
-    f = c.forward
-    if c.bn_training:
-        return f"'{c.bn}' is called with training=True; it cannot move into the layer after it either."
-    if f is None or c.kind is None:
-        through = f" through {', '.join(f.through)}" if f is not None and f.through else ""
-        what = f.stop if f is not None and f.stop else f"feeds {article(c.op)} {c.op} '{c.layer}'{through}"
-        return f"'{c.bn}' {what}, not a layer it can fold forward into."
-    return None
+def unreached(bn: str, forward: Forward | None, op: str = "", layer: str = "") -> str:
+    """Why a map has no layer to fold forward into: what its output reaches instead."""
+    through = f" through {', '.join(forward.through)}" if forward is not None and forward.through else ""
+    what = forward.stop if forward is not None and forward.stop else f"feeds {article(op)} {op} '{layer}'{through}"
+    return f"'{bn}' {what}, not a layer it can fold forward into."
 
 
 def _forward_single_use(c: Candidate) -> str | None:
@@ -448,10 +447,10 @@ CONCAT: tuple[Rule, ...] = (
          "Concat alone and the Concat by the map alone.", _concat_inputs, "concat"),
 )
 
-#: The forward direction's shared rules (a frontend adds its own guards after the first two).
+#: The forward direction's shared rules (a frontend adds its own guards after the first). A map has a
+#: forward alternative only when its output goes into a layer kind, through channel-keeping reshapes or,
+#: for a partial fold, one positively homogeneous activation; else its candidate's ``elsewhere`` says why.
 FORWARD_STRUCTURAL: tuple[Rule, ...] = (
-    Rule("forward-target", "Forward: the map's output goes into a layer kind, through channel-keeping reshapes or, "
-         "for a partial fold, one positively homogeneous activation.", _forward_target, "forward", gate=True),
     Rule("forward-single-use", "Forward: nothing else reads what lies between the map and the layer.",
          _forward_single_use, "forward"),
 )
@@ -565,7 +564,9 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
     decided named first (the last objection that is no gate's, else the backward one)."""
     by = {d: tuple(r for r in rules if r.direction == d) for d in DIRECTIONS}
     tried = [_decide(c, by["backward"])]
-    for alt in c.alternatives if not tried[0].folded else ():
+    if tried[0].folded:
+        return tried[0]
+    for alt in c.alternatives:
         if not by[alt.direction]:
             continue  # a direction the frontend does not fold in
         found = _decide_split(alt, by) if alt.direction == "concat" else _decide(alt, by[alt.direction])
@@ -573,12 +574,14 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
             found.notes.update({f"not_{d.direction}": d.reason for d in tried})
             return found
         tried.append(found)
-    if len(tried) == 1:
+    elsewhere = {d: why for d, why in c.elsewhere.items() if by[d]}
+    if len(tried) == 1 and not elsewhere:
         return tried[0]
     gates = {r.name for r in rules if r.gate}
     primary = next((d for d in reversed(tried) if d.rule not in gates), tried[0])
     named = {"backward": "Backward", "concat": "Split over its Concat", "forward": "Forward"}
-    reason = " ".join(f"{named[d.direction]}: {d.reason}" for d in [primary, *(d for d in tried if d is not primary)])
+    reasons = [(d.direction, d.reason) for d in [primary, *(d for d in tried if d is not primary)]]
+    reason = " ".join(f"{named[direction]}: {why}" for direction, why in [*reasons, *elsewhere.items()])
     return Decision(c.layer, c.bn, c.op, c.kind.family if c.kind else None, "skipped", reason, primary.rule,
                     notes=dict.fromkeys(c.notes), form=c.form, direction=primary.direction, absorbs=c.counted())
 

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from fold.core.rules import Forward, Split
+from fold.core.rules import Forward, Split, unreached
 from fold.frontends.ops.candidates import OpCandidate, layer_bias, shared_weights, uses, weights_of
 from fold.frontends.ops.chains import MAX_BETWEEN, Chain, channel_vector, const_operand, position
 from fold.frontends.ops.view import Op, OpView, values_read
@@ -118,12 +118,17 @@ def features(view: OpView, chain: Chain, path: list[Op], layer: Op) -> tuple[np.
     return rows[:, 0].copy(), None
 
 
-def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate:
-    """The chain's map folded forward (or partially, across a ReLU) into the layer that reads it."""
+def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate | None:
+    """The chain's map folded forward (or partially, across a ReLU) into the layer that reads it; None
+    when its output reaches no layer as the layer's data (then ``c.elsewhere`` says what it reaches)."""
     chain = c.chain
     first = chain.removed[0]
     f = Forward(source=first.id)
     target, path, stop = _walk(view, chain, f)
+    if target is None:
+        f.through = [f"{op.type} '{op.id}'" for op in path]
+        c.elsewhere["forward"] = unreached(c.bn, f, stop.type if stop else "", stop.id if stop else "")
+        return None
     activation = f.activation
     f.path, f.through = [op.id for op in path], [f"{op.type} '{op.id}'" for op in path]
     inside = {o.index for o in chain.removed}
@@ -135,11 +140,9 @@ def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate:
     alt = dataclasses.replace(c, direction="forward", forward=f, alternatives=[], kind=None, kernel=None, bias=None,
                               kernel_absmax=None, channels=None, not_constant=list(c.map_not_constant), shared=[],
                               bad_operands=[], extra_readers=[], weight=None, bias_input=None, groups=1,
-                              notes=dict(c.notes), output_node=None, layer=stop.id if stop is not None else "",
-                              op=stop.type if stop is not None else "", activation=None, consumers=1)
+                              notes=dict(c.notes), output_node=None, layer=target.id, op=target.type, activation=None,
+                              consumers=1, elsewhere={})
     alt.notes.pop("looked_through", None)
-    if target is None:
-        return alt
     kind = view.kind(target)
     alt.kind = kind
     _target_weights(view, alt, target)
@@ -247,14 +250,16 @@ def _piece(view: OpView, c: OpCandidate, layer: Op, window: tuple[int, int]) -> 
 
 
 def alternatives(view: OpView, c: OpCandidate) -> list[OpCandidate]:
-    """The alternatives of a chain's candidate whose map is not applied in training mode: a split over the
-    Concat before it, when its producer is one, and a forward fold."""
+    """The alternatives of a chain's candidate, when its map is applied in inference mode: a split over the
+    Concat before it, when its producer is one, and a forward fold, when its output goes into a layer."""
+    if c.bn_training:
+        return []
     found = []
     producer = c.chain.producer
     if producer is not None and producer.type in view.vocabulary.concats:
         found.append(split_alternative(view, c, producer))
-    found.append(forward_alternative(view, c))
-    return found
+    forward = forward_alternative(view, c)
+    return found + ([forward] if forward is not None else [])
 
 
 def shift_vector(c: OpCandidate) -> np.ndarray:
