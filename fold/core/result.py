@@ -42,9 +42,9 @@ class FoldResult(Generic[M]):
 
     @property
     def backward_pairs(self) -> list[Decision]:
-        """Folded pairs whose layer now computes what the map computed (backward folds, and each piece of
-        a concat split): what the quantization views line up against the BN output."""
-        return [p for d in self.folded_pairs if d.direction in ("backward", "concat") for p in (d.pieces or [d])]
+        """Folded pairs whose layer now computes what the map computed, all of it (backward folds): what the
+        quantization views line up against the BN's output, layer by layer."""
+        return [d for d in self.folded_pairs if d.direction == "backward"]
 
     @property
     def skipped_pairs(self) -> list[Decision]:
