@@ -10,6 +10,7 @@ apply is skipped with its reason (``*_NEG``, one per rule and format).
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,12 +20,16 @@ from ai_edge_litert import schema_py_generated as schema
 from onnx import TensorProto, numpy_helper
 
 from demo.onnx_zoo import Graph
+from fold.check import check
+from fold.comparison import Side
 from fold.frontends.keras.io import to_tflite
 from fold.frontends.onnx.model import onnx_model
 from fold.frontends.tflite.io import model_from_bytes
-from fold.pipeline import fold, verify
+from fold.peers import onnxruntime_offline, onnxsim_simplify
+from fold.pipeline import fold, fold_file, verify
 from tests.helpers import (
-    ONNX, TFLITE, assert_caught, assert_folds, assert_skipped, keras_reference, mutated, randomize_bn, verdict_of,
+    ONNX, TFLITE, assert_caught, assert_folds, assert_skipped, keras_reference, mutated, randomize_bn, recount,
+    verdict_of,
 )
 from tests.test_onnx import bn_values, folds, model_of, np_bn, np_conv, np_conv_transpose, ops, value
 from tests.tflite_support import Net, _options, binary, conv_options
@@ -441,3 +446,71 @@ def test_the_shift_of_a_forward_fold_off_in_one_channel_is_caught():
     b_init.CopyFrom(numpy_helper.from_array(bias.astype(np.float32), b_init.name))
     assert_caught(result, onnx_model(proto, "broken.onnx"), "conv")
 
+
+
+# -- the onnx package's light model zoo, against onnxsim and onnxruntime ---------------------------------------
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+#: BatchNormalization + Mul nodes each light graph holds, and what foldscope leaves of them (measured).
+ZOO = {"densenet121": (242, 2), "inception_v2": (138, 0), "resnet50": (53, 0), "shufflenet": (49, 0)}
+
+
+def _bn_mul(proto: onnx.ModelProto) -> int:
+    """BatchNormalization and Mul nodes in a model file's graph (a Caffe Scale layer's Mul included)."""
+    return sum(n.op_type in ("BatchNormalization", "Mul") for n in proto.graph.node)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_the_light_model_zoo_leaves_no_more_bns_and_muls_than_onnxsim_and_verifies(name, tmp_path):
+    """Each graph folded, written, and its BatchNormalization and Mul nodes counted in the file, beside
+    onnxsim's and onnxruntime's offline optimizer's files of the same graph; the fold verifies with every
+    folded layer judged alone, and a recount of the file gives the report's counts."""
+    path = LIGHT / f"light_{name}.onnx"
+    result = fold_file(path)
+    written = tmp_path / "folded.onnx"
+    ONNX.write(result.folded, written)
+    proto = onnx.load(path)
+    left = {"foldscope": _bn_mul(onnx.load(written)), "onnxsim": _bn_mul(onnxsim_simplify(proto)),
+            "onnxruntime": _bn_mul(onnxruntime_offline(proto, "extended"))}
+    assert (_bn_mul(proto), left["foldscope"]) == ZOO[name], left
+    assert left["foldscope"] <= min(left["onnxsim"], left["onnxruntime"]), left
+    assert recount(result, tmp_path) == (result.bn_after, result.affine_after)
+    v = verify(result, samples=2).verification
+    assert v.verdict == "pass" and not v.output_only, v.reason
+    assert len(v.folded_layers) == len({layer for d in result.folded_pairs for layer in d.layers})
+
+
+def test_densenet_bns_on_a_concat_the_next_concat_reads_fold_partially_and_say_why_not_backward():
+    """DenseNet-121's BNs on a Concatenate's output (and its Scale's Mul -> Add) cannot split into the
+    layers before it: the next block's Concatenate reads the same output (each row names it). Their
+    every scale is above 0, so each folds partially into the 1x1 convolution after its ReLU; the last
+    one, before the global pooling, is skipped with the reason for every direction."""
+    result = fold_file(LIGHT / "light_densenet121.onnx")
+    partial = [d for d in result.decisions if d.direction == "partial"]
+    assert len(partial) == 61 and all(d.folded and d.op == "Conv" for d in partial)
+    after_concat = [d for d in partial if "not_concat" in d.notes]
+    assert len(after_concat) == 57
+    readers = [d for d in after_concat if "is also read by Concat" in d.notes["not_concat"]]
+    assert len(readers) == 54, [d.notes["not_concat"] for d in after_concat if d not in readers]
+    (left,) = result.skipped_pairs
+    assert left.rule == "concat-inputs" and left.bn == "n902+n904+n906", left.reason
+    assert left.reason.startswith("Split over its Concat: 'n902+n904+n906' cannot be split into the layers before "
+                                  "Concat 'n901': its input 'r886' comes from Concat 'n886', no layer (also read by "
+                                  "BatchNormalization 'n887')."), left.reason
+    assert "Forward: 'n902+n904+n906' feeds a GlobalAveragePool 'n908' through Relu 'n907'" in left.reason
+
+
+def test_onnxsim_folds_of_the_light_zoo_check_layer_by_layer():
+    """``check`` lines up onnxsim's fold of Conv -> BatchNormalization -> Mul -> Add (one chain of the original)
+    with the Conv that absorbed all three, and passes it: 58 such layers of Inception v2, beside the 6 chains
+    onnxsim kept; 5 whose layers onnxsim merged into an identical branch (the light graphs' weights are
+    constant fills, so whole branches are common subexpressions) are checked at the outputs."""
+    path = LIGHT / "light_inception_v2.onnx"
+    original = fold_file(path)
+    sim = onnx_model(onnxsim_simplify(onnx.load(path)), "sim.onnx")
+    frontend = original.frontend
+    checked = check(Side(frontend, original.original, original.graph_before), Side(frontend, sim, frontend.graph(sim)),
+                    samples=2)
+    v = checked.checked.verification
+    assert v.verdict == "pass" and len(v.folded_layers) == 58 and len(v.output_only) == 5, v.reason
+    assert all(c.bn.count("+") == 2 for c in v.folded_layers) and len(checked.removed) == 69 - 6
