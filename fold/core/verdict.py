@@ -22,8 +22,12 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    (u_p A) and b' = β - s μ + s b in any order in its storage (7 u_p T). A shift that cancels
    (PaddleOCR v3's 'Conv_44': β = -0.9533, s μ = -0.9541, b' = 0.0008) leaves a folded bias far
    smaller than what a float32 folder rounds to make it: u |b'| alone would call such a correct
-   fold wrong. A layer's max rel diff is the largest, over its output channels, of the channel's
-   max |diff| divided by the channel's own max |bn|; there is no floor tied to 1.0.
+   fold wrong. A chain of k maps charges the BN's own rounding k times. A forward fold (the map
+   before the layer, moved into its input side) is run from the map's input and compared with the
+   original layer's output; the map's shift moves into the layer's sum, whose terms grow by its
+   response I = Σ|W||t| (``layer_tolerance``'s ``inner``). A layer's max rel diff is the largest,
+   over its output channels, of the channel's max |diff| divided by the channel's own max |bn|;
+   there is no floor tied to 1.0.
 2. Exercised channels. A folded output channel whose response does not vary over the inputs
    used (its max - min stays within its tolerance: the input it reads is dead or saturated)
    cannot reveal an error in its kernel, unless that kernel is all zero (then only its bias
