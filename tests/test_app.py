@@ -111,7 +111,7 @@ def test_why_it_works_tab_shows_each_equality():
     equalities = [v for k, v in diffs.items() if "naive" not in k]
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9
-    assert len(counterexamples) == 3 and min(counterexamples) > 1e-3
+    assert len(counterexamples) == 4 and min(counterexamples) > 1e-3
     relu = [m.value for m in at.markdown if "ReLU is not linear" in m.value]
     assert relu and "s·y + t" in relu[0] and "*" not in relu[0].replace("**", "")
 
