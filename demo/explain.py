@@ -316,7 +316,7 @@ def counter_padding(x: np.ndarray, kernel: np.ndarray, affine: Affine) -> Padded
     naive = conv2d(same_padded(x, hw), folded_kernel) + folded_bias
     inside = same_padded(np.ones_like(x), hw)
     real_taps = conv2d(inside[:, :, :1], np.ones(hw + (1, 1)))[:, :, 0]
-    border = conv2d(same_padded(np.zeros_like(x), hw) + (1.0 - inside) * affine.shift, kernel)
+    border = conv2d((1.0 - inside) * affine.shift, kernel)  # t on the padded taps alone
     return PaddedCounterexample(
         reference=reference,
         naive=naive,
