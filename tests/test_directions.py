@@ -9,6 +9,7 @@ apply is skipped with its reason (``*_NEG``, one per rule and format).
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -455,6 +456,12 @@ LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 ZOO = {"densenet121": (242, 2), "inception_v2": (138, 0), "resnet50": (53, 0), "shufflenet": (49, 0)}
 
 
+@functools.cache
+def _light(name: str):
+    """The fold of one light graph, made once per test session (two tests read DenseNet's)."""
+    return fold_file(LIGHT / f"light_{name}.onnx")
+
+
 def _bn_mul(proto: onnx.ModelProto) -> int:
     """BatchNormalization and Mul nodes in a model file's graph (a Caffe Scale layer's Mul included)."""
     return sum(n.op_type in ("BatchNormalization", "Mul") for n in proto.graph.node)
@@ -466,7 +473,7 @@ def test_the_light_model_zoo_leaves_no_more_bns_and_muls_than_onnxsim_and_verifi
     onnxsim's and onnxruntime's offline optimizer's files of the same graph; the fold verifies with every
     folded layer judged alone, and a recount of the file gives the report's counts."""
     path = LIGHT / f"light_{name}.onnx"
-    result = fold_file(path)
+    result = _light(name)
     written = tmp_path / "folded.onnx"
     ONNX.write(result.folded, written)
     proto = onnx.load(path)
@@ -485,7 +492,7 @@ def test_densenet_bns_on_a_concat_the_next_concat_reads_fold_partially_and_say_w
     layers before it: the next block's Concatenate reads the same output (each row names it). Their
     every scale is above 0, so each folds partially into the 1x1 convolution after its ReLU; the last
     one, before the global pooling, is skipped with the reason for every direction."""
-    result = fold_file(LIGHT / "light_densenet121.onnx")
+    result = _light("densenet121")
     partial = [d for d in result.decisions if d.direction == "partial"]
     assert len(partial) == 61 and all(d.folded and d.op == "Conv" for d in partial)
     after_concat = [d for d in partial if "not_concat" in d.notes]
@@ -505,9 +512,8 @@ def test_onnxsim_folds_of_the_light_zoo_check_layer_by_layer():
     with the Conv that absorbed all three, and passes it: 58 such layers of Inception v2, beside the 6 chains
     onnxsim kept; 5 whose layers onnxsim merged into an identical branch (the light graphs' weights are
     constant fills, so whole branches are common subexpressions) are checked at the outputs."""
-    path = LIGHT / "light_inception_v2.onnx"
-    original = fold_file(path)
-    sim = onnx_model(onnxsim_simplify(onnx.load(path)), "sim.onnx")
+    original = _light("inception_v2")
+    sim = onnx_model(onnxsim_simplify(onnx.load(LIGHT / "light_inception_v2.onnx")), "sim.onnx")
     frontend = original.frontend
     checked = check(Side(frontend, original.original, original.graph_before), Side(frontend, sim, frontend.graph(sim)),
                     samples=2)

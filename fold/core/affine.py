@@ -162,6 +162,24 @@ def channel_view(scale: np.ndarray, kernel_shape: tuple[int, ...], out_axes: tup
     return scale.reshape(channel_shape).reshape(view)
 
 
+def input_channels(shape: tuple[int, ...], axis: int, reshapes: list[tuple[int, ...]], at: int
+                   ) -> tuple[np.ndarray | None, tuple[int, list[int]] | None]:
+    """For each channel a layer reads on axis ``at`` of its input, which channel (on ``axis``) of a map's
+    output of ``shape`` it holds, the map's output reshaped in turn to each of ``reshapes`` (row-major, as
+    a Flatten or Reshape does) before the layer reads it: worked out on an index array. (index, None) when
+    each input channel reads one of the map's channels; else (None, (the first input channel that reads
+    several, those channels))."""
+    index = np.broadcast_to(np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))]),
+                            shape)
+    for after in reshapes:
+        index = index.reshape(after)
+    rows = np.moveaxis(index, at, 0).reshape(index.shape[at], -1)
+    mixed = np.flatnonzero(np.any(rows != rows[:, :1], axis=1))
+    if mixed.size:
+        return None, (int(mixed[0]), sorted(set(rows[mixed[0]].tolist())))
+    return rows[:, 0].copy(), None
+
+
 def scale_along(kernel: np.ndarray, scale: np.ndarray, axes: tuple[int, ...], groups: int = 1,
                 group_axis: int | None = None, dtype: type = np.float64) -> np.ndarray:
     """``kernel * scale`` along the channel ``axes`` (split by ``groups`` as ``grouped_shape``

@@ -368,6 +368,14 @@ def unreached(bn: str, forward: Forward | None, op: str = "", layer: str = "") -
     return f"'{bn}' {what}, not a layer it can fold forward into."
 
 
+def mixed_reason(mixed: tuple[int, list[int]], through: str) -> str:
+    """Why a layer does not read a map's channels one by one: its input channel that reads several
+    (``fold.core.affine.input_channels``), after the reshapes ``through``."""
+    k, seen = mixed
+    return (f"its input channel {k} reads {len(seen)} of the map's channels ({seen[:4]}"
+            f"{', ...' if len(seen) > 4 else ''}) after {through}")
+
+
 def _forward_single_use(c: Candidate) -> str | None:
     if c.forward is not None and c.forward.readers:
         return (f"What '{c.bn}' makes on its way to '{c.layer}' is also used elsewhere "

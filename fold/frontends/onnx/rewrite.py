@@ -146,11 +146,12 @@ def _forward(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidat
 
 
 def _partial_shift(view: OnnxView, c: OpCandidate, x: str) -> np.ndarray:
-    """A partial fold's t / s, shaped to broadcast on the map's channel axis of ``x``, in its dtype."""
+    """A partial fold's t / s, shaped to broadcast on the map's channel axis of ``x``, in ``x``'s dtype (the
+    layer's weight's, as it computes: ONNX's Conv and Gemm take one type)."""
     shape = view.shape(x)
     rank = len(shape) if shape is not None else 2
     axis = c.chain.axis if c.chain.axis is not None else 1
-    dtype = np.float16 if view.stored_dtype(c.weight) == "float16" and c.compute_dtype == "float16" else np.float32
+    dtype = np.asarray(view.value(c.weight)).dtype
     return shift_vector(c).reshape([-1 if i == axis else 1 for i in range(rank)]).astype(dtype)
 
 

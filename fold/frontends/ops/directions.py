@@ -19,7 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from fold.core.rules import Forward, Split, unreached
+from fold.core.affine import input_channels
+from fold.core.rules import Forward, Split, mixed_reason, unreached
 from fold.frontends.ops.candidates import OpCandidate, layer_bias, shared_weights, uses, weights_of
 from fold.frontends.ops.chains import MAX_BETWEEN, Chain, channel_vector, const_operand, position
 from fold.frontends.ops.view import Op, OpView, values_read
@@ -85,37 +86,37 @@ def _static(shape: tuple | None) -> tuple[int, ...] | None:
 
 
 def features(view: OpView, chain: Chain, path: list[Op], layer: Op) -> tuple[np.ndarray | None, str | None]:
-    """For each input channel of ``layer``, the map's channel it reads, following an index array shaped like
-    the map's output through the reshapes of ``path`` (None and why when they do not line up)."""
+    """For each input channel of ``layer``, the map's channel it reads, through the reshapes of ``path``
+    (``fold.core.affine.input_channels``; None and why when they do not line up)."""
     shape = _static(view.shape(chain.tail.output))
     axis = position(chain.axis, None if shape is None else len(shape))
     if shape is None or axis is None:
         return None, f"the shape of '{view.name(chain.tail.output)}' is not known past its batch axis"
-    index = np.broadcast_to(np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))]), shape)
+    reshapes = []
     for op in path:
         if op.type in view.vocabulary.reshapes:
             after = _static(view.shape(op.output))
-            if after is None or int(np.prod(after)) != index.size:
+            if after is None or int(np.prod(after)) != int(np.prod(shape)):
                 return None, f"the shape after {op.type} '{op.id}' is not known"
-            index = index.reshape(after)
+            reshapes.append(after)
     layout, at = view.input_layout(layer)
     if layout is not None:
-        try:
-            index = index.reshape([int(d) for d in layout])
-        except ValueError:
+        total = int(np.prod(reshapes[-1] if reshapes else shape))
+        rows = [int(d) for d in layout]
+        known = int(np.prod([d for d in rows if d != -1]))
+        if known == 0 or total % known or (-1 not in rows and known != total):
             return None, f"'{layer.id}' reads its input as {list(layout)}"
-    at = position(at, index.ndim)
+        reshapes.append(tuple(total // known if d == -1 else d for d in rows))
+    rank = len(reshapes[-1]) if reshapes else len(shape)
+    at = position(at, rank)
     if at is None:
         return None, f"'{layer.id}' reads no channel axis of its input"
-    rows = np.moveaxis(index, at, 0).reshape(index.shape[at], -1)
-    mixed = np.flatnonzero(np.any(rows != rows[:, :1], axis=1))
-    if mixed.size:
-        k = int(mixed[0])
-        seen = sorted(set(rows[k].tolist()))
-        through = ", ".join(f"{o.type} '{o.id}'" for o in path if o.type in view.vocabulary.reshapes) or "nothing"
-        return None, (f"its input channel {k} reads {len(seen)} of the map's channels ({seen[:4]}"
-                      f"{', ...' if len(seen) > 4 else ''}) after {through}")
-    return rows[:, 0].copy(), None
+    found, mixed = input_channels(shape, axis, reshapes, at)
+    if found is not None:
+        return found, None
+    through = ", ".join(f"{o.type} '{o.id}'" for o in path if o.type in view.vocabulary.reshapes) or "nothing"
+    return None, mixed_reason(mixed, through)
+
 
 
 def forward_alternative(view: OpView, c: OpCandidate) -> OpCandidate | None:
