@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import warnings
 from pathlib import Path
 
 import keras
@@ -29,8 +30,8 @@ from fold.frontends.tflite.io import model_from_bytes
 from fold.peers import onnxruntime_offline, onnxsim_simplify
 from fold.pipeline import fold, fold_file, verify
 from tests.helpers import (
-    ONNX, TFLITE, assert_caught, assert_folds, assert_skipped, keras_reference, mutated, randomize_bn, recount,
-    verdict_of,
+    KERAS, ONNX, TFLITE, assert_caught, assert_folds, assert_keras_folds, assert_skipped, keras_reference, mutated,
+    randomize_bn, recount, verdict_of,
 )
 from tests.test_onnx import bn_values, folds, model_of, np_bn, np_conv, np_conv_transpose, ops, value
 from tests.tflite_support import Net, _options, binary, conv_options
@@ -417,6 +418,102 @@ def test_forward_fits_dtype_float16_filter_overflow_NEG():
     assert_skipped(TFLITE, model_from_bytes(net.build(y)), "forward-fits-dtype", "float16")
 
 
+# -- Keras: the same directions on the Keras model itself --------------------------------------------------
+
+@pytest.mark.parametrize("name, direction, layer", [
+    ("bn_conv", "forward", "conv"), ("bn_flatten_dense", "forward", "fc"), ("bn_relu_conv", "partial", "conv"),
+    ("concat_bn", "concat", "b")])
+def test_keras_models_fold_in_every_direction_and_verify(name, direction, layer):
+    """The Keras models the converter tests read, folded by the Keras frontend: a partial fold's shift stays as
+    a Rescaling layer under the BN's name, a forward fold leaves no BN and no new layer."""
+    model = _keras(name)
+    randomize_bn(model)
+    if direction == "partial":
+        bn = model.get_layer("bn")
+        bn.gamma.assign(np.abs(bn.gamma.numpy()) + 0.1)
+    result = assert_keras_folds(model, 1)
+    d = _the(result, direction)
+    assert layer in d.layers and result.bn_after == 0
+    kinds = [type(x).__name__ for x in result.folded.layers]
+    assert ("Rescaling" in kinds) == (direction == "partial") and "BatchNormalization" not in kinds
+    assert_caught(result, mutated(KERAS, result.folded, layer, "kernel", 1, 1.01), layer)
+
+
+def _keras_bn_then(*after, shape=(8, 9, 3), gamma=None, epsilon: float = 1e-3) -> keras.Model:
+    x = keras.Input(shape)
+    bn = keras.layers.BatchNormalization(name="bn", epsilon=epsilon)
+    y = bn(x)
+    for layer in after:
+        y = layer(y)
+    model = randomize_bn(keras.Model(x, y))
+    if gamma is not None:
+        bn.gamma.assign(gamma)
+    return model
+
+
+def test_forward_padding_keras_bn_before_a_same_padded_conv_NEG():
+    model = _keras_bn_then(keras.layers.Conv2D(4, 3, padding="same", name="conv"))
+    assert_skipped(KERAS, model, "forward-padding", "padding 'same'")
+
+
+def test_forward_single_use_keras_bn_output_is_also_a_model_output_NEG():
+    x = keras.Input((8, 9, 3))
+    bn = keras.layers.BatchNormalization(name="bn")(x)
+    model = randomize_bn(keras.Model(x, [keras.layers.Conv2D(4, 3)(bn), bn]))
+    assert_skipped(KERAS, model, "forward-single-use", "is a model output")
+
+
+def test_forward_own_layer_keras_quantized_dense_after_the_bn_NEG():
+    model = _keras_bn_then(keras.layers.Dense(4, name="dense"), shape=(6,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Layer BatchNormalization does not have a `quantize` method"
+        model.quantize("int8")
+    assert_skipped(KERAS, model, "forward-own-layer", "quantized (int8)")
+
+
+def test_forward_channels_keras_reshape_that_mixes_channels_NEG():
+    model = _keras_bn_then(keras.layers.Reshape((4, 3)), keras.layers.Dense(2), shape=(3, 4))
+    assert_skipped(KERAS, model, "forward-channels", "reads 4 of the map's channels")
+
+
+def test_forward_positive_scale_keras_negative_gamma_before_a_relu_NEG():
+    model = _keras_bn_then(keras.layers.ReLU(), keras.layers.Conv2D(4, 3), gamma=[1.0, -1.0, 1.0])
+    assert_skipped(KERAS, model, "forward-positive-scale", "channel 1")
+
+
+def test_forward_finite_keras_inf_in_the_conv_after_the_bn_NEG():
+    conv = keras.layers.Conv2D(4, 3)
+    model = _keras_bn_then(conv)
+    kernel = conv.kernel.numpy()
+    kernel[0, 0, 1, 2] = np.inf
+    conv.kernel.assign(kernel)
+    assert_skipped(KERAS, model, "forward-finite", "non-finite kernel")
+
+
+def test_forward_fits_dtype_keras_float16_overflow_NEG():
+    keras.config.set_dtype_policy("mixed_float16")  # float32 variables, float16 compute
+    try:
+        conv = keras.layers.Conv2D(4, 1)
+        model = _keras_bn_then(conv, epsilon=0.0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    bn = model.get_layer("bn")
+    bn.moving_variance.assign([1.0, 1e-10, 1.0])
+    conv.kernel.assign(np.full(conv.kernel.shape, 10.0, np.float32))
+    assert_skipped(KERAS, model, "forward-fits-dtype", "float16")
+
+
+def test_concat_inputs_keras_concatenate_the_next_block_also_reads_NEG():
+    x = keras.Input((8, 8, 3))
+    cat = keras.layers.Concatenate(name="cat")([keras.layers.MaxPooling2D(1, name="pool")(x),
+                                                keras.layers.Conv2D(2, 3, padding="same", name="conv")(x)])
+    y = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(cat)))
+    out = keras.layers.Concatenate(name="cat2")([cat, keras.layers.Conv2D(1, 1, name="next")(cat)])
+    d = assert_skipped(KERAS, randomize_bn(keras.Model(x, [y, out])), "concat-inputs",
+                       "its output is also read by Concatenate 'cat2'")
+    assert "comes from MaxPooling2D, no layer" in d.reason
+
+
 # -- the verdict's power on a forward fold: a wrong scale on one input channel ------------------------------
 
 def test_a_forward_fold_scaled_along_the_wrong_input_channel_is_caught():
@@ -520,3 +617,18 @@ def test_onnxsim_folds_of_the_light_zoo_check_layer_by_layer():
     v = checked.checked.verification
     assert v.verdict == "pass" and len(v.folded_layers) == 58 and len(v.output_only) == 5, v.reason
     assert all(c.bn.count("+") == 2 for c in v.folded_layers) and len(checked.removed) == 69 - 6
+
+
+def test_a_grouped_conv_takes_a_map_backward_and_one_forward():
+    """BN0 -> Relu -> grouped Conv (2 groups) -> BN1: the group split of the input side survives the
+    output side's fold (the layer's weights are folded once, in float64, both ways)."""
+    g = Graph(23)
+    x = g.input("x", ["N", 4, 6, 6])
+    y = g.bn(g.conv(g.node("Relu", [_positive_bn(g, x, 4, "bn0")], "relu"), 4, 6, 3, "conv", group=2), 6, "bn1")
+
+    def reference(a):
+        z = np_conv(np.maximum(np_bn(a, *bn_values(g, "bn0")), 0), value(g, "conv.W"), group=2)
+        return np_bn(z, *bn_values(g, "bn1"))
+
+    result = folds(g, y, 2, reference)
+    assert {d.direction for d in result.decisions} == {"partial", "backward"}

@@ -238,6 +238,24 @@ def fold_forward(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, ki
     return folded, (b + response).astype(dtype)
 
 
+def fold_all(kernel: np.ndarray, bias: np.ndarray | None, folds: list[tuple[str, Affine]], kind: Kind,
+             groups: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold a layer takes, in turn, in float64: (direction, map) with "forward" into its input side,
+    "partial" the map's scale alone there, anything else ("backward", a concat's piece) into its output
+    side. The order does not matter: BN_1(W (s_0 x + t_0) + b) = (s_1 W s_0) x + s_1 (W t_0 + b) + t_1.
+    Returns the kernel in its own dtype (rounded once) and the bias in float64."""
+    w = np.asarray(kernel, dtype=np.float64)
+    b = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    for direction, affine in folds:
+        if direction == "partial":
+            w, b = fold_forward(w, b, Affine(affine.scale, np.zeros_like(affine.shift)), kind, groups)
+        elif direction == "forward":
+            w, b = fold_forward(w, b, affine, kind, groups)
+        else:
+            w, b = fold_kernel(w, b, affine, kind, groups)
+    return w.astype(np.asarray(kernel).dtype), np.asarray(b, dtype=np.float64)
+
+
 def input_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
     """The kernel as a (C_in, n) float64 array: row i holds every weight reading input channel i."""
     if kind.in_axis is None:

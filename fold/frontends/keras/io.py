@@ -311,10 +311,13 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
 
 def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
     """A copy of the layer (not called in any model): the same weights, or, with ``magnitude``,
-    |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
+    |weights|, no bias and no activation, which computes Σ|W||x| on |x| (a partial fold's Rescaling:
+    no offset)."""
     config = layer.get_config()
     if magnitude and "activation" in config:
         config["activation"] = "linear"
+    if magnitude and isinstance(layer, keras.layers.Rescaling):
+        config["offset"] = 0.0
     twin = type(layer).from_config(config)
     twin.build(tuple(_call_inputs(layer)[0].shape))
     by_name = {w.name: w for w in layer.weights}
@@ -353,20 +356,27 @@ def _path(model: keras.Model, path: str, until: str) -> list[keras.layers.Layer]
 
 
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch: each layer
-    followed by copies of the layers through ``until``, each reading the one before (its BatchNorms; not
-    with ``magnitude``, which runs the layer alone)."""
+    """Copies of the layers, each on an input of its own, in one model called once per batch: each path from
+    a layer through ``until``, each layer reading the one before (a layer and its BatchNorms; or, for a
+    forward fold, the Flatten or Rescaling before it from where the BN was). With ``magnitude`` a path runs
+    through its first layer with a kernel only, that one with |weights|, no bias, no activation."""
+    from fold.core.kinds import KERAS_KINDS
+
     inputs, outputs, names = [], [], []
     for path, until in layers:
-        found = _path(model, path, until if not magnitude else path)
-        if found is None:
+        found = _path(model, path, until)
+        linear = [k for k, layer in enumerate(found or []) if type(layer).__name__ in KERAS_KINDS]
+        if not linear:
             continue
+        if magnitude:
+            found = found[:linear[0] + 1]
         fed = _call_inputs(found[0])
         x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
         inputs.append(x)
         y = x
-        for k, layer in enumerate(found):
-            y = _twin(layer, magnitude and k == 0)(y)
+        for layer in found:
+            y = _twin(layer, magnitude and (type(layer).__name__ in KERAS_KINDS
+                                            or isinstance(layer, keras.layers.Rescaling)))(y)
         outputs.append(y)
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +182,7 @@ def _sequential_scope(cfg: dict, model: keras.Model) -> Scope:
     inputs_of, shapes = {}, {}
     for prev, name in zip(names, names[1:]):
         inputs_of[name] = [(prev, 0, 0)]
-        shapes[name] = _output_shape(layers.get(prev))
+        shapes[name] = output_shape(layers.get(prev))
     return Scope(
         name=cfg.get("name", model.name), kind="sequential", config=cfg, entries=entries,
         layers=layers, refs=Counter(names), inputs_of=inputs_of,
@@ -190,7 +190,8 @@ def _sequential_scope(cfg: dict, model: keras.Model) -> Scope:
     )
 
 
-def _output_shape(layer: keras.layers.Layer | None) -> tuple | None:
+def output_shape(layer: keras.layers.Layer | None) -> tuple | None:
+    """A built layer's output shape (None when it has none)."""
     try:
         return tuple(layer.output.shape)
     except (AttributeError, ValueError, TypeError):
@@ -265,7 +266,8 @@ def layer_weights(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
     return {w.name: np.asarray(w.numpy()) for w in layer.weights}
 
 
-def _special_kernel(layer: keras.layers.Layer) -> str | None:
+def special_kernel(layer: keras.layers.Layer) -> str | None:
+    """Why a layer's kernel is not a plain float weight (quantized, LoRA), or None."""
     policy = getattr(layer, "dtype_policy", None)
     mode = getattr(policy, "quantization_mode", None)
     if mode:
@@ -305,7 +307,7 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> KerasCandidate | None
         compute_dtype=getattr(layer, "compute_dtype", "float32"),
     )
     if kind is not None:
-        c.special_kernel = _special_kernel(layer)
+        c.special_kernel = special_kernel(layer)
         if c.special_kernel is None:
             values = layer_weights(layer)
             c.set_kernel(values[kind.weight], values.get("bias"))
@@ -346,9 +348,13 @@ def _compose_following(sc: Scope, prefix: str, c: KerasCandidate, name: str) -> 
     return taken
 
 
-def candidates(scope: Scope) -> list[KerasCandidate]:
+Alternatives = Callable[[Scope, str, KerasCandidate, str, str], list[KerasCandidate]]
+
+
+def candidates(scope: Scope, alternatives: Alternatives | None = None) -> list[KerasCandidate]:
     """Every BatchNorm of every scope with the layer that feeds it, in model order; BatchNorms that follow
-    one another, each read by the next alone, are one candidate of their maps composed."""
+    one another, each read by the next alone, are one candidate of their maps composed. ``alternatives``
+    (scope, path prefix, candidate, its first and last BN) gives a candidate's other directions."""
     found = []
     for prefix, sc in scope.walk():
         taken: set[str] = set()
@@ -357,7 +363,10 @@ def candidates(scope: Scope) -> list[KerasCandidate]:
                 with at(f"layer '{prefix}{name}' (BatchNormalization)"):
                     c = _candidate(sc, prefix, name)
                     if c is not None:
-                        taken.update(_compose_following(sc, prefix, c, name))
+                        following = _compose_following(sc, prefix, c, name)
+                        taken.update(following)
+                        if alternatives is not None:
+                            c.alternatives = alternatives(sc, prefix, c, name, (following or [name])[-1])
                 if c is not None:
                     found.append(c)
     return found

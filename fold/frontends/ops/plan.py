@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fold.core.affine import Affine, fold_forward, fold_kernel
+from fold.core.affine import Affine, fold_all
 from fold.core.kinds import Kind
 from fold.core.rules import Decision, chosen
 from fold.frontends.ops.candidates import OpCandidate
@@ -62,25 +62,22 @@ def layer_folds(view: OpView, folds: Sequence[tuple[OpCandidate, Decision]]) -> 
 
 def _fold_layer(view: OpView, op: Op, steps: list[tuple[OpCandidate, Decision]]) -> LayerFold:
     first = steps[0][0]
-    dtype = np.asarray(view.value(first.weight)).dtype
-    kernel = np.asarray(view.value(first.weight), dtype=np.float64)
-    bias = np.zeros(0)
+    kernel = np.asarray(view.value(first.weight))
+    bias = None
     if first.bias_input is not None:
         bias, _ = view.bias_value(op, np.asarray(view.value(first.bias_input), dtype=np.float64))
-    found = LayerFold(op, first.kind, first.weight, kernel, bias, [c for c, _ in steps])
+    folds = []
     for c, d in steps:
-        current = found.bias if found.bias.size else None
+        affine = d.affine
+        if c.chain.bias is not None and d.direction == "backward":  # (b + a) s + t = b s + (a s + t)
+            added = channel_vector(view.value(const_operand(view, c.chain.bias)[0]), affine.channels)
+            affine = Affine(affine.scale, affine.shift + added * affine.scale)
+        folds.append((d.direction, affine))
+    folded, new_bias = fold_all(kernel, bias, folds, first.kind, view.groups(op))
+    found = LayerFold(op, first.kind, first.weight, folded, new_bias.reshape(-1), [c for c, _ in steps])
+    for _, d in steps:
         if d.direction in ("forward", "partial"):
-            affine = d.affine if d.direction == "forward" else Affine(d.affine.scale, np.zeros_like(d.affine.shift))
-            found.kernel, found.bias = fold_forward(found.kernel, current, affine, c.kind, c.groups)
             found.forward = d
-            continue
-        added = None if c.chain.bias is None or d.window is not None else \
-            channel_vector(view.value(const_operand(view, c.chain.bias)[0]), d.affine.channels)
-        if added is not None:
-            current = added if current is None else current.reshape(-1) + added
-        found.kernel, found.bias = fold_kernel(found.kernel, current, d.affine, c.kind, c.groups)
-        found.backward = d
-    found.kernel = found.kernel.astype(dtype)
-    found.bias = np.asarray(found.bias, np.float64).reshape(-1)
+        else:
+            found.backward = d
     return found
