@@ -122,7 +122,9 @@ class Candidate:
                    the graph counts them (None: one of ``form``).
     kernel:        the layer's kernel, when the candidate keeps it (op-level formats, forward folds).
     direction:     "backward" (layer -> map), or, for an alternative, "concat" or "forward".
-    alternatives:  the same map folded in the other directions (``decide`` tries them in order).
+    alternatives:  the same map folded in the other directions (``decide`` tries them in order), or a
+                   function that builds them (``other_directions``: only a map that does not fold backward
+                   reads another layer's weights for them).
     elsewhere:     for each other direction that has no shape to try here (no layer after the map), why
                    ("forward": "... feeds a MaxPool 'p', not a layer"): a skipped pair's reason says it.
     forward:       a forward alternative's target (``Forward``); split, pieces: a concat alternative's
@@ -158,7 +160,7 @@ class Candidate:
     absorbs: dict[str, int] | None = None
     kernel: np.ndarray | None = None
     direction: str = "backward"
-    alternatives: list[Candidate] = field(default_factory=list)
+    alternatives: list[Candidate] | Callable[[], list[Candidate]] = field(default_factory=list)
     elsewhere: dict[str, str] = field(default_factory=dict)
     forward: Forward | None = None
     split: Split | None = None
@@ -168,6 +170,12 @@ class Candidate:
     def affine(self) -> Affine:
         first = bn_affine(self.mean, self.variance, self.epsilon, self.gamma, self.beta)
         return compose_maps(first, *self.maps) if self.maps else first
+
+    def other_directions(self) -> list[Candidate]:
+        """The alternatives, built on first use when the frontend gave a function that builds them."""
+        if callable(self.alternatives):
+            self.alternatives = self.alternatives()
+        return self.alternatives
 
     def counted(self) -> dict[str, int]:
         """BatchNorms and other affine maps the chain holds (``absorbs``, else one of its ``form``)."""
@@ -574,7 +582,7 @@ def decide(c: Candidate, rules: tuple[Rule, ...] = RULES) -> Decision:
     tried = [_decide(c, by["backward"])]
     if tried[0].folded:
         return tried[0]
-    for alt in c.alternatives:
+    for alt in c.other_directions():
         if not by[alt.direction]:
             continue  # a direction the frontend does not fold in
         found = _decide_split(alt, by) if alt.direction == "concat" else _decide(alt, by[alt.direction])
@@ -647,7 +655,7 @@ def chosen(c: Candidate, d: Decision) -> Candidate:
     want = "forward" if d.direction == "partial" else d.direction
     if want == "backward":
         return c
-    return next(a for a in c.alternatives if a.direction == want)
+    return next(a for a in c.other_directions() if a.direction == want)
 
 
 def fold_notes(decisions: Sequence[Decision]) -> dict[str, str]:

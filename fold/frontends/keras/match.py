@@ -9,6 +9,7 @@ so they agree on names and connectivity. Nothing here modifies the model.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -365,8 +366,9 @@ def candidates(scope: Scope, alternatives: Alternatives | None = None) -> list[K
                     if c is not None:
                         following = _compose_following(sc, prefix, c, name)
                         taken.update(following)
-                        if alternatives is not None:
-                            c.alternatives = alternatives(sc, prefix, c, name, (following or [name])[-1])
+                        if alternatives is not None:  # read only if it does not fold backward
+                            c.alternatives = functools.partial(alternatives, sc, prefix, c, name,
+                                                               (following or [name])[-1])
                 if c is not None:
                     found.append(c)
     return found

@@ -11,6 +11,7 @@ index ``i`` in the file the user gave (``TfliteModel.ids``), so an op keeps its 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -123,13 +124,17 @@ def _alternative(view: TfliteView, c: TfliteCandidate, alt: TfliteCandidate) -> 
     return alt
 
 
+def _alternatives(view: TfliteView, c: TfliteCandidate) -> list[TfliteCandidate]:
+    return [_alternative(view, c, alt) for alt in alternatives(view, c)]
+
+
 def candidates(view: TfliteView, split_activation: bool = False) -> list[TfliteCandidate]:
     """Every chain of the main subgraph as a candidate, in op order, with its forward and split alternatives."""
     found = []
     for chain in candidate_chains(view):
         c = candidate(view, chain, split_activation)
-        if chain.form != "bias":
-            c.alternatives = [_alternative(view, c, alt) for alt in alternatives(view, c)]
+        if chain.form != "bias":  # read only if it does not fold backward
+            c.alternatives = functools.partial(_alternatives, view, c)
         found.append(c)
     return found
 
