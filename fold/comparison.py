@@ -70,7 +70,8 @@ class FoldedLayer:
                reshape, or the Add of a partial fold's shift).
     origin:    the original model's node whose output y the BN scaled (the layer, for ``layer_tolerance``'s
                |s||y|), when there is one.
-    inner:     a forward fold's Σ|W||t| per output channel; steps: maps the original applies in turn.
+    inner:     a forward fold's Σ|W||t| per output channel (its ``terms``: Σ|W| T, T the map's own, which
+               the original rounds the shift's response at); steps: maps the original applies in turn.
     window:    the reference's channels (start, stop) a piece of a concat split makes.
     """
 
@@ -144,7 +145,8 @@ def _folded_layers(decisions: Sequence[Decision]) -> list[FoldedLayer]:
         for p in d.pieces or [d] if d.folded else []:
             affine = p.affine
             if p.direction in ("forward", "partial"):
-                f = FoldedLayer(p.layer, p.output_node or p.layer, p.source, p.layer, p.bn, None, p.inner, entry=p.entry,
+                terms = p.inner if p.inner_terms is None else p.inner_terms
+                f = FoldedLayer(p.layer, p.output_node or p.layer, p.source, p.layer, p.bn, None, terms, entry=p.entry,
                                 inner=p.inner, steps=affine.steps)
             else:
                 f = FoldedLayer(p.layer, p.output_node or p.layer, p.layer, p.bn_nodes[-1], p.bn, affine.scale,
@@ -160,7 +162,7 @@ def _merged(a: FoldedLayer, b: FoldedLayer) -> FoldedLayer:
         raise ValueError(f"'{a.layer}' takes two maps the same way ('{a.bn}' and '{b.bn}').")
     scale = np.abs(np.asarray(backward.scale, np.float64))
     inner = scale * forward.inner
-    terms = (np.zeros_like(scale) if backward.terms is None else backward.terms) + inner
+    terms = (np.zeros_like(scale) if backward.terms is None else backward.terms) + scale * forward.terms
     return FoldedLayer(backward.layer, backward.until, forward.source, backward.reference, f"{forward.bn}+{backward.bn}",
                        backward.scale, terms, entry=forward.entry, origin=backward.origin, inner=inner,
                        steps=forward.steps + backward.steps, window=backward.window)

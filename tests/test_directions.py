@@ -545,6 +545,27 @@ def test_the_shift_of_a_forward_fold_off_in_one_channel_is_caught():
     assert_caught(result, onnx_model(proto, "broken.onnx"), "conv")
 
 
+def test_a_forward_fold_whose_shift_cancels_passes_and_a_kernel_off_still_fails():
+    """A BN whose shift cancels (beta = s mu + 0.001, mu in the hundreds) before a depthwise conv: onnxruntime
+    rounds s x + t at |beta| + |s mu|, far above |t|, alike on every tap of a channel, so a correct fold differs
+    from the original by about u sum |W| (|beta| + |s mu|). The tolerance charges that (without it the verdict
+    called this fold wrong at 11x its tolerance); a kernel 1 % off in one channel still fails."""
+    g = Graph(24)
+    x = g.input("x", ["N", 8, 7, 6])
+    rng = np.random.default_rng(24)
+    mean = rng.uniform(50, 500, 8) * rng.choice([-1, 1], 8)
+    var, gamma = rng.uniform(0.5, 2, 8), rng.uniform(0.5, 2, 8)
+    beta = gamma / np.sqrt(var + 1e-5) * mean + rng.normal(0, 1e-3, 8)
+    names = [g.const(f"bn.{k}", v.astype(np.float32)) for k, v in (("scale", gamma), ("B", beta), ("mean", mean),
+                                                                   ("var", var))]
+    y = g.conv(g.node("BatchNormalization", [x, *names], "bn", epsilon=1e-5), 8, 16, 3, "conv", group=8)
+    result = fold(ONNX, model_of(g.model([y], "cancels")))
+    assert _the(result, "forward").layer == "conv"
+    v = verify(result, samples=4).verification
+    assert v.verdict == "pass" and not v.output_only, v.reason
+    assert_caught(result, mutated(ONNX, result.folded, "conv", "kernel", 5, 1.01), "conv")
+
+
 
 # -- the onnx package's light model zoo, against onnxsim and onnxruntime ---------------------------------------
 

@@ -529,8 +529,10 @@ class Decision:
                whose shift stays as one Add); absorbs: the BatchNorms and other affine maps it holds.
     A forward fold's ``affine`` is the map on the layer's input channels; ``entry`` is the folded
     graph's node the layer's run starts at, ``source`` the original's node whose data input it is
-    fed (the map's first) and ``inner`` Σ|W||t| per output channel (the magnitude of the shift's
-    response, for the layer's float tolerance). A concat split's ``pieces`` are one backward decision
+    fed (the map's first), ``inner`` Σ|W||t| per output channel (the magnitude of the shift's
+    response) and ``inner_terms`` Σ|W| T, T the map's ``terms`` (what the original rounds that response
+    at: a shift that cancels, β ≈ s μ, is rounded at |β| + |s μ|, not at |t|), both for the layer's float
+    tolerance. A concat split's ``pieces`` are one backward decision
     per producer, each with the ``window`` of the map's channels it took.
     """
 
@@ -553,6 +555,7 @@ class Decision:
     entry: str | None = None
     source: str | None = None
     inner: np.ndarray | None = None
+    inner_terms: np.ndarray | None = None
 
     @property
     def folded(self) -> bool:
@@ -621,13 +624,17 @@ def _forward_decision(c: Candidate) -> Decision:
     """A forward fold: the map on the layer's input channels, and its shift's response's magnitude."""
     f = c.forward
     affine = forward_affine(c)
-    magnitude = Affine(np.ones_like(affine.scale), np.abs(affine.shift))
-    _, inner = fold_forward(np.abs(np.asarray(c.kernel, np.float64)), None, magnitude, c.kind, c.groups)
+    weights = np.abs(np.asarray(c.kernel, np.float64))
+    ones = np.ones_like(affine.scale)
+    _, inner = fold_forward(weights, None, Affine(ones, np.abs(affine.shift)), c.kind, c.groups)
+    terms = np.abs(affine.shift) if affine.terms is None else np.maximum(affine.terms, np.abs(affine.shift))
+    _, inner_terms = fold_forward(weights, None, Affine(ones, terms), c.kind, c.groups)
     notes = {**c.notes, "folded_forward": (f"scale into '{c.layer}', shift kept as one Add before {f.activation}"
                                            if f.partial else f"into the input side of '{c.layer}'")}
     return Decision(c.layer, c.bn, c.op, c.kind.family, "folded", affine=affine, notes=notes,
                     output_node=c.output_node or c.layer, form=c.form, direction="partial" if f.partial else "forward",
-                    absorbs=c.counted(), entry=f.entry or c.layer, source=f.source, inner=inner)
+                    absorbs=c.counted(), entry=f.entry or c.layer, source=f.source, inner=inner,
+                    inner_terms=inner_terms)
 
 
 def _decide_split(c: Candidate, by: dict[str, tuple[Rule, ...]]) -> Decision:

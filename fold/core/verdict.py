@@ -25,7 +25,8 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    fold wrong. A chain of k maps charges the BN's own rounding k times. A forward fold (the map
    before the layer, moved into its input side) is run from the map's input and compared with the
    original layer's output; the map's shift moves into the layer's sum, whose terms grow by its
-   response I = Σ|W||t| (``layer_tolerance``'s ``inner``). A layer's max rel diff is the largest,
+   response I = Σ|W||t| (``layer_tolerance``'s ``inner``), and its T is Σ|W| (|β| + |s μ|) + |b'|
+   (the original rounds the shift at its own terms on every tap alike). A layer's max rel diff is the largest,
    over its output channels, of the channel's max |diff| divided by the channel's own max |bn|;
    there is no floor tied to 1.0.
 2. Exercised channels. A folded output channel whose response does not vary over the inputs
@@ -163,7 +164,8 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
     Without y, |s||y| is bounded by A + T; without the BN's parameters, |s| and |t| are read off y
     and bn (``bn_step``), and without either T is the folded ``bias``. A forward fold's ``inner``, the
     magnitude Σ|W||t| of its shift's response per output channel, joins A (the original's sum holds
-    those terms, the folded bias is made of them) with 8 u more of A for the map's own rounding."""
+    those terms, the folded bias is made of them) with 8 u more of A for the map's own rounding; its
+    ``terms`` are then Σ|W| T_map + |b'|, T_map the map's own."""
     u = unit_roundoff(dtype)
     u_p = max(u, unit_roundoff(stored)) if stored is not None else u
     a = np.asarray(magnitude, dtype=np.float64)
