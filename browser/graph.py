@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page
 
+from browser.page import list_option, select_box
+
 _PLOT = "document.querySelector('.js-plotly-plot')"
 
 
@@ -60,22 +62,22 @@ def tooltip(page: Page) -> str:
 
 def pair_to_inspect(page: Page) -> str:
     """The pair the "Pair to inspect" box shows."""
-    box = page.get_by_test_id("stSelectbox").filter(has_text="Pair to inspect")
+    box = select_box(page, "Pair to inspect")
     return box.locator("input").input_value() if box.count() else ""
 
 
 def type_into(page: Page, label: str, text: str) -> None:
     """Type into the selectbox labelled ``label`` (a long list shows only the options near the
     top until typing filters it)."""
-    field = page.get_by_test_id("stSelectbox").filter(has_text=label).locator("input")
+    field = select_box(page, label).locator("input")
     field.click()
     field.fill(text)
-    page.get_by_role("option", name=text, exact=True).wait_for()
+    list_option(page, text).wait_for()
 
 
 def pick(page: Page, option: str) -> None:
     """Pick ``option`` in the open selectbox list."""
-    page.get_by_role("option", name=option, exact=True).click()
+    list_option(page, option).click()
 
 
 def type_and_pick(page: Page, label: str, option: str) -> None:

@@ -31,7 +31,7 @@ _TEXT_OF_JS = """const textOf = (e) => !e ? '' : [e.innerText, ...[...e.querySel
 _OPEN_PANEL_JS = """const openPanel = () => [...document.querySelectorAll('[data-testid="stTabPanel"]')]
     .find(p => p.offsetParent !== null) || document.querySelector('[data-testid="stTabPanel"]');"""
 
-_ERRORS_JS = """() => [...document.querySelectorAll(
+ERRORS_JS = """() => [...document.querySelectorAll(
     '[data-testid="stException"], [data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"]')]
     .filter(e => e.closest('[data-stale="true"]') === null)
     .map(e => e.dataset.testid + ': ' + e.innerText.trim())"""
@@ -39,7 +39,7 @@ _ERRORS_JS = """() => [...document.querySelectorAll(
 
 def page_errors(page: Page) -> list[str]:
     """Text of every exception, error and warning box on the page."""
-    return page.evaluate(_ERRORS_JS)
+    return page.evaluate(ERRORS_JS)
 
 
 def page_state(page: Page) -> str:
@@ -62,8 +62,16 @@ def page_state(page: Page) -> str:
 
 # --- waiting for a run -----------------------------------------------------------------------
 
-_DONE_JS = """({sidebar, fold, changed, unlike}) => {
-    """ + _TEXT_OF_JS + _OPEN_PANEL_JS + """
+# The figures of a fold: the interactive graph's nodes drawn, every picture of the open tab loaded.
+_FIGURES_JS = """const figuresShown = (panel) => {
+    const gd = panel?.querySelector('.js-plotly-plot');
+    if (!gd || !gd._fullLayout || !gd.querySelector('.scatterlayer .point')) return false;
+    const imgs = [...panel.querySelectorAll('[data-testid="stImage"] img')];
+    return imgs.length > 0 && imgs.every(e => e.complete && e.naturalWidth > 0);
+};"""
+
+DONE_JS = """({sidebar, fold, changed, unlike, figures}) => {
+    """ + _TEXT_OF_JS + _OPEN_PANEL_JS + _FIGURES_JS + """
     const app = document.querySelector('[data-testid="stApp"]');
     if (app?.dataset.testScriptState !== 'notRunning' || app?.dataset.testConnectionState !== 'CONNECTED') return false;
     if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
@@ -80,29 +88,38 @@ _DONE_JS = """({sidebar, fold, changed, unlike}) => {
             .find(e => e.innerText.includes(changed.label));
         if (!m || m.querySelector('[data-testid="stMetricValue"]').innerText.trim() === changed.value) return false;
     }
-    return true;
+    return !figures || figuresShown(panel);
 }"""
 
 
+def done_arg(sidebar: Sequence[str] = (), fold: Sequence[str] = (), changed: tuple[str, str] | None = None,
+             unlike: str | None = None, figures: bool = False) -> dict:
+    """``DONE_JS``'s argument: what the finished run shows (``wait_for_app`` says what each means)."""
+    return {"sidebar": list(sidebar), "fold": list(fold),
+            "changed": {"label": changed[0], "value": changed[1]} if changed else None, "unlike": unlike,
+            "figures": figures}
+
+
 def wait_for_app(page: Page, *, sidebar: Sequence[str] = (), fold: Sequence[str] = (),
-                 changed: tuple[str, str] | None = None, unlike: str | None = None, timeout_ms: int = RUN_MS,
-                 what: str = "the app") -> None:
+                 changed: tuple[str, str] | None = None, unlike: str | None = None, figures: bool = False,
+                 timeout_ms: int = RUN_MS, what: str = "the app") -> None:
     """Wait until the script run is over and the sidebar / the open tab (``fold``: the Fold tab,
     unless another was opened) show the given texts.
 
     A finished *new* run looks like the previous one still on the page until it shows
     something new, so after an action say what is new: texts, ``changed=(label, old_value)``
-    for a metric showing a new value, or ``unlike=fold_text(page)`` taken before the action.
+    for a metric showing a new value, or ``unlike=fold_text(page)`` taken before the action;
+    ``figures``: the open tab's graph is drawn and its pictures loaded too.
     Then assert there is no exception element.
     """
-    arg = {"sidebar": list(sidebar), "fold": list(fold),
-           "changed": {"label": changed[0], "value": changed[1]} if changed else None, "unlike": unlike}
+    arg = done_arg(sidebar, fold, changed, unlike, figures)
     try:
-        page.wait_for_function(_DONE_JS, arg=arg, timeout=timeout_ms, polling=200)
+        page.wait_for_function(DONE_JS, arg=arg, timeout=timeout_ms, polling=200)
     except PlaywrightTimeout:
-        shown = {k: v for k, v in arg.items() if v and k != "unlike"}
+        shown = {k: v for k, v in arg.items() if v and k not in ("unlike", "figures")}
         raise AssertionError(f"{what} did not finish within {timeout_ms / 1000:.0f} s showing {shown}"
-                             f"{' and a changed tab' if unlike is not None else ''}.\n"
+                             f"{' and a changed tab' if unlike is not None else ''}"
+                             f"{' and its figures' if figures else ''}.\n"
                              f"{page_state(page)}") from None
     assert_no_exception(page)
 
@@ -127,15 +144,32 @@ def fold_panel(page: Page) -> Locator:
     return page.locator(FOLD_PANEL)
 
 
+# The locators are built alike in Playwright's sync and async APIs (browser.sessions drives many
+# pages at once with the async one): only the actions on them differ.
+
+def source_radio(page: Page, source: str) -> Locator:
+    """The sidebar's radio button of model source ``source``."""
+    return sidebar(page).get_by_test_id("stRadio").get_by_text(source, exact=True)
+
+
+def select_box(scope: Locator, label: str) -> Locator:
+    """The selectbox labelled ``label`` inside ``scope``."""
+    return scope.get_by_test_id("stSelectbox").filter(has_text=label)
+
+
+def list_option(page: Page, option: str) -> Locator:
+    """``option`` in the open selectbox list."""
+    return page.get_by_role("option", name=option, exact=True)
+
+
 def choose_source(page: Page, source: str) -> None:
-    sidebar(page).get_by_test_id("stRadio").get_by_text(source, exact=True).click()
+    source_radio(page, source).click()
 
 
 def choose_option(page: Page, scope: Locator, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label`` inside ``scope``."""
-    box = scope.get_by_test_id("stSelectbox").filter(has_text=label)
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    select_box(scope, label).click()
+    list_option(page, option).click()
 
 
 def set_number(scope: Locator, label: str, value: int) -> None:

@@ -15,7 +15,7 @@ from fold.core.verification import Verification
 from fold.frontend import FRONTENDS
 from fold.frontends.keras.io import to_tflite
 from fold.frontends.tflite.io import model_from_bytes
-from fold.frontends.tflite.model import op_type
+from fold.frontends.tflite.model import TFLITE_SCHEMA
 
 
 @dataclass
@@ -41,6 +41,6 @@ def converter_view(model, *, samples: int = 4, seed: int = 0) -> ConverterView:
     graph = tflite_frontend.graph(converted)
     result = check(Side(keras_frontend, model, keras_frontend.graph(model)), Side(tflite_frontend, converted, graph),
                    samples, seed)
-    ops = [op_type(converted.tree, op) for op in converted.main.operators]
+    ops = [TFLITE_SCHEMA.op_type(converted.tree, op) for op in converted.main.operators]
     remaining = [decide(c, tflite_frontend.rules) for c in tflite_frontend.candidates(converted)]
     return ConverterView(converted.data, graph, ops, result.checked.verification, remaining)

@@ -13,8 +13,10 @@ as long as the workbench stays in the page's cache, and one graph is flattened o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,13 @@ from fold.frontend import FRONTENDS, Frontend
 from fold.pipeline import Checked, fold, load, verify
 from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
 from viz.graph import draw_graph
+
+#: The page builds, folds and verifies one large model at a time (a zoo architecture of 224x224
+#: inputs, an uploaded file, a check): each keeps both cores busy already, and the verification of a
+#: 224x224 model holds over a gigabyte while it runs, so two at once would share the cores and add up
+#: their memory. Small models (the seed, the playground, the zoo's small ones) do not wait for them.
+LARGE = threading.Lock()
+
 
 @dataclass
 class PairDetail:
@@ -376,9 +385,10 @@ def zoo_workbench(name: str) -> Workbench:
         raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(zoo.ZOO)}.")
     entry = zoo.ZOO[name]
     samples = entry.samples or SAMPLES
-    if entry.format == "keras":
-        return inspect_keras(f"zoo:{name}", entry.build(), samples=samples)
-    return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
+    with LARGE if entry.large else contextlib.nullcontext():
+        if entry.format == "keras":
+            return inspect_keras(f"zoo:{name}", entry.build(), samples=samples)
+        return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
 
 
 def _upload_path(tmp: str, name: str, data: bytes, tag: str = "") -> Path:
@@ -403,7 +413,7 @@ def upload_workbench(name: str, data: bytes, inputs: bytes | None = None, *, key
     the caller has it already."""
     key = key or upload_key(name, data, inputs)
     arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
-    with tempfile.TemporaryDirectory() as tmp:
+    with LARGE, tempfile.TemporaryDirectory() as tmp:
         frontend, model = load(_upload_path(tmp, name, data), upload=True)
         result = fold(frontend, model, Path(name).stem)
         checked = verify(result, arrays=arrays)
@@ -458,7 +468,7 @@ def check_workbench(original: tuple[str, bytes], candidate: tuple[str, bytes], i
     ``key``: ``check_key`` of them, when the caller has it already."""
     key = key or check_key(original, candidate, inputs)
     arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
-    with tempfile.TemporaryDirectory() as tmp:
+    with LARGE, tempfile.TemporaryDirectory() as tmp:
         paths = [_upload_path(tmp, name, data, tag) for (name, data), tag in ((original, "a_"), (candidate, "b_"))]
         result = check_files(*paths, upload=True, arrays=arrays)
     result.original_name, result.candidate_name = original[0], candidate[0]

@@ -129,6 +129,12 @@ class ZooEntry:
     build: Callable[[], object]
     samples: int | None = None
 
+    @property
+    def large(self) -> bool:
+        """A 224x224 architecture (verified on ``LARGE_SAMPLES``): seconds to verify, and a gigabyte
+        while it runs."""
+        return self.samples is not None
+
 
 def _onnx(name: str) -> Callable[[], object]:
     def build():

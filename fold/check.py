@@ -44,13 +44,15 @@ import numpy as np
 
 from fold.core.graph import count_bns, flatten
 from fold.core.verification import SAMPLES, InputSpec
-from fold.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models
+from fold.comparison import Checked, Correspondence, FoldedLayer, Side, compare_models, folded_path
 from fold.errors import FoldError
 from fold.files import MAX_MODEL_BYTES
+from fold.frontend import FRONTENDS
 from fold.pipeline import load, model_inputs
 
 #: Pairs of formats ``check`` compares: (original, candidate).
-PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("keras", "tflite")}
+PAIRS = {("keras", "keras"), ("graphdef", "graphdef"), ("tflite", "tflite"), ("onnx", "onnx"), ("circle", "circle"),
+         ("keras", "tflite")}
 #: Roles a node may have between a folded layer and the tensor the BN produced.
 _AFTER_LAYER = ("other", "activation")
 
@@ -216,6 +218,28 @@ def _folded_into(graph: nx.DiGraph, node: str) -> str | None:
     return None
 
 
+def _still_a_bn(match, g_orig: nx.DiGraph, g_cand: nx.DiGraph, parts: Sequence[str]) -> str | None:
+    """The candidate's BN that an earlier op of a BN (its Mul) still is, if any (the id of its last op)."""
+    for part in parts:
+        other = match.node(g_orig, part) if part in g_orig else None
+        if other is not None and g_cand.nodes[other].get("role") == "bn":
+            return g_cand.nodes[other].get("bn_group", other)
+    return None
+
+
+def _bn_after(graph: nx.DiGraph, node: str) -> bool:
+    """Whether a BN follows ``node``, right after it or behind ops that only pass its output on (a
+    TRANSPOSE back to NCHW, a reshape: anything but a layer, each read by the next alone)."""
+    for _ in range(4):
+        after = list(graph.successors(node))
+        if any(graph.nodes[n].get("role") == "bn" for n in after):
+            return True
+        if len(after) != 1 or graph.nodes[after[0]].get("role") not in ("other",):
+            return False
+        node = after[0]
+    return False
+
+
 def _split(c, candidate: Side, layer: str) -> bool:
     """Whether the candidate split the original's separable layer in two (TensorFlow's converter writes
     DEPTHWISE_CONV_2D then CONV_2D): its op that absorbed the BN reads the depthwise part's output, not
@@ -241,9 +265,13 @@ def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFat
         if found is not None and g_cand.nodes[found[0]].get("role") == "bn":
             fates.append(BnFate(c.bn, c.layer, "kept", found[0]))
             continue
+        kept = _still_a_bn(match, g_orig, g_cand, c.bn.split("+")[:-1]) if found is None else None
+        if kept is not None:  # its Mul is still there: a tool that fused an activation renamed its Add's output
+            fates.append(BnFate(c.bn, c.layer, "kept", kept))
+            continue
         if found is None and c.layer in g_orig:  # the BN's output is gone: does the layer's carry it now?
             before = match.node(g_orig, c.layer)
-            if before is not None and not any(g_cand.nodes[r].get("role") == "bn" for r in g_cand.successors(before)):
+            if before is not None and not _bn_after(g_cand, before):
                 found = (before, tail)
         layer = None if found is None else _folded_into(g_cand, found[0])
         fates.append(BnFate(c.bn, c.layer, "folded", layer))
@@ -254,7 +282,7 @@ def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFat
             folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn, affine.scale, affine.terms,
                                       origin=c.layer, steps=affine.steps))
     output_only = [f.bn for f in fates if f.status == "folded" and f.into is None] + [c.bn for c in split]
-    taken = {f.layer for f in folded} | {f.until for f in folded}
+    taken = {n for f in folded for n in folded_path(g_cand, f.layer, f.until)}
     halves = {c.layer for c in split}  # what stands for a split layer is its first half: nothing to compare
     same_format = original.frontend.format.name == candidate.frontend.format.name
     shared = []
@@ -338,7 +366,7 @@ def check(original: Side, candidate: Side, samples: int = SAMPLES, seed: int = 0
     pair = (original.frontend.format.name, candidate.frontend.format.name)
     if pair not in PAIRS:
         raise FoldError(f"foldscope checks a {original.frontend.format.label} original against a "
-                        f"{' or '.join(FORMAT_LABEL[b] for a, b in sorted(PAIRS) if a == pair[0])} candidate; "
+                        f"{' or '.join(FRONTENDS[b].label for a, b in sorted(PAIRS) if a == pair[0])} candidate; "
                         f"'{names[1]}' is a {candidate.frontend.format.label} file.")
     start = time.perf_counter()
     corr, fates = line_up(original, candidate)
@@ -353,9 +381,6 @@ def check(original: Side, candidate: Side, samples: int = SAMPLES, seed: int = 0
     checked.verification.input_shapes = {s.name: list(np.shape(x)) for s, x in zip(specs, inputs)}
     return CheckResult(names[0], names[1], original, candidate, fates, checked,
                        {"verify": time.perf_counter() - start})
-
-
-FORMAT_LABEL = {"keras": "Keras", "graphdef": "TensorFlow GraphDef", "tflite": "TFLite", "onnx": "ONNX"}
 
 
 def check_files(original_path: str | os.PathLike, candidate_path: str | os.PathLike, samples: int = SAMPLES,

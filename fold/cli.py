@@ -3,7 +3,7 @@ CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo 
 folds and verifies every model under a folder (``fold.zoo``; its exit status: ``ZOO_ORDER``).
 
 INPUT is any format of ``fold.frontend.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
-TensorFlow graph .pb, TFLite .tflite, ONNX .onnx); the folded model is written in the same
+TensorFlow graph .pb, TFLite .tflite, ONNX .onnx, circle .circle); the folded model is written in the same
 format (Keras models as .keras).
 
 Exit status: 0 verified (every folded layer and every output within float error; with
@@ -30,7 +30,7 @@ from pathlib import Path
 from fold.core.verification import SAMPLES
 from fold.errors import FoldError, internal_error, plain
 from fold.files import check_model_file, read_arrays, suffix_list
-from fold.frontend import FRONTENDS, Format
+from fold.frontend import FRONTENDS, LOAD_OPTIONS, Format
 from fold.zoo import TIMEOUT_S, ModelRow
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
@@ -98,6 +98,9 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
                         help=f"{_takes('inputs')} only: input tensor names, comma-separated")
     parser.add_argument("--outputs", type=_names, default=None,
                         help=f"{_takes('outputs')} only: output tensor names, comma-separated")
+    parser.add_argument("--runtime", choices=("auto", "tico", "onert"), default=None,
+                        help=f"{_takes('runtime')} only: the circle runtime that runs the models (default auto: "
+                             "onert where it has every kernel, else tico's reference runtime)")
 
 
 def fold_parser() -> argparse.ArgumentParser:
@@ -269,6 +272,11 @@ def cle_output(output: str, fmt: Format) -> str:
     return str(p.with_name(f"{p.stem}_cle{fmt.output_suffix}"))
 
 
+def _load_options(args: argparse.Namespace) -> dict:
+    """The formats' load options from the command line (``--inputs``, ``--runtime``, ...)."""
+    return {name: getattr(args, name) for name in LOAD_OPTIONS}
+
+
 def _verify_options(args: argparse.Namespace) -> dict:
     """The verification's inputs and tolerance from the command line."""
     shapes = dict(args.input_shape)
@@ -336,7 +344,7 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
     from fold.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
 
     output = _output(args, fmt)
-    result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
+    result = fold_file(args.input, **_load_options(args))
     checked = verify(result, args.samples, args.seed, **options)
     check = checked.verification
     _write_model(result.frontend, result.folded, output, written)
@@ -388,7 +396,7 @@ def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -
     from fold.report import counts_text, pairs_table, report_dict
 
     output = _output(args, fmt)
-    result = fold_file(args.input, inputs=args.inputs, outputs=args.outputs)
+    result = fold_file(args.input, **_load_options(args))
     start = time.perf_counter()
     _write_model(result.frontend, result.folded, output, written)
     result.timings_s["write"] = time.perf_counter() - start
@@ -418,7 +426,7 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
     from fold.report import per_layer_text, table, verification_text
 
     result = check_files(args.original, args.candidate, args.samples, args.seed,
-                         inputs=args.inputs, outputs=args.outputs, **options)
+                         **_load_options(args), **options)
     check = result.checked.verification
     by_layer = {c.layer: c for c in check.folded_layers}
     rows = [(f.bn, f.layer, f.status, f.into or ("" if f.status == "kept" else "not lined up: checked at the outputs"),
@@ -475,7 +483,7 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
         raise FoldError(f"'{args.dir}' holds no model file ({suffix_list()}).")
     options = {"samples": args.samples, "seed": args.seed, "atol": args.atol, "shapes": dict(args.input_shape),
                "inputs_file": str(Path(args.inputs_file).resolve()) if args.inputs_file else None,
-               "inputs": args.inputs, "outputs": args.outputs}
+               **_load_options(args)}
     tasks = [Task(str(p.resolve()), p.relative_to(args.dir).as_posix(), options, args.peers) for p in paths]
     progress = _Progress(sys.stderr)
     if args.ray:

@@ -168,7 +168,7 @@ def _merged(a: FoldedLayer, b: FoldedLayer) -> FoldedLayer:
                        steps=forward.steps + backward.steps, window=backward.window)
 
 
-def _between(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
+def folded_path(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
     """The folded layer, the ops it was looked through to (an Identity, a Squeeze: each now holds the
     BN's values) and ``until``: the nodes whose tensors the fold changed."""
     path = [layer]
@@ -183,15 +183,18 @@ def _between(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
 def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedLayer] = ()) -> list[tuple[str, str]]:
     """Every node both graphs have by id (nested models opened), but inputs and the folded layers."""
     old, new = flatten(before), flatten(after)
-    replaced = {n for f in folded for n in _between(new, f.start, f.until)}
+    replaced = {n for f in folded for n in folded_path(new, f.start, f.until)}
     return [(n, n) for n, role in new.nodes(data="role") if n in old and role != "input" and n not in replaced]
 
 
 def channel_axis(graph: nx.DiGraph, node: str | None, rank: int) -> int:
-    """The channel axis of a node's output: 1 in a channels-first layout (ONNX, NCHW ops,
-    channels_first layers), else the last."""
+    """The channel axis of a node's output: its own when the graph knows it (a BN after a TRANSPOSE
+    to NCHW), 1 in a channels-first layout (ONNX, NCHW ops, channels_first layers), else the last."""
     if rank <= 1:
         return -1
+    own = graph.nodes[node].get("channel_axis") if node in graph else None
+    if own is not None and -rank <= own < rank:
+        return own
     config = graph.nodes[node].get("config", {}) if node in graph else {}
     layout = str(config.get("data_format", ""))
     if layout.startswith("NC") or layout == "channels_first":
@@ -224,13 +227,24 @@ def _in_batches(run, chunk: list[np.ndarray], batch: int | None) -> Tap:
 
 def _layers_in_batches(runner: LayerRunner, feeds: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
                        batch: int | None) -> dict[str, np.ndarray]:
-    """A layer runner over ``feeds`` in runs of ``batch`` rows (all at once: None), the outputs concatenated."""
+    """A layer runner over ``feeds`` in one run per ``batch`` rows of ``inputs`` (all at once: None), the
+    outputs concatenated. A feed is cut into as many equal parts as the model had runs: a layer's
+    leading axis need not be the model's batch (a converter's Reshape of [1, 2] to [2, 1])."""
     rows = inputs[0].shape[0] if inputs else next(iter(feeds.values()))[0].shape[0]
     if batch is None or rows == batch:
         return runner.run(feeds, inputs)
-    parts = [runner.run({n: [x[i:i + batch] for x in xs] for n, xs in feeds.items()}, [x[i:i + batch] for x in inputs])
-             for i in range(0, rows, batch)]
+    runs = -(-rows // batch)
+    parts = [runner.run({n: [np.array_split(x, runs)[i] for x in xs] for n, xs in feeds.items()},
+                        [x[i * batch:(i + 1) * batch] for x in inputs])
+             for i in range(runs)]
     return {n: np.concatenate([p[n] for p in parts], axis=0) for n in parts[0]}
+
+
+def _leading(x: np.ndarray, k: int, rows: int) -> np.ndarray:
+    """What ``k`` of ``rows`` model rows put in ``x``, a tensor tapped on them: its leading axis holds
+    a whole number of entries per model row, not always one (a converter's Reshape of [1, 2] to [2, 1])."""
+    per = x.shape[0] // rows if x.ndim and rows and x.shape[0] % rows == 0 else 1
+    return x[:k * per]
 
 
 def _row_bytes(graph: nx.DiGraph, nodes: Sequence[str], inputs: list[np.ndarray]) -> int | None:
@@ -360,7 +374,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
         if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
-            first = (ready, {f.start: [x[:k] for x in o.feeds[f.source]] for f in ready}, [x[:k] for x in chunk])
+            first = (ready, {f.start: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
+                     [x[:k] for x in chunk])
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
@@ -387,13 +402,19 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     by_name = {id(t): check for t, check in zip(compared, tensor_checks)}
     per_output = [_output_diff(t, by_name[id(t)], got) for t, got in zip(outputs, checked_out) if id(t) in by_name]
     verification = _verification(checks, per_output, output_only, nudged, inputs, seed, source)
+    verification.runtimes = {"original": original.frontend.runtime(original.model),
+                             "checked": checked.frontend.runtime(checked.model)}
+    if plain is not None and plain.runtime is not None and plain.runtime != verification.runtimes["checked"]:
+        verification.runtimes["layers alone"] = plain.runtime
     return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
 
 
 def _batched(arrays: Sequence[np.ndarray], rows: int) -> bool:
-    """Whether every array has the model inputs' rows on its first axis (a layer whose input folds the
-    batch into another axis cannot be run alone on a chunk of rows: it is checked at the outputs)."""
-    return all(np.ndim(a) >= 1 and np.shape(a)[0] == rows for a in arrays)
+    """Whether every array holds a whole number of entries per model row on its first axis (``_leading``:
+    a converter's Reshape of [1, 2] to [2, 1] puts two); a layer whose input folds the batch into another
+    axis cannot be run alone on a part of the rows: it is checked at the outputs."""
+    return all(np.ndim(a) >= 1 and rows > 0 and np.shape(a)[0] >= rows and np.shape(a)[0] % rows == 0
+               for a in arrays)
 
 
 def _concatenated(parts: list[list[np.ndarray]]) -> list[np.ndarray]:

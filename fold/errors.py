@@ -2,6 +2,7 @@
 line said for any other exception: a bug in foldscope, located at the op or layer it met it on."""
 
 import re
+import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -42,8 +43,14 @@ def at(where: str) -> Iterator[None]:
 def internal_error(exc: BaseException, what: str) -> str:
     """The one line for an exception that is no FoldError, met on ``what`` (a file, or two): the file,
     the op or layer when known, the exception, and whose fault it is."""
+    if _out_of_memory(exc):
+        return f"there was not enough memory to work on {what}."
     where = f" at {exc.where}" if isinstance(exc, InternalError) else ""
     cause = exc.__cause__ if isinstance(exc, InternalError) and exc.__cause__ is not None else exc
+    library = None if where else raised_in(cause)
+    if library is not None:
+        return (f"{library} failed on {what} in a way foldscope did not expect ({type(cause).__name__}: "
+                f"{one_line(cause, 160)}); FOLDSCOPE_DEBUG=1 shows where.")
     return (f"foldscope failed on {what}{where} ({type(cause).__name__}: {one_line(cause, 160)}); this is a "
             "bug in foldscope, not in the file: please report it.")
 
@@ -60,6 +67,17 @@ def listed(items: Sequence[str], limit: int = 5) -> str:
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
+def ended(returncode: int) -> str:
+    """How a child process that failed ended, in words: "crashed (signal 11, SIGSEGV)", "exited with status 3"."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = f", {signal.Signals(-returncode).name}"
+    except ValueError:
+        name = ""
+    return f"crashed (signal {-returncode}{name})"
+
+
 def one_line(exc: BaseException, limit: int = 240) -> str:
     """An exception's message on one line, without escape codes, cut to ``limit`` characters."""
     text = plain(str(exc)) or type(exc).__name__
@@ -67,10 +85,55 @@ def one_line(exc: BaseException, limit: int = 240) -> str:
 
 
 def describe(exc: BaseException, limit: int = 240) -> str:
-    """What went wrong, for a row of results: a FoldError's own sentence, any other exception's type
-    and message, and where foldscope met it when known."""
+    """What went wrong, for a row of results: a FoldError's own sentence, a located bug in foldscope,
+    any other exception's type and message (another tool's own words, which its row reports)."""
     if isinstance(exc, FoldError):
         return one_line(exc, limit)
     if isinstance(exc, InternalError):
         return f"a bug in foldscope at {one_line(exc, limit)}"
     return f"{type(exc).__name__}: {one_line(exc, limit)}"
+
+
+#: Packages whose code may raise while foldscope works, by the name a user knows them by.
+_PACKAGES = {"keras": "Keras", "tf_keras": "Keras", "tensorflow": "TensorFlow", "onnxruntime": "onnxruntime",
+             "onnx": "ONNX", "ai_edge_litert": "LiteRT", "ai_edge_quantizer": "ai-edge-quantizer",
+             "h5py": "h5py", "numpy": "NumPy", "networkx": "networkx", "plotly": "Plotly",
+             "matplotlib": "matplotlib"}
+_PACKAGE = re.compile(r"[/\\]site-packages[/\\]([A-Za-z0-9_]+)")
+
+
+def raised_in(exc: BaseException) -> str | None:
+    """The library whose code raised ``exc`` (the innermost frame's package: "Keras", "TensorFlow",
+    ...), None for foldscope's own code."""
+    tb, package = exc.__traceback__, None
+    while tb is not None:
+        found = _PACKAGE.search(tb.tb_frame.f_code.co_filename)
+        package = found.group(1) if found else None
+        tb = tb.tb_next
+    return None if package is None else _PACKAGES.get(package, package)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    cause = exc.__cause__ if isinstance(exc, InternalError) and exc.__cause__ is not None else exc
+    return isinstance(cause, MemoryError) or type(cause).__name__ == "ResourceExhaustedError"
+
+
+def unexpected(exc: BaseException) -> str:
+    """An error foldscope did not expect, in words, as a clause for the user: that memory ran out, or
+    where it failed ("Keras failed on it in a way foldscope did not expect"), never Python's
+    exception name or a framework's internals (those are for a log, or ``FOLDSCOPE_DEBUG=1`` on the
+    command line)."""
+    if _out_of_memory(exc):
+        return "there was not enough memory for it"
+    if isinstance(exc, InternalError):
+        return f"foldscope itself failed on it at {exc.where}, in a way it should not (a bug)"
+    where = raised_in(exc)
+    if where is None:
+        return "foldscope itself failed on it, in a way it should not (a bug)"
+    return f"{where} failed on it in a way foldscope did not expect"
+
+
+def in_words(exc: BaseException, limit: int = 240) -> str:
+    """What went wrong in foldscope's own work, for the user: a FoldError's own sentence, anything
+    else ``unexpected``."""
+    return one_line(exc, limit) if isinstance(exc, FoldError) else unexpected(exc)

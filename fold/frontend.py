@@ -1,6 +1,6 @@
 """What a frontend is, and the one table that maps a model file format to its frontend.
 
-A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX) and
+A frontend reads one kind of model file (Keras, a TensorFlow GraphDef, TFLite, ONNX, circle) and
 offers the same operations to the format-neutral pipeline (``fold.pipeline``): load a
 file with its safety checks, find the candidate pairs, rewrite, describe the inputs, run,
 name the outputs and their channel axes, write. Everything else (deciding, counting,
@@ -27,6 +27,7 @@ from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
+from fold.errors import FoldError
 from fold.quiet import import_tensorflow_quietly
 
 M = TypeVar("M")
@@ -75,10 +76,12 @@ class Tap:
 class LayerRunner:
     """Runs layers alone, all in one go: ``run(feeds, inputs)`` takes each layer's data inputs
     (layer -> arrays) and the model inputs of the same rows (which a graph's shape computations
-    may read), and returns layer -> output; ``layers`` are the ones it can run."""
+    may read), and returns layer -> output; ``layers`` are the ones it can run; ``runtime``: what
+    runs them, in words, when it is not what runs the model (a circle model's layers alone in onert)."""
 
     layers: frozenset[str]
     run: Callable[[Mapping[str, list[np.ndarray]], list[np.ndarray]], dict[str, np.ndarray]]
+    runtime: str | None = None
 
 
 class Frontend(Protocol[M]):
@@ -110,6 +113,9 @@ class Frontend(Protocol[M]):
 
     def outputs(self, model: M) -> list[OutputSpec]:
         """The model's outputs, in the order ``run`` returns them, with their channel axes."""
+
+    def runtime(self, model: M) -> str:
+        """What runs the model, in words with its version ("LiteRT 2.3.0"), for the report."""
 
     def runner(self, model: M) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         """A function that runs one batch (the model's fixed batch size, if it has one) and
@@ -156,7 +162,7 @@ class Signature:
 class Format:
     """A model file format: how to recognise it without any framework, and which frontend reads it.
 
-    name:           key in ``FRONTENDS`` ("keras", "graphdef", "tflite", "onnx").
+    name:           key in ``FRONTENDS`` ("keras", "graphdef", "tflite", "onnx", "circle").
     label:          for people ("Keras", "TensorFlow GraphDef", ...).
     suffixes:       accepted file suffixes, lower case.
     output_suffix:  suffix of the folded model file.
@@ -167,6 +173,8 @@ class Format:
     tensorflow:     its frontend imports TensorFlow, which ``frontend()`` then imports first,
                     with its start-up chatter kept off stderr.
     upload_options: ``load`` options for a file a user uploaded (ONNX: no external data).
+    extra:          the requirements file of an optional format's packages (outside the base install);
+                    without them, reading such a file is one FoldError sentence saying what to install.
     """
 
     name: str
@@ -178,11 +186,18 @@ class Format:
     options: tuple[str, ...] = ()
     tensorflow: bool = True
     upload_options: dict = field(default_factory=dict)
+    extra: str | None = None
 
     def frontend(self) -> Frontend:
         if self.tensorflow:
             import_tensorflow_quietly()
-        return importlib.import_module(self.module).FRONTEND
+        try:
+            return importlib.import_module(self.module).FRONTEND
+        except ModuleNotFoundError as exc:
+            if self.extra is None or (exc.name or "").startswith("fold"):
+                raise
+            raise FoldError(f"Reading {self.label} files needs the packages of {self.extra} ({exc.name} is not "
+                            f"installed): pip install -r {self.extra}.") from exc
 
 
 _ZIP = Signature(0, b"PK\x03\x04", "not a zip archive")
@@ -198,7 +213,13 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
            {".tflite": Signature(4, b"TFL3", "no TFL3 identifier")}, tensorflow=False),
     Format("onnx", "ONNX", (".onnx",), ".onnx", "fold.frontends.onnx", tensorflow=False,
            upload_options={"external_data": False}),
+    Format("circle", "circle (Samsung ONE)", (".circle",), ".circle", "fold.frontends.circle",
+           {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False,
+           extra="requirements-circle.txt"),
 )}
+
+#: Every format's load options (command-line flags of the same name), in table order.
+LOAD_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(o for f in FRONTENDS.values() for o in f.options))
 
 #: Every accepted model file suffix, in table order.
 SUFFIXES: tuple[str, ...] = tuple(s for f in FRONTENDS.values() for s in f.suffixes)

@@ -230,8 +230,8 @@ class _Tflite:
         self.rt, self.name, self.version = rt, rt.RUNTIME, rt.runtime_version()
 
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
-        from fold.frontends.tflite.model import tensor_name
-        from fold.frontends.tflite.view import view_of
+        from fold.frontends.flatbuffer.model import tensor_name
+        from fold.frontends.flatbuffer.view import view_of
 
         view, found = view_of(result.original), {}
         names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]

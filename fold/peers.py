@@ -1,6 +1,7 @@
 """The tools foldscope is measured against, each a function from the original model to the model the
 tool makes of it: onnxsim, onnxslim, onnxoptimizer's fuse_bn_into_conv and onnxruntime's offline
-optimizer for ONNX files, TensorFlow's TFLite converter for Keras models. ``run_peer`` runs one and checks its
+optimizer for ONNX files, TensorFlow's TFLite converter for Keras models, tico's O1 pipeline for circle
+files (Samsung's own optimizer, whose linear fusions fold a MUL/ADD right after a layer). ``run_peer`` runs one and checks its
 model against the original with ``fold.check`` (the verdict of ``python -m fold check``: every layer
 that absorbed a BN at its own scale, then the outputs), so a peer's row reads like foldscope's.
 
@@ -105,11 +106,20 @@ def _tflite_converter(model) -> tuple[str, Any]:
     return "tflite", model_from_bytes(to_tflite(model), model.name)
 
 
+def _tico_o1(model) -> tuple[str, Any]:
+    from tico.circle.export import optimize_for_export
+
+    from fold.frontends.circle.io import model_from_bytes
+
+    return "circle", model_from_bytes(optimize_for_export(model.data), f"tico_{model.name}", model.runtime)
+
+
 #: The peers of each format (keys of ``FRONTENDS``); a format without any has none.
 PEERS_BY_FORMAT: dict[str, tuple[Peer, ...]] = {
     "onnx": tuple(_onnx_peer(*peer) for peer in PEERS),
     "keras": (Peer(f"tensorflow {_version('tensorflow', 'tensorflow-cpu')}", "TFLite converter (float32)",
                    _tflite_converter),),
+    "circle": (Peer(f"tico {_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1),),
 }
 
 

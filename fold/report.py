@@ -110,6 +110,8 @@ def _inputs_text(v: Verification) -> str:
 def verification_text(v: Verification) -> str:
     """The verdict and what decided it: the worst folded layer, then every output."""
     lines = [f"verification ({_inputs_text(v)}): {VERDICTS[v.verdict]}", f"  {v.reason}"]
+    if v.runtimes:
+        lines.append(f"  ran in       {runtimes_text(v.runtimes)}")
     worst = v.worst_layer()
     if worst is not None:
         lines.append(f"  worst layer  '{worst.layer}' ({worst.bn}): max rel diff {worst.max_rel_diff:.3e}, "
@@ -137,6 +139,13 @@ def verification_text(v: Verification) -> str:
                      "the outputs moves them as far: the nudged model shows it; each folded layer was judged at its "
                      "own scale above)")
     return "\n".join(lines)
+
+
+def runtimes_text(runtimes: dict[str, str]) -> str:
+    """What ran what, in words: one runtime for all, or each model's ("original in X, checked in Y")."""
+    if len(set(runtimes.values())) == 1:
+        return next(iter(runtimes.values()))
+    return ", ".join(f"{what} in {ran}" for what, ran in runtimes.items())
 
 
 def synthetic_text(v: Verification, top: int = 5) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fold.core.verification import Verification
-from fold.errors import FoldError, describe, one_line
+from fold.errors import FoldError, describe, ended, one_line
 from fold.files import check_model_file
 from fold.frontend import format_for
 from fold.report import VERDICTS, table
@@ -148,13 +147,9 @@ def _ended(proc: subprocess.CompletedProcess) -> str | None:
     if proc.returncode == 0:
         return None
     if proc.returncode < 0:
-        try:
-            name = f", {signal.Signals(-proc.returncode).name}"
-        except ValueError:
-            name = ""
-        return f"the worker crashed (signal {-proc.returncode}{name})"
+        return f"the worker {ended(proc.returncode)}"
     last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
-    return f"the worker exited with status {proc.returncode}" + (f": {one_line(last, 200)}" if last else "")
+    return f"the worker {ended(proc.returncode)}" + (f": {one_line(last, 200)}" if last else "")
 
 
 def _row(task: Task, fmt: str, partial: dict | None, problem: str | None, seconds: float) -> ModelRow:

@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fold.errors import describe
+from fold.errors import in_words
+from fold.frontend import LOAD_OPTIONS
 from fold.zoo import error_row, verdict_row
 
 
@@ -48,13 +49,13 @@ def run(task: dict, out: Path) -> None:
 
         fmt = check_model_file(task["path"])
         options = task["options"]
-        load = {k: options.get(k) for k in ("inputs", "outputs") if options.get(k) and k in fmt.options}
+        load = {k: options.get(k) for k in LOAD_OPTIONS if options.get(k) and k in fmt.options}
         result = fold_file(task["path"], **load)
         names = {s.name for s in result.frontend.inputs(result.original)}
         verify_options = _verify_options(options, names)
         checked = verify(result, **verify_options)
     except Exception as exc:  # noqa: BLE001 - the model's row says what went wrong, in one sentence
-        state.update(fold=error_row("foldscope", describe(exc)).to_dict(), running=None)
+        state.update(fold=error_row("foldscope", in_words(exc)).to_dict(), running=None)
         _write(out, state)
         return
     state.update(format=fmt.name, bn_before=result.bn_before,

@@ -8,9 +8,10 @@ import streamlit as st
 
 from demo import quant_view
 from demo.workbench import Workbench
-from fold.errors import FoldError, describe
+from fold.errors import FoldError
 from fold.int8 import check_runtime
 from fold.quantization import QuantReport
+from sections.server import failed
 
 
 def quant_ui(wb: Workbench) -> None:
@@ -96,7 +97,7 @@ def weights_ui(wb: Workbench) -> None:
         with st.spinner("Quantizing every kernel and running the model with int8 weights..."):
             report = wb.quant_report()
     except Exception as exc:  # a model foldscope folds but cannot copy or run with new weights: say so
-        st.error(f"Could not quantize this model's weights: {describe(exc)}")
+        st.error(failed(exc, "quantize this model's weights"))
         return
     if not report.layers:
         st.info("No layer was folded here: folding changes nothing for int8.")

@@ -40,7 +40,7 @@ def playground_workbench(settings: tuple) -> Workbench:
     return workbench.playground_workbench(dict(settings))
 
 
-@st.cache_resource(show_spinner=False, max_entries=3)
+@st.cache_resource(show_spinner=False, max_entries=len(zoo.ZOO))  # the whole zoo: a room asks for all of it
 def zoo_workbench(name: str) -> Workbench:
     return workbench.zoo_workbench(name)
 

@@ -7,7 +7,7 @@ import streamlit as st
 from demo import zoo
 from demo.workbench import CheckBench, Workbench
 from fold.core.verification import SAMPLES, Verification
-from fold.report import VERDICTS, synthetic_text
+from fold.report import VERDICTS, runtimes_text, synthetic_text
 
 #: What the HTML report download says it is.
 HTML_HELP = ("The verdict, the tables, the interactive graph (pan, zoom, hover, find a node), the per-channel plots and "
@@ -25,6 +25,7 @@ def verdict_ui(v: Verification) -> None:
     fewer = (f" Fewer samples than the command line's {SAMPLES}: {zoo.LARGE_SAMPLES_REASON}; `python -m fold` "
              f"checks {SAMPLES}." if v.inputs_source == "recipe" and v.samples < SAMPLES else "")
     st.caption(f"Verified on {v.samples} sample(s) ({source[v.inputs_source]}): {shapes}.{fewer}"
+               + (f" Ran in {runtimes_text(v.runtimes)}." if v.runtimes else "")
                + (f" Worst layer: '{worst.layer}' ({worst.bn}), max rel diff {worst.max_rel_diff:.2e} on channel "
                   f"{worst.worst_channel}, {worst.margin:.2g}× its float tolerance." if worst else "")
                + (f" Checked at the outputs only: {', '.join(v.output_only)}." if v.output_only else "")

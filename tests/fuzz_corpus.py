@@ -1,7 +1,7 @@
 """A seeded corpus of broken model files: every one must be refused with one clear line, or still load.
 
-``corpus(tmp_dir)`` builds four small valid models itself (.keras, legacy .h5, frozen .pb,
-.tflite), then writes mutants of them next to junk files, directories and wrong suffixes.
+``corpus(tmp_dir)`` builds small valid models itself (.keras, legacy .h5, frozen .pb, .tflite, .onnx,
+.circle), then writes mutants of them next to junk files, directories and wrong suffixes.
 The plan (ids, file names, mutations) does not depend on the bytes of the valid models, so
 ``corpus_ids()`` lists the entries without building anything (cheap at test collection).
 
@@ -45,6 +45,7 @@ class Bases:
     pb: bytes
     tflite: bytes
     onnx: bytes
+    circle: bytes
     members: dict[str, bytes]  # .keras members in archive order
     lambda_keras: bytes
     lambda_h5: bytes
@@ -165,8 +166,28 @@ def build_bases(tmp_dir: Path) -> Bases:
     from demo.onnx_zoo import text_detector_head
 
     return Bases(keras_bytes, h5_bytes, seed_graph_def().SerializeToString(deterministic=True),
-                 keras_to_tflite(model), text_detector_head(channels=8).SerializeToString(), _members(keras_bytes),
-                 lambda_keras, lambda_h5, other)
+                 keras_to_tflite(model), text_detector_head(channels=8).SerializeToString(), _circle_base(),
+                 _members(keras_bytes), lambda_keras, lambda_h5, other)
+
+
+def _circle_base() -> bytes:
+    """A TRANSPOSE_CONV (stride 2, SAME, a bias) -> MUL -> ADD(RELU6) circle model, as ONE's recipes are."""
+    from fold.frontends.circle.model import CIRCLE_SCHEMA
+    from tests.tflite_support import TConvCase, tconv_bn
+
+    return tconv_bn(TConvCase(cin=3, cout=4, stride=2, padding="SAME", bias=True, act="RELU6"), SEED,
+                    CIRCLE_SCHEMA)[0]
+
+
+def _circle_code(data: bytes, deprecated: int | None = None, builtin: int | None = None) -> bytes:
+    """The circle model with its first operator code's two fields set (None: left)."""
+    from fold.frontends.circle.model import CIRCLE_SCHEMA
+
+    tree = CIRCLE_SCHEMA.parse(data)
+    code = tree.operatorCodes[0]
+    code.deprecatedBuiltinCode = code.deprecatedBuiltinCode if deprecated is None else deprecated
+    code.builtinCode = code.builtinCode if builtin is None else builtin
+    return CIRCLE_SCHEMA.pack(tree)
 
 
 # -- mutations ----------------------------------------------------------------------------------
@@ -500,6 +521,22 @@ def plan() -> list[Entry]:
         add(f"onnx-external-data-{location.replace('/', '_')}", "external.onnx",
             lambda b, location=location: _onnx_with_external(b.onnx, location))
 
+    # .circle.
+    for f in _fractions(rng, 8):
+        add(f"circle-truncated-{f:.3f}", "truncated.circle",
+            lambda b, f=f: b.circle[:max(1, int(f * len(b.circle)))])
+    for f in _fractions(rng, 14):
+        bit = rng.randrange(8)
+        add(f"circle-flip-{f:.3f}-bit{bit}", "flipped.circle",
+            lambda b, f=f, bit=bit: _flip(b.circle, int(f * len(b.circle)), bit))
+    for f in _fractions(rng, 3):
+        add(f"circle-flip-header-{f:.3f}", "flipped.circle", lambda b, f=f: _flip(b.circle, int(f * 32), 7))
+    add("circle-is-tflite", "really_tflite.circle", lambda b: b.tflite)
+    add("tflite-is-circle", "really_circle.tflite", lambda b: b.circle)
+    add("circle-code-two-operators", "codes.circle", lambda b: _circle_code(b.circle, builtin=18))
+    add("circle-code-placeholder-below-127", "codes.circle", lambda b: _circle_code(b.circle, deprecated=127))
+    add("circle-code-unknown", "codes.circle", lambda b: _circle_code(b.circle, deprecated=-100, builtin=0))
+
     # Junk of every suffix.
     junk = random.Random(SEED + 2)
     for suffix in _SUFFIXES:
@@ -508,13 +545,14 @@ def plan() -> list[Entry]:
         for size in (16, 4096):
             data = junk.randbytes(size)
             add(f"random-{size}B{suffix}", f"random{suffix}", lambda b, d=data: d)
-    for magic, suffix in ((b"PK\x03\x04", ".keras"), (b"\x89HDF\r\n\x1a\n", ".h5"), (b"\0\0\0\0TFL3", ".tflite")):
+    for magic, suffix in ((b"PK\x03\x04", ".keras"), (b"\x89HDF\r\n\x1a\n", ".h5"), (b"\0\0\0\0TFL3", ".tflite"),
+                          (b"\0\0\0\0CIR0", ".circle")):
         for size in (64, 4096):
             data = magic + junk.randbytes(size)
             add(f"magic-then-random-{size}B{suffix}", f"magic{suffix}", lambda b, d=data: d)
 
     # Not model files at all.
-    for suffix in (".keras", ".h5", ".pb", ".tflite", ".onnx"):
+    for suffix in (".keras", ".h5", ".pb", ".tflite", ".onnx", ".circle"):
         add(f"directory-named{suffix}", f"x{suffix}", lambda b: DIRECTORY)
     for name in ("model.pt", "model.pth", "model", "model.keras.bak", "model.zip", "config.json"):
         add(f"unsupported-suffix-{name}", name,

@@ -38,8 +38,9 @@ KERAS: Frontend = FRONTENDS["keras"].frontend()
 GRAPHDEF: Frontend = FRONTENDS["graphdef"].frontend()
 TFLITE: Frontend = FRONTENDS["tflite"].frontend()
 ONNX: Frontend = FRONTENDS["onnx"].frontend()
+CIRCLE: Frontend = FRONTENDS["circle"].frontend()
 #: How the negative tests name each frontend (read by tests/test_rules.py).
-FRONTEND_NAMES = {"KERAS": "keras", "GRAPHDEF": "graphdef", "TFLITE": "tflite", "ONNX": "onnx"}
+FRONTEND_NAMES = {"KERAS": "keras", "GRAPHDEF": "graphdef", "TFLITE": "tflite", "ONNX": "onnx", "CIRCLE": "circle"}
 
 Reference = tuple[list[np.ndarray], list[np.ndarray]]
 
@@ -50,13 +51,15 @@ def _table(result: FoldResult) -> list[dict]:
 
 def assert_folds(frontend: Frontend, model: Any, expect_folded: int | None = None, *,
                  reference: Reference | None = None, samples: int = 3, seed: int = 0, rtol: float = 2e-5,
-                 bns_removed: int | None = None) -> FoldResult:
+                 bns_removed: int | None = None, inputs: list[np.ndarray] | None = None) -> FoldResult:
     """The one helper every positive fold test goes through (see the module docstring).
 
     ``reference`` is (inputs, float64 outputs of the unfolded computation on them).
     ``bns_removed`` is how many BatchNorms disappear (default: those the folded pairs hold).
+    ``inputs``: the verification's inputs (default: ``samples`` rows of the recipe), for a model
+    whose layers random inputs leave dead.
     """
-    probe = sample_inputs(frontend.inputs(model), samples, seed)
+    probe = sample_inputs(frontend.inputs(model), samples, seed) if inputs is None else inputs
     before = run(frontend, model, probe)
     result = fold(frontend, model)
     folded = result.folded_pairs

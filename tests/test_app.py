@@ -262,3 +262,39 @@ def test_quantization_tab_real_int8_in_one_click():
     next(r for r in at.radio if r.label == "View").set_value("real int8 (the runtime's own models)").run()
     assert not at.exception and not at.error
     assert any("for a TensorFlow GraphDef (frozen) file it is not built yet" in i.value for i in at.info)
+
+
+# --- sessions side by side, failures in words -------------------------------------------------
+
+def _duplicate_names():
+    """A model Keras itself refuses to build: two layers named alike (how colliding sessions failed)."""
+    import keras
+
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, keras.layers.Dense(2, name="twice")(keras.layers.Dense(3, name="twice")(x)))
+
+
+def test_a_model_that_cannot_be_built_is_said_in_words(monkeypatch, caplog):
+    from demo import zoo
+
+    monkeypatch.setitem(zoo.ZOO, "Broken", zoo.ZooEntry("keras", _duplicate_names))
+    at = run_app("Model zoo")
+    at.sidebar.selectbox[0].set_value("Broken").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (error,) = [e.value for e in at.error]
+    assert error == ("Could not fold this model: Keras failed on it in a way foldscope did not expect; the server's "
+                     "log has the details."), error
+    assert "ValueError" not in error and "twice" not in error
+    # the details are not lost: they are in the server's log, with the traceback
+    assert any("The name \"twice\" is used 2 times" in r.getMessage() + str(r.exc_info and r.exc_info[1])
+               for r in caplog.records), caplog.text
+
+
+def test_a_run_of_the_page_leaves_keras_state_to_the_other_sessions():
+    """Streamlit clears Keras' session after every run, resetting the layer names of a model another
+    session is building at that moment; the page's runs leave it alone (``sections.server``)."""
+    import keras
+
+    before = keras.backend.get_uid("foldscope-probe")
+    assert_page_ok(run_app())
+    assert keras.backend.get_uid("foldscope-probe") == before + 1  # this thread's counter, not reset

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser import sessions
 from browser.graph import click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip, view_range
 from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
@@ -27,12 +28,12 @@ from tests.browser_support import (
 pytestmark = pytest.mark.browser
 
 #: Zoo entry -> (the pair the "Pair to inspect" box opens on, BatchNorms metric): the first transposed
-#: convolution's where there is one.
-ZOO = {
-    "DCGAN generator": ("up0 → up0_bn", "3 → 0"),
-    "U-Net (skip connections)": ("up1_tconv → up1_tbn", "12 → 0"),
-    "MobileNetV2": ("Conv1 → bn_Conv1", "52 → 0"),
-}
+#: convolution's where there is one (``browser.sessions.ZOO`` knows every zoo model's).
+ZOO = {name: (sessions.ZOO[name].pair, bns) for name, bns in {
+    "DCGAN generator": "3 → 0",
+    "U-Net (skip connections)": "12 → 0",
+    "MobileNetV2": "52 → 0",
+}.items()}
 
 
 # --- fixtures (the server, chromium and a page: tests/browser_fixtures.py) ------------------
@@ -180,6 +181,37 @@ def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     folded = onnx.load(saved)
     onnx.checker.check_model(folded, full_check=True)
     assert "BatchNormalization" not in {n.op_type for n in folded.graph.node}
+
+
+def _hover(page, pane: str) -> dict[str, str]:
+    """Node id -> what hovering it in ``pane`` ("before", "after") says, from the figure on the page."""
+    found = page.evaluate("""(pane) => { const t = document.querySelector('.js-plotly-plot').data
+        .find(t => t.name === 'nodes ' + pane); return t.customdata.map((n, i) => [n, t.hovertext[i]]); }""", pane)
+    return dict(found)
+
+
+def test_upload_folds_a_circle_file_and_shows_the_tconv_with_its_new_bias(page, tmp_path):
+    """The seed note's question, answered on the page: a circle file as ONE writes a TConv + BN (a
+    TRANSPOSE_CONV without bias -> MUL -> ADD with RELU6), folded; the graph after shows the TConv with
+    the bias it gained and the RELU6 kept as its own op, and its node panel the folded bias's values."""
+    from fold.frontends.circle.model import CIRCLE_SCHEMA
+    from tests.tflite_support import TConvCase, tconv_bn
+
+    path = tmp_path / "tconv_bn.circle"
+    path.write_bytes(tconv_bn(TConvCase(cin=3, cout=2, stride=2, padding="SAME", act="RELU6"), flat=CIRCLE_SCHEMA)[0])
+    open_app(page)
+    upload(page, path, fold=[MAX_ABS_DIFF, "TRANSPOSE_CONV:0 → MUL:1+ADD:2"], what="folding the upload tconv_bn.circle")
+    shown = assert_fold_page(page)
+    assert shown["BatchNorms"] == "1 → 0", shown
+    assert "tico 0.3.0's reference runtime" in fold_text(page)
+    wait_for_graph(page)
+    before, after = _hover(page, "before"), _hover(page, "after")
+    assert {"TRANSPOSE_CONV:0", "MUL:1", "ADD:2"} <= set(before), before
+    assert {"TRANSPOSE_CONV:0", "RELU6:0/activation"} <= set(after) and "MUL:1" not in after, after
+    assert "bias" not in before["TRANSPOSE_CONV:0"] and "bias: 2" in after["TRANSPOSE_CONV:0"], after
+    find_layer(page, "TRANSPOSE_CONV:0")  # (a click would unselect it: the view opens on its pair)
+    wait_for_app(page, fold=["Node panel: TRANSPOSE_CONV:0", "bias, folded"], what="the TConv's node panel")
+    screenshot(page, ARTIFACTS / "circle_upload.png")
 
 
 def test_upload_corrupt_file_shows_error(page, tmp_path):
@@ -353,6 +385,39 @@ def test_two_sessions_at_once_keep_their_own_results(browser, server):
         for context in contexts:
             context.close()
 
+
+@pytest.mark.slow
+def test_eight_sessions_at_once_on_different_big_models_each_get_their_verdict(browser, server):
+    """A room opens the page at once, each on another model of the zoo, the big ones included: every
+    session shows its own model's verdict and figures, none an error (Keras models built side by
+    side once collided: "The name "input_layer" is used 4 times in the model")."""
+    from demo.zoo import ZOO as MODELS
+
+    assert set(sessions.ZOO) == set(MODELS)
+    choices = [c for c in sessions.ZOO.values() if c != sessions.FIRST[sessions.ZOO_SOURCE]]
+    assert len(choices) == 8 and {"ResNet50", "DenseNet121", "ONNX: ResNet-50"} <= {c.model for c in choices}
+    # Eight pages of one browser context are eight sessions of the page (one websocket each); sharing
+    # the context's cache spares chromium a third of its work on the cores the server needs.
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        pages = [context.new_page() for _ in choices]
+        for page in pages:
+            page.goto(server.url)
+        # Each picks as soon as the page offers it, as people do (the runs they cut short are rerun):
+        # the eight models are built, folded and verified while the other sessions' runs come and go.
+        for page in pages:
+            choose_source(page, sessions.ZOO_SOURCE)
+        for page, choice in zip(pages, choices):
+            choose_option(page, sidebar(page), "Architecture", choice.model)
+        for page, choice in zip(pages, choices):
+            wait_for_app(page, sidebar=[choice.model], fold=[MAX_ABS_DIFF, choice.pair], figures=True,
+                         timeout_ms=4 * RUN_MS, what=f"the session on {choice.model}")
+            assert_no_errors(page)
+            verdict = fold_panel(page).get_by_test_id("stAlertContentSuccess").first.inner_text()
+            assert verdict.startswith("PASS."), (choice.model, verdict)
+        screenshot(pages[-1], ARTIFACTS / "test_eight_sessions_last.png")
+    finally:
+        context.close()
 
 
 # --- the interactive graph ---------------------------------------------------------------------

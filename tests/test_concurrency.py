@@ -1,5 +1,6 @@
-"""Several app sessions at once: threads folding different models get their own results, and the
-Workbench objects the app caches and shares between sessions are not changed by using them."""
+"""Several app sessions at once: threads building and folding different models get their own
+results, also while another thread clears Keras' session (as Streamlit did after every script run),
+and the Workbench objects the app caches and shares between sessions are not changed by using them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from fold.pipeline import run, verify
 from tests.helpers import KERAS
 
 THREADS = 4
+#: The zoo's Keras models, big and small, and two playground layers: eight sessions' worth.
+ZOO_KERAS = [name for name, entry in zoo.ZOO.items() if entry.format == "keras"]
+assert {zoo.ZOO[name].large for name in ZOO_KERAS} == {True, False}
 #: (kind, seed) of playground models; different kinds and seeds give different decisions and numbers.
 PLAYGROUND = (("Conv2DTranspose", 1), ("Conv2D", 2), ("DepthwiseConv2D", 3), ("SeparableConv2D", 4),
               ("Dense", 5), ("Conv2DTranspose", 6))
@@ -96,6 +100,79 @@ def test_threads_folding_different_models_get_their_own_results(models, sequenti
     assert any(d["status"] == "skipped" for d in sequential["relu-inside"]["decisions"])
 
 
+def _at_once(job, items: list, threads: int) -> list:
+    """``job(item)`` for every item, ``threads`` at a time, the first ones starting together."""
+    start = threading.Barrier(min(threads, len(items)))
+
+    def run(item):
+        if threading.current_thread().name not in started:
+            started.add(threading.current_thread().name)
+            start.wait(timeout=120)
+        return job(item)
+
+    started: set[str] = set()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(run, items))
+
+
+def _session(name: str) -> dict:
+    """What one session does for a model of the zoo (a name of ``zoo.ZOO``) or a playground layer:
+    build it, fold it, verify it on 2 samples. The zoo's 224x224 architectures are built for
+    96x96 inputs here: the same layers, a fifth of the work."""
+    if name in zoo.ZOO:
+        entry = zoo.ZOO[name]
+        model = zoo.application(name, input_size=96) if entry.large else entry.build()
+        return _summary(inspect_keras(name, model, samples=2))
+    kind, seed = name.split(":")
+    return _summary(inspect_keras(name, zoo.playground_model(kind=kind, seed=int(seed), channels_out=5), samples=2))
+
+
+@pytest.mark.slow
+def test_the_zoos_keras_models_built_and_folded_from_8_threads_fold_as_alone():
+    names = [*ZOO_KERAS, "Conv2DTranspose:1", "SeparableConv2D:2"]
+    assert len(names) == 8 and {"MobileNetV2", "ResNet50", "DenseNet121"} <= set(names)
+    alone = {name: _session(name) for name in names}
+    together = _at_once(_session, names, threads=8)
+    for name, got in zip(names, together):
+        _assert_same(got, alone[name], name)
+
+
+class _ClearingKeras:
+    """A thread calling ``keras.backend.clear_session`` over and over, as Streamlit did after every
+    script run of every session: it resets Keras' name counters and scopes in every thread at once."""
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self.cleared = 0
+
+        def clear():
+            while not self._stop.is_set():
+                keras.backend.clear_session(free_memory=False)
+                self.cleared += 1
+                self._stop.wait(0.005)
+
+        self._thread = threading.Thread(target=clear)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def test_folding_from_threads_while_keras_sessions_are_cleared(models, sequential):
+    """The models foldscope builds to verify a fold (each folded layer alone, in one model) name
+    every layer themselves: Keras' automatic names restart whenever a session is cleared, and two
+    "input_layer"s in one model is an error."""
+    names = list(models)
+    with _ClearingKeras() as clearing:
+        together = _at_once(lambda name: _summary(inspect_keras(name, models[name], samples=2, seed=3)), names,
+                            threads=THREADS)
+    assert clearing.cleared > 10
+    for name, got in zip(names, together):
+        _assert_same(got, sequential[name], name)
+
+
 def test_shared_workbench_is_not_changed_by_concurrent_use(models):
     model = models["dcgan"]
     original_weights = _weights(model)
@@ -163,3 +240,18 @@ def test_a_shared_workbenchs_views_are_computed_once_for_every_session(models):
     for got in results[1:]:
         assert all(a is b for a, b in zip(got, results[0]))
     assert results[0][2][:4] == b"PK\x03\x04" and results[0][3][:4] == b"\x89PNG"
+
+
+def test_the_converter_and_the_op_view_of_one_shared_model_at_once(models, capsys):
+    """Sessions opening the converter's and the op view's sections of one model at once trace it to
+    TensorFlow ops side by side; each gets what it gets alone, and what Keras' export prints while
+    tracing stays silenced for both, then ends (it once left stdout swallowed for good)."""
+    wb = inspect_keras("unet-converter", zoo.unet(), samples=2)
+    alone = inspect_keras("unet-converter-alone", wb.result.original, samples=2)
+    want = (alone.folded_tflite(), [d.to_dict() for d in alone.op_view().decisions])
+    jobs = [lambda: wb.folded_tflite(), lambda: [d.to_dict() for d in wb.op_view().decisions],
+            lambda: wb.converter_views()[1].tflite, lambda: [d.to_dict() for d in wb.op_view().decisions]]
+    got = _at_once(lambda job: job(), jobs, threads=len(jobs))
+    assert got[0] == got[2] == want[0] and got[1] == got[3] == want[1]
+    print("after the sessions")
+    assert capsys.readouterr().out == "after the sessions\n"

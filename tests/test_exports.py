@@ -192,13 +192,14 @@ def _fp16_tconv_mul_add(mul_scale: float = 1.0, filter_scale: float = 1.0) -> by
 
 def test_an_fp16_tflite_folds_and_writes_float16_back_behind_the_same_dequantize():
     from ai_edge_litert import schema_py_generated as schema
-    from fold.frontends.tflite.io import model_from_bytes, parse_tflite
+    from fold.frontends.tflite.io import model_from_bytes
+    from fold.frontends.tflite.model import TFLITE_SCHEMA
 
     result = fold(TFLITE, model_from_bytes(_fp16_tconv_mul_add(), "fp16.tflite"))
     (d,) = result.decisions
     assert d.folded and d.layer == "TRANSPOSE_CONV:1" and "DEQUANTIZE" in d.notes["weights_through"], d
     assert (result.bn_before, result.bn_after) == (1, 0)
-    model = parse_tflite(result.folded.data)
+    model = TFLITE_SCHEMA.parse(result.folded.data)
     sg = model.subgraphs[0]
     kinds = [model.operatorCodes[op.opcodeIndex].builtinCode for op in sg.operators]
     assert kinds.count(schema.BuiltinOperator.DEQUANTIZE) == 1  # the filter's; the new bias is float32

@@ -102,7 +102,8 @@ def test_corpus_is_large_and_covers_every_kind_of_damage():
                  "keras-config-invalid-json", "keras-config-shape", "keras-config-unknown", "keras-config-lambda",
                  "keras-config-nesting", "keras-zip-missing-config", "keras-zip-missing-weights", "h5-truncated",
                  "h5-flip", "h5-no-model-config", "pb-truncated", "pb-flip", "tflite-truncated", "tflite-flip",
-                 "onnx-truncated", "onnx-flip", "onnx-external-data",
+                 "onnx-truncated", "onnx-flip", "onnx-external-data", "circle-truncated", "circle-flip",
+                 "circle-code", "circle-is-tflite",
                  "empty.", "random-", "text.", "directory-named", "unsupported-suffix"):
         assert sum(i.startswith(kind) for i in IDS) >= 1, kind
 
@@ -150,6 +151,7 @@ SUBPROCESS_SAMPLE = (
     "oversized-sparse.keras", "keras-truncated-no-eocd", "keras-zip-missing-config", "keras-config-lambda-layer",
     "keras-config-nesting-list-100k", "keras-zip-weights-of-other-model", "h5-no-model-config", "h5-lambda-layer",
     "pb-is-keras-zip", "tflite-flip-0.419-bit6", "onnx-is-tflite", "onnx-external-data-.._outside.bin",
+    "circle-is-tflite", "circle-code-two-operators",
 )
 
 

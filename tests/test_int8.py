@@ -422,11 +422,11 @@ def test_tflite_int8_needs_tensor_names_it_can_match(tmp_path):
     net_names = [b"mul", b"add"]
     assert all(n in data for n in net_names)
     path = tmp_path / "twice.tflite"
-    from fold.frontends.tflite.io import parse_tflite, serialize
+    from fold.frontends.tflite.model import TFLITE_SCHEMA
 
-    tree = parse_tflite(data)
+    tree = TFLITE_SCHEMA.parse(data)
     tree.subgraphs[0].tensors[0].name = b"add"  # the input now shares the ADD's output name
-    path.write_bytes(serialize(tree))
+    path.write_bytes(TFLITE_SCHEMA.pack(tree))
     proc = run_cli(str(path), "--quant-report", str(tmp_path / "q.json"), "--int8")
     assert proc.returncode == 2 and "reads tensors by name" in proc.stderr and "'add' names 2 tensors" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "q.json").exists()

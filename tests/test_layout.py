@@ -99,15 +99,28 @@ def test_demo_has_no_import_cycles():
 
 
 #: The frontends that read a format's ops; they may share ``fold.frontends.ops``, not each other.
-OP_LEVEL = ("graphdef", "tflite", "onnx")
+OP_LEVEL = ("graphdef", "tflite", "onnx", "circle")
+#: The flatbuffer formats, which also share ``fold.frontends.flatbuffer`` (circle is TFLite's schema extended).
+FLATBUFFER = ("tflite", "circle")
 
 
 def test_op_level_frontends_do_not_import_each_other():
     for name in OP_LEVEL:
         others = [f"fold.frontends.{other}" for other in OP_LEVEL if other != name]
+        others += [] if name in FLATBUFFER else ["fold.frontends.flatbuffer"]
         for path in _sources(f"fold/frontends/{name}"):
             wrong = sorted(m for m in _imports(path) if any(_within(m, other) for other in others))
             assert not wrong, f"{path.relative_to(ROOT)} imports {wrong} (shared code goes to fold.frontends.ops)"
+
+
+def test_the_shared_flatbuffer_layer_knows_no_binding_and_no_format():
+    """Each flatbuffer format hands its own schema binding in: the shared layer imports neither LiteRT,
+    nor the circle schema, nor any runtime, nor the formats that use it."""
+    for path in _sources("fold/frontends/flatbuffer"):
+        wrong = sorted(m for m in _imports(path) if m.split(".")[0] in ("ai_edge_litert", "circle_schema", "tico",
+                                                                           "onert", "torch")
+                       or any(_within(m, f"fold.frontends.{f}") for f in OP_LEVEL))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 
 def test_only_the_tests_import_the_tests():

@@ -620,3 +620,17 @@ def test_older_and_newer_opsets(opset):
     result = assert_folds(ONNX, model, 2, rtol=RTOL)
     onnx.checker.check_model(result.folded.proto, full_check=True)
     assert result.folded.proto.opset_import[0].version == opset
+
+
+def test_a_folded_model_is_freed_with_its_view():
+    """The frontend keeps one view of each model while the model lives; the view must not keep the
+    model alive itself (every ONNX model a long-lived page folded, and its weights, stayed in memory)."""
+    import gc
+    import weakref
+
+    result = fold(ONNX, prepare(onnx_zoo.dcgan_generator(), "gen.onnx"))
+    verify(result, samples=2)
+    models = [weakref.ref(result.original), weakref.ref(result.folded)]
+    del result
+    gc.collect()
+    assert [m() for m in models] == [None, None]

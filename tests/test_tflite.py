@@ -23,29 +23,12 @@ from fold.core.result import FoldResult  # noqa: E402
 from fold.core.verification import sample_inputs  # noqa: E402
 from fold.errors import FoldError  # noqa: E402
 from fold.frontends.tflite import TfliteFrontend  # noqa: E402
-from fold.frontends.tflite.io import model_from_bytes, parse_tflite, serialize  # noqa: E402
-from fold.frontends.tflite.model import TfliteModel  # noqa: E402
+from fold.frontends.tflite.io import model_from_bytes  # noqa: E402
+from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel  # noqa: E402
 from fold.pipeline import fold, load, run  # noqa: E402
 from tests.helpers import KERAS, TFLITE, assert_folds, assert_skipped  # noqa: E402
-from tests.tflite_support import ACT, Net, TConvCase, _options, _out_size, binary, tconv_bn  # noqa: E402
-
-def tconv_reference(x: np.ndarray, case: TConvCase, p: dict) -> np.ndarray:
-    """TRANSPOSE_CONV -> MUL -> ADD -> act in float64, by scattering each input pixel."""
-    (kh, kw), s = case.kernel, case.stride
-    n, h, w, _ = x.shape
-    oh, ow = _out_size(h, kh, s, case.padding), _out_size(w, kw, s, case.padding)
-    pad_h, pad_w = (max((h - 1) * s + kh - oh, 0) // 2, max((w - 1) * s + kw - ow, 0) // 2)
-    full = np.zeros((n, (h - 1) * s + kh, (w - 1) * s + kw, case.cout))
-    f = p["filter"].astype(np.float64)
-    for i in range(h):
-        for j in range(w):
-            full[:, i * s:i * s + kh, j * s:j * s + kw, :] += np.einsum("nc,ohwc->nhwo", x[:, i, j, :], f)
-    y = full[:, pad_h:pad_h + oh, pad_w:pad_w + ow, :]
-    if p["bias"] is not None:
-        y = y + p["bias"]
-    y = y * p["scale"].astype(np.float64) + p["shift"].astype(np.float64)
-    return {"NONE": y, "RELU": np.maximum(y, 0), "RELU6": np.clip(y, 0, 6)}[case.act]
-
+from tests.tflite_support import (ACT, TCONV_CASES, Net, TConvCase, _options, binary, conv_net,  # noqa: E402
+                                  pointwise_bn, pointwise_conv, tconv_bn, tconv_reference)
 
 def ops_of(model: TfliteModel | bytes) -> list[str]:
     model = model if isinstance(model, TfliteModel) else model_from_bytes(model)
@@ -68,21 +51,7 @@ def folds(data: bytes, reference=None, *, expect_ops: list[str], split_activatio
     return result
 
 
-# Samsung ONE's Net_TConv_BN_000..005 cases, plus stride 2 and SAME padding (never tested there).
-ONE_CASES = {
-    "one_out_channel": TConvCase(cin=2, cout=1),
-    "two_out_bias_111C_relu6": TConvCase(cin=3, cout=2, bias=True, operand_shape="111C", act="RELU6"),
-    "sixteen_out_k5x1_relu": TConvCase(cin=8, cout=16, kernel=(5, 1), bias=True, act="RELU"),
-    "k5x1_no_bias_111C_relu": TConvCase(cin=2, cout=4, kernel=(5, 1), operand_shape="111C", act="RELU"),
-    "in_eq_out_bias": TConvCase(cin=4, cout=4, bias=True),
-    "stride2_same_relu6": TConvCase(cin=3, cout=5, stride=2, padding="SAME", bias=True, act="RELU6"),
-    "stride2_valid_k4_111C": TConvCase(cin=4, cout=2, kernel=(4, 4), stride=2, operand_shape="111C"),
-    "stride2_same_even_kernel": TConvCase(cin=2, cout=3, kernel=(4, 2), stride=2, padding="SAME", bias=True),
-    "operands_first": TConvCase(cin=3, cout=2, bias=True, act="RELU", swap=True),
-}
-
-
-@pytest.mark.parametrize("case", ONE_CASES.values(), ids=ONE_CASES.keys())
+@pytest.mark.parametrize("case", TCONV_CASES.values(), ids=TCONV_CASES.keys())
 def test_tconv_bn_folds_to_one_tconv(case):
     data, params = tconv_bn(case)
     result = folds(data, lambda x: tconv_reference(x, case, params), expect_ops=["TRANSPOSE_CONV"])
@@ -105,11 +74,11 @@ def test_tconv_bn_activation_split_out_like_one(act):
 
 
 def test_folded_model_keeps_output_tensor_and_input_model():
-    data, _ = tconv_bn(ONE_CASES["two_out_bias_111C_relu6"])
+    data, _ = tconv_bn(TCONV_CASES["two_out_bias_111C_relu6"])
     model = model_from_bytes(data)
-    snapshot = serialize(model.tree)
+    snapshot = TFLITE_SCHEMA.pack(model.tree)
     folded = fold(TFLITE, model).folded.tree
-    assert serialize(model.tree) == snapshot and model.data == data  # the input object is never modified
+    assert TFLITE_SCHEMA.pack(model.tree) == snapshot and model.data == data  # the input object is never modified
     sg, before = folded.subgraphs[0], model.main
     assert sg.tensors[sg.outputs[0]].name == before.tensors[before.outputs[0]].name
     # Unused tensors are pruned: old filter, bias, operands and the conv and MUL outputs.
@@ -133,42 +102,12 @@ def test_op_graph_schema():
     assert graph.edges["TRANSPOSE_CONV:0", "MUL:1"]["shape"] == (1, 6, 5, 2)
 
 
-def _conv_net(kind: str, *, conv_act: int = ACT.NONE, bias: bool = True, mul: bool = True, add: bool = True,
-              act: int = ACT.NONE, seed: int = 0) -> bytes:
-    """CONV_2D (3->5, stride 2, SAME), DEPTHWISE_CONV_2D (3 x multiplier 2) or FULLY_CONNECTED (6->4) -> MUL -> ADD."""
-    rng = np.random.default_rng(seed)
-    net = Net()
-    if kind == "FULLY_CONNECTED":
-        x, cout = net.input("input", [2, 6]), 4
-        weights, out_shape = rng.normal(size=(cout, 6)), [2, cout]
-        opts = _options(schema.FullyConnectedOptionsT, fusedActivationFunction=conv_act)
-    elif kind == "CONV_2D":
-        x, cout = net.input("input", [1, 6, 5, 3]), 5
-        weights, out_shape = rng.normal(size=(cout, 3, 3, 3)), [1, 3, 3, cout]
-        opts = _options(schema.Conv2DOptionsT, padding=schema.Padding.SAME, strideH=2, strideW=2,
-                        dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
-    else:
-        x, cout = net.input("input", [1, 6, 5, 3]), 6
-        weights, out_shape = rng.normal(size=(1, 3, 3, cout)), [1, 4, 3, cout]
-        opts = _options(schema.DepthwiseConv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
-                        depthMultiplier=2, dilationHFactor=1, dilationWFactor=1, fusedActivationFunction=conv_act)
-    inputs = [x, net.const("filter", weights.astype(np.float32))]
-    inputs += [net.const("bias", rng.normal(size=cout).astype(np.float32))] if bias else []
-    y = net.op(kind, inputs, out_shape, opts)
-    if mul:
-        y = binary(net, "MUL", y, rng.uniform(0.5, 2, cout) * rng.choice([-1, 1], cout),
-                   act=act if not add else ACT.NONE)
-    if add:
-        y = binary(net, "ADD", y, rng.normal(size=cout), act=act)
-    return net.build(y)
-
-
 # LiteRT's float CONV_2D refuses a missing bias and DEPTHWISE_CONV_2D crashes on one, so
 # only FULLY_CONNECTED (and TRANSPOSE_CONV above) are run without a bias.
 @pytest.mark.parametrize("kind,bias", [("CONV_2D", True), ("DEPTHWISE_CONV_2D", True),
                                        ("FULLY_CONNECTED", True), ("FULLY_CONNECTED", False)])
 def test_conv_dw_fc_fold(kind, bias):
-    folds(_conv_net(kind, bias=bias, act=ACT.RELU6), expect_ops=[kind])
+    folds(conv_net(kind, bias=bias, act=ACT.RELU6), expect_ops=[kind])
 
 
 def test_fully_connected_matches_numpy_reference():
@@ -186,21 +125,13 @@ def test_fully_connected_matches_numpy_reference():
 
 @pytest.mark.parametrize("mul,add", [(True, False), (False, True)], ids=["mul_only", "add_only"])
 def test_lone_mul_or_add_folds(mul, add):
-    result = folds(_conv_net("CONV_2D", mul=mul, add=add, act=ACT.RELU), expect_ops=["CONV_2D"])
+    result = folds(conv_net("CONV_2D", mul=mul, add=add, act=ACT.RELU), expect_ops=["CONV_2D"])
     assert result.bn_before == 0  # a lone MUL or ADD is folded, but it is not a BatchNorm
-
-
-def _pointwise_conv(net: Net) -> int:
-    """A 1x1 CONV_2D from 2 to 3 channels on a 4x4 input; returns its output tensor."""
-    return net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), net.const("f", np.ones((3, 1, 1, 2), np.float32)),
-                              net.const("b", np.zeros(3, np.float32))],
-                  [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
-                                         dilationHFactor=1, dilationWFactor=1))
 
 
 def test_scalar_like_operand_of_one_element_broadcasts():
     net = Net()
-    y = _pointwise_conv(net)
+    y = pointwise_conv(net)
     y = binary(net, "ADD", binary(net, "MUL", y, np.array([2.0])), np.array([1.0, 2.0, 3.0]))
     folds(net.build(y), expect_ops=["CONV_2D"])
 
@@ -222,13 +153,13 @@ def test_shared_filter_gets_its_own_folded_copy():
 
 
 def test_linear_activation_fused_on_the_conv_NEG():
-    assert_skipped(TFLITE, model_from_bytes(_conv_net("CONV_2D", conv_act=ACT.RELU)), "linear-activation", "RELU")
+    assert_skipped(TFLITE, model_from_bytes(conv_net("CONV_2D", conv_act=ACT.RELU)), "linear-activation", "RELU")
 
 
 def test_linear_mul_fused_activation_on_the_mul_NEG():
-    model = parse_tflite(_conv_net("DEPTHWISE_CONV_2D"))
+    model = TFLITE_SCHEMA.parse(conv_net("DEPTHWISE_CONV_2D"))
     model.subgraphs[0].operators[1].builtinOptions.fusedActivationFunction = ACT.RELU6
-    assert_skipped(TFLITE, model_from_bytes(serialize(model)), "linear-mul", "RELU6")
+    assert_skipped(TFLITE, model_from_bytes(TFLITE_SCHEMA.pack(model)), "linear-mul", "RELU6")
 
 
 def _not_a_candidate(data: bytes) -> None:
@@ -251,7 +182,7 @@ def test_a_mul_by_a_model_input_is_no_batchnorm():
 def test_an_add_of_two_activations_is_no_batchnorm():
     """A residual ADD after a conv (BlazeFace has sixteen) is not listed as a skipped BN."""
     net = Net()
-    conv = _pointwise_conv(net)
+    conv = pointwise_conv(net)
     _not_a_candidate(net.build(net.op("ADD", [conv, conv], [1, 4, 4, 3], _options(schema.AddOptionsT))))
 
 
@@ -269,36 +200,35 @@ def test_single_use_chain_the_bias_add_is_also_a_model_output_NEG():
     """CONV_2D -> ADD(bias) -> MUL -> ADD: the BN could fold through the bias add, but the add's output
     is read as a model output too."""
     net = Net()
-    bias = binary(net, "ADD", _pointwise_conv(net), np.array([1.0, 2.0, 3.0]))
+    bias = binary(net, "ADD", pointwise_conv(net), np.array([1.0, 2.0, 3.0]))
     bn = binary(net, "ADD", binary(net, "MUL", bias, np.array([2.0, 3.0, 4.0])), np.array([0.5, -0.5, 1.0]))
     data = net.build(bn, bias)
     assert_skipped(TFLITE, model_from_bytes(data), "single-use-chain", "model output")
 
 
 def test_single_consumer_conv_output_is_also_a_model_output_NEG():
-    model = parse_tflite(_conv_net("FULLY_CONNECTED"))
+    model = TFLITE_SCHEMA.parse(conv_net("FULLY_CONNECTED"))
     sg = model.subgraphs[0]
     sg.outputs = [sg.operators[0].outputs[0], *sg.outputs]  # the conv output is also a model output
-    assert_skipped(TFLITE, model_from_bytes(serialize(model)), "single-consumer", "1 other consumer")
+    assert_skipped(TFLITE, model_from_bytes(TFLITE_SCHEMA.pack(model)), "single-consumer", "1 other consumer")
 
 
 def test_float32_quantized_filter_NEG():
     data, _ = tconv_bn(TConvCase(cin=2, cout=2))
-    tree = parse_tflite(data)
+    tree = TFLITE_SCHEMA.parse(data)
     sg = tree.subgraphs[0]
     filt = sg.tensors[sg.operators[0].inputs[1]]
     filt.type = schema.TensorType.INT8
     filt.quantization = _options(schema.QuantizationParametersT, scale=[0.1, 0.2], zeroPoint=[0, 0])
     # LiteRT refuses this hand-made hybrid model, so it is read without the interpreter check.
-    hybrid = serialize(tree)
-    model = TfliteModel(hybrid, parse_tflite(hybrid), "hybrid.tflite", [f"{op}:{i}" for i, op in
-                                                                        enumerate(["TRANSPOSE_CONV", "MUL", "ADD"])])
+    hybrid = TFLITE_SCHEMA.pack(tree)
+    model = TfliteModel.from_tree(hybrid, TFLITE_SCHEMA.parse(hybrid), "hybrid.tflite")
     assert_skipped(TFLITE, model, "float32", "INT8 quantized", check_outputs=False)
 
 
 def test_a_mul_by_a_whole_map_is_no_batchnorm():
     net = Net()
-    _not_a_candidate(net.build(binary(net, "MUL", _pointwise_conv(net), np.ones((1, 4, 4, 3)))))
+    _not_a_candidate(net.build(binary(net, "MUL", pointwise_conv(net), np.ones((1, 4, 4, 3)))))
 
 
 def test_concat_inputs_batch_norm_after_a_concatenation_of_the_model_input_NEG():
@@ -317,28 +247,17 @@ def test_supported_kind_batch_norm_on_the_model_input_NEG():
     assert_skipped(TFLITE, model_from_bytes(net.build(y)), "supported-kind", "model input")
 
 
-def _pointwise_bn(filter_value: float = 1.0, scale: np.ndarray | None = None) -> bytes:
-    """1x1 CONV_2D (2 -> 3 channels, every filter value ``filter_value``) -> MUL(scale) -> ADD(1)."""
-    net = Net()
-    filt = net.const("f", np.full((3, 1, 1, 2), filter_value, np.float32))
-    y = net.op("CONV_2D", [net.input("input", [1, 4, 4, 2]), filt, net.const("b", np.zeros(3, np.float32))],
-               [1, 4, 4, 3], _options(schema.Conv2DOptionsT, padding=schema.Padding.VALID, strideH=1, strideW=1,
-                                      dilationHFactor=1, dilationWFactor=1))
-    y = binary(net, "MUL", y, np.full(3, 2.0) if scale is None else scale)
-    return net.build(binary(net, "ADD", y, np.ones(3)))
-
-
 def test_finite_parameters_nan_in_the_mul_operand_NEG():
-    data = _pointwise_bn(scale=np.array([1.0, np.nan, 1.0]))
+    data = pointwise_bn(scale=np.array([1.0, np.nan, 1.0]))
     assert_skipped(TFLITE, model_from_bytes(data), "finite-parameters", "non-finite gamma")
 
 
 def test_finite_weights_inf_in_the_filter_NEG():
-    assert_skipped(TFLITE, model_from_bytes(_pointwise_bn(filter_value=np.inf)), "finite-weights", "non-finite kernel")
+    assert_skipped(TFLITE, model_from_bytes(pointwise_bn(filter_value=np.inf)), "finite-weights", "non-finite kernel")
 
 
 def test_fits_dtype_float32_overflow_NEG():
-    data = _pointwise_bn(filter_value=1e20, scale=np.array([1.0, 1e20, 1.0]))  # 1e40 > float32's 3.4e38
+    data = pointwise_bn(filter_value=1e20, scale=np.array([1.0, 1e20, 1.0]))  # 1e40 > float32's 3.4e38
     assert_skipped(TFLITE, model_from_bytes(data), "fits-dtype", "float32")
 
 
@@ -454,3 +373,17 @@ def test_an_stft_front_end_with_rank_0_frame_arithmetic_folds_verifies_and_quant
     assert report["verification"]["verdict"] == "pass"
     assert [(p["form"], p["status"]) for p in report["pairs"]] == [("bn", "skipped")]  # the spectrogram's BN
     assert "output SQNR (dB): original" in out.out
+
+
+def test_a_folded_model_is_freed_with_its_view():
+    """The frontend keeps one view of each model while the model lives; the view must not keep the
+    model alive itself (every .tflite a long-lived page folded stayed in memory)."""
+    import gc
+    import weakref
+
+    data, _ = tconv_bn(TCONV_CASES["two_out_bias_111C_relu6"])
+    result = fold(TFLITE, model_from_bytes(data))
+    models = [weakref.ref(result.original), weakref.ref(result.folded)]
+    del result
+    gc.collect()
+    assert [m() for m in models] == [None, None]

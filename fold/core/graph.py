@@ -5,7 +5,7 @@ ONNX model all produce it):
 
 Graph attributes
     ``name``      model name.
-    ``frontend``  "keras", "graphdef", "tflite", "onnx".
+    ``frontend``  "keras", "graphdef", "tflite", "onnx", "circle".
     ``inputs``    node ids of the model inputs, in order.
     ``outputs``   node ids producing the model outputs, in order.
 
@@ -20,6 +20,9 @@ Node id: the layer or op name (unique within one graph). Node attributes
                  node id: an ONNX node's output, a GraphDef op's "op:0", a TFLite tensor's name.
     ``bn_group`` for a BatchNorm made of several ops (Mul then Add): the id of its last op,
                  on each of them, so that it counts once (``count_bns``).
+    ``channel_axis`` the axis of the node's output that holds the channels, when the graph knows it
+                 apart from its format's layout: a BN after a TRANSPOSE back to NCHW in a
+                 channels-last format (index from 0).
     ``subgraph`` for a nested model only: its own graph, same schema (``role`` "model").
 
 Edge (u, v): a tensor produced by u and consumed by v. Edge attributes
@@ -42,10 +45,12 @@ class Vocabulary:
     """A format's op (or layer class) names by role: what its graph shows as an input, a BatchNorm,
     an activation (and which activations are positively homogeneous, f(a x) = a f(x) for a > 0,
     which cross-layer equalization may step over), a nested model; for op-level formats also its
-    binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, the
-    reductions a normalization computes its run-time statistics with (a LayerNorm's mean), its
-    concatenations and the ops that read only their input's shape (what a dynamic reshape reads).
-    Each frontend owns its vocabulary; the core knows none."""
+    binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, the ops
+    that move elements without mixing channels, whose view says where the channel axis goes
+    (relayouts: a TRANSPOSE, a SLICE of other axes), the reductions a normalization computes its
+    run-time statistics with (a LayerNorm's mean), its concatenations and the ops that read only
+    their input's shape (what a dynamic reshape reads). Each frontend owns its vocabulary; the core
+    knows none."""
 
     inputs: frozenset[str] = frozenset()
     bns: frozenset[str] = frozenset()
@@ -56,6 +61,7 @@ class Vocabulary:
     adds: frozenset[str] = frozenset()
     identities: frozenset[str] = frozenset()
     reshapes: frozenset[str] = frozenset()
+    relayouts: frozenset[str] = frozenset()
     reductions: frozenset[str] = frozenset()
     concats: frozenset[str] = frozenset()
     shapes: frozenset[str] = frozenset()

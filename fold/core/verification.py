@@ -226,6 +226,8 @@ class Verification:
                    and the shared tensors (end to end).
     output_only:   folded layers the runtime could not expose, checked at the outputs only.
     nudged:        whether the nudged model was built (rule 3).
+    runtimes:      what ran each model, in words: "original", "checked" (the fold, or the candidate) and,
+                   when it is another runtime, "layers alone" (the checked model's folded layers).
     """
 
     verdict: str
@@ -242,6 +244,7 @@ class Verification:
     layers: list[TensorCheck] = field(default_factory=list)
     output_only: list[str] = field(default_factory=list)
     nudged: bool = False
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -275,6 +278,6 @@ class Verification:
             "input_shapes": self.input_shapes, "inputs_source": self.inputs_source,
             "per_output": [vars(o).copy() for o in self.per_output],
             "layers": [c.to_dict() for c in self.layers], "output_only": list(self.output_only),
-            "nudged": self.nudged,
+            "nudged": self.nudged, "runtimes": dict(self.runtimes),
         }
 

@@ -84,5 +84,10 @@ class GraphDefFrontend:
     def to_bytes(self, model: GraphModel) -> bytes:
         return model.graph_def.SerializeToString(deterministic=True)
 
+    def runtime(self, model: GraphModel) -> str:
+        import tensorflow as tf
+
+        return f"TensorFlow {tf.__version__}"
+
 
 FRONTEND = GraphDefFrontend()

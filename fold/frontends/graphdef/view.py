@@ -8,6 +8,7 @@ A ``Const`` is read directly; anything else is evaluated once, in one session th
 
 from __future__ import annotations
 
+import threading
 import weakref
 from functools import cached_property
 
@@ -94,6 +95,7 @@ class GraphDefView:
         self._constant: dict[str, bool] = {}
         self._values: dict[str, np.ndarray] = {}
         self._session: tf.compat.v1.Session | None = None
+        self._session_lock = threading.Lock()  # sessions of the page may ask for it at once: one is made
         weakref.finalize(self, _close, self.__dict__)
 
     def node(self, op: Op) -> node_def_pb2.NodeDef:
@@ -150,12 +152,13 @@ class GraphDefView:
 
     @property
     def session(self) -> tf.compat.v1.Session:
-        if self._session is None:
-            graph = tf.Graph()
-            with graph.as_default():
-                tf.graph_util.import_graph_def(self.graph_def, name="")
-            self._session = tf.compat.v1.Session(graph=graph)
-        return self._session
+        with self._session_lock:
+            if self._session is None:
+                graph = tf.Graph()
+                with graph.as_default():
+                    tf.graph_util.import_graph_def(self.graph_def, name="")
+                self._session = tf.compat.v1.Session(graph=graph)
+            return self._session
 
     @cached_property
     def shapes(self) -> dict[str, tuple | None]:

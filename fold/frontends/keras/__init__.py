@@ -109,5 +109,10 @@ class KerasFrontend:
     def to_bytes(self, model: keras.Model) -> bytes:
         return io.to_bytes(model)
 
+    def runtime(self, model: keras.Model) -> str:
+        import tensorflow as tf
+
+        return f"TensorFlow {tf.__version__} (Keras {keras.__version__})"
+
 
 FRONTEND = KerasFrontend()

@@ -11,9 +11,6 @@ it quantizes, so the "original" int8 model is the converter's own fold.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from collections.abc import Sequence
 
 import keras
@@ -25,7 +22,7 @@ from fold.frontends.keras import FRONTEND as KERAS
 from fold.frontends.tflite import FRONTEND as TFLITE
 from fold.frontends.tflite.int8 import run_rows
 from fold.frontends.tflite.io import model_from_bytes
-from fold.quiet import quiet_stderr
+from fold.quiet import quiet
 
 #: Keras tensors are channels-last.
 CHANNEL_AXIS = -1
@@ -43,8 +40,7 @@ def quantize(model: keras.Model, inputs: Sequence[np.ndarray], *, per_channel: b
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter._experimental_disable_per_channel = not per_channel
     # Keras' export prints the traced signature on stdout, the quantizer its settings on stderr
-    with contextlib.redirect_stdout(io.StringIO()), quiet_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         try:
             return bytes(converter.convert())
         except Exception as exc:
@@ -62,7 +58,7 @@ def run_int8(model: keras.Model, data: bytes, inputs: Sequence[np.ndarray], laye
              ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """The int8 model's outputs and, dequantized, the value of each named Keras layer that an op
     stands for (``model``: the float Keras model it was converted from), one row at a time in LiteRT."""
-    from fold.frontends.tflite.view import view_of
+    from fold.frontends.flatbuffer.view import view_of
 
     tflite = model_from_bytes(data, f"{model.name}_int8.tflite")
     stands_for = converter_nodes(KERAS.graph(model), TFLITE.graph(tflite))

@@ -9,13 +9,10 @@ does not allow (a Keras 2 name with a '/'), a class Keras does not have (custom 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +24,7 @@ from fold.core.verification import InputSpec, OutputSpec
 from fold.errors import FoldError, UnsafeModelError, listed, one_line
 from fold.files import MAX_MODEL_BYTES, check_model_file
 from fold.frontend import LayerRunner, Tap
+from fold.quiet import quiet_stdout, quiet_warnings
 
 
 def load_model(path: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> keras.Model:
@@ -41,8 +39,7 @@ def read_model(path: str | os.PathLike) -> keras.Model:
     """Read a .keras, .h5 or .hdf5 file already checked, with safe_mode on; any failure is one
     FoldError sentence."""
     name = Path(path).name
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the failure, if any, is reported as one sentence
+    with tempfile.TemporaryDirectory() as tmp, quiet_warnings():  # the failure, if any, is one sentence
         source = Path(path)
         if source.suffix != source.suffix.lower():  # Keras accepts only lower-case suffixes
             source = Path(tmp) / f"model{source.suffix.lower()}"
@@ -309,11 +306,11 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _twin(layer: keras.layers.Layer, magnitude: bool) -> keras.layers.Layer:
-    """A copy of the layer (not called in any model): the same weights, or, with ``magnitude``,
-    |weights|, no bias and no activation, which computes Σ|W||x| on |x| (a partial fold's Rescaling:
-    no offset)."""
-    config = layer.get_config()
+def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
+    """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
+    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x| (a partial fold's
+    Rescaling: no offset)."""
+    config = {**layer.get_config(), "name": name}
     if magnitude and "activation" in config:
         config["activation"] = "linear"
     if magnitude and isinstance(layer, keras.layers.Rescaling):
@@ -359,7 +356,12 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
     """Copies of the layers, each on an input of its own, in one model called once per batch: each path from
     a layer through ``until``, each layer reading the one before (a layer and its BatchNorms; or, for a
     forward fold, the Flatten or Rescaling before it from where the BN was). With ``magnitude`` a path runs
-    through its first layer with a kernel only, that one with |weights|, no bias, no activation."""
+    through its first layer with a kernel only, that one with |weights|, no bias, no activation.
+
+    Every layer of that model is named here: Keras' automatic names come from counters that
+    ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
+    script run), so two automatic "input_layer"s of one model could meet; two nested models'
+    layers may share a name too."""
     from fold.core.kinds import KERAS_KINDS
 
     inputs, outputs, names = [], [], []
@@ -371,12 +373,12 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
         if magnitude:
             found = found[:linear[0] + 1]
         fed = _call_inputs(found[0])
-        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype)
+        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
         inputs.append(x)
         y = x
-        for layer in found:
+        for k, layer in enumerate(found):
             y = _twin(layer, magnitude and (type(layer).__name__ in KERAS_KINDS
-                                            or isinstance(layer, keras.layers.Rescaling)))(y)
+                                            or isinstance(layer, keras.layers.Rescaling)), f"alone{len(names)}_{k}")(y)
         outputs.append(y)
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
@@ -393,7 +395,7 @@ def to_tflite(model: keras.Model) -> bytes:
     import tensorflow as tf
 
     # Keras' export prints the traced signature on stdout; the command line owns stdout.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stdout():
         try:
             return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
         except Exception as exc:

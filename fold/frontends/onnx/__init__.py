@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 import networkx as nx
@@ -85,6 +86,9 @@ class OnnxFrontend:
 
     def to_bytes(self, model: OnnxModel) -> bytes:
         return io.to_bytes(model)
+
+    def runtime(self, model: OnnxModel) -> str:
+        return f"onnxruntime {version('onnxruntime')}"
 
 
 FRONTEND = OnnxFrontend()

@@ -70,7 +70,9 @@ class OnnxView:
     vocabulary = VOCABULARY
 
     def __init__(self, model: OnnxModel):
-        self.model = model
+        # weakly: the views are cached by the model as a weak key, which a strong reference here would
+        # keep alive for good (every model ever viewed, and its view's values, leaked)
+        self.model = weakref.proxy(model)
         self.nodes = list(model.graph.node)
         self.ops = [Op(i, n.name, n.op_type, list(n.input), list(n.output)) for i, n in enumerate(self.nodes)]
         self._producer = {t: op for op in self.ops for t in op.outputs if t}

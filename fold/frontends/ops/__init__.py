@@ -1,4 +1,4 @@
-"""The op-graph layer shared by the op-level frontends (GraphDef, TFLite, ONNX), free of any framework.
+"""The op-graph layer shared by the op-level frontends (GraphDef, TFLite, ONNX, circle), free of any framework.
 
 A format adapts its model to one small view (``view.OpView``: its ops, the producer and readers of
 a tensor, whether a tensor is a constant and its value, shapes, the kinds table entry and weight

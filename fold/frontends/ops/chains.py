@@ -13,7 +13,9 @@ Conv -> BatchNormalization -> Mul -> Add (a Caffe BatchNorm and its Scale layer)
 bias Add between two maps; the candidate folds them as one affine map.
 
 ``between``: Identity ops and reshapes that keep the channel axis (the ``ExpandDims -> Conv2D ->
-Squeeze`` of a Conv1D, an ONNX Unsqueeze or Flatten), each read by nothing else. ``m`` and ``a``
+Squeeze`` of a Conv1D, an ONNX Unsqueeze or Flatten), and relayouts that move it without mixing the
+channels (the TRANSPOSE back to NCHW and the SLICE that crops a padded transposed convolution in a
+circle model tico converted from PyTorch), each read by nothing else. ``m`` and ``a``
 are constants that vary along the channel axis only, or scalars: an Add of two activations (a
 residual) is no candidate at all.
 
@@ -136,9 +138,12 @@ def _rank(view: OpView, tensor: str) -> int | None:
 def kept_axis(view: OpView, op: Op, axis: int | None) -> int | None:
     """The channel axis after a shape-only op that keeps it (None: it moves or mixes the channels).
 
-    It keeps it when the dimensions before the channel axis (size-1 ones aside) and the channel
-    count are the same after the op: in row-major order every element then stays in its channel.
+    A reshape keeps it when the dimensions before the channel axis (size-1 ones aside) and the channel
+    count are the same after the op: in row-major order every element then stays in its channel. A
+    relayout says itself where the axis goes (``OpView.moved_axis``).
     """
+    if op.type in view.vocabulary.relayouts:
+        return None if axis is None else view.moved_axis(op, axis)
     before, after = view.shape(op.inputs[0]) if op.inputs else None, view.shape(op.output)
     if axis is None or before is None or after is None or not 0 <= axis < len(before) or before[axis] is None:
         return None
@@ -151,7 +156,7 @@ def kept_axis(view: OpView, op: Op, axis: int | None) -> int | None:
 
 def _passthrough(view: OpView, op: Op) -> bool:
     vocab = view.vocabulary
-    return op.type in vocab.identities or op.type in vocab.reshapes
+    return op.type in vocab.identities or op.type in vocab.reshapes or op.type in vocab.relayouts
 
 
 def _single_reader(view: OpView, tensor: str) -> bool:

@@ -40,6 +40,9 @@ def op_graph(view: OpView, chains: Sequence[Chain], *, name: str, frontend: str,
             producer.update({t: op.id for t in op.outputs if t})
     graph.graph["outputs"] = [producer[t] for t in outputs if t in producer]
     for chain in chains:
+        if chain.axis is not None and chain.axis != view.default_axis(len(view.shape(chain.source) or ())):
+            for op in chain.removed:  # its channels sit where the format's layout does not put them
+                graph.nodes[op.id]["channel_axis"] = chain.axis
         if chain.form == "bias" or (len(chain.removed) == 1 and chain.tail.type in vocab.bns):
             continue  # a bias add is an add; a BN op is already one
         mark_bn(graph, [o.id for o in chain.removed], "bn" if chain.form == "bn" else "affine")

@@ -135,6 +135,11 @@ class OpView(Protocol):
     def concat_axis(self, op: Op) -> int | None:
         """The axis (from 0, of its output) a concatenation op joins its inputs along; None for any other op."""
 
+    def moved_axis(self, op: Op, axis: int) -> int | None:
+        """Where channel ``axis`` of the data input of ``op`` (one of the vocabulary's ``relayouts``)
+        is in its output, from 0; None when the op cuts, reorders or mixes the channels. Asked only
+        by a format whose vocabulary has relayouts."""
+
 
 def input_op(view: OpView) -> str:
     """What the format calls a model input ("Input", "INPUT", "Placeholder")."""

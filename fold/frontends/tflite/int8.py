@@ -12,10 +12,7 @@ model runs its BNs in int8, one scale per tensor, as the quantizer would deploy 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import warnings
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 
@@ -23,9 +20,9 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from fold.errors import FoldError, one_line
-from fold.frontends.tflite.io import serialize
-from fold.frontends.tflite.model import TfliteModel, tensor_name
-from fold.quiet import quiet_stderr
+from fold.frontends.flatbuffer.model import tensor_name
+from fold.frontends.tflite.model import TFLITE_SCHEMA, TfliteModel
+from fold.quiet import quiet, quiet_warnings
 
 RUNTIME = "litert"
 QUANTIZER = "ai-edge-quantizer"
@@ -65,7 +62,7 @@ def with_signature(model: TfliteModel) -> tuple[bytes, str]:
 
     signature.inputs, signature.outputs = maps(model.main.inputs), maps(model.main.outputs)
     tree.signatureDefs = [signature]
-    return serialize(tree), SIGNATURE
+    return TFLITE_SCHEMA.pack(tree), SIGNATURE
 
 
 def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: bool) -> bytes:
@@ -83,8 +80,7 @@ def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: b
     samples = [{signature_names[n]: np.ascontiguousarray(x[i:i + 1]) for n, x in zip(names, inputs)}
                for i in range(rows)]
     granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
-    with contextlib.redirect_stdout(io.StringIO()), quiet_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         try:
             q = quantizer.Quantizer(bytearray(data))
             q.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8, granularity)
@@ -120,8 +116,7 @@ def run_rows(data: bytes, inputs: Sequence[np.ndarray], tensors: Mapping[str, in
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        with warnings.catch_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is what we do
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet_warnings():  # LiteRT warns that keeping every tensor is for debugging: it is what we do
             interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
                                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         feeds = interpreter.get_input_details()

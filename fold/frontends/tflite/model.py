@@ -1,51 +1,26 @@
-"""TFLite frontend, the model: a flatbuffer's bytes, its schema object tree, a stable id per op, and
-the one LiteRT interpreter that describes and runs it; with the schema's names for ops,
-activations and tensor types."""
+"""TFLite frontend, the model: LiteRT's schema as a ``fold.frontends.flatbuffer.schema.Schema`` and a
+``.tflite`` model with the one LiteRT interpreter that describes and runs it."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools.flatbuffer_utils import get_builtin_code_from_operator_code
+from ai_edge_litert.tools.flatbuffer_utils import (
+    convert_object_to_bytearray,
+    get_builtin_code_from_operator_code,
+    read_model_from_bytearray,
+)
 
 from fold.errors import FoldError, one_line
+from fold.frontends.flatbuffer.model import FlatModel
+from fold.frontends.flatbuffer.schema import Schema
 
-
-def _names(enum: type) -> dict[int, str]:
-    return {v: k for k, v in vars(enum).items() if not k.startswith("_")}
-
-
-OP_NAMES = _names(schema.BuiltinOperator)
-ACTIVATION_NAMES = _names(schema.ActivationFunctionType)
-TENSOR_TYPE_NAMES = _names(schema.TensorType)
-
-
-def op_type(model: schema.ModelT, op: schema.OperatorT) -> str:
-    """The op's builtin name ("CONV_2D") or its custom code."""
-    code = model.operatorCodes[op.opcodeIndex]
-    builtin = get_builtin_code_from_operator_code(code)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode or b"CUSTOM"
-        return custom.decode(errors="replace") if isinstance(custom, bytes) else str(custom)
-    return OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
-
-
-def activation_of(op: schema.OperatorT) -> str:
-    """The op's fused activation name ("NONE" when it has none or cannot have one)."""
-    return ACTIVATION_NAMES[getattr(op.builtinOptions, "fusedActivationFunction", 0)]
-
-
-def tensor_name(sg: schema.SubGraphT, t: int) -> str:
-    name = sg.tensors[t].name
-    return (name.decode(errors="replace") if isinstance(name, bytes) else name) or f"tensor_{t}"
-
-
-def op_ids(tree: schema.ModelT) -> list[str]:
-    """The ids of a freshly read model's ops: "OP:index"."""
-    return [f"{op_type(tree, op)}:{i}" for i, op in enumerate(tree.subgraphs[0].operators)]
+#: LiteRT's own binding, reader and writer.
+TFLITE_SCHEMA = Schema("tflite", "TFLite", ".tflite", b"TFL3", schema, get_builtin_code_from_operator_code,
+                lambda data: read_model_from_bytearray(bytearray(data)),
+                lambda tree: bytes(convert_object_to_bytearray(tree)))
 
 
 def interpreter(data: bytes, name: str = "model", keep_all: bool = False):
@@ -65,27 +40,11 @@ def interpreter(data: bytes, name: str = "model", keep_all: bool = False):
 
 
 @dataclass(eq=False)
-class TfliteModel:
-    """A parsed .tflite model: its bytes, its schema object tree and a stable id per op of
-    subgraph 0 ("OP:i", i the op's index in the file the user gave). Compared and hashed by
-    identity, so that the frontend can cache one view of each model; ``interpreter`` is built
-    once, and ``lock`` serializes the runs through it."""
+class TfliteModel(FlatModel):
+    """A parsed .tflite model (``FlatModel``) whose ``interpreter`` is built once."""
 
-    data: bytes
-    tree: schema.ModelT
-    name: str
-    ids: list[str]
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _interpreter: Any = field(default=None, repr=False)
-
-    @property
-    def main(self) -> schema.SubGraphT:
-        return self.tree.subgraphs[0]
-
-    @property
-    def stem(self) -> str:
-        """The name without a .tflite suffix, for graphs and file names."""
-        return self.name[:-7] if self.name.lower().endswith(".tflite") else self.name
+    schema = TFLITE_SCHEMA
+    _interpreter: Any = field(default=None, init=False, repr=False)
 
     @property
     def interpreter(self):

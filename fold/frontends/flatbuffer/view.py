@@ -1,5 +1,5 @@
-"""TFLite frontend, the view the shared op-graph layer reads (``fold.frontends.ops.view``): the ops
-of the main subgraph (index 0) as ops, tensor indices (as text) as tensor ids.
+"""The view the shared op-graph layer reads (``fold.frontends.ops.view``) of a TFLite or circle model: the
+ops of the main subgraph (index 0) as ops, tensor indices (as text) as tensor ids.
 
 A tensor is a constant when its buffer holds data (and it is neither a model input nor a
 variable), or when it is the output of a ``DEQUANTIZE`` of a constant: how MediaPipe and the
@@ -12,13 +12,12 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
 
 from fold.core.graph import Vocabulary
 from fold.core.kinds import TFLITE_KINDS, Kind
+from fold.frontends.flatbuffer.model import FlatModel, tensor_name
 from fold.frontends.ops.chains import broadcast_axes, position
 from fold.frontends.ops.view import BnOp, Op
-from fold.frontends.tflite.model import TfliteModel, activation_of, op_type, tensor_name
 
 VOCABULARY = Vocabulary(
     inputs=frozenset({"INPUT"}),
@@ -28,30 +27,31 @@ VOCABULARY = Vocabulary(
     muls=frozenset({"MUL"}),
     adds=frozenset({"ADD"}),
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
+    relayouts=frozenset({"TRANSPOSE", "SLICE"}),
     reductions=frozenset({"MEAN", "SUM"}),
     concats=frozenset({"CONCATENATION"}),
     shapes=frozenset({"SHAPE"}),
 )
-#: TFLite op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
+#: Op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
     "CONV_2D": (1, 2), "TRANSPOSE_CONV": (1, 3), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
 }
-#: Buffer element types foldscope reads, by tensor type.
-_DTYPES = {schema.TensorType.FLOAT32: "<f4", schema.TensorType.FLOAT16: "<f2", schema.TensorType.INT8: "i1",
-           schema.TensorType.UINT8: "u1", schema.TensorType.INT16: "<i2", schema.TensorType.INT32: "<i4",
-           schema.TensorType.INT64: "<i8", schema.TensorType.FLOAT64: "<f8"}
+#: Buffer element types foldscope reads, by tensor type name.
+DTYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT16": "<i2", "INT32": "<i4",
+          "INT64": "<i8", "FLOAT64": "<f8"}
 
 
-def stored(tree: schema.ModelT, sg: schema.SubGraphT, t: int) -> np.ndarray:
+def stored(model: FlatModel, sg, t: int) -> np.ndarray:
     """A constant tensor's buffer as an array of its own type, shaped."""
     tensor = sg.tensors[t]
-    if tensor.type not in _DTYPES:
+    dtype = DTYPES.get(model.schema.tensor_type_names.get(tensor.type, ""))
+    if dtype is None:
         raise ValueError(f"Tensor '{tensor_name(sg, t)}' has a type foldscope does not read.")
-    raw = np.asarray(tree.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
-    return np.frombuffer(raw, dtype=_DTYPES[tensor.type]).reshape([int(d) for d in tensor.shape])
+    raw = np.asarray(model.tree.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
+    return np.frombuffer(raw, dtype=dtype).reshape([int(d) for d in tensor.shape])
 
 
-def _dequantized(value: np.ndarray, q: schema.QuantizationParametersT | None) -> np.ndarray:
+def _dequantized(value: np.ndarray, q) -> np.ndarray:
     """What DEQUANTIZE makes of ``value``: float16 widened, integers by their scale and zero point."""
     if value.dtype == np.float16 or q is None or q.scale is None or len(q.scale) == 0:
         return value.astype(np.float32)
@@ -63,15 +63,18 @@ def _dequantized(value: np.ndarray, q: schema.QuantizationParametersT | None) ->
     return ((value.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-class TfliteView:
-    """``OpView`` of one ``TfliteModel``'s main subgraph (built once per model by the frontend)."""
+class FlatView:
+    """``OpView`` of one model's main subgraph (built once per model by the frontend)."""
 
     vocabulary = VOCABULARY
 
-    def __init__(self, model: TfliteModel):
-        self.model = model
+    def __init__(self, model: FlatModel):
+        # weakly: the views are cached by the model as a weak key, which a strong reference here would
+        # keep alive for good (every model ever viewed, and its view's values, leaked)
+        self.model = weakref.proxy(model)
+        self.schema = model.schema
         self.tree, self.sg = model.tree, model.main
-        self.ops = [Op(i, model.ids[i], op_type(self.tree, o), [str(t) if t >= 0 else "" for t in o.inputs],
+        self.ops = [Op(i, model.ids[i], self.schema.op_type(self.tree, o), [str(t) if t >= 0 else "" for t in o.inputs],
                        [str(t) for t in o.outputs]) for i, o in enumerate(self.sg.operators)]
         self.by_name = {op.id: op for op in self.ops}
         self._producer = {t: op for op in self.ops for t in op.outputs}
@@ -84,10 +87,10 @@ class TfliteView:
         self.inputs = {str(t) for t in self.sg.inputs}
         self._values: dict[str, np.ndarray] = {}
 
-    def operator(self, op: Op) -> schema.OperatorT:
+    def operator(self, op: Op):
         return self.sg.operators[op.index]
 
-    def tensor(self, t: str) -> schema.TensorT:
+    def tensor(self, t: str):
         return self.sg.tensors[int(t)]
 
     def producer(self, tensor: str) -> Op | None:
@@ -109,7 +112,8 @@ class TfliteView:
         if data is None or len(data) == 0 or t.isVariable or tensor in self.inputs:
             return False
         size = int(np.prod(t.shape if t.shape is not None else [], dtype=np.int64))
-        return t.type not in _DTYPES or len(data) == size * np.dtype(_DTYPES[t.type]).itemsize
+        dtype = DTYPES.get(self.schema.tensor_type_names.get(t.type, ""))
+        return dtype is None or len(data) == size * np.dtype(dtype).itemsize
 
     def is_constant(self, tensor: str) -> bool:
         if self.stored_constant(tensor):
@@ -124,7 +128,7 @@ class TfliteView:
                 source = op.inputs[0]
                 self._values[tensor] = _dequantized(self.value(source), self.tensor(source).quantization)
             else:
-                self._values[tensor] = stored(self.tree, self.sg, int(tensor))
+                self._values[tensor] = stored(self.model, self.sg, int(tensor))
         return self._values[tensor]
 
     def shape(self, tensor: str) -> tuple | None:
@@ -160,7 +164,7 @@ class TfliteView:
         return broadcast_axes(np.asarray(self.value(tensor)), rank)
 
     def activation(self, op: Op) -> str | None:
-        name = activation_of(self.operator(op))
+        name = self.schema.activation_of(self.operator(op))
         return None if name == "NONE" else name
 
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -168,7 +172,8 @@ class TfliteView:
 
     def padding(self, op: Op) -> str | None:
         options = self.operator(op).builtinOptions
-        if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D") or getattr(options, "padding", None) != schema.Padding.SAME:
+        same = self.schema.classes.Padding.SAME
+        if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D") or getattr(options, "padding", None) != same:
             return None
         shape, kernel = self.shape(op.inputs[0]), self.shape(op.inputs[1])
         if shape is None or kernel is None or any(d is None for d in shape[1:3]):
@@ -201,7 +206,24 @@ class TfliteView:
         """float16 for a weight behind a DEQUANTIZE of a float16 buffer; float32 otherwise."""
         through = self.looked_through(tensor)
         source = through[0].inputs[0] if through else tensor
-        return "float16" if self.tensor(source).type == schema.TensorType.FLOAT16 else "float32"
+        return "float16" if self.tensor(source).type == self.schema.classes.TensorType.FLOAT16 else "float32"
+
+    def moved_axis(self, op: Op, axis: int) -> int | None:
+        """TRANSPOSE: where its constant permutation puts ``axis``; SLICE: ``axis`` when it takes the
+        whole of it (begin 0, size -1 or all of it)."""
+        if len(op.inputs) < 2 or not all(t and self.is_constant(t) for t in op.inputs[1:]):
+            return None
+        shape = self.shape(op.inputs[0])
+        if shape is None or not 0 <= axis < len(shape):
+            return None
+        if op.type == "TRANSPOSE":
+            perm = [int(a) for a in np.asarray(self.value(op.inputs[1])).reshape(-1)]
+            return perm.index(axis) if sorted(perm) == list(range(len(shape))) else None
+        if op.type == "SLICE" and len(op.inputs) == 3:
+            begin, size = (np.asarray(self.value(t)).reshape(-1) for t in op.inputs[1:])
+            whole = len(begin) == len(size) == len(shape) and begin[axis] == 0 and size[axis] in (-1, shape[axis])
+            return axis if whole and shape[axis] is not None else None
+        return None
 
     def data_inputs(self, op: Op) -> list[str]:
         """The activation a linear op reads (its kind's data input), a reshape's input 0 (the rest is its
@@ -217,9 +239,9 @@ class TfliteView:
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def view_of(model: TfliteModel) -> TfliteView:
+def view_of(model: FlatModel) -> FlatView:
     """The one view of ``model`` (built on first use, dropped with the model)."""
     found = _VIEWS.get(model)
     if found is None:
-        found = _VIEWS[model] = TfliteView(model)
+        found = _VIEWS[model] = FlatView(model)
     return found
