@@ -377,45 +377,65 @@ def _conv(net: Net, x: int, filt, cout: int, out_hw=(4, 4), padding: str = "VALI
                   conv_options(padding=padding))
 
 
-def test_forward_single_use_map_output_is_also_a_model_output_NEG():
+def map_output_also_read() -> bytes:
+    """MUL -> ADD -> CONV_2D, the ADD's output also a model output."""
     net = Net()
     bn = _mul_add(net, net.input("input", [1, 6, 6, 3]), 3)
-    y = _conv(net, bn, net.const("f", np.ones((4, 3, 3, 3), np.float32)), 4)
-    assert_skipped(TFLITE, model_from_bytes(net.build(y, bn)), "forward-single-use", "is a model output")
+    return net.build(_conv(net, bn, net.const("f", np.ones((4, 3, 3, 3), np.float32)), 4), bn)
 
 
-def test_forward_weights_a_dynamic_filter_NEG():
+def dynamic_filter() -> bytes:
+    """MUL -> ADD -> CONV_2D whose filter is a model input."""
     net = Net()
     bn = _mul_add(net, net.input("input", [1, 6, 6, 3]), 3)
-    y = _conv(net, bn, net.input("filter", [4, 3, 3, 3]), 4)
-    assert_skipped(TFLITE, model_from_bytes(net.build(y)), "forward-weights", "is not a constant", check_outputs=False)
+    return net.build(_conv(net, bn, net.input("filter", [4, 3, 3, 3]), 4))
 
 
-def test_forward_channels_a_reshape_that_mixes_channels_NEG():
+def reshape_mixing_channels() -> bytes:
+    """MUL -> ADD over 4 channels of 3 -> RESHAPE to (4, 3) -> FULLY_CONNECTED over the last axis."""
     net = Net()
     bn = _mul_add(net, net.input("input", [1, 3, 4]), 4)  # 4 channels on the last axis
     y = net.op("RESHAPE", [bn, net.const("shape", np.array([1, 4, 3], np.int32))], [1, 4, 3])
     y = net.op("FULLY_CONNECTED", [y, net.const("w", np.ones((2, 3), np.float32)), -1], [1, 4, 2],
                _options(schema.FullyConnectedOptionsT, keepNumDims=True))
-    assert_skipped(TFLITE, model_from_bytes(net.build(y)), "forward-channels", "of the map's channels")
+    return net.build(y)
 
 
-def test_forward_finite_inf_in_the_filter_after_the_map_NEG():
+def inf_filter_after_the_map() -> bytes:
     net = Net()
     filt = np.ones((4, 3, 3, 3), np.float32)
     filt[1, 0, 0, 2] = np.inf
-    y = _conv(net, _mul_add(net, net.input("input", [1, 6, 6, 3]), 3), net.const("f", filt), 4)
-    assert_skipped(TFLITE, model_from_bytes(net.build(y)), "forward-finite", "non-finite kernel")
+    return net.build(_conv(net, _mul_add(net, net.input("input", [1, 6, 6, 3]), 3), net.const("f", filt), 4))
 
 
-def test_forward_fits_dtype_float16_filter_overflow_NEG():
+def float16_filter_overflow() -> bytes:
     """A filter stored as float16 behind a DEQUANTIZE is written back as float16: 100 * 1000 > 65504."""
     net = Net()
     stored = net.tensor("f_fp16", (4, 1, 1, 3), np.full((4, 1, 1, 3), 100.0, np.float16), schema.TensorType.FLOAT16)
     filt = net.op("DEQUANTIZE", [stored], [4, 1, 1, 3], name="f")
-    y = _conv(net, _mul_add(net, net.input("input", [1, 6, 6, 3]), 3, scale=[1.0, 1000.0, 1.0]), filt, 4,
-              out_hw=(6, 6))
-    assert_skipped(TFLITE, model_from_bytes(net.build(y)), "forward-fits-dtype", "float16")
+    return net.build(_conv(net, _mul_add(net, net.input("input", [1, 6, 6, 3]), 3, scale=[1.0, 1000.0, 1.0]), filt, 4,
+                           out_hw=(6, 6)))
+
+
+def test_forward_single_use_map_output_is_also_a_model_output_NEG():
+    assert_skipped(TFLITE, model_from_bytes(map_output_also_read()), "forward-single-use", "is a model output")
+
+
+def test_forward_weights_a_dynamic_filter_NEG():
+    assert_skipped(TFLITE, model_from_bytes(dynamic_filter()), "forward-weights", "is not a constant",
+                   check_outputs=False)
+
+
+def test_forward_channels_a_reshape_that_mixes_channels_NEG():
+    assert_skipped(TFLITE, model_from_bytes(reshape_mixing_channels()), "forward-channels", "of the map's channels")
+
+
+def test_forward_finite_inf_in_the_filter_after_the_map_NEG():
+    assert_skipped(TFLITE, model_from_bytes(inf_filter_after_the_map()), "forward-finite", "non-finite kernel")
+
+
+def test_forward_fits_dtype_float16_filter_overflow_NEG():
+    assert_skipped(TFLITE, model_from_bytes(float16_filter_overflow()), "forward-fits-dtype", "float16")
 
 
 # -- Keras: the same directions on the Keras model itself --------------------------------------------------
