@@ -416,9 +416,9 @@ def test_tflite_int8_figures_see_a_fold_that_is_wrong():
 
 def test_tflite_int8_needs_tensor_names_it_can_match(tmp_path):
     """Two tensors named "add" (a hand-built file): refused in one sentence, no file left behind."""
-    from tests.test_tflite import _conv_net
+    from tests.tflite_support import conv_net
 
-    data = _conv_net("CONV_2D", act=0)
+    data = conv_net("CONV_2D", act=0)
     net_names = [b"mul", b"add"]
     assert all(n in data for n in net_names)
     path = tmp_path / "twice.tflite"
