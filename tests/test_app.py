@@ -62,8 +62,12 @@ def test_playground_widgets_change_the_fold():
     assert_page_ok(at)
     assert metric(at, "max abs diff (outputs)") != first  # a different model was folded
     next(w for w in at.sidebar.selectbox if w.label == "Activation").set_value(
-        "ReLU inside the layer (not foldable)").run()
+        "ReLU inside the layer (the BN cannot fold into it)").run()
     assert not at.exception
+    pairs = at.dataframe[0].value  # the 1x1 Conv2D after the BN takes it forward
+    assert (list(pairs.status), list(pairs.direction), list(pairs.layer)) == (["folded"], ["forward"], ["next"])
+    assert "relu" in pairs.not_backward[0]
+    next(w for w in at.sidebar.checkbox if w.label == "Then a 1x1 Conv2D").uncheck().run()
     pairs = at.dataframe[0].value
     assert list(pairs.status) == ["skipped"] and "relu" in pairs.reason[0]
     assert next(m.value for m in at.metric if m.label == "BatchNorms") == "1 → 1"
