@@ -499,6 +499,9 @@ def test_forward_channels_keras_reshape_that_mixes_channels_NEG():
 def test_forward_positive_scale_keras_negative_gamma_before_a_relu_NEG():
     model = _keras_bn_then(keras.layers.ReLU(), keras.layers.Conv2D(4, 3), gamma=[1.0, -1.0, 1.0])
     assert_skipped(KERAS, model, "forward-positive-scale", "channel 1")
+    # keras.applications write the ReLU as Activation("relu"): the reason names the function
+    model = _keras_bn_then(keras.layers.Activation("relu"), keras.layers.Conv2D(4, 3), gamma=[1.0, -1.0, 1.0])
+    assert_skipped(KERAS, model, "forward-positive-scale", "relu(s x + t) = s relu(x + t / s) needs s > 0")
 
 
 def test_forward_finite_keras_inf_in_the_conv_after_the_bn_NEG():

@@ -95,7 +95,7 @@ def forward_alternative(sc: Scope, prefix: str, c: KerasCandidate, first: str, l
             path.append(name)
         elif f.activation is None and _homogeneous(sc, name):
             path.append(name)
-            f.activation = cls
+            f.activation = (sc.entries[name].get("config") or {}).get("activation") if cls == "Activation" else cls
         else:
             break
     f.path, f.through = [prefix + p for p in path], [f"{_class(sc, p)} '{prefix}{p}'" for p in path]
