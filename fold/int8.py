@@ -166,7 +166,7 @@ class _Onnx:
 
         view = view_of(result.original)
         found = {}
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "Relu")
             found[d.layer] = (t, t)
         return found
@@ -199,7 +199,7 @@ class _LiteRt:
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
         graph = result.graph_before
         found = {}
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             after = list(graph.successors(d.bn)) if d.bn in graph else []
             relu = after[0] if len(after) == 1 and _is_relu(graph.nodes[after[0]]) and \
                 after[0] not in graph.graph.get("outputs", []) and graph.out_degree(d.bn) == 1 else None
@@ -235,7 +235,7 @@ class _Tflite:
 
         view, found = view_of(result.original), {}
         names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             t = _after_lone_relu(view, view.by_name[d.bn_nodes[-1]].output, "RELU")
             name = tensor_name(result.original.main, int(t))
             if names.count(name) > 1:
@@ -278,7 +278,7 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
     on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
     fmt = result.frontend.format
     rt = _ADAPTERS[(fmt.name, check_runtime(fmt, runtime))]()
-    pairs = result.folded_pairs
+    pairs = result.backward_pairs
     at = rt.judged(result)
     original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]
     float_outputs, float_values = rt.run_float(result.original, inputs, original_points)
@@ -375,7 +375,7 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
 def granularity(result: FoldResult, notes: list[str]) -> list[Granularity]:
     """Every folded transposed convolution's weights under each target's granularity."""
     found = []
-    for d in result.folded_pairs:
+    for d in result.backward_pairs:
         if d.family != "transpose":
             continue
         k = result.frontend.kernel(result.folded, d.layer)
