@@ -55,7 +55,7 @@ def assert_folds(frontend: Frontend, model: Any, expect_folded: int | None = Non
     """The one helper every positive fold test goes through (see the module docstring).
 
     ``reference`` is (inputs, float64 outputs of the unfolded computation on them).
-    ``bns_removed`` is how many BatchNorms disappear (default: one per folded pair).
+    ``bns_removed`` is how many BatchNorms disappear (default: those the folded pairs hold).
     ``inputs``: the verification's inputs (default: ``samples`` rows of the recipe), for a model
     whose layers random inputs leave dead.
     """
@@ -65,9 +65,9 @@ def assert_folds(frontend: Frontend, model: Any, expect_folded: int | None = Non
     folded = result.folded_pairs
     if expect_folded is not None:
         assert len(folded) == expect_folded, _table(result)
-    removed = len(result.pairs("bn")) if bns_removed is None else bns_removed
+    removed = result.absorbed("bn") if bns_removed is None else bns_removed
     assert result.bn_after == result.bn_before - removed, (result.bn_before, result.bn_after, _table(result))
-    assert result.affine_after == result.affine_before - len(result.pairs("affine")), _table(result)
+    assert result.affine_after == result.affine_before - result.absorbed("affine"), _table(result)
     checked = verify(result, inputs=probe)
     for was, now in zip(before, run(frontend, model, probe)):
         np.testing.assert_array_equal(was, now, err_msg="folding changed the user's model")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fold.core.affine import Affine, bn_affine, channel_rows, channel_view, fold_kernel, per_channel_range
+from fold.core.affine import (
+    Affine, bn_affine, channel_rows, channel_view, compose, fold_forward, fold_kernel, per_channel_range, taken,
+)
 from fold.core.kinds import GRAPHDEF_KINDS, KERAS_KINDS, ONNX_KINDS, TFLITE_KINDS, Kind
 
 
@@ -98,3 +100,91 @@ def test_fold_runs_in_float64_and_casts_back():
     w, b = fold_kernel(kernel, None, affine, KERAS_KINDS["Dense"])
     assert w.dtype == np.float16 and b.dtype == np.float16
     assert w[0, 0] == np.float16(1 + 2**-12) and b[0] == np.float16(2**-13)
+
+
+def test_compose_by_hand_and_against_applying_the_maps_in_turn():
+    first = Affine(np.array([2.0, -1.0]), np.array([1.0, 3.0]), np.array([1.5, 3.0]))
+    then = Affine(np.array([0.5, 4.0]), np.array([-1.0, 2.0]), np.array([1.0, 2.0]), steps=2)
+    both = compose(first, then)
+    np.testing.assert_array_equal(both.scale, [1.0, -4.0])      # 0.5 * 2, 4 * -1
+    np.testing.assert_array_equal(both.shift, [-0.5, 14.0])     # 0.5 * 1 - 1, 4 * 3 + 2
+    np.testing.assert_array_equal(both.terms, [1.75, 14.0])     # 0.5 * 1.5 + 1, 4 * 3 + 2
+    assert both.steps == 3
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    np.testing.assert_allclose(x * both.scale + both.shift, (x * first.scale + first.shift) * then.scale + then.shift)
+    assert compose(first, Affine(np.ones(2), np.zeros(2))).terms is None
+    with pytest.raises(ValueError, match="at least one"):
+        compose()
+
+
+def test_taken_gives_each_feature_its_channels_map():
+    a = Affine(np.array([2.0, 3.0]), np.array([-1.0, 1.0]), np.array([1.0, 1.0]))
+    nchw = taken(a, np.repeat([0, 1], 3))   # ONNX Flatten of (C 2, H*W 3): feature f is channel f // 3
+    np.testing.assert_array_equal(nchw.scale, [2, 2, 2, 3, 3, 3])
+    nhwc = taken(a, np.tile([0, 1], 3))     # a channels-last Flatten: feature f is channel f % 2
+    np.testing.assert_array_equal(nhwc.shift, [-1, 1, -1, 1, -1, 1])
+
+
+def _conv_nchw(x: np.ndarray, w: np.ndarray, b: np.ndarray, groups: int = 1, pad: int = 0) -> np.ndarray:
+    """A direct float64 convolution, ONNX layout (x (N, C, H, W), w (O, C/groups, kh, kw)), stride 1,
+    zero padding ``pad``: the test's own reference, no code shared with foldscope."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    out = np.zeros((n, o, h - kh + 1, wd - kw + 1))
+    per_group = o // groups
+    for oc in range(o):
+        g = oc // per_group
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                patch = x[:, g * cg:(g + 1) * cg, i:i + kh, j:j + kw]
+                out[:, oc, i, j] = np.sum(patch * w[oc], axis=(1, 2, 3)) + b[oc]
+    return out
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_forward_fold_into_an_unpadded_onnx_conv_matches_the_map_then_the_conv(groups):
+    rng = np.random.default_rng(groups)
+    cin, cout = 4, 8  # in != out; groups 4 with 8 outputs is depthwise with multiplier 2
+    w = rng.normal(size=(cout, cin // groups, 3, 2))
+    b = rng.normal(size=cout)
+    a = Affine(rng.uniform(0.5, 2.0, cin), rng.normal(size=cin))
+    x = rng.normal(size=(2, cin, 5, 6))
+    w2, b2 = fold_forward(w, b, a, ONNX_KINDS["Conv"], groups)
+    want = _conv_nchw(x * a.scale[None, :, None, None] + a.shift[None, :, None, None], w, b, groups)
+    np.testing.assert_allclose(_conv_nchw(x, w2, b2, groups), want, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_fold_into_a_padded_conv_differs_at_the_border_only():
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(3, 2, 3, 3)), np.zeros(3)
+    a = Affine(np.array([1.5, 0.5]), np.array([1.0, -2.0]))
+    x = rng.normal(size=(1, 2, 6, 6))
+    w2, b2 = fold_forward(w, b, a, ONNX_KINDS["Conv"])
+    diff = _conv_nchw(x, w2, b2, pad=1) - _conv_nchw(x * a.scale[None, :, None, None] + a.shift[None, :, None, None],
+                                                     w, b, pad=1)
+    assert np.abs(diff[:, :, 1:-1, 1:-1]).max() < 1e-12
+    # the corner output's top row and left column of taps read padding: the folded bias adds w t for them
+    border = w * a.shift[None, :, None, None]
+    np.testing.assert_allclose(diff[0, :, 0, 0], border[:, :, 0, :].sum(axis=(1, 2)) + border[:, :, 1:, 0].sum(axis=(1, 2)),
+                               rtol=1e-12)
+
+
+def test_forward_fold_into_dense_gemm_and_depthwise_layouts_by_hand():
+    a = Affine(np.array([2.0, 3.0]), np.array([1.0, -1.0]))
+    dense = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # Keras Dense (in 2, out 3)
+    w, b = fold_forward(dense, np.array([0.5, 0.5, 0.5]), a, KERAS_KINDS["Dense"])
+    np.testing.assert_array_equal(w, [[2, 4, 6], [12, 15, 18]])
+    np.testing.assert_array_equal(b, [0.5 + 1 - 4, 0.5 + 2 - 5, 0.5 + 3 - 6])
+    wt, bt = fold_forward(dense.T, None, a, ONNX_KINDS["Gemm/transB"])  # (N 3, K 2)
+    np.testing.assert_array_equal(wt, w.T)
+    np.testing.assert_array_equal(bt, b - 0.5)
+    depthwise = np.ones((1, 2, 2, 2))  # Keras (kh 1, kw 2, in 2, multiplier 2): output c * 2 + m reads input c
+    wd, bd = fold_forward(depthwise, None, a, KERAS_KINDS["DepthwiseConv2D"])
+    np.testing.assert_array_equal(wd[0, 0], [[2, 2], [3, 3]])
+    np.testing.assert_array_equal(bd, [2, 2, -2, -2])  # two taps of t each
+    tflite, bt2 = fold_forward(np.ones((1, 1, 2, 4)), None, a, TFLITE_KINDS["DEPTHWISE_CONV_2D"])
+    np.testing.assert_array_equal(tflite[0, 0, 0], [2, 2, 3, 3])
+    np.testing.assert_array_equal(bt2, [2, 2, -2, -2])
+    with pytest.raises(ValueError, match="does not read 2 input channels"):
+        fold_forward(np.ones((1, 1, 1, 3)), None, a, TFLITE_KINDS["DEPTHWISE_CONV_2D"])

@@ -62,8 +62,12 @@ def test_playground_widgets_change_the_fold():
     assert_page_ok(at)
     assert metric(at, "max abs diff (outputs)") != first  # a different model was folded
     next(w for w in at.sidebar.selectbox if w.label == "Activation").set_value(
-        "ReLU inside the layer (not foldable)").run()
+        "ReLU inside the layer (the BN cannot fold into it)").run()
     assert not at.exception
+    pairs = at.dataframe[0].value  # the 1x1 Conv2D after the BN takes it forward
+    assert (list(pairs.status), list(pairs.direction), list(pairs.layer)) == (["folded"], ["forward"], ["next"])
+    assert "relu" in pairs.not_backward[0]
+    next(w for w in at.sidebar.checkbox if w.label == "Then a 1x1 Conv2D").uncheck().run()
     pairs = at.dataframe[0].value
     assert list(pairs.status) == ["skipped"] and "relu" in pairs.reason[0]
     assert next(m.value for m in at.metric if m.label == "BatchNorms") == "1 → 1"
@@ -111,7 +115,7 @@ def test_why_it_works_tab_shows_each_equality():
     equalities = [v for k, v in diffs.items() if "naive" not in k]
     counterexamples = [v for k, v in diffs.items() if "naive" in k]
     assert len(equalities) == 4 and max(equalities) < 1e-9
-    assert len(counterexamples) == 3 and min(counterexamples) > 1e-3
+    assert len(counterexamples) == 4 and min(counterexamples) > 1e-3
     relu = [m.value for m in at.markdown if "ReLU is not linear" in m.value]
     assert relu and "s·y + t" in relu[0] and "*" not in relu[0].replace("**", "")
 

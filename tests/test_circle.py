@@ -1,5 +1,6 @@
 """circle frontend: Samsung ONE's six Net_TConv_BN recipes, PyTorch models exported by tico, circle's own
-operators, the file checks, the runtimes in their worker processes, and ``check`` of folds other tools
+operators, the maps folded forward, partially and split over a CONCATENATION (the flatbuffer layer TFLite
+shares), the file checks, the runtimes in their worker processes, and ``check`` of folds other tools
 wrote (tico's O1 pipeline, a copy folded by hand).
 
 Every positive case goes through ``tests.helpers.assert_folds``: both models run in a real circle
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -25,6 +27,8 @@ from fold.tools.check import check
 from tests.circle_support import tico_model, tico_optimized, to_circle
 from tests.helpers import CIRCLE, TFLITE, assert_caught, assert_folds, assert_skipped, mutated
 from tests.one_recipes import RECIPES, recipe_params
+from tests.test_directions import (_conv, _converted, _keras, _mul_add, _the, dynamic_filter, float16_filter_overflow,
+                                   inf_filter_after_the_map, map_output_also_read, reshape_mixing_channels)
 from tests.tflite_support import (ACT, TCONV_CASES, Net, TConvCase, _options, binary, conv_net, pointwise_bn,
                                   pointwise_conv, tconv_bn, tconv_reference)
 
@@ -473,6 +477,78 @@ def test_finite_weights_inf_in_the_filter_NEG():
 def test_fits_dtype_float32_overflow_NEG():
     data = pointwise_bn(filter_value=1e20, scale=np.array([1.0, 1e20, 1.0]), flat=CIRCLE_SCHEMA)
     assert_skipped(CIRCLE, circle(data), "fits-dtype", "float32")
+
+
+# -- the other directions, through the flatbuffer layer TFLite shares ------------------------------
+
+@pytest.mark.parametrize("name, direction, layer", [
+    ("bn_conv", "forward", "CONV_2D:2"), ("bn_relu_conv", "partial", "CONV_2D:2"), ("concat_bn", "concat", "CONV_2D:1")])
+def test_converter_exports_copied_into_circle_fold_in_every_direction_and_verify(name, direction, layer):
+    """The TFLite tests' Keras models, converted and copied into circle (as ONE's tflite2circle does), fold as
+    the TFLite files do, run in onert and against the Keras model's float64 twin; a kernel 1 % off is named.
+    (BN -> Flatten -> Dense is left out: the converter's dynamic Flatten, SHAPE -> STRIDED_SLICE -> PACK,
+    has no PACK kernel in tico's reference runtime, and onert refuses the file.)"""
+    tflite, reference = _converted(_keras(name), name)
+    model = circle(to_circle(tflite.data), f"{name}.circle")
+    result = assert_folds(CIRCLE, model, 1, reference=reference, rtol=2e-5)
+    assert layer in _the(result, direction).layers and result.bn_after == 0
+    assert_caught(result, mutated(CIRCLE, result.folded, layer, "kernel", 1, 1.01), layer)
+
+
+def _tconvs_concat_bn_relu() -> bytes:
+    """Two TRANSPOSE_CONVs -> CONCATENATION -> MUL -> ADD (fused RELU)."""
+    net = Net(CIRCLE_SCHEMA)
+    x = net.input("input", [1, 3, 3, 2])
+    opts = _options(net.classes.TransposeConvOptionsT, padding=net.classes.Padding.VALID, strideH=1, strideW=1)
+    parts = [net.op("TRANSPOSE_CONV", [net.const(f"shape{k}", np.array([1, 5, 5, c], np.int32)),
+                                       net.const(f"filter{k}", np.full((c, 3, 3, 2), 0.1 * (k + 1), np.float32)), x],
+                    [1, 5, 5, c], opts) for k, c in enumerate((2, 3))]
+    y = net.op("CONCATENATION", parts, [1, 5, 5, 5], _options(net.classes.ConcatenationOptionsT, axis=3))
+    return net.build(binary(net, "ADD", binary(net, "MUL", y, np.linspace(0.5, 2.0, 5)), np.ones(5), ACT.RELU))
+
+
+def test_concat_inputs_a_tconv_keeps_its_activation_apart_in_circle_NEG():
+    """circle keeps a folded TRANSPOSE_CONV's activation as an op of its own (ONE's FuseBatchNormWithTConv), and
+    a split over the CONCATENATION would have to fuse the ADD's RELU into each piece: refused, and said."""
+    d = assert_skipped(CIRCLE, circle(_tconvs_concat_bn_relu()), "concat-inputs",
+                       "cannot apply the fused RELU of 'ADD:4' (the format keeps a TRANSPOSE_CONV's activation as an "
+                       "op of its own)")
+    assert "Backward: 'CONCATENATION:2' is a CONCATENATION" in d.reason
+
+
+def test_forward_padding_converter_bn_before_a_same_padded_conv_in_circle_NEG():
+    x = keras.Input((8, 9, 3))
+    tflite, _ = _converted(keras.Model(x, keras.layers.Conv2D(5, 3, padding="same")(keras.layers.BatchNormalization()(x))),
+                           "same")
+    assert_skipped(CIRCLE, circle(to_circle(tflite.data)), "forward-padding", "padding SAME")
+
+
+def test_forward_positive_scale_a_negative_scale_before_a_relu_NEG():
+    net = Net()
+    y = net.op("RELU", [_mul_add(net, net.input("input", [1, 6, 6, 3]), 3, scale=[1.0, -1.0, 1.0])], [1, 6, 6, 3])
+    y = _conv(net, y, net.const("f", np.full((4, 3, 3, 3), 0.1, np.float32)), 4)
+    assert_skipped(CIRCLE, circle(to_circle(net.build(y))), "forward-positive-scale", "channel 1")
+
+
+def test_forward_single_use_map_output_is_also_a_model_output_NEG():
+    assert_skipped(CIRCLE, circle(to_circle(map_output_also_read())), "forward-single-use", "is a model output")
+
+
+def test_forward_weights_a_dynamic_filter_NEG():
+    assert_skipped(CIRCLE, circle(to_circle(dynamic_filter())), "forward-weights", "is not a constant",
+                   check_outputs=False)
+
+
+def test_forward_channels_a_reshape_that_mixes_channels_NEG():
+    assert_skipped(CIRCLE, circle(to_circle(reshape_mixing_channels())), "forward-channels", "of the map's channels")
+
+
+def test_forward_finite_inf_in_the_filter_after_the_map_NEG():
+    assert_skipped(CIRCLE, circle(to_circle(inf_filter_after_the_map())), "forward-finite", "non-finite kernel")
+
+
+def test_forward_fits_dtype_float16_filter_overflow_NEG():
+    assert_skipped(CIRCLE, circle(to_circle(float16_filter_overflow())), "forward-fits-dtype", "float16")
 
 
 # -- the file checks and the runtimes --------------------------------------------------------------

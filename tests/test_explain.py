@@ -46,6 +46,7 @@ from viz.explain import (  # noqa: E402
     conv_figure,
     counterexample_figure,
     fold_figure,
+    padding_figure,
     stamps_figure,
 )
 
@@ -352,4 +353,47 @@ def test_demo_and_its_counterexamples(stride, padding, channels):
     w = why_math.demo(3, stride, padding, channels, random_kernel=True)
     assert max(w.diffs.values()) < 1e-9 and w.kernel.shape == (3, 3, channels, 1)
     cases = why_math.counterexamples(w)
-    assert len(cases) == 3 and min(c.max_abs_diff for c in cases.values()) > 1e-3
+    assert len(cases) == 4 and min(c.max_abs_diff for c in cases.values()) > 1e-3
+
+
+def _np_same_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """A stride-1 SAME convolution with zero padding, element by element (the test's own reference)."""
+    kh, kw, _, cout = kernel.shape
+    h, w, _ = x.shape
+    out = np.zeros((h, w, cout))
+    for i, j, a, b in np.ndindex(h, w, kh, kw):
+        r, c = i + a - (kh - 1) // 2, j + b - (kw - 1) // 2
+        if 0 <= r < h and 0 <= c < w:
+            out[i, j] += x[r, c] @ kernel[a, b]
+    return out
+
+
+def test_counter_padding_differs_exactly_at_the_border():
+    """BN before a zero-padded 3x3 convolution, on a 4x4 input with two input channels: the naive forward
+    fold equals the true output on the 2x2 interior and differs on the border by W t over the padded taps."""
+    rng = np.random.default_rng(7)
+    x, kernel = rng.normal(size=(4, 4, 2)), rng.normal(size=(3, 3, 2, 3))
+    affine = bn_affine([0.3, -0.2], [1.2, 0.7], 1e-3, [1.5, 0.8], [0.4, -0.9])
+    c = why_math.counter_padding(x, kernel, affine)
+    np.testing.assert_allclose(c.reference, _np_same_conv(affine.scale * x + affine.shift, kernel), atol=1e-12)
+    np.testing.assert_array_equal(c.real_taps, [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]])
+    diff = c.naive - c.reference
+    np.testing.assert_allclose(diff[1:3, 1:3], 0.0, atol=1e-12)
+    corner = sum(affine.shift @ kernel[a, b] for a, b in np.ndindex(3, 3) if a == 0 or b == 0)  # taps above and left
+    np.testing.assert_allclose(diff[0, 0], corner, rtol=1e-12)
+    np.testing.assert_allclose(diff, c.border, atol=1e-12)
+    assert c.max_abs_diff == pytest.approx(float(np.abs(c.border).max()))
+
+
+def test_counter_padding_NEG_zero_shift_folds():
+    rng = np.random.default_rng(8)
+    x, kernel = rng.normal(size=(3, 3, 2)), rng.normal(size=(3, 3, 2, 2))
+    c = why_math.counter_padding(x, kernel, bn_affine([0.0, 0.0], [1.0, 4.0], 0.0, [1.5, -1.0], None))
+    assert c.max_abs_diff < 1e-12 and not np.any(c.border)
+
+
+def test_padding_figure():
+    w = why_math.demo(3, 1, "SAME", 2, random_kernel=True)
+    fig = padding_figure(why_math.counterexamples(w)["BN before a zero-padded convolution"], 1)
+    assert len(fig.axes) == 5 and [t.get_text() for t in fig.axes[0].texts] == ["4", "6", "4", "6", "9", "6", "4",
+                                                                               "6", "4"]

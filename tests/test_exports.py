@@ -134,7 +134,8 @@ def _conv_bn_with_weight(form: str) -> onnx.ModelProto:
         nodes.append(helper.make_node("Constant", [], [t.name], f"{t.name}_const", value=t))
     nodes += [helper.make_node("Conv", ["x", "w"], ["c"], "conv", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
               helper.make_node("BatchNormalization", ["c", *(t.name for t in bn)], ["y"], "bn"),
-              helper.make_node("Constant", [], ["k"], "k_const", value=numpy_helper.from_array(np.float32(2.0), "k")),
+              helper.make_node("Constant", [], ["k"], "k_const",  # a whole tensor, no per-channel map
+                               value=numpy_helper.from_array(rng.normal(size=(1, 4, 3, 3)).astype(np.float32), "k")),
               helper.make_node("Add", ["y", "k"], ["z"], "plus_k")]
     graph = helper.make_graph(nodes, f"conv_{form}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
                               [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 3, 3])], inits)

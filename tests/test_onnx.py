@@ -321,7 +321,7 @@ def test_supported_kind_bn_after_a_relu_NEG():
 
 def test_supported_kind_bn_on_a_graph_input_NEG():
     g, x = _conv_net()
-    out = g.conv(g.bn(x, 3, "bn"), 3, 4, 3, "conv")
+    out = g.conv(g.node("Sigmoid", [g.bn(x, 3, "bn")], "gate"), 3, 4, 3, "conv")  # no layer after it either
     assert_skipped(ONNX, model_of(g.model([out], "net")), "supported-kind", "model input")
 
 
@@ -455,7 +455,7 @@ def test_command_line_folds_an_onnx_file(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report) == {"input", "output", "pairs", "folded", "skipped", "bn_before", "bn_after", "verification",
                            "per_layer", "timings_s", "affine_before", "affine_after", "affine_folded",
-                           "affine_skipped", "bias_merges", "bias_skipped"}
+                           "affine_skipped", "bias_merges", "bias_skipped", "forward", "partial", "concat", "shift_adds"}
     assert report["per_layer"] is None  # only with --per-layer
     assert (report["bn_before"], report["bn_after"], report["folded"]) == (3, 0, 3)
     assert report["verification"]["samples"] == 4 and report["verification"]["max_rel_diff"] < RTOL

@@ -24,9 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from fold.core.errors import FoldError
 from fold.engine.pipeline import fold_file, verify
 from fold.frontends.tflite.model import interpreter
+from fold.frontends.tflite.io import model_from_bytes
 from foldscope_app.examples.onnx_zoo import Graph
-from tests.helpers import recount
+from tests.helpers import ONNX, assert_caught, mutated, recount
 from tests.op_graphs import Program, graphdef_model, onnx_model, programs, tflite_model
+from tests.tflite_support import ACT, Net, binary, conv_options
 
 
 def _settings(examples: int) -> settings:
@@ -116,7 +118,7 @@ def _random_graphs(tmp_path, build, suffix: str, runs, examples: int) -> Counter
 # refusals and verdicts (about 70 % of what hypothesis 6.170 draws).
 def test_random_onnx_graphs(tmp_path):
     seen = _random_graphs(tmp_path, onnx_model, ".onnx", _onnx_runs, 200)
-    assert seen["folded"] >= 50 and seen["skipped"] >= 18 and seen["verified"] >= 90, seen
+    assert seen["folded"] >= 50 and seen["skipped"] >= 12 and seen["verified"] >= 90, seen
 
 
 def test_random_tflite_graphs(tmp_path):
@@ -272,3 +274,110 @@ def test_a_bn_in_decomposed_form_is_seen_wherever_it_sits(tmp_path, before):
     result = _folded(_onnx_file(tmp_path, g, out), tmp_path)
     assert [(d.status, d.form) for d in result.decisions] == [("skipped", "bn")]
     assert result.bn_before == result.bn_after == 1
+
+
+@pytest.mark.parametrize("program", [
+    # a converter's Reshape of the [1, 2] input to [2, 1] before the layer: two entries per model row
+    Program(shape=(1, 2), steps=(("layernorm", 1, "scalar", False), ("layernorm", 2, "scalar", False),
+                                 ("layer", 1, "channel", False), ("bn", 1, "channel", False)), seed=0),
+    # a BN on the layer's [1, 2] output reshaped to [2]: a rank-1 map whose entries are channels
+    Program(shape=(1, 1), steps=(("layer", 2, "scalar", False), ("layernorm", 1, "scalar", False),
+                                 ("bn", 1, "scalar", False)), seed=0),
+])
+def test_tflite_graphs_whose_layer_rows_are_not_the_models(tmp_path, program):
+    """Graphs the random draws met (the first one failed CI): each folds and verifies."""
+    path = tmp_path / "random.tflite"
+    data = tflite_model(program)
+    path.write_bytes(data)
+    assert _through_foldscope(path, program, _tflite_runs(data), tmp_path)[-1] == "verified"
+# -- maps that follow one another compose into one candidate (``compose_chains``) ----------------------------
+
+def _caffe_bn(g: Graph, x: str, channels: int, name: str) -> str:
+    """A BatchNorm as Caffe converters write it: a normalising BatchNormalization (scale 1, shift 0) and
+    its Scale layer, a per-channel Mul then Add whose constants go through an Unsqueeze (the onnx package's
+    light model zoo's form)."""
+    unit = [np.ones(channels), np.zeros(channels), g.rng.normal(0, 1, channels), g.rng.uniform(0.3, 3.0, channels)]
+    y = g.node("BatchNormalization", [x, *(g.const(f"{name}.{k}", v.astype(np.float32))
+                                           for k, v in zip(("scale", "B", "mean", "var"), unit))], name)
+    w = g.node("Unsqueeze", [g.const(f"{name}.w", g.rng.uniform(0.5, 2.0, channels).astype(np.float32)),
+                             g.const(f"{name}.axes", np.array([1, 2], np.int64))], f"{name}_w")
+    b = g.node("Unsqueeze", [g.const(f"{name}.b", g.rng.normal(0, 1, channels).astype(np.float32)),
+                             g.const(f"{name}.axes2", np.array([1, 2], np.int64))], f"{name}_b")
+    return g.node("Add", [g.node("Mul", [y, w], f"{name}_mul"), b], f"{name}_add")
+
+
+@pytest.mark.parametrize("chain", ["caffe", "bn_bn", "mul_add_mul_add", "bn_bias_bn"])
+def test_maps_that_follow_one_another_fold_as_one(tmp_path, chain):
+    """Conv -> BatchNormalization -> Mul -> Add (a Caffe BN), BN -> BN, Mul -> Add -> Mul -> Add, and a bias
+    Add between two BNs: one candidate naming every op it absorbed, each BN counted (the recount of the
+    written file agrees), folded and verified, with a broken twin caught."""
+    g = Graph(seed=5)
+    x = g.conv(g.input("x", [1, 3, 6, 5]), 3, 4, 3, "conv")
+    if chain == "caffe":
+        out = _caffe_bn(g, x, 4, "bn")
+        names, bns, affines = "bn+bn_mul+bn_add", 2, 0
+    elif chain == "bn_bn":
+        out = g.bn(g.bn(x, 4, "bn0"), 4, "bn1")
+        names, bns, affines = "bn0+bn1", 2, 0
+    elif chain == "mul_add_mul_add":
+        out = x
+        for k in range(2):
+            out = g.node("Mul", [out, g.const("m", g.rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32))], f"mul{k}")
+            out = g.node("Add", [out, g.const("a", g.rng.normal(0, 1, (1, 4, 1, 1)).astype(np.float32))], f"add{k}")
+        names, bns, affines = "mul0+add0+mul1+add1", 2, 0
+    else:
+        out = g.bn(g.bias_add(g.bn(x, 4, "bn0"), 4, "shift"), 4, "bn1")
+        names, bns, affines = "bn0+shift+bn1", 2, 1
+    path = _onnx_file(tmp_path, g, out)
+    result = _folded(path, tmp_path)
+    (d,) = result.decisions
+    assert (d.status, d.direction, d.bn) == ("folded", "backward", names), d.to_dict()
+    assert d.absorbs == {"bn": bns, "affine": affines} and d.notes["maps"].count("->") == names.count("+")
+    assert (result.bn_before, result.bn_after, result.affine_before, result.affine_after) == (bns, 0, affines, 0)
+    assert d.affine.steps == bns + affines  # each map rounds once more in the original: the tolerance says so
+    assert [n.op_type for n in result.folded.proto.graph.node if n.op_type not in ("Unsqueeze", "Constant")] == ["Conv"]
+    assert verify(result, samples=2).verification.passed
+    assert_caught(result, mutated(ONNX, result.folded, "conv", "kernel", 3, 1.01), "conv")
+
+
+def test_a_bn_read_elsewhere_does_not_compose_with_the_map_after_it(tmp_path):
+    """BN0's output also goes to the model's outputs: BN0 folds into the conv alone, and BN1, after a BN, is
+    left with its reason (its input comes from no layer)."""
+    g = Graph(seed=6)
+    bn0 = g.bn(g.conv(g.input("x", [1, 3, 6, 5]), 3, 4, 3, "conv"), 4, "bn0")
+    path = tmp_path / "both.onnx"
+    path.write_bytes(g.model([g.bn(bn0, 4, "bn1"), bn0], "both").SerializeToString())
+    result = _folded(path, tmp_path)
+    assert [(d.bn, d.status, d.rule) for d in result.decisions] == [("bn0", "folded", None),
+                                                                    ("bn1", "skipped", "supported-kind")]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "graphdef"])
+def test_bn_after_bn_composes_in_every_op_level_format(fmt, tmp_path):
+    """A Keras Conv -> BN -> BN as TensorFlow writes it (two Mul -> Add pairs in a frozen graph) and as a
+    flatbuffer holds it: one candidate of both maps, folded and verified; the Keras model itself too."""
+    import keras
+
+    from fold.frontends.graphdef.io import graph_def_from_keras, graph_model
+    from tests.helpers import GRAPHDEF, TFLITE, assert_folds, assert_keras_folds, keras_reference, randomize_bn
+
+    x = keras.Input((6, 5, 3))
+    y = keras.layers.BatchNormalization(name="bn1")(keras.layers.BatchNormalization(name="bn0")(
+        keras.layers.Conv2D(4, 3, name="conv")(x)))
+    model = randomize_bn(keras.Model(x, keras.layers.ReLU()(y)))
+    if fmt == "graphdef":
+        folded = assert_folds(GRAPHDEF, graph_model(graph_def_from_keras(model), "bnbn"), 1, reference=keras_reference(model))
+    else:
+        net = Net()
+        conv = net.op("CONV_2D", [net.input("input", [1, 6, 5, 3]), net.const("f", np.ones((4, 3, 3, 3), np.float32)),
+                                  net.const("b", np.zeros(4, np.float32))], [1, 4, 3, 4], conv_options(padding="VALID"))
+        y = conv
+        for k in range(2):
+            y = binary(net, "ADD", binary(net, "MUL", y, np.linspace(0.5, 2, 4) * (k + 1)), np.linspace(-1, 1, 4),
+                       ACT.RELU if k == 1 else ACT.NONE)
+        folded = assert_folds(TFLITE, model_from_bytes(net.build(y)), 1)
+        assert folded.decisions[0].notes["activation"] == "RELU fused into 'CONV_2D:0'"
+    (d,) = folded.decisions
+    assert d.absorbs == {"bn": 2, "affine": 0} and d.bn.count("+") == 3
+    keras_result = assert_keras_folds(model, 1)
+    assert keras_result.decisions[0].bn == "bn0+bn1" and keras_result.bn_after == 0

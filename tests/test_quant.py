@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import pytest
 
-from fold.core.affine import scale_kernel
+from fold.core.affine import constant_response, input_rows, scale_kernel
 from fold.core.kinds import KERAS_KINDS, ONNX_KINDS
 from fold.core.quant import (
-    HIGH_BIAS_SIGMAS, QMAX, SQNR_CAP, absorb_high_bias, channel_peaks, channel_sqnr, constant_response, equalize,
-    input_rows, output_sqnr, quantize, range_ratio, sqnr,
+    HIGH_BIAS_SIGMAS, QMAX, SQNR_CAP, absorb_high_bias, channel_peaks, channel_sqnr, equalize, output_sqnr, quantize,
+    range_ratio, sqnr,
 )
 from fold.core.verification import sample_inputs
 from fold.engine.pipeline import fold, run, verify

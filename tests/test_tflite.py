@@ -231,13 +231,14 @@ def test_a_mul_by_a_whole_map_is_no_batchnorm():
     _not_a_candidate(net.build(binary(net, "MUL", pointwise_conv(net), np.ones((1, 4, 4, 3)))))
 
 
-def test_supported_kind_batch_norm_after_a_concatenation_NEG():
+def test_concat_inputs_batch_norm_after_a_concatenation_of_the_model_input_NEG():
     net = Net()
     x = net.input("input", [1, 4, 4, 2])
     y = net.op("CONCATENATION", [x, x], [1, 4, 4, 4], _options(schema.ConcatenationOptionsT, axis=3))
     y = binary(net, "ADD", binary(net, "MUL", y, np.full(4, 2.0)), np.ones(4))
-    decision = assert_skipped(TFLITE, model_from_bytes(net.build(y)), "supported-kind", "CONCATENATION")
+    decision = assert_skipped(TFLITE, model_from_bytes(net.build(y)), "concat-inputs", "comes from a model input")
     assert decision.layer == "CONCATENATION:0" and decision.bn == "MUL:1+ADD:2"
+    assert "is a CONCATENATION, not a layer kind" in decision.reason and "is a model output" in decision.reason
 
 
 def test_supported_kind_batch_norm_on_the_model_input_NEG():
@@ -372,6 +373,8 @@ def test_an_stft_front_end_with_rank_0_frame_arithmetic_folds_verifies_and_quant
     assert report["verification"]["verdict"] == "pass"
     assert [(p["form"], p["status"]) for p in report["pairs"]] == [("bn", "skipped")]  # the spectrogram's BN
     assert "output SQNR (dB): original" in out.out
+
+
 def test_a_folded_model_is_freed_with_its_view():
     """The frontend keeps one view of each model while the model lives; the view must not keep the
     model alive itself (every .tflite a long-lived page folded stayed in memory)."""

@@ -52,6 +52,14 @@ class BnBeforeCounterexample(Counterexample, Protocol):
     shift_map: np.ndarray
 
 
+class PaddedCounterexample(Counterexample, Protocol):
+    """A BN before a zero-padded convolution, with the taps that read the input at each pixel and the
+    shift's response the padding takes away."""
+
+    real_taps: np.ndarray
+    border: np.ndarray
+
+
 def annotated_grid(ax: Axes, array: np.ndarray, title: str, fmt: str = "{:.3g}") -> Figure:
     """Draw a 2-D array as a diverging heatmap with each value written in its cell."""
     grid = np.atleast_2d(np.asarray(array, dtype=np.float64))
@@ -147,6 +155,16 @@ def bn_before_figure(c: BnBeforeCounterexample, out_channel: int = 0, axes: Sequ
     panels = _axes(5, axes, ncols=5)
     annotated_grid(panels[0], c.tap_count, "taps reaching each pixel")
     annotated_grid(panels[1], c.shift_map[:, :, out_channel], "TConv(shift t)")
+    _draw_counterexample(panels[2:], c, out_channel)
+    return panels[0].figure
+
+
+def padding_figure(c: PaddedCounterexample, out_channel: int = 0, axes: Sequence[Axes] | None = None) -> Figure:
+    """Step 5, BN before a zero-padded convolution: how many taps read the input at each pixel, what the
+    padding takes away of the shift's response (zero inside), then as ``counterexample_figure``."""
+    panels = _axes(5, axes, ncols=5)
+    annotated_grid(panels[0], c.real_taps, "taps reading the input")
+    annotated_grid(panels[1], c.border[:, :, out_channel], "W·t on padded taps")
     _draw_counterexample(panels[2:], c, out_channel)
     return panels[0].figure
 

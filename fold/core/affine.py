@@ -13,7 +13,19 @@ A linear layer ``x -> W * x + b`` followed by it becomes ``x -> W' * x + b'`` wi
 
 which is the same map, whatever the stride, padding, dilation or output_padding of a
 (transposed) convolution: BN acts per output channel and the layer is linear in its kernel.
-Everything is computed in float64 and cast back to the kernel's dtype.
+
+Consecutive maps compose into one (``compose``): s_2 (s_1 x + t_1) + t_2 = (s_2 s_1) x + (s_2 t_1 + t_2).
+
+A map *before* a layer folds forward into its input side (``fold_forward``): for input channel i,
+
+    W'[o, i, ...] = W[o, i, ...] * s[i]
+    b'[o] = b[o] + sum over i and the taps k of W[o, i, k] * t[i]
+
+which is exact where every output element reads every tap from the map's output: a Dense, Gemm or
+MatMul, a convolution without padding. A padded convolution reads zeros at its border where the map
+would have given t[i], and a transposed convolution sums a number of taps that varies with the
+output position: there only the scale folds (t = 0). Everything is computed in float64 and cast
+back to the kernel's dtype.
 """
 
 from __future__ import annotations
@@ -32,12 +44,14 @@ class Affine:
     ``terms``: the magnitudes the shift is made of, |beta| + |mean * scale| (and, once folded
     into a layer with a bias b, + |b * scale|): what the float sums that compute the shift and the
     folded bias round at, which a cancellation between them can hide (``fold.core.verdict``).
-    None where unknown.
+    None where unknown. ``steps``: how many maps a model computes one after the other to apply it
+    (each rounds once more: ``compose``).
     """
 
     scale: np.ndarray
     shift: np.ndarray
     terms: np.ndarray | None = None
+    steps: int = 1
 
     @property
     def channels(self) -> int:
@@ -74,6 +88,34 @@ def with_bias_terms(affine: Affine, bias: np.ndarray | None) -> Affine:
     with np.errstate(invalid="ignore"):
         extra = np.abs(np.asarray(bias, dtype=np.float64).reshape(-1) * affine.scale)
     return Affine(affine.scale, affine.shift, affine.terms + extra)
+
+
+def compose(*maps: Affine) -> Affine:
+    """The maps applied one after the other (the first first) as one map::
+
+        scale = s_k ... s_2 s_1
+        shift = s_k (... (s_2 t_1 + t_2) ...) + t_k
+        terms = |s_k| (... (|s_2| T_1 + T_2) ...) + T_k
+
+    in float64 (terms None when any map's are unknown; steps add up)."""
+    if not maps:
+        raise ValueError("compose needs at least one map.")
+    first = maps[0]
+    scale, shift = np.asarray(first.scale, np.float64), np.asarray(first.shift, np.float64)
+    terms = None if first.terms is None else np.asarray(first.terms, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for then in maps[1:]:
+            s = np.asarray(then.scale, np.float64)
+            scale, shift = s * scale, s * shift + np.asarray(then.shift, np.float64)
+            terms = None if terms is None or then.terms is None else np.abs(s) * terms + then.terms
+    return Affine(scale, shift, terms, sum(m.steps for m in maps))
+
+
+def taken(affine: Affine, index: np.ndarray) -> Affine:
+    """The map on the features ``index`` names: feature f gets channel index[f]'s scale and shift (what a
+    Dense reads after a Flatten of the map's channels)."""
+    at = np.asarray(index, dtype=np.int64)
+    return Affine(affine.scale[at], affine.shift[at], None if affine.terms is None else affine.terms[at], affine.steps)
 
 
 def grouped_shape(kernel_shape: tuple[int, ...], out_axes: tuple[int, ...], groups: int = 1,
@@ -120,6 +162,24 @@ def channel_view(scale: np.ndarray, kernel_shape: tuple[int, ...], out_axes: tup
     return scale.reshape(channel_shape).reshape(view)
 
 
+def input_channels(shape: tuple[int, ...], axis: int, reshapes: list[tuple[int, ...]], at: int
+                   ) -> tuple[np.ndarray | None, tuple[int, list[int]] | None]:
+    """For each channel a layer reads on axis ``at`` of its input, which channel (on ``axis``) of a map's
+    output of ``shape`` it holds, the map's output reshaped in turn to each of ``reshapes`` (row-major, as
+    a Flatten or Reshape does) before the layer reads it: worked out on an index array. (index, None) when
+    each input channel reads one of the map's channels; else (None, (the first input channel that reads
+    several, those channels))."""
+    index = np.broadcast_to(np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))]),
+                            shape)
+    for after in reshapes:
+        index = index.reshape(after)
+    rows = np.moveaxis(index, at, 0).reshape(index.shape[at], -1)
+    mixed = np.flatnonzero(np.any(rows != rows[:, :1], axis=1))
+    if mixed.size:
+        return None, (int(mixed[0]), sorted(set(rows[mixed[0]].tolist())))
+    return rows[:, 0].copy(), None
+
+
 def scale_along(kernel: np.ndarray, scale: np.ndarray, axes: tuple[int, ...], groups: int = 1,
                 group_axis: int | None = None, dtype: type = np.float64) -> np.ndarray:
     """``kernel * scale`` along the channel ``axes`` (split by ``groups`` as ``grouped_shape``
@@ -150,6 +210,72 @@ def fold_kernel(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kin
     folded_w = scale_kernel(kernel, affine.scale, kind, groups, dtype)
     folded_b = b * affine.scale + affine.shift
     return folded_w, folded_b.astype(dtype)
+
+
+def fold_forward(kernel: np.ndarray, bias: np.ndarray | None, affine: Affine, kind: Kind,
+                 groups: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``affine``, applied to the layer's input channels, into its kernel and bias (the module
+    docstring's forward formula); returns (kernel', bias') in the kernel's dtype. A depthwise kernel's
+    output channel c * M + m reads input channel c alone, so its input side is its output side with
+    each value repeated M times. Exact only where the layer reads no padding (the rules say where)."""
+    w = np.asarray(kernel)
+    dtype = w.dtype
+    if kind.family == "depthwise":
+        rows = channel_rows(w, kind, groups)
+        if rows.shape[0] % affine.channels:
+            raise ValueError(f"A depthwise kernel of {rows.shape[0]} output channels does not read "
+                             f"{affine.channels} input channels.")
+        repeat = rows.shape[0] // affine.channels
+        scale, shift = np.repeat(affine.scale, repeat), np.repeat(affine.shift, repeat)
+        folded = scale_kernel(w, scale, kind, groups, dtype)
+        response = rows.sum(axis=1) * shift
+    else:
+        if kind.in_axis is None:
+            raise ValueError(f"A {kind.family} kernel's input channels do not lie along one axis.")
+        folded = scale_along(w, affine.scale, (kind.in_axis,), groups, kind.in_group_axis, dtype)
+        response = constant_response(w, affine.shift, kind, groups)
+    b = np.zeros(response.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    return folded, (b + response).astype(dtype)
+
+
+def fold_all(kernel: np.ndarray, bias: np.ndarray | None, folds: list[tuple[str, Affine]], kind: Kind,
+             groups: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold a layer takes, in turn, in float64: (direction, map) with "forward" into its input side,
+    "partial" the map's scale alone there, anything else ("backward", a concat's piece) into its output
+    side. The order does not matter: BN_1(W (s_0 x + t_0) + b) = (s_1 W s_0) x + s_1 (W t_0 + b) + t_1.
+    Returns the kernel in its own dtype (rounded once) and the bias in float64."""
+    w = np.asarray(kernel, dtype=np.float64)
+    b = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    for direction, affine in folds:
+        if direction == "partial":
+            w, b = fold_forward(w, b, Affine(affine.scale, np.zeros_like(affine.shift)), kind, groups)
+        elif direction == "forward":
+            w, b = fold_forward(w, b, affine, kind, groups)
+        else:
+            w, b = fold_kernel(w, b, affine, kind, groups)
+    return w.astype(np.asarray(kernel).dtype), np.asarray(b, dtype=np.float64)
+
+
+def input_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
+    """The kernel as a (C_in, n) float64 array: row i holds every weight reading input channel i."""
+    if kind.in_axis is None:
+        raise ValueError(f"A {kind.family} kernel's input channels do not lie along one axis.")
+    return rows_along(kernel, (kind.in_axis,), groups, kind.in_group_axis)
+
+
+def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
+    """What each output channel of a layer computes (bias aside) from an input that is the constant
+    ``value[i]`` on every element of input channel i, away from the borders: the sum of every weight
+    of output channel o times its input channel's value (float64, shape (C_out,)). Raises ValueError
+    when the kernel's input channels do not lie along one axis."""
+    if kind.in_axis is None:
+        raise ValueError(f"a {kind.family} kernel's input channels do not lie along one axis")
+    try:
+        scaled = scale_along(kernel, value, (kind.in_axis,), groups, kind.in_group_axis)
+    except ValueError:
+        raise ValueError(f"the {kind.family} kernel of shape {tuple(np.shape(kernel))} does not read "
+                         f"{np.size(value)} input channels along one axis (a grouped layer)") from None
+    return np.sum(channel_rows(scaled, kind, groups), axis=1)
 
 
 def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,

@@ -49,8 +49,9 @@ class Vocabulary:
     which cross-layer equalization may step over), a nested model; for op-level formats also its
     binary Mul and Add ops, the ops that only pass a tensor on (identities) or reshape it, the ops
     that move elements without mixing channels, whose view says where the channel axis goes
-    (relayouts: a TRANSPOSE, a SLICE of other axes), and the reductions a normalization computes
-    its run-time statistics with (a LayerNorm's mean). Each frontend owns its vocabulary; the core
+    (relayouts: a TRANSPOSE, a SLICE of other axes), the reductions a normalization computes its
+    run-time statistics with (a LayerNorm's mean), its concatenations and the ops that read only
+    their input's shape (what a dynamic reshape reads). Each frontend owns its vocabulary; the core
     knows none."""
 
     inputs: frozenset[str] = frozenset()
@@ -64,6 +65,8 @@ class Vocabulary:
     reshapes: frozenset[str] = frozenset()
     relayouts: frozenset[str] = frozenset()
     reductions: frozenset[str] = frozenset()
+    concats: frozenset[str] = frozenset()
+    shapes: frozenset[str] = frozenset()
 
     def role(self, op: str, linear: bool = False) -> str:
         """The display and rule role of an op type (``linear``: it is a kind foldscope folds into)."""

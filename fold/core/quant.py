@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fold.core.affine import channel_rows, rows_along, scale_along, scale_kernel
+from fold.core.affine import channel_rows, constant_response, input_rows, scale_along, scale_kernel
 from fold.core.kinds import Kind
 
 QMAX = 127
@@ -146,30 +146,8 @@ def output_sqnr(reference: list[np.ndarray], other: list[np.ndarray]) -> float:
     return float(min(10 * np.log10(signal / noise), SQNR_CAP)) if signal > 0 else float("nan")
 
 
-def input_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """The kernel as a (C_in, n) float64 array: row i holds every weight reading input channel i."""
-    if kind.in_axis is None:
-        raise ValueError(f"A {kind.family} kernel's input channels do not lie along one axis.")
-    return rows_along(kernel, (kind.in_axis,), groups, kind.in_group_axis)
-
-
 #: High-bias absorption keeps what lies within this many standard deviations below the mean.
 HIGH_BIAS_SIGMAS = 3.0
-
-
-def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """What each output channel of a layer computes (bias aside) from an input that is the constant
-    ``value[i]`` on every element of input channel i, away from the borders: the sum of every weight
-    of output channel o times its input channel's value (float64, shape (C_out,)). Raises ValueError
-    when the kernel's input channels do not lie along one axis."""
-    if kind.in_axis is None:
-        raise ValueError(f"a {kind.family} kernel's input channels do not lie along one axis")
-    try:
-        scaled = scale_along(kernel, value, (kind.in_axis,), groups, kind.in_group_axis)
-    except ValueError:
-        raise ValueError(f"the {kind.family} kernel of shape {tuple(np.shape(kernel))} does not read "
-                         f"{np.size(value)} input channels along one axis (a grouped layer)") from None
-    return np.sum(channel_rows(scaled, kind, groups), axis=1)
 
 
 def absorb_high_bias(b1: np.ndarray, mean: np.ndarray, std: np.ndarray, w2: np.ndarray, b2: np.ndarray | None,

@@ -41,6 +41,12 @@ class FoldResult(Generic[M]):
         return [d for d in self.decisions if d.folded]
 
     @property
+    def backward_pairs(self) -> list[Decision]:
+        """Folded pairs whose layer now computes what the map computed, all of it (backward folds): what the
+        quantization views line up against the BN's output, layer by layer."""
+        return [d for d in self.folded_pairs if d.direction == "backward"]
+
+    @property
     def skipped_pairs(self) -> list[Decision]:
         return [d for d in self.decisions if not d.folded]
 
@@ -75,10 +81,21 @@ class FoldResult(Generic[M]):
         """Bias adds merged into the layer before them (no BatchNorm, and no other affine map)."""
         return len(self.pairs("bias"))
 
+    def absorbed(self, what: str, folded: bool = True, direction: str | None = None) -> int:
+        """How many BatchNorms (``what`` "bn") or other affine maps ("affine") the folded (or skipped)
+        pairs hold, those of one ``direction`` only when given (a chain of maps counts each of them)."""
+        return sum(d.absorbs.get(what, 0) for d in self.decisions
+                   if d.folded == folded and (direction is None or d.direction == direction))
+
     def counts(self) -> dict[str, int]:
-        """What the file held and what the fold did, each kind of chain apart (the report's keys)."""
-        return {"folded": len(self.pairs("bn")), "skipped": len(self.pairs("bn", folded=False)),
+        """What the file held and what the fold did, each kind of map apart (the report's keys): BatchNorms
+        folded and skipped, other affine maps likewise, bias merges; the maps folded forward, split over a
+        Concat, or partially (each partial fold leaves one Add of its shift, ``shift_adds``)."""
+        both = lambda direction: self.absorbed("bn", direction=direction) + self.absorbed("affine", direction=direction)  # noqa: E731
+        return {"folded": self.absorbed("bn"), "skipped": self.absorbed("bn", folded=False),
                 "bn_before": self.bn_before, "bn_after": self.bn_after,
-                "affine_folded": len(self.pairs("affine")), "affine_skipped": len(self.pairs("affine", folded=False)),
+                "affine_folded": self.absorbed("affine"), "affine_skipped": self.absorbed("affine", folded=False),
                 "affine_before": self.affine_before, "affine_after": self.affine_after,
-                "bias_merges": self.bias_merges, "bias_skipped": len(self.pairs("bias", folded=False))}
+                "bias_merges": self.bias_merges, "bias_skipped": len(self.pairs("bias", folded=False)),
+                "forward": both("forward"), "partial": both("partial"), "concat": both("concat"),
+                "shift_adds": len([d for d in self.folded_pairs if d.direction == "partial"])}

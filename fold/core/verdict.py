@@ -22,8 +22,13 @@ what it inherits. Pure NumPy; ``fold.engine.comparison`` runs the models and fee
    (u_p A) and b' = β - s μ + s b in any order in its storage (7 u_p T). A shift that cancels
    (PaddleOCR v3's 'Conv_44': β = -0.9533, s μ = -0.9541, b' = 0.0008) leaves a folded bias far
    smaller than what a float32 folder rounds to make it: u |b'| alone would call such a correct
-   fold wrong. A layer's max rel diff is the largest, over its output channels, of the channel's
-   max |diff| divided by the channel's own max |bn|; there is no floor tied to 1.0.
+   fold wrong. A chain of k maps charges the BN's own rounding k times. A forward fold (the map
+   before the layer, moved into its input side) is run from the map's input and compared with the
+   original layer's output; the map's shift moves into the layer's sum, whose terms grow by its
+   response I = Σ|W||t| (``layer_tolerance``'s ``inner``), and its T is Σ|W| (|β| + |s μ|) + |b'|
+   (the original rounds the shift at its own terms on every tap alike). A layer's max rel diff is the largest,
+   over its output channels, of the channel's max |diff| divided by the channel's own max |bn|;
+   there is no floor tied to 1.0.
 2. Exercised channels. A folded output channel whose response does not vary over the inputs
    used (its max - min stays within its tolerance: the input it reads is dead or saturated)
    cannot reveal an error in its kernel, unless that kernel is all zero (then only its bias
@@ -147,20 +152,28 @@ def bn_step(source: np.ndarray, reference: np.ndarray, axis: int) -> tuple[np.nd
 
 def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarray | None, reduction: int,
                     dtype: str, axis: int, source: np.ndarray | None = None, scale: np.ndarray | None = None,
-                    terms: np.ndarray | None = None, stored: str | None = None) -> np.ndarray:
+                    terms: np.ndarray | None = None, stored: str | None = None, inner: np.ndarray | None = None,
+                    steps: int = 1) -> np.ndarray:
     """The elementwise tolerance of a folded layer's output, as rule 1 says (the shape of ``reference``,
     whose channels are on ``axis``):
 
-        2 λ √n u A + u_p A + 2 u |bn| + 8 u |s| |y| + (8 u + 7 u_p) T
+        2 λ √n u A + u_p A + 2 u |bn| + 8 k u |s| |y| + (8 k u + 7 u_p) T
 
     ``magnitude`` is A = Σ|W'||x|, ``dtype`` the compute dtype (u), ``stored`` the dtype the folded
     weights and bias are stored in when it is narrower (u_p; else u_p = u), ``source`` the original
-    layer's output y, ``scale`` and ``terms`` the BN's |s| and T = |β| + |μ s| + |b s| per channel.
+    layer's output y, ``scale`` and ``terms`` the BN's |s| and T = |β| + |μ s| + |b s| per channel,
+    ``steps`` the k maps the original computes one after the other (each rounds its output once more).
     Without y, |s||y| is bounded by A + T; without the BN's parameters, |s| and |t| are read off y
-    and bn (``bn_step``), and without either T is the folded ``bias``."""
+    and bn (``bn_step``), and without either T is the folded ``bias``. A forward fold's ``inner``, the
+    magnitude Σ|W||t| of its shift's response per output channel, joins A (the original's sum holds
+    those terms, the folded bias is made of them) with 8 u more of A for the map's own rounding; its
+    ``terms`` are then Σ|W| T_map + |b'|, T_map the map's own."""
     u = unit_roundoff(dtype)
     u_p = max(u, unit_roundoff(stored)) if stored is not None else u
     a = np.asarray(magnitude, dtype=np.float64)
+    if inner is not None:
+        inner = np.nan_to_num(np.asarray(inner, dtype=np.float64).reshape(-1))
+        a = a + per_channel(a.shape, axis, inner if inner.size == a.shape[axis] else np.full(a.shape[axis], inner.max()))
     tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
     tol += 2 * u * np.abs(reference)
     known = source is not None and source.shape == reference.shape
@@ -168,12 +181,17 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
         scale, terms = bn_step(source, reference, axis)
     if terms is None:
         terms = np.zeros(tol.shape[axis]) if bias is None else bias
-    shift = per_channel(tol.shape, axis, np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1)))
+    terms = np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1))
+    if terms.size != tol.shape[axis]:  # laid out on another axis than the one compared: its largest, everywhere
+        terms = np.full(tol.shape[axis], terms.max(initial=0.0))
+    shift = per_channel(tol.shape, axis, terms)
     if known:  # the coherent rounding of s in both models, and of the BN's product s y
-        tol += 8 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+        tol += 8 * steps * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
     else:  # |s||y| <= |W' x| + |s b| <= A + T
-        tol += 8 * u * (a + shift)
-    tol += (8 * u + 7 * u_p) * shift
+        tol += 8 * steps * u * (a + shift)
+    if inner is not None:  # the forward map's s, rounded in the original, on every term of the sum
+        tol += 8 * u * a
+    tol += (8 * steps * u + 7 * u_p) * shift
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
     return tol

@@ -7,8 +7,10 @@ are ``fold.core.verdict``; this module runs the models, for any pair of frontend
 
 A ``Correspondence`` says how the two models line up: for each folded layer, the node of the
 checked model that absorbed a BN, the original node whose inputs it is fed and the original BN
-whose output it must reproduce; the tensors both models have (compared end to end); and which
-output of the checked model is which output of the original.
+whose output it must reproduce (a forward fold: fed the map's input, it must reproduce the
+original layer's output; a piece of a concat split: the BN's channels it took); the tensors both
+models have (compared end to end); and which output of the checked model is which output of the
+original.
 """
 
 from __future__ import annotations
@@ -55,13 +57,22 @@ class FoldedLayer:
     """A layer of the checked model that absorbed a BatchNorm of the original.
 
     layer:     the checked model's node whose weights absorbed the BN.
-    until:     the checked model's node producing what the BN produced (the layer, its bias add,
+    until:     the checked model's node producing what ``reference`` produced (the layer, its bias add,
                an activation kept as its own op).
-    source:    the original model's node whose data inputs the layer is fed (the original layer).
-    reference: the original model's node whose output the layer must reproduce (the BN).
+    source:    the original model's node whose data inputs the layer is fed (the original layer; for a
+               forward fold, the map's first node).
+    reference: the original model's node whose output the layer must reproduce (the BN; for a forward
+               fold, the original layer).
     bn:        the BN's name (its nodes joined by "+"), for the report.
     scale, terms: the BN's scale and the magnitudes its shift and the folded bias are made of, per
-               channel, when known (foldscope's own folds; ``fold.core.verdict``, rule 1).
+               output channel, when known (foldscope's own folds; ``fold.core.verdict``, rule 1).
+    entry:     the checked model's node the layer's run starts at, when not the layer (a forward fold's
+               reshape, or the Add of a partial fold's shift).
+    origin:    the original model's node whose output y the BN scaled (the layer, for ``layer_tolerance``'s
+               |s||y|), when there is one.
+    inner:     a forward fold's Σ|W||t| per output channel (its ``terms``: Σ|W| T, T the map's own, which
+               the original rounds the shift's response at); steps: maps the original applies in turn.
+    window:    the reference's channels (start, stop) a piece of a concat split makes.
     """
 
     layer: str
@@ -71,6 +82,16 @@ class FoldedLayer:
     bn: str
     scale: np.ndarray | None = field(default=None, compare=False)
     terms: np.ndarray | None = field(default=None, compare=False)
+    entry: str | None = None
+    origin: str | None = None
+    inner: np.ndarray | None = field(default=None, compare=False)
+    steps: int = 1
+    window: tuple[int, int] | None = None
+
+    @property
+    def start(self) -> str:
+        """The checked model's node the layer's run starts at."""
+        return self.entry or self.layer
 
 
 @dataclass
@@ -107,11 +128,44 @@ class Checked:
 
 
 def fold_correspondence(decisions: Sequence[Decision], before: nx.DiGraph, after: nx.DiGraph) -> Correspondence:
-    """foldscope's own fold: the folded layers by their decisions, every other node by its id."""
-    folded = [FoldedLayer(d.layer, d.output_node or d.layer, d.layer, d.bn_nodes[-1], d.bn,
-                          d.affine.scale if d.affine else None, d.affine.terms if d.affine else None)
-              for d in decisions if d.folded]
-    return Correspondence(folded, shared_nodes(before, after, folded))
+    """foldscope's own fold: the folded layers by their decisions, every other node by its id (a concat
+    split's Concat, which now makes what the BN made, against the BN)."""
+    folded = _folded_layers(decisions)
+    renamed = [(d.bn_nodes[-1], d.output_node) for d in decisions if d.folded and d.direction == "concat"]
+    taken = {new for _, new in renamed}
+    shared = [(o, n) for o, n in shared_nodes(before, after, folded) if n not in taken]
+    return Correspondence(folded, [*shared, *renamed])
+
+
+def _folded_layers(decisions: Sequence[Decision]) -> list[FoldedLayer]:
+    """One FoldedLayer per layer a decision changed; a layer that takes a map forward and another backward
+    is one run, from the forward map's input to the backward map's output."""
+    found: dict[str, FoldedLayer] = {}
+    for d in decisions:
+        for p in d.pieces or [d] if d.folded else []:
+            affine = p.affine
+            if p.direction in ("forward", "partial"):
+                terms = p.inner if p.inner_terms is None else p.inner_terms
+                f = FoldedLayer(p.layer, p.output_node or p.layer, p.source, p.layer, p.bn, None, terms, entry=p.entry,
+                                inner=p.inner, steps=affine.steps)
+            else:
+                f = FoldedLayer(p.layer, p.output_node or p.layer, p.layer, p.bn_nodes[-1], p.bn, affine.scale,
+                                affine.terms, origin=p.layer, steps=affine.steps, window=p.window)
+            found[p.layer] = _merged(found[p.layer], f) if p.layer in found else f
+    return list(found.values())
+
+
+def _merged(a: FoldedLayer, b: FoldedLayer) -> FoldedLayer:
+    """One layer folded both ways: fed the forward map's input, judged against the backward map's output."""
+    forward, backward = (a, b) if a.inner is not None else (b, a)
+    if forward.inner is None or backward.inner is not None:
+        raise ValueError(f"'{a.layer}' takes two maps the same way ('{a.bn}' and '{b.bn}').")
+    scale = np.abs(np.asarray(backward.scale, np.float64))
+    inner = scale * forward.inner
+    terms = (np.zeros_like(scale) if backward.terms is None else backward.terms) + scale * forward.terms
+    return FoldedLayer(backward.layer, backward.until, forward.source, backward.reference, f"{forward.bn}+{backward.bn}",
+                       backward.scale, terms, entry=forward.entry, origin=backward.origin, inner=inner,
+                       steps=forward.steps + backward.steps, window=backward.window)
 
 
 def folded_path(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
@@ -129,7 +183,7 @@ def folded_path(graph: nx.DiGraph, layer: str, until: str) -> list[str]:
 def shared_nodes(before: nx.DiGraph, after: nx.DiGraph, folded: Sequence[FoldedLayer] = ()) -> list[tuple[str, str]]:
     """Every node both graphs have by id (nested models opened), but inputs and the folded layers."""
     old, new = flatten(before), flatten(after)
-    replaced = {n for f in folded for n in folded_path(new, f.layer, f.until)}
+    replaced = {n for f in folded for n in folded_path(new, f.start, f.until)}
     return [(n, n) for n, role in new.nodes(data="role") if n in old and role != "input" and n not in replaced]
 
 
@@ -265,15 +319,16 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
         raise ValueError(f"{rows} sample rows do not split into runs of the models' batch sizes {b_orig} and {b_checked}.")
     g_orig = flatten(original.graph)
     orig_tap = original.frontend.tapper(original.model, [*(f.reference for f in corr.folded),
-                                                         *(f.source for f in corr.folded), *(o for o, _ in corr.shared)],
+                                                         *(f.origin for f in corr.folded if f.origin),
+                                                         *(o for o, _ in corr.shared)],
                                         [f.source for f in corr.folded])
     shared_names = [c for _, c in corr.shared]
     checked_tap = checked.frontend.tapper(checked.model, shared_names)
     kernels = {f.layer: _kernel(checked, f.layer) for f in corr.folded}
-    pairs = [(f.layer, f.until) for f in corr.folded if kernels[f.layer] is not None]
+    pairs = [(f.start, f.until) for f in corr.folded if kernels[f.layer] is not None]
     plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
     magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
-    alone = [f for f in corr.folded if plain and f.layer in plain.layers and f.layer in magnitude.layers]
+    alone = [f for f in corr.folded if plain and f.start in plain.layers and f.start in magnitude.layers]
     output_only = list(corr.output_only) + [f.bn for f in corr.folded if f not in alone]
     layer_stats: dict[str, ChannelStats] = {}
     out_specs = original.frontend.outputs(original.model)
@@ -305,12 +360,22 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
             if compared.tensor in o.nodes and compared.name in c.nodes:
                 compared.axis = channel_axis(g_orig, compared.tensor, np.ndim(o.nodes[compared.tensor]))
                 compared.add(o.nodes[compared.tensor], c.nodes[compared.name])
+        if start == 0:  # a layer whose input folds the batch into another axis cannot run alone on rows
+            rows_now = len(chunk[0]) if chunk else 0
+            unbatched = [f for f in alone if f.reference in o.nodes and f.source in o.feeds
+                         and not _batched([o.nodes[f.reference], *o.feeds[f.source]], rows_now)]
+            if unbatched:
+                alone = [f for f in alone if f not in unbatched]
+                output_only += [f.bn for f in unbatched]
+                pairs = [(f.start, f.until) for f in alone]
+                plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
+                magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
         ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds]
         if ready:
             _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
         if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
-            first = (ready, {f.layer: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
+            first = (ready, {f.start: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
                      [x[:k] for x in chunk])
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
@@ -320,7 +385,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
 
     synthetic: dict[str, ChannelStats] = {}  # apart: the nudge's ρ is the float error on the model's own inputs
     if first[0]:
-        reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone])
+        reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone
+                                                                    if f.window is None])
         _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude, kernels,
                          (b_orig, b_checked), g_orig, synthetic, seed)
     checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
@@ -344,6 +410,14 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
 
 
+def _batched(arrays: Sequence[np.ndarray], rows: int) -> bool:
+    """Whether every array holds a whole number of entries per model row on its first axis (``_leading``:
+    a converter's Reshape of [1, 2] to [2, 1] puts two); a layer whose input folds the batch into another
+    axis cannot be run alone on a part of the rows: it is checked at the outputs."""
+    return all(np.ndim(a) >= 1 and rows > 0 and np.shape(a)[0] >= rows and np.shape(a)[0] % rows == 0
+               for a in arrays)
+
+
 def _concatenated(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate([np.atleast_1d(p[k]) for p in parts]) for k in range(len(parts[0]))] if parts else []
 
@@ -352,29 +426,49 @@ def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], pl
                   magnitude: LayerRunner, kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
                   stats: dict[str, ChannelStats]) -> None:
     """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output."""
-    feeds = {f.layer: o.feeds[f.source] for f in folded}
+    feeds = {f.start: o.feeds[f.source] for f in folded}
     got_all = _layers_in_batches(plain, feeds, chunk, batch)
     terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, chunk, batch)
     for f in folded:
-        _add_layer_batch(f, o.nodes[f.reference], got_all[f.layer], terms_all[f.layer], o.nodes.get(f.source),
-                         kernels[f.layer], graph, stats)
+        _add_layer_batch(f, o.nodes[f.reference], got_all[f.start], terms_all[f.start],
+                         o.nodes.get(f.origin) if f.origin else None, kernels[f.layer], graph, stats)
+
+
+def _window(f: FoldedLayer, graph: nx.DiGraph, array: np.ndarray) -> np.ndarray:
+    """The reference's channels a piece of a concat split makes (all of them for any other fold)."""
+    if f.window is None:
+        return array
+    axis = channel_axis(graph, f.reference, np.ndim(array)) % np.ndim(array)
+    return np.take(array, np.arange(*f.window), axis=axis)
 
 
 def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np.ndarray, source: np.ndarray | None,
                      kernel: LayerKernel, graph: nx.DiGraph, stats: dict[str, ChannelStats]) -> None:
     """One batch of a folded layer's output (and its Σ|W'||x|) against the BN's, with its tolerance;
     ``source``: the original layer's own output on the same inputs, when known."""
+    ref = _window(f, graph, ref)  # the layer's own output ``source`` holds only its channels already
     # a layer fetched before the Squeeze it was looked through to (or a converter's 2-D op for a 1-D layer)
     got, terms = as_shaped(got, ref.shape), as_shaped(terms, ref.shape)
     if got.shape != ref.shape or terms.shape != ref.shape:
         return
     axis = channel_axis(graph, f.reference, ref.ndim)
+    channels = np.size(f.scale) if f.scale is not None else 0
+    if ref.ndim <= 1 and channels > 1 and ref.size % channels == 0:  # a flattened map (a Reshape to [C]): rows of C
+        ref, got, terms = (np.reshape(a, (-1, channels)) for a in (ref, got, terms))
+        axis = -1
+    if source is not None and np.shape(source) != ref.shape and np.size(source) == ref.size:
+        source = np.reshape(source, ref.shape)  # the layer's own [1, C] before the Reshape the BN read
     (ref_c, axis_c), (got_c, _), (terms_c, _) = (as_channels(a, axis) for a in (ref, got, terms))
     source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
-    known = f.scale is not None and np.size(f.scale) == ref_c.shape[axis_c]
+    channels = ref_c.shape[axis_c]
+    known = f.scale is not None and np.size(f.scale) == channels
+    inner = f.inner if f.inner is not None and np.size(f.inner) == channels else None
+    shift = f.terms if known or inner is not None else None
+    if inner is not None and kernel.bias is not None and np.size(kernel.bias) == channels:
+        shift = np.asarray(shift, np.float64) + np.abs(np.asarray(kernel.bias, np.float64).reshape(-1))
     tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source,
-                          f.scale if known else None, f.terms if known else None, stored=kernel.stored)
-    stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c])).add(ref_c, got_c, axis_c, tol, terms_c)
+                          f.scale if known else None, shift, stored=kernel.stored, inner=inner, steps=f.steps)
+    stats.setdefault(f.layer, ChannelStats(channels)).add(ref_c, got_c, axis_c, tol, terms_c)
 
 
 def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray]],
@@ -390,22 +484,23 @@ def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray
     made = {}
     for f in folded:
         if f.source in reference.layers:
-            k, recorded = kernels[f.layer], feeds[f.layer]
+            k, recorded = kernels[f.layer], feeds[f.start]
             gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
                                   np.asarray(recorded[0]).dtype.name, k.stored)
             xs = synthetic_batch(recorded, channel_axis(graph, f.source, np.ndim(recorded[0])), rng, gain)
             if xs is not None:
-                made[f.layer] = xs
+                made[f.start] = xs
     if not made:
         return
-    fed = {f.layer: made.get(f.layer, feeds[f.layer]) for f in folded}
-    refs = _layers_in_batches(reference, {f.source: fed[f.layer] for f in folded}, chunks[0], batches[0])
+    fed = {f.start: made.get(f.start, feeds[f.start]) for f in folded}
+    refs = _layers_in_batches(reference, {f.source: fed[f.start] for f in folded if f.source in reference.layers},
+                              chunks[0], batches[0])
     got_all = _layers_in_batches(plain, fed, chunks[1], batches[1])
     terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in fed.items()}, chunks[1],
                                    batches[1])
     for f in folded:
-        if f.layer in made and f.source in refs:
-            _add_layer_batch(f, refs[f.source], got_all[f.layer], terms_all[f.layer], None, kernels[f.layer], graph,
+        if f.start in made and f.source in refs:
+            _add_layer_batch(f, refs[f.source], got_all[f.start], terms_all[f.start], None, kernels[f.layer], graph,
                              stats)
 
 

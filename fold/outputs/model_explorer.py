@@ -78,7 +78,8 @@ def fold_status(result: FoldResult) -> tuple[dict[str, int], dict[str, int]]:
     before, after = {}, {}
     for d in result.decisions:
         if d.folded:
-            before[d.layer] = after[d.layer] = FOLDED_INTO
+            before.update(dict.fromkeys(d.layers, FOLDED_INTO))
+            after.update(dict.fromkeys(d.layers, FOLDED_INTO))
             before.update(dict.fromkeys(d.bn_nodes, FOLDED_AWAY))
         else:
             before.update(dict.fromkeys(d.bn_nodes, LEFT))

@@ -44,9 +44,24 @@ def pairs_table(decisions: list[Decision], verification: Verification | None = N
         return "No BatchNormalization layers found: nothing to fold."
     by_layer = {c.layer: c for c in verification.folded_layers} if verification else {}
     forms = any(d.form != "bn" for d in decisions)
-    rows = [(d.layer, d.bn, *((FORMS[d.form],) if forms else ()), d.op, d.status,
-             layer_verdict(by_layer.get(d.layer), d, verification), d.reason or "") for d in decisions]
+    rows = [(d.layer, d.bn, *((FORMS[d.form],) if forms else ()), d.op, status(d),
+             layer_verdict(_worst([by_layer.get(layer) for layer in d.layers]), d, verification), d.reason or "")
+            for d in decisions]
     return table(("layer", "bn", *(("is",) if forms else ()), "kind", "status", "check", "reason"), rows)
+
+
+def status(d: Decision) -> str:
+    """ "folded", "skipped", or how a map folded when not backward ("folded forward", "folded partial",
+    "folded concat": split over the layers before its Concat)."""
+    return f"folded {d.direction}" if d.folded and d.direction != "backward" else d.status
+
+
+def _worst(checks: list[TensorCheck | None]) -> TensorCheck | None:
+    """The check that decides a pair's word: a failed one, else one not exercised, else any (None: no check)."""
+    found = [c for c in checks if c is not None]
+    if len(found) < len(checks):
+        return None
+    return min(found, key=lambda c: (c.passed, c.conclusive), default=None)
 
 
 def counts_text(result: FoldResult) -> str:
@@ -58,6 +73,11 @@ def counts_text(result: FoldResult) -> str:
         parts.append(f"other affine maps (no BatchNorm): {n['affine_before']} before, {n['affine_after']} after")
     if n["bias_merges"]:
         parts.append(f"{n['bias_merges']} bias add(s) merged into their layer")
+    moved = [f"{n[k]} {what}" for k, what in (("forward", "forward into the layer after them"),
+                                              ("partial", f"partially ({n['shift_adds']} Add(s) of their shift left)"),
+                                              ("concat", "split over a Concat")) if n[k]]
+    if moved:
+        parts.append("maps folded " + ", ".join(moved))
     return "; ".join(parts)
 
 

@@ -227,7 +227,8 @@ def line_up(original: Side, candidate: Side) -> tuple[Correspondence, list[BnFat
             split.append(c)
         elif layer is not None and c.layer in g_orig:  # the BN's own parameters, for the layer's float bound
             affine = c.folded_affine()
-            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn, affine.scale, affine.terms))
+            folded.append(FoldedLayer(layer, found[0], c.layer, found[1], c.bn, affine.scale, affine.terms,
+                                      origin=c.layer, steps=affine.steps))
     output_only = [f.bn for f in fates if f.status == "folded" and f.into is None] + [c.bn for c in split]
     taken = {n for f in folded for n in folded_path(g_cand, f.layer, f.until)}
     halves = {c.layer for c in split}  # what stands for a split layer is its first half: nothing to compare

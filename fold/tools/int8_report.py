@@ -154,7 +154,7 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
     fmt = result.frontend.format
     check_runtime(fmt, runtime)
     rt = fmt.part("int8").Adapter()
-    pairs = result.folded_pairs
+    pairs = result.backward_pairs
     at = rt.judged(result)
     original_points, folded_points = [at[d.layer][0] for d in pairs], [at[d.layer][1] for d in pairs]
     float_outputs, float_values = rt.run_float(result.original, inputs, original_points)
@@ -251,7 +251,7 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
 def granularity(result: FoldResult, notes: list[str]) -> list[Granularity]:
     """Every folded transposed convolution's weights under each target's granularity."""
     found = []
-    for d in result.folded_pairs:
+    for d in result.backward_pairs:
         if d.family != "transpose":
             continue
         k = result.frontend.kernel(result.folded, d.layer)

@@ -107,7 +107,7 @@ def cle_pairs(result: FoldResult) -> list[tuple[str, str]]:
     graph = result.graph_after
     outputs = graph.graph.get("outputs", [])
     pairs = []
-    for d in result.folded_pairs:
+    for d in result.backward_pairs:
         layer, tail = d.layer, d.output_node or d.layer  # tail: a GraphDef's BiasAdd named like the BN
         if layer not in graph or tail not in graph or not _own_activation(graph, layer) or tail in outputs:
             continue
@@ -209,7 +209,7 @@ def quant_report(result: FoldResult, checked: Checked | None = None, samples: in
     folded = _linear_kernels(frontend, result.folded, result.graph_after)
     cle, pairs = equalized_kernels(result, folded)
     layers = [layer_quant(d, original[d.layer], folded[d.layer], cle[d.layer].kernel if d.layer in cle else None)
-              for d in result.folded_pairs if d.layer in original and d.layer in folded]
+              for d in result.backward_pairs if d.layer in original and d.layer in folded]
     if checked is None:
         checked = verify(result, samples, seed)
     equalized, check = None, None
@@ -243,7 +243,7 @@ def high_bias_absorbed(result: FoldResult, model: Any) -> Absorbed:
     BN that states its output distribution, into a second layer whose response to a constant is a
     constant (not a transposed convolution: with a stride its response is periodic)."""
     frontend = result.frontend
-    decisions = {d.layer: d for d in result.folded_pairs}
+    decisions = {d.layer: d for d in result.backward_pairs}
     kernels: dict[str, LayerKernel] = {}
     moved, skipped = {}, {}
     for first, second in cle_pairs(result):
@@ -282,7 +282,7 @@ def bias_corrected(result: FoldResult, model: Any, inputs: list[np.ndarray], per
     from fold.engine.comparison import channel_axis
 
     frontend = result.frontend
-    layers = [d.layer for d in result.folded_pairs]
+    layers = [d.layer for d in result.backward_pairs]
     kernels = {layer: frontend.kernel(model, layer) for layer in layers}
     tapper = frontend.tapper(model, (), layers)
     plain = frontend.layer_runner(model, [(layer, layer) for layer in layers])

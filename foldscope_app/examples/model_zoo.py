@@ -173,7 +173,7 @@ class Activation(str, enum.Enum):
 
     NONE = "none"
     AFTER_BN = "ReLU after BN"
-    INSIDE = "ReLU inside the layer (not foldable)"
+    INSIDE = "ReLU inside the layer (the BN cannot fold into it)"
 
 
 def playground_model(

@@ -37,7 +37,8 @@ def why_ui() -> None:
 
     st.subheader("5. Where it stops working")
     st.caption("The naive fold is what folding would compute if it ignored what sits between the layer and "
-               "the BN: the kernel scaled by s and t added as bias, as in step 4.")
+               "the BN: the kernel scaled by s and t added as bias, as in step 4; for a BN before the layer, the "
+               "forward fold: the kernel's input channels scaled by s and the response to t added as bias.")
     for case in c.cases:
         st.markdown(f"**{case.title}.** {case.why}")
         st.image(case.picture, width="stretch")

@@ -9,8 +9,8 @@ walkthrough computes every claimed equality::
     3. BN    = 1x1 conv:     diagonal kernel diag(s), bias t
     4. BN(TConv(x)) = TConv'(x) + b'   with  W' = W * s (output channel), b' = b * s + t
 
-and the three cases where the fold stops being exact (activation in between, BN before the
-TConv, TConv output read twice).
+and the cases where the fold stops being exact (activation in between, BN before the TConv, BN
+before a zero-padded convolution, TConv output read twice).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fold.core.affine import Affine, bn_affine, fold_kernel
+from fold.core.affine import Affine, bn_affine, fold_forward, fold_kernel
 from fold.core.kinds import KERAS_KINDS
 from foldscope_app.examples import seed
 from foldscope_app.examples.tconv import (Crops, Pair, as_pair, checked, conv2d, padding_mode, tconv, tconv_as_conv,
@@ -197,11 +197,13 @@ BN_BEFORE = bn_affine([0.5], [1.3], 1e-3, [0.7], [0.4])
 
 
 def counterexamples(w: Walkthrough) -> dict[str, Counterexample]:
-    """The three places where folding stops working, on the walkthrough's input and kernel."""
+    """The places where folding stops working, on the walkthrough's input and kernel (used as a plain
+    convolution's from its input channels to its output channels, for the padded case)."""
     args = (w.x, w.kernel)
     return {
         "ReLU between the TConv and the BN": counter_activation(*args, w.affine, w.stride, w.padding),
         "BN before the TConv": counter_bn_before(*args, BN_BEFORE, w.stride, w.padding),
+        "BN before a zero-padded convolution": counter_padding(w.x, np.swapaxes(w.kernel, 2, 3), BN_BEFORE),
         "TConv output also feeds a residual add": counter_fanout(*args, w.affine, w.stride, w.padding),
     }
 
@@ -276,6 +278,55 @@ def counter_bn_before(
         "not a constant bias.",
         tap_count=tap_count,
         shift_map=shift_map,
+    )
+
+
+@dataclass(frozen=True)
+class PaddedCounterexample(Counterexample):
+    """BN before a convolution that pads its input with zeros (SAME, stride 1): ``real_taps[p]`` of the
+    kernel's taps read the BN's output at output pixel p (the others read the padding), and ``border`` is
+    what the padding takes away, the sum of W t over the taps that read it: zero inside, not at the border."""
+
+    real_taps: np.ndarray
+    border: np.ndarray
+
+
+def same_padded(x: np.ndarray, kernel_hw: Pair) -> np.ndarray:
+    """``x`` (H, W, C) with the zeros a stride-1 SAME convolution of a ``kernel_hw`` kernel reads around it."""
+    (kh, kw) = kernel_hw
+    return np.pad(x, (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+
+
+def counter_padding(x: np.ndarray, kernel: np.ndarray, affine: Affine) -> PaddedCounterexample:
+    """BN -> Conv(SAME, zero padding).  Reference ``conv(pad(s*x + t))``: the padding is zeros *after* the
+    BN.  Naive forward fold ``conv(pad(x), W*s) + sum_{taps, c} W t`` (``fold.core.affine.fold_forward``):
+    its bias adds the shift's response through every tap, while a border pixel's padded taps read 0.
+
+    ``kernel`` is a convolution's (kh, kw, Cin, Cout). They agree where every tap reads the input, and
+    differ at the border by exactly ``border``; with t = 0 they agree everywhere.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if affine.channels != x.shape[2] or kernel.ndim != 4 or kernel.shape[2] != x.shape[2]:
+        raise ValueError(f"The BN before the convolution needs Cin={x.shape[2]} channels and a (kh, kw, Cin, Cout) "
+                         f"kernel. Received: {affine.channels} channels, kernel.shape={kernel.shape}")
+    hw = kernel.shape[:2]
+    reference = conv2d(same_padded(affine.scale * x + affine.shift, hw), kernel)
+    folded_kernel, folded_bias = fold_forward(kernel, None, affine, KERAS_KINDS["Conv2D"])
+    naive = conv2d(same_padded(x, hw), folded_kernel) + folded_bias
+    inside = same_padded(np.ones_like(x), hw)
+    real_taps = conv2d(inside[:, :, :1], np.ones(hw + (1, 1)))[:, :, 0]
+    border = conv2d((1.0 - inside) * affine.shift, kernel)  # t on the padded taps alone
+    return PaddedCounterexample(
+        reference=reference,
+        naive=naive,
+        max_abs_diff=max_abs_diff(reference, naive),
+        why="A forward fold moves the BN's shift t into the convolution's bias as its response through every tap, "
+        "but at the border some taps read the zero padding, which the BN never shifted: there the naive fold adds "
+        "W·t for each of them (the border map). Inside, where every tap reads the input, it is exact; so it is "
+        "without padding, or with t = 0.",
+        real_taps=real_taps,
+        border=border,
     )
 
 

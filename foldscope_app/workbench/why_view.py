@@ -54,9 +54,10 @@ def _content(size: int, stride: int, padding: str, out_channels: int, random_ker
 
     w = why_math.demo(size, stride, padding, out_channels, random_kernel)
     cases = []
+    drawn = {why_math.BnBeforeCounterexample: figures.bn_before_figure,
+             why_math.PaddedCounterexample: figures.padding_figure}
     for title, case in why_math.counterexamples(w).items():
-        draw = figures.bn_before_figure if isinstance(case, why_math.BnBeforeCounterexample) \
-            else figures.counterexample_figure
+        draw = drawn.get(type(case), figures.counterexample_figure)
         shown = channel if case.reference.shape[-1] > channel else 0
         cases.append(Case(title, case.why, picture(draw(case, shown)), case.max_abs_diff))
     return WhyContent(

@@ -11,6 +11,7 @@ the file the user gave (``FlatModel.ids``), so an op keeps its id through a rewr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -19,7 +20,8 @@ import networkx as nx
 from fold.core.kinds import TFLITE_KINDS
 from fold.frontends.flatbuffer.view import SLOTS, FlatView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
-from fold.frontends.ops.chains import Chain, const_operand, find_chains
+from fold.frontends.ops.chains import Chain, candidate_chains, const_operand, find_chains
+from fold.frontends.ops.directions import alternatives
 from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 #: Fused activation -> the standalone op that computes it.
@@ -91,10 +93,55 @@ def candidate(view: FlatView, chain: Chain, split: Collection[str] = ()) -> Flat
     return c
 
 
+def _alternative(view: FlatView, c: FlatCandidate, alt: FlatCandidate, split: Collection[str]) -> FlatCandidate:
+    """What only a flatbuffer can get wrong about a forward or split alternative: its tensors' types (as
+    operands that are not per-channel vectors, or, for a piece, as the ``float32`` rule reads them) and a
+    MUL that applies an activation before its ADD (then the map is no affine map to move)."""
+    operands = [(f"the operand of '{o.id}'", const_operand(view, o)[0]) for o in c.chain.removed]
+    for target in alt.pieces or [alt]:
+        if target.kind is None or target.weight is None:
+            continue
+        weights = [(f"the {target.kind.weight} of '{target.layer}'", target.weight)]
+        weights += [(f"the bias of '{target.layer}'", target.bias_input)] if target.bias_input else []
+        found = _not_float32(view, weights + operands)
+        if alt.pieces:
+            target.not_float32, target.mul_activation = found, c.mul_activation
+        else:
+            target.bad_operands += found
+    if c.mul_activation and not alt.pieces:
+        alt.bad_operands.append(f"the MUL of '{c.bn}' applies a fused {c.mul_activation} before its ADD")
+    if alt.split is not None and c.tail_activation is not None:
+        # A CONCATENATION fuses no activation; an elementwise one is the same on each input: each piece's
+        # layer applies it (one with an activation of its own is refused by "linear-activation"), fused,
+        # unless the format keeps that layer type's activation as an op of its own (``split``)
+        for piece in alt.pieces:
+            layer = view.by_name[piece.layer]
+            piece.tail_activation = c.tail_activation
+            fuses = hasattr(view.operator(layer).builtinOptions, "fusedActivationFunction") and layer.type not in split
+            piece.placement = "fused" if fuses else None
+            if piece.placement is None:
+                why = f" (the format keeps a {layer.type}'s activation as an op of its own)" if layer.type in split else ""
+                alt.split.problems.append(f"'{piece.layer}' cannot apply the fused {c.tail_activation} of "
+                                          f"'{c.chain.tail.id}'{why}")
+            piece.notes["activation"] = f"{c.tail_activation} fused into '{piece.layer}'"
+    return alt
+
+
+def _alternatives(view: FlatView, c: FlatCandidate, split: Collection[str]) -> list[FlatCandidate]:
+    return [_alternative(view, c, alt, split) for alt in alternatives(view, c)]
+
+
 def candidates(view: FlatView, split: Collection[str] = ()) -> list[FlatCandidate]:
-    """Every chain of the main subgraph as a candidate, in op order; the activation of a folded layer
-    whose type is in ``split`` is kept as an op of its own."""
-    return [candidate(view, chain, split) for chain in find_chains(view)]
+    """Every chain of the main subgraph as a candidate, in op order, with its forward and split alternatives
+    (built only for a map that does not fold backward); the activation of a folded layer whose type is in
+    ``split`` is kept as an op of its own."""
+    found = []
+    for chain in candidate_chains(view):
+        c = candidate(view, chain, split)
+        if chain.form != "bias":
+            c.alternatives = functools.partial(_alternatives, view, c, split)
+        found.append(c)
+    return found
 
 
 def _config(view: FlatView, op) -> dict:

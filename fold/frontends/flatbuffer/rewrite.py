@@ -26,6 +26,12 @@ signatures keep their tensor indices. New weights are new tensors with buffers o
 (converters share buffers between equal tensors); a weight stored as float16 behind a
 DEQUANTIZE is written back as float16 behind that same DEQUANTIZE. DEQUANTIZE ops nothing reads
 any more, and the tensors and buffers of what was dropped, are removed.
+
+A map folded in another direction (``fold.core.rules``) changes the graph so: forward, its ops go and
+what read them reads the map's input; partially, one ADD of t / s (with the tail's fused RELU) takes
+their place; split over a CONCATENATION, its ops go, the CONCATENATION takes over their output and
+the tail's activation is fused into each piece's layer. Each changed layer's weights are written once,
+after every fold it takes (``fold.frontends.ops.plan``).
 """
 
 from __future__ import annotations
@@ -35,14 +41,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from fold.core.affine import fold_kernel
+from fold.core.rules import Decision, chosen
 from fold.core.errors import at
-from fold.core.rules import Decision
+from fold.frontends.formats import LayerKernel
 from fold.frontends.flatbuffer.match import STANDALONE_ACTIVATIONS, FlatCandidate
 from fold.frontends.flatbuffer.model import FlatModel
 from fold.frontends.flatbuffer.schema import Schema
 from fold.frontends.flatbuffer.view import SLOTS, FlatView, view_of
-from fold.frontends.formats import LayerKernel
+from fold.frontends.ops.directions import map_input, shift_vector
+from fold.frontends.ops.plan import LayerFold, layer_folds
 
 #: TRANSPOSE_CONV op versions that introduced a bias input and a fused activation.
 TCONV_BIAS_VERSION, TCONV_ACTIVATION_VERSION = 3, 4
@@ -93,26 +100,18 @@ def _name(sg, t: int, default: bytes) -> bytes:
     return (sg.tensors[t].name or default) if t >= 0 else default
 
 
-def fold_chain(view: FlatView, tree, sg, ops: list, c: FlatCandidate, decision: Decision) -> tuple[list, object | None]:
-    """Write the folded filter and bias, let the last op kept produce the tail's output and place
-    the activation. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to
-    drop and the activation op to insert after the last one kept ("separate" placement), if any."""
+def _backward(schema: Schema, tree, ops: list, c: FlatCandidate) -> tuple[list, object | None]:
+    """The graph of a backward fold: the last op kept produces the tail's output and the activation is
+    placed. ``ops`` are the copied subgraph's ops in the view's order. Returns the ops to drop and the
+    activation op to insert after the last one kept ("separate" placement), if any."""
     chain = c.chain
     op = ops[chain.producer.index]
-    filter_slot, bias_slot = SLOTS[chain.producer.type]
-    op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
-    kernel, new_bias = fold_kernel(view.value(c.weight), c.bias, decision.affine, c.kind)
     tail_out = ops[chain.tail.index].outputs[0]
-    _write(view, tree, sg, op, filter_slot, kernel, _name(sg, op.inputs[filter_slot], b"filter") + b"/folded")
-    _write(view, tree, sg, op, bias_slot, new_bias, _name(sg, tail_out, b"output") + b"/bias")
     survivors = [op, *(ops[o.index] for o in chain.between)]
     for before, after in zip(survivors, survivors[1:]):
         after.inputs = [before.outputs[0], *list(after.inputs)[1:]]
     last = survivors[-1]
     kept_out, last.outputs = last.outputs[0], [tail_out]
-    schema = view.schema
-    if chain.producer.type == "TRANSPOSE_CONV":
-        _with_version(schema, tree, op, TCONV_BIAS_VERSION)
     dropped = [ops[o.index] for o in chain.ops]
     if c.placement == "fused":
         op.builtinOptions.fusedActivationFunction = getattr(schema.classes.ActivationFunctionType, c.tail_activation)
@@ -125,6 +124,55 @@ def fold_chain(view: FlatView, tree, sg, ops: list, c: FlatCandidate, decision: 
         act.inputs, act.outputs, last.outputs = [kept_out], [tail_out], [kept_out]
         return dropped, act
     return dropped, None
+
+
+def _forward(view: FlatView, tree, sg, ops: list, c: FlatCandidate, d: Decision) -> tuple[list, object | None]:
+    """The graph of a forward fold: the map's ops go and what read the map reads its input; a partial fold's
+    ADD of t / s (with the tail's fused RELU, when it had one) takes over the map's output tensor."""
+    schema, chain = view.schema, c.chain
+    x, tail = int(map_input(view, chain)), ops[chain.tail.index]
+    dropped = [ops[o.index] for o in chain.removed]
+    if d.direction == "partial":
+        classes = schema.classes
+        add = classes.OperatorT()
+        add.opcodeIndex = opcode_index(schema, tree, "ADD")
+        add.builtinOptions, add.builtinOptionsType = classes.AddOptionsT(), classes.BuiltinOptions.AddOptions
+        add.builtinOptions.fusedActivationFunction = getattr(classes.ActivationFunctionType,
+                                                             view.activation(chain.tail) or "NONE")
+        shift = add_constant(schema, tree, sg, shift_vector(c).astype(np.float32),
+                             _name(sg, tail.outputs[0], b"map") + b"/shift")
+        add.inputs, add.outputs = [x, shift], [tail.outputs[0]]
+        return dropped, add
+    for reader in view.readers(chain.tail.output):  # the first op kept, and any op that reads only the shape
+        op = ops[reader.index]
+        op.inputs = [x if t == tail.outputs[0] else t for t in op.inputs]
+    return dropped, None
+
+
+def _concat(view: FlatView, tree, ops: list, c: FlatCandidate) -> list:
+    """The graph of a concat split: the map's ops go and the CONCATENATION takes over the tail's output tensor;
+    the tail's fused activation, elementwise, moves onto each piece's layer (a CONCATENATION fuses none)."""
+    chain, schema = c.chain, view.schema
+    ops[chain.producer.index].outputs = [ops[chain.tail.index].outputs[0]]
+    for piece in c.pieces:
+        if piece.placement == "fused":
+            layer = ops[view.by_name[piece.layer].index]
+            layer.builtinOptions.fusedActivationFunction = getattr(schema.classes.ActivationFunctionType,
+                                                                   piece.tail_activation)
+            if view.by_name[piece.layer].type == "TRANSPOSE_CONV":
+                _with_version(schema, tree, layer, TCONV_ACTIVATION_VERSION)
+    return [ops[o.index] for o in chain.removed]
+
+
+def _weights(view: FlatView, tree, sg, ops: list, layer: LayerFold) -> None:
+    """Write a layer's folded filter and bias (a TRANSPOSE_CONV without one gets the version that reads it)."""
+    op = ops[layer.op.index]
+    filter_slot, bias_slot = SLOTS[layer.op.type]
+    op.inputs = list(op.inputs) + [-1] * (bias_slot + 1 - len(op.inputs))
+    _write(view, tree, sg, op, filter_slot, layer.kernel, _name(sg, op.inputs[filter_slot], b"filter") + b"/folded")
+    _write(view, tree, sg, op, bias_slot, layer.bias.astype(np.float32), _name(sg, op.outputs[0], b"output") + b"/bias")
+    if layer.op.type == "TRANSPOSE_CONV":
+        _with_version(view.schema, tree, op, TCONV_BIAS_VERSION)
 
 
 def _prune(schema: Schema, model) -> None:
@@ -174,16 +222,32 @@ def rewrite(model: FlatModel, folds: Sequence[tuple[FlatCandidate, Decision]]) -
     sg = tree.subgraphs[0]
     ops = list(sg.operators)  # the view's order: every rewrite below works on these objects
     ids = {id(op): name for op, name in zip(ops, model.ids)}
+    dropped: list = []
+    inserted: list[tuple] = []  # (after this op, insert that one)
     for c, decision in folds:
         if not decision.folded:
             continue
+        taken = chosen(c, decision)
         with at(c.place):
-            dropped, act = fold_chain(view, tree, sg, ops, c, decision)
-        sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
-        if act is not None:
-            last = ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index]
-            sg.operators.insert(sg.operators.index(last) + 1, act)
-            ids[id(act)] = c.output_node
+            if decision.direction == "backward":
+                gone, act = _backward(view.schema, tree, ops, taken)
+                if act is not None:
+                    inserted.append((ops[(c.chain.between[-1] if c.chain.between else c.chain.producer).index], act))
+                    ids[id(act)] = c.output_node
+            elif decision.direction == "concat":
+                gone = _concat(view, tree, ops, taken)
+            else:
+                gone, add = _forward(view, tree, sg, ops, taken, decision)
+                if add is not None:
+                    inserted.append((ops[c.chain.tail.index], add))
+                    ids[id(add)] = taken.forward.entry
+        dropped += gone
+    for layer in layer_folds(view, folds):
+        with at(layer.op.place):
+            _weights(view, tree, sg, ops, layer)
+    for after, op in inserted:  # before the ops dropped go, so that an op placed after a dropped one finds it
+        sg.operators.insert(next(i for i, o in enumerate(sg.operators) if o is after) + 1, op)
+    sg.operators = [o for o in sg.operators if all(o is not d for d in dropped)]
     return _finish(model, tree, ids)
 
 

@@ -4,8 +4,8 @@ and what only a flatbuffer can get wrong."""
 from __future__ import annotations
 
 from fold.core.rules import Rule, compose
-from fold.frontends.ops.rules import CONSTANT_WEIGHTS, SINGLE_USE_CHAIN
 from fold.frontends.flatbuffer.match import FlatCandidate
+from fold.frontends.ops.rules import CONSTANT_WEIGHTS, FORWARD_WEIGHTS, SINGLE_USE_CHAIN
 
 
 def _float32_tensors(c: FlatCandidate) -> str | None:
@@ -27,11 +27,13 @@ def _linear_mul(c: FlatCandidate) -> str | None:
 #: object in a flatbuffer: it has no training-mode BatchNorm, every op runs once, and a MUL/ADD operand
 #: that is not per channel on the last axis makes no chain at all. Two op-level rules cannot
 #: either: a fold writes new tensors, so a weight other ops read stays theirs
-#: ("unshared-weights"), and a flatbuffer bias is always a vector ("per-channel-operands").
+#: ("unshared-weights"), and a flatbuffer bias is always a vector ("per-channel-operands"). A map
+#: folds backward, split over a CONCATENATION, forward, or partially across a RELU (``fold.core.rules``);
+#: forward, the tensor types and a MUL's activation are what "forward-weights" reads.
 RULES: tuple[Rule, ...] = compose(
     Rule("float32", "Filter, bias, operands and output are float32, not quantized.", _float32_tensors),
     CONSTANT_WEIGHTS,
     SINGLE_USE_CHAIN,
     Rule("linear-mul", "The MUL has no fused activation before the ADD.", _linear_mul),
-    omit=("inference-mode", "not-shared", "channel-axis"),
+    omit=("inference-mode", "not-shared", "channel-axis"), forward=(FORWARD_WEIGHTS,), concat=True,
 )

@@ -29,6 +29,8 @@ VOCABULARY = Vocabulary(
     reshapes=frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}),
     relayouts=frozenset({"TRANSPOSE", "SLICE"}),
     reductions=frozenset({"MEAN", "SUM"}),
+    concats=frozenset({"CONCATENATION"}),
+    shapes=frozenset({"SHAPE"}),
 )
 #: Op -> (filter input slot, bias input slot); TRANSPOSE_CONV's bias is optional.
 SLOTS: dict[str, tuple[int, int]] = {
@@ -168,6 +170,34 @@ class FlatView:
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
         return value, None
 
+    def padding(self, op: Op) -> str | None:
+        options = self.operator(op).builtinOptions
+        same = self.schema.classes.Padding.SAME
+        if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D") or getattr(options, "padding", None) != same:
+            return None
+        shape, kernel = self.shape(op.inputs[0]), self.shape(op.inputs[1])
+        if shape is None or kernel is None or any(d is None for d in shape[1:3]):
+            return "padding SAME"
+        steps = ((options.strideH, options.dilationHFactor), (options.strideW, options.dilationWFactor))
+        total = sum(max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
+                    for n, k, (s, d) in zip(shape[1:3], kernel[1:3], steps))
+        return "padding SAME" if total else None
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        if op.type == "FULLY_CONNECTED":  # it reads its input as rows of the weights' input size
+            weights = self.shape(op.inputs[1])
+            return ((-1, int(weights[-1])) if weights is not None else None), 1
+        return None, -1
+
+    def weight_gain(self, op: Op) -> float:
+        return 1.0
+
+    def concat_axis(self, op: Op) -> int | None:
+        if op.type != "CONCATENATION":
+            return None
+        shape = self.shape(op.output)
+        return position(int(self.operator(op).builtinOptions.axis), None if shape is None else len(shape))
+
     def looked_through(self, tensor: str) -> list[Op]:
         op = self._producer.get(tensor)
         return [op] if op is not None and op.type == "DEQUANTIZE" else []
@@ -196,10 +226,13 @@ class FlatView:
         return None
 
     def data_inputs(self, op: Op) -> list[str]:
-        """The activation a linear op reads (its kind's data input), else every input that is not a constant."""
+        """The activation a linear op reads (its kind's data input), a reshape's input 0 (the rest is its
+        new shape), else every input that is not a constant."""
         kind = self.kind(op)
         if kind is not None:
             return [op.inputs[kind.data_input]]
+        if op.type in self.vocabulary.reshapes:
+            return op.inputs[:1]
         return [t for t in op.inputs if t and not self.is_constant(t)]
 
 

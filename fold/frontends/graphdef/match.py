@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from fold.frontends.graphdef.view import GraphDefView, node_of
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
-from fold.frontends.ops.chains import find_chains
+from fold.frontends.ops.chains import candidate_chains, find_chains
 from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 _CONFIG_ATTRS = ("strides", "padding", "data_format", "dilations", "epsilon", "is_training",
@@ -26,7 +26,7 @@ _CONFIG_ATTRS = ("strides", "padding", "data_format", "dilations", "epsilon", "i
 def candidates(view: GraphDefView) -> list[OpCandidate]:
     """Every BN chain of the graph as a candidate, in graph order."""
     found = []
-    for chain in find_chains(view):
+    for chain in candidate_chains(view):
         c = op_candidate(view, chain)
         c.output_node = chain.tail.id  # the folded chain ends in a bias add named like it
         if c.kind is not None:

@@ -32,6 +32,8 @@ VOCABULARY = Vocabulary(
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "ExpandDims"}),
     reductions=frozenset({"Mean", "Sum"}),
+    concats=frozenset({"ConcatV2"}),
+    shapes=frozenset({"Shape", "Size"}),
 )
 #: Ops a weight is looked through to the Const it was read from (for the pair's notes).
 VALUE_OPS = frozenset({"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose"})
@@ -207,6 +209,40 @@ class GraphDefView:
 
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
         return value, None
+
+    def padding(self, op: Op) -> str | None:
+        node = self.node(op)
+        if op.type not in ("Conv2D", "DepthwiseConv2dNative"):
+            return None
+        mode = attr_str(node, "padding", "VALID")
+        if mode == "EXPLICIT":
+            pads = list(node.attr["explicit_paddings"].list.i)
+            return f"explicit paddings {pads}" if any(pads) else None
+        if mode != "SAME":
+            return None
+        shape, kernel = self.shape(op.inputs[0]), self.shape(op.inputs[FILTER_INPUT])
+        spatial = slice(2, 4) if _channels_first(node) else slice(1, 3)
+        if shape is None or kernel is None or any(d is None for d in shape[spatial]):
+            return "padding SAME"
+        strides, dilations = list(node.attr["strides"].list.i)[spatial], list(node.attr["dilations"].list.i)[spatial]
+        dilations = dilations or [1, 1]
+        total = sum(max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
+                    for n, k, s, d in zip(shape[spatial], kernel[:2], strides, dilations))
+        return "padding SAME" if total else None
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        if op.type == "MatMul":
+            return None, 0 if self.node(op).attr["transpose_a"].b else -1
+        return None, 1 if _channels_first(self.node(op)) else -1
+
+    def weight_gain(self, op: Op) -> float:
+        return 1.0
+
+    def concat_axis(self, op: Op) -> int | None:
+        if op.type != "ConcatV2" or not op.inputs or not self.is_constant(op.inputs[-1]):
+            return None
+        shape = self.shape(op.output)
+        return position(int(np.asarray(self.value(op.inputs[-1]))), None if shape is None else len(shape))
 
     def looked_through(self, tensor: str) -> list[Op]:
         found, t = [], tensor

@@ -1,6 +1,7 @@
 """The Keras frontend: Functional and Sequential models from .keras, .h5 and .hdf5 files.
 
     match.py    scopes, foldscope's graph and the candidate pairs of a model
+    directions.py  a BN's other directions: forward, partial across a ReLU, split over a Concatenate
     rules.py    the shared rules plus Keras's own guard (plain kernels)
     rewrite.py  rebuild the model from an edited copy of its config
     io.py       safe loading (safe_mode on), saving, inputs, outputs, running
@@ -22,6 +23,7 @@ from fold.core.rules import Candidate, Decision
 from fold.core.verification import InputSpec, OutputSpec
 from fold.frontends.formats import FRONTENDS, LayerKernel
 from fold.frontends.keras import io, match
+from fold.frontends.keras.directions import alternatives
 from fold.frontends.keras.rewrite import rebuild
 from fold.frontends.keras.rules import RULES
 
@@ -54,10 +56,10 @@ class KerasFrontend:
         return model.name
 
     def candidates(self, model: keras.Model) -> list[Candidate]:
-        return list(match.candidates(self._scope(model)))
+        return list(match.candidates(self._scope(model), alternatives))
 
     def rewrite(self, model: keras.Model, folds: Sequence[tuple[Candidate, Decision]]) -> keras.Model:
-        folded, built_from = rebuild(model, [d for _, d in folds], self._scope(model).source)
+        folded, built_from = rebuild(model, folds, self._scope(model).source)
         self._scope(folded, built_from)  # the folded model's scope: the config it was built from
         return folded
 

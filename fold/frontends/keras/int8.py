@@ -93,7 +93,7 @@ class Adapter:
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
         graph = result.graph_before
         found = {}
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             after = list(graph.successors(d.bn)) if d.bn in graph else []
             relu = after[0] if len(after) == 1 and _is_relu(graph.nodes[after[0]]) and \
                 after[0] not in graph.graph.get("outputs", []) and graph.out_degree(d.bn) == 1 else None

@@ -307,10 +307,13 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
 
 def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
     """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
-    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
+    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x| (a partial fold's
+    Rescaling: no offset)."""
     config = {**layer.get_config(), "name": name}
     if magnitude and "activation" in config:
         config["activation"] = "linear"
+    if magnitude and isinstance(layer, keras.layers.Rescaling):
+        config["offset"] = 0.0
     twin = type(layer).from_config(config)
     twin.build(tuple(_call_inputs(layer)[0].shape))
     by_name = {w.name: w for w in layer.weights}
@@ -322,33 +325,60 @@ def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers
     return twin
 
 
+#: Layers a path run alone holds at most (a layer and the BatchNormalizations after it).
+MAX_PATH = 8
+
+
+def _path(model: keras.Model, path: str, until: str) -> list[keras.layers.Layer] | None:
+    """The layers from ``path`` to ``until`` (graph paths), each the only caller of the output of the one
+    before, called once with one input; None when there is no such path."""
+    from fold.frontends.keras.match import layer_at
+
+    try:
+        first, last = layer_at(model, path), layer_at(model, until)
+    except ValueError:
+        return None
+    found = [last]
+    while found[0] is not first:
+        fed = _call_inputs(found[0])
+        if fed is None or len(fed) != 1 or len(found) >= MAX_PATH:
+            return None
+        history = getattr(fed[0], "_keras_history", None)
+        if history is None or _call_output(history[0]) is not fed[0]:
+            return None
+        found.insert(0, history[0])
+    fed = _call_inputs(first)
+    return found if fed is not None and len(fed) == 1 else None
+
+
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch; a layer
-    whose ``until`` is another layer reading its output alone (its BN) is followed by a copy of that
-    one (not with ``magnitude``, which runs the layer alone).
+    """Copies of the layers, each on an input of its own, in one model called once per batch: each path from
+    a layer through ``until``, each layer reading the one before (a layer and its BatchNorms; or, for a
+    forward fold, the Flatten or Rescaling before it from where the BN was). With ``magnitude`` a path runs
+    through its first layer with a kernel only, that one with |weights|, no bias, no activation.
 
     Every layer of that model is named here: Keras' automatic names come from counters that
     ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
     script run), so two automatic "input_layer"s of one model could meet; two nested models'
     layers may share a name too."""
-    from fold.frontends.keras.match import layer_at
+    from fold.core.kinds import KERAS_KINDS
 
     inputs, outputs, names = [], [], []
     for path, until in layers:
-        try:
-            layer = layer_at(model, path)
-            after = None if magnitude or until == path else layer_at(model, until)
-        except ValueError:
+        found = _path(model, path, until)
+        linear = [k for k, layer in enumerate(found or []) if type(layer).__name__ in KERAS_KINDS]
+        if not linear:
             continue
-        fed = _call_inputs(layer)
-        if fed is None or len(fed) != 1:
-            continue
-        if after is not None and (_call_inputs(after) or [None])[0] is not _call_output(layer):
-            continue  # not the layer's direct successor: no chain to run
+        if magnitude:
+            found = found[:linear[0] + 1]
+        fed = _call_inputs(found[0])
         x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
         inputs.append(x)
-        y = _twin(layer, magnitude, f"alone{len(names)}")(x)
-        outputs.append(y if after is None else _twin(after, False, f"alone{len(names)}_after")(y))
+        y = x
+        for k, layer in enumerate(found):
+            y = _twin(layer, magnitude and (type(layer).__name__ in KERAS_KINDS
+                                            or isinstance(layer, keras.layers.Rescaling)), f"alone{len(names)}_{k}")(y)
+        outputs.append(y)
         names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 

@@ -9,8 +9,9 @@ so they agree on names and connectivity. Nothing here modifies the model.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from fold.core.errors import FoldError, at
+from fold.core.affine import bn_affine
 from fold.core.graph import Vocabulary
 from fold.core.kinds import KERAS_KINDS
 from fold.core.rules import Candidate
@@ -181,7 +183,7 @@ def _sequential_scope(cfg: dict, model: keras.Model) -> Scope:
     inputs_of, shapes = {}, {}
     for prev, name in zip(names, names[1:]):
         inputs_of[name] = [(prev, 0, 0)]
-        shapes[name] = _output_shape(layers.get(prev))
+        shapes[name] = output_shape(layers.get(prev))
     return Scope(
         name=cfg.get("name", model.name), kind="sequential", config=cfg, entries=entries,
         layers=layers, refs=Counter(names), inputs_of=inputs_of,
@@ -189,7 +191,8 @@ def _sequential_scope(cfg: dict, model: keras.Model) -> Scope:
     )
 
 
-def _output_shape(layer: keras.layers.Layer | None) -> tuple | None:
+def output_shape(layer: keras.layers.Layer | None) -> tuple | None:
+    """A built layer's output shape (None when it has none)."""
     try:
         return tuple(layer.output.shape)
     except (AttributeError, ValueError, TypeError):
@@ -264,7 +267,8 @@ def layer_weights(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
     return {w.name: np.asarray(w.numpy()) for w in layer.weights}
 
 
-def _special_kernel(layer: keras.layers.Layer) -> str | None:
+def special_kernel(layer: keras.layers.Layer) -> str | None:
+    """Why a layer's kernel is not a plain float weight (quantized, LoRA), or None."""
     policy = getattr(layer, "dtype_policy", None)
     mode = getattr(policy, "quantization_mode", None)
     if mode:
@@ -304,21 +308,67 @@ def _candidate(scope: Scope, prefix: str, bn_name: str) -> KerasCandidate | None
         compute_dtype=getattr(layer, "compute_dtype", "float32"),
     )
     if kind is not None:
-        c.special_kernel = _special_kernel(layer)
+        c.special_kernel = special_kernel(layer)
         if c.special_kernel is None:
             values = layer_weights(layer)
             c.set_kernel(values[kind.weight], values.get("bias"))
     return c
 
 
-def candidates(scope: Scope) -> list[KerasCandidate]:
-    """Every BatchNorm of every scope with the layer that feeds it, in model order."""
+def _following_bn(sc: Scope, name: str, c: KerasCandidate) -> str | None:
+    """The BatchNormalization that alone reads layer ``name``'s output, once, on the same axes, when
+    there is one: its map composes with the candidate's."""
+    if sc.refs[name] != 1 or calls(sc.entries[name]) > 1:
+        return None
+    after = [n for n, sources in sc.inputs_of.items() if sources and sources[0][0] == name]
+    if len(after) != 1 or sc.entries[after[0]].get("class_name") != "BatchNormalization":
+        return None
+    bn = sc.layers[after[0]]
+    shape = sc.shapes.get(after[0])
+    if _normalize_axes(bn.axis, len(shape) if shape is not None else None) != c.bn_axes or \
+            calls(sc.entries[after[0]]) > 1 or len(sc.inputs_of[after[0]]) != 1:
+        return None
+    return after[0]
+
+
+def _compose_following(sc: Scope, prefix: str, c: KerasCandidate, name: str) -> list[str]:
+    """Extend ``c`` (whose last BN is ``name``) with the BatchNormalizations that follow it one after the
+    other; returns their names."""
+    taken = []
+    while (after := _following_bn(sc, name, c)) is not None:
+        bn = sc.layers[after]
+        c.maps.append(bn_affine(bn.moving_mean.numpy(), bn.moving_variance.numpy(), float(bn.epsilon),
+                                bn.gamma.numpy() if bn.scale else None, bn.beta.numpy() if bn.center else None))
+        c.bn_training = c.bn_training or sc.call_kwargs.get(after, {}).get("training") is True
+        c.bn = f"{c.bn}+{prefix}{after}"
+        taken.append(after)
+        name = after
+    if taken:
+        c.absorbs = {"bn": 1 + len(taken), "affine": 0}
+        c.notes["maps"] = " -> ".join(c.bn.split("+"))
+    return taken
+
+
+Alternatives = Callable[[Scope, str, KerasCandidate, str, str], list[KerasCandidate]]
+
+
+def candidates(scope: Scope, alternatives: Alternatives | None = None) -> list[KerasCandidate]:
+    """Every BatchNorm of every scope with the layer that feeds it, in model order; BatchNorms that follow
+    one another, each read by the next alone, are one candidate of their maps composed. ``alternatives``
+    (scope, path prefix, candidate, its first and last BN) gives a candidate's other directions."""
     found = []
     for prefix, sc in scope.walk():
+        taken: set[str] = set()
         for name, entry in sc.entries.items():
-            if entry.get("class_name") == "BatchNormalization":
+            if entry.get("class_name") == "BatchNormalization" and name not in taken:
                 with at(f"layer '{prefix}{name}' (BatchNormalization)"):
                     c = _candidate(sc, prefix, name)
+                    if c is not None:
+                        following = _compose_following(sc, prefix, c, name)
+                        taken.update(following)
+                        if alternatives is not None:  # read only if it does not fold backward
+                            c.alternatives = functools.partial(alternatives, sc, prefix, c, name,
+                                                               (following or [name])[-1])
                 if c is not None:
                     found.append(c)
     return found

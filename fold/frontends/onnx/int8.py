@@ -147,7 +147,7 @@ class Adapter:
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
         view = view_of(result.original)
         found = {}
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             t = after_lone(view, view.by_name[d.bn_nodes[-1]].output, "Relu")
             found[d.layer] = (t, t)
         return found

@@ -31,6 +31,7 @@ from fold.frontends.formats import LayerRunner, Tap
 from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
 from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.frontends.onnx.view import OnnxView, view_of
+from fold.frontends.ops.view import values_read
 
 #: Opsets foldscope reads: BatchNormalization took its inference form in opset 9.
 MIN_OPSET = 9
@@ -216,15 +217,24 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     return run
 
 
+#: Ops a path run alone holds at most (a forward fold's map, reshapes, activation, layer and the maps after it).
+MAX_PATH = 16
+
+
 def _path(view: OnnxView, layer, until: str) -> list | None:
     """The ops from ``layer`` to ``until``, each the only reader of the one before (None if there is no such path)."""
     path = [layer]
     while path[-1].id != until:
-        readers = view.readers(path[-1].output)
-        if len(readers) != 1 or len(path) > 8:
+        readers = values_read(view, path[-1].output)
+        if len(readers) != 1 or len(path) > MAX_PATH:
             return None
         path.append(readers[0])
     return path
+
+
+def _linear(view: OnnxView, path: list):
+    """The path's layer: its first op with a kind and a constant weight (None when it has none)."""
+    return next((op for op in path if view.kind(op) is not None and view.is_constant(op.inputs[1])), None)
 
 
 def _constant(model: OnnxModel, view: OnnxView, tensor: str, value: np.ndarray, name: str) -> onnx.TensorProto:
@@ -248,7 +258,7 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
     bias and zero added constants; what reshapes read stays). Returns it and layer -> (its graph inputs, its graph output)."""
     nodes, inputs, outputs, inits, ends = [], [], [], [], {}
     for name, path in paths.items():
-        layer = path[0]
+        layer = _linear(view, path)
         elem = onnx.helper.np_dtype_to_tensor_dtype(view.value(layer.inputs[1]).dtype)
         renamed = {t: f"{name}::{t}" for op in path for t in [*op.inputs, *op.outputs] if t}
         for op in path:
@@ -266,7 +276,7 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
             copy.input[:] = [renamed.get(t, t) for t in op.inputs]
             copy.output[:] = [renamed.get(t, t) for t in op.outputs]
             nodes.append(copy)
-        fed = [renamed[t] for t in _data_inputs(view, layer)]
+        fed = [renamed[t] for t in _data_inputs(view, path[0])]
         inputs += [onnx.helper.make_tensor_value_info(t, elem, None) for t in fed]
         out = renamed[path[-1].output]
         outputs.append(onnx.helper.make_tensor_value_info(out, elem, None))
@@ -278,21 +288,23 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
 
 
 def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
-    """Every layer through ``until`` in one model of its own in onnxruntime (``magnitude``: |weights|,
-    no bias, no added constants). A layer whose output has no batch axis apart from its channels (a
-    MatMul of a vector) is left out: its samples cannot be told apart, so it is checked at the outputs."""
+    """Every path from a node through ``until`` (a layer and the ops after it; or, for a forward fold, the
+    ops before it from where the map was) in one model of its own in onnxruntime (``magnitude``: the
+    layer's |weights|, no bias, no added constants). A layer whose output has no batch axis apart from
+    its channels (a MatMul of a vector) is left out: its samples cannot be told apart, so it is checked
+    at the outputs."""
     view = view_of(model)
     paths = {}
     for name, until in layers:
         op = view.by_name.get(name)
-        if op is None or len(op.inputs) < 2 or not view.is_constant(op.inputs[1]):
+        path = None if op is None else _path(view, op, until)
+        layer = None if path is None else _linear(view, path)
+        if layer is None:
             continue
-        shape = view.shape(op.output)
+        shape = view.shape(layer.output)
         if shape is not None and len(shape) < 2:
             continue
-        path = _path(view, op, until)
-        if path is not None:
-            paths[name] = path
+        paths[name] = path
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
     alone, ends = _alone(model, view, paths, magnitude)

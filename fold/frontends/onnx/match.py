@@ -11,12 +11,15 @@ initializers, ``Constant`` nodes or constants behind ``Cast``, reshapes, ``Trans
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import onnx
 
 from fold.frontends.onnx.view import OnnxView
 from fold.frontends.ops.candidates import OpCandidate, op_candidate
-from fold.frontends.ops.chains import find_chains
+from fold.frontends.ops.chains import candidate_chains, find_chains
+from fold.frontends.ops.directions import alternatives
 from fold.frontends.ops.op_graph import op_graph as ops_graph
 
 #: Attributes worth showing in the graph.
@@ -26,16 +29,30 @@ _CONFIG_ATTRS = ("kernel_shape", "strides", "pads", "auto_pad", "dilations", "gr
 
 
 def candidates(view: OnnxView) -> list[OpCandidate]:
-    """Every chain of the model as a candidate, in graph order."""
+    """Every chain of the model as a candidate, in graph order; its other directions are built only when it
+    does not fold backward (they read the weights of the layers around it)."""
     found = []
-    for chain in find_chains(view):
+    for chain in candidate_chains(view):
         c = op_candidate(view, chain)
         if c.kind is not None and chain.producer.type == "MatMul":
             c.output_node = chain.tail.id  # the Add the rewrite puts after it takes the chain's last node's name
+        if chain.form != "bias":
+            c.alternatives = functools.partial(_alternatives, view, c)
         found.append(c)
-        if view.model.external is not None:
-            view.model.external.release()  # one candidate's weights in memory at a time
+        _release(view)
     return found
+
+
+def _alternatives(view: OnnxView, c: OpCandidate) -> list[OpCandidate]:
+    found = alternatives(view, c)
+    _release(view)
+    return found
+
+
+def _release(view: OnnxView) -> None:
+    """One candidate's weights in memory at a time (a model with external data)."""
+    if view.model.external is not None:
+        view.model.external.release()
 
 
 def _config(node: onnx.NodeProto) -> dict:

@@ -13,7 +13,16 @@ The BN, the bias ``Add``, the ``Mul``/``Add`` are removed; the last op kept (the
 last reshape looked through) takes over the name of the chain's last output (the BN's ``Y``), so
 its consumers, and a graph output of that name, need no rewiring. Gemm gets ``C' = B'`` with
 ``beta = 1``; a MatMul, which has no bias input, is followed by one ``Add`` named like the chain's
-last node. New weights are new initializers; a weight stored as float16 behind a ``Cast`` is
+last node. The other directions (``fold.frontends.ops.directions``):
+
+    forward   X -> BN -> [reshapes] -> Conv(W, B)      X -> [reshapes] -> Conv(W s, B + W t)
+    partial   X -> BN -> Relu -> Conv(W, B)           X -> Add(t / s) -> Relu -> Conv(W s, B)
+    concat    Conv_k -> Concat -> BN -> Y              Conv_k' -> Concat -> Y
+
+the forward fold's first op kept reads the BN's input; a partial fold's Add takes over the BN's
+output name; a MatMul that takes a map forward gets its Add under a name of its own, taking over its
+output name; the Concat takes over the BN's output name. A layer's weights are written once, after
+every fold that changed it (``fold.frontends.ops.plan``). New weights are new initializers; a weight stored as float16 behind a ``Cast`` is
 written back as float16 behind that same Cast; constants nothing reads any more (and the nodes
 that only computed them) are dropped. The opset and IR version are unchanged, and the result
 passes ``onnx.checker.check_model(full_check=True)``. A model with external data gets its new
@@ -23,19 +32,21 @@ tensors in its scratch file (``fold.frontends.onnx.external``), one layer in mem
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from fold.core.affine import fold_kernel
+from fold.core.rules import Decision, chosen
 from fold.core.errors import at
-from fold.core.rules import Decision
 from fold.frontends.formats import LayerKernel
 from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.view import VALUE_OPS, OnnxView
 from fold.frontends.ops.candidates import OpCandidate
+from fold.frontends.ops.directions import map_input, shift_vector
 from fold.frontends.ops.names import Names
+from fold.frontends.ops.plan import layer_folds
 
 
 def _read(graph: onnx.GraphProto) -> Iterator[str]:
@@ -88,34 +99,78 @@ def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.Node
     return [_tensor(view, np.asarray(value).astype(dtype, copy=False), name)]
 
 
-def _fold_one(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidate,
-              decision: Decision) -> tuple[list[onnx.TensorProto], onnx.NodeProto | None]:
-    """Rewrite the chain's layer in ``graph``; returns new initializers and a new Add, if any."""
+def _backward(graph: onnx.GraphProto, names: Names, c: OpCandidate, edits: _Edits) -> None:
+    """The graph of a backward fold: the chain goes, the last op kept takes over its output name (a
+    MatMul's Add, which carries its bias, is named like the chain's last node)."""
     chain = c.chain
     node = graph.node[chain.producer.index]
-    kernel, bias = fold_kernel(view.value(node.input[1]), c.bias, decision.affine, c.kind, c.groups)
-    inits = _write(view, graph, names, node, 1, kernel, kernel.dtype)
     final = chain.tail.output
     survivors = [node, *(graph.node[o.index] for o in chain.between)]
     for before, after in zip(survivors, survivors[1:]):
         after.input[0] = before.output[0]
-    add = None
-    if node.op_type == "MatMul":  # no bias input: one Add after it, named like the chain's last node
-        b_name = names.fresh(f"{node.name}_bias_folded")
-        inits.append(_tensor(view, bias, b_name))
-        out = names.fresh(f"{node.output[0]}_biased")
-        add = helper.make_node("Add", [node.output[0], b_name], [out], name=chain.tail.id)
-        if len(survivors) > 1:
-            survivors[1].input[0] = out
-        else:
-            add.output[0] = final
-    else:
-        inits += _write(view, graph, names, node, 2, bias, kernel.dtype)
-        if node.op_type == "Gemm":
-            _set_beta_one(node)
-    if add is None or len(survivors) > 1:
+    edits.removed.update(o.index for o in chain.ops)
+    if node.op_type != "MatMul":
         survivors[-1].output[0] = final
-    return inits, add
+        return
+    out = names.fresh(f"{node.output[0]}_biased")
+    add = helper.make_node("Add", [node.output[0], ""], [out], name=chain.tail.id)
+    if len(survivors) > 1:
+        survivors[1].input[0] = out
+        survivors[-1].output[0] = final
+    else:
+        add.output[0] = final
+    edits.bias_adds[chain.producer.index] = add
+
+
+def _forward(view: OnnxView, graph: onnx.GraphProto, names: Names, c: OpCandidate, d: Decision,
+             edits: _Edits) -> None:
+    """The graph of a forward fold: the map goes and what read it reads its input; a partial fold's Add of
+    t / s takes over the map's output name; a MatMul gets an Add of its own for its new bias."""
+    chain, target = c.chain, graph.node[view.by_name[c.layer].index]
+    x, final = map_input(view, chain), chain.tail.output
+    edits.removed.update(o.index for o in chain.removed)
+    if d.direction == "partial":
+        name = names.fresh(f"{c.forward.entry}_t")
+        edits.initializers.append(_tensor(view, _partial_shift(view, c, x), name))
+        edits.inserted.setdefault(chain.tail.index, []).append(
+            helper.make_node("Add", [x, name], [final], name=c.forward.entry))
+    else:  # the first op kept, and any op that reads only the shape, read the map's input
+        for reader in view.readers(final):
+            node = graph.node[reader.index]
+            node.input[:] = [x if t == final else t for t in node.input]
+    if target.op_type == "MatMul" and view.by_name[c.layer].index not in edits.bias_adds:
+        out = names.fresh(f"{target.output[0]}_unbiased")
+        add = helper.make_node("Add", [out, ""], [target.output[0]], name=d.output_node)
+        target.output[0] = out
+        edits.bias_adds[view.by_name[c.layer].index] = add
+
+
+def _partial_shift(view: OnnxView, c: OpCandidate, x: str) -> np.ndarray:
+    """A partial fold's t / s, shaped to broadcast on the map's channel axis of ``x``, in ``x``'s dtype (the
+    layer's weight's, as it computes: ONNX's Conv and Gemm take one type)."""
+    shape = view.shape(x)
+    rank = len(shape) if shape is not None else 2
+    axis = c.chain.axis if c.chain.axis is not None else 1
+    dtype = np.asarray(view.value(c.weight)).dtype
+    return shift_vector(c).reshape([-1 if i == axis else 1 for i in range(rank)]).astype(dtype)
+
+
+def _concat(graph: onnx.GraphProto, c: OpCandidate, edits: _Edits) -> None:
+    """The graph of a concat split: the map goes and the Concat takes over its output name."""
+    chain = c.chain
+    graph.node[chain.producer.index].output[0] = chain.tail.output
+    edits.removed.update(o.index for o in chain.removed)
+
+
+@dataclass
+class _Edits:
+    """What the folds change in the graph: nodes removed, nodes inserted after a node, a layer's bias Add
+    (a MatMul's, by the layer's index), new initializers."""
+
+    removed: set[int] = field(default_factory=set)
+    inserted: dict[int, list[onnx.NodeProto]] = field(default_factory=dict)
+    bias_adds: dict[int, onnx.NodeProto] = field(default_factory=dict)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
 
 
 def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate, Decision]]) -> OnnxModel:
@@ -124,29 +179,42 @@ def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate,
     proto.CopyFrom(model.proto)
     graph = proto.graph
     names = _names(graph)
-    removed: set[int] = set()
-    added: dict[int, onnx.NodeProto] = {}
-    inits: list[onnx.TensorProto] = []
-    for c, decision in folds:
-        if not decision.folded:
-            continue
+    edits = _Edits()
+    ordered = sorted((f for f in folds if f[1].folded), key=lambda f: f[1].direction not in ("backward", "concat"))
+    for c, decision in ordered:  # backward first: a MatMul that also takes a map forward keeps one Add
+        taken = chosen(c, decision)
         with at(c.place):
-            new, add = _fold_one(view, graph, names, c, decision)
+            if decision.direction == "backward":
+                _backward(graph, names, taken, edits)
+            elif decision.direction == "concat":
+                _concat(graph, taken, edits)
+            else:
+                _forward(view, graph, names, taken, decision, edits)
+    for layer in layer_folds(view, folds):
+        with at(layer.op.place):
+            node = graph.node[layer.op.index]
+            edits.initializers += _write(view, graph, names, node, 1, layer.kernel, layer.kernel.dtype)
+            bias = layer.bias.astype(layer.kernel.dtype)
+            if layer.op.index in edits.bias_adds:
+                b_name = names.fresh(f"{node.name}_bias_folded")
+                edits.initializers.append(_tensor(view, bias, b_name))
+                edits.bias_adds[layer.op.index].input[1] = b_name
+            else:
+                edits.initializers += _write(view, graph, names, node, 2, bias, layer.kernel.dtype)
+                if node.op_type == "Gemm":
+                    _set_beta_one(node)
         if model.external is not None:
             model.external.release()  # one layer's weights in memory at a time
-        inits += new
-        if add is not None:
-            added[c.chain.producer.index] = add
-        removed.update(o.index for o in c.chain.ops)
+    for index, add in edits.bias_adds.items():
+        edits.inserted.setdefault(index, []).insert(0, add)
     nodes = []
     for i, node in enumerate(graph.node):
-        if i not in removed:
+        if i not in edits.removed:
             nodes.append(node)
-        if i in added:
-            nodes.append(added[i])
+        nodes += edits.inserted.get(i, [])
     del graph.node[:]
     graph.node.extend(nodes)
-    return _finish(model, proto, inits)
+    return _finish(model, proto, edits.initializers)
 
 
 def rewrite_weights(model: OnnxModel, view: OnnxView, kernels: Mapping[str, LayerKernel]) -> OnnxModel:

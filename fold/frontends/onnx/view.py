@@ -37,6 +37,8 @@ VOCABULARY = Vocabulary(
     identities=frozenset({"Identity"}),
     reshapes=frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"}),
     reductions=frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "GlobalAveragePool"}),
+    concats=frozenset({"Concat"}),
+    shapes=frozenset({"Shape", "Size"}),
 )
 #: Ops whose output is a constant when every data input is (computed here, see the module docstring).
 #: Elementwise arithmetic on constants, with ONNX's (NumPy's) broadcasting.
@@ -191,6 +193,33 @@ class OnnxView:
     def activation(self, op: Op) -> str | None:
         return None
 
+    def padding(self, op: Op) -> str | None:
+        if op.type not in ("Conv", "ConvTranspose"):
+            return None
+        node = self.node(op)
+        auto = attribute(node, "auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto == "VALID":
+            return None
+        if auto == "NOTSET":
+            pads = [int(p) for p in attribute(node, "pads", []) or []]
+            return f"pads {pads}" if any(pads) else None
+        return None if same_pads(self, op) == 0 else f"auto_pad {auto}"
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        if op.type == "Gemm":
+            return None, 0 if attribute(self.node(op), "transA", 0) else 1
+        return None, -1 if op.type == "MatMul" else 1
+
+    def weight_gain(self, op: Op) -> float:
+        return float(attribute(self.node(op), "alpha", 1.0)) if op.type == "Gemm" else 1.0
+
+    def concat_axis(self, op: Op) -> int | None:
+        if op.type != "Concat":
+            return None
+        shape = self.shape(op.output)
+        return position(int(attribute(self.node(op), "axis", 0)), None if shape is None else len(shape))
+
     def bias_value(self, op: Op, value: np.ndarray) -> tuple[np.ndarray, str | None]:
         if op.type != "Gemm":
             return value, None
@@ -198,6 +227,22 @@ class OnnxView:
         if axes not in ((), (1,)):
             return value, f"has shape {list(value.shape)} (its C input), not [N] or [1, N]"
         return value * float(attribute(self.node(op), "beta", 1.0)), None
+
+
+def same_pads(view: OnnxView, op: Op) -> int | None:
+    """The total padding a SAME_UPPER / SAME_LOWER convolution adds, over its spatial axes (None when
+    its input's spatial shape is unknown): ONNX pads (ceil(in / stride) - 1) stride + (k - 1) d + 1 - in."""
+    node, shape = view.node(op), view.shape(op.inputs[0])
+    kernel = attribute(node, "kernel_shape") or (view.shape(op.inputs[1]) or ())[2:]
+    if shape is None or not kernel or any(d is None for d in shape[2:]):
+        return None
+    rank = len(kernel)
+    strides = attribute(node, "strides") or [1] * rank
+    dilations = attribute(node, "dilations") or [1] * rank
+    total = 0
+    for n, k, s, d in zip(shape[2:], kernel, strides, dilations):
+        total += max(0, (-(-int(n) // int(s)) - 1) * int(s) + (int(k) - 1) * int(d) + 1 - int(n))
+    return total
 
 
 def _compute(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> np.ndarray:

@@ -4,7 +4,13 @@ its input, through what exporters put between them.
     bn:      linear -> [between] -> [bias add] -> [between] -> BatchNorm op
     affine:  linear -> [between] -> [bias add] -> [between] -> Mul(m) -> [Add(a)]   (a BN as converters write it)
              any op -> Mul(m) -> Add(a) named or shaped as a BN  (listed, and skipped with its reason)
+             a map's output -> [between] -> Mul(m) and/or Add(a)  (one more affine map after it)
     bias:    linear with a bias input -> [between] -> Add(a)   (a bias add the layer can take)
+
+Each of these is a *unit*, what the graph counts (``find_chains``). Units that follow one another,
+each read by the next alone (through ``between`` ops), compose into one chain (``compose_chains``):
+Conv -> BatchNormalization -> Mul -> Add (a Caffe BatchNorm and its Scale layer), BN -> BN, a
+bias Add between two maps; the candidate folds them as one affine map.
 
 ``between``: Identity ops and reshapes that keep the channel axis (the ``ExpandDims -> Conv2D ->
 Squeeze`` of a Conv1D, an ONNX Unsqueeze or Flatten), and relayouts that move it without mixing the
@@ -61,10 +67,16 @@ class Chain:
     source: str
     form: str
     axis: int | None
+    units: tuple[Chain, ...] = ()
 
     @property
     def tail(self) -> Op:
         return self.removed[-1]
+
+    @property
+    def parts(self) -> tuple[Chain, ...]:
+        """The units the chain is made of, in data order (a unit is its own one part)."""
+        return self.units or (self,)
 
     @property
     def ops(self) -> tuple[Op, ...]:
@@ -253,12 +265,15 @@ def _is_bn(view: OpView, removed: tuple[Op, ...], x: str, channels: int | None) 
     return len(removed) == 2 and not normalized(view, x)
 
 
-def _mul_chain(view: OpView, mul: Op) -> Chain | None:
+def _mul_chain(view: OpView, mul: Op, tails: dict[int, Chain]) -> Chain | None:
     split = const_operand(view, mul)
     if split is None:
         return None
     const, x = split
     producer, between, bias, axis = back_to_layer(view, x)
+    after = _after_unit(view, x, tails)
+    if after is not None:
+        axis = after[1]
     if not varies_along(view, mul, const, _rank(view, mul.output), axis):
         return None
     add = _following_add(view, mul, axis)
@@ -267,11 +282,53 @@ def _mul_chain(view: OpView, mul: Op) -> Chain | None:
     channels = shape[axis] if shape is not None and axis is not None else None
     if _is_bn(view, removed, x, channels):
         return Chain(producer, between, bias, removed, x, "bn", axis)
+    if after is not None:  # one more map after a map: composed with it (``compose_chains``)
+        return Chain(producer, between, bias, removed, x, "affine", axis)
     if producer is None or view.kind(producer) is None:
         return None  # a scalar Mul -> Add after an activation (a hard sigmoid's): no layer's to absorb
     if add is None and not _single_reader(view, x):
         return None  # a Swish's x * 1.0: the layer's output is read beside it, so there is nothing to absorb
     return Chain(producer, between, bias, removed, x, "affine", axis)
+
+
+def _behind(view: OpView, tensor: str) -> tuple[Op | None, tuple[Op, ...]]:
+    """The op before ``tensor`` past at most MAX_BETWEEN passthrough ops each read by the next alone,
+    and those ops in data order."""
+    path: list[Op] = []
+    op = view.producer(tensor)
+    while op is not None and _passthrough(view, op) and op.inputs and len(path) < MAX_BETWEEN \
+            and _single_reader(view, op.output):
+        path.insert(0, op)
+        op = view.producer(op.inputs[0])
+    return op, tuple(path)
+
+
+def _after_unit(view: OpView, tensor: str, tails: dict[int, Chain]) -> tuple[Chain, int] | None:
+    """(the unit whose output ``tensor`` is, through passthrough ops read by the next alone, and the
+    channel axis carried to ``tensor``), when it is one, read by nothing else and with no fused activation."""
+    op, path = _behind(view, tensor)
+    unit = tails.get(op.index) if op is not None else None
+    if unit is None or unit.form == "bias" or not _single_reader(view, op.output) or view.activation(op) is not None:
+        return None
+    axis = unit.axis
+    if view.bn(op) is not None:
+        bn = view.bn(op)
+        axis = position(bn.axis, _rank(view, op.inputs[bn.data_slot])) if bn.axis is not None else None
+    for step in path:
+        axis = kept_axis(view, step, axis)
+    return None if axis is None else (unit, axis)
+
+
+def _shift_chain(view: OpView, add: Op, tails: dict[int, Chain]) -> Chain | None:
+    """A lone Add of a per-channel constant right after a map: one more affine map."""
+    split = const_operand(view, add)
+    if split is None:
+        return None
+    after = _after_unit(view, split[1], tails)
+    if after is None or not varies_along(view, add, split[0], _rank(view, add.output), after[1]):
+        return None
+    producer, between, bias, _ = back_to_layer(view, split[1])
+    return Chain(producer, between, bias, (add,), split[1], "affine", after[1])
 
 
 def _bias_chain(view: OpView, add: Op) -> Chain | None:
@@ -287,20 +344,76 @@ def _bias_chain(view: OpView, add: Op) -> Chain | None:
 
 
 def find_chains(view: OpView) -> list[Chain]:
-    """Every BN op, every Mul (then Add) by per-channel constants and every lone per-channel Add
-    after a layer with a bias input, in op order; an op belongs to one chain at most."""
+    """Every unit (module docstring) in op order: every BN op, every Mul (then Add) by per-channel
+    constants, every lone per-channel Add after a layer with a bias input or after a map; an op
+    belongs to one unit at most."""
     chains: list[Chain] = []
     claimed: set[int] = set()
+    tails: dict[int, Chain] = {}  # a unit's last op -> the unit, for the maps that follow it
 
     def take(chain: Chain | None) -> None:
         if chain is not None and not claimed & {o.index for o in chain.ops}:
             chains.append(chain)
             claimed.update(o.index for o in chain.ops)
+            tails[chain.tail.index] = chain
 
     vocab = view.vocabulary
-    for types, chain in ((vocab.bns, _bn_chain), (vocab.muls, _mul_chain), (vocab.adds, _bias_chain)):
-        for op in view.ops:
-            if op.type in types and op.index not in claimed:
-                with at(op.place):
-                    take(chain(view, op))
+    for op in view.ops:
+        if op.type in vocab.bns:
+            with at(op.place):
+                take(_bn_chain(view, op))
+    # Muls before Adds (a Mul's chain takes the bias add before it), in op order (a map after a map finds
+    # it among the units), again while a pass finds more (a Mul after a lone Add found in the pass before).
+    found = -1
+    while found != len(chains):
+        found = len(chains)
+        for types, chain in ((vocab.muls, lambda op: _mul_chain(view, op, tails)),
+                             (vocab.adds, lambda op: _shift_chain(view, op, tails) or _bias_chain(view, op))):
+            for op in view.ops:
+                if op.type in types and op.index not in claimed:
+                    with at(op.place):
+                        take(chain(op))
     return sorted(chains, key=lambda c: c.ops[0].index)
+
+
+def compose_chains(view: OpView, units: list[Chain]) -> list[Chain]:
+    """The units as candidate chains: a unit that follows another (through passthrough ops read by the
+    next alone, on the channel axis it carries) joins its chain; a chain of one unit is the unit itself."""
+    tails = {u.tail.index: u for u in units}
+    following: dict[int, tuple[Chain, tuple[Op, ...]]] = {}  # a unit's last op -> (the unit after it, ops between)
+    for unit in units:
+        if unit.form == "bias":
+            continue
+        after = _after_unit(view, unit.source, tails)
+        if after is not None and after[1] == unit.axis and _bn_axis_fits(view, unit, after[1]):
+            following[after[0].tail.index] = (unit, _behind(view, unit.source)[1])
+    joined = {id(unit) for unit, _ in following.values()}
+    chains = []
+    for unit in units:
+        if id(unit) in joined:
+            continue  # it belongs to the chain of the unit before it
+        parts, between = [unit], list(unit.between)
+        while parts[-1].tail.index in following:
+            after, path = following[parts[-1].tail.index]
+            parts.append(after)
+            between += path
+        if len(parts) == 1:
+            chains.append(unit)
+            continue
+        form = "bn" if any(p.form == "bn" for p in parts) else "affine"
+        chains.append(Chain(unit.producer, tuple(between), unit.bias, tuple(o for p in parts for o in p.removed),
+                            unit.source, form, unit.axis, tuple(parts)))
+    return chains
+
+
+def _bn_axis_fits(view: OpView, unit: Chain, axis: int) -> bool:
+    """A BN op normalizes the channel axis the chain carries (a Mul or Add unit was matched on it)."""
+    bn = view.bn(unit.tail)
+    if bn is None:
+        return True
+    return bn.axis is not None and position(bn.axis, _rank(view, unit.source)) == axis
+
+
+def candidate_chains(view: OpView) -> list[Chain]:
+    """The chains the candidates are made of: every unit, those that follow one another composed."""
+    return compose_chains(view, find_chains(view))

@@ -43,3 +43,14 @@ SINGLE_USE_CHAIN = Rule("single-use-chain", "Nothing outside the chain reads wha
                         "the end of the BN (nor is it a model output).", _single_use_chain)
 PER_CHANNEL_OPERANDS = Rule("per-channel-operands", "The layer's bias and the BN's operands are per-channel vectors.",
                             _per_channel_operands)
+
+
+def _forward_weights(c: OpCandidate) -> str | None:
+    found = [*c.not_constant, *c.shared, *c.bad_operands]
+    if found:
+        return f"'{c.layer}' cannot take '{c.bn}' on its input side: {'; '.join(found)}."
+    return None
+
+
+FORWARD_WEIGHTS = Rule("forward-weights", "Forward: the layer's weights and the map's parameters are constants, "
+                       "read by nothing else, and its bias a vector.", _forward_weights, "forward")

@@ -58,6 +58,7 @@ class OpView(Protocol):
 
     vocabulary: Vocabulary
     ops: Sequence[Op]
+    by_name: dict[str, Op]
 
     def producer(self, tensor: str) -> Op | None:
         """The op that produces ``tensor`` (None for a model input or a constant)."""
@@ -120,6 +121,20 @@ class OpView(Protocol):
         """The dtype a constant is stored in (float16 behind a Cast or DEQUANTIZE), which a folded
         weight is written back in."""
 
+    def padding(self, op: Op) -> str | None:
+        """How a linear op pads its data input, in the format's words ("pads [1, 1, 1, 1]", "padding
+        SAME"), or None when every output element reads real inputs only."""
+
+    def input_layout(self, op: Op) -> tuple[tuple[int, ...] | None, int]:
+        """How a linear op reads its input channels: (the shape it views its data input as first, None
+        when as it is; the axis of that view that holds them, from 0 or from the end)."""
+
+    def weight_gain(self, op: Op) -> float:
+        """What a linear op multiplies its product with the kernel by (ONNX Gemm's alpha; else 1)."""
+
+    def concat_axis(self, op: Op) -> int | None:
+        """The axis (from 0, of its output) a concatenation op joins its inputs along; None for any other op."""
+
     def moved_axis(self, op: Op, axis: int) -> int | None:
         """Where channel ``axis`` of the data input of ``op`` (one of the vocabulary's ``relayouts``)
         is in its output, from 0; None when the op cuts, reorders or mixes the channels. Asked only
@@ -138,3 +153,6 @@ def after_lone(view: OpView, tensor: str, op_type: str) -> str:
     if len(readers) == 1 and readers[0].type == op_type and not view.is_output(tensor):
         return readers[0].output
     return tensor
+def values_read(view: OpView, tensor: str) -> list[Op]:
+    """The ops that read ``tensor``'s values (an op that reads only its shape, for a dynamic reshape, does not)."""
+    return [r for r in view.readers(tensor) if r.type not in view.vocabulary.shapes]

@@ -185,7 +185,7 @@ class Adapter:
     def judged(self, result: FoldResult) -> dict[str, tuple[str, str]]:
         view, found = view_of(result.original), {}
         names = [tensor_name(result.original.main, t) for t in range(len(result.original.main.tensors))]
-        for d in result.folded_pairs:
+        for d in result.backward_pairs:
             t = after_lone(view, view.by_name[d.bn_nodes[-1]].output, "RELU")
             name = tensor_name(result.original.main, int(t))
             if names.count(name) > 1:
