@@ -27,7 +27,7 @@ from fold.engine.comparison import Side
 from fold.frontends.keras.io import to_tflite
 from fold.frontends.onnx.model import onnx_model
 from fold.frontends.tflite.io import model_from_bytes
-from fold.peers import onnxruntime_offline, onnxsim_simplify
+from fold.frontends.onnx.peers import onnxruntime_offline, onnxsim_simplify
 from fold.engine.pipeline import fold, fold_file, verify
 from tests.helpers import (
     KERAS, ONNX, TFLITE, assert_caught, assert_folds, assert_keras_folds, assert_skipped, keras_reference, mutated,
@@ -426,7 +426,7 @@ def test_forward_weights_a_dynamic_filter_NEG():
                    check_outputs=False)
 
 
-def test_forward_channels_a_reshape_that_mixes_channels_NEG():
+def test_forward_channels_a_reshape_that_mixes_channels_in_tflite_NEG():
     assert_skipped(TFLITE, model_from_bytes(reshape_mixing_channels()), "forward-channels", "of the map's channels")
 
 
