@@ -27,7 +27,7 @@ from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.rules import Candidate, Decision, Rule
 from fold.core.verification import InputSpec, OutputSpec
-from fold.errors import FoldError
+from fold.errors import needs
 from fold.quiet import import_tensorflow_quietly
 
 M = TypeVar("M")
@@ -173,8 +173,9 @@ class Format:
     tensorflow:     its frontend imports TensorFlow, which ``frontend()`` then imports first,
                     with its start-up chatter kept off stderr.
     upload_options: ``load`` options for a file a user uploaded (ONNX: no external data).
-    extra:          the requirements file of an optional format's packages (outside the base install);
-                    without them, reading such a file is one FoldError sentence saying what to install.
+
+    A format's packages are the extra of the same name (``pip install 'foldscope[onnx]'``), outside the
+    base install; without them, reading such a file is the one sentence saying what to install.
     """
 
     name: str
@@ -186,18 +187,12 @@ class Format:
     options: tuple[str, ...] = ()
     tensorflow: bool = True
     upload_options: dict = field(default_factory=dict)
-    extra: str | None = None
 
     def frontend(self) -> Frontend:
-        if self.tensorflow:
-            import_tensorflow_quietly()
-        try:
+        with needs(self.name, f"Reading {self.label} files"):
+            if self.tensorflow:
+                import_tensorflow_quietly()
             return importlib.import_module(self.module).FRONTEND
-        except ModuleNotFoundError as exc:
-            if self.extra is None or (exc.name or "").startswith("fold"):
-                raise
-            raise FoldError(f"Reading {self.label} files needs the packages of {self.extra} ({exc.name} is not "
-                            f"installed): pip install -r {self.extra}.") from exc
 
 
 _ZIP = Signature(0, b"PK\x03\x04", "not a zip archive")
@@ -214,8 +209,7 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", "ONNX", (".onnx",), ".onnx", "fold.frontends.onnx", tensorflow=False,
            upload_options={"external_data": False}),
     Format("circle", "circle (Samsung ONE)", (".circle",), ".circle", "fold.frontends.circle",
-           {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False,
-           extra="requirements-circle.txt"),
+           {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False),
 )}
 
 #: Every format's load options (command-line flags of the same name), in table order.

@@ -25,7 +25,6 @@ models and .tflite files in LiteRT (TensorFlow's converter, ai-edge-quantizer as
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
-from fold.errors import FoldError
+from fold.errors import FoldError, require
 from fold.frontend import Format
 from fold.quantization import Absorbed, bias_corrected, high_bias_absorbed
 
@@ -41,6 +40,9 @@ VARIANTS = ("original_per_tensor", "folded_per_tensor", "folded_per_channel", "f
             "folded_cle_bias_per_tensor")
 #: Format -> the runtime its int8 models run in.
 RUNTIMES = {"onnx": "onnxruntime", "keras": "litert", "tflite": "litert"}
+#: What a format's int8 runtime needs beyond the format's own packages (import names, foldscope's int8 extra):
+#: LiteRT runs a Keras model's int8 conversion, ai-edge-quantizer quantizes a TFLite file.
+INT8_NEEDS = {"keras": ("ai_edge_litert",), "tflite": ("ai_edge_quantizer",)}
 
 
 def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
@@ -142,9 +144,7 @@ def check_runtime(fmt: Format, runtime: str | None) -> str:
                         f"files (LiteRT); for a {fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
-    if fmt.name == "tflite" and importlib.util.find_spec("ai_edge_quantizer") is None:
-        raise FoldError("--int8 quantizes a TFLite file with ai-edge-quantizer, which is not installed "
-                        "(pip install ai-edge-quantizer).")
+    require("int8", f"--int8 on a {fmt.label} file", *INT8_NEEDS.get(fmt.name, ()))
     return own
 
 

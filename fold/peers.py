@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,7 +22,7 @@ from fold.check import check
 from fold.comparison import Side
 from fold.core.graph import count_bns
 from fold.core.verification import Verification
-from fold.errors import describe
+from fold.errors import describe, require
 from fold.frontend import FRONTENDS
 
 
@@ -84,11 +84,18 @@ PEERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 
 @dataclass(frozen=True)
 class Peer:
-    """A tool that folds a model of one format: ``make`` returns (its model's format, its model)."""
+    """A tool that folds a model of one format: ``make`` returns (its model's format, its model);
+    ``needs``: the packages it imports beyond the format's own (import names), in foldscope's ``extra``."""
 
     tool: str
     action: str
     make: Callable[[Any], tuple[str, Any]]
+    needs: tuple[str, ...] = ()
+    extra: str = "peers"
+
+    def require(self) -> None:
+        """``MissingExtra`` unless the tool's packages are installed."""
+        require(self.extra, f"{self.tool.split()[0]} as a peer", *self.needs)
 
 
 def _onnx_peer(tool: str, action: str, transform: Callable[[Any], Any]) -> Peer:
@@ -96,7 +103,8 @@ def _onnx_peer(tool: str, action: str, transform: Callable[[Any], Any]) -> Peer:
         from fold.frontends.onnx.model import onnx_model
 
         return "onnx", onnx_model(transform(model.proto), f"{tool.split()[0]}.onnx")
-    return Peer(tool, action, make)
+    package = tool.split()[0]
+    return Peer(tool, action, make, () if package == "onnxruntime" else (package,))
 
 
 def _tflite_converter(model) -> tuple[str, Any]:
@@ -118,9 +126,17 @@ def _tico_o1(model) -> tuple[str, Any]:
 PEERS_BY_FORMAT: dict[str, tuple[Peer, ...]] = {
     "onnx": tuple(_onnx_peer(*peer) for peer in PEERS),
     "keras": (Peer(f"tensorflow {_version('tensorflow', 'tensorflow-cpu')}", "TFLite converter (float32)",
-                   _tflite_converter),),
-    "circle": (Peer(f"tico {_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1),),
+                   _tflite_converter, ("ai_edge_litert",), "tflite"),),
+    "circle": (Peer(f"tico {_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1, ("tico",),
+                    "circle"),),
 }
+
+
+def require_peers(formats: Iterable[str]) -> None:
+    """``MissingExtra`` for the first peer of ``formats`` (keys of ``FRONTENDS``) whose packages are missing."""
+    for name in formats:
+        for peer in PEERS_BY_FORMAT.get(name, ()):
+            peer.require()
 
 
 @dataclass
@@ -150,6 +166,7 @@ def run_peer(peer: Peer, original: Side, **options: Any) -> PeerRun:
     on a model is a result too, with its reason."""
     start = time.perf_counter()
     try:
+        peer.require()
         fmt, made = peer.make(original.model)
         seconds = time.perf_counter() - start
         frontend = FRONTENDS[fmt].frontend()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fold.core.verification import Verification
-from fold.errors import FoldError, describe, ended, one_line
+from fold.errors import FoldError, describe, ended, needs, one_line
 from fold.files import check_model_file
 from fold.frontend import format_for
 from fold.report import VERDICTS, table
@@ -234,10 +234,8 @@ def run_ray(tasks: Sequence[Task], address: str, jobs: int = 1, timeout: float =
     an existing cluster, "local" a new local instance of ``jobs`` CPUs, "ray://HOST:PORT" a remote
     one through Ray Client), in the tasks' order. The model's bytes travel with the task; the task
     runs the same worker process as a local run, so the rows are the same."""
-    try:
+    with needs("ray", "--ray"):
         import ray
-    except ImportError as exc:
-        raise FoldError("--ray needs Ray, which is not installed: pip install -r requirements-ray.txt.") from exc
     import logging
 
     settings: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False,
