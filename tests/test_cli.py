@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from demo.zoo import randomize_bn
-from fold.cli import default_output
 from fold.frontend import FRONTENDS
+from fold.pipeline import default_output
 from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
