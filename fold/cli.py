@@ -510,7 +510,8 @@ def page_script() -> Path:
 
 
 def _app(streamlit_options: list[str]) -> int:
-    """``foldscope app``: ``streamlit run`` on the page, in a child process whose exit status is the command's."""
+    """``foldscope app``: this process becomes ``streamlit run`` on the page (so that a signal meant for the
+    server reaches it); where a process cannot be replaced (Windows), the server is its child."""
     try:
         require("app", "The page (foldscope app)", "streamlit")
         page = page_script()
@@ -519,9 +520,9 @@ def _app(streamlit_options: list[str]) -> int:
     options = list(streamlit_options)
     if not any(o.startswith("--server.address") for o in options):
         options[:0] = ["--server.address", "localhost"]  # the page reads files: not for the whole network unless asked
+    command = [sys.executable, "-m", "streamlit", "run", str(page), *options]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(page), *options], env=env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached Streamlit too: let it stop
-        return proc.wait()
+    sys.stdout.flush()
+    if os.name == "posix":
+        os.execve(sys.executable, command, env)
+    return subprocess.call(command, env=env)
