@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+# The pinned environment, then foldscope itself from the checkout (editable, no dependencies: the pins are
+# its dependencies), so that `foldscope`, `python -m fold` and the pytest plugin run this code.
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 # The circle extra (requirements-circle.txt) is optional for users but installed here, so that `make test`
@@ -36,7 +39,7 @@ test: chromium $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 run: $(VENV)/.runtime
-	$(BIN)/streamlit run app.py --server.address localhost --server.port $(PORT)
+	$(BIN)/foldscope app --server.port $(PORT)
 
 bench: $(VENV)/.runtime
 	$(BIN)/python bench/bench_fold.py

@@ -1,6 +1,7 @@
-"""``python -m fold INPUT [options]`` folds and verifies a model; ``python -m fold check ORIGINAL
-CANDIDATE [options]`` verifies a fold any other tool made; ``python -m fold zoo DIR [options]``
-folds and verifies every model under a folder (``fold.tools.zoo``; its exit status: ``ZOO_ORDER``).
+"""The ``foldscope`` command (``python -m fold`` is the same): ``foldscope INPUT [options]`` folds and
+verifies a model; ``foldscope check ORIGINAL CANDIDATE [options]`` verifies a fold any other tool made;
+``foldscope zoo DIR [options]`` folds and verifies every model under a folder (``fold.tools.zoo``; its exit
+status: ``ZOO_ORDER``); ``foldscope app`` starts the page (Streamlit, foldscope's app extra).
 
 INPUT is any format of ``fold.frontends.formats.FRONTENDS`` (Keras .keras/.h5/.hdf5, a frozen
 TensorFlow graph .pb, TFLite .tflite, ONNX .onnx, circle .circle); the folded model is written in the same
@@ -10,7 +11,8 @@ Exit status: 0 verified (every folded layer and every output within float error;
 ``--no-verify``: folded and written, nothing run); 1 a mismatch; 2 bad input (missing, unreadable, corrupt or unsupported file or option, a model
 foldscope cannot run), with one line on stderr, no traceback (FOLDSCOPE_DEBUG=1 shows one) and
 no output file left behind; 3 inconclusive (nothing failed, but the inputs left some folded layer
-unexercised: pass inputs that exercise it).
+unexercised: pass inputs that exercise it). A feature whose optional packages are not installed is
+one such line too, with the pip command that adds them (``fold.core.errors.MissingExtra``).
 
 ``--html`` writes the app's view of the run (``fold.outputs.html.fold_page``: the page's download of the same
 fold is the same file).
@@ -19,18 +21,22 @@ fold is the same file).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
-from fold.core.errors import FoldError, internal_error, plain
+from fold.core.errors import FoldError, internal_error, needs, plain, require
 from fold.core.verification import SAMPLES, read_arrays
 from fold.frontends.formats import FRONTENDS, LOAD_OPTIONS, Format, check_model_file, suffix_list
-from fold.tools.zoo import TIMEOUT_S, ModelRow
+from fold.engine.pipeline import default_output
+from fold.tools.zoo import ROOT, TIMEOUT_S, ModelRow
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "inconclusive": EXIT_INCONCLUSIVE}
@@ -41,12 +47,6 @@ ZOO_ORDER = (EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_INCONCLUSIVE, EXIT_OK)
 CONVERSIONS: dict[str, list[Format]] = {target: [f for f in FRONTENDS.values() if f.converts_to == target]
                                          for target in dict.fromkeys(f.converts_to for f in FRONTENDS.values())
                                          if target}
-
-
-def default_output(path: str, fmt: Format) -> str:
-    """INPUT's name with ``_folded`` before the format's output suffix."""
-    p = Path(path)
-    return str(p.with_name(f"{p.stem}_folded{fmt.output_suffix}"))
 
 
 def _names(value: str) -> list[str]:
@@ -106,21 +106,32 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
                              "onert where it has every kernel, else tico's reference runtime)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"foldscope {version('foldscope')}"
+    except PackageNotFoundError:
+        return f"foldscope (not installed: run from {ROOT})"
+
+
 def fold_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fold",
+        prog="foldscope",
         description="Fold BatchNorm layers into the conv/dense/transposed-conv layers before them, "
                     "write the folded model and verify it computes the same outputs. "
-                    "'python -m fold check ORIGINAL CANDIDATE' verifies a fold another tool made; "
-                    "'python -m fold zoo DIR' folds and verifies every model under a folder.",
+                    "'foldscope check ORIGINAL CANDIDATE' verifies a fold another tool made; "
+                    "'foldscope zoo DIR' folds and verifies every model under a folder; "
+                    "'foldscope app' starts the page.",
         epilog="Exit status: 0 verified, 1 mismatch, 2 bad input, 3 inconclusive (pass inputs that exercise "
                "every folded layer).",
     )
     parser.add_argument("input", help=f"a model file: {suffix_list()}")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("-o", "--output", help="folded model path (default: INPUT_folded with the format's suffix)")
     parser.add_argument("--no-verify", action="store_true",
                         help="write the fold without running either model (exit 0 then means folded, not verified; "
-                             "the report's verification is null): verify it later with 'python -m fold check'")
+                             "the report's verification is null): verify it later with 'foldscope check'")
     _verification_options(parser)
     for target, sources in CONVERSIONS.items():  # --tflite: TensorFlow's converter, for Keras models
         parser.add_argument(f"--{target}", help=f"{' or '.join(f.label for f in sources)} only: also export the folded "
@@ -142,7 +153,7 @@ def fold_parser() -> argparse.ArgumentParser:
 
 def check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fold check",
+        prog="foldscope check",
         description="Verify a fold that any tool made (onnxsim, onnxslim, onnxruntime's optimizer, onnxoptimizer, "
                     "TensorFlow's TFLite converter, a hand edit) against the original model: both run on the same "
                     "inputs, every layer that absorbed a BN is checked at its own scale, every output and every "
@@ -157,10 +168,11 @@ def check_parser() -> argparse.ArgumentParser:
 
 def zoo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fold zoo",
+        prog="foldscope zoo",
         description="Fold and verify every model file under DIR, each in a process of its own, with the same "
                     "verification as a single fold; --peers adds each format's peer tools, checked as "
-                    "'python -m fold check' checks a fold. Writes no model: a table on stdout, --json and --html.",
+                    "'foldscope check' checks a fold. Writes no model: a table on stdout, --json, --html and "
+                    "--junit-xml.",
         epilog="Exit status, the worst over the models' own folds (the peers' rows do not count): 2 a model could "
                "not be read, folded or verified (or its worker crashed or timed out), else 1 a mismatch, else 3 "
                "inconclusive, else 0.",
@@ -176,11 +188,37 @@ def zoo_parser() -> argparse.ArgumentParser:
                              "optimizer for ONNX; TensorFlow's TFLite converter for Keras) and check their folds")
     parser.add_argument("--json", metavar="PATH", help="write one row per model file as JSON")
     parser.add_argument("--html", metavar="PATH", help="write the table as a self-contained HTML page")
+    parser.add_argument("--junit-xml", metavar="PATH",
+                        help="write JUnit XML for CI: one test case per model file, a failure, error or skipped "
+                             "(inconclusive) element with its reason")
     parser.add_argument("--ray", metavar="ADDRESS",
                         help="send each model to a Ray cluster as a task: 'auto' (a running cluster), 'local' (a new "
-                             "local instance) or ray://HOST:PORT; needs requirements-ray.txt")
+                             "local instance) or ray://HOST:PORT; needs foldscope's ray extra")
     _input_options(parser)
     return parser
+
+
+def app_parser() -> argparse.ArgumentParser:
+    """``foldscope app [STREAMLIT OPTIONS]``: every option but --help goes to 'streamlit run' as it is."""
+    return argparse.ArgumentParser(
+        prog="foldscope app", usage="foldscope app [-h] [STREAMLIT OPTIONS]", allow_abbrev=False,
+        description="Start the page (a Streamlit server, on http://localhost:8501 unless told otherwise) from the "
+                    "installed package; needs foldscope's app extra. Every other option goes to 'streamlit run' as "
+                    "it is (--server.port 8502, --server.headless true, ...; default --server.address localhost).",
+        epilog="Exit status: Streamlit's, or 2 when the page or Streamlit is not installed.",
+    )
+
+
+#: Options whose packages are an extra (its name, the modules it brings), checked before any model is read.
+EXTRA_OPTIONS = {"html": ("html", ("plotly", "matplotlib")), "model_explorer": ("model-explorer", ("model_explorer",)),
+                 "ray": ("ray", ("ray",))}
+
+
+def require_extras(args: argparse.Namespace) -> None:
+    """``MissingExtra`` for the first option given whose extra is not installed."""
+    for option, (extra, modules) in EXTRA_OPTIONS.items():
+        if getattr(args, option, None):
+            require(extra, f"--{option.replace('_', '-')}", *modules)
 
 
 def zoo_exit(rows: Sequence[ModelRow]) -> int:
@@ -218,6 +256,8 @@ class _Written:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command: Callable[[argparse.Namespace, _Written], int]
+    if argv[:1] == ["app"]:
+        return _app(app_parser().parse_known_args(argv[1:])[1])
     if argv[:1] == ["check"]:
         args, command = check_parser().parse_args(argv[1:]), _check
     elif argv[:1] == ["zoo"]:
@@ -232,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
     written = _Written()
     try:
+        require_extras(args)
         return command(args, written)
     except Exception as exc:  # the contract: one line, exit 2, never a traceback, no file left behind
         written.remove()
@@ -247,28 +288,6 @@ def _files(args: argparse.Namespace) -> str:
     if getattr(args, "candidate", None):
         return f"'{args.original}' and '{args.candidate}'"
     return f"'{getattr(args, 'input', None) or getattr(args, 'dir', '')}'"
-
-
-def _output(args: argparse.Namespace, fmt: Format) -> str:
-    """Where the fold goes: -o, else INPUT_folded; never the input itself (a failed run removes its output)."""
-    output = args.output or default_output(args.input, fmt)
-    if Path(output).exists() and os.path.samefile(output, args.input):
-        raise FoldError(f"-o '{output}' is the input itself; give the folded model another name.")
-    return output
-
-
-def _stamp(path: Path) -> int | None:
-    return path.stat().st_mtime_ns if path.exists() else None
-
-
-def _write_model(frontend, model, output: str, written: _Written) -> None:
-    """``model`` at ``output``; the data file a model with external data writes beside it
-    (``OUTPUT.data``) goes too if the run ends with an error."""
-    data = Path(f"{output}.data")
-    before = _stamp(data)
-    frontend.write(model, written.add(output))
-    if _stamp(data) != before:
-        written.add(data)
 
 
 def cle_output(output: str, fmt: Format) -> str:
@@ -314,16 +333,22 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
     if args.quant_report:
         written.add(args.quant_report).write_text(json.dumps(figures, indent=2) + "\n")
     if args.cle:
+        from fold.engine.pipeline import write
+
         path = cle_output(output, fmt)
-        _write_model(result.frontend, report.equalized if report.equalized is not None else result.folded, path,
-                     written)
+        for file in write(result.frontend, report.equalized if report.equalized is not None else result.folded,
+                          path):
+            written.add(file)
         pairs = ", ".join(f"{a} -> {b}" for a, b in report.pairs) if report.pairs else \
             "none (no folded layer is followed, through ReLU or nothing, by a layer it alone feeds)"
         print(f"cross-layer equalization of {pairs}; equalized model written to {path}")
 
 
-def _html(path: str, written: _Written, report: bytes) -> None:
-    """``--html``: the report the page offers for download (``fold.outputs.html.fold_page``)."""
+def _html(path: str, written: _Written, build: Callable[[], bytes]) -> None:
+    """``--html``: the report the page offers for download (``fold.outputs.html.fold_page``), ``build()``
+    with the html extra's packages (Plotly, matplotlib)."""
+    with needs("html", "--html"):
+        report = build()
     written.add(path).write_bytes(report)
     print(f"HTML report written to {path}")
 
@@ -338,109 +363,62 @@ def _fold(args: argparse.Namespace, written: _Written) -> int:
         from fold.tools.int8_report import check_runtime
 
         check_runtime(fmt, None if args.int8 == "auto" else args.int8)
-    if args.no_verify:
-        return _fold_unverified(args, fmt, written)
-    options = _verify_options(args)
-    from fold.engine.pipeline import fold_file, verify
-    from fold.outputs.report import counts_text, pairs_table, per_layer_text, report_dict, verification_text
+    asked = [name for name in RUNS if getattr(args, name)] if args.no_verify else []
+    if asked:
+        raise FoldError(f"--{asked[0].replace('_', '-')} needs the models run; --no-verify runs neither.")
+    options = {} if args.no_verify else _verify_options(args)
+    from fold.engine.pipeline import fold_files
+    from fold.outputs.report import fold_text, per_layer_text, report_dict
 
-    output = _output(args, fmt)
-    result = fold_file(args.input, **_load_options(args))
-    checked = verify(result, args.samples, args.seed, **options)
-    check = checked.verification
-    _write_model(result.frontend, result.folded, output, written)
+    run = fold_files(args.input, args.output or default_output(args.input, fmt), args.samples, args.seed,
+                     no_verify=args.no_verify, **_load_options(args), **options)
+    for path in run.files:
+        written.add(path)
+    result, check = run.result, run.verification
     if fmt.converts_to and getattr(args, fmt.converts_to):
         converted = fmt.part("converter").convert(result.folded)
         FRONTENDS[fmt.converts_to].frontend().write(converted, written.add(getattr(args, fmt.converts_to)))
-    print(pairs_table(result.decisions, check))
-    print()
-    print(f"{counts_text(result)}; folded model written to {output}")
-    print(verification_text(check))
+    print(fold_text(run))
     if args.per_layer:
         print(per_layer_text(check))
     if args.quant_report or args.cle or args.int8:
-        _quantization(args, result, checked, output, fmt, written)
+        _quantization(args, result, run.checked, run.output, fmt, written)
     if args.model_explorer:
         from fold.outputs.model_explorer import export
 
         existed = Path(args.model_explorer).exists()
-        files = export(result, args.model_explorer, check.layers)
+        files = export(result, args.model_explorer, check.layers if check else None)
         if not existed:
             written.add(args.model_explorer)
         print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in files)}")
     if args.report:
-        report = report_dict(args.input, output, result, check, args.per_layer)
+        report = report_dict(args.input, run.output, result, check, args.per_layer)
         written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
     if args.html:
-        from fold.outputs.html.fold_page import fold_report
+        def build() -> bytes:
+            from fold.outputs.html.fold_page import fold_report
 
-        _html(args.html, written, fold_report(result, checked))
-    return EXIT[check.verdict]
+            return fold_report(result, run.checked)
+
+        _html(args.html, written, build)
+    return EXIT_OK if check is None else EXIT[check.verdict]
 
 
 #: Options that need the models run, refused with --no-verify.
 RUNS = ("per_layer", "html", "quant_report", "cle", "int8", *CONVERSIONS)
 
 
-def unverified_text(input_path: str, output: str) -> str:
-    """What a fold with --no-verify says instead of a verdict."""
-    return (f"not verified (--no-verify): neither model was run; verify the fold with "
-            f"'python -m fold check {input_path} {output}'")
-
-
-def _fold_unverified(args: argparse.Namespace, fmt: Format, written: _Written) -> int:
-    """``--no-verify``: fold and write, run nothing; exit 0 means folded, not verified."""
-    asked = [name for name in RUNS if getattr(args, name)]
-    if asked:
-        raise FoldError(f"--{asked[0].replace('_', '-')} needs the models run; --no-verify runs neither.")
-    from fold.engine.pipeline import fold_file
-    from fold.outputs.report import counts_text, pairs_table, report_dict
-
-    output = _output(args, fmt)
-    result = fold_file(args.input, **_load_options(args))
-    start = time.perf_counter()
-    _write_model(result.frontend, result.folded, output, written)
-    result.timings_s["write"] = time.perf_counter() - start
-    print(pairs_table(result.decisions))
-    print()
-    print(f"{counts_text(result)}; folded model written to {output}")
-    print(unverified_text(args.input, output))
-    if args.model_explorer:
-        from fold.outputs.model_explorer import export
-
-        existed = Path(args.model_explorer).exists()
-        files = export(result, args.model_explorer)
-        if not existed:
-            written.add(args.model_explorer)
-        print(f"Model Explorer files written to {args.model_explorer}: {', '.join(p.name for p in files)}")
-    if args.report:
-        report = report_dict(args.input, output, result, None)
-        written.add(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    return EXIT_OK
-
-
 def _check(args: argparse.Namespace, written: _Written) -> int:
     for path in (args.original, args.candidate):
         check_model_file(path)
     options = _verify_options(args)
-    from fold.outputs.report import per_layer_text, table, verification_text
     from fold.tools.check import check_files
+    from fold.outputs.report import check_text, per_layer_text
 
     result = check_files(args.original, args.candidate, args.samples, args.seed,
                          **_load_options(args), **options)
     check = result.checked.verification
-    by_layer = {c.layer: c for c in check.folded_layers}
-    rows = [(f.bn, f.layer, f.status, f.into or ("" if f.status == "kept" else "not lined up: checked at the outputs"),
-             "" if f.into not in by_layer else ("PASS" if by_layer[f.into].passed else "FAIL"))
-            for f in result.fates]
-    if rows:
-        print(table(("bn", "original layer", "status", "into", "check"), rows))
-    else:
-        print(f"'{Path(args.original).name}' has no BatchNormalization to fold.")
-    print()
-    print(f"BatchNorms: {result.bn_original} in '{Path(args.original).name}', {result.bn_candidate} in "
-          f"'{Path(args.candidate).name}'")
-    print(verification_text(check))
+    print(check_text(result))
     if args.per_layer:
         print(per_layer_text(check))
     if args.report:
@@ -448,28 +426,34 @@ def _check(args: argparse.Namespace, written: _Written) -> int:
     if args.html:
         from fold.outputs.html.fold_page import check_report
 
-        _html(args.html, written, check_report(result))
+        _html(args.html, written, lambda: check_report(result))
     return EXIT[check.verdict]
 
 
 class _Progress:
-    """A zoo run's progress on stderr: a bar redrawn in place on a terminal, one line per model in a log."""
+    """A zoo run's progress on stderr: tqdm's bar on a terminal (models done, the rate, the time left, the
+    last model's verdict), one line per model in a log."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, total: int) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.bar = None
+        if stream.isatty():
+            from tqdm import tqdm
+
+            # mininterval 0: every model's verdict is drawn as it comes (a model takes seconds, not microseconds)
+            self.bar = tqdm(total=total, desc="zoo", unit="model", file=stream, dynamic_ncols=True, mininterval=0)
 
     def __call__(self, row: ModelRow, done: int, total: int) -> None:
         from fold.tools.zoo import ZOO_VERDICTS
 
         verdict = ZOO_VERDICTS[row.verdict]
-        if not self.tty:
+        if self.bar is None:
             print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s)", file=self.stream, flush=True)
             return
-        width = 30
-        bar = "#" * (width * done // total) + "." * (width - width * done // total)
-        end = "\n" if done == total else ""
-        print(f"\r\x1b[2K[{bar}] {done}/{total} {row.model[-40:]}: {verdict}", end=end, file=self.stream, flush=True)
+        self.bar.set_postfix_str(f"{row.model[-40:]}: {verdict}", refresh=False)
+        self.bar.update(done - self.bar.n)
+        if done == total:
+            self.bar.close()
 
 
 def _zoo(args: argparse.Namespace, written: _Written) -> int:
@@ -487,12 +471,19 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
     options = {"samples": args.samples, "seed": args.seed, "atol": args.atol, "shapes": dict(args.input_shape),
                "inputs_file": str(Path(args.inputs_file).resolve()) if args.inputs_file else None,
                **_load_options(args)}
+    if args.peers:
+        from fold.frontends.formats import format_for
+        from fold.peers import require_peers
+
+        require_peers(sorted({format_for(p).name for p in paths}))
     tasks = [Task(str(p.resolve()), p.relative_to(args.dir).as_posix(), options, args.peers) for p in paths]
-    progress = _Progress(sys.stderr)
+    progress = _Progress(sys.stderr, len(tasks))
+    started, start = datetime.now(timezone.utc), time.perf_counter()
     if args.ray:
         rows = run_ray(tasks, args.ray, args.jobs, args.timeout, on_done=progress)
     else:
         rows = run_local(tasks, args.jobs, args.timeout, on_done=progress)
+    seconds = time.perf_counter() - start
     status = zoo_exit(rows)
     print(zoo_table(rows))
     print()
@@ -507,4 +498,39 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
         from fold.outputs.html.zoo_page import zoo_html
 
         written.add(args.html).write_text(zoo_html(str(args.dir), rows, status))
+    if args.junit_xml:
+        from fold.outputs.junit import zoo_junit
+
+        settings = {"samples": args.samples, "seed": args.seed, "atol": args.atol, "peers": args.peers}
+        written.add(args.junit_xml).write_text(zoo_junit(str(args.dir), rows, seconds=seconds, started=started,
+                                                         properties=settings))
     return status
+
+
+def page_script() -> Path:
+    """The page's Streamlit script: the installed ``foldscope_app/page.py``, else a checkout's ``app.py``."""
+    spec = importlib.util.find_spec("foldscope_app")
+    if spec is not None and spec.origin is not None and (Path(spec.origin).parent / "page.py").is_file():
+        return Path(spec.origin).parent / "page.py"
+    if (ROOT / "app.py").is_file():
+        return ROOT / "app.py"
+    raise FoldError("This foldscope has no page (foldscope_app is not installed): pip install 'foldscope[app]'.")
+
+
+def _app(streamlit_options: list[str]) -> int:
+    """``foldscope app``: this process becomes ``streamlit run`` on the page (so that a signal meant for the
+    server reaches it); where a process cannot be replaced (Windows), the server is its child."""
+    try:
+        require("app", "The page (foldscope app)", "streamlit")
+        page = page_script()
+    except FoldError as exc:
+        return _fail(str(exc))
+    options = list(streamlit_options)
+    if not any(o.startswith("--server.address") for o in options):
+        options[:0] = ["--server.address", "localhost"]  # the page reads files: not for the whole network unless asked
+    command = [sys.executable, "-m", "streamlit", "run", str(page), *options]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    sys.stdout.flush()
+    if os.name == "posix":
+        os.execve(sys.executable, command, env)
+    return subprocess.call(command, env=env)

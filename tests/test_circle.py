@@ -646,8 +646,8 @@ def test_without_the_circle_extra_a_circle_file_is_one_sentence(monkeypatch, tmp
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(FoldError) as info:
         FRONTENDS["circle"].frontend()
-    assert str(info.value) == ("Reading circle (Samsung ONE) files needs the packages of requirements-circle.txt "
-                               "(circle_schema is not installed): pip install -r requirements-circle.txt.")
+    assert str(info.value) == ("Reading circle (Samsung ONE) files needs foldscope's circle extra "
+                               "(circle_schema is not installed): pip install 'foldscope[circle]'.")
 
 
 # -- the command line ----------------------------------------------------------------------------

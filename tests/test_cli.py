@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from fold.cli import default_output
-from fold.frontends.formats import FRONTENDS
 from foldscope_app.examples.model_zoo import randomize_bn
+from fold.frontends.formats import FRONTENDS
+from fold.engine.pipeline import default_output
 from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,3 +276,41 @@ def test_a_line_that_counts_layers_lists_them_all_or_says_how_many_more():
                          layers=[quiet(i) for i in range(layers)])
         line = next(s for s in verification_text(v).splitlines() if "more folded layer(s)" in s)
         assert line.strip() == f"{layers - 1} more folded layer(s) have channels these inputs leave constant: {listed}"
+
+
+# -- foldscope app ------------------------------------------------------------------------------
+
+def test_app_serves_the_page_and_without_streamlit_is_one_sentence(tmp_path):
+    """``foldscope app`` becomes ``streamlit run`` on the page (here the checkout's), healthy on the port it was
+    given; without Streamlit it is the app extra's sentence and exit 2."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "fold", "app", "--server.headless", "true", "--server.port",
+                             str(port), "--server.fileWatcherType", "none"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    healthy, deadline = False, time.monotonic() + 120
+    try:
+        while not healthy and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as response:
+                    healthy = response.read().strip() == b"ok"
+            except OSError:
+                time.sleep(0.25)  # polling the health check, not a synchronisation
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0].decode(errors="replace")
+    assert healthy, output
+    assert f"localhost:{port}" in output  # Streamlit's own banner: this process was the server
+    code = "import sys; sys.modules['streamlit'] = None; from fold.cli import main; sys.exit(main(['app']))"
+    blocked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (blocked.returncode, blocked.stdout) == (2, "")
+    assert blocked.stderr == ("foldscope: error: The page (foldscope app) needs foldscope's app extra (streamlit is "
+                              "not installed): pip install 'foldscope[app]'.\n")

@@ -162,7 +162,7 @@ def test_no_verify_writes_the_fold_and_runs_nothing(tmp_path):
     out, report = tmp_path / "out.onnx", tmp_path / "r.json"
     proc = run_cli(path, "-o", out, "--no-verify", "--report", report)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert "not verified (--no-verify)" in proc.stdout and "python -m fold check" in proc.stdout
+    assert "not verified (--no-verify)" in proc.stdout and f"foldscope check {path} {out}" in proc.stdout
     data = json.loads(report.read_text())
     assert data["verification"] is None and data["folded"] == 1 and data["bn_after"] == 0
     assert _locations(out) == {"out.onnx.data"}

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def zoo_dir(tmp_path_factory) -> Path:
 def zoo_run(zoo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo_out")
     before = _listing(zoo_dir)
-    proc = run_cli("zoo", zoo_dir, "--samples", "2", "--jobs", "2", "--json", out / "model_zoo.json", "--html",
-                   out / "model_zoo.html")
-    return proc, out / "model_zoo.json", out / "model_zoo.html", before
+    proc = run_cli("zoo", zoo_dir, "--samples", "2", "--jobs", "2", "--json", out / "zoo.json", "--html",
+                   out / "zoo.html", "--junit-xml", out / "zoo.xml")  # the JUnit XML beside the JSON: zoo.xml
+    return proc, out / "zoo.json", out / "zoo.html", before
 
 
 def test_the_zoo_folds_every_model_and_lists_the_corrupt_one_with_exit_2(zoo_run, zoo_dir):
@@ -146,6 +147,33 @@ def test_the_html_page_is_the_table_offline_with_verdicts_coloured_and_reasons(z
     assert "6 model(s): 5 pass, 1 error; exit status 2." in text
 
 
+def _cases(junit: Path) -> dict[str, ET.Element]:
+    """The JUnit document's test cases by name, after checking the document's frame: one suite, whose
+    counts are the cases' and the root's."""
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    [suite] = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    for key, element in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
+        assert int(suite.get(key)) == int(root.get(key)) == sum(c.find(element) is not None for c in cases)
+    assert int(suite.get("tests")) == len(cases) and float(suite.get("time")) > 0
+    return {c.get("name"): c for c in cases}
+
+
+def test_the_junit_xml_has_a_case_per_model_with_its_verdict_and_reason(zoo_run):
+    proc, report, _, _ = zoo_run
+    cases = _cases(report.with_name("zoo.xml"))
+    rows = {m["model"]: m for m in json.loads(report.read_text())["models"]}
+    assert list(cases) == list(rows) == sorted(EXPECTED)
+    for name, case in cases.items():
+        details = [child.tag for child in case if child.tag != "system-out"]
+        assert details == ([] if EXPECTED[name] == "pass" else ["error"]), (name, details)
+        assert case.get("classname") == "foldscope.zoo" and abs(float(case.get("time")) - rows[name]["wall_seconds"]) < 1e-3
+        assert name in case.find("system-out").text
+    error = cases["onnx/broken.onnx"].find("error")
+    assert error.get("message") == rows["onnx/broken.onnx"]["reason"] == error.text and error.get("type") == "error"
+
+
 def test_one_job_gives_the_rows_two_jobs_give(zoo_run, zoo_dir, tmp_path):
     proc = run_cli("zoo", zoo_dir, "--samples", "2", "--jobs", "1", "--json", tmp_path / "one.json")
     assert proc.returncode == 2, proc.stderr
@@ -178,11 +206,14 @@ def test_a_mismatch_makes_the_zoo_exit_1(tmp_path):
     """--atol 0 asks for bit-identical outputs, which a fold's reordered float arithmetic does not give:
     the same verification option as a single fold, here a failed fold of every model."""
     root = _build(tmp_path / "zoo", {"onnx/head.onnx"})
-    proc = run_cli("zoo", root, "--samples", "2", "--atol", "0", "--json", tmp_path / "z.json")
+    proc = run_cli("zoo", root, "--samples", "2", "--atol", "0", "--json", tmp_path / "z.json", "--junit-xml",
+                   tmp_path / "z.xml")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [row] = json.loads((tmp_path / "z.json").read_text())["models"]
     assert row["verdict"] == "fail" and row["reason"] and row["max_abs_diff"] > 0
     assert "  onnx/head.onnx: fail: " in proc.stdout
+    failure = _cases(tmp_path / "z.xml")["onnx/head.onnx"].find("failure")
+    assert failure.get("message") == row["reason"] and failure.get("type") == "fail"
 
 
 def test_an_input_shape_applies_to_the_models_with_that_input(tmp_path):
@@ -288,8 +319,8 @@ def test_ray_missing_is_one_sentence(tmp_path):
             f"sys.exit(main(['zoo', {str(root)!r}, '--ray', 'auto']))")
     proc = run_cli_python(code)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == ("foldscope: error: --ray needs Ray, which is not installed: "
-                           "pip install -r requirements-ray.txt.\n")
+    assert proc.stderr == ("foldscope: error: --ray needs foldscope's ray extra (ray is not installed): "
+                           "pip install 'foldscope[ray]'.\n")
 
 
 def run_cli_python(code: str) -> subprocess.CompletedProcess:
@@ -324,9 +355,14 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_per_model_in_a_log():
     rows = [ModelRow(name, "onnx", 1, ToolRow("foldscope", verdict, "why"), seconds=1.5)
             for name, verdict in (("a.onnx", "pass"), ("b.onnx", "fail"))]
     log, terminal = io.StringIO(), _Terminal()
+    to_log, to_terminal = _Progress(log, 2), _Progress(terminal, 2)
     for k, row in enumerate(rows, 1):
-        _Progress(log)(row, k, 2)
-        _Progress(terminal)(row, k, 2)
+        to_log(row, k, 2)
+        to_terminal(row, k, 2)
     assert log.getvalue() == "zoo [1/2] a.onnx: PASS (1.5 s)\nzoo [2/2] b.onnx: FAIL (1.5 s)\n"
-    assert terminal.getvalue() == ("\r\x1b[2K[" + "#" * 15 + "." * 15 + "] 1/2 a.onnx: PASS"
-                                   "\r\x1b[2K[" + "#" * 30 + "] 2/2 b.onnx: FAIL\n")
+    # tqdm's bar, redrawn in place: 0/2 from the start, then each model with its verdict, a new line at the end
+    frames = terminal.getvalue().split("\r")
+    assert "zoo:   0%|" in frames[1] and " 0/2 " in frames[1]
+    assert any(" 1/2 " in frame and "a.onnx: PASS" in frame for frame in frames)
+    assert "zoo: 100%|" in frames[-1] and " 2/2 " in frames[-1] and "b.onnx: FAIL" in frames[-1]
+    assert terminal.getvalue().endswith("\n") and terminal.getvalue().count("\n") == 1

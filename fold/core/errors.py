@@ -1,6 +1,8 @@
-"""Errors a user can cause (their message is one sentence naming what was received), and the one
-line said for any other exception: a bug in foldscope, located at the op or layer it met it on."""
+"""Errors a user can cause (their message is one sentence naming what was received), the one
+sentence for a feature whose optional packages are not installed, and the one line said for any
+other exception: a bug in foldscope, located at the op or layer it met it on."""
 
+import importlib.util
 import re
 import signal
 from collections.abc import Iterator, Sequence
@@ -17,6 +19,49 @@ class FoldError(Exception):
 
 class UnsafeModelError(FoldError):
     """The model file asks for code to be executed (a Lambda or an unknown custom class)."""
+
+
+#: foldscope's own import names: one of them missing is a broken install or a bug, never a missing extra.
+OWN_PACKAGES = ("fold", "viz", "foldscope_app")
+
+
+class MissingExtra(FoldError):
+    """A feature whose optional packages (an extra of the ``foldscope`` distribution) are not installed:
+    one sentence naming the feature, the missing package and the pip command that adds it."""
+
+    def __init__(self, feature: str, extra: str, package: str | None = None):
+        missing = f" ({package} is not installed)" if package else ""
+        super().__init__(f"{feature} needs foldscope's {extra} extra{missing}: pip install 'foldscope[{extra}]'.")
+        self.feature, self.extra, self.package = feature, extra, package
+
+
+@contextmanager
+def needs(extra: str, feature: str) -> Iterator[None]:
+    """Imports inside that fail for a package foldscope does not own raise ``MissingExtra`` (``feature``
+    needs ``extra``); a missing module of foldscope's own is raised as it is."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if not package or package in OWN_PACKAGES:
+            raise
+        raise MissingExtra(feature, extra, package) from exc
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (False when a test blocked it
+    with ``sys.modules[module] = None``)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(extra: str, feature: str, *modules: str) -> None:
+    """``MissingExtra`` unless every one of ``modules`` (import names) is installed."""
+    missing = next((m for m in modules if not installed(m)), None)
+    if missing is not None:
+        raise MissingExtra(feature, extra, missing.partition(".")[0])
 
 
 class InternalError(Exception):

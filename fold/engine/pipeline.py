@@ -1,8 +1,12 @@
-"""The format-neutral pipeline: load a file, fold a model, verify the result. Written once, for every frontend.
+"""The format-neutral pipeline: load a file, fold a model, verify the result, write it. Written once, for
+every frontend.
 
     result = fold_file("unet.keras")                       # any format in FRONTENDS
     checked = verify(result, samples=8, seed=0)       # checked.verification.verdict: pass/fail/inconclusive
     result.frontend.write(result.folded, "unet_folded.keras")
+
+    run = fold_files("unet.keras", "unet_folded.keras")    # all three, as ``foldscope unet.keras`` does
+    run.verdict                                            # its text: ``fold.outputs.report.fold_text(run)``
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,7 @@ from fold.core.errors import FoldError, one_line
 from fold.core.result import FoldResult
 from fold.core.rules import Decision, decide
 from fold.core.verification import (
-    FREE_DIMS, SAMPLES, InputSpec, batch_size, check_inputs, run_in_batches, sample_inputs,
+    FREE_DIMS, SAMPLES, InputSpec, Verification, batch_size, check_inputs, run_in_batches, sample_inputs,
 )
 from fold.engine.comparison import Checked, Side, compare_models, fold_correspondence
 from fold.frontends.formats import FRONTENDS, MAX_MODEL_BYTES, Format, Frontend, check_model_file
@@ -159,3 +164,73 @@ def verify_models(frontend: Frontend, original: Any, other: Any, samples: int = 
                              seed=seed if source == "recipe" else None, source=source, atol=atol)
     checked.verification.input_shapes = {s.name: list(np.shape(x)) for s, x in zip(frontend.inputs(original), inputs)}
     return checked
+
+
+def default_output(path: str | os.PathLike, fmt: Format) -> str:
+    """INPUT's name with ``_folded`` before the format's output suffix."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}_folded{fmt.output_suffix}"))
+
+
+def _stamp(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def write(frontend: Frontend, model: Any, path: str | os.PathLike) -> list[Path]:
+    """Write ``model`` to ``path``; the files written: the model and, for a model with external data, the
+    data file its frontend wrote beside it (``PATH.data``). A write that fails leaves neither behind."""
+    out, data = Path(path), Path(f"{path}.data")
+    before = _stamp(data)
+    try:
+        frontend.write(model, out)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        if _stamp(data) != before:
+            data.unlink(missing_ok=True)
+        raise
+    return [out, *([data] if _stamp(data) != before else [])]
+
+
+@dataclass
+class FoldRun:
+    """A model file folded, verified and written, as ``foldscope INPUT`` does (``fold_files``).
+
+    checked: the verification with its inputs and both models' outputs (None: not verified).
+    output:  where the folded model was written (None: not written); ``files`` every file written.
+    """
+
+    input: str
+    output: str | None
+    result: FoldResult
+    checked: Checked | None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def verification(self) -> Verification | None:
+        return None if self.checked is None else self.checked.verification
+
+    @property
+    def verdict(self) -> str | None:
+        """"pass", "fail" or "inconclusive"; None when the fold was not verified."""
+        return None if self.checked is None else self.checked.verification.verdict
+
+
+def fold_files(input_path: str | os.PathLike, output_path: str | os.PathLike | None = None, samples: int = SAMPLES,
+               seed: int = 0, *, no_verify: bool = False, max_bytes: int = MAX_MODEL_BYTES,
+               **options: Any) -> FoldRun:
+    """``foldscope INPUT -o OUTPUT``: fold the file, verify the fold on ``samples`` rows from ``seed`` (not
+    with ``no_verify``), write it to ``output_path`` (None: nowhere). ``options`` are the verification's
+    (atol, shapes, arrays) and the format's load options (inputs, outputs, runtime)."""
+    verify_options = {k: options.pop(k) for k in ("atol", "shapes", "arrays") if k in options}
+    output = None if output_path is None else str(output_path)
+    if output is not None and Path(output).exists() and os.path.samefile(output, input_path):
+        raise FoldError(f"-o '{output}' is the input itself; give the folded model another name.")
+    result = fold_file(input_path, max_bytes, **options)
+    checked = None if no_verify else verify(result, samples, seed, **verify_options)
+    files = []
+    if output is not None:
+        start = time.perf_counter()
+        files = write(result.frontend, result.folded, output)
+        if no_verify:  # what an unverified run took is mostly the write (a verified run's report has its three)
+            result.timings_s["write"] = time.perf_counter() - start
+    return FoldRun(str(input_path), output, result, checked, files)

@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 
 from fold.core.affine import channel_rows
-from fold.core.errors import FoldError, one_line, size_pair
+from fold.core.errors import FoldError, needs, one_line, require, size_pair
 from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.quiet import import_tensorflow_quietly
@@ -202,6 +202,12 @@ class Peer:
     tool: str
     action: str
     make: Callable[[Any], tuple[str, Any]]
+    needs: tuple[str, ...] = ()  # the packages it imports beyond the format's own (import names) ...
+    extra: str = "peers"  # ... in this extra of foldscope's
+
+    def require(self) -> None:
+        """``MissingExtra`` unless the tool's packages are installed."""
+        require(self.extra, f"{self.tool.split()[0]} as a peer", *self.needs)
 
 
 def installed_version(*packages: str) -> str:
@@ -238,8 +244,6 @@ class Format:
     tensorflow:     its frontend imports TensorFlow, which ``frontend()`` then imports first,
                     with its start-up chatter kept off stderr.
     upload_options: ``load`` options for a file a user uploaded (ONNX: no external data).
-    extra:          the requirements file of an optional format's packages (outside the base install);
-                    without them, reading such a file is one FoldError sentence saying what to install.
     int8:           the runtime its real int8 models run in (``--int8 RUNTIME``), None when it has none yet;
                     the part ``int8`` of its package (``part("int8").Adapter``, an ``Int8Adapter``) runs them.
     int8_needs:     a package that part needs beyond the format's own, as pip names it (checked before any
@@ -247,6 +251,9 @@ class Format:
     converts_to:    the format its models convert to (TensorFlow's converter: Keras to TFLite); the part
                     ``converter`` is the bridge (``convert``, ``ConverterNames``), and ``check`` takes the pair.
     peers:          the tools it is measured against are its part ``peers`` (``PEERS``, a ``Peer`` each).
+
+    A format's packages are the extra of the same name (``pip install 'foldscope[onnx]'``), outside the
+    base install; without them, reading such a file is the one sentence saying what to install.
     """
 
     name: str
@@ -258,22 +265,16 @@ class Format:
     options: tuple[str, ...] = ()
     tensorflow: bool = True
     upload_options: dict = field(default_factory=dict)
-    extra: str | None = None
     int8: str | None = None
     int8_needs: str | None = None
     converts_to: str | None = None
     peers: bool = False
 
     def frontend(self) -> Frontend:
-        if self.tensorflow:
-            import_tensorflow_quietly()
-        try:
+        with needs(self.name, f"Reading {self.label} files"):
+            if self.tensorflow:
+                import_tensorflow_quietly()
             return importlib.import_module(self.module).FRONTEND
-        except ModuleNotFoundError as exc:
-            if self.extra is None or (exc.name or "").startswith("fold"):
-                raise
-            raise FoldError(f"Reading {self.label} files needs the packages of {self.extra} ({exc.name} is not "
-                            f"installed): pip install -r {self.extra}.") from exc
 
     def part(self, name: str) -> ModuleType:
         """The module ``name`` of the format's package (a part the row says it has: ``int8``, ...),
@@ -288,7 +289,8 @@ _HDF5 = Signature(0, b"\x89HDF\r\n\x1a\n", "no HDF5 signature")
 #: file format -> its frontend, in the order formats are listed to users.
 FRONTENDS: dict[str, Format] = {f.name: f for f in (
     Format("keras", "Keras", (".keras", ".h5", ".hdf5"), ".keras", "fold.frontends.keras",
-           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert", converts_to="tflite",
+           {".keras": _ZIP, ".h5": _HDF5, ".hdf5": _HDF5}, int8="litert", int8_needs="ai-edge-litert",
+           converts_to="tflite",
            peers=True),
     Format("graphdef", "TensorFlow GraphDef (frozen)", (".pb",), ".pb", "fold.frontends.graphdef",
            options=("inputs", "outputs")),
@@ -299,7 +301,7 @@ FRONTENDS: dict[str, Format] = {f.name: f for f in (
            upload_options={"external_data": False}, int8="onnxruntime", peers=True),
     Format("circle", "circle (Samsung ONE)", (".circle",), ".circle", "fold.frontends.circle",
            {".circle": Signature(4, b"CIR0", "no CIR0 identifier")}, options=("runtime",), tensorflow=False,
-           extra="requirements-circle.txt", peers=True),
+           peers=True),
 )}
 
 #: Every format's load options (command-line flags of the same name), in table order.

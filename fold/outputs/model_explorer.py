@@ -33,6 +33,7 @@ from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import fold_notes
 from fold.core.verdict import TensorCheck
+from fold.core.errors import needs
 
 #: Fold status of a node, as node data values (unchanged, a BN folded into it, a BN folded away, a BN
 #: left), with the colour Model Explorer gives them.
@@ -119,8 +120,9 @@ def mapping(result: FoldResult) -> dict:
 
 def export(result: FoldResult, directory: str | Path, diffs: Sequence[TensorCheck] | None = None) -> list[Path]:
     """Write the Model Explorer files of a fold into ``directory``; returns their paths."""
-    from model_explorer import graph_builder as gb
-    from model_explorer.utils import remove_none
+    with needs("model-explorer", "Writing Model Explorer files"):
+        from model_explorer import graph_builder as gb
+        from model_explorer.utils import remove_none
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

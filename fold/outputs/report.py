@@ -1,9 +1,11 @@
 """The fold report: one JSON-ready dict and plain-text tables (a fold's, a check's, a zoo run's), shared by
-the command line and the app."""
+the command line and the app; ``fold_text`` and ``check_text`` are what ``foldscope INPUT`` and
+``foldscope check`` print."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fold.core.errors import listed
 from fold.core.result import FoldResult
@@ -12,6 +14,9 @@ from fold.core.verdict import VERDICTS, TensorCheck
 from fold.core.verification import Verification
 from fold.tools.zoo import ZOO_VERDICTS, ModelRow, ToolRow
 
+if TYPE_CHECKING:
+    from fold.tools.check import CheckResult
+    from fold.engine.pipeline import FoldRun
 #: A max rel diff above this is explained whenever it is printed beside PASS.
 LARGE_REL_DIFF = 1e-3
 
@@ -79,6 +84,34 @@ def counts_text(result: FoldResult) -> str:
     if moved:
         parts.append("maps folded " + ", ".join(moved))
     return "; ".join(parts)
+
+
+def unverified_text(input_path: str, output: str | None) -> str:
+    """What a fold with --no-verify says instead of a verdict."""
+    later = f"with 'foldscope check {input_path} {output}'" if output else "with 'foldscope check' once it is written"
+    return f"not verified (--no-verify): neither model was run; verify the fold {later}"
+
+
+def fold_text(run: FoldRun) -> str:
+    """What ``foldscope INPUT`` prints: every pair with its own check, the counts, where the fold went, the verdict."""
+    where = f"folded model written to {run.output}" if run.output else "folded model not written"
+    verdict = verification_text(run.verification) if run.verification else unverified_text(run.input, run.output)
+    return "\n".join([pairs_table(run.result.decisions, run.verification), "",
+                      f"{counts_text(run.result)}; {where}", verdict])
+
+
+def check_text(result: CheckResult) -> str:
+    """What ``foldscope check ORIGINAL CANDIDATE`` prints: each BN of the original, what the candidate did
+    with it and its layer's own check; the BatchNorms of both; the verdict."""
+    check = result.checked.verification
+    by_layer = {c.layer: c for c in check.folded_layers}
+    rows = [(f.bn, f.layer, f.status, f.into or ("" if f.status == "kept" else "not lined up: checked at the outputs"),
+             "" if f.into not in by_layer else ("PASS" if by_layer[f.into].passed else "FAIL"))
+            for f in result.fates]
+    fates = (table(("bn", "original layer", "status", "into", "check"), rows) if rows
+             else f"'{result.original_name}' has no BatchNormalization to fold.")
+    return "\n".join([fates, "", f"BatchNorms: {result.bn_original} in '{result.original_name}', "
+                                 f"{result.bn_candidate} in '{result.candidate_name}'", verification_text(check)])
 
 
 def layer_verdict(check: TensorCheck | None, decision: Decision | None = None,

@@ -77,7 +77,8 @@ class BnFate:
 
 @dataclass
 class CheckResult:
-    """A candidate lined up with its original and verified."""
+    """A candidate lined up with its original and verified: what ``foldscope check`` prints
+    (``fold.outputs.report.check_text``)."""
 
     original_name: str
     candidate_name: str
@@ -86,6 +87,11 @@ class CheckResult:
     fates: list[BnFate]
     checked: Checked
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """"pass", "fail" or "inconclusive" (its reason: ``checked.verification.reason``)."""
+        return self.checked.verification.verdict
 
     @property
     def bn_original(self) -> int:

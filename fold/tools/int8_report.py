@@ -25,13 +25,12 @@ runtime (``fold.frontends.formats.Int8Adapter``): onnxruntime for ONNX models, L
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fold.core.errors import FoldError
+from fold.core.errors import FoldError, require
 from fold.core.quant import GRANULARITY_TARGETS, granularity_sqnr
 from fold.core.result import FoldResult
 from fold.frontends.formats import FRONTENDS, Format
@@ -141,9 +140,8 @@ def check_runtime(fmt: Format, runtime: str | None) -> str:
                         f"{fmt.label} file it is not built yet.")
     if runtime not in (None, own):
         raise FoldError(f"--int8 {runtime} cannot run a {fmt.label} model; its int8 runtime is {own}.")
-    if fmt.int8_needs and importlib.util.find_spec(fmt.int8_needs.replace("-", "_")) is None:
-        raise FoldError(f"--int8 quantizes a {fmt.label} file with {fmt.int8_needs}, which is not installed "
-                        f"(pip install {fmt.int8_needs}).")
+    if fmt.int8_needs:  # a package foldscope's int8 extra brings, beyond the format's own
+        require("int8", f"--int8 on a {fmt.label} file", fmt.int8_needs.replace("-", "_"))
     return own
 
 

@@ -12,6 +12,7 @@ for, and each tool is imported when it runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +60,20 @@ class PeerRun:
         return None if self.verification is None else self.verification.max_abs_diff
 
 
+def require_peers(formats: Iterable[str]) -> None:
+    """``MissingExtra`` for the first peer of ``formats`` (keys of ``FRONTENDS``) whose packages are missing."""
+    for name in formats:
+        for peer in PEERS_BY_FORMAT.get(name, ()):
+            peer.require()
+
+
 def run_peer(peer: Peer, original: Side, **options: Any) -> PeerRun:
     """``peer`` on the original's model, its model checked against the original (``options``: as
     ``fold.tools.check.check`` takes them: samples, seed, atol, shapes, arrays, inputs). A tool that fails
     on a model is a result too, with its reason."""
     start = time.perf_counter()
     try:
+        peer.require()
         fmt, made = peer.make(original.model)
         seconds = time.perf_counter() - start
         frontend = FRONTENDS[fmt].frontend()

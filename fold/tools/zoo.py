@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fold.core.errors import FoldError, describe, ended, one_line
+from fold.core.errors import FoldError, describe, ended, needs, one_line
 from fold.core.verdict import VERDICTS
 from fold.core.verification import Verification
 from fold.frontends.formats import check_model_file, format_for
@@ -233,10 +233,8 @@ def run_ray(tasks: Sequence[Task], address: str, jobs: int = 1, timeout: float =
     an existing cluster, "local" a new local instance of ``jobs`` CPUs, "ray://HOST:PORT" a remote
     one through Ray Client), in the tasks' order. The model's bytes travel with the task; the task
     runs the same worker process as a local run, so the rows are the same."""
-    try:
+    with needs("ray", "--ray"):
         import ray
-    except ImportError as exc:
-        raise FoldError("--ray needs Ray, which is not installed: pip install -r requirements-ray.txt.") from exc
     import logging
 
     settings: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False,

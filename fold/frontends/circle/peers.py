@@ -15,4 +15,5 @@ def _tico_o1(model: CircleModel) -> tuple[str, CircleModel]:
 
 
 #: The peers of circle models.
-PEERS: tuple[Peer, ...] = (Peer(f"tico {installed_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1),)
+PEERS: tuple[Peer, ...] = (Peer(f"tico {installed_version('tico')}", "O1 pipeline (its BN fusion included)", _tico_o1,
+                                ("tico",), "circle"),)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import importlib.util
 import os
 import pickle
 import shutil
@@ -30,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fold.core.errors import FoldError, ended
+from fold.core.errors import FoldError, ended, installed, require
 
-#: Runtimes by name -> the package that provides it.
+#: Runtimes by name -> the package that provides it (both in foldscope's circle extra).
 RUNTIMES = {"tico": "tico", "onert": "onert"}
-#: How to install them.
-EXTRA = "pip install -r requirements-circle.txt"
 _ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -46,7 +43,7 @@ def label(runtime: str) -> str:
 
 
 def available(runtime: str) -> bool:
-    return importlib.util.find_spec(RUNTIMES[runtime]) is not None
+    return installed(RUNTIMES[runtime])
 
 
 def model_key(data: bytes) -> str:
@@ -67,8 +64,7 @@ class Worker:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self.close()
-        if not available(self.runtime):
-            raise FoldError(f"Running circle models in {self.runtime} needs the circle extra: {EXTRA}.")
+        require("circle", f"Running circle models in {self.runtime}", RUNTIMES[self.runtime])
         self._folder = tempfile.mkdtemp(prefix=f"foldscope-{self.runtime}-")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)}
         if self.runtime == "onert":

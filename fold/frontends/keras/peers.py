@@ -16,4 +16,4 @@ def _converted(model: keras.Model) -> tuple[str, TfliteModel]:
 
 #: The peers of Keras models.
 PEERS: tuple[Peer, ...] = (Peer(f"tensorflow {installed_version('tensorflow', 'tensorflow-cpu')}",
-                                "TFLite converter (float32)", _converted),)
+                                "TFLite converter (float32)", _converted, ("ai_edge_litert",), "tflite"),)

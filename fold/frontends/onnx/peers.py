@@ -64,7 +64,8 @@ TRANSFORMS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 def _peer(tool: str, action: str, transform: Callable[[Any], Any]) -> Peer:
     def make(model: OnnxModel) -> tuple[str, OnnxModel]:
         return "onnx", onnx_model(transform(model.proto), f"{tool.split()[0]}.onnx")
-    return Peer(tool, action, make)
+    package = tool.split()[0]
+    return Peer(tool, action, make, () if package == "onnxruntime" else (package,))
 
 
 #: The peers of ONNX models.

@@ -19,7 +19,7 @@ from importlib.metadata import version
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from fold.core.errors import FoldError, one_line
+from fold.core.errors import FoldError, one_line, require
 from fold.core.quiet import quiet, quiet_warnings
 from fold.core.result import FoldResult
 from fold.frontends.flatbuffer.model import tensor_name
@@ -37,13 +37,6 @@ SIGNATURE = "serving_default"
 
 def runtime_version() -> str:
     return version("ai-edge-litert")
-
-
-def quantizer_version() -> str | None:
-    try:
-        return version(QUANTIZER)
-    except Exception:  # not installed: the caller says so
-        return None
 
 
 def with_signature(model: TfliteModel) -> tuple[bytes, str]:
@@ -71,8 +64,7 @@ def with_signature(model: TfliteModel) -> tuple[bytes, str]:
 
 def quantize(model: TfliteModel, inputs: Sequence[np.ndarray], *, per_channel: bool) -> bytes:
     """``model`` as a static int8 .tflite from ai-edge-quantizer, calibrated on ``inputs`` one row at a time."""
-    if quantizer_version() is None:
-        raise FoldError(f"Real int8 of a TFLite file needs {QUANTIZER} (pip install {QUANTIZER}).")
+    require("int8", "Real int8 of a TFLite file", "ai_edge_quantizer")
     from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe_manager
     from ai_edge_quantizer.recipe import TFLOperationName
     from ai_edge_quantizer.utils import qsv_utils
