@@ -473,7 +473,7 @@ def _zoo(args: argparse.Namespace, written: _Written) -> int:
                **_load_options(args)}
     if args.peers:
         from fold.frontends.formats import format_for
-        from fold.peers import require_peers
+        from fold.tools.peer_runs import require_peers
 
         require_peers(sorted({format_for(p).name for p in paths}))
     tasks = [Task(str(p.resolve()), p.relative_to(args.dir).as_posix(), options, args.peers) for p in paths]

@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from demo import onnx_zoo
-from fold.peers import onnxsim_simplify
+from foldscope_app.examples import onnx_zoo
+from fold.frontends.onnx.peers import onnxsim_simplify
 
 #: The layer the broken fold breaks, and the BN it absorbed.
 BROKEN_LAYER, BROKEN_BN = "head_conv", "head_bn"

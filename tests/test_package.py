@@ -88,7 +88,7 @@ def _extras_named_in_the_code() -> dict[str, str]:
     """extra -> the first place that names it: ``needs``/``require`` calls, each format (its extra is its
     name) and each peer."""
     found = {f.name: f"the format table ({f.label})" for f in FRONTENDS.values()}
-    found.update({p.extra: f"peer {p.tool}" for peers in PEERS_BY_FORMAT.values() for p in peers})
+    found.update({p.extra: f"peer {p.tool}" for name in FRONTENDS for p in PEERS_BY_FORMAT[name]})
     for path in sorted((ROOT / "fold").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("needs", "require") and node.args \

@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from fold.tools.zoo import ModelRow, counts, zoo_table
+from fold.outputs.report import zoo_table
+from fold.tools.zoo import ModelRow, counts
 
 #: A verdict -> the element a test case carries for it (a pass carries none).
 ELEMENTS = {"fail": "failure", "error": "error", "inconclusive": "skipped"}

@@ -63,7 +63,7 @@ class PeerRun:
 def require_peers(formats: Iterable[str]) -> None:
     """``MissingExtra`` for the first peer of ``formats`` (keys of ``FRONTENDS``) whose packages are missing."""
     for name in formats:
-        for peer in PEERS_BY_FORMAT.get(name, ()):
+        for peer in PEERS_BY_FORMAT[name]:
             peer.require()
 
 

@@ -28,7 +28,7 @@ class Foldscope:
 
     def check(self, original: str | os.PathLike, candidate: str | os.PathLike, **options: Any):
         """``candidate`` verified as a fold of ``original``: the ``fold.CheckResult``, or the test fails."""
-        from fold import check_files
+        from fold.tools.check import check_files
 
         result = check_files(original, candidate, **options)
         _passed(result.checked.verification, f"'{result.candidate_name}' as a fold of '{result.original_name}'")
@@ -37,7 +37,7 @@ class Foldscope:
     def fold(self, path: str | os.PathLike, output: str | os.PathLike | None = None, **options: Any):
         """foldscope's own fold of ``path``, verified (and written to ``output`` when given): the
         ``fold.FoldRun``, or the test fails."""
-        from fold import fold_files
+        from fold.engine.pipeline import fold_files
 
         run = fold_files(path, output, **options)
         _passed(run.verification, f"foldscope's fold of '{os.path.basename(path)}'")
