@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     written = _Written()
     try:
         require_extras(args)
+        output_folders(args)
         return command(args, written)
     except Exception as exc:  # the contract: one line, exit 2, never a traceback, no file left behind
         written.remove()
@@ -281,6 +282,19 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, FoldError):
             return _fail(str(exc))
         return _fail(internal_error(exc, _files(args)))
+
+
+#: The options that name a file or folder the run writes (``--tflite`` and the other conversions apart).
+OUTPUTS = ("output", "report", "html", "json", "junit_xml", "quant_report", "model_explorer", *CONVERSIONS)
+
+
+def output_folders(args: argparse.Namespace) -> None:
+    """A FoldError, before any model is read, for an output whose folder does not exist."""
+    for name in OUTPUTS:
+        value = getattr(args, name, None)
+        if value and not Path(value).parent.is_dir():
+            raise FoldError(f"--{name.replace('_', '-')} '{value}': the folder '{Path(value).parent}' does not "
+                            "exist; create it first.")
 
 
 def _files(args: argparse.Namespace) -> str:

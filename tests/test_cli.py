@@ -314,3 +314,17 @@ def test_app_serves_the_page_and_without_streamlit_is_one_sentence(tmp_path):
     assert (blocked.returncode, blocked.stdout) == (2, "")
     assert blocked.stderr == ("foldscope: error: The page (foldscope app) needs foldscope's app extra (streamlit is "
                               "not installed): pip install 'foldscope[app]'.\n")
+
+
+@pytest.mark.parametrize("option", [["-o", "missing/folded.onnx"], ["--report", "missing/r.json"],
+                                     ["--html", "missing/r.html"]])
+def test_an_output_in_a_folder_that_does_not_exist_is_one_sentence(tmp_path, capsys, option):
+    """A user's missing output folder is their input, not a bug: exit 2 before any model is read, one line."""
+    from fold.cli import main
+    from tests.onnx_pair import onnx_pair
+
+    original, _, _ = onnx_pair(tmp_path)
+    status = main([str(original), *[str(tmp_path / a) if "/" in a else a for a in option]])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "does not exist" in err and "bug" not in err, err
+    assert str(tmp_path / "missing") in err and not (tmp_path / "missing").exists()
