@@ -92,7 +92,7 @@ def test_size_limit_is_checked_and_matches_the_app(tmp_path):
     path.write_bytes(b"PK\x03\x04" + b"\0" * 2048)
     with pytest.raises(FoldError, match="is 2 KiB, over the 1 KiB limit"):
         check_model_file(path, max_bytes=1024)
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((ROOT / "foldscope_app" / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_MODEL_BYTES
 
 

@@ -78,6 +78,7 @@ def test_the_wheel_installs_fold_viz_and_the_page_and_nothing_else(wheel):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert {"fold", "viz"} <= top <= TOP_LEVEL, top
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "demo/", "sections/"))]
+    assert "foldscope_app/.streamlit/config.toml" in names  # the page's settings, beside its script
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "foldscope = fold.cli:main" in text and "foldscope = fold.tools.pytest_plugin" in text

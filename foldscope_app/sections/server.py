@@ -10,7 +10,7 @@ the whole heap with the GIL held (0.2 to 0.7 s once the zoo's models are cached)
 The page keeps no Keras state across runs but its cached models (a run's thread takes its own
 state with it), so the rest of that cleanup is all it keeps: closing pyplot's figures. (The full
 garbage collection Streamlit adds after each run is off too: ``runner.postScriptGC`` in
-``.streamlit/config.toml``.)
+``foldscope_app/.streamlit/config.toml``.)
 """
 
 from __future__ import annotations
