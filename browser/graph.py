@@ -1,89 +1,120 @@
-"""Helpers for the interactive graph in a real browser: Plotly's own state on the page (the
-chart's ``data`` and ``_fullLayout``), node positions in pixels, hover and click."""
+"""Helpers for the interactive graph (``viz/assets/graph.js``) in a real browser, on the page or in
+the HTML report: the nodes each pane draws, their boxes and labels in pixels, hover, click, Find.
+Playwright's CSS locators reach into the page component's shadow root."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
-from browser.page import list_option, select_box
+from browser.page import select_box
 
-_PLOT = "document.querySelector('.js-plotly-plot')"
-
-
-def graph_ready(page: Page, nodes: int | None = None) -> bool:
-    """The graph is drawn (with ``nodes`` nodes in the "before" pane, when given)."""
-    return bool(page.evaluate(f"""(nodes) => {{
-        const gd = {_PLOT};
-        if (!gd || !gd._fullLayout || !gd.querySelector('.scatterlayer .point')) return false;
-        const before = (gd.data || []).find(t => t.name === 'nodes before');
-        return !!before && (nodes === null || before.customdata.length === nodes);
-    }}""", nodes))
+GRAPH = "[data-testid=foldscope-graph]"
 
 
-def node_positions(page: Page, pane: str) -> dict[str, tuple[float, float]]:
-    """Node id -> its centre on the page, in pixels, for pane "before" or "after"."""
-    found = page.evaluate(f"""(pane) => {{
-        const gd = {_PLOT};
-        const trace = gd.data.find(t => t.name === 'nodes ' + pane);
-        const full = gd._fullLayout, box = gd.getBoundingClientRect();
-        const xa = pane === 'before' ? full.xaxis : full.xaxis2, ya = pane === 'before' ? full.yaxis : full.yaxis2;
-        return trace.customdata.map((n, i) => [n, box.left + xa._offset + xa.l2p(trace.x[i]),
-                                               box.top + ya._offset + ya.l2p(trace.y[i])]);
-    }}""", pane)
-    return {name: (x, y) for name, x, y in found}
+def graph(page: Page, index: int = 0) -> Locator:
+    """The ``index``-th graph on the page."""
+    return page.locator(GRAPH).nth(index)
 
 
-def view_range(page: Page) -> tuple[float, float]:
-    """The y range the graph shows now."""
-    low, high = page.evaluate(f"() => {_PLOT}._fullLayout.yaxis.range")
-    return float(low), float(high)
+def pane(page: Page, name: str, index: int = 0) -> Locator:
+    return graph(page, index).locator(f".fsg-pane[data-pane='{name}']")
 
 
-def hover_node(page: Page, position: tuple[float, float]) -> None:
-    page.mouse.move(*position)
+def node(page: Page, pane_name: str, node_id: str, index: int = 0) -> Locator:
+    """The node ``node_id`` of a pane (its ghost, for a BN the "after" pane draws folded away)."""
+    return pane(page, pane_name, index).locator(f".fsg-node[data-id={_css(node_id)}]")
 
 
-def click_node(page: Page, position: tuple[float, float], node: str | None = None) -> None:
-    """Point at a node as a user does, then click it: Plotly clicks the point it hovers, so the
-    hover (its tooltip naming ``node``, when given) comes first."""
-    page.mouse.move(*position)
-    if node is not None:
-        page.wait_for_function("(n) => [...document.querySelectorAll('.hoverlayer .hovertext')]"
-                               ".some(e => e.textContent.startsWith(n))", arg=node, timeout=10_000)
-    page.mouse.down()
-    page.mouse.up()
+def _css(text: str) -> str:
+    """``text`` as a CSS string (a node's name may hold quotes and backslashes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def tooltip(page: Page) -> str:
+def drawn(page: Page, pane_name: str = "before", index: int = 0) -> list[str]:
+    """The nodes a pane draws (ghosts left out), in drawing order."""
+    return pane(page, pane_name, index).locator(".fsg-node:not(.fsg-ghost)").evaluate_all(
+        "(nodes) => nodes.map(n => n.getAttribute('data-id'))")
+
+
+def graph_ready(page: Page, nodes: int | None = None, index: int = 0) -> bool:
+    """The graph is drawn (with ``nodes`` nodes in its first pane, when given)."""
+    count = len(drawn(page, _first_pane(page, index), index)) if graph(page, index).count() else 0
+    return count > 0 and (nodes is None or count == nodes)
+
+
+def _first_pane(page: Page, index: int = 0) -> str:
+    return graph(page, index).locator(".fsg-pane").first.get_attribute("data-pane") or "before"
+
+
+def wait_for_nodes(page: Page, present: str, absent: str | None = None, pane_name: str = "before",
+                   timeout_ms: float = 60_000, index: int = 0) -> None:
+    """Wait until a pane draws ``present`` (and no longer ``absent``)."""
+    node(page, pane_name, present, index).first.wait_for(timeout=timeout_ms)
+    if absent is not None:
+        node(page, pane_name, absent, index).first.wait_for(state="detached", timeout=timeout_ms)
+
+
+def geometry(page: Page, index: int = 0) -> dict:
+    """Every drawn node's box and every label's box, in page pixels, per pane: what a user sees.
+
+    ``{pane: {"nodes": {id: [x, y, w, h]}, "labels": [[id, x, y, w, h]...], "view": [x, y, w, h]}}``;
+    a label is one line of text (its glyphs' extent, as the browser laid them out)."""
+    return graph(page, index).evaluate("""(root) => {
+        const box = (r) => [r.left, r.top, r.width, r.height];
+        const found = {};
+        for (const pane of root.querySelectorAll('.fsg-pane')) {
+            const nodes = {}, labels = [];
+            for (const g of pane.querySelectorAll('.fsg-node')) {
+                const id = g.getAttribute('data-id') + (g.classList.contains('fsg-ghost') ? ' (ghost)' : '');
+                nodes[id] = box(g.querySelector('rect').getBoundingClientRect());
+                for (const t of g.querySelectorAll('text')) labels.push([id, ...box(t.getBoundingClientRect())]);
+            }
+            found[pane.getAttribute('data-pane')] = {nodes, labels,
+                view: box(pane.querySelector('svg').getBoundingClientRect())};
+        }
+        return found;
+    }""")
+
+
+def hover_node(page: Page, pane_name: str, node_id: str, index: int = 0) -> None:
+    node(page, pane_name, node_id, index).first.hover()
+
+
+def click_node(page: Page, pane_name: str, node_id: str, index: int = 0) -> None:
+    """Point at a node as a user does, then click it."""
+    target = node(page, pane_name, node_id, index).first
+    target.scroll_into_view_if_needed()
+    target.hover()
+    target.click()
+
+
+def tooltip(page: Page, index: int = 0) -> str:
     """The text of the hover label shown now ("" when none is)."""
-    labels = page.locator(".hoverlayer .hovertext")
-    return labels.first.text_content() or "" if labels.count() else ""
+    tip = graph(page, index).locator(".fsg-tip")
+    return (tip.text_content() or "") if tip.count() and tip.is_visible() else ""
+
+
+def marked(page: Page, pane_name: str, css: str, index: int = 0) -> list[str]:
+    """The nodes of a pane carrying ``css`` (e.g. ".fsg-linked"), or the ids a pane's rings mark (".fsg-ring")."""
+    return pane(page, pane_name, index).locator(css).evaluate_all(
+        "(found) => found.map(n => n.getAttribute('data-id'))")
+
+
+def in_view(page: Page, pane_name: str, node_id: str, index: int = 0) -> bool:
+    """Whether the node's box lies inside its pane's drawing area."""
+    return node(page, pane_name, node_id, index).first.evaluate("""(g) => {
+        const r = g.getBoundingClientRect(), v = g.ownerSVGElement.getBoundingClientRect();
+        return r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom; }""")
+
+
+def find_layer(page: Page, name: str, index: int = 0) -> None:
+    """Find ``name`` with the graph's Find box, as a user types it."""
+    box = graph(page, index).locator(".fsg-find")
+    box.fill(name)
+    box.press("Enter")
 
 
 def pair_to_inspect(page: Page) -> str:
     """The pair the "Pair to inspect" box shows."""
     box = select_box(page, "Pair to inspect")
     return box.locator("input").input_value() if box.count() else ""
-
-
-def type_into(page: Page, label: str, text: str) -> None:
-    """Type into the selectbox labelled ``label`` (a long list shows only the options near the
-    top until typing filters it)."""
-    field = select_box(page, label).locator("input")
-    field.click()
-    field.fill(text)
-    list_option(page, text).wait_for()
-
-
-def pick(page: Page, option: str) -> None:
-    """Pick ``option`` in the open selectbox list."""
-    list_option(page, option).click()
-
-
-def type_and_pick(page: Page, label: str, option: str) -> None:
-    type_into(page, label, option)
-    pick(page, option)
-
-
-def find_layer(page: Page, name: str) -> None:
-    type_and_pick(page, "Find a layer", name)

@@ -15,16 +15,17 @@ smaller of its PNG and SVG.
 
 from __future__ import annotations
 
-from demo import fold_view, graph_view
+from demo import check_view, fold_view, graph_view
 from demo.pictures import smallest
 from demo.workbench import CheckBench, Workbench
 from fold.core.verification import Verification
 from fold.report import VERDICTS, counts_text, verification_text
 from viz.report_html import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
 
-GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details. Blue outline: "
-                 "a BN was folded into it; red: a BN folding removes (a ghost on the right); a pink ring marks the "
-                 "node found.")
+GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details and its "
+                 "counterpart in the other pane; press / to find a node; the strip on the right jumps through the whole "
+                 "graph. Blue outline: a BN was folded into it; red: a BN folding removes (a ghost on the right); a "
+                 "frame is a block; a pink ring marks the node found.")
 
 
 def fold_report(wb: Workbench) -> bytes:
@@ -108,7 +109,7 @@ def _graph(wb: Workbench) -> dict:
 def _fold_html(wb: Workbench) -> str:
     fmt = wb.frontend.format
     return report_html(f"foldscope: {wb.name}", fold_sections(wb),
-                       subtitle=f"A {fmt.label} model folded and verified by foldscope: what the app's Fold tab shows.")
+                       subtitle=f"{'An' if fmt.label[:1] in 'AEIOU' else 'A'} {fmt.label} model folded and verified by foldscope: what the app's Fold tab shows.")
 
 
 def check_sections(cb: CheckBench) -> list[Section]:
@@ -120,9 +121,11 @@ def check_sections(cb: CheckBench) -> list[Section]:
     rows = cb.fates_table()
     sections.append(Section("Where each BatchNorm went", [_table(rows) if rows else
                                                           Text(f"{r.original_name} has no BatchNormalization.")]))
-    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(cb.figure(), (
+    scene = check_view.view(cb.figure(), cb.result, cb.graphs(), revision="report")
+    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(scene, (
         "The candidate's nodes sit where the original's they line up with are (by tensor name); a layer a BN went into "
-        "is outlined, the BNs it removed are ghosts, every compared node is coloured by its check. ") + GRAPH_CAPTION)]))
+        "is outlined, the BNs it removed are ghosts, every compared node is coloured by its check; the failing layer, "
+        "if any, is ringed with its counterpart. ") + GRAPH_CAPTION)]))
     sections.append(_outputs(cb))
     return sections
 

@@ -119,8 +119,8 @@ def _check(result: FoldResult, verification: Verification, node: str, index: int
             f"tolerance, max abs diff {check.max_abs_diff:.2e}")
 
 
-def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str) -> NodePanel:
-    """The panel of layer ``node`` of ``graph`` (the open graph before folding)."""
+def layer_attributes(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
+    """A layer's rows: class, role, where it sits, its settings, output shapes and neighbours."""
     data = graph.nodes[node]
     shapes = sorted({_shape(s) for *_, s in graph.out_edges(node, data="shape")})
     attributes = [("class", str(data.get("op", "?"))), ("role", str(data.get("role", "?")))]
@@ -129,20 +129,26 @@ def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGrap
     attributes += [(str(k), str(v)) for k, v in (data.get("config") or {}).items()]
     if data.get("calls", 1) != 1:
         attributes.append(("calls", str(data["calls"])))
-    attributes += [("output", ", ".join(shapes) or "?"), ("inputs from", _listed(list(graph.predecessors(node)))),
-                   ("outputs to", _listed(list(graph.successors(node))))]
+    return attributes + [("output", ", ".join(shapes) or "?"), ("inputs from", _listed(list(graph.predecessors(node)))),
+                         ("outputs to", _listed(list(graph.successors(node))))]
+
+
+def weight_shapes(graph: nx.DiGraph, node: str) -> list[dict]:
+    """A layer's weights by shape only (what the graph knows of them)."""
+    return [_stats(name, None, shape) for name, shape in (graph.nodes[node].get("weights") or {}).items()]
+
+
+def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str) -> NodePanel:
+    """The panel of layer ``node`` of ``graph`` (the open graph before folding)."""
     index = pair_index(result.decisions, node)
-    return NodePanel(str(node), attributes, _weights(result, node, data), _fold(result, node, index),
-                     _check(result, verification, node, index), index)
+    return NodePanel(str(node), layer_attributes(graph, node), _weights(result, node, graph.nodes[node]),
+                     _fold(result, node, index), _check(result, verification, node, index), index)
 
 
 def block_panel(result: FoldResult, verification: Verification, blocks: BlockView, block: str) -> NodePanel:
     """The panel of a block: what it holds, its pairs' fates and its worst folded layer."""
     members = set(blocks.blocks[block].members)
     summary = blocks.summaries[block]
-    inner = [b.label for b in blocks.blocks.values() if b.parent == block]
-    attributes = [("layers", str(summary.layers)), ("BatchNorms", str(summary.bns)),
-                  ("blocks inside", _listed(inner)), ("inside", blocks.blocks[block].parent or "the model")]
     pairs = [d for d in result.decisions if d.layer in members or set(d.bn_nodes) & members]
     folded = {d.layer for d in pairs if d.folded}
     checks = [c for c in verification.folded_layers if c.layer in folded]
@@ -150,7 +156,15 @@ def block_panel(result: FoldResult, verification: Verification, blocks: BlockVie
     check = "" if worst is None else (
         f"worst folded layer inside: {worst.layer}, {'FAIL' if not worst.passed else 'PASS'}, |diff| at "
         f"{worst.margin:.2g} of its tolerance ({len(checks)} folded layers checked)")
-    return NodePanel(f"block {block}", attributes, [], summary.text(), check, None, block)
+    return NodePanel(f"block {block}", block_attributes(blocks, block), [], summary.text(), check, None, block)
+
+
+def block_attributes(blocks: BlockView, block: str) -> list[tuple[str, str]]:
+    """A block's rows: its layers and BatchNorms, the blocks inside it, the block around it."""
+    summary = blocks.summaries[block]
+    inner = [b.label for b in blocks.blocks.values() if b.parent == block]
+    return [("layers", str(summary.layers)), ("BatchNorms", str(summary.bns)), ("blocks inside", _listed(inner)),
+            ("inside", blocks.blocks[block].parent or "the model")]
 
 
 def node_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str,

@@ -447,9 +447,31 @@ class CheckBench(_Outputs):
         return self.result.original.frontend.outputs(self.result.original.model)
 
     @memoized()
-    def figure(self) -> dict:
-        """Both graphs on one layout (``check_view.figure``)."""
-        return check_view.figure(self.result)
+    def graphs(self) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, str]]:
+        """Both graphs, the candidate's nodes named after the original's (``check_view.aligned_graphs``)."""
+        return check_view.aligned_graphs(self.result)
+
+    @memoized()
+    def blocks(self) -> graph_view.BlockView:
+        """The blocks of the original's graph and what each holds, every block closed."""
+        return check_view.check_blocks(self.result, self.graphs()[:2], ())
+
+    @memoized(4)
+    def block_view(self, opened: tuple[str, ...] | None) -> graph_view.BlockView:
+        """Both graphs with every block closed but the ``opened`` ones (None: all open)."""
+        return self.blocks() if opened == () else check_view.check_blocks(self.result, self.graphs()[:2], opened,
+                                                                          self.blocks())
+
+    @memoized(4)
+    def figure(self, opened: tuple[str, ...] | None = None) -> dict:
+        """Both graphs on one layout (``check_view.figure``), every block closed but the ``opened`` ones
+        (None: the whole graph)."""
+        return check_view.figure(self.result, self.graphs(), None if opened is None else self.block_view(opened))
+
+    @memoized(16)
+    def panel_of(self, node: str) -> node_panel.NodePanel | None:
+        """What the node panel says about a drawn node (``check_view.panel``)."""
+        return check_view.panel(self.result, self.graphs(), node, self.blocks())
 
     @memoized()
     def fates_table(self) -> list[dict]:

@@ -1,5 +1,6 @@
 """The Check tab: a fold another tool made, against its original: the verdict, where each BatchNorm
-went, both graphs on one layout, both models' outputs."""
+went, both graphs on one layout (the failing layer ringed with its counterpart, Find, blocks, a
+node's panel), both models' outputs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from demo import check_view, graph_view
 from demo.html_report import check_report
 from demo.workbench import CheckBench
+from sections.graph import blocks_ui, graph_component, node_panel_ui
 from sections.verification import HTML_HELP, outputs_ui, verdict_ui
+from viz.blocks import block_path
 
 
 def check_ui(cb: CheckBench) -> None:
@@ -30,10 +34,46 @@ def check_ui(cb: CheckBench) -> None:
     else:
         st.info(f"{r.original_name} has no BatchNormalization.")
     st.subheader(f"{r.original_name} and {r.candidate_name}")
-    st.caption("The candidate's nodes sit where the original's they line up with are (by tensor name); a layer a BN "
-               "went into is outlined, the BNs it removed are ghosts, every compared node is coloured by its check.")
-    st.plotly_chart(cb.figure(), key=f"graph:{cb.key}", config={"scrollZoom": True, "displaylogo": False})
+    graph_ui(cb)
     outputs_ui(cb)
     st.download_button("Download this tab as one HTML file", lambda: check_report(cb), on_click="ignore",
                        file_name=f"{Path(r.candidate_name).stem}_check.html", mime="text/html", key=f"html:{cb.key}",
                        help=HTML_HELP)
+
+
+def graph_ui(cb: CheckBench) -> None:
+    """Both graphs side by side on one layout, opening on the failing layer, ringed with its counterpart."""
+    keys = {name: f"{name}:{cb.key}:check" for name in
+            ("center", "found", "inspect", "blocks", "whole", "jump", "graph")}
+    before = cb.graphs()[0]
+
+    def on_found(found: str) -> None:  # centre on it, ring it, open its panel and the blocks around it
+        st.session_state[keys["center"]] = st.session_state[keys["found"]] = st.session_state[keys["inspect"]] = found
+        around = [b for b in block_path(found) if b in cb.blocks().blocks]
+        if around and not st.session_state.get(keys["whole"]):
+            st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
+
+    def on_click(node: str) -> None:
+        st.session_state[keys["inspect"]] = node
+
+    opened = blocks_ui(cb.blocks(), graph_view.collapsed_at_first(before), keys)
+    with st.spinner("Laying out both graphs..."):
+        base = cb.figure(opened)
+    blocks = None if opened is None else cb.block_view(opened)
+    center = st.session_state.get(keys["center"])
+    inspected = st.session_state.get(keys["inspect"])
+    scene = check_view.view(base, cb.result, cb.graphs(), blocks=blocks, selected=inspected, center=center,
+                            found=st.session_state.get(keys["found"]), revision=f"{cb.key}:{opened}:{center}")
+    worst = check_view.failing(cb.result)
+    st.caption("The candidate's nodes sit where the original's they line up with are (by tensor name, or the BN "
+               "each fused layer absorbed); a node that lines up with nothing sits among its own graph's neighbours. "
+               "A layer a BN went into is outlined, the BNs it removed are ghosts, every compared node is coloured "
+               "by its check. Hover a node to mark its counterpart, click it for its panel, press / to find one."
+               + (f" Ringed: the failing layer, '{worst.layer}' (|diff| at {worst.margin:.3g} of its tolerance), and "
+                  f"its counterpart in the original." if worst is not None else ""))
+    graph_component(scene, keys["graph"], on_click, on_found)
+    if inspected:
+        node = check_view.drawn_node(inspected, before, blocks) or inspected
+        panel = cb.panel_of(node)
+        if panel is not None:
+            node_panel_ui(panel, keys, what="What the candidate did")

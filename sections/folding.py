@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from demo import fold_view, graph_view
+from demo import fold_view
 from demo.html_report import fold_report
 from demo.workbench import Workbench
 from fold.errors import listed
@@ -90,13 +90,6 @@ def pairs_ui(wb: Workbench) -> str | None:
             st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
                                    for reason, pairs in skipped.items()))
     key = pair_key(wb)
-    clicked = graph_view.clicked_node(st.session_state.get(f"graph:{wb.key}:fold"))
-    if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
-        st.session_state[f"{key}:click"] = clicked
-        index = graph_view.pair_index(decisions, clicked)
-        if index is not None:
-            st.session_state[key] = index
-
     def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
         st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
         st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer

@@ -11,6 +11,7 @@ from demo.workbench import Workbench
 from fold.errors import FoldError
 from fold.int8 import check_runtime
 from fold.quantization import QuantReport
+from sections.graph import graph_component
 from sections.server import failed
 
 
@@ -83,8 +84,7 @@ def graph_ui(wb: Workbench, report) -> None:
     st.caption("Every folded layer coloured by its SQNR in that int8 model (red: int8 loses the signal, green: it "
                "keeps it; grey: no figure); the view opens on the layer that loses most, ringed. Hover a node "
                "for its figure.")
-    st.plotly_chart(wb.int8_graph(variant), key=f"int8-graph-figure:{wb.key}",
-                    config={"scrollZoom": True, "displaylogo": False})
+    graph_component(wb.int8_graph(variant), f"int8-graph-figure:{wb.key}")
 
 
 def weights_ui(wb: Workbench) -> None:

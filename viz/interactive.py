@@ -219,7 +219,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
                         removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
                         diffs: Mapping[str, float] | None = None, shading: Shading | None = None,
                         blocks: Mapping[str, Block] | None = None, links: Mapping[str, Collection[str]] | None = None,
-                        find: Mapping[str, str] | None = None, names: tuple[str, str] = ("before", "after")) -> dict:
+                        find: Mapping[str, str] | None = None, names: tuple[str, str] = ("before", "after"),
+                        titles: tuple[str, str] | None = None) -> dict:
     """The scene of two linked panes, ``before`` and ``after`` (called ``names``), on one layout.
 
     ``folded_layers`` are outlined, ``removed_bns`` dashed in the first pane and drawn as ghosts in
@@ -227,7 +228,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
     nodes by a figure each (and says it in the hover text); ``diffs`` (node -> its check's |diff| /
     tolerance) is ``check_shading(diffs)``; ``blocks``: the blocks drawn open, as frames; ``links``:
     first-pane node -> its counterparts in the second beside itself; ``find``: what Find knows (name ->
-    the node drawing it; by default every node drawn). ``with_view`` then picks what the view opens on
+    the node drawing it; by default every node drawn); ``titles``: what the panes' titles call them
+    (by default their ``names``). ``with_view`` then picks what the view opens on
     and which nodes are ringed, without laying the graphs out again.
     """
     notes = notes or {}
@@ -262,7 +264,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
                 used.add(group)
         groups = [{"id": g, "label": (blocks or {})[g].label, "box": box.as_list()}
                   for g, box in layout.groups.items() if g in used]
-        panes.append({"name": name, "title": _title(graph, name), "nodes": nodes, "edges": edges, "groups": groups})
+        title = _title(graph, name if titles is None else titles[index])
+        panes.append({"name": name, "title": title, "nodes": nodes, "edges": edges, "groups": groups})
     drawn_after = {str(m) for m in after} | {str(m) for m in ghosts}
     pairs = {str(n): sorted(({str(n)} | {str(m) for m in (links or {}).get(n, ())}) & drawn_after) for n in before}
     back: dict[str, set[str]] = {}

@@ -9,6 +9,7 @@ overrun its box, so a label never leaves it.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 #: The CSS font stack of the graph's labels (``viz/assets/graph.css`` names the same).
@@ -52,19 +53,25 @@ MAX_CHARS = 34
 
 
 def short_name(name: str, limit: int = MAX_CHARS) -> str:
-    """A node's name as its label shows it: a long scoped name ("/backbone/stage1/conv/Conv") by its
-    last part, and anything still longer than ``limit`` cut with an ellipsis."""
+    """A node's name as its label shows it: within ``limit`` characters, whole; a longer scoped name
+    ("/backbone/stage1/conv1/Conv") by its last two parts ("conv1/Conv"; its scopes are the frames
+    around it), its head cut with an ellipsis if still too long; any other long name cut at the end."""
     name = str(name)
-    if "/" in name.strip("/") and len(name) > limit:
-        name = name.rstrip("/").rsplit("/", 1)[-1] or name
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    if len(name) <= limit:
+        return name
+    parts = [p for p in name.split("/") if p]
+    if len(parts) > 1:
+        tail = "/".join(parts[-2:])
+        return tail if len(tail) <= limit else "…" + tail[-(limit - 1):]
+    return name[: limit - 1] + "…"
 
 
 def label_size(lines: list[tuple[str, float]]) -> tuple[float, float]:
     """The box around ``lines`` ((text, font size px) each, top to bottom): the widest line and the
-    lines' heights, with the padding around them."""
+    lines' heights, with the padding around them, in whole pixels (rounded up)."""
     width = max((text_width(text, size) for text, size in lines), default=0.0)
-    return width + 2 * PAD_X, sum(size * LINE_HEIGHT for _, size in lines) + 2 * PAD_Y
+    return (float(math.ceil(width + 2 * PAD_X)),
+            float(math.ceil(sum(size * LINE_HEIGHT for _, size in lines) + 2 * PAD_Y)))
 
 
 def shape_text(shape) -> str:

@@ -234,6 +234,7 @@ class FsgView {
     const k = Math.max(Math.min(1, (width - 24) / Math.max(W, 1)), FSG_OPEN_ZOOM);
     const height = Math.min(Math.max(H * k + 24, 180), this.maxHeight());
     this.body.style.height = height + 'px';
+    this.overview.hidden = H * k + 24 <= height && W * k + 24 <= width;  // nothing to jump to
   }
 
   maxHeight() {
@@ -319,8 +320,13 @@ class FsgView {
     this.selected = id;
     for (const pane of this.panes) {
       for (const e of pane.nodes.querySelectorAll('.fsg-selected')) e.classList.remove('fsg-selected');
+      for (const e of pane.rings.querySelectorAll('.fsg-selmark')) e.remove();
       const entry = id === null ? null : pane.byId.get(id);
-      if (entry) entry.g.classList.add('fsg-selected');
+      if (!entry) continue;
+      entry.g.classList.add('fsg-selected');
+      const [x, y, w, h] = entry.node.box;
+      fsgEl('rect', {class: 'fsg-selmark', x: x - 3.5, y: y - 3.5, width: w + 7, height: h + 7, rx: 6, 'data-id': id},
+            pane.rings, true);
     }
     this.mark(id);
     if (tell && this.hooks.onSelect) this.hooks.onSelect(id);
@@ -330,7 +336,7 @@ class FsgView {
     this.found = found;
     this.rings = rings;
     for (const pane of this.panes) {
-      pane.rings.textContent = '';
+      for (const e of pane.rings.querySelectorAll('.fsg-ring')) e.remove();
       const ids = [...(found === null ? [] : [found]), ...rings.filter(([p]) => p === pane.name).map(([, n]) => n)];
       for (const id of ids) {
         const entry = pane.byId.get(id);
