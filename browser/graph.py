@@ -30,6 +30,17 @@ def _css(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def scene(page: Page, index: int = 0) -> dict:
+    """The scene the graph draws now (``viz.interactive``)."""
+    return graph(page, index).evaluate("(root) => root.scene")
+
+
+def hovers(page: Page, pane_name: str, index: int = 0) -> dict[str, str]:
+    """Node id -> what hovering it in a pane says (its lines joined), ghosts left out."""
+    shown = next(p for p in scene(page, index)["panes"] if p["name"] == pane_name)
+    return {n["id"]: "\n".join(n["hover"]) for n in shown["nodes"] if not n["ghost"]}
+
+
 def drawn(page: Page, pane_name: str = "before", index: int = 0) -> list[str]:
     """The nodes a pane draws (ghosts left out), in drawing order."""
     return pane(page, pane_name, index).locator(".fsg-node:not(.fsg-ghost)").evaluate_all(
@@ -77,13 +88,23 @@ def geometry(page: Page, index: int = 0) -> dict:
 
 
 def hover_node(page: Page, pane_name: str, node_id: str, index: int = 0) -> None:
+    bring_into_view(page, pane_name, node_id, index)
     node(page, pane_name, node_id, index).first.hover()
 
 
+def bring_into_view(page: Page, pane_name: str, node_id: str, index: int = 0) -> None:
+    """Pan the graph so that the node is in the middle of its pane (as a user drags it there), and
+    scroll the page to the graph."""
+    graph(page, index).scroll_into_view_if_needed()
+    if not in_view(page, pane_name, node_id, index):
+        graph(page, index).evaluate("""(root, id) => { const [x, y, w, h] = root.view.boxOf(id);
+            root.view.centerOn(x + w / 2, y + h / 2); }""", node_id)
+
+
 def click_node(page: Page, pane_name: str, node_id: str, index: int = 0) -> None:
-    """Point at a node as a user does, then click it."""
+    """Point at a node as a user does (panning to it first), then click it."""
+    bring_into_view(page, pane_name, node_id, index)
     target = node(page, pane_name, node_id, index).first
-    target.scroll_into_view_if_needed()
     target.hover()
     target.click()
 

@@ -12,9 +12,9 @@ import streamlit as st
 from demo import check_view, graph_view
 from demo.html_report import check_report
 from demo.workbench import CheckBench
-from sections.graph import blocks_ui, graph_component, node_panel_ui
+from sections import url
+from sections.graph import blocks_ui, graph_component, node_panel_ui, reveal
 from sections.verification import HTML_HELP, outputs_ui, verdict_ui
-from viz.blocks import block_path
 
 
 def check_ui(cb: CheckBench) -> None:
@@ -48,13 +48,14 @@ def graph_ui(cb: CheckBench) -> None:
     before = cb.graphs()[0]
 
     def on_found(found: str) -> None:  # centre on it, ring it, open its panel and the blocks around it
-        st.session_state[keys["center"]] = st.session_state[keys["found"]] = st.session_state[keys["inspect"]] = found
-        around = [b for b in block_path(found) if b in cb.blocks().blocks]
-        if around and not st.session_state.get(keys["whole"]):
-            st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
+        reveal(found, cb.blocks(), keys)
 
     def on_click(node: str) -> None:
         st.session_state[keys["inspect"]] = node
+
+    linked = url.arriving("node")
+    if linked is not None and (linked in before or linked in cb.graphs()[1]):
+        on_found(linked)
 
     opened = blocks_ui(cb.blocks(), graph_view.collapsed_at_first(before), keys)
     with st.spinner("Laying out both graphs..."):
@@ -72,6 +73,7 @@ def graph_ui(cb: CheckBench) -> None:
                + (f" Ringed: the failing layer, '{worst.layer}' (|diff| at {worst.margin:.3g} of its tolerance), and "
                   f"its counterpart in the original." if worst is not None else ""))
     graph_component(scene, keys["graph"], on_click, on_found)
+    url.show(node=inspected)
     if inspected:
         node = check_view.drawn_node(inspected, before, blocks) or inspected
         panel = cb.panel_of(node)

@@ -13,6 +13,7 @@ from demo.workbench import Workbench
 from fold.errors import listed
 from fold.report import counts_text
 from sections.formats import FORMAT_VIEWS
+from sections import url
 from sections.graph import graph_ui, pair_key
 from sections.verification import HTML_HELP, outputs_ui, verdict_ui
 
@@ -78,6 +79,7 @@ def pairs_ui(wb: Workbench) -> str | None:
     st.subheader("Candidate pairs")
     if not decisions:
         st.info("This model has no BatchNormalization layer: nothing to fold.")
+        url.show(pair=None)
         return None
     st.dataframe(pd.DataFrame(wb.pairs_table()), hide_index=True, height=min(400, 38 + 35 * len(decisions)),
                  column_config={"layer max rel diff": st.column_config.NumberColumn(
@@ -90,14 +92,22 @@ def pairs_ui(wb: Workbench) -> str | None:
             st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
                                    for reason, pairs in skipped.items()))
     key = pair_key(wb)
+
     def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
         st.session_state[f"anchor:{wb.key}:fold"] = decisions[st.session_state[key]].layer
         st.session_state[f"center:{wb.key}:fold"] = decisions[st.session_state[key]].layer
+
+    linked = url.arriving("pair")  # a link names its pair by its layer
+    index = next((i for i, d in enumerate(decisions) if d.layer == linked), None)
+    if index is not None:
+        st.session_state[key] = index
+        centre_on_pair()
 
     picked = st.selectbox("Pair to inspect", range(len(decisions)), index=wb.first_pair,
                           format_func=lambda i: fold_view.pair_label(decisions[i]), key=key,
                           on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
     decision = decisions[picked]
+    url.show(pair=decision.layer)
     if wb.detail(decision) is None:
         st.warning(f"Skipped: {decision.reason}")
     else:

@@ -17,6 +17,7 @@ from demo import graph_view
 from demo.graph_view import BlockView
 from demo.node_panel import NodePanel
 from demo.workbench import Workbench
+from sections import url
 from viz.blocks import ancestors, block_path
 from viz.interactive import script, stylesheet
 
@@ -67,10 +68,7 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                             "fails): a folded layer against the BN it absorbed, every other layer against itself.")
 
     def on_found(found: str) -> None:  # centre on it, ring it, open its panel; a layer or BN of a pair becomes the pair inspected
-        st.session_state[keys["center"]] = st.session_state[keys["found"]] = st.session_state[keys["inspect"]] = found
-        around = [b for b in block_path(found) if b in wb.blocks(view, expanded).blocks]
-        if around and not st.session_state.get(keys["whole"]):  # open the blocks around it, to show it
-            st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
+        reveal(found, wb.blocks(view, expanded), keys)
         if view == "fold":
             pick_pair(wb, found, keys, anchor=True)
 
@@ -79,6 +77,9 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
         if view == "fold":
             pick_pair(wb, node, keys, anchor=False)
 
+    linked = url.arriving("node") if view == "fold" else None
+    if linked is not None and linked in wb.graphs(view, expanded)[0]:  # a link names the node whose panel it opens
+        reveal(linked, wb.blocks(view, expanded), keys)  # (and its pair: the pair box read the link already)
     opened = blocks_ui(wb.blocks(view, expanded), graph_view.collapsed_at_first(wb.graphs(view, expanded)[0]), keys,
                        expanded)
     with st.spinner("Laying out the graph..."):
@@ -104,12 +105,23 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
         if worst is not None:
             st.caption(f"Closest to its tolerance: '{worst.layer}' (against '{worst.tensor}'), |diff| at "
                        f"{worst.margin:.2g} of it, max rel diff {worst.max_rel_diff:.2e}.")
+    if view == "fold":
+        url.show(node=inspected)
     if inspected:
         node = graph_view.drawn(inspected, wb.graphs(view, expanded)[0], blocks) or inspected
         panel = wb.panel_of(view, expanded, node)
         if panel is not None:
             node_panel_ui(panel, keys)
     downloads_ui(wb, view)
+
+
+def reveal(node: str, every: BlockView, keys: dict[str, str]) -> None:
+    """Centre the graph on ``node``, ring it, open its panel, and open the block around it (unless
+    every block is open already)."""
+    st.session_state[keys["center"]] = st.session_state[keys["found"]] = st.session_state[keys["inspect"]] = node
+    around = [b for b in block_path(node) if b in every.blocks]
+    if around and not st.session_state.get(keys["whole"]):
+        st.session_state[keys["blocks"]] = sorted({*st.session_state.get(keys["blocks"], []), around[-1]})
 
 
 def pick_pair(wb: Workbench, node: str, keys: dict[str, str], anchor: bool) -> None:

@@ -59,6 +59,7 @@ function foldscopeGraph(host, scene, hooks) {
 class FsgView {
   constructor(host) {
     this.root = fsgEl('div', {class: 'fsg', 'data-testid': 'foldscope-graph'}, host);
+    this.root.view = this;
     const bar = fsgEl('div', {class: 'fsg-bar'}, this.root);
     this.find = fsgEl('input', {class: 'fsg-find', type: 'search', placeholder: 'Find a node (press /)',
                                 'aria-label': 'Find a node', autocomplete: 'off', spellcheck: 'false'}, bar);
@@ -92,6 +93,7 @@ class FsgView {
   }
 
   show(scene) {
+    this.root.scene = scene;  // what is drawn, for tests and benchmarks to read
     const structure = JSON.stringify({...scene, view: null});
     if (structure !== this.structure) {
       this.structure = structure;
