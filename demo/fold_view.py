@@ -61,6 +61,17 @@ def skip_reasons(decisions: Sequence[Decision]) -> dict[str, list[str]]:
     return found
 
 
+def pairs_widths(decisions: Sequence[Decision]) -> dict[str, str]:
+    """The pair table's text columns' widths ("small", "medium", "large"): the layer and BN names
+    room for their length (not cut to "conv1_co"), the reason wide only when some pair has one."""
+    def fit(names: Sequence[str]) -> str:
+        longest = max((len(n) for n in names), default=0)
+        return "small" if longest <= 8 else "medium" if longest <= 24 else "large"
+
+    return {"layer": fit([d.layer for d in decisions]), "bn": fit([d.bn for d in decisions]),
+            "reason": "large" if any(d.reason for d in decisions) else "small"}
+
+
 def pair_label(decision: Decision) -> str:
     return f"{decision.layer} → {decision.bn} ({decision.status})"
 

@@ -391,9 +391,12 @@ def zoo_workbench(name: str) -> Workbench:
         return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
 
 
-def _upload_path(tmp: str, name: str, data: bytes, tag: str = "") -> Path:
-    """An uploaded file written under a safe name of its own suffix, in ``tmp``."""
-    path = Path(tmp) / f"{tag}{Path(name).stem[:64] or 'upload'}{Path(name).suffix.lower()}"
+def _upload_path(tmp: str, name: str, data: bytes, folder: str = "") -> Path:
+    """An uploaded file written under a safe name of its own suffix, in ``tmp`` (in its ``folder`` of
+    it, when two uploads may share a name): what an error names is the name the user gave."""
+    parent = Path(tmp) / folder
+    parent.mkdir(exist_ok=True)
+    path = parent / f"{Path(name).stem[:64] or 'upload'}{Path(name).suffix.lower()}"
     path.write_bytes(data)
     return path
 
@@ -491,7 +494,8 @@ def check_workbench(original: tuple[str, bytes], candidate: tuple[str, bytes], i
     key = key or check_key(original, candidate, inputs)
     arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
     with LARGE, tempfile.TemporaryDirectory() as tmp:
-        paths = [_upload_path(tmp, name, data, tag) for (name, data), tag in ((original, "a_"), (candidate, "b_"))]
+        paths = [_upload_path(tmp, name, data, folder) for (name, data), folder in ((original, "original"),
+                                                                                     (candidate, "candidate"))]
         result = check_files(*paths, upload=True, arrays=arrays)
     result.original_name, result.candidate_name = original[0], candidate[0]
     return CheckBench(key, result)

@@ -82,10 +82,11 @@ def pairs_ui(wb: Workbench) -> str | None:
         url.show(pair=None)
         return None
     st.dataframe(pd.DataFrame(wb.pairs_table()), hide_index=True, height=min(400, 38 + 35 * len(decisions)),
-                 column_config={"layer max rel diff": st.column_config.NumberColumn(
+                 column_config={**{column: st.column_config.TextColumn(width=width)
+                                   for column, width in fold_view.pairs_widths(decisions).items()},
+                                "layer max rel diff": st.column_config.NumberColumn(
                      format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
-                                         "output: a channel's max |diff| over its own max |output|"),
-                     "reason": st.column_config.TextColumn(width="large")})
+                                         "output: a channel's max |diff| over its own max |output|")})
     skipped = fold_view.skip_reasons(decisions)
     if skipped:  # the table cuts long reasons: each one in full, once
         with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):

@@ -70,7 +70,7 @@ def real_int8_ui(wb: Workbench) -> None:
                            f"quantizes {' or '.join(quant_view.GRANULARITY_LABELS[n] for n in lost)} "
                            "(more than 6 dB lost).")
     for note in report.notes:
-        st.caption(note)
+        st.caption(quant_view.note_text(note))
 
 
 def graph_ui(wb: Workbench, report) -> None:

@@ -117,8 +117,10 @@ def playground_ui() -> Workbench:
 
 def zoo_ui() -> Workbench:
     name = st.selectbox("Architecture", list(zoo.ZOO), key="model", bind="query-params")
-    st.caption("keras.applications models are built with weights=None and random BN statistics, all from seed 0.")
-    with st.spinner(f"Building and folding {name} (a few seconds)..."):
+    entry = zoo.ZOO[name]
+    st.caption(zoo.caption(entry))
+    wait = "a large model: up to a minute or two on a small machine" if entry.large else "a few seconds"
+    with st.spinner(f"Building, folding and verifying {name} ({wait})...", show_time=True):
         return zoo_workbench(name)
 
 

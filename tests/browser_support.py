@@ -167,3 +167,33 @@ def open_app(page: Page) -> None:
 
     wait_for_app(page, sidebar=["Model source"], fold=[MAX_ABS_DIFF, "tconv → bn"], what="the first page load")
 
+
+
+def choose_upload(page: Page, path: Path) -> None:
+    """Pick the Upload source and upload ``path``."""
+    from browser.page import choose_source, sidebar, wait_for_app
+
+    choose_source(page, "Upload")
+    wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
+    sidebar(page).locator('input[type="file"]').first.set_input_files(str(path))
+
+
+def upload(page: Page, path: Path, *, fold: list[str], what: str) -> None:
+    """Upload ``path`` and wait for its page (``fold``: texts its Fold tab shows)."""
+    from browser.page import sidebar, wait_for_app
+
+    choose_upload(page, path)
+    wait_for_app(page, sidebar=[path.name], fold=fold, what=what)
+
+
+def check_uploads(page: Page, original: Path, candidate: Path, *, fold: list[str], what: str) -> None:
+    """Pick the Check source and upload an original and another tool's fold of it."""
+    from browser.page import choose_source, sidebar, wait_for_app
+
+    choose_source(page, "Check a fold made elsewhere")
+    wait_for_app(page, fold=["Pick a model source"], what="the check source")
+    fields = sidebar(page).locator('input[type="file"]')
+    fields.nth(0).set_input_files(str(original))
+    wait_for_app(page, sidebar=[original.name], what="the original's upload")
+    fields.nth(1).set_input_files(str(candidate))
+    wait_for_app(page, sidebar=[candidate.name], fold=fold, timeout_ms=3 * 120_000, what=what)

@@ -321,3 +321,17 @@ def test_a_link_reopens_its_source_model_pair_and_node():
 def test_an_upload_says_a_link_cannot_carry_its_file():
     at = run_app("Upload")
     assert any("a file cannot travel in a URL" in c.value for c in at.sidebar.caption)
+
+
+def test_the_zoo_says_how_each_entry_was_made_and_the_pair_table_fits_its_names():
+    from demo import zoo
+
+    at = run_app("Model zoo")
+    assert at.sidebar.caption[0].value == zoo.caption(zoo.ZOO["DCGAN generator"])
+    at.sidebar.selectbox[0].set_value("ONNX: DCGAN generator (grouped ConvTranspose)").run()
+    assert not at.exception
+    assert "keras.applications" not in at.sidebar.caption[0].value and "ONNX" in at.sidebar.caption[0].value
+    columns = json.loads(at.dataframe[0].proto.columns)
+    widths = {name: column.get("width") for name, column in columns.items()}
+    assert widths["reason"] == "small"  # every pair folded: no reason to give room to
+    assert widths["layer"] in ("medium", "large") or len(max(at.dataframe[0].value.layer, key=len)) <= 8

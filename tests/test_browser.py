@@ -23,8 +23,8 @@ from browser.page import (
     page_state, set_number, sidebar, wait_for_app,
 )
 from tests.browser_support import (
-    ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, docs_screenshot, images_by_section, metric_value, metrics,
-    open_app, screenshot, wait_for_graph, wait_for_images,
+    ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, check_uploads, choose_upload, docs_screenshot,
+    images_by_section, metric_value, metrics, open_app, screenshot, upload, wait_for_graph, wait_for_images,
 )
 
 pytestmark = pytest.mark.browser
@@ -59,17 +59,6 @@ def keras_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("upload") / "tiny_upload.keras"
     model.save(path)
     return path
-
-
-def choose_upload(page, path: Path) -> None:
-    choose_source(page, "Upload")
-    wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
-    sidebar(page).locator('input[type="file"]').first.set_input_files(str(path))
-
-
-def upload(page, path: Path, *, fold: list[str], what: str) -> None:
-    choose_upload(page, path)
-    wait_for_app(page, sidebar=[path.name], fold=fold, what=what)
 
 
 def count_bn(model) -> int:
@@ -505,14 +494,8 @@ def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
     onnx.save(proto, tmp_path / "generator.onnx")
     onnx.save(onnxsim_simplify(proto), tmp_path / "generator_sim.onnx")
     open_app(page)
-    choose_source(page, "Check a fold made elsewhere")
-    wait_for_app(page, fold=["Pick a model source"], what="the check source")
-    fields = sidebar(page).locator('input[type="file"]')
-    fields.nth(0).set_input_files(str(tmp_path / "generator.onnx"))
-    wait_for_app(page, sidebar=["generator.onnx"], what="the original's upload")
-    fields.nth(1).set_input_files(str(tmp_path / "generator_sim.onnx"))
-    wait_for_app(page, sidebar=["generator_sim.onnx"], fold=["PASS.", "Where each BatchNorm went", "up0_bn"],
-                 timeout_ms=RUN_MS, what="checking onnxsim's fold")
+    check_uploads(page, tmp_path / "generator.onnx", tmp_path / "generator_sim.onnx",
+                  fold=["PASS.", "Where each BatchNorm went", "up0_bn"], what="checking onnxsim's fold")
     assert_no_errors(page)
     shown = metrics(fold_panel(page))
     assert shown["BatchNorms"] == "3 → 2" and shown["folded by the candidate"] == "1", shown

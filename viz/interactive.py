@@ -194,7 +194,7 @@ def _title(graph: nx.DiGraph, name: str) -> str:
     return f"{name}: {layers} layers" + (f", {len(blocks)} blocks closed" if blocks else "")
 
 
-def _frames(graphs: Collection[nx.DiGraph], blocks: Mapping[str, Block]) -> tuple[dict, dict]:
+def frames(graphs: Collection[nx.DiGraph], blocks: Mapping[str, Block]) -> tuple[dict, dict]:
     """The open block each drawn node sits in (innermost), and the block around each block."""
     group_of = {}
     for graph in graphs:
@@ -237,9 +237,14 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
         shading = check_shading(diffs)
     folded, removed = set(folded_layers), set(removed_bns)
     ghosts = [n for n in before if n in removed and n not in after]
-    lines = {n: label_lines(g, n) for g in (before, after) for n in g}
-    group_of, parent_group = _frames((before, after), blocks or {})
-    layouts = pane_layouts(before, after, {n: label_size(parts) for n, parts in lines.items()}, group_of, parent_group)
+    lines = [{n: label_lines(g, n) for n in g} for g in (before, after)]  # a closed block counts its own pane's layers
+    sizes: dict = {}
+    for pane_lines in lines:
+        for n, parts in pane_lines.items():
+            w, h = label_size(parts)
+            sizes[n] = (max(w, sizes.get(n, (0, 0))[0]), max(h, sizes.get(n, (0, 0))[1]))
+    group_of, parent_group = frames((before, after), blocks or {})
+    layouts = pane_layouts(before, after, sizes, group_of, parent_group)
     panes = []
     for index, (graph, layout, name) in enumerate(zip((before, after), layouts, names)):
         # shaded, both panes say the same: a node of both is its folded model's node
@@ -252,10 +257,10 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
                 stroke, width = FOLDED_COLOR, 3.0
             elif node in removed and index == 0:
                 stroke, width, dash = REMOVED_COLOR, 2.0, True
-            nodes.append(_node(graph, node, layout, lines[node], (fill, stroke, width, dash),
+            nodes.append(_node(graph, node, layout, lines[index][node], (fill, stroke, width, dash),
                                hover_text(graph, node, notes.get(node), pane_shading)))
         if index == 1:
-            nodes += [_node(before, n, layouts[0], lines[n], ("transparent", REMOVED_COLOR, 1.5, True),
+            nodes += [_node(before, n, layouts[0], lines[0][n], ("transparent", REMOVED_COLOR, 1.5, True),
                             hover_text(before, n, notes.get(n)), ghost=True) for n in ghosts]
         edges = [[list(p) for p in layout.edges[e]] for e in graph.edges if layout.edges.get(e)]
         used = {group_of.get(n) for n in graph}
