@@ -44,6 +44,7 @@ def baseline_module(rev: str) -> types.ModuleType:
     source = subprocess.run(["git", "show", f"{rev}:viz/layout.py"], cwd=ROOT, check=True, capture_output=True,
                             text=True).stdout
     module = types.ModuleType("baseline_layout")
+    sys.modules[module.__name__] = module  # its dataclasses look themselves up there
     exec(compile(source, f"{rev}:viz/layout.py", "exec"), module.__dict__)  # noqa: S102 (our own file, from git)
     return module
 

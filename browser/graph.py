@@ -68,8 +68,9 @@ def wait_for_nodes(page: Page, present: str, absent: str | None = None, pane_nam
 def geometry(page: Page, index: int = 0) -> dict:
     """Every drawn node's box and every label's box, in page pixels, per pane: what a user sees.
 
-    ``{pane: {"nodes": {id: [x, y, w, h]}, "labels": [[id, x, y, w, h]...], "view": [x, y, w, h]}}``;
-    a label is one line of text (its glyphs' extent, as the browser laid them out)."""
+    ``{pane: {"nodes": {id: [x, y, w, h]}, "labels": [[id, x, y, w, h, ink, face]...], "view": [x, y, w, h]}}``;
+    a label is one line of text (its glyphs' extent, as the browser laid them out), with the colours
+    its letters and its node's face are drawn in (CSS ``rgb(...)``)."""
     return graph(page, index).evaluate("""(root) => {
         const box = (r) => [r.left, r.top, r.width, r.height];
         const found = {};
@@ -77,8 +78,11 @@ def geometry(page: Page, index: int = 0) -> dict:
             const nodes = {}, labels = [];
             for (const g of pane.querySelectorAll('.fsg-node')) {
                 const id = g.getAttribute('data-id') + (g.classList.contains('fsg-ghost') ? ' (ghost)' : '');
-                nodes[id] = box(g.querySelector('rect').getBoundingClientRect());
-                for (const t of g.querySelectorAll('text')) labels.push([id, ...box(t.getBoundingClientRect())]);
+                const rect = g.querySelector('rect'), face = getComputedStyle(rect).fill;
+                nodes[id] = box(rect.getBoundingClientRect());
+                for (const t of g.querySelectorAll('text')) {
+                    labels.push([id, ...box(t.getBoundingClientRect()), getComputedStyle(t).fill, face]);
+                }
             }
             found[pane.getAttribute('data-pane')] = {nodes, labels,
                 view: box(pane.querySelector('svg').getBoundingClientRect())};

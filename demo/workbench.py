@@ -14,9 +14,11 @@ as long as the workbench stays in the page's cache, and one graph is flattened o
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,12 @@ from viz.graph import draw_graph
 #: 224x224 model holds over a gigabyte while it runs, so two at once would share the cores and add up
 #: their memory. Small models (the seed, the playground, the zoo's small ones) do not wait for them.
 LARGE = threading.Lock()
+
+
+#: Who is told of a long computation's steps in this context (the page's progress bar), if anyone: a
+#: memoized view computes once for every session, and tells the session that asked first.
+PROGRESS: contextvars.ContextVar[Callable[[str, int, int], None] | None] = contextvars.ContextVar("progress",
+                                                                                                    default=None)
 
 
 @dataclass
@@ -282,6 +290,10 @@ class Workbench(_Outputs):
         """foldscope and each ONNX tool, a row each (``fold_view.peers_table``)."""
         return fold_view.peers_table(self.result, self.verification, self.peer_runs())
 
+    def peers_pending(self) -> bool:
+        """Whether the ONNX tools have yet to run on this model (seconds to half a minute)."""
+        return len(self.memos.of("peers_table", 1)) == 0
+
     # -- the Quantization tab -----------------------------------------------------------------
 
     @memoized()
@@ -294,12 +306,12 @@ class Workbench(_Outputs):
     @memoized()
     def int8_report(self):
         """Real int8 (``fold.int8``): the runtime's own int8 models of this fold's variants, calibrated
-        and compared on the verification's inputs."""
+        and compared on the verification's inputs; each variant told to ``PROGRESS`` as it starts."""
         from fold.int8 import int8_report
 
         v = self.verification
         return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
-                           equalized=self.quant_report().equalized)
+                           equalized=self.quant_report().equalized, progress=PROGRESS.get())
 
     @memoized(5)
     def int8_graph(self, variant: str) -> dict:

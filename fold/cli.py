@@ -462,7 +462,8 @@ class _Progress:
 
         verdict = ZOO_VERDICTS[row.verdict]
         if not self.tty:
-            print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s)", file=self.stream, flush=True)
+            print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s in all)", file=self.stream,
+                  flush=True)
             return
         width = 30
         bar = "#" * (width * done // total) + "." * (width - width * done // total)

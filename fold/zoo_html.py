@@ -57,7 +57,7 @@ def zoo_html(root: str, rows: Sequence[ModelRow], exit_status: int) -> str:
 <h1>foldscope zoo: {escape(root)}</h1>
 <p class="summary">{len(rows)} model(s): {escape(summary)}; exit status {exit_status}.</p>
 <table>
-<thead><tr><th>model</th><th>tool</th><th>BNs left</th><th>verdict</th><th>max abs diff</th><th>time</th><th>reason</th></tr></thead>
+<thead><tr><th>model</th><th>tool</th><th>BNs left</th><th>verdict</th><th>max abs diff</th><th>fold time</th><th>reason</th></tr></thead>
 <tbody>
 {body}
 </tbody>

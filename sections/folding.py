@@ -18,10 +18,17 @@ from sections.graph import graph_ui, pair_key
 from sections.verification import HTML_HELP, outputs_ui, verdict_ui
 
 
+#: Said under the verdict while the ONNX tools still run at the bottom of the tab.
+STILL_RUNNING = ("Still running further down the page: onnxsim, onnxslim, onnxoptimizer and onnxruntime's "
+                 "optimizer on this model, each checked like a fold (seconds on a small model, up to half a "
+                 "minute on a large one).")
+
+
 def fold_ui(wb: Workbench) -> None:
     if wb.notice:
         st.warning(wb.notice)
     metrics_ui(wb)
+    busy = st.empty()  # under the verdict, where the eye is: what still runs further down
     if wb.key == "seed":
         seed_table_ui(wb)
     pair_layer = pairs_ui(wb)
@@ -35,7 +42,10 @@ def fold_ui(wb: Workbench) -> None:
                        file_name=f"{wb.name}_report.html", mime="text/html", key=f"html:{wb.key}",
                        help=HTML_HELP)
     if wb.frontend.format.name in FORMAT_VIEWS:
+        if wb.frontend.format.name == "onnx" and wb.peers_pending():
+            busy.info(STILL_RUNNING, icon="⏳")
         FORMAT_VIEWS[wb.frontend.format.name](wb)
+        busy.empty()
     with st.expander("What foldscope checks before folding"):
         st.caption(f"The rules of the {wb.frontend.format.label} frontend, in order; the first objection decides.")
         st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in wb.frontend.rules]))

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from demo import quant_view
-from demo.workbench import Workbench
+from demo.workbench import PROGRESS, Workbench
 from fold.errors import FoldError
 from fold.int8 import check_runtime
 from fold.quantization import QuantReport
@@ -34,13 +34,22 @@ def real_int8_ui(wb: Workbench) -> None:
     except FoldError as exc:
         st.info(str(exc))
         return
+    bar = st.empty()
+
+    def tell(variant: str, k: int, n: int) -> None:
+        bar.progress(k / n, text=f"int8 model {k + 1} of {n}: {quant_view.INT8_LABELS.get(variant, variant)}, "
+                                 "quantized and run by the runtime's own tools (a few seconds each)...")
+
+    token = PROGRESS.set(tell)
     try:
-        with st.spinner("Building and running int8 models with the runtime's own quantizer: the original, the fold "
-                        "per tensor and per channel, and the fold after CLE (a few seconds a variant)..."):
+        with st.spinner("Calibrating the runtime's own int8 models...", show_time=True):
             report = wb.int8_report()
     except FoldError as exc:
         st.error(str(exc))
         return
+    finally:
+        PROGRESS.reset(token)
+        bar.empty()
     c = report.calibration
     st.caption(f"{report.runtime} {report.version}: int8 weights and activations, calibrated and compared on the "
                f"verification's {c['samples']} sample(s). A layer's SQNR is the mean over its output channels of "

@@ -151,7 +151,8 @@ class FsgView {
       let top = 5;
       for (const [text, size] of n.lines) {
         const line = fsgText('text', text, {x: w / 2, y: top + size * 1.3 / 2, 'font-size': size,
-                                            class: size >= 12 ? 'fsg-name' : 'fsg-sub', fill: n.ink || null}, g, true);
+                                            class: size >= 12 ? 'fsg-name' : 'fsg-sub'}, g, true);
+        if (n.ink) line.style.fill = n.ink;  // the ink that reads on this face (a style: the sheet's rule yields)
         top += size * 1.3;
         line.dataset.room = String(w - 2 * FSG_PAD_X);
       }
