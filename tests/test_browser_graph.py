@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from browser.graph import (
     bring_into_view, click_node, drawn, find_layer, geometry, graph, hover_node, in_view, marked, pair_to_inspect,
@@ -22,7 +20,7 @@ from browser.graph import (
 )
 from browser.page import MAX_ABS_DIFF, RUN_MS, choose_option, choose_source, fold_panel, fold_text, sidebar, wait_for_app
 from tests.browser_support import ARTIFACTS, check_uploads, open_app, upload, wait_for_graph
-from tests.real_models import real_model
+from tests.real_models import broken_copy, real_model
 
 pytestmark = pytest.mark.browser
 
@@ -213,15 +211,9 @@ def broken_detector(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("broken")
     result = fold_file(original)
     result.frontend.write(result.folded, folder / "det_folded.onnx")
-    proto = onnx.load(folder / "det_folded.onnx")
-    node = next(n for n in proto.graph.node if n.name == "p2o.ConvTranspose.0")
-    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
-    value = numpy_helper.to_array(weight).copy()
-    value[:, 0] *= 1.05
-    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
-    onnx.save(proto, folder / "det_broken.onnx")
     (folder / "det.onnx").write_bytes(original.read_bytes())
-    return folder / "det.onnx", folder / "det_broken.onnx"
+    return folder / "det.onnx", broken_copy(folder / "det_folded.onnx", folder / "det_broken.onnx",
+                                            "p2o.ConvTranspose.0", 1)
 
 
 @pytest.mark.parametrize("themed_page", THEMES, indirect=True)

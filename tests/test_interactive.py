@@ -10,9 +10,7 @@ the browser tests measure the drawn page too (tests/test_browser_graph.py)."""
 from __future__ import annotations
 
 import networkx as nx
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from demo import check_view, graph_view, zoo
 from demo.seed import keras_model as seed_model
@@ -22,7 +20,7 @@ from fold.core.rules import Decision
 from fold.core.verdict import TensorCheck
 from fold.pipeline import fold, fold_file
 from tests.helpers import KERAS, randomize_bn
-from tests.real_models import real_model
+from tests.real_models import broken_copy, real_model
 from viz.interactive import RD_YL_GN, before_after_figure, ink, node_ids, sample, with_view
 from viz.layout import Box
 from viz.text import LINE_HEIGHT, PAD_X, PAD_Y, text_width
@@ -275,14 +273,7 @@ def detector_check(tmp_path_factory):
     result = fold_file(path)
     folder = tmp_path_factory.mktemp("det")
     result.frontend.write(result.folded, folder / "folded.onnx")
-    proto = onnx.load(folder / "folded.onnx")
-    node = next(n for n in proto.graph.node if n.name == "p2o.ConvTranspose.0")
-    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
-    value = numpy_helper.to_array(weight).copy()
-    value[:, 0] *= 1.05
-    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
-    onnx.save(proto, folder / "broken.onnx")
-    return result, check_files(path, folder / "broken.onnx")
+    return result, check_files(path, broken_copy(folder / "folded.onnx", folder / "broken.onnx", "p2o.ConvTranspose.0", 1))
 
 
 def test_paddleocrs_detector_has_no_overlap(detector_check):
