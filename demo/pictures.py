@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+from contextlib import AbstractContextManager
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+
+from viz.palette import DARK_RC
 
 
 def picture(figure: Figure, fmt: str = "png") -> bytes:
@@ -14,6 +18,12 @@ def picture(figure: Figure, fmt: str = "png") -> bytes:
     # no date in an SVG: the same figure gives the same bytes (a report built twice is the same file)
     figure.savefig(buffer, format=fmt, dpi=100, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
     return buffer.getvalue()
+
+
+def themed(dark: bool) -> AbstractContextManager:
+    """Figures made (and rendered) inside it are drawn for a dark page when ``dark``: a dark
+    background and light letters (``viz.palette.DARK_RC``), else matplotlib's own light ones."""
+    return matplotlib.rc_context(DARK_RC if dark else {})
 
 
 #: No SVG of the page's figures is smaller than this: their lettering alone, drawn as paths, is

@@ -257,6 +257,10 @@ def test_tooltips_and_pane_titles_read_in_the_theme(themed_page, request):
     dark = contrast(colours["page"], (0, 0, 0)) < 3
     assert dark == (theme_of(request) == "dark")
     assert (contrast(colours["tip"][1], (0, 0, 0)) < 3) == dark  # the tooltip's face follows the theme
+    corner = fold_panel(page).locator('[data-testid="stImage"] img').last.evaluate("""(img) => {
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0); return [...g.getImageData(2, 2, 1, 1).data].slice(0, 3); }""")
+    assert (contrast(tuple(corner), (0, 0, 0)) < 3) == dark, corner  # the outputs' heatmaps too
 
 
 # --- links and the report ----------------------------------------------------------------------

@@ -493,3 +493,18 @@ def test_ranges_of_thousands_of_channels_are_dots_in_a_bounded_figure():
     assert len(ax.patches) == 0 and fig.get_size_inches()[0] <= 14
     assert {line.get_gid() for line in ax.get_lines()} >= {"peaks", "setters", "equalized"}
     assert len(plot_ranges(peaks[:BAR_CHANNELS]).axes[0].patches) == BAR_CHANNELS
+
+
+def test_a_figure_made_for_a_dark_page_is_dark_with_light_letters():
+    from matplotlib.colors import to_rgba
+
+    from demo.pictures import picture, themed
+
+    rng = np.random.default_rng(0)
+    original = rng.normal(size=(6, 9))
+    with themed(True):
+        fig = plot_heatmaps(original, original + 1e-6)
+        png = picture(fig)
+    assert fig.get_facecolor() == to_rgba("#0e1117") and fig.axes[0].title.get_color() == "#fafafa"
+    light = plot_heatmaps(original, original + 1e-6)
+    assert light.get_facecolor() == to_rgba("white") and png != picture(light)

@@ -1,5 +1,6 @@
 """The colours both graph figures give a node: one per role (``fold.core.graph.ROLES``), and the
-outlines of a layer a BN was folded into and of a BN that folding removes."""
+outlines of a layer a BN was folded into and of a BN that folding removes; and the matplotlib
+settings that draw a figure for a dark page."""
 
 ROLE_COLORS: dict[str, str] = {
     "input": "#a6cee3",
@@ -19,3 +20,11 @@ FOLDED_COLOR = "#1f4fbf"
 REMOVED_COLOR = "#d62728"
 #: Ring around the node "Find a layer" found.
 FOUND_COLOR = "#ff00a8"
+
+
+#: matplotlib settings for a figure shown on a dark page (Streamlit's dark theme): its background,
+#: text, axes and ticks; the data's colour maps stay as they are.
+DARK_RC = {"figure.facecolor": "#0e1117", "axes.facecolor": "#0e1117", "savefig.facecolor": "#0e1117",
+           "text.color": "#fafafa", "axes.labelcolor": "#fafafa", "axes.edgecolor": "#a0a4ab",
+           "xtick.color": "#d0d3d8", "ytick.color": "#d0d3d8", "axes.titlecolor": "#fafafa",
+           "legend.facecolor": "#1c1f26", "legend.edgecolor": "#3a3f4a"}
