@@ -252,7 +252,9 @@ class FsgView {
     const at = center ? this.boxOf(center) : null;
     if (at) {
       const [x, y, w, h] = at;
-      return {k, x: pw / 2 - k * (x + w / 2), y: ph / 2 - k * (y + h / 2)};
+      let ty = ph / 2 - k * (y + h / 2);
+      if (H * k > ph) ty = Math.max(Math.min(ty, 8), ph - 8 - H * k);  // no empty band above or below a tall graph
+      return {k, x: pw / 2 - k * (x + w / 2), y: ty};
     }
     return {k, x: W * k < pw ? (pw - W * k) / 2 : pw / 2 - k * W / 2, y: H * k < ph ? (ph - H * k) / 2 : 8};
   }
