@@ -31,7 +31,7 @@ from demo import check_view, fold_view, graph_view, node_panel, quant_view
 from demo import seed as seed_note
 from demo import zoo
 from demo.memo import Memos, memoized
-from demo.pictures import picture, themed
+from demo.pictures import darkened, picture
 from fold.core.affine import per_channel_range
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
@@ -81,8 +81,8 @@ class _Outputs:
     @memoized(16)
     def output_png(self, index: int, sample: int, channel: int | None, dark: bool = False) -> bytes:
         """The outputs' figure as a PNG, for a dark page when ``dark``."""
-        with themed(dark):
-            return picture(self.output_figure(index, sample, channel))
+        figure = self.output_figure(index, sample, channel)
+        return picture(darkened(figure) if dark else figure)
 
     def output_figure(self, index: int, sample: int, channel: int | None) -> Figure:
         """Both models' output ``index``: a curve per sample for vectors (Dense, softmax, ``channel``

@@ -498,13 +498,13 @@ def test_ranges_of_thousands_of_channels_are_dots_in_a_bounded_figure():
 def test_a_figure_made_for_a_dark_page_is_dark_with_light_letters():
     from matplotlib.colors import to_rgba
 
-    from demo.pictures import picture, themed
+    from demo.pictures import darkened, picture
 
     rng = np.random.default_rng(0)
     original = rng.normal(size=(6, 9))
-    with themed(True):
-        fig = plot_heatmaps(original, original + 1e-6)
-        png = picture(fig)
-    assert fig.get_facecolor() == to_rgba("#0e1117") and fig.axes[0].title.get_color() == "#fafafa"
     light = plot_heatmaps(original, original + 1e-6)
-    assert light.get_facecolor() == to_rgba("white") and png != picture(light)
+    dark = darkened(plot_heatmaps(original, original + 1e-6))
+    assert dark.get_facecolor() == to_rgba("#0e1117") and dark.axes[0].title.get_color() == "#fafafa"
+    assert light.get_facecolor() == to_rgba("white") and light.axes[0].title.get_color() != "#fafafa"
+    assert picture(dark) != picture(light)
+    assert plot_heatmaps(original, original).get_facecolor() == to_rgba("white")  # no setting left behind

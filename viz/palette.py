@@ -1,6 +1,6 @@
 """The colours both graph figures give a node: one per role (``fold.core.graph.ROLES``), and the
-outlines of a layer a BN was folded into and of a BN that folding removes; and the matplotlib
-settings that draw a figure for a dark page."""
+outlines of a layer a BN was folded into and of a BN that folding removes; and a figure's colours
+on a dark page."""
 
 ROLE_COLORS: dict[str, str] = {
     "input": "#a6cee3",
@@ -22,9 +22,5 @@ REMOVED_COLOR = "#d62728"
 FOUND_COLOR = "#ff00a8"
 
 
-#: matplotlib settings for a figure shown on a dark page (Streamlit's dark theme): its background,
-#: text, axes and ticks; the data's colour maps stay as they are.
-DARK_RC = {"figure.facecolor": "#0e1117", "axes.facecolor": "#0e1117", "savefig.facecolor": "#0e1117",
-           "text.color": "#fafafa", "axes.labelcolor": "#fafafa", "axes.edgecolor": "#a0a4ab",
-           "xtick.color": "#d0d3d8", "ytick.color": "#d0d3d8", "axes.titlecolor": "#fafafa",
-           "legend.facecolor": "#1c1f26", "legend.edgecolor": "#3a3f4a"}
+#: A figure shown on a dark page (Streamlit's dark theme): its background, its letters, its frames.
+DARK_BACKGROUND, DARK_TEXT, DARK_EDGE = "#0e1117", "#fafafa", "#a0a4ab"
