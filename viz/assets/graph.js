@@ -10,7 +10,7 @@ const FSG_PAD_X = 8;
 const FSG_MIN_ZOOM = 0.03;
 const FSG_MAX_ZOOM = 4;
 const FSG_FAR = 0.35;  // below this zoom the labels are too small to read: not drawn
-const FSG_OPEN_ZOOM = 0.6;  // a large graph opens at least this large, so that its names read
+const FSG_OPEN_ZOOM = 0.75;  // a large graph opens at least this large, so that its names read (9 px and more)
 
 function fsgEl(tag, attrs, parent, svg) {
   const e = svg ? document.createElementNS(FSG_SVG, tag) : document.createElement(tag);
