@@ -18,7 +18,7 @@ from fold.core.rules import Decision, fold_notes
 from fold.core.verdict import TensorCheck
 from viz.blocks import COLLAPSE_ABOVE, Block, BlockSummary, block_node, collapse, find_blocks, shown_as, summarise
 from viz.graph import draw_before_after
-from viz.interactive import Shading, before_after_figure, check_shading, sqnr_shading, with_view
+from viz.interactive import Shading, before_after_figure, check_shading, scene_layouts, sqnr_shading, with_view
 
 
 def nested_models(graph: nx.DiGraph) -> list[str]:
@@ -87,21 +87,36 @@ def block_view(result: FoldResult | None, graphs: tuple[nx.DiGraph, nx.DiGraph],
                      shown_as(before, blocks, opened), shown_as(after, blocks, opened))
 
 
+def drawn_graphs(graphs: tuple[nx.DiGraph, nx.DiGraph],
+                 blocks: BlockView | None) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, Block]]:
+    """The graphs a view draws (``graphs``, or with ``blocks`` closed) and the blocks it frames."""
+    if blocks is None:
+        return graphs[0], graphs[1], find_blocks(graphs[0])
+    return blocks.before, blocks.after, blocks.blocks
+
+
+def layouts(graphs: tuple[nx.DiGraph, nx.DiGraph], blocks: BlockView | None = None) -> tuple:
+    """The layout of a view (``viz.interactive.scene_layouts``), whatever it is coloured by."""
+    return scene_layouts(*drawn_graphs(graphs, blocks))
+
+
 def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None,
            int8: tuple[Mapping[str, float], str] | None = None, graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None,
-           blocks: BlockView | None = None) -> dict:
+           blocks: BlockView | None = None, laid_out: tuple | None = None) -> dict:
     """The interactive before/after scene of a fold (``viz.interactive.with_view`` then picks the view);
     ``checks`` (the verification's) colour the nodes by |diff| / tolerance, ``int8`` (folded layer -> its
     real int8 SQNR in dB, and which int8 model that is) by SQNR. ``graphs``: ``open_graphs(result,
     expanded)``, when the caller has them already; ``blocks``: the blocks to draw closed, each one node
     saying what it holds (its worst figure colours it, a blue outline says a BN was folded inside);
-    the open ones are frames around their members. Hovering a BN marks the layer it went into in the
-    other pane, and back; Find knows every layer, one inside a closed block found as that block."""
-    before, after = graphs or open_graphs(result, expanded)
+    the open ones are frames around their members; ``laid_out``: ``layouts(graphs, blocks)``, when the
+    caller has it (a view drawn in several colourings is laid out once). Hovering a BN marks the layer
+    it went into in the other pane, and back; Find knows every layer, one inside a closed block found
+    as that block."""
+    graphs = graphs or open_graphs(result, expanded)
+    before, after, every = drawn_graphs(graphs, blocks)
     shown, shown_after, notes = {n: n for n in before}, {n: n for n in after}, fold_notes(result.decisions)
-    every = find_blocks(before) if blocks is None else blocks.blocks
     if blocks is not None:
-        before, after, shown, shown_after = blocks.before, blocks.after, blocks.shown, blocks.shown_after
+        shown, shown_after = blocks.shown, blocks.shown_after
         notes = {**notes, **{block_node(b): s.text() for b, s in blocks.summaries.items()}}
     folded = [shown.get(d.layer, d.layer) for d in result.folded_pairs]
     removed = [bn for d in result.folded_pairs for bn in d.bn_nodes if shown.get(bn, bn) == bn]
@@ -116,7 +131,8 @@ def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequen
     elif int8 is not None:
         shading = sqnr_shading(_by_node(result, int8[0], shown_after, min), int8[1])
     return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes,
-                               shading=shading, blocks=every, links=links, find={**shown, **shown_after})
+                               shading=shading, blocks=every, links=links, find={**shown, **shown_after},
+                               layouts=laid_out)
 
 
 def _by_node(result: FoldResult, by_layer: Mapping[str, float], shown_after: Mapping[str, str],

@@ -19,6 +19,7 @@ import hashlib
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ from viz.graph import draw_graph
 #: their memory. Small models (the seed, the playground, the zoo's small ones) do not wait for them.
 LARGE = threading.Lock()
 
+
+#: One thread for the views worth preparing before they are asked for (``prepare_whole_graph``).
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="foldscope-prepare")
 
 #: Who is told of a long computation's steps in this context (the page's progress bar), if anyone: a
 #: memoized view computes once for every session, and tells the session that asked first.
@@ -224,7 +228,20 @@ class Workbench(_Outputs):
         viewed many times (``graph_view.view``)."""
         checks = self.checks_of(view).layers if colour else None
         blocks = None if opened is None else self.block_view(view, expanded, opened)
-        return graph_view.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks)
+        return graph_view.figure(self.fold_of(view), checks=checks, graphs=self.graphs(view, expanded), blocks=blocks,
+                                 laid_out=self.graph_layouts(view, expanded, opened))
+
+    @memoized(4)
+    def graph_layouts(self, view: str, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> tuple:
+        """A view's layout (``graph_view.layouts``): laid out once, whatever the figure is coloured by."""
+        blocks = None if opened is None else self.block_view(view, expanded, opened)
+        return graph_view.layouts(self.graphs(view, expanded), blocks)
+
+    def prepare_whole_graph(self, view: str, expanded: tuple[str, ...], colour: bool) -> None:
+        """Start laying out the whole graph of a view (every block open) in the background, once, while
+        the user reads the view with its blocks closed: the toggle then finds it ready (DenseNet121's
+        takes most of a second; ``graph_figure`` computes each figure once, whoever asks first)."""
+        _BACKGROUND.submit(self.graph_figure, view, expanded, colour, None)
 
     @memoized(16)
     def panel_of(self, view: str, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
@@ -323,9 +340,10 @@ class Workbench(_Outputs):
         report = self.int8_report()
         values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
         graphs = self.graphs("fold", ())
-        blocks = self.block_view("fold", (), ()) if graph_view.collapsed_at_first(graphs[0]) else None
+        opened = () if graph_view.collapsed_at_first(graphs[0]) else None
+        blocks = None if opened is None else self.block_view("fold", (), opened)
         base = graph_view.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
-                                 blocks=blocks)
+                                 blocks=blocks, laid_out=self.graph_layouts("fold", (), opened))
         worst = report.worst(variant)
         return graph_view.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
                                blocks=blocks, revision=f"{self.key}:int8:{variant}")

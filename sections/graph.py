@@ -84,6 +84,8 @@ def graph_ui(wb: Workbench, pair_layer: str | None, view: str = "fold") -> None:
                        expanded)
     with st.spinner("Laying out the graph..."):
         base = wb.graph_figure(view, expanded, colour, opened)
+    if opened is not None:  # the whole graph is one toggle away: have it ready
+        wb.prepare_whole_graph(view, expanded, colour)
     # The view opens on the first pair and moves only when asked (a layer found, a pair picked in the
     # box, a block jumped to). A click in the graph marks the node and opens its panel, the view stays.
     anchor = st.session_state.get(keys["anchor"]) or pair_layer

@@ -215,12 +215,30 @@ def _node(graph: nx.DiGraph, node: str, layout: Layout, lines: list, style: tupl
             "block": graph.nodes[node].get("role") == "block", "hover": hover}
 
 
+def _lines(before: nx.DiGraph, after: nx.DiGraph) -> list[dict]:
+    """Each pane's labels (a closed block counts its own pane's layers)."""
+    return [{n: label_lines(g, n) for n in g} for g in (before, after)]
+
+
+def scene_layouts(before: nx.DiGraph, after: nx.DiGraph, blocks: Mapping[str, Block] | None = None) -> tuple[Layout, Layout]:
+    """The layout ``before_after_figure`` draws both panes on: each node's box as large as its larger
+    label, ``blocks`` as frames. Colours do not move anything: a caller drawing one view in several
+    colourings lays it out once and hands it over (``layouts``)."""
+    sizes: dict = {}
+    for pane_lines in _lines(before, after):
+        for n, parts in pane_lines.items():
+            w, h = label_size(parts)
+            sizes[n] = (max(w, sizes.get(n, (0, 0))[0]), max(h, sizes.get(n, (0, 0))[1]))
+    group_of, parent_group = frames((before, after), blocks or {})
+    return pane_layouts(before, after, sizes, group_of, parent_group)
+
+
 def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
                         removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
                         diffs: Mapping[str, float] | None = None, shading: Shading | None = None,
                         blocks: Mapping[str, Block] | None = None, links: Mapping[str, Collection[str]] | None = None,
                         find: Mapping[str, str] | None = None, names: tuple[str, str] = ("before", "after"),
-                        titles: tuple[str, str] | None = None) -> dict:
+                        titles: tuple[str, str] | None = None, layouts: tuple[Layout, Layout] | None = None) -> dict:
     """The scene of two linked panes, ``before`` and ``after`` (called ``names``), on one layout.
 
     ``folded_layers`` are outlined, ``removed_bns`` dashed in the first pane and drawn as ghosts in
@@ -229,7 +247,8 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
     tolerance) is ``check_shading(diffs)``; ``blocks``: the blocks drawn open, as frames; ``links``:
     first-pane node -> its counterparts in the second beside itself; ``find``: what Find knows (name ->
     the node drawing it; by default every node drawn); ``titles``: what the panes' titles call them
-    (by default their ``names``). ``with_view`` then picks what the view opens on
+    (by default their ``names``); ``layouts``: ``scene_layouts(before, after, blocks)``, when the caller
+    has it already. ``with_view`` then picks what the view opens on
     and which nodes are ringed, without laying the graphs out again.
     """
     notes = notes or {}
@@ -237,14 +256,9 @@ def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers:
         shading = check_shading(diffs)
     folded, removed = set(folded_layers), set(removed_bns)
     ghosts = [n for n in before if n in removed and n not in after]
-    lines = [{n: label_lines(g, n) for n in g} for g in (before, after)]  # a closed block counts its own pane's layers
-    sizes: dict = {}
-    for pane_lines in lines:
-        for n, parts in pane_lines.items():
-            w, h = label_size(parts)
-            sizes[n] = (max(w, sizes.get(n, (0, 0))[0]), max(h, sizes.get(n, (0, 0))[1]))
+    lines = _lines(before, after)
     group_of, parent_group = frames((before, after), blocks or {})
-    layouts = pane_layouts(before, after, sizes, group_of, parent_group)
+    layouts = layouts or scene_layouts(before, after, blocks)
     panes = []
     for index, (graph, layout, name) in enumerate(zip((before, after), layouts, names)):
         # shaded, both panes say the same: a node of both is its folded model's node
