@@ -30,12 +30,11 @@ from foldscope_app.workbench.workbench import zoo_workbench  # noqa: E402
 
 
 def parts(text: str) -> dict[str, int]:
-    """Bytes of the inlined library, the figures' JSON, the pictures, and the rest."""
-    library = sum(len(m) for m in re.findall(r'<script id="plotly-gz"[^>]*>(.*?)</script>', text, re.S))
+    """Bytes of the graphs' scenes (JSON), the pictures, and the rest (text, tables, the graph's script)."""
     figures = sum(len(m) for m in re.findall(r'<script id="graphs"[^>]*>(.*?)</script>', text, re.S))
     pictures = sum(len(m) for m in re.findall(r'src="(data:[^"]*)"', text))
-    return {"Plotly (gzip + base64)": library, "graph JSON": figures, "pictures": pictures,
-            "text, tables, script": len(text.encode()) - library - figures - pictures}
+    return {"graph JSON": figures, "pictures": pictures,
+            "text, tables, script": len(text.encode()) - figures - pictures}
 
 
 def draw_seconds(path: Path) -> float:
@@ -53,7 +52,7 @@ def draw_seconds(path: Path) -> float:
         start = time.perf_counter()
         page.goto(path.as_uri())
         page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'"
-                               " && !!document.querySelector('.js-plotly-plot .scatterlayer .point')", timeout=120_000)
+                               " && !!document.querySelector('.fsg-node')", timeout=120_000)
         seconds = time.perf_counter() - start
         browser.close()
     return seconds

@@ -64,8 +64,9 @@ def page_state(page: Page) -> str:
 
 # The figures of a fold: the interactive graph's nodes drawn, every picture of the open tab loaded.
 _FIGURES_JS = """const figuresShown = (panel) => {
-    const gd = panel?.querySelector('.js-plotly-plot');
-    if (!gd || !gd._fullLayout || !gd.querySelector('.scatterlayer .point')) return false;
+    // the graph component draws into a shadow root
+    const hosts = [...(panel?.querySelectorAll('div') || [])].filter(e => e.shadowRoot);
+    if (!hosts.some(e => e.shadowRoot.querySelector('[data-testid=foldscope-graph] .fsg-node'))) return false;
     const imgs = [...panel.querySelectorAll('[data-testid="stImage"] img')];
     return imgs.length > 0 && imgs.every(e => e.complete && e.naturalWidth > 0);
 };"""

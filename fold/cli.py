@@ -210,7 +210,7 @@ def app_parser() -> argparse.ArgumentParser:
 
 
 #: Options whose packages are an extra (its name, the modules it brings), checked before any model is read.
-EXTRA_OPTIONS = {"html": ("html", ("plotly", "matplotlib")), "model_explorer": ("model-explorer", ("model_explorer",)),
+EXTRA_OPTIONS = {"html": ("html", ("py_mini_racer", "matplotlib")), "model_explorer": ("model-explorer", ("model_explorer",)),
                  "ray": ("ray", ("ray",))}
 
 
@@ -462,7 +462,7 @@ class _Progress:
 
         verdict = ZOO_VERDICTS[row.verdict]
         if self.bar is None:
-            print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s)", file=self.stream, flush=True)
+            print(f"zoo [{done}/{total}] {row.model}: {verdict} ({row.seconds:.1f} s in all)", file=self.stream, flush=True)
             return
         self.bar.set_postfix_str(f"{row.model[-40:]}: {verdict}", refresh=False)
         self.bar.update(done - self.bar.n)

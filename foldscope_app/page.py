@@ -28,7 +28,7 @@ from foldscope_app.sections.check_tab import check_ui  # noqa: E402
 from foldscope_app.sections.fold_tab import fold_ui  # noqa: E402
 from foldscope_app.sections.quantization_tab import quant_ui  # noqa: E402
 from foldscope_app.sections.server import failed, keep_keras_state  # noqa: E402
-from foldscope_app.sections.sources import CHECK, SOURCES  # noqa: E402
+from foldscope_app.sections.sources import CHECK, NO_FILE_IN_LINKS, SOURCES, UPLOADED  # noqa: E402
 from foldscope_app.sections.why_tab import why_ui  # noqa: E402
 from foldscope_app.workbench.workbench import CheckBench, Workbench  # noqa: E402
 
@@ -44,7 +44,9 @@ def source_ui() -> tuple[Workbench | CheckBench | None, str | None]:
     show) and, when it was refused, why, in one sentence for the main area."""
     with st.sidebar:
         st.title("foldscope")
-        source = st.radio("Model source", list(SOURCES), key="source")
+        source = st.radio("Model source", list(SOURCES), key="source", bind="query-params")
+        if source in UPLOADED:
+            st.caption(NO_FILE_IN_LINKS)
         try:
             return SOURCES[source](), None
         except Exception as exc:  # a model we cannot build or run: say so in words, no traceback
@@ -76,7 +78,7 @@ def main() -> None:
     st.markdown(INTRO)
     bench, error = source_ui()
     sections, key = (CHECK_TABS, "check_tab") if st.session_state.get("source") == CHECK else (MODEL_TABS, "tab")
-    *tabs, why_tab = st.tabs([*sections, WHY], key=key, on_change="rerun")
+    *tabs, why_tab = st.tabs([*sections, WHY], key=key, on_change="rerun", bind="query-params")
     # Only the open tab runs (the others' content would be drawn for nothing on every rerun).
     for tab, section in zip(tabs, sections.values()):
         if tab.open is not False:

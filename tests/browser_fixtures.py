@@ -39,7 +39,18 @@ def browser():
 @pytest.fixture
 def page(browser, server, request):
     """A fresh session on the app; its screenshot is saved whatever the outcome."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    yield from _session(browser, server, request, "light")
+
+
+@pytest.fixture
+def themed_page(browser, server, request):
+    """A fresh session on the app in the system theme ``request.param`` ("light" or "dark"), which
+    Streamlit's default theme follows (parametrize with ``indirect=True``)."""
+    yield from _session(browser, server, request, request.param)
+
+
+def _session(browser, server, request, scheme: str):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True, color_scheme=scheme)
     page = context.new_page()
     page.set_default_timeout(30_000)
     js_errors: list[str] = []

@@ -91,9 +91,7 @@ def wait_for_images(page: Page, panel: Locator, sections: Sequence[str], timeout
 def wait_for_graph(page: Page, timeout_ms: int = IMAGE_MS) -> None:
     """Wait until the interactive graph has drawn its nodes."""
     try:
-        page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
-            return !!gd && !!gd._fullLayout && !!gd.querySelector('.scatterlayer .point')
-                && (gd.data || []).some(t => t.name === 'nodes before'); }""", timeout=timeout_ms, polling=200)
+        page.locator("[data-testid=foldscope-graph] .fsg-pane .fsg-node").first.wait_for(timeout=timeout_ms)
     except PlaywrightTimeout:
         raise AssertionError(f"the graph was not drawn within {timeout_ms / 1000:.0f} s.\n{page_state(page)}") from None
 
@@ -118,7 +116,7 @@ def assert_fold_page(page: Page, *, max_diff: float = 1e-3, tables: int = 1) -> 
     for frame in frames.all():
         box = frame.bounding_box()
         assert box and box["width"] > 100 and box["height"] > 50, f"data frame not laid out: {box}"
-    # Images: the first pair's channel plot and the heatmaps; the graph is an interactive Plotly chart.
+    # Images: the first pair's channel plot and the heatmaps; the graph is drawn by its own script.
     wait_for_images(page, panel, ["Candidate pairs", "Outputs: original vs folded"])
     wait_for_graph(page)
     assert panel.get_by_test_id("stDownloadButton").filter(has_text="Download the folded model").count() == 1
@@ -169,3 +167,33 @@ def open_app(page: Page) -> None:
 
     wait_for_app(page, sidebar=["Model source"], fold=[MAX_ABS_DIFF, "tconv → bn"], what="the first page load")
 
+
+
+def choose_upload(page: Page, path: Path) -> None:
+    """Pick the Upload source and upload ``path``."""
+    from browser.page import choose_source, sidebar, wait_for_app
+
+    choose_source(page, "Upload")
+    wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
+    sidebar(page).locator('input[type="file"]').first.set_input_files(str(path))
+
+
+def upload(page: Page, path: Path, *, fold: list[str], what: str) -> None:
+    """Upload ``path`` and wait for its page (``fold``: texts its Fold tab shows)."""
+    from browser.page import sidebar, wait_for_app
+
+    choose_upload(page, path)
+    wait_for_app(page, sidebar=[path.name], fold=fold, what=what)
+
+
+def check_uploads(page: Page, original: Path, candidate: Path, *, fold: list[str], what: str) -> None:
+    """Pick the Check source and upload an original and another tool's fold of it."""
+    from browser.page import choose_source, sidebar, wait_for_app
+
+    choose_source(page, "Check a fold made elsewhere")
+    wait_for_app(page, fold=["Pick a model source"], what="the check source")
+    fields = sidebar(page).locator('input[type="file"]')
+    fields.nth(0).set_input_files(str(original))
+    wait_for_app(page, sidebar=[original.name], what="the original's upload")
+    fields.nth(1).set_input_files(str(candidate))
+    wait_for_app(page, sidebar=[candidate.name], fold=fold, timeout_ms=3 * 120_000, what=what)

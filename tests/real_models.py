@@ -39,3 +39,21 @@ def real_model(name: str) -> Path:
     if path is None or not path.is_file():
         pytest.fail(f"{package} is not installed: `make test` installs requirements-models.txt (--no-deps).")
     return path
+
+
+def broken_copy(model: Path, out: Path, layer: str, axis: int, factor: float = 1.05) -> Path:
+    """A copy of an ONNX ``model`` at ``out`` whose node ``layer`` has its weight's output channel 0
+    (along ``axis``: 0 for a Conv, 1 for a ConvTranspose) ``factor`` times too large: a broken fold."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(model)
+    node = next(n for n in proto.graph.node if n.name == layer)
+    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
+    value = numpy_helper.to_array(weight).copy()
+    index = [slice(None)] * value.ndim
+    index[axis] = 0
+    value[tuple(index)] *= factor
+    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
+    onnx.save(proto, out)
+    return out

@@ -15,10 +15,15 @@ TIMEOUT = 240
 
 
 def run_app(source: str | None = None, **select) -> AppTest:
+    """The page, then the source labelled ``source`` picked in the sidebar."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if source is not None:
-        at.sidebar.radio[0].set_value(source).run()
+        pick_source(at, source)
     return at
+
+
+def pick_source(at: AppTest, label: str) -> None:
+    at.sidebar.radio[0].set_value(label).run()
 
 
 def metric(at: AppTest, label_part: str) -> float:
@@ -153,28 +158,28 @@ def test_onnx_zoo_model_with_what_the_onnx_tools_did():
     assert set(left) == {"foldscope", "onnxsim", "onnxslim", "onnxoptimizer", "onnxruntime"}
 
 
-def test_the_graph_is_an_interactive_chart_and_can_colour_by_layer_diffs():
+def graph_scene(at: AppTest, index: int = 0) -> dict:
+    """The scene the page hands its graph component (``viz.interactive``)."""
+    return json.loads(at.get("bidi_component")[index].proto.json)
+
+
+def _pane_nodes(scene: dict, name: str) -> dict[str, dict]:
+    return {n["id"]: n for p in scene["panes"] if p["name"] == name for n in p["nodes"] if not n["ghost"]}
+
+
+def test_the_graph_is_an_interactive_component_and_can_colour_by_layer_diffs():
     at = run_app("Model zoo")
     at.sidebar.selectbox[0].set_value("U-Net (skip connections)").run()
     assert_page_ok(at)
-    (chart,) = at.get("plotly_chart")
-    spec = json.loads(chart.proto.spec)
-    names = [t.get("name") for t in spec["data"]]
-    assert {"nodes before", "nodes after", "edges before", "labels before"} <= set(names)
+    scene = graph_scene(at)
+    assert [p["name"] for p in scene["panes"]] == ["before", "after"] and "logits" in scene["find"]
+    assert scene["view"]["center"] == "up1_tconv"  # the first TConv's pair
     table = at.dataframe[0].value
     assert (table["layer max rel diff"].dropna() < 1e-5).all() and table["layer max rel diff"].notna().sum() == 12
     assert set(table["check"]) == {"PASS"}
     toggle(at, "Colour by each layer's check").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert any(t.get("name") == "diff scale" for t in spec["data"])
-    finder = next(s for s in at.selectbox if s.label == "Find a layer")
-    finder.set_value("logits").run()
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    nodes = next(t for t in spec["data"] if t.get("name") == "nodes before")
-    y = nodes["y"][nodes["customdata"].index("logits")]
-    low, high = spec["layout"]["yaxis"]["range"]
-    assert low < y < high
+    assert graph_scene(at)["scale"]["title"].startswith("log10 |diff| / tolerance")
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:
@@ -222,7 +227,7 @@ def test_quantization_tab_without_a_next_layer_says_why_and_a_frozen_graph_gets_
     assert not at.exception and not at.error
     assert next(m.value for m in at.metric if m.label == "output, folded + CLE") == "n/a"
     assert next(t for t in at.toggle if t.label == "Apply cross-layer equalization").disabled
-    at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
+    pick_source(at, "The seed, as TensorFlow ops")
     assert not at.exception and not at.error
     assert [m.value for m in at.metric if m.label == "per tensor, folded"]
     assert next(m.value for m in at.metric if m.label == "output, folded per tensor").endswith(" dB")
@@ -255,14 +260,13 @@ def test_quantization_tab_real_int8_in_one_click():
     assert any(w.value.startswith("Loses most, folded per tensor:") for w in at.warning)
     assert any("'up1_tconv': per-channel quantization does not rescue this fold" in w.value for w in at.warning)
     assert list(at.dataframe[1].value.layer) == ["up1_tconv", "up0_tconv"]
-    (chart,) = at.get("plotly_chart")  # the graph coloured by the SQNR of the folded per-tensor int8 model
-    nodes = next(t for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "nodes after")
+    scene = graph_scene(at)  # the graph coloured by the SQNR of the folded per-tensor int8 model
+    nodes = _pane_nodes(scene, "after")
     worst = next(w.value for w in at.warning if w.value.startswith("Loses most")).split("'")[1]
-    hover = dict(zip(nodes["customdata"], nodes["hovertext"]))
-    assert "real int8 SQNR (folded per tensor): " in hover[worst], hover[worst]
-    colours = dict(zip(nodes["customdata"], nodes["marker"]["color"]))
-    assert len({colours[q] for q in table.layer}) > 1 and colours[worst] != "#d9d9d9"
-    at.sidebar.radio[0].set_value("The seed, as TensorFlow ops").run()
+    assert any(line.startswith("real int8 SQNR (folded per tensor): ") for line in nodes[worst]["hover"])
+    assert len({nodes[q]["fill"] for q in table.layer}) > 1 and nodes[worst]["fill"] != "#d9d9d9"
+    assert scene["view"]["found"] == scene["view"]["center"] == worst
+    pick_source(at, "The seed, as TensorFlow ops")
     next(r for r in at.radio if r.label == "View").set_value("real int8 (the runtime's own models)").run()
     assert not at.exception and not at.error
     assert any("for a TensorFlow GraphDef (frozen) file it is not built yet" in i.value for i in at.info)
@@ -302,3 +306,36 @@ def test_a_run_of_the_page_leaves_keras_state_to_the_other_sessions():
     before = keras.backend.get_uid("foldscope-probe")
     assert_page_ok(run_app())
     assert keras.backend.get_uid("foldscope-probe") == before + 1  # this thread's counter, not reset
+
+
+def test_a_link_reopens_its_source_model_pair_and_node():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(source="Model zoo", model="U-Net (skip connections)", pair="down1_conv1", node="down1_bn1")
+    at.run()
+    assert_page_ok(at)
+    assert at.sidebar.radio[0].value == "Model zoo" and at.sidebar.selectbox[0].value == "U-Net (skip connections)"
+    pair = next(s for s in at.selectbox if s.label == "Pair to inspect")
+    assert pair.format_func(pair.value) == "down1_conv1 → down1_bn1 (folded)"
+    assert any(m.value == "**Node panel: down1_bn1**" for m in at.markdown)
+    view = graph_scene(at)["view"]
+    assert view["found"] == view["center"] == view["selected"] == "down1_bn1"
+    assert at.query_params["node"] == "down1_bn1" and at.query_params["pair"] == "down1_conv1"
+
+
+def test_an_upload_says_a_link_cannot_carry_its_file():
+    at = run_app("Upload")
+    assert any("a file cannot travel in a URL" in c.value for c in at.sidebar.caption)
+
+
+def test_the_zoo_says_how_each_entry_was_made_and_the_pair_table_fits_its_names():
+    from foldscope_app.examples import model_zoo
+
+    at = run_app("Model zoo")
+    assert at.sidebar.caption[0].value == model_zoo.caption(model_zoo.ZOO["DCGAN generator"])
+    at.sidebar.selectbox[0].set_value("ONNX: DCGAN generator (grouped ConvTranspose)").run()
+    assert not at.exception
+    assert "keras.applications" not in at.sidebar.caption[0].value and "ONNX" in at.sidebar.caption[0].value
+    columns = json.loads(at.dataframe[0].proto.columns)
+    widths = {name: column.get("width") for name, column in columns.items()}
+    assert widths["reason"] == "small"  # every pair folded: no reason to give room to
+    assert widths["layer"] in ("medium", "large") or len(max(at.dataframe[0].value.layer, key=len)) <= 8

@@ -1,5 +1,5 @@
 """Blocks of a large graph (viz.blocks), their view (viz.fold_graph) and the node panel
-(foldscope_app.workbench.node_panel), headless: graphs, Plotly figure data, numbers."""
+(foldscope_app.workbench.node_panel), headless: graphs, the scene's data, numbers."""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ def densenet():
     return fold(KERAS, model_zoo.application("DenseNet121", input_size=64))
 
 
-def _trace(fig: dict, name: str) -> dict:
-    return next(t for t in fig["data"] if t.get("name") == name)
+def _nodes(scene: dict, pane: str, ghosts: bool = False) -> dict[str, dict]:
+    return {n["id"]: n for p in scene["panes"] if p["name"] == pane for n in p["nodes"] if n["ghost"] == ghosts}
+
+
+def _pane(scene: dict, pane: str) -> dict:
+    return next(p for p in scene["panes"] if p["name"] == pane)
 
 
 def test_densenet_blocks_are_its_dense_blocks_and_their_transitions(densenet):
@@ -102,35 +106,28 @@ def test_a_figure_of_closed_blocks_summarises_them_and_rings_the_found_layer(wb)
     blocks = find_blocks(graphs[0])
     assert "down0" in blocks  # the U-Net's stages: down0_conv0, down0_bn0, ...
     view = fold_graph.block_view(wb.result, graphs, ())
-    fig = fold_graph.figure(wb.result, graphs=graphs, blocks=view)
-    nodes = _trace(fig, "nodes before")
-    hover = dict(zip(nodes["customdata"], nodes["hovertext"]))
+    scene = fold_graph.figure(wb.result, graphs=graphs, blocks=view)
+    nodes = _nodes(scene, "before")
     summary = view.summaries["down0"]
     assert summary.bns == sum(d.bn.startswith("down0_") for d in wb.result.decisions) > 0
-    assert summary.text() in hover["[down0]"] and "block of" in hover["[down0]"]
-    closed = sum(n.startswith("[") for n in nodes["customdata"])
-    assert fig["layout"]["annotations"][0]["text"] == f"before: {len(graphs[0])} layers, {closed} blocks closed"
-    sizes = dict(zip(nodes["customdata"], nodes["marker"]["size"]))
-    assert sizes["[down0]"] > sizes[next(n for n in nodes["customdata"] if not n.startswith("["))]
-    viewed = fold_graph.view(fig, graphs[0], found="down0_bn1", center="down0_bn1", blocks=view)
-    ring = _trace(viewed, "found")
-    assert ring["customdata"] == ["[down0]"]
-    labels = _trace(viewed, "labels before")
-    assert labels["textposition"] == "middle right" and labels["textfont"]["size"] >= 11
-    # each name starts after en spaces (half the font size each) wider than half its node's marker
-    spaces = {t.strip(): len(t) - len(t.lstrip("\u2002")) for t in labels["text"]}
-    plain = next(n for n in nodes["customdata"] if not n.startswith("["))
-    assert spaces[f"down0 ▸ {summary.layers}"] * labels["textfont"]["size"] / 2 > sizes["[down0]"] / 2
-    assert spaces[plain] * labels["textfont"]["size"] / 2 > sizes[plain] / 2
+    assert summary.text() in nodes["[down0]"]["hover"] and "block of" in nodes["[down0]"]["hover"][1]
+    assert nodes["[down0]"]["lines"] == [["down0", 12.0], [f"block of {summary.layers} layers ▸", 10.0]]
+    assert nodes["[down0]"]["block"] and not nodes[next(n for n in nodes if not n.startswith("["))]["block"]
+    closed = sum(n.startswith("[") for n in nodes)
+    assert _pane(scene, "before")["title"] == f"before: {len(graphs[0])} layers, {closed} blocks closed"
+    viewed = fold_graph.view(scene, graphs[0], found="down0_bn1", center="down0_bn1", blocks=view)
+    assert viewed["view"]["found"] == viewed["view"]["center"] == "[down0]"  # the closed block holding it
+    assert viewed["find"]["down0_bn1"] == "[down0]"  # Find knows the layer inside, and where it is drawn
 
 
 def test_the_legend_follows_the_colouring(wb):
     plain = wb.graph_figure((), False)
     coloured = wb.graph_figure((), True)
-    legend = lambda fig: [t["name"] for t in fig["data"] if t.get("showlegend")]  # noqa: E731
+    legend = lambda scene: [entry["label"] for entry in scene["legend"]]  # noqa: E731
     assert "conv / dense" in legend(plain) and not set(legend(plain)) & {name for name, _ in DIFF_BANDS}
     assert "conv / dense" not in legend(coloured) and "BatchNorm" not in legend(coloured)
     assert [name for name, _ in DIFF_BANDS] + ["not compared"] == legend(coloured)[:len(DIFF_BANDS) + 1]
+    assert plain["scale"] is None and coloured["scale"]["high"] == 1.0
 
 
 def test_the_node_panel_of_a_folded_layer_and_its_bn(wb):
@@ -168,10 +165,8 @@ def test_the_node_panel_of_a_block_and_of_a_plain_layer(wb):
 def test_a_found_bn_folding_removed_is_ringed_in_both_panes_its_ghost_in_the_after_pane(wb):
     decision = next(d for d in wb.result.decisions if d.folded)
     graphs = wb.graphs(())
-    fig = fold_graph.view(wb.graph_figure((), False), graphs[0], found=decision.bn)
-    rings = [t for t in fig["data"] if t.get("name") == "found"]
-    ghosts = _trace(fig, "folded away")
-    at = ghosts["customdata"].index(decision.bn)
-    assert [r["xaxis"] for r in rings] == ["x", "x2"]
-    assert (rings[1]["x"][0], rings[1]["y"][0]) == (ghosts["x"][at], ghosts["y"][at])
-    assert all(t.get("name") != "found" for t in fold_graph.view(wb.graph_figure((), False), graphs[0])["data"])
+    scene = fold_graph.view(wb.graph_figure((), False), graphs[0], found=decision.bn)
+    assert scene["view"]["found"] == decision.bn
+    ghost = _nodes(scene, "after", ghosts=True)[decision.bn]  # where the script rings it in the "after" pane
+    assert ghost["box"] == _nodes(scene, "before")[decision.bn]["box"]
+    assert fold_graph.view(wb.graph_figure((), False), graphs[0])["view"]["found"] is None

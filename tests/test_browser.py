@@ -19,11 +19,12 @@ from browser.page import (
     MAX_ABS_DIFF, RUN_MS, assert_no_exception, choose_option, choose_source, fold_panel, fold_text, page_errors,
     page_state, set_number, sidebar, wait_for_app,
 )
-from browser.plotly_graph import (click_node, find_layer, hover_node, node_positions, pair_to_inspect, tooltip,
-                                  view_range)
+from browser.svg_graph import (
+    click_node, find_layer, graph, hover_node, hovers, in_view, marked, node, pair_to_inspect, tooltip,
+)
 from tests.browser_support import (
-    ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, docs_screenshot, images_by_section, metric_value, metrics,
-    open_app, screenshot, wait_for_graph, wait_for_images,
+    ARTIFACTS, VIEWPORT, assert_fold_page, assert_no_errors, check_uploads, choose_upload, docs_screenshot,
+    images_by_section, metric_value, metrics, open_app, screenshot, upload, wait_for_graph, wait_for_images,
 )
 
 pytestmark = pytest.mark.browser
@@ -58,17 +59,6 @@ def keras_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("upload") / "tiny_upload.keras"
     model.save(path)
     return path
-
-
-def choose_upload(page, path: Path) -> None:
-    choose_source(page, "Upload")
-    wait_for_app(page, fold=["Pick a model source"], what="the Upload source")
-    sidebar(page).locator('input[type="file"]').first.set_input_files(str(path))
-
-
-def upload(page, path: Path, *, fold: list[str], what: str) -> None:
-    choose_upload(page, path)
-    wait_for_app(page, sidebar=[path.name], fold=fold, what=what)
 
 
 def count_bn(model) -> int:
@@ -184,13 +174,6 @@ def test_upload_folds_an_onnx_file_and_shows_the_onnx_tools(page, tmp_path):
     assert "BatchNormalization" not in {n.op_type for n in folded.graph.node}
 
 
-def _hover(page, pane: str) -> dict[str, str]:
-    """Node id -> what hovering it in ``pane`` ("before", "after") says, from the figure on the page."""
-    found = page.evaluate("""(pane) => { const t = document.querySelector('.js-plotly-plot').data
-        .find(t => t.name === 'nodes ' + pane); return t.customdata.map((n, i) => [n, t.hovertext[i]]); }""", pane)
-    return dict(found)
-
-
 def test_upload_folds_a_circle_file_and_shows_the_tconv_with_its_new_bias(page, tmp_path):
     """The seed note's question, answered on the page: a circle file as ONE writes a TConv + BN (a
     TRANSPOSE_CONV without bias -> MUL -> ADD with RELU6), folded; the graph after shows the TConv with
@@ -206,7 +189,7 @@ def test_upload_folds_a_circle_file_and_shows_the_tconv_with_its_new_bias(page, 
     assert shown["BatchNorms"] == "1 → 0", shown
     assert "tico 0.3.0's reference runtime" in fold_text(page)
     wait_for_graph(page)
-    before, after = _hover(page, "before"), _hover(page, "after")
+    before, after = hovers(page, "before"), hovers(page, "after")
     assert {"TRANSPOSE_CONV:0", "MUL:1", "ADD:2"} <= set(before), before
     assert {"TRANSPOSE_CONV:0", "RELU6:0/activation"} <= set(after) and "MUL:1" not in after, after
     assert "bias" not in before["TRANSPOSE_CONV:0"] and "bias: 2" in after["TRANSPOSE_CONV:0"], after
@@ -431,56 +414,56 @@ def open_unet(page) -> None:
     choose_option(page, sidebar(page), "Architecture", "U-Net (skip connections)")
     wait_for_app(page, sidebar=["U-Net"], fold=[MAX_ABS_DIFF, ZOO["U-Net (skip connections)"][0]], what="the U-Net")
     wait_for_graph(page)
-    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    graph(page).scroll_into_view_if_needed()
 
 
-def test_graph_hover_shows_the_layer_and_why_it_folded(page):
+def test_graph_hover_shows_the_layer_why_it_folded_and_its_counterpart(page):
     open_unet(page)
-    positions = node_positions(page, "before")  # the graph opens on the first TConv's pair
-    hover_node(page, positions["up1_tbn"])
-    page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
+    hover_node(page, "before", "up1_tbn")  # the graph opens on the first TConv's pair
     text = tooltip(page)
     assert text.startswith("up1_tbn") and "BatchNormalization" in text and "folded away into up1_tconv" in text, text
+    assert "up1_tconv" in marked(page, "after", ".fsg-linked")  # the layer it went into, in the other pane
+    assert marked(page, "after", ".fsg-ghost.fsg-linked") == ["up1_tbn"]  # and its own ghost
 
 
 def test_graph_click_on_a_batchnorm_picks_its_pair(page):
     open_unet(page)
     assert pair_to_inspect(page) == "up1_tconv → up1_tbn (folded)"  # it opens on the first TConv
-    positions = node_positions(page, "before")
-    click_node(page, positions["down1_bn1"], "down1_bn1")
+    click_node(page, "before", "down1_bn1")
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stSelectbox] input')]"
                            ".some(i => i.value === 'down1_conv1 → down1_bn1 (folded)')", timeout=RUN_MS)
-    wait_for_app(page, fold=[MAX_ABS_DIFF], what="the page after the click")
+    wait_for_app(page, fold=[MAX_ABS_DIFF, "Node panel: down1_bn1"], what="the page after the click")
     channel_plot = images_by_section(fold_panel(page))["Candidate pairs"]
     assert channel_plot and all(i["ok"] for i in channel_plot)
+    assert marked(page, "before", ".fsg-selmark") == ["down1_bn1"]
     screenshot(page, ARTIFACTS / "graph_click.png")
 
 
-def test_graph_search_centres_a_layer(page):
+def test_graph_find_centres_and_rings_a_layer_and_slash_focuses_it(page):
     open_unet(page)
-    before = view_range(page)
-    find_layer(page, "logits")
-    page.wait_for_function("(r) => { const gd = document.querySelector('.js-plotly-plot');"
-                           " return gd && gd._fullLayout.yaxis.range[0] !== r[0]; }", arg=list(before), timeout=RUN_MS)
-    wait_for_app(page, fold=[MAX_ABS_DIFF], what="the page after finding 'logits'")
+    assert not in_view(page, "before", "logits")
+    page.mouse.click(5, 5)
+    page.keyboard.press("/")
+    assert graph(page).locator(".fsg-find").evaluate("(e) => e === e.getRootNode().activeElement")
+    page.keyboard.type("logits")
+    page.keyboard.press("Enter")
+    wait_for_app(page, fold=[MAX_ABS_DIFF, "Node panel: logits"], what="the page after finding 'logits'")
     wait_for_graph(page)
-    low, high = view_range(page)
-    y = page.evaluate("() => { const gd = document.querySelector('.js-plotly-plot');"
-                      " const t = gd.data.find(d => d.name === 'nodes before'); return t.y[t.customdata.indexOf('logits')]; }")
-    assert low < y < high and abs((low + high) / 2 - y) < 3, (low, high, y)
+    assert in_view(page, "before", "logits") and in_view(page, "after", "logits")
+    assert marked(page, "before", ".fsg-ring") == marked(page, "after", ".fsg-ring") == ["logits"]
 
 
 def test_graph_colours_each_layers_check(page):
     open_unet(page)
     fold_panel(page).get_by_text("Colour by each layer's check").click()
-    page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=RUN_MS)
+    graph(page).locator(".fsg-scale").wait_for(timeout=RUN_MS)
     wait_for_app(page, fold=[MAX_ABS_DIFF], what="colouring by each layer's check")
-    assert page.locator(".js-plotly-plot .colorbar").count() == 1
-    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()  # the rerun may have scrolled it away
-    hover_node(page, node_positions(page, "after")["up1_conv0"])
-    page.wait_for_function("() => document.querySelectorAll('.hoverlayer .hovertext').length > 0", timeout=10_000)
+    assert graph(page).locator(".fsg-scale").count() == 1
+    graph(page).scroll_into_view_if_needed()  # the rerun may have scrolled it away
+    node(page, "after", "up1_conv0").first.scroll_into_view_if_needed()
+    hover_node(page, "after", "up1_conv0")
     assert "check: pass" in tooltip(page)
-    docs_screenshot(page, "graph.png", page.locator(".js-plotly-plot").first)
+    docs_screenshot(page, "graph.png", graph(page))
 
 
 def test_graph_downloads_the_model_explorer_files(page, tmp_path):
@@ -511,17 +494,12 @@ def test_check_a_fold_made_elsewhere_from_two_uploads(page, tmp_path):
     onnx.save(proto, tmp_path / "generator.onnx")
     onnx.save(onnxsim_simplify(proto), tmp_path / "generator_sim.onnx")
     open_app(page)
-    choose_source(page, "Check a fold made elsewhere")
-    wait_for_app(page, fold=["Pick a model source"], what="the check source")
-    fields = sidebar(page).locator('input[type="file"]')
-    fields.nth(0).set_input_files(str(tmp_path / "generator.onnx"))
-    wait_for_app(page, sidebar=["generator.onnx"], what="the original's upload")
-    fields.nth(1).set_input_files(str(tmp_path / "generator_sim.onnx"))
-    wait_for_app(page, sidebar=["generator_sim.onnx"], fold=["PASS.", "Where each BatchNorm went", "up0_bn"],
-                 timeout_ms=RUN_MS, what="checking onnxsim's fold")
+    check_uploads(page, tmp_path / "generator.onnx", tmp_path / "generator_sim.onnx",
+                  fold=["PASS.", "Where each BatchNorm went", "up0_bn"], what="checking onnxsim's fold")
     assert_no_errors(page)
     shown = metrics(fold_panel(page))
     assert shown["BatchNorms"] == "3 → 2" and shown["folded by the candidate"] == "1", shown
     wait_for_graph(page)
     text = fold_text(page)
     assert "Worst layer: 'up0' (up0_bn)" in text, text
+    assert set(marked(page, "candidate", ".fsg-node:not(.fsg-ghost)")) <= set(marked(page, "original", ".fsg-node"))

@@ -1,6 +1,7 @@
 """The single-file HTML report (``--html``, the page's download): what it holds, that it loads
 nothing from anywhere, that a model's names cannot run as script in it, and, in headless chromium
-opened from disk with the network cut, that its graph draws, hovers and finds a node."""
+opened from disk with the network cut, that its graph draws, hovers and finds a node, in the
+system's light and dark mode."""
 
 from __future__ import annotations
 
@@ -27,23 +28,23 @@ IMG_NAME = "<img src=x onerror=alert(2)>"
 
 
 class _Page(HTMLParser):
-    """What a browser would fetch (every src and href), the text shown, the datalist's names."""
+    """What a browser would fetch (every src and href), the text shown, the names the graphs' Find knows."""
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=True)
         self.links: list[str] = []
-        self.names: list[str] = []
         self.shown: list[str] = []
         self.tags: list[str] = []
         self._script = False
         self.feed(text)
+        blob = re.search(r'<script id="graphs" type="application/json">(.*?)</script>', text, re.S)
+        self.scenes = json.loads(blob.group(1)) if blob else []
+        self.names = [name for scene in self.scenes for name in scene["find"]]
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         attrs = dict(attrs)
         self.links += [attrs[a] for a in ("src", "href") if a in attrs]
-        if tag == "option":
-            self.names.append(attrs["value"])
         self._script = tag in ("script", "style")
 
     def handle_endtag(self, tag):
@@ -101,23 +102,18 @@ def test_the_check_report_holds_where_each_batchnorm_went(head):
 
 def test_a_report_loads_nothing_from_anywhere(head):
     """Every src and href is inline (data:), there is no <link> or <iframe>, and no web address
-    outside the compressed library (whose own strings a browser does not fetch)."""
+    (the graph's script names only the SVG namespace, which a browser does not fetch)."""
     for name in ("head.html", "check.html"):
         text = (head["dir"] / name).read_text()
         page = _Page(text)
         assert page.links and all(link.startswith("data:image/") for link in page.links), page.links
         assert not {"link", "iframe", "object", "embed"} & set(page.tags)
-        assert not re.findall(r"https?://", text), name
+        assert set(re.findall(r"https?://[^'\"\s]*", text)) <= {"http://www.w3.org/2000/svg"}, name
 
 
-def test_the_report_is_what_the_page_downloads(head, monkeypatch):
-    """The page's upload of the same file builds the same bytes the command line wrote, though the
-    page's process has another default Plotly template (Streamlit makes its own the default)."""
-    import plotly.io as pio
-
+def test_the_report_is_what_the_page_downloads(head):
+    """The page's upload of the same file builds the same bytes the command line wrote."""
     from foldscope_app.workbench.workbench import upload_workbench
-
-    monkeypatch.setattr(pio.templates, "default", "plotly_dark")
 
     wb = upload_workbench("head.onnx", (head["dir"] / "head.onnx").read_bytes())
     assert wb.html_report() is wb.html_report()  # built once per workbench
@@ -162,7 +158,7 @@ def test_markup_in_node_names_stays_text(xss_report):
     page = _Page(text)
     assert SCRIPT_NAME in page.text and IMG_NAME in page.text  # shown, escaped, in the pair table
     assert {SCRIPT_NAME, IMG_NAME} <= set(page.names)
-    assert page.tags.count("script") == 3  # the library, the figures' JSON, the report's own script
+    assert page.tags.count("script") == 3  # the scenes' JSON, the graph's script, the theme's
     assert all(link.startswith("data:image/") for link in page.links)
 
 
@@ -178,7 +174,7 @@ def test_the_writer_escapes_every_part_and_inlines_pictures():
         assert shown in page.text, shown
     assert not {"h", "i", "m", "c", "s"} & set(page.tags) and page.tags.count("pre") == 1
     assert page.links == [f"data:image/png;base64,{base64.b64encode(png).decode()}"]
-    assert "plotly-gz" not in text  # no graph, no library
+    assert 'id="graphs"' not in text and "foldscopeGraph" not in text  # no graph, no script
     with pytest.raises(ValueError, match="mime"):
         report_html("t", [Section("s", [Picture(b"", "image/gif", "x")])])
     with pytest.raises(ValueError, match="tone"):
@@ -192,12 +188,9 @@ def test_figure_json_cannot_close_its_script():
 
     graph = nx.DiGraph()
     graph.add_edge("</script><script>alert(3)</script>", "b")
-    figure = before_after_figure(graph, graph).to_dict()
-    text = report_html("t", [Section("graph", [Graph(figure)])])
+    text = report_html("t", [Section("graph", [Graph(before_after_figure(graph, graph))])])
     assert "</script><script>alert(3)" not in text
-    blob = re.search(r'<script id="graphs" type="application/json">(.*?)</script>', text, re.S).group(1)
-    data = json.loads(blob)[0]
-    assert "</script><script>alert(3)</script>" in data["figure"]["data"][1]["customdata"]
+    assert "</script><script>alert(3)</script>" in _Page(text).names
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -225,12 +218,14 @@ def test_a_compact_png_looks_the_same_and_is_smaller():
 # -- in a real browser, from disk, offline ------------------------------------------------------
 
 @pytest.mark.browser
-def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head, scheme):
     """Opened as a file with every other request aborted: the graph draws, a node's tooltip names it
-    (markup in the name shown as text, no dialog), "Find a node" centres the view on a node and rings it."""
-    from browser.plotly_graph import node_positions, tooltip
+    (markup in the name shown as text, no dialog), "Find" ("/" focuses it) centres the view on a node
+    and rings it; the page follows the system's light or dark mode."""
+    from browser.svg_graph import find_layer, graph, hover_node, in_view, marked, tooltip
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     asked: list[str] = []
 
     def only_the_file(route):
@@ -248,37 +243,28 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(xss_report.as_uri())
-        page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'"
-                               " && !!document.querySelector('.js-plotly-plot .scatterlayer .point')", timeout=30_000)
-        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-        at = node_positions(page, "before")
-        page.mouse.move(*at[SCRIPT_NAME])
-        page.wait_for_function("() => !!document.querySelector('.hoverlayer .hovertext')", timeout=10_000)
+        page.locator(".graph[data-ready='1'] .fsg-node").first.wait_for(timeout=30_000)
+        background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert (background == "rgb(255, 255, 255)") == (scheme == "light"), background
+        hover_node(page, "before", SCRIPT_NAME)
         assert tooltip(page).startswith(SCRIPT_NAME), tooltip(page)
-        page.mouse.move(*at[IMG_NAME])
-        page.wait_for_function("(n) => [...document.querySelectorAll('.hoverlayer .hovertext')]"
-                               ".some(e => e.textContent.startsWith(n))", arg=IMG_NAME, timeout=10_000)
-        names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .textpoint')]"
-                              ".map(e => e.textContent.trim())")
-        assert "<img src=x onerror=al…" in names and "<b>bold</b>" in names, names  # drawn as typed
+        hover_node(page, "before", IMG_NAME)
+        assert tooltip(page).startswith(IMG_NAME), tooltip(page)
+        names = graph(page).locator(".fsg-pane[data-pane=before] .fsg-name").all_text_contents()
+        assert IMG_NAME in names and "<b>bold</b>" in names, names  # drawn as typed
 
         page.goto((head["dir"] / "head.html").as_uri())
-        page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'", timeout=30_000)
-        page.evaluate("() => Plotly.relayout(document.getElementById('graph-0'), {'yaxis.range': [-100, -90]})")
-        y = page.evaluate("() => { const t = document.getElementById('graph-0').data.find(d => d.name === "
-                          "'nodes before'); return t.y[t.customdata.indexOf('up1_bn')]; }")
-        page.fill("#find-0", "up1_bn")
-        page.press("#find-0", "Enter")
-        page.wait_for_function("() => document.getElementById('find-said-0').textContent === 'Found up1_bn.'",
-                               timeout=10_000)
-        low, high = page.evaluate("() => document.getElementById('graph-0')._fullLayout.yaxis.range")
-        assert abs((low + high) / 2 - y) < 1e-6 and abs(high - low - 10) < 1e-6, (low, high, y)
-        rings = page.evaluate("() => document.getElementById('graph-0').data.filter(d => d.name === 'found')"
-                              ".map(d => [d.customdata[0], d.xaxis])")
-        assert rings == [["up1_bn", "x"], ["up1_bn", "x2"]]  # a BN folding removed: its ghost ringed too
-        page.fill("#find-0", "no such layer")
-        page.press("#find-0", "Enter")
-        assert page.text_content("#find-said-0") == 'No node named "no such layer".'
+        page.locator(".graph[data-ready='1'] .fsg-node").first.wait_for(timeout=30_000)
+        graph(page).evaluate("(root) => root.view.centerOn(-5000, -5000)")  # far from every node
+        page.mouse.click(5, 5)
+        page.keyboard.press("/")
+        page.keyboard.type("up1_bn")
+        page.keyboard.press("Enter")
+        assert graph(page).locator(".fsg-said").text_content() == "Found up1_bn."
+        assert in_view(page, "before", "up1_bn") and in_view(page, "after", "up1_bn")
+        assert marked(page, "before", ".fsg-ring") == marked(page, "after", ".fsg-ring") == ["up1_bn"]  # its ghost too
+        find_layer(page, "no such layer")
+        assert graph(page).locator(".fsg-said").text_content() == 'No node named "no such layer".'
     finally:
         context.close()
     assert not asked, f"the report asked the network for {asked}"
@@ -305,41 +291,31 @@ def test_the_fold_tab_offers_the_report_without_building_it():
 
 
 def _chain(n: int):
-    """A chain of ``n`` nodes as the page's figure opening at its top (``with_view``)."""
+    """A chain of ``n`` nodes as the page's scene opening at its top (``with_view``)."""
     import networkx as nx
 
     from viz.interactive import before_after_figure, with_view
 
     graph = nx.DiGraph()
     nx.add_path(graph, [f"layer{i}" for i in range(n)])
-    return with_view(before_after_figure(graph, graph).to_dict(), center="layer0")
-
-
-def test_a_large_graph_carries_every_label_for_its_moving_view():
-    from fold.outputs.html.document import _graph_data
-
-    small, large = _graph_data(Graph(_chain(20))), _graph_data(Graph(_chain(260)))
-    assert small["labels"] is None  # every node is named already
-    shown = {t["name"]: len(t["text"]) for t in large["figure"]["data"] if t["name"].startswith("labels ")}
-    assert 0 < shown["labels before"] < 260
-    assert {name: len(l["text"]) for name, l in large["labels"].items()} == {"labels before": 260, "labels after": 260}
+    return with_view(before_after_figure(graph, graph), center="layer0")
 
 
 @pytest.mark.browser
-def test_the_names_follow_the_view_of_a_large_graph(browser, tmp_path):
-    """In a graph too large to name every node, finding a node far from the opening view names it."""
+def test_find_reaches_a_node_far_down_a_large_graph(browser, tmp_path):
+    """Every node is named wherever the view is; Find takes the first name containing what was
+    typed, case apart, and moves the view to it."""
+    from browser.svg_graph import find_layer, in_view
+
     path = tmp_path / "chain.html"
     path.write_text(report_html("chain", [Section("graph", [Graph(_chain(260))])]))
     page = browser.new_page()
     try:
         page.goto(path.as_uri())
-        page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'", timeout=30_000)
-        labels = "() => document.getElementById('graph-0').data.find(d => d.name === 'labels before').text.map(t => t.trim())"
-        assert "layer0" in page.evaluate(labels) and "layer250" not in page.evaluate(labels)
-        page.fill("#find-0", "LAYER250")  # no exact match: the first name containing it, case apart
-        page.press("#find-0", "Enter")
-        page.wait_for_function("() => document.getElementById('find-said-0').textContent === 'Found layer250.'",
-                               timeout=10_000)
-        assert "layer250" in page.evaluate(labels) and "layer0" not in page.evaluate(labels)
+        page.locator(".graph[data-ready='1'] .fsg-node").first.wait_for(timeout=30_000)
+        assert in_view(page, "before", "layer0") and not in_view(page, "before", "layer250")
+        find_layer(page, "LAYER250")  # no exact match: the first name containing it, case apart
+        assert in_view(page, "before", "layer250") and not in_view(page, "before", "layer0")
+        assert page.locator(".fsg-pane[data-pane=before] .fsg-node").count() == 260
     finally:
         page.close()

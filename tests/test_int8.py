@@ -456,3 +456,14 @@ def test_real_bn_statistics_edge_cases_give_a_stated_figure_and_no_nan():
     for q in report.layers:
         assert all(q.sqnr_db[v] is not None and math.isfinite(q.sqnr_db[v]) for v in VARIANTS), q
     assert all(v is not None and math.isfinite(v) for v in report.output_sqnr_db.values()), report.output_sqnr_db
+
+
+def test_each_int8_model_is_told_before_it_is_built(head):
+    """The page's progress bar: every variant named as it starts, counted out of all of them."""
+    result, full = head
+    told = []
+    _report(result, progress=lambda name, k, n: told.append((name, k, n)))
+    names = [name for name, _, _ in told]
+    assert names[:3] == ["original_per_tensor", "folded_per_tensor", "folded_per_channel"]
+    assert told == [(name, k, len(told)) for k, name in enumerate(names)]
+    assert set(names) <= set(full.output_sqnr_db)

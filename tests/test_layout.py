@@ -12,7 +12,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("tensorflow", "keras", "ai_edge_litert", "streamlit", "onnx", "onnxruntime", "plotly")
+HEAVY = ("tensorflow", "keras", "ai_edge_litert", "streamlit", "onnx", "onnxruntime", "py_mini_racer")
 STDLIB = set(sys.stdlib_module_names)
 #: The installed packages whose imports the table rules: everything else (tests, bench, browser, app.py) may
 #: import anything but the tests.

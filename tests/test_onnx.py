@@ -528,6 +528,7 @@ def test_bad_onnx_files_exit_2_with_one_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("foldscope: error:") and path.name in lines[0], (name, lines)
         assert "Traceback" not in proc.stderr and proc.stdout == "", name
         assert words[name] in lines[0] or name in ("text", "keras_zip"), (name, lines[0])
+        assert "Wire format" not in lines[0] and "Error parsing message" not in lines[0], lines[0]  # the parser's words
 
 
 def test_a_custom_domain_op_is_shown_and_left_to_onnxruntime():

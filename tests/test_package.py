@@ -115,7 +115,7 @@ def test_the_command_and_the_plugin_are_declared():
 #: What an install of foldscope[onnx] does not have: the other formats' frameworks, the features' packages,
 #: the page, and the checkout's folders that are not installed.
 ABSENT = ("tensorflow", "keras", "tf_keras", "h5py", "ai_edge_litert", "ai_edge_quantizer", "flatbuffers",
-          "circle_schema", "tico", "onert", "torch", "onnxsim", "onnxslim", "onnxoptimizer", "plotly", "matplotlib",
+          "circle_schema", "tico", "onert", "torch", "onnxsim", "onnxslim", "onnxoptimizer", "py_mini_racer", "matplotlib",
           "model_explorer", "streamlit", "pandas", "ray", "scipy", "demo", "sections", "browser", "bench", "tests")
 
 _BLOCKER = f'''"""Imports of what a foldscope[onnx] install lacks fail, in this process and every child it starts."""
@@ -180,7 +180,7 @@ MISSING = {
                          "--model-explorer needs foldscope's model-explorer extra (model_explorer is not installed): "
                          "pip install 'foldscope[model-explorer]'."),
     "--html": (["check", "{original}", "{original}", "--html", "{tmp}/r.html"],
-               "--html needs foldscope's html extra (plotly is not installed): pip install 'foldscope[html]'."),
+               "--html needs foldscope's html extra (py_mini_racer is not installed): pip install 'foldscope[html]'."),
     "--ray": (["zoo", "{models}", "--ray", "local"], "--ray needs foldscope's ray extra (ray is not installed): "
                                                    "pip install 'foldscope[ray]'."),
     "--peers": (["zoo", "{models}", "--peers"], "onnxsim as a peer needs foldscope's peers extra (onnxsim is not "

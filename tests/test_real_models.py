@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from onnx import numpy_helper
 
 from fold.core.errors import FoldError
 from fold.engine.pipeline import fold_file, verify
@@ -15,7 +14,7 @@ from fold.frontends.onnx.peers import TRANSFORMS
 from fold.outputs.report import verification_text
 from fold.tools.check import check_files
 from tests.helpers import recount
-from tests.real_models import FILES, real_model
+from tests.real_models import FILES, broken_copy, real_model
 
 TOOLS = {tool.split()[0]: transform for tool, _, transform in TRANSFORMS}
 
@@ -47,16 +46,8 @@ def test_the_detectors_fold_verifies_at_every_layers_own_scale(detector):
 @pytest.mark.parametrize("layer,axis", [("p2o.ConvTranspose.0", 1), ("p2o.ConvTranspose.2", 1), ("p2o.Conv.30", 0)])
 def test_a_fold_wrong_by_5_percent_in_one_layer_is_caught_and_located(detector, tmp_path, layer, axis):
     original, _, folded = detector
-    proto = onnx.load(folded)
-    node = next(n for n in proto.graph.node if n.name == layer)
-    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
-    value = numpy_helper.to_array(weight).copy()
-    index = [slice(None)] * value.ndim
-    index[axis] = 0
-    value[tuple(index)] *= 1.05  # output channel 0 (ConvTranspose: axis 1; Conv: axis 0)
-    weight.CopyFrom(numpy_helper.from_array(value, weight.name))
-    onnx.save(proto, tmp_path / "broken.onnx")
-    v = check_files(original, tmp_path / "broken.onnx").checked.verification
+    broken = broken_copy(folded, tmp_path / "broken.onnx", layer, axis)  # output channel 0, 5 % off
+    v = check_files(original, broken).checked.verification
     assert v.verdict == "fail" and f"'{layer}'" in v.reason, v.reason
     assert [c.layer for c in v.folded_layers if not c.passed] == [layer]
 

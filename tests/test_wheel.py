@@ -78,6 +78,8 @@ def test_the_wheel_installs_fold_viz_and_the_page_and_nothing_else(wheel):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert {"fold", "viz"} <= top <= TOP_LEVEL, top
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "demo/", "sections/"))]
+    # the graph's script and stylesheet (the page's and the report's), and ELK with its licence
+    assert {f"viz/assets/{a}" for a in ("graph.js", "graph.css", "elk-worker.min.js", "elk-LICENSE.md")} <= set(names)
     assert "foldscope_app/.streamlit/config.toml" in names  # the page's settings, beside its script
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -89,7 +91,7 @@ def test_the_onnx_extra_brings_no_tensorflow_and_no_streamlit(venv):
     proc = subprocess.run([str(venv / "python"), "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     installed = set(proc.stdout.split())
     assert {"foldscope", "onnx", "onnxruntime", "numpy", "networkx"} <= installed
-    assert not installed & {"tensorflow", "tensorflow-cpu", "keras", "streamlit", "torch", "matplotlib", "plotly"}
+    assert not installed & {"tensorflow", "tensorflow-cpu", "keras", "streamlit", "torch", "matplotlib", "mini-racer"}
 
 
 def test_foldscope_folds_checks_and_runs_a_zoo(venv, models, tmp_path):

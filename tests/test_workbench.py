@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from foldscope_app.examples import model_zoo
 from foldscope_app.examples.model_zoo import playground_model, randomize_bn
@@ -139,3 +140,23 @@ def test_derived_views_are_kept_with_their_workbench():
     (row,) = wb.pairs_table()
     assert list(row)[:6] == ["layer", "bn", "kind", "status", "check", "layer max rel diff"]
     assert row["check"] == "PASS" and row["reason"] == "" and row["layer max rel diff"] < 1e-5
+
+
+def test_a_check_of_two_uploads_names_each_by_the_name_it_was_uploaded_with():
+    """Both files keep their own names in what the check says (never a temporary one)."""
+    from fold.core.errors import FoldError
+    from foldscope_app.workbench.workbench import check_workbench
+
+    with pytest.raises(FoldError) as caught:
+        check_workbench(("notes.h5", b"not an HDF5 file at all"), ("notes.h5", b"nor this"))
+    assert "'notes.h5'" in str(caught.value) and "b_notes" not in str(caught.value) and "a_notes" not in str(caught.value)
+
+
+def test_a_real_int8_note_names_its_variant_in_words():
+    from foldscope_app.workbench.quant_view import note_text
+
+    assert note_text("folded_cle_bias_per_tensor: then empirical bias correction") == \
+        "+ high bias + bias corr.: then empirical bias correction"
+    assert note_text("folded_cle_per_tensor: no pair of layers to equalize in this model.") == \
+        "folded + CLE: no pair of layers to equalize in this model."
+    assert note_text("LiteRT ran the int8 models") == "LiteRT ran the int8 models"

@@ -91,7 +91,7 @@ def test_the_zoo_folds_every_model_and_lists_the_corrupt_one_with_exit_2(zoo_run
     assert data["counts"] == {"pass": 5, "fail": 0, "inconclusive": 0, "error": 1}
     # the table: a line per model, foldscope's, then the models that did not pass, with their reasons
     table = proc.stdout.splitlines()
-    assert table[0].split() == ["model", "tool", "BNs", "left", "verdict", "max", "abs", "diff", "time"]
+    assert table[0].split() == ["model", "tool", "BNs", "left", "verdict", "max", "abs", "diff", "fold", "time"]
     lines = {line.split()[0]: line.split() for line in table[2:2 + len(EXPECTED)]}
     assert set(lines) == set(EXPECTED) and all(cells[1] == "foldscope" for cells in lines.values())
     assert lines["keras/unet.keras"][2:6] == ["0", "of", "12", "PASS"] and lines["onnx/broken.onnx"][2] == "ERROR"
@@ -359,7 +359,7 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_per_model_in_a_log():
     for k, row in enumerate(rows, 1):
         to_log(row, k, 2)
         to_terminal(row, k, 2)
-    assert log.getvalue() == "zoo [1/2] a.onnx: PASS (1.5 s)\nzoo [2/2] b.onnx: FAIL (1.5 s)\n"
+    assert log.getvalue() == "zoo [1/2] a.onnx: PASS (1.5 s in all)\nzoo [2/2] b.onnx: FAIL (1.5 s in all)\n"
     # tqdm's bar, redrawn in place: 0/2 from the start, then each model with its verdict, a new line at the end
     frames = terminal.getvalue().split("\r")
     assert "zoo:   0%|" in frames[1] and " 0/2 " in frames[1]

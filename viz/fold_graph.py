@@ -1,6 +1,7 @@
 """The graph of a fold as the page and the HTML report draw it: what each node's hover says, which
-nested models and blocks are open, where the view opens, which pair a click picks, and the static
-picture. The figure is drawn by ``viz.interactive`` (blocks grouped by ``viz.blocks``)."""
+nested models and blocks are open, where the view opens, which pair a click picks, what Find knows,
+and the static picture. The scene is built by ``viz.interactive`` (blocks grouped by ``viz.blocks``)
+and drawn by its script, in the page and in the HTML report."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fold.core.result import FoldResult
 from fold.core.rules import Decision, fold_notes
 from fold.core.verdict import TensorCheck
 from viz.blocks import COLLAPSE_ABOVE, Block, BlockSummary, block_node, collapse, find_blocks, shown_as, summarise
-from viz.interactive import Shading, before_after_figure, check_shading, sqnr_shading, with_view
+from viz.interactive import Shading, before_after_figure, check_shading, scene_layouts, sqnr_shading, with_view
 from viz.pictures import picture
 from viz.static_graph import draw_before_after
 
@@ -72,11 +73,12 @@ def block_summaries(result: FoldResult, before: nx.DiGraph, blocks: Mapping[str,
     return {b: summarise(block, before, folded, skipped) for b, block in blocks.items()}
 
 
-def block_view(result: FoldResult, graphs: tuple[nx.DiGraph, nx.DiGraph], opened: Collection[str] | None,
+def block_view(result: FoldResult | None, graphs: tuple[nx.DiGraph, nx.DiGraph], opened: Collection[str] | None,
                blocks: Mapping[str, Block] | None = None,
                summaries: Mapping[str, BlockSummary] | None = None) -> BlockView:
     """The ``graphs`` (``open_graphs``) with every block closed but the ``opened`` ones (None: all
-    open); ``blocks``, ``summaries``: the before graph's, when the caller has them already."""
+    open); ``blocks``, ``summaries``: the before graph's, when the caller has them already (``result``, the
+    fold, is read only to summarise the blocks)."""
     before, after = graphs
     blocks = dict(blocks if blocks is not None else find_blocks(before))
     summaries = dict(summaries if summaries is not None else block_summaries(result, before, blocks))
@@ -84,29 +86,52 @@ def block_view(result: FoldResult, graphs: tuple[nx.DiGraph, nx.DiGraph], opened
                      shown_as(before, blocks, opened), shown_as(after, blocks, opened))
 
 
+def drawn_graphs(graphs: tuple[nx.DiGraph, nx.DiGraph],
+                 blocks: BlockView | None) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, Block]]:
+    """The graphs a view draws (``graphs``, or with ``blocks`` closed) and the blocks it frames."""
+    if blocks is None:
+        return graphs[0], graphs[1], find_blocks(graphs[0])
+    return blocks.before, blocks.after, blocks.blocks
+
+
+def layouts(graphs: tuple[nx.DiGraph, nx.DiGraph], blocks: BlockView | None = None) -> tuple:
+    """The layout of a view (``viz.interactive.scene_layouts``), whatever it is coloured by."""
+    return scene_layouts(*drawn_graphs(graphs, blocks))
+
+
 def figure(result: FoldResult, *, expanded: Collection[str] = (), checks: Sequence[TensorCheck] | None = None,
            int8: tuple[Mapping[str, float], str] | None = None, graphs: tuple[nx.DiGraph, nx.DiGraph] | None = None,
-           blocks: BlockView | None = None) -> dict:
-    """The interactive before/after figure of a fold, as a Plotly figure dict (``viz.interactive.with_view``
-    then picks the view); ``checks`` (the verification's) colour the nodes by |diff| / tolerance,
-    ``int8`` (folded layer -> its real int8 SQNR in dB, and which int8 model that is) by SQNR.
-    ``graphs``: ``open_graphs(result, expanded)``, when the caller has them already; ``blocks``: the
-    blocks to draw closed, each one node saying what it holds (its worst figure colours it, a blue
-    outline says a BN was folded inside)."""
-    before, after = graphs or open_graphs(result, expanded)
+           blocks: BlockView | None = None, laid_out: tuple | None = None) -> dict:
+    """The interactive before/after scene of a fold (``viz.interactive.with_view`` then picks the view);
+    ``checks`` (the verification's) colour the nodes by |diff| / tolerance, ``int8`` (folded layer -> its
+    real int8 SQNR in dB, and which int8 model that is) by SQNR. ``graphs``: ``open_graphs(result,
+    expanded)``, when the caller has them already; ``blocks``: the blocks to draw closed, each one node
+    saying what it holds (its worst figure colours it, a blue outline says a BN was folded inside);
+    the open ones are frames around their members; ``laid_out``: ``layouts(graphs, blocks)``, when the
+    caller has it (a view drawn in several colourings is laid out once). Hovering a BN marks the layer
+    it went into in the other pane, and back; Find knows every layer, one inside a closed block found
+    as that block."""
+    graphs = graphs or open_graphs(result, expanded)
+    before, after, every = drawn_graphs(graphs, blocks)
     shown, shown_after, notes = {n: n for n in before}, {n: n for n in after}, fold_notes(result.decisions)
     if blocks is not None:
-        before, after, shown, shown_after = blocks.before, blocks.after, blocks.shown, blocks.shown_after
+        shown, shown_after = blocks.shown, blocks.shown_after
         notes = {**notes, **{block_node(b): s.text() for b, s in blocks.summaries.items()}}
     folded = [shown.get(d.layer, d.layer) for d in result.folded_pairs]
     removed = [bn for d in result.folded_pairs for bn in d.bn_nodes if shown.get(bn, bn) == bn]
+    links: dict[str, set[str]] = {}
+    for d in result.folded_pairs:
+        for bn in d.bn_nodes:
+            links.setdefault(shown.get(bn, bn), set()).add(shown_after.get(d.layer, d.layer))
+        links.setdefault(shown.get(d.layer, d.layer), set()).update(shown.get(bn, bn) for bn in d.bn_nodes)
     shading: Shading | None = None
     if checks is not None:
         shading = check_shading(_by_node(result, {c.layer: c.margin for c in checks}, shown_after, max))
     elif int8 is not None:
         shading = sqnr_shading(_by_node(result, int8[0], shown_after, min), int8[1])
     return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes,
-                               shading=shading).to_dict()
+                               shading=shading, blocks=every, links=links, find={**shown, **shown_after},
+                               layouts=laid_out)
 
 
 def _by_node(result: FoldResult, by_layer: Mapping[str, float], shown_after: Mapping[str, str],
@@ -134,8 +159,8 @@ def drawn(target: str, before: nx.DiGraph, blocks: BlockView | None = None) -> s
 
 def view(figure_: dict, before: nx.DiGraph, *, selected: str | None = None, center: str | None = None,
          found: str | None = None, blocks: BlockView | None = None, revision: str = "graph") -> dict:
-    """The figure opening around ``center`` with ``selected`` drawn large and ``found`` ringed
-    (each a layer or a block id, shown by the node that draws it: ``drawn``)."""
+    """The scene opening around ``center`` with ``selected`` marked and ``found`` ringed (each a layer or
+    a block id, shown by the node that draws it: ``drawn``)."""
     def node(target: str | None) -> str | None:
         return drawn(target, before, blocks) if target else None
 
@@ -150,16 +175,6 @@ def pair_index(decisions: Sequence[Decision], node: str) -> int | None:
     return None
 
 
-def clicked_node(selection: Mapping | None) -> str | None:
-    """The node id of the last point a Plotly selection event picked (None when it picked none)."""
-    points = ((selection or {}).get("selection") or {}).get("points") or []
-    for point in reversed(points):
-        node = point.get("customdata")
-        if isinstance(node, list):
-            node = node[0] if node else None
-        if isinstance(node, str):
-            return node
-    return None
 
 
 def static_picture(result: FoldResult, fmt: str) -> bytes:

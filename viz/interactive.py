@@ -1,52 +1,94 @@
-"""The graph before and after folding as an interactive Plotly figure: pan, zoom, hover, click.
+"""The graph before and after folding as an interactive view: a *scene* (plain data, JSON-ready) that
+one script draws (``viz/assets/graph.js`` with ``viz/assets/graph.css``: pan, zoom, hover, click,
+Find with "/", an overview to jump by, linked panes, light and dark themes), in the page (a
+Streamlit component) and in the HTML report (inlined), so both show the same picture.
 
-The two panes share foldscope's layered layout (``viz.layout``): every node both graphs share
-keeps its position, and the panes' axes are linked, so panning or zooming one moves the
-other. The "after" pane shows the BatchNorms folding removed as ghosts at their old places.
-Nodes carry their id in ``customdata``, so a click tells the page which layer was picked;
-hovering a node shows its class, name, output shape, weight shapes and fold status.
+Both panes stand on one layout (``viz.layout.pane_layouts``, ELK): a node both graphs have is at
+the same place in both, the "after" pane draws the BatchNorms folding removed as ghosts where they
+were, and panning or zooming one pane moves the other. Hovering or selecting a node marks its
+counterparts in the other pane: the same node, and the ``links`` given (a BN and the layer it was
+folded into). Open blocks (``viz.blocks``) are frames around their members; a closed block is one
+node saying how many layers it holds.
 
-A collapsed block (``viz.blocks``) is one node of role "block", larger, with what it holds in
-its hover. Shaded (``Shading``: by the checks, or by real int8 SQNR), both panes, the hover texts,
-the colour bar and the legend say the same.
+A scene::
 
-Figure content is inspectable: traces are named "edges before", "nodes before", "edges
-after", "nodes after", "folded away", "found", "labels before", "labels after"; node traces list
-nodes in graph order, with their labels in ``text``.
+    {"panes": [{"name", "title", "nodes": [node...], "edges": [[[x, y], ...]...], "groups": [group...]}, ...],
+     "size": [width, height], "legend": [{"label", "fill", "stroke", "dash"}...],
+     "scale": None or {"title", "low", "high", "stops": [[t, colour]...]},
+     "links": {pane name: {node: [nodes of the other pane]}}, "find": {name: the node drawing it},
+     "view": {"center", "selected", "found", "rings": [[pane, node]...], "revision"}}
+    node:  {"id", "lines": [[text, px]...], "box": [x, y, w, h], "fill", "stroke", "width", "dash",
+            "ghost", "block", "hover": [line...]}
+    group: {"id", "label", "box"}
+
+Every text in it is data, never markup: the script sets it as text.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import networkx as nx
-import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
-from plotly.subplots import make_subplots
 
-from viz.layout import Bends, Point, before_after_positions
+from viz.blocks import Block, block_path
+from viz.layout import Layout, pane_layouts
 from viz.palette import FOLDED_COLOR, FOUND_COLOR, REMOVED_COLOR, ROLE_COLORS, ROLE_LABELS
+from viz.text import label_lines, label_size, shape_text
 
-_LABEL_CHARS = 22
-_NODE_SIZE, _BLOCK_SIZE = 14, 24
-_LABEL_FONT = {"size": 11, "color": "#262626"}
-#: Graphs with at most this many nodes have every node named; larger ones, the nodes near the view.
-LABEL_ALL = 200
+_OUTLINE = "#4d4d4d"
 _NO_DIFF = "#d9d9d9"
 #: A check's |diff| / tolerance is coloured on a log scale between these powers of ten (above 0: it fails).
 DIFF_RANGE = (-3.0, 1.0)
 #: The legend's error bands when coloured by the checks: (label, log10 |diff| / tolerance in the band).
 DIFF_BANDS = (("|diff| under 1% of tolerance", -2.5), ("1% to 10%", -1.5), ("10% to 100%", -0.5),
               ("above tolerance: fails", 0.5))
-#: The ring around the node "Find a layer" found.
-FOUND_MARKER = {"symbol": "circle-open", "size": 34, "color": FOUND_COLOR, "line": {"width": 3}}
+#: ColorBrewer's scales (as Plotly and matplotlib name them), low to high.
+YL_OR_RD = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
+RD_YL_GN = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#ffffbf", "#d9ef8b", "#a6d96a", "#66bd63",
+            "#1a9850", "#006837")
+#: The colour of the ring around a node found or a failing layer.
+RING_COLOR = FOUND_COLOR
+_ASSETS = Path(__file__).with_name("assets")
 
 
-def _shape(shape) -> str:
-    return "?" if shape is None else "×".join("?" if d is None else str(d) for d in shape)
+@cache
+def script() -> str:
+    """The script that draws a scene (``foldscopeGraph(element, scene, hooks)``)."""
+    return (_ASSETS / "graph.js").read_text(encoding="utf-8")
+
+
+@cache
+def stylesheet() -> str:
+    """The scene's stylesheet: Streamlit's theme colours where the page sets them, the report's own elsewhere."""
+    return (_ASSETS / "graph.css").read_text(encoding="utf-8")
+
+
+def _mix(a: str, b: str, t: float) -> str:
+    ra, ga, ba = (int(a[i:i + 2], 16) for i in (1, 3, 5))
+    rb, gb, bb = (int(b[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in ((ra, rb), (ga, gb), (ba, bb)))
+
+
+def sample(scale: tuple[str, ...], t: float) -> str:
+    """The colour at ``t`` (0 to 1, clipped) of a scale given by evenly spaced stops."""
+    t = min(max(t, 0.0), 1.0) * (len(scale) - 1)
+    i = min(int(t), len(scale) - 2)
+    return _mix(scale[i], scale[i + 1], t - i)
+
+
+def ink(fill: str) -> str | None:
+    """The text colour on a face of colour ``fill``: near-black on a light face, white on a dark one
+    (WCAG's relative luminance: past 0.179 black contrasts more than white); None on a transparent face (the page's own text colour)."""
+    if not fill.startswith("#"):
+        return None
+    linear = [(c / 255 / 12.92) if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4
+              for c in (int(fill[i:i + 2], 16) for i in (1, 3, 5))]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#1a1a1a" if luminance > 0.179 else "#ffffff"
 
 
 @dataclass(frozen=True)
@@ -55,8 +97,8 @@ class Shading:
     pane's nodes both graphs have.
 
     ``values``: node -> its figure; ``position``: a figure's place on the colour scale (None: grey);
-    ``low``/``high``: the scale's ends; ``colorscale``: a Plotly scale name; ``title``: the colour bar's;
-    ``bands``: the legend's (label, place) entries, ``missing`` its name for grey; ``describe``: a
+    ``low``/``high``: the scale's ends; ``colorscale``: its stops, low to high; ``title``: the colour
+    bar's; ``bands``: the legend's (label, place) entries, ``missing`` its name for grey; ``describe``: a
     figure's line in a node's hover text (the second argument: the node is a closed block).
     """
 
@@ -64,7 +106,7 @@ class Shading:
     position: Callable[[float], float | None]
     low: float
     high: float
-    colorscale: str
+    colorscale: tuple[str, ...]
     title: str
     bands: tuple[tuple[str, float], ...]
     missing: str
@@ -78,8 +120,7 @@ class Shading:
 
     def color_at(self, place: float) -> str:
         """The scale's colour at ``place`` (clipped to its ends)."""
-        t = (place - self.low) / (self.high - self.low)
-        return sample_colorscale(self.colorscale, [min(max(t, 0.0), 1.0)])[0]
+        return sample(self.colorscale, (place - self.low) / (self.high - self.low))
 
     def line(self, node: str, block: bool) -> str | None:
         value = self.values.get(node)
@@ -90,15 +131,26 @@ class Shading:
         return Shading({n: v for n, v in self.values.items() if n in nodes}, self.position, self.low, self.high,
                        self.colorscale, self.title, self.bands, self.missing, self.describe)
 
+    def bar(self) -> dict:
+        """The colour bar: its title, ends and stops."""
+        return {"title": self.title, "low": self.low, "high": self.high,
+                "stops": [[i / (len(self.colorscale) - 1), c] for i, c in enumerate(self.colorscale)]}
+
 
 def _check_line(diff: float, block: bool) -> str:
     verdict = "FAIL" if diff > 1 else "pass"
     return f"{'worst check inside' if block else 'check'}: {verdict}, |diff| at {diff:.2g} of its tolerance"
 
 
+def _diff_color(diff: float | None) -> float | None:
+    if diff is None or not math.isfinite(diff) or diff <= 0:
+        return None
+    return min(max(math.log10(diff), DIFF_RANGE[0]), DIFF_RANGE[1])
+
+
 def check_shading(diffs: Mapping[str, float]) -> Shading:
     """Colours by each node's check: its |diff| / tolerance on a log scale (above 1: it fails)."""
-    return Shading(diffs, _diff_color, *DIFF_RANGE, "YlOrRd", "log10 |diff| / tolerance<br>(above 0: fails)",
+    return Shading(diffs, _diff_color, *DIFF_RANGE, YL_OR_RD, "log10 |diff| / tolerance (above 0: fails)",
                    DIFF_BANDS, "not compared", _check_line)
 
 
@@ -112,263 +164,170 @@ def sqnr_shading(sqnr_db: Mapping[str, float], what: str) -> Shading:
     def describe(value: float, block: bool) -> str:
         return f"{'worst int8 SQNR inside' if block else 'real int8 SQNR'} ({what}): {value:.1f} dB"
 
-    return Shading(sqnr_db, lambda v: v if math.isfinite(v) else None, *SQNR_RANGE, "RdYlGn",
-                   f"int8 SQNR (dB)<br>{what}", SQNR_BANDS, "no int8 figure", describe)
+    return Shading(sqnr_db, lambda v: v if math.isfinite(v) else None, *SQNR_RANGE, RD_YL_GN,
+                   f"int8 SQNR (dB), {what}", SQNR_BANDS, "no int8 figure", describe)
 
 
-def hover_text(graph: nx.DiGraph, node: str, note: str | None, shading: Shading | None = None) -> str:
-    """What hovering a node says: class, name, output shape, weights, fold status, and its figure on
-    the ``shading`` (its check, or its int8 SQNR)."""
+def hover_text(graph: nx.DiGraph, node: str, note: str | None, shading: Shading | None = None) -> list[str]:
+    """What hovering a node says, line by line (the first is its name): class, output shape, weights,
+    fold status, and its figure on the ``shading`` (its check, or its int8 SQNR)."""
     data = graph.nodes[node]
     block = data.get("role") == "block"
     figure = None if shading is None else shading.line(node, block)
     if block:
-        lines = [f"<b>{html.escape(str(data['block']))}</b>",
-                 f"block of {data['layers']} layers, collapsed (open it with 'Open blocks')"]
-        return "<br>".join([*lines, *([_wrap(html.escape(note))] if note else []), *([figure] if figure else [])])
-    lines = [f"<b>{html.escape(str(node))}</b>", html.escape(str(data.get("op", "?")))]
-    shapes = [s for *_, s in graph.out_edges(node, data="shape")]
-    if shapes:
-        lines.append(f"output {_shape(shapes[0])}")
-    for name, shape in list((data.get("weights") or {}).items())[:4]:
-        lines.append(f"{html.escape(str(name))}: {_shape(shape)}")
-    if data.get("collapsed"):
-        lines.append("nested model (open it with 'Open nested models')")
-    if note:
-        lines.append(_wrap(html.escape(note)))
-    if figure:
-        lines.append(figure)
-    return "<br>".join(lines)
+        lines = [str(data["block"]), f"block of {data['layers']} layers, closed (click it, then 'Open this block')"]
+    else:
+        lines = [str(node), str(data.get("op", "?"))]
+        shapes = [s for *_, s in graph.out_edges(node, data="shape")]
+        if shapes:
+            lines.append(f"output {shape_text(shapes[0])}")
+        lines += [f"{name}: {shape_text(shape)}" for name, shape in list((data.get("weights") or {}).items())[:4]]
+        if data.get("collapsed"):
+            lines.append("nested model (open it with 'Open nested models')")
+    return [*lines, *([note] if note else []), *([figure] if figure else [])]
 
 
-def _wrap(text: str, width: int = 70) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + len(word) > width:
-            lines.append(line)
-            line = ""
-        line = f"{line} {word}".strip()
-    return "<br>".join([*lines, line])
-
-
-def _label(graph: nx.DiGraph, node: str) -> str:
-    """A node's name beside it, cut to ``_LABEL_CHARS``, escaped: Plotly reads tags in text (a layer
-    named ``<b>x</b>`` would be drawn bold) and shows entities as their characters."""
-    data = graph.nodes[node]
-    if data.get("role") == "block":
-        name = str(data["block"]).rstrip("/").rsplit("/", 1)[-1]
-        cut = name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…"
-        return f"{html.escape(cut, quote=False)} ▸ {data['layers']}"
-    name = str(node).rsplit("/", 1)[-1] if "/" in str(node) and len(str(node)) > _LABEL_CHARS else str(node)
-    return html.escape(name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "…", quote=False)
-
-
-def _edges(graph: nx.DiGraph, pos: Mapping[str, Point], bends: Bends) -> tuple[list, list]:
-    xs, ys = [], []
-    for u, v in graph.edges:
-        route = [pos[u], *bends.get((u, v), []), pos[v]]
-        xs += [p[0] for p in route] + [None]
-        ys += [p[1] for p in route] + [None]
-    return xs, ys
-
-
-def _diff_color(diff: float | None) -> float | None:
-    if diff is None or not math.isfinite(diff) or diff <= 0:
-        return None
-    return min(max(math.log10(diff), DIFF_RANGE[0]), DIFF_RANGE[1])
-
-
-def _nodes(graph: nx.DiGraph, pos: Mapping[str, Point], pane: str, folded: Collection, removed: Collection,
-           notes: Mapping[str, str], shading: Shading | None) -> go.Scatter:
-    nodes = list(graph)
-    blocks = [graph.nodes[n].get("role") == "block" for n in nodes]
-    outline = [FOLDED_COLOR if n in folded else REMOVED_COLOR if n in removed else "#4d4d4d" for n in nodes]
-    width = [3 if n in folded or n in removed else 1 for n in nodes]
-    marker = dict(symbol="square", size=[_BLOCK_SIZE if b else _NODE_SIZE for b in blocks],
-                  line=dict(color=outline, width=width))
-    if shading is None:
-        marker["color"] = [ROLE_COLORS.get(graph.nodes[n].get("role"), ROLE_COLORS["other"]) for n in nodes]
-    else:  # colours mapped by hand: nodes without a figure stay grey, which a colorscale cannot say
-        marker["color"] = [shading.color(n) for n in nodes]
-    return go.Scatter(
-        x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers", name=f"nodes {pane}",
-        marker=marker, selected=dict(marker=dict(size=26)), unselected=dict(marker=dict(opacity=1)),
-        customdata=nodes, text=[_label(graph, n) for n in nodes],
-        hovertext=[hover_text(graph, n, notes.get(n), shading) for n in nodes],
-        hoverinfo="text", showlegend=False)
-
-
-def _window(xs: list[float], ys: list[float], y: float | None, rows: int) -> tuple[list[float], list[float]]:
-    """Axis ranges: the whole width, and ``rows`` layers around height ``y`` (or from the top)."""
-    xs, ys = xs or [0.0], ys or [0.0]
-    x_range = [min(xs) - 0.8, max(xs) + 3.5]
-    if max(ys) - min(ys) <= rows:
-        return x_range, [min(ys) - 0.8, max(ys) + 0.8]
-    top = min(max(ys) + 0.8, y + rows / 2 if y is not None else max(ys) + 0.8)
-    return x_range, [top - rows, top]
-
-
-def _title(graph: nx.DiGraph) -> str:
-    """How many layers a pane holds (a closed block counts its layers), and the blocks drawn closed."""
+def _title(graph: nx.DiGraph, name: str) -> str:
+    """A pane's name, how many layers it holds (a closed block counts its layers), and the blocks drawn closed."""
     blocks = [n for n, role in graph.nodes(data="role") if role == "block"]
     layers = len(graph) - len(blocks) + sum(graph.nodes[n]["layers"] for n in blocks)
-    return f"{layers} layers" + (f", {len(blocks)} blocks closed" if blocks else "")
+    return f"{name}: {layers} layers" + (f", {len(blocks)} blocks closed" if blocks else "")
+
+
+def frames(graphs: Collection[nx.DiGraph], blocks: Mapping[str, Block]) -> tuple[dict, dict]:
+    """The open block each drawn node sits in (innermost), and the block around each block."""
+    group_of = {}
+    for graph in graphs:
+        for node, data in graph.nodes(data=True):
+            if data.get("role") == "block":
+                group_of[node] = blocks[data["block"]].parent if data["block"] in blocks else None
+            else:
+                inside = [b for b in block_path(node) if b in blocks]
+                group_of[node] = inside[-1] if inside else None
+    return {n: g for n, g in group_of.items() if g is not None}, {b: blocks[b].parent for b in blocks}
+
+
+def _node(graph: nx.DiGraph, node: str, layout: Layout, lines: list, style: tuple[str, str, float, bool],
+          hover: list[str], ghost: bool = False) -> dict:
+    fill, stroke, width, dash = style
+    return {"id": str(node), "lines": [[t, s] for t, s in lines], "box": layout.nodes[node].as_list(), "fill": fill,
+            "ink": ink(fill), "stroke": stroke, "width": width, "dash": dash, "ghost": ghost,
+            "block": graph.nodes[node].get("role") == "block", "hover": hover}
+
+
+def _lines(before: nx.DiGraph, after: nx.DiGraph) -> list[dict]:
+    """Each pane's labels (a closed block counts its own pane's layers)."""
+    return [{n: label_lines(g, n) for n in g} for g in (before, after)]
+
+
+def scene_layouts(before: nx.DiGraph, after: nx.DiGraph, blocks: Mapping[str, Block] | None = None) -> tuple[Layout, Layout]:
+    """The layout ``before_after_figure`` draws both panes on: each node's box as large as its larger
+    label, ``blocks`` as frames. Colours do not move anything: a caller drawing one view in several
+    colourings lays it out once and hands it over (``layouts``)."""
+    sizes: dict = {}
+    for pane_lines in _lines(before, after):
+        for n, parts in pane_lines.items():
+            w, h = label_size(parts)
+            sizes[n] = (max(w, sizes.get(n, (0, 0))[0]), max(h, sizes.get(n, (0, 0))[1]))
+    group_of, parent_group = frames((before, after), blocks or {})
+    return pane_layouts(before, after, sizes, group_of, parent_group)
 
 
 def before_after_figure(before: nx.DiGraph, after: nx.DiGraph, *, folded_layers: Collection = (),
                         removed_bns: Collection = (), notes: Mapping[str, str] | None = None,
                         diffs: Mapping[str, float] | None = None, shading: Shading | None = None,
-                        height: int = 720) -> go.Figure:
-    """Two linked panes, before and after folding, on foldscope's layered layout.
+                        blocks: Mapping[str, Block] | None = None, links: Mapping[str, Collection[str]] | None = None,
+                        find: Mapping[str, str] | None = None, names: tuple[str, str] = ("before", "after"),
+                        titles: tuple[str, str] | None = None, layouts: tuple[Layout, Layout] | None = None) -> dict:
+    """The scene of two linked panes, ``before`` and ``after`` (called ``names``), on one layout.
 
-    ``notes`` (node -> fold status text) go into the hover text; ``shading`` colours the nodes by a
-    figure each (and says it in the hover text); ``diffs`` (node -> its check's |diff| / tolerance) is
-    ``check_shading(diffs)``. ``with_view`` then picks what the view opens on and which node is
-    ringed, without building the figure again.
+    ``folded_layers`` are outlined, ``removed_bns`` dashed in the first pane and drawn as ghosts in
+    the second; ``notes`` (node -> fold status text) go into the hover text; ``shading`` colours the
+    nodes by a figure each (and says it in the hover text); ``diffs`` (node -> its check's |diff| /
+    tolerance) is ``check_shading(diffs)``; ``blocks``: the blocks drawn open, as frames; ``links``:
+    first-pane node -> its counterparts in the second beside itself; ``find``: what Find knows (name ->
+    the node drawing it; by default every node drawn); ``titles``: what the panes' titles call them
+    (by default their ``names``); ``layouts``: ``scene_layouts(before, after, blocks)``, when the caller
+    has it already. ``with_view`` then picks what the view opens on
+    and which nodes are ringed, without laying the graphs out again.
     """
     notes = notes or {}
     if diffs is not None:
         shading = check_shading(diffs)
-    pos, after_pos, bends = before_after_positions(before, after)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.01,
-                        subplot_titles=(f"before: {_title(before)}", f"after: {_title(after)}"))
-    for col, (graph, graph_pos, pane, graph_bends) in enumerate(((before, pos, "before", bends),
-                                                                  (after, after_pos, "after", {})), start=1):
+    folded, removed = set(folded_layers), set(removed_bns)
+    ghosts = [n for n in before if n in removed and n not in after]
+    lines = _lines(before, after)
+    group_of, parent_group = frames((before, after), blocks or {})
+    layouts = layouts or scene_layouts(before, after, blocks)
+    panes = []
+    for index, (graph, layout, name) in enumerate(zip((before, after), layouts, names)):
         # shaded, both panes say the same: a node of both is its folded model's node
-        pane_shading = None if shading is None else shading if pane == "after" else shading.restricted(set(graph))
-        xs, ys = _edges(graph, graph_pos, graph_bends)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9e9e9e", width=1), hoverinfo="skip",
-                                 name=f"edges {pane}", showlegend=False), row=1, col=col)
-        fig.add_trace(_nodes(graph, graph_pos, pane, folded_layers, removed_bns if pane == "before" else (),
-                             notes, pane_shading), row=1, col=col)
-    ghosts = [n for n in removed_bns if n in pos and n not in after]
-    fig.add_trace(go.Scatter(x=[pos[n][0] for n in ghosts], y=[pos[n][1] for n in ghosts], mode="markers",
-                             name="folded away", customdata=ghosts, hoverinfo="text",
-                             hovertext=[hover_text(before, n, notes.get(n)) for n in ghosts],
-                             marker=dict(symbol="square-open", size=14, color=REMOVED_COLOR, opacity=0.45),
-                             showlegend=False), row=1, col=2)
-    axis = dict(showgrid=False, zeroline=False, showticklabels=False)
-    fig.update_xaxes(**axis)
-    fig.update_yaxes(**axis)
-    fig.update_layout(xaxis2=dict(matches="x"), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      dragmode="pan", hovermode="closest", clickmode="event+select",
-                      plot_bgcolor="white", hoverlabel=dict(align="left", font_size=11))
-    if shading is not None:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="diff scale", hoverinfo="skip",
-                                 marker=dict(colorscale=shading.colorscale, cmin=shading.low, cmax=shading.high,
-                                             color=[shading.low], showscale=True,
-                                             colorbar=dict(title=shading.title, thickness=12, len=0.6)),
-                                 showlegend=False), row=1, col=2)
-    _legend(fig, before, bool(folded_layers), bool(removed_bns), shading)
-    return fig
+        pane_shading = None if shading is None else shading if index == 1 else shading.restricted(set(graph))
+        nodes = []
+        for node, role in graph.nodes(data="role"):
+            fill = ROLE_COLORS.get(role, ROLE_COLORS["other"]) if pane_shading is None else pane_shading.color(node)
+            stroke, width, dash = _OUTLINE, 1.0, False
+            if node in folded:
+                stroke, width = FOLDED_COLOR, 3.0
+            elif node in removed and index == 0:
+                stroke, width, dash = REMOVED_COLOR, 2.0, True
+            nodes.append(_node(graph, node, layout, lines[index][node], (fill, stroke, width, dash),
+                               hover_text(graph, node, notes.get(node), pane_shading)))
+        if index == 1:
+            nodes += [_node(before, n, layouts[0], lines[0][n], ("transparent", REMOVED_COLOR, 1.5, True),
+                            hover_text(before, n, notes.get(n)), ghost=True) for n in ghosts]
+        edges = [[list(p) for p in layout.edges[e]] for e in graph.edges if layout.edges.get(e)]
+        used = {group_of.get(n) for n in graph}
+        for group in list(used):
+            while group is not None and (group := parent_group.get(group)) is not None:
+                used.add(group)
+        groups = [{"id": g, "label": (blocks or {})[g].label, "box": box.as_list()}
+                  for g, box in layout.groups.items() if g in used]
+        title = _title(graph, name if titles is None else titles[index])
+        panes.append({"name": name, "title": title, "nodes": nodes, "edges": edges, "groups": groups})
+    drawn_after = {str(m) for m in after} | {str(m) for m in ghosts}
+    pairs = {str(n): sorted(({str(n)} | {str(m) for m in (links or {}).get(n, ())}) & drawn_after) for n in before}
+    back: dict[str, set[str]] = {}
+    for n, others in pairs.items():
+        for m in others:
+            back.setdefault(m, set()).add(n)
+    known = {str(n): str(n) for g in (before, after) for n in g}
+    return {"panes": panes, "size": [round(layouts[0].width, 2), round(layouts[0].height, 2)],
+            "legend": _legend(before, bool(folded), bool(ghosts), shading),
+            "scale": None if shading is None else shading.bar(),
+            "links": {names[0]: {n: m for n, m in pairs.items() if m}, names[1]: {n: sorted(m) for n, m in back.items()}},
+            "find": {**known, **{str(k): str(v) for k, v in (find or {}).items()}},
+            "view": {"center": None, "selected": None, "found": None, "rings": [], "revision": ""}}
 
 
-def _legend(fig: go.Figure, graph: nx.DiGraph, folded: bool, removed: bool, shading: Shading | None) -> None:
-    """What the colours say as a legend (invisible points that only name a colour): the roles, or
-    the shading's bands (the checks' error bands, int8 SQNR bands); then the outlines."""
+def _legend(graph: nx.DiGraph, folded: bool, removed: bool, shading: Shading | None) -> list[dict]:
+    """What the colours say: the roles, or the shading's bands (the checks' error bands, int8 SQNR
+    bands); then the outlines."""
     if shading is not None:
-        entries = [(name, dict(symbol="square", color=shading.color_at(place), size=12))
+        entries = [{"label": name, "fill": shading.color_at(place), "stroke": _OUTLINE, "dash": False}
                    for name, place in shading.bands]
-        entries.append((shading.missing, dict(symbol="square", color=_NO_DIFF, size=12)))
+        entries.append({"label": shading.missing, "fill": _NO_DIFF, "stroke": _OUTLINE, "dash": False})
     else:
         present = {r for _, r in graph.nodes(data="role")}
-        entries = [(ROLE_LABELS[r], dict(symbol="square", color=c, size=12)) for r, c in ROLE_COLORS.items()
-                   if r in present]
+        entries = [{"label": ROLE_LABELS[r], "fill": c, "stroke": _OUTLINE, "dash": False}
+                   for r, c in ROLE_COLORS.items() if r in present]
     if folded:
-        entries.append(("BN folded into it", dict(symbol="square", color="white", size=12,
-                                                  line=dict(color=FOLDED_COLOR, width=3))))
+        entries.append({"label": "BN folded into it", "fill": "transparent", "stroke": FOLDED_COLOR, "dash": False})
     if removed:
-        entries.append(("BN folded away", dict(symbol="square-open", color=REMOVED_COLOR, size=12)))
-    for name, marker in entries:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, marker=marker, hoverinfo="skip",
-                                 showlegend=True))
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, font_size=11))
+        entries.append({"label": "BN folded away", "fill": "transparent", "stroke": REMOVED_COLOR, "dash": True})
+    return entries
 
 
-def _labels(figure: dict, y_range: list[float], rows: int) -> list[dict]:
-    """Text traces naming the nodes, to the right of their markers: all of them in a small graph;
-    in a large one those within a view's height of the opening view (SVG text is most of what a
-    large graph costs to draw; hovering names every node). Plotly does not set a text-only trace's
-    "middle right" text off from anything, so each name starts after en spaces (half an em each,
-    whatever the font) covering half its node's marker."""
-    low, high = y_range[0] - rows, y_range[1] + rows
-    traces = []
-    for trace in figure["data"]:
-        if not trace.get("name", "").startswith("nodes "):
-            continue
-        sizes = trace["marker"]["size"]
-        sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes] * len(trace["x"])
-        few = len(trace["x"]) <= LABEL_ALL
-        shown = [i for i, y in enumerate(trace["y"]) if few or low <= y <= high]
-        traces.append({"type": "scatter", "mode": "text", "name": "labels " + trace["name"].split()[1],
-                       "x": [trace["x"][i] for i in shown], "y": [trace["y"][i] for i in shown],
-                       "text": [_indent(sizes[i]) + trace["text"][i] for i in shown],
-                       "textposition": "middle right", "textfont": _LABEL_FONT, "hoverinfo": "skip",
-                       "unselected": {"textfont": {"color": _LABEL_FONT["color"]}},
-                       "showlegend": False, "xaxis": trace.get("xaxis", "x"), "yaxis": trace.get("yaxis", "y")})
-    return traces
+def with_view(scene: dict, *, selected: str | None = None, center: str | None = None, found: str | None = None,
+              rings: Collection[tuple[str, str]] = (), revision: str = "graph") -> dict:
+    """A scene (``before_after_figure``) opening centred on ``center``, with ``selected`` marked in both
+    panes, ``found`` ringed in every pane drawing it (a BN folding removed: its ghost) and each of
+    ``rings`` ((pane, node) pairs: a failing layer and its counterpart) ringed and drawn on top; the
+    scene given is not changed. The user's pan and zoom survive until ``revision`` changes."""
+    return {**scene, "view": {"center": center, "selected": selected, "found": found,
+                              "rings": [list(r) for r in rings], "revision": revision}}
 
 
-def all_labels(figure: dict) -> list[dict]:
-    """The label traces of a figure naming every node, however large the graph (what ``with_view``
-    names near its view, everywhere: for a view that moves without Python, as the HTML report's)."""
-    return _labels(figure, [-math.inf, math.inf], 0)
-
-
-def _indent(marker_size: float) -> str:
-    """En spaces (half the label font's size each) past half a marker, and one more."""
-    return "\u2002" * (math.ceil(marker_size / _LABEL_FONT["size"]) + 1)
-
-
-def _node_points(figure: dict) -> dict[str, dict[str, tuple[float, float]]]:
-    """Pane ("before"/"after") -> node -> position, read from a figure dict's node traces."""
-    found: dict[str, dict[str, tuple[float, float]]] = {}
-    for trace in figure["data"]:
-        name = trace.get("name", "")
-        if name.startswith("nodes "):
-            found[name.split()[1]] = dict(zip(trace["customdata"], zip(trace["x"], trace["y"])))
-    return found
-
-
-def _found_ring(figure: dict, points: dict[str, dict[str, tuple[float, float]]], node: str) -> list[dict]:
-    """A ring around ``node`` in each pane that has it (a BN folding removed: around its ghost):
-    where "Find a layer" landed."""
-    ghosts = next((t for t in figure["data"] if t.get("name") == "folded away"), {"customdata": []})
-    ghost = {n: (x, y) for n, x, y in zip(ghosts["customdata"], ghosts.get("x", []), ghosts.get("y", []))}
-    xs, ys, axes = [], [], []
-    for pane, axis in (("before", ("x", "y")), ("after", ("x2", "y2"))):
-        at = points.get(pane, {}).get(node) or (ghost.get(node) if pane == "after" else None)
-        if at is not None:
-            xs.append(at[0])
-            ys.append(at[1])
-            axes.append(axis)
-    return [{"type": "scatter", "mode": "markers", "name": "found", "x": [x], "y": [y], "customdata": [node],
-             "marker": FOUND_MARKER,
-             "hoverinfo": "skip", "showlegend": False, "xaxis": xa, "yaxis": ya}
-            for x, y, (xa, ya) in zip(xs, ys, axes)]
-
-
-def with_view(figure: dict, *, selected: str | None = None, center: str | None = None, found: str | None = None,
-              rows: int = 28, revision: str = "graph") -> dict:
-    """A ``before_after_figure`` (as ``Figure.to_dict()``) opening on ``rows`` layers around
-    ``center``, with ``selected`` drawn large in both panes (Plotly's own point selection, as
-    a click makes it) and ``found`` ringed; the dict given is not changed. The user's zoom
-    survives reruns until ``revision`` changes."""
-    points = _node_points(figure)
-    data = []
-    for trace in figure["data"]:
-        if trace.get("name", "").startswith("nodes "):
-            nodes = list(trace["customdata"])
-            trace = {**trace, "selectedpoints": [nodes.index(selected)] if selected in nodes else None}
-        data.append(trace)
-    every = {**points.get("after", {}), **points.get("before", {})}
-    x_range, y_range = _window([x for x, _ in every.values()], [y for _, y in every.values()],
-                               every[center][1] if center in every else None, rows)
-    data += _labels(figure, y_range, rows)
-    if found is not None:
-        data += _found_ring(figure, points, found)
-    layout = {**figure["layout"], "uirevision": revision,
-              "xaxis": {**figure["layout"].get("xaxis", {}), "range": x_range},
-              "yaxis": {**figure["layout"].get("yaxis", {}), "range": y_range},
-              "yaxis2": {**figure["layout"].get("yaxis2", {}), "range": y_range}}
-    return {**figure, "data": data, "layout": layout}
+def node_ids(scene: dict, pane: str) -> list[str]:
+    """The nodes a pane draws (its ghosts included), in drawing order."""
+    return [n["id"] for p in scene["panes"] if p["name"] == pane for n in p["nodes"]]

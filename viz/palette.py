@@ -1,5 +1,6 @@
 """The colours both graph figures give a node: one per role (``fold.core.graph.ROLES``), and the
-outlines of a layer a BN was folded into and of a BN that folding removes."""
+outlines of a layer a BN was folded into and of a BN that folding removes; and a figure's colours
+on a dark page."""
 
 ROLE_COLORS: dict[str, str] = {
     "input": "#a6cee3",
@@ -19,3 +20,7 @@ FOLDED_COLOR = "#1f4fbf"
 REMOVED_COLOR = "#d62728"
 #: Ring around the node "Find a layer" found.
 FOUND_COLOR = "#ff00a8"
+
+
+#: A figure shown on a dark page (Streamlit's dark theme): its background, its letters, its frames.
+DARK_BACKGROUND, DARK_TEXT, DARK_EDGE = "#0e1117", "#fafafa", "#a0a4ab"

@@ -6,6 +6,9 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from viz.palette import DARK_BACKGROUND, DARK_EDGE, DARK_TEXT
 
 
 def picture(figure: Figure, fmt: str = "png") -> bytes:
@@ -14,6 +17,24 @@ def picture(figure: Figure, fmt: str = "png") -> bytes:
     # no date in an SVG: the same figure gives the same bytes (a report built twice is the same file)
     figure.savefig(buffer, format=fmt, dpi=100, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
     return buffer.getvalue()
+
+
+def darkened(figure: Figure) -> Figure:
+    """``figure`` recoloured for a dark page: its background and its axes' faces dark, every letter
+    light, the frames grey; the data's colours stay. Changes this figure only (matplotlib's global
+    settings are the other sessions' too)."""
+    figure.set_facecolor(DARK_BACKGROUND)
+    for ax in figure.axes:
+        ax.set_facecolor(DARK_BACKGROUND)
+        ax.tick_params(colors=DARK_EDGE, labelcolor=DARK_TEXT)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(DARK_EDGE)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_facecolor(DARK_BACKGROUND)
+    for text in figure.findobj(Text):
+        text.set_color(DARK_TEXT)
+    return figure
 
 
 #: No SVG of the page's figures is smaller than this: their lettering alone, drawn as paths, is

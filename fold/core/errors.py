@@ -157,7 +157,7 @@ def describe(exc: BaseException, limit: int = 240) -> str:
 #: Packages whose code may raise while foldscope works, by the name a user knows them by.
 _PACKAGES = {"keras": "Keras", "tf_keras": "Keras", "tensorflow": "TensorFlow", "onnxruntime": "onnxruntime",
              "onnx": "ONNX", "ai_edge_litert": "LiteRT", "ai_edge_quantizer": "ai-edge-quantizer",
-             "h5py": "h5py", "numpy": "NumPy", "networkx": "networkx", "plotly": "Plotly",
+             "h5py": "h5py", "numpy": "NumPy", "networkx": "networkx", "py_mini_racer": "mini-racer",
              "matplotlib": "matplotlib"}
 _PACKAGE = re.compile(r"[/\\]site-packages[/\\]([A-Za-z0-9_]+)")
 

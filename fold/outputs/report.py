@@ -272,6 +272,7 @@ def zoo_cells(model: str, row: ToolRow, bn_before: int | None) -> tuple[str, ...
 
 
 def zoo_table(rows: Sequence[ModelRow]) -> str:
-    """One line per model and tool: BatchNorms left, verdict, max abs diff, the tool's time to fold."""
+    """One line per model and tool: BatchNorms left, verdict, max abs diff, the tool's time to fold (its
+    verification apart: the progress line's time is the model's whole run)."""
     lines = [zoo_cells(r.model, t, r.bn_before) for r in rows for t in (r.fold, *r.peers)]
-    return table(("model", "tool", "BNs left", "verdict", "max abs diff", "time"), lines)
+    return table(("model", "tool", "BNs left", "verdict", "max abs diff", "fold time"), lines)

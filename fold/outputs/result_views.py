@@ -1,11 +1,12 @@
 """A fold's and a check's tables and figures as data, what the HTML report (``fold.outputs.html``) and the
 page (``foldscope_app``) both show: the candidate pairs with each folded layer's own check, why pairs
 were left alone, a folded pair's per-channel numbers and figure, both models' outputs, and a check's two
-graphs on one layout with where each BatchNorm went. Logic only: the figures are drawn by ``viz``."""
+graphs on one layout (the failing layer ringed with its counterpart, the blocks) with where each
+BatchNorm went. Logic only: the figures are drawn by ``viz``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -16,11 +17,14 @@ from fold.core.affine import per_channel_range
 from fold.core.graph import flatten
 from fold.core.result import FoldResult
 from fold.core.rules import Decision
+from fold.core.verdict import TensorCheck
 from fold.core.verification import OutputSpec, Verification
 from fold.outputs.report import FORMS, layer_verdict
 from fold.tools.check import CheckResult, check_notes
 from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
-from viz.interactive import before_after_figure
+from viz.blocks import find_blocks, summarise
+from viz.fold_graph import BlockView, block_view, drawn
+from viz.interactive import before_after_figure, with_view
 
 # -- a fold --------------------------------------------------------------------------------------
 
@@ -118,18 +122,28 @@ def output_figure(outputs: Sequence[OutputSpec], reference: Sequence[np.ndarray]
 
 # -- a check of another tool's fold --------------------------------------------------------------
 
+#: A check's panes' names (the scene's, the rings').
+PANES = ("original", "candidate")
+
+
 def aligned_graphs(result: CheckResult) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, str]]:
     """Both graphs (nested models opened), the candidate's nodes named as the original's nodes they
-    line up with (a folded layer as the original layer, a shared tensor as itself), so that the
-    layout keeps them in place; and candidate id -> shown id."""
+    line up with (a folded layer as the original layer, a shared tensor as itself, a node of the same
+    name and op as that node), so that the layout keeps them in place; and candidate id -> shown id.
+    A candidate node lining up with nothing keeps its name ("(candidate)" added where the original
+    has that name for another op): the layout places it among its own graph's neighbours."""
     before, after = flatten(result.original.graph), flatten(result.candidate.graph)
     corr_pairs = {f.into: f.layer for f in result.fates if f.status == "folded" and f.into}
     shared = {c: o for o, c in _shared(result)}
     names: dict[str, str] = {}
+    taken: set[str] = set()
     for node in after:
-        shown = corr_pairs.get(node) or shared.get(node) or node
-        if shown in names.values() or (shown == node and node in before and node not in shared):
-            shown = f"{node} (candidate)"
+        shown = corr_pairs.get(node) or shared.get(node)
+        if shown is None and node in before and before.nodes[node].get("op") == after.nodes[node].get("op"):
+            shown = node
+        if shown is None or shown in taken:
+            shown = f"{node} (candidate)" if node in before or node in taken else node
+        taken.add(shown)
         names[node] = shown
     return before, nx.relabel_nodes(after, names), names
 
@@ -139,15 +153,90 @@ def _shared(result: CheckResult) -> list[tuple[str, str]]:
     return [(c.tensor, c.layer) for c in result.checked.verification.layers if c.role == "shared"]
 
 
-def check_figure(result: CheckResult) -> dict:
+def check_blocks(result: CheckResult, graphs: tuple[nx.DiGraph, nx.DiGraph], opened: Collection[str] | None,
+                 every: BlockView | None = None) -> BlockView:
+    """The aligned graphs with every block closed but the ``opened`` ones (None: all open); a block's
+    summary counts the BatchNorms the candidate folded and those it kept."""
+    before = graphs[0]
+    if every is None:
+        blocks = find_blocks(before)
+        folded = [bn for f in result.fates if f.status == "folded" for bn in f.bn.split("+")]
+        kept = [bn for f in result.fates if f.status == "kept" for bn in f.bn.split("+")]
+        summaries = {b: summarise(block, before, folded, kept) for b, block in blocks.items()}
+    else:
+        blocks, summaries = every.blocks, every.summaries
+    return block_view(None, graphs[:2], opened, blocks, summaries)
+
+
+def failing(result: CheckResult) -> TensorCheck | None:
+    """The layer to look at first: the worst folded layer that failed, else the worst failing
+    tensor; None when every check passed."""
+    v = result.checked.verification
+    worst = v.worst_layer()
+    if worst is not None and not worst.passed:
+        return worst
+    worst = v.worst()
+    return worst if worst is not None and not worst.passed else None
+
+
+def check_figure(result: CheckResult, graphs: tuple[nx.DiGraph, nx.DiGraph, dict[str, str]],
+                 blocks: BlockView | None = None) -> dict:
     """A check's two graphs side by side: the layers a BN went into outlined, the BNs it removed as ghosts,
-    every compared node coloured by its check."""
-    before, after, names = aligned_graphs(result)
-    folded = [f.layer for f in result.fates if f.status == "folded" and f.into]
-    removed = [bn for f in result.fates if f.status == "folded" for bn in f.bn.split("+")]
-    margins = {names.get(c.layer, c.layer): c.margin for c in result.checked.verification.layers}
-    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed,
-                               notes=check_notes(result.fates), diffs=margins).to_dict()
+    every compared node coloured by its check; a node and its counterpart marked together on hover.
+    ``blocks``: the blocks to draw closed (``check_blocks``); the open ones are frames."""
+    before, after, names = graphs
+    every = find_blocks(before) if blocks is None else blocks.blocks
+    shown = {n: n for n in before} if blocks is None else blocks.shown
+    shown_after = {n: n for n in after} if blocks is None else blocks.shown_after
+    if blocks is not None:
+        before, after = blocks.before, blocks.after
+    fates = [f for f in result.fates if f.status == "folded"]
+    folded = [shown.get(f.layer, f.layer) for f in fates if f.into]
+    removed = [bn for f in fates for bn in f.bn.split("+") if shown.get(bn, bn) == bn]
+    margins: dict[str, float] = {}
+    for c in result.checked.verification.layers:
+        node = shown_after.get(names.get(c.layer, c.layer), names.get(c.layer, c.layer))
+        margins[node] = max(margins.get(node, 0.0), c.margin)
+    links: dict[str, set[str]] = {}
+    for f in fates:
+        into = shown_after.get(f.layer, f.layer) if f.into else None
+        for bn in f.bn.split("+"):
+            links.setdefault(shown.get(bn, bn), set()).update([into] if into else [])
+    for c in result.checked.verification.layers:  # a compared tensor: the candidate's node and the original's
+        links.setdefault(shown.get(c.tensor, c.tensor), set()).add(shown_after.get(names.get(c.layer, c.layer),
+                                                                                   names.get(c.layer, c.layer)))
+    notes = check_notes(result.fates)
+    if blocks is not None:
+        notes = {**notes, **{f"[{b}]": s.text() for b, s in blocks.summaries.items()}}
+    return before_after_figure(before, after, folded_layers=folded, removed_bns=removed, notes=notes, diffs=margins,
+                               blocks=every, links=links, find={**shown, **shown_after}, names=PANES,
+                               titles=(f"original ({result.original_name})", f"candidate ({result.candidate_name})"))
+
+
+def check_view(scene: dict, result: CheckResult, graphs: tuple[nx.DiGraph, nx.DiGraph, dict[str, str]], *,
+               blocks: BlockView | None = None, selected: str | None = None, center: str | None = None,
+               found: str | None = None, revision: str = "check") -> dict:
+    """A check's scene opening on ``center`` (by default the failing layer), with the failing layer
+    ringed in the candidate's pane and its counterpart in the original's, both drawn on top."""
+    before, _, names = graphs
+    worst = failing(result)
+    rings = []
+    if worst is not None:
+        layer = names.get(worst.layer, worst.layer)
+        counterpart = layer if layer in before else worst.tensor
+        rings = [(PANES[1], drawn_node(layer, before, blocks)), (PANES[0], drawn_node(counterpart, before, blocks))]
+        center = center or rings[0][1]
+    return with_view(scene, selected=drawn_node(selected, before, blocks), center=drawn_node(center, before, blocks),
+                     found=drawn_node(found, before, blocks), rings=[r for r in rings if r[1]], revision=revision)
+
+
+def drawn_node(target: str | None, before: nx.DiGraph, blocks: BlockView | None) -> str | None:
+    """The node of the scene that draws ``target``: a node of either graph, or the closed block holding it."""
+    if target is None:
+        return None
+    if blocks is not None and target in blocks.shown_after:
+        return blocks.shown_after[target]
+    return drawn(target, before, blocks) or target
 
 
 def fates_table(result: CheckResult) -> list[dict]:

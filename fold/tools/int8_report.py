@@ -25,6 +25,7 @@ runtime (``fold.frontends.formats.Int8Adapter``): onnxruntime for ONNX models, L
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,9 +147,11 @@ def check_runtime(fmt: Format, runtime: str | None) -> str:
 
 
 def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, seed: int | None, source: str,
-                equalized: Any = None, runtime: str | None = None) -> Int8Report:
+                equalized: Any = None, runtime: str | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> Int8Report:
     """Every variant of ``result`` quantized and run by the format's runtime, calibrated and compared
-    on ``inputs`` (the verification's: ``samples`` rows from ``source``)."""
+    on ``inputs`` (the verification's: ``samples`` rows from ``source``). ``progress(variant, k, n)``
+    is told before the k-th of the n int8 models is built (0-based), for a caller that shows it."""
     fmt = result.frontend.format
     check_runtime(fmt, runtime)
     rt = fmt.part("int8").Adapter()
@@ -176,7 +179,9 @@ def int8_report(result: FoldResult, inputs: list[np.ndarray], *, samples: int, s
         references["folded_cle_bias_per_tensor"] = {d.layer: stepped[1][at[d.layer][1]] for d in pairs}
     per_layer: dict[str, dict[str, float | None]] = {d.layer: dict.fromkeys(VARIANTS) for d in pairs}
     outputs: dict[str, float | None] = dict.fromkeys(VARIANTS)
-    for name, (model, per_channel, keep_float, points) in builds.items():
+    for k, (name, (model, per_channel, keep_float, points)) in enumerate(builds.items()):
+        if progress is not None:
+            progress(name, k, len(builds))
         try:
             got_outputs, got = rt.run_int8(model, inputs, points, per_channel=per_channel, keep_float=keep_float)
         except FoldError as exc:  # a variant the quantizer refuses is a result too (a grouped ConvTranspose)

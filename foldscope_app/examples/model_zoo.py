@@ -130,6 +130,11 @@ class ZooEntry:
     samples: int | None = None
 
     @property
+    def applications(self) -> bool:
+        """A keras.applications architecture (built with ``weights=None``)."""
+        return self.format == "keras" and self.samples is not None
+
+    @property
     def large(self) -> bool:
         """A 224x224 architecture (verified on ``LARGE_SAMPLES``): seconds to verify, and a gigabyte
         while it runs."""
@@ -163,6 +168,15 @@ ZOO: dict[str, ZooEntry] = {
     "ONNX: ResNet-50": ZooEntry("onnx", _onnx("resnet50"), LARGE_SAMPLES),
     "Seed TConv with both of the note's BNs (2 channels)": ZooEntry("keras", _seed_two_bns),
 }
+
+
+def caption(entry: ZooEntry) -> str:
+    """How a zoo entry was made, in one sentence (under the page's zoo picker)."""
+    if entry.format == "onnx":
+        return "An ONNX model built with onnx.helper: every weight and BN statistic drawn from seed 0."
+    if entry.applications:
+        return "A keras.applications architecture built with weights=None, its BN statistics random, all from seed 0."
+    return "A Keras model built in code, its kernels and BN statistics drawn from seed 0."
 
 
 PLAYGROUND_KINDS = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "SeparableConv2D", "Dense")

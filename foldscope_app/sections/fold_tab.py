@@ -10,18 +10,25 @@ import streamlit as st
 from fold.core.errors import listed
 from fold.outputs import result_views
 from fold.outputs.report import counts_text
+from foldscope_app.sections import url
 from foldscope_app.sections.format_extras import FORMAT_VIEWS
 from foldscope_app.sections.graph_panel import graph_ui, pair_key
 from foldscope_app.sections.verdict_panel import HTML_HELP, outputs_ui, verdict_ui
 from foldscope_app.workbench import fold_view
 from foldscope_app.workbench.workbench import Workbench
-from viz import fold_graph
+
+
+#: Said under the verdict while the ONNX tools still run at the bottom of the tab.
+STILL_RUNNING = ("Still running further down the page: onnxsim, onnxslim, onnxoptimizer and onnxruntime's "
+                 "optimizer on this model, each checked like a fold (seconds on a small model, up to half a "
+                 "minute on a large one).")
 
 
 def fold_ui(wb: Workbench) -> None:
     if wb.notice:
         st.warning(wb.notice)
     metrics_ui(wb)
+    busy = st.empty()  # under the verdict, where the eye is: what still runs further down
     if wb.key == "seed":
         seed_table_ui(wb)
     pair_layer = pairs_ui(wb)
@@ -35,7 +42,10 @@ def fold_ui(wb: Workbench) -> None:
                        file_name=f"{wb.name}_report.html", mime="text/html", key=f"html:{wb.key}",
                        help=HTML_HELP)
     if wb.frontend.format.name in FORMAT_VIEWS:
+        if wb.frontend.format.name == "onnx" and wb.peers_pending():
+            busy.info(STILL_RUNNING, icon="⏳")
         FORMAT_VIEWS[wb.frontend.format.name](wb)
+        busy.empty()
     with st.expander("What foldscope checks before folding"):
         st.caption(f"The rules of the {wb.frontend.format.label} frontend, in order; the first objection decides.")
         st.table(pd.DataFrame([{"rule": r.name, "condition": r.summary} for r in wb.frontend.rules]))
@@ -79,33 +89,36 @@ def pairs_ui(wb: Workbench) -> str | None:
     st.subheader("Candidate pairs")
     if not decisions:
         st.info("This model has no BatchNormalization layer: nothing to fold.")
+        url.show(pair=None)
         return None
     st.dataframe(pd.DataFrame(wb.pairs_table()), hide_index=True, height=min(400, 38 + 35 * len(decisions)),
-                 column_config={"layer max rel diff": st.column_config.NumberColumn(
+                 column_config={**{column: st.column_config.TextColumn(width=width)
+                                   for column, width in fold_view.pairs_widths(decisions).items()},
+                                "layer max rel diff": st.column_config.NumberColumn(
                      format="%.2e", help="The folded layer fed what the original layer received, against the BN's "
-                                         "output: a channel's max |diff| over its own max |output|"),
-                     "reason": st.column_config.TextColumn(width="large")})
+                                         "output: a channel's max |diff| over its own max |output|")})
     skipped = result_views.skip_reasons(decisions)
     if skipped:  # the table cuts long reasons: each one in full, once
         with st.expander(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", expanded=False):
             st.markdown("\n".join(f"- **{listed(pairs, 3)}** ({len(pairs)}): {reason}"
                                    for reason, pairs in skipped.items()))
     key = pair_key(wb)
-    clicked = fold_graph.clicked_node(st.session_state.get(f"graph:{wb.key}"))
-    if clicked is not None and clicked != st.session_state.get(f"{key}:click"):  # a click in the graph picks a pair
-        st.session_state[f"{key}:click"] = clicked
-        index = fold_graph.pair_index(decisions, clicked)
-        if index is not None:
-            st.session_state[key] = index
 
     def centre_on_pair() -> None:  # picking a pair here (not by a click in the graph) moves the graph to it
         st.session_state[f"anchor:{wb.key}"] = decisions[st.session_state[key]].layer
         st.session_state[f"center:{wb.key}"] = decisions[st.session_state[key]].layer
 
+    linked = url.arriving("pair")  # a link names its pair by its layer
+    index = next((i for i, d in enumerate(decisions) if d.layer == linked), None)
+    if index is not None:
+        st.session_state[key] = index
+        centre_on_pair()
+
     picked = st.selectbox("Pair to inspect", range(len(decisions)), index=wb.first_pair,
                           format_func=lambda i: result_views.pair_label(decisions[i]), key=key,
                           on_change=centre_on_pair, help="Or click a layer or a BatchNorm of a pair in the graph below.")
     decision = decisions[picked]
+    url.show(pair=decision.layer)
     if wb.detail(decision) is None:
         st.warning(f"Skipped: {decision.reason}")
     else:

@@ -9,9 +9,10 @@ import streamlit as st
 from fold.core.errors import FoldError
 from fold.tools.int8_report import check_runtime
 from fold.tools.quantization import QuantReport
+from foldscope_app.sections.graph_panel import graph_component
 from foldscope_app.sections.server import failed
 from foldscope_app.workbench import quant_view
-from foldscope_app.workbench.workbench import Workbench
+from foldscope_app.workbench.workbench import PROGRESS, Workbench
 
 
 def quant_ui(wb: Workbench) -> None:
@@ -33,13 +34,22 @@ def real_int8_ui(wb: Workbench) -> None:
     except FoldError as exc:
         st.info(str(exc))
         return
+    bar = st.empty()
+
+    def tell(variant: str, k: int, n: int) -> None:
+        bar.progress(k / n, text=f"int8 model {k + 1} of {n}: {quant_view.INT8_LABELS.get(variant, variant)}, "
+                                 "quantized and run by the runtime's own tools (a few seconds each)...")
+
+    token = PROGRESS.set(tell)
     try:
-        with st.spinner("Building and running int8 models with the runtime's own quantizer: the original, the fold "
-                        "per tensor and per channel, and the fold after CLE (a few seconds a variant)..."):
+        with st.spinner("Calibrating the runtime's own int8 models...", show_time=True):
             report = wb.int8_report()
     except FoldError as exc:
         st.error(str(exc))
         return
+    finally:
+        PROGRESS.reset(token)
+        bar.empty()
     c = report.calibration
     st.caption(f"{report.runtime} {report.version}: int8 weights and activations, calibrated and compared on the "
                f"verification's {c['samples']} sample(s). A layer's SQNR is the mean over its output channels of "
@@ -69,7 +79,7 @@ def real_int8_ui(wb: Workbench) -> None:
                            f"quantizes {' or '.join(quant_view.GRANULARITY_LABELS[n] for n in lost)} "
                            "(more than 6 dB lost).")
     for note in report.notes:
-        st.caption(note)
+        st.caption(quant_view.note_text(note))
 
 
 def graph_ui(wb: Workbench, report) -> None:
@@ -83,8 +93,7 @@ def graph_ui(wb: Workbench, report) -> None:
     st.caption("Every folded layer coloured by its SQNR in that int8 model (red: int8 loses the signal, green: it "
                "keeps it; grey: no figure); the view opens on the layer that loses most, ringed. Hover a node "
                "for its figure.")
-    st.plotly_chart(wb.int8_graph(variant), key=f"int8-graph-figure:{wb.key}",
-                    config={"scrollZoom": True, "displaylogo": False})
+    graph_component(wb.int8_graph(variant), f"int8-graph-figure:{wb.key}")
 
 
 def weights_ui(wb: Workbench) -> None:

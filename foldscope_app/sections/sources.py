@@ -17,6 +17,7 @@ from foldscope_app.workbench.workbench import CheckBench, Workbench
 
 #: The source whose tabs are a check's, not a fold's.
 CHECK = "Check a fold made elsewhere"
+UPLOAD = "Upload"
 #: The uploaders' limit in MB, as Streamlit counts it: the library's own limit (``fold.frontends.formats``).
 UPLOAD_MB = MAX_MODEL_BYTES // 2**20
 MODEL_HELP = (f"{'; '.join(f'{f.label} ({chr(44).join(f.suffixes)})' for f in FRONTENDS.values())}; at most "
@@ -58,6 +59,11 @@ def check_workbench(key: str, names: tuple[str, str], _original: bytes, _candida
 
 # --- the widgets of each source --------------------------------------------------------------
 
+def _bound(name: str) -> dict:
+    """A widget whose value the page's URL carries as ``name`` (a link reopens it)."""
+    return {"key": name, "bind": "query-params"}
+
+
 def seed_ui() -> Workbench:
     with st.spinner("Folding the seed example..."):
         return seed_workbench()
@@ -70,36 +76,37 @@ def seed_ops_ui() -> Workbench:
 
 def playground_ui() -> Workbench:
     """The playground's widgets, and the workbench of the model they describe."""
-    kind = st.selectbox("Layer kind", model_zoo.PLAYGROUND_KINDS, index=2)
+    kind = st.selectbox("Layer kind", model_zoo.PLAYGROUND_KINDS, index=2, **_bound("kind"))
     c1, c2 = st.columns(2)
-    channels_in = c1.number_input("Channels in", 1, 64, 3)
-    channels_out = c2.number_input("Channels out", 1, 64, 4)
-    kernel_size = c1.number_input("Kernel size", 1, 7, 3)
-    stride = c2.number_input("Stride", 1, 4, 2)
-    padding = c1.selectbox("Padding", ("same", "valid"))
+    channels_in = c1.number_input("Channels in", 1, 64, 3, **_bound("cin"))
+    channels_out = c2.number_input("Channels out", 1, 64, 4, **_bound("cout"))
+    kernel_size = c1.number_input("Kernel size", 1, 7, 3, **_bound("kernel"))
+    stride = c2.number_input("Stride", 1, 4, 2, **_bound("stride"))
+    padding = c1.selectbox("Padding", ("same", "valid"), **_bound("padding"))
     # Only what the layer accepts is offered: TensorFlow's CPU kernels dilate with stride 1 only, and
     # never a transposed convolution; an output padding must be smaller than the stride.
     dilatable = kind != "Conv2DTranspose" and kind != "Dense" and int(stride) == 1
-    dilation = c2.number_input("Dilation", 1, 4, 1, disabled=not dilatable,
+    dilation = c2.number_input("Dilation", 1, 4, 1, disabled=not dilatable, **_bound("dilation"),
                                help="Dilation > 1 needs stride 1 (TensorFlow's CPU kernels), and a transposed "
                                     "convolution takes dilation 1 only." if not dilatable else None)
     dilation = dilation if dilatable else 1
     transposed = kind == "Conv2DTranspose"
     output_padding = st.selectbox("Output padding (Conv2DTranspose)", ("auto", *range(int(stride))),
-                                  disabled=not transposed,
+                                  disabled=not transposed, **_bound("output_padding"),
                                   help=f"Smaller than the stride ({int(stride)}): 0 to {int(stride) - 1}.")
     output_padding = output_padding if transposed else "auto"
-    use_bias = st.checkbox("Layer has a bias", True)
-    activation = st.selectbox("Activation", list(model_zoo.Activation), format_func=lambda a: a.value)
-    epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3)
-    spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1)
-    tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)",
+    use_bias = st.checkbox("Layer has a bias", True, **_bound("bias"))
+    activation = st.selectbox("Activation", list(model_zoo.Activation), format_func=lambda a: a.value,
+                              **_bound("activation"))
+    epsilon = st.select_slider("BN epsilon", (0.0, 1e-5, 1e-3, 1e-1), value=1e-3, **_bound("epsilon"))
+    spread = st.slider("Spread of BN statistics", 0.0, 3.0, 1.0, 0.1, **_bound("spread"))
+    tiny_variance = st.checkbox("Tiny variance on channel 0 (1e-10)", **_bound("tiny_variance"),
                                 help="Blows up channel 0 of the folded kernel: see the Quantization tab.")
-    next_layer = st.checkbox("Then a 1x1 Conv2D", True,
+    next_layer = st.checkbox("Then a 1x1 Conv2D", True, **_bound("then_conv"),
                              help="A second layer, which cross-layer equalization needs to even out the folded "
                                   "kernel's channel ranges (Quantization tab).")
-    size = st.slider("Input size", 2, 32, 8)
-    seed = st.number_input("Random seed", 0, 10_000, 0)
+    size = st.slider("Input size", 2, 32, 8, **_bound("size"))
+    seed = st.number_input("Random seed", 0, 10_000, 0, **_bound("seed"))
     settings = dict(kind=kind, channels_in=int(channels_in), channels_out=int(channels_out),
                     kernel_size=int(kernel_size), stride=int(stride), padding=padding, dilation=int(dilation),
                     output_padding=None if output_padding == "auto" else int(output_padding), use_bias=use_bias,
@@ -110,9 +117,11 @@ def playground_ui() -> Workbench:
 
 
 def zoo_ui() -> Workbench:
-    name = st.selectbox("Architecture", list(model_zoo.ZOO))
-    st.caption("keras.applications models are built with weights=None and random BN statistics, all from seed 0.")
-    with st.spinner(f"Building and folding {name} (a few seconds)..."):
+    name = st.selectbox("Architecture", list(model_zoo.ZOO), key="model", bind="query-params")
+    entry = model_zoo.ZOO[name]
+    st.caption(model_zoo.caption(entry))
+    wait = "a large model: up to a minute or two on a small machine" if entry.large else "a few seconds"
+    with st.spinner(f"Building, folding and verifying {name} ({wait})...", show_time=True):
         return zoo_workbench(name)
 
 
@@ -152,12 +161,17 @@ def check_uploads_ui() -> CheckBench | None:
         return check_workbench(workbench.check_key(a, b, inputs), (a[0], b[0]), a[1], b[1], inputs)
 
 
-#: The sidebar's model sources: label -> the widgets that pick a model and return its workbench.
+#: The sidebar's model sources: label (the URL's ``source``) -> the widgets that pick a model and return
+#: its workbench.
 SOURCES: dict[str, Callable[[], Workbench | CheckBench | None]] = {
     "The seed example": seed_ui,
     "The seed, as TensorFlow ops": seed_ops_ui,
     "Playground": playground_ui,
     "Model zoo": zoo_ui,
-    "Upload": upload_ui,
+    UPLOAD: upload_ui,
     CHECK: check_uploads_ui,
 }
+#: The sources whose model is a file the user uploaded: a link cannot carry it.
+UPLOADED = (UPLOAD, CHECK)
+NO_FILE_IN_LINKS = ("A link to this page opens this source, not your file: a file cannot travel in a URL, so whoever "
+                    "opens it uploads the file again.")

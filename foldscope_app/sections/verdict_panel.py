@@ -43,4 +43,4 @@ def outputs_ui(bench: Workbench | CheckBench) -> None:
     axis = bench.outputs[index].channel_axis
     sample = int(c2.number_input("Sample", 0, reference.shape[0] - 1, 0))
     channel = None if reference.ndim <= 2 else int(c3.number_input("Channel", 0, reference.shape[axis] - 1, 0))
-    st.image(bench.output_png(index, sample, channel), width="stretch")
+    st.image(bench.output_png(index, sample, channel, st.context.theme.type == "dark"), width="stretch")

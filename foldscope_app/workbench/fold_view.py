@@ -1,5 +1,6 @@
 """The page's Fold tab as data, beyond what the HTML report shows too (``fold.outputs.result_views``): the
-seed's three results side by side, and what the ONNX tools did beside foldscope. Logic only; the page
+seed's three results side by side, what the ONNX tools did beside foldscope, and the pair table's column
+widths. Logic only; the page
 lays the rows out."""
 
 from __future__ import annotations
@@ -10,9 +11,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from fold.core.result import FoldResult
+from fold.core.rules import Decision
 from fold.core.verification import Verification
 from fold.tools.peer_runs import PeerRun
 from foldscope_app.examples import seed as seed_note
+
+
+def pairs_widths(decisions: Sequence[Decision]) -> dict[str, str]:
+    """The pair table's text columns' widths ("small", "medium", "large"): the layer and BN names
+    room for their length (not cut to "conv1_co"), the reason wide only when some pair has one."""
+    def fit(names: Sequence[str]) -> str:
+        longest = max((len(n) for n in names), default=0)
+        return "small" if longest <= 8 else "medium" if longest <= 24 else "large"
+
+    return {"layer": fit([d.layer for d in decisions]), "bn": fit([d.bn for d in decisions]),
+            "reason": "large" if any(d.reason for d in decisions) else "small"}
 
 
 @dataclass(frozen=True)

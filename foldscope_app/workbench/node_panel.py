@@ -1,6 +1,6 @@
 """What the graph's node panel says about one clicked or found node: a layer's attributes, weight
 shapes and value statistics, its fold status with the reason and its own check; a closed block's
-layers, BatchNorms and worst check. Logic only; the page draws it (``foldscope_app.sections.graph_panel``)."""
+layers, BatchNorms and worst check; a check's node, in either model. Logic only; the page draws it (``foldscope_app.sections.graph_panel``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fold.core.errors import listed
 from fold.core.result import FoldResult
 from fold.core.verification import Verification
 from fold.outputs.report import layer_verdict
+from fold.tools.check import CheckResult, check_notes
 from viz.blocks import block_of
 from viz.fold_graph import BlockView, pair_index
 
@@ -119,8 +120,8 @@ def _check(result: FoldResult, verification: Verification, node: str, index: int
             f"tolerance, max abs diff {check.max_abs_diff:.2e}")
 
 
-def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str) -> NodePanel:
-    """The panel of layer ``node`` of ``graph`` (the open graph before folding)."""
+def layer_attributes(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
+    """A layer's rows: class, role, where it sits, its settings, output shapes and neighbours."""
     data = graph.nodes[node]
     shapes = sorted({_shape(s) for *_, s in graph.out_edges(node, data="shape")})
     attributes = [("class", str(data.get("op", "?"))), ("role", str(data.get("role", "?")))]
@@ -129,20 +130,26 @@ def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGrap
     attributes += [(str(k), str(v)) for k, v in (data.get("config") or {}).items()]
     if data.get("calls", 1) != 1:
         attributes.append(("calls", str(data["calls"])))
-    attributes += [("output", ", ".join(shapes) or "?"), ("inputs from", _listed(list(graph.predecessors(node)))),
-                   ("outputs to", _listed(list(graph.successors(node))))]
+    return attributes + [("output", ", ".join(shapes) or "?"), ("inputs from", _listed(list(graph.predecessors(node)))),
+                         ("outputs to", _listed(list(graph.successors(node))))]
+
+
+def weight_shapes(graph: nx.DiGraph, node: str) -> list[dict]:
+    """A layer's weights by shape only (what the graph knows of them)."""
+    return [_stats(name, None, shape) for name, shape in (graph.nodes[node].get("weights") or {}).items()]
+
+
+def layer_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str) -> NodePanel:
+    """The panel of layer ``node`` of ``graph`` (the open graph before folding)."""
     index = pair_index(result.decisions, node)
-    return NodePanel(str(node), attributes, _weights(result, node, data), _fold(result, node, index),
-                     _check(result, verification, node, index), index)
+    return NodePanel(str(node), layer_attributes(graph, node), _weights(result, node, graph.nodes[node]),
+                     _fold(result, node, index), _check(result, verification, node, index), index)
 
 
 def block_panel(result: FoldResult, verification: Verification, blocks: BlockView, block: str) -> NodePanel:
     """The panel of a block: what it holds, its pairs' fates and its worst folded layer."""
     members = set(blocks.blocks[block].members)
     summary = blocks.summaries[block]
-    inner = [b.label for b in blocks.blocks.values() if b.parent == block]
-    attributes = [("layers", str(summary.layers)), ("BatchNorms", str(summary.bns)),
-                  ("blocks inside", _listed(inner)), ("inside", blocks.blocks[block].parent or "the model")]
     pairs = [d for d in result.decisions if d.layer in members or set(d.bn_nodes) & members]
     folded = {d.layer for d in pairs if d.folded}
     checks = [c for c in verification.folded_layers if c.layer in folded]
@@ -150,7 +157,15 @@ def block_panel(result: FoldResult, verification: Verification, blocks: BlockVie
     check = "" if worst is None else (
         f"worst folded layer inside: {worst.layer}, {'FAIL' if not worst.passed else 'PASS'}, |diff| at "
         f"{worst.margin:.2g} of its tolerance ({len(checks)} folded layers checked)")
-    return NodePanel(f"block {block}", attributes, [], summary.text(), check, None, block)
+    return NodePanel(f"block {block}", block_attributes(blocks, block), [], summary.text(), check, None, block)
+
+
+def block_attributes(blocks: BlockView, block: str) -> list[tuple[str, str]]:
+    """A block's rows: its layers and BatchNorms, the blocks inside it, the block around it."""
+    summary = blocks.summaries[block]
+    inner = [b.label for b in blocks.blocks.values() if b.parent == block]
+    return [("layers", str(summary.layers)), ("BatchNorms", str(summary.bns)), ("blocks inside", _listed(inner)),
+            ("inside", blocks.blocks[block].parent or "the model")]
 
 
 def node_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph, node: str,
@@ -161,3 +176,27 @@ def node_panel(result: FoldResult, verification: Verification, graph: nx.DiGraph
     if block is not None:
         return block_panel(result, verification, blocks, block)
     return layer_panel(result, verification, graph, node) if node in graph else None
+
+
+def check_panel(result: CheckResult, graphs: tuple[nx.DiGraph, nx.DiGraph, dict[str, str]], node: str,
+                blocks: BlockView | None = None) -> NodePanel | None:
+    """What the node panel of a check says about a drawn node: a layer of either model (its attributes
+    in the original where it has them, else in the candidate), what the candidate did with it and its
+    own check; a closed block's summary."""
+    before, after, names = graphs
+    block = block_of(node, blocks.blocks) if blocks is not None else None
+    if block is not None:
+        return NodePanel(f"block {block}", block_attributes(blocks, block), [], blocks.summaries[block].text(),
+                         block=block)
+    graph = before if node in before else after if node in after else None
+    if graph is None:
+        return None
+    shown = {v: k for k, v in names.items()}
+    checks = [c for c in result.checked.verification.layers if names.get(c.layer, c.layer) == node or c.tensor == node]
+    check = "; ".join(f"{'PASS' if c.passed else 'FAIL'} ({c.role}, {c.mode}): the candidate's {c.layer} against the "
+                      f"original's {c.tensor}, |diff| at {c.margin:.2g} of its tolerance, max abs diff "
+                      f"{c.max_abs_diff:.2e}" for c in checks)
+    where = "in both models" if node in before and node in after else \
+        "in the original only" if node in before else f"in the candidate only (named {shown.get(node, node)} there)"
+    return NodePanel(str(node), [*layer_attributes(graph, node), ("drawn", where)], weight_shapes(graph, node),
+                     check_notes(result.fates).get(node, ""), check)

@@ -73,6 +73,13 @@ GRANULARITY_LABELS = {"per_output_channel": "per output channel", "per_tensor": 
                       "per_input_channel": "per input channel (TensorRT)"}
 
 
+def note_text(note: str) -> str:
+    """A real-int8 note as the page says it: the variant it opens with named in words ("folded +
+    CLE: ..."), not by its key ("folded_cle_per_tensor: ...")."""
+    key, colon, rest = note.partition(": ")
+    return f"{INT8_LABELS[key]}: {rest}" if colon and key in INT8_LABELS else note
+
+
 def int8_table(report) -> list[dict]:
     """One row per folded layer: where it is judged and its SQNR in every variant (dB)."""
     return [{"layer": q.layer, "bn": q.bn, "judged at": q.tensor, "BN scale spread": q.scale_spread,

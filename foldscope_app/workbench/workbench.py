@@ -15,9 +15,12 @@ as long as the workbench stays in the page's cache, and one graph is flattened o
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import tempfile
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,7 @@ from foldscope_app.examples import seed as seed_note
 from foldscope_app.workbench import fold_view, node_panel, quant_view
 from foldscope_app.workbench.memo import Memos, memoized
 from viz import fold_graph
-from viz.pictures import picture
+from viz.pictures import darkened, picture
 from viz.static_graph import draw_graph
 
 #: The page builds, folds and verifies one large model at a time (a zoo architecture of 224x224
@@ -49,6 +52,15 @@ from viz.static_graph import draw_graph
 #: 224x224 model holds over a gigabyte while it runs, so two at once would share the cores and add up
 #: their memory. Small models (the seed, the playground, the zoo's small ones) do not wait for them.
 LARGE = threading.Lock()
+
+
+#: One thread for the views worth preparing before they are asked for (``prepare_whole_graph``).
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="foldscope-prepare")
+
+#: Who is told of a long computation's steps in this context (the page's progress bar), if anyone: a
+#: memoized view computes once for every session, and tells the session that asked first.
+PROGRESS: contextvars.ContextVar[Callable[[str, int, int], None] | None] = contextvars.ContextVar("progress",
+                                                                                                    default=None)
 
 
 class _Outputs:
@@ -63,8 +75,10 @@ class _Outputs:
         return [o.name for o in self.outputs]
 
     @memoized(16)
-    def output_png(self, index: int, sample: int, channel: int | None) -> bytes:
-        return picture(self.output_figure(index, sample, channel))
+    def output_png(self, index: int, sample: int, channel: int | None, dark: bool = False) -> bytes:
+        """The outputs' figure as a PNG, for a dark page when ``dark``."""
+        figure = self.output_figure(index, sample, channel)
+        return picture(darkened(figure) if dark else figure)
 
     def output_figure(self, index: int, sample: int, channel: int | None) -> Figure:
         """Both models' output ``index`` (``result_views.output_figure``)."""
@@ -188,7 +202,20 @@ class Workbench(_Outputs):
         times (``fold_graph.view``)."""
         checks = self.verification.layers if colour else None
         blocks = None if opened is None else self.block_view(expanded, opened)
-        return fold_graph.figure(self.result, checks=checks, graphs=self.graphs(expanded), blocks=blocks)
+        return fold_graph.figure(self.result, checks=checks, graphs=self.graphs(expanded), blocks=blocks,
+                                 laid_out=self.graph_layouts(expanded, opened))
+
+    @memoized(4)
+    def graph_layouts(self, expanded: tuple[str, ...], opened: tuple[str, ...] | None) -> tuple:
+        """The layout of the graphs (``fold_graph.layouts``): laid out once, whatever the figure is coloured by."""
+        blocks = None if opened is None else self.block_view(expanded, opened)
+        return fold_graph.layouts(self.graphs(expanded), blocks)
+
+    def prepare_whole_graph(self, expanded: tuple[str, ...], colour: bool) -> None:
+        """Start laying out the whole graph (every block open) in the background, once, while the user
+        reads the view with its blocks closed: the toggle then finds it ready (DenseNet121's takes most
+        of a second; ``graph_figure`` computes each figure once, whoever asks first)."""
+        _BACKGROUND.submit(self.graph_figure, expanded, colour, None)
 
     @memoized(16)
     def panel_of(self, expanded: tuple[str, ...], node: str) -> node_panel.NodePanel | None:
@@ -258,6 +285,10 @@ class Workbench(_Outputs):
         """foldscope and each ONNX tool, a row each (``fold_view.peers_table``)."""
         return fold_view.peers_table(self.result, self.verification, self.peer_runs())
 
+    def peers_pending(self) -> bool:
+        """Whether the ONNX tools have yet to run on this model (seconds to half a minute)."""
+        return len(self.memos.of("peers_table", 1)) == 0
+
     # -- the Quantization tab -----------------------------------------------------------------
 
     @memoized()
@@ -269,13 +300,13 @@ class Workbench(_Outputs):
 
     @memoized()
     def int8_report(self):
-        """Real int8 (``fold.tools.int8_report``): the runtime's own int8 models of this fold's variants, calibrated
-        and compared on the verification's inputs."""
+        """Real int8 (``fold.tools.int8_report``): the runtime's own int8 models of this fold's variants,
+        calibrated and compared on the verification's inputs; each variant told to ``PROGRESS`` as it starts."""
         from fold.tools.int8_report import int8_report
 
         v = self.verification
         return int8_report(self.result, self.checked.inputs, samples=v.samples, seed=v.seed, source=v.inputs_source,
-                           equalized=self.quant_report().equalized)
+                           equalized=self.quant_report().equalized, progress=PROGRESS.get())
 
     @memoized(5)
     def int8_graph(self, variant: str) -> dict:
@@ -285,9 +316,10 @@ class Workbench(_Outputs):
         report = self.int8_report()
         values = {q.layer: q.sqnr_db[variant] for q in report.layers if q.sqnr_db[variant] is not None}
         graphs = self.graphs(())
-        blocks = self.block_view((), ()) if fold_graph.collapsed_at_first(graphs[0]) else None
+        opened = () if fold_graph.collapsed_at_first(graphs[0]) else None
+        blocks = None if opened is None else self.block_view((), opened)
         base = fold_graph.figure(self.result, int8=(values, quant_view.INT8_LABELS[variant]), graphs=graphs,
-                                 blocks=blocks)
+                                 blocks=blocks, laid_out=self.graph_layouts((), opened))
         worst = report.worst(variant)
         return fold_graph.view(base, graphs[0], center=worst and worst.layer, found=worst and worst.layer,
                                blocks=blocks, revision=f"{self.key}:int8:{variant}")
@@ -367,9 +399,12 @@ def zoo_workbench(name: str) -> Workbench:
         return inspect(f"zoo:{name}", FRONTENDS[entry.format].frontend(), entry.build(), samples=samples)
 
 
-def _upload_path(tmp: str, name: str, data: bytes, tag: str = "") -> Path:
-    """An uploaded file written under a safe name of its own suffix, in ``tmp``."""
-    path = Path(tmp) / f"{tag}{Path(name).stem[:64] or 'upload'}{Path(name).suffix.lower()}"
+def _upload_path(tmp: str, name: str, data: bytes, folder: str = "") -> Path:
+    """An uploaded file written under a safe name of its own suffix, in ``tmp`` (in its ``folder`` of
+    it, when two uploads may share a name): what an error names is the name the user gave."""
+    parent = Path(tmp) / folder
+    parent.mkdir(exist_ok=True)
+    path = parent / f"{Path(name).stem[:64] or 'upload'}{Path(name).suffix.lower()}"
     path.write_bytes(data)
     return path
 
@@ -423,9 +458,31 @@ class CheckBench(_Outputs):
         return self.result.original.frontend.outputs(self.result.original.model)
 
     @memoized()
-    def figure(self) -> dict:
-        """Both graphs on one layout (``result_views.check_figure``)."""
-        return result_views.check_figure(self.result)
+    def graphs(self) -> tuple[nx.DiGraph, nx.DiGraph, dict[str, str]]:
+        """Both graphs, the candidate's nodes named after the original's (``result_views.aligned_graphs``)."""
+        return result_views.aligned_graphs(self.result)
+
+    @memoized()
+    def blocks(self) -> fold_graph.BlockView:
+        """The blocks of the original's graph and what each holds, every block closed."""
+        return result_views.check_blocks(self.result, self.graphs()[:2], ())
+
+    @memoized(4)
+    def block_view(self, opened: tuple[str, ...] | None) -> fold_graph.BlockView:
+        """Both graphs with every block closed but the ``opened`` ones (None: all open)."""
+        return self.blocks() if opened == () else result_views.check_blocks(self.result, self.graphs()[:2], opened,
+                                                                          self.blocks())
+
+    @memoized(4)
+    def figure(self, opened: tuple[str, ...] | None = None) -> dict:
+        """Both graphs on one layout (``result_views.check_figure``), every block closed but the ``opened``
+        ones (None: the whole graph)."""
+        return result_views.check_figure(self.result, self.graphs(), None if opened is None else self.block_view(opened))
+
+    @memoized(16)
+    def panel_of(self, node: str) -> node_panel.NodePanel | None:
+        """What the node panel says about a drawn node (``node_panel.check_panel``)."""
+        return node_panel.check_panel(self.result, self.graphs(), node, self.blocks())
 
     @memoized()
     def fates_table(self) -> list[dict]:
@@ -451,7 +508,8 @@ def check_workbench(original: tuple[str, bytes], candidate: tuple[str, bytes], i
     key = key or check_key(original, candidate, inputs)
     arrays = None if inputs is None else read_arrays(inputs, "the inputs file")
     with LARGE, tempfile.TemporaryDirectory() as tmp:
-        paths = [_upload_path(tmp, name, data, tag) for (name, data), tag in ((original, "a_"), (candidate, "b_"))]
+        paths = [_upload_path(tmp, name, data, folder) for (name, data), folder in ((original, "original"),
+                                                                                     (candidate, "candidate"))]
         result = check_files(*paths, upload=True, arrays=arrays)
     result.original_name, result.candidate_name = original[0], candidate[0]
     return CheckBench(key, result)

@@ -47,7 +47,10 @@ def load_model(path: str | os.PathLike, external_data: bool = True) -> OnnxModel
     p = Path(path)
     try:
         proto = onnx.load_model(str(p), load_external_data=False)
-    except (DecodeError, onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
+    except DecodeError as exc:  # the parser's own words ("Wire format was corrupt") say nothing to a user
+        raise FoldError(f"'{p.name}' is not a valid ONNX model: its bytes do not parse as one (a truncated or "
+                        "damaged file?).") from exc
+    except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
         raise FoldError(f"'{p.name}' is not a valid ONNX model ({one_line(exc, 160)}).") from exc
     except OSError as exc:
         raise FoldError(f"Cannot read '{p.name}': {exc.strerror}.") from exc

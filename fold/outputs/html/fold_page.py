@@ -30,16 +30,18 @@ from fold.tools.check import CheckResult
 from viz import fold_graph
 from viz.pictures import smallest
 
-GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details. Blue outline: "
-                 "a BN was folded into it; red: a BN folding removes (a ghost on the right); a pink ring marks the "
-                 "node found.")
+GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details and its "
+                 "counterpart in the other pane; press / to find a node; the strip on the right jumps through the whole "
+                 "graph. Blue outline: a BN was folded into it; red: a BN folding removes (a ghost on the right); a "
+                 "frame is a block; a pink ring marks the node found.")
 
 
 def fold_report(result: FoldResult, checked: Checked) -> bytes:
     """The report of a fold and its verification, as UTF-8 HTML."""
-    fmt = result.frontend.format
+    label = result.frontend.format.label
+    article = "An" if label[:1] in "AEIOU" else "A"
     return report_html(f"foldscope: {result.name}", fold_sections(result, checked),
-                       subtitle=f"A {fmt.label} model folded and verified by foldscope: what the app's Fold tab "
+                       subtitle=f"{article} {label} model folded and verified by foldscope: what the app's Fold tab "
                                 "shows.").encode("utf-8")
 
 
@@ -131,9 +133,12 @@ def check_sections(result: CheckResult) -> list[Section]:
     rows = result_views.fates_table(r)
     sections.append(Section("Where each BatchNorm went", [_table(rows) if rows else
                                                           Text(f"{r.original_name} has no BatchNormalization.")]))
-    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(result_views.check_figure(r), (
+    graphs = result_views.aligned_graphs(r)
+    scene = result_views.check_view(result_views.check_figure(r, graphs), r, graphs, revision="report")
+    sections.append(Section(f"{r.original_name} and {r.candidate_name}", [Graph(scene, (
         "The candidate's nodes sit where the original's they line up with are (by tensor name); a layer a BN went into "
-        "is outlined, the BNs it removed are ghosts, every compared node is coloured by its check. ") + GRAPH_CAPTION)]))
+        "is outlined, the BNs it removed are ghosts, every compared node is coloured by its check; the failing layer, "
+        "if any, is ringed with its counterpart. ") + GRAPH_CAPTION)]))
     sections.append(_outputs(r.original.frontend.outputs(r.original.model), r.checked.original_outputs,
                              r.checked.folded_outputs))
     return sections

@@ -1,6 +1,7 @@
 """A zoo run as one self-contained HTML page (``python -m fold zoo DIR --html PATH``), written with the one
 HTML writer (``fold.outputs.html.document``): the table of every model and tool, verdicts coloured, every
-row that did not pass with its reason. No script, nothing fetched: it opens from disk, offline."""
+row that did not pass with its reason. No script, nothing fetched: it opens from disk, offline, in the
+system's light or dark mode."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fold.outputs.html.document import Badge, Row, Section, Table, report_html
 from fold.outputs.report import zoo_cells
 from fold.tools.zoo import ZOO_VERDICTS, ModelRow, ToolRow, counts
 
-COLUMNS = ("model", "tool", "BNs left", "verdict", "max abs diff", "time", "reason")
+COLUMNS = ("model", "tool", "BNs left", "verdict", "max abs diff", "fold time", "reason")
 
 
 def _tool_row(model: ModelRow, tool: ToolRow, first: bool) -> Row:
@@ -26,6 +27,6 @@ def zoo_html(root: str, rows: Sequence[ModelRow], exit_status: int) -> str:
     n = counts(rows)
     summary = ", ".join(f"{count} {ZOO_VERDICTS[v].lower()}" for v, count in n.items() if count)
     table = Table(COLUMNS, [_tool_row(r, t, k == 0) for r in rows for k, t in enumerate((r.fold, *r.peers))],
-                  numbers=("BNs left", "max abs diff", "time"), reasons=("reason",), whole=True)
+                  numbers=("BNs left", "max abs diff", "fold time"), reasons=("reason",), whole=True)
     return report_html(f"foldscope zoo: {root}", [Section("Models and tools", [table])],
-                       subtitle=f"{len(rows)} model(s): {summary}; exit status {exit_status}.")
+                       subtitle=f"{len(rows)} model(s): {summary}; exit status {exit_status}.", switch=False)
