@@ -143,7 +143,7 @@ def test_the_html_page_is_the_table_offline_with_verdicts_coloured_and_reasons(z
     broken = rows["onnx/broken.onnx"]["cells"]
     assert broken[0] == "onnx/broken.onnx" and broken[3] == "ERROR" and broken[6].startswith(BROKEN)
     assert rows["keras/unet.keras"]["cells"][2:4] == ["0 of 12", "PASS"] and rows["keras/unet.keras"]["cells"][6] == ""
-    assert ".v-error {" in text and ".v-pass {" in text and 'class="v v-error"' in text
+    assert ".v-error{" in text and ".v-pass{" in text and 'class="v v-error"' in text
     assert "6 model(s): 5 pass, 1 error; exit status 2." in text
 
 
