@@ -360,7 +360,7 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
 
 def _html(path: str, written: _Written, build: Callable[[], bytes]) -> None:
     """``--html``: the report the page offers for download (``fold.outputs.html.fold_page``), ``build()``
-    with the html extra's packages (Plotly, matplotlib)."""
+    with the html extra's packages (mini-racer for the graph's layout, matplotlib)."""
     with needs("html", "--html"):
         report = build()
     written.add(path).write_bytes(report)
