@@ -25,8 +25,8 @@ from fold.core.affine import channel_rows, scale_kernel
 from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
-    ChannelStats, TensorCheck, as_channels, as_shaped, judge_layer, judge_tensor, layer_tolerance, nudge_bias,
-    nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
+    ChannelStats, TensorCheck, as_channels, as_shaped, blocks, bn_step, judge_layer, judge_tensor, layer_tolerance,
+    nudge_bias, nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
 from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
@@ -246,12 +246,14 @@ class _Compared:
         if self.stats is None:
             self.stats = ChannelStats(ref.shape[axis])
             self.dtype = np.asarray(other).dtype.name
-        self.stats.add(ref, got, axis)
+        for block in blocks(axis, ref, got):
+            self.stats.add(*block, 1)
 
     def add_nudged(self, nudged: np.ndarray, folded: np.ndarray) -> None:
         if self.stats is not None and np.shape(nudged) == np.shape(folded):
             (moved, axis), (got, _) = as_channels(nudged, self.axis), as_channels(folded, self.axis)
-            self.stats.add_nudged(moved, got, axis)
+            for block in blocks(axis, moved, got):
+                self.stats.add_nudged(*block, 1)
 
 
 def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: list[np.ndarray], *,
@@ -371,9 +373,15 @@ def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np
     (ref_c, axis_c), (got_c, _), (terms_c, _) = (as_channels(a, axis) for a in (ref, got, terms))
     source = as_channels(source, axis)[0] if source is not None and np.shape(source) == np.shape(ref) else None
     known = f.scale is not None and np.size(f.scale) == ref_c.shape[axis_c]
-    tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source,
-                          f.scale if known else None, f.terms if known else None, stored=kernel.stored)
-    stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c])).add(ref_c, got_c, axis_c, tol, terms_c)
+    scale, shift = (f.scale, f.terms) if known else (None, None)
+    if source is not None and (scale is None or shift is None):  # read off the whole batch, not a block
+        scale, shift = bn_step(source, ref_c, axis_c)
+    found = stats.setdefault(f.layer, ChannelStats(ref_c.shape[axis_c]))
+    extra = [] if source is None else [source]
+    for ref_b, got_b, terms_b, *source_b in blocks(axis_c, ref_c, got_c, terms_c, *extra):
+        tol = layer_tolerance(terms_b, ref_b, kernel.bias, kernel.reduction, got.dtype.name, 1,
+                              source_b[0] if source_b else None, scale, shift, stored=kernel.stored)
+        found.add(ref_b, got_b, 1, tol, terms_b)
 
 
 def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray]],

@@ -108,6 +108,28 @@ def as_channels(array: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
     return a, axis % a.ndim
 
 
+#: Elements per block that ``blocks`` cuts tensors into: a block's arrays and the temporaries of a
+#: check stay in the processor's cache (on whole tensors, each of its dozen passes goes to memory).
+BLOCK = 1 << 16
+
+
+def blocks(axis: int, *arrays: np.ndarray):
+    """Arrays of one shape, channels on ``axis``, viewed as (before, channels, after) and cut into
+    blocks of about BLOCK elements along the other two axes: yields tuples of blocks, channels on
+    axis 1. Per-channel figures of the blocks, accumulated, are those of the whole arrays."""
+    shape = arrays[0].shape
+    before, channels = int(np.prod(shape[:axis], dtype=np.int64)), shape[axis]
+    after = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    views = [a.reshape(before, channels, after) for a in arrays]
+    if channels * after >= BLOCK:
+        rows, cols = 1, max(1, BLOCK // max(channels, 1))
+    else:
+        rows, cols = max(1, BLOCK // max(channels * after, 1)), after
+    for i in range(0, before, rows):
+        for j in range(0, after, cols):
+            yield tuple(v[i:i + rows, :, j:j + cols] for v in views)
+
+
 def per_channel(shape: tuple[int, ...], axis: int, values: np.ndarray) -> np.ndarray:
     """A per-channel vector laid out to broadcast against an array of ``shape`` along ``axis``."""
     view = [1] * len(shape)
