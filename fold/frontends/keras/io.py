@@ -306,27 +306,38 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
-def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
-    """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
-    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x|."""
-    config = {**layer.get_config(), "name": name}
-    if magnitude and "activation" in config:
+def zeroed(config: dict) -> dict:
+    """A layer's config whose weight initializers draw zeros: for a copy whose weights are set right
+    after, where drawing random ones (a glorot 3x3x512x512 kernel) costs more than the rest of it."""
+    return {k: "zeros" if k.endswith("_initializer") and v is not None else v for k, v in config.items()}
+
+
+def copy_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """``keras.models.clone_model``'s copy of one layer, its weights not drawn (the caller sets them)."""
+    config = layer.get_config()
+    return type(layer).from_config(config if isinstance(layer, keras.Model) else zeroed(config))
+
+
+def _magnitude_twin(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
+    """A copy of the layer named ``name`` (not called in any model) with |weights|, no bias and no
+    activation, which computes Σ|W||x| on |x|."""
+    config = zeroed({**layer.get_config(), "name": name})
+    if "activation" in config:
         config["activation"] = "linear"
     twin = type(layer).from_config(config)
     twin.build(tuple(_call_inputs(layer)[0].shape))
     by_name = {w.name: w for w in layer.weights}
     for weight in twin.weights:
         value = np.asarray(by_name[weight.name].numpy())
-        if magnitude:
-            value = np.zeros_like(value) if weight.name == "bias" else np.abs(value)
-        weight.assign(value)
+        weight.assign(np.zeros_like(value) if weight.name == "bias" else np.abs(value))
     return twin
 
 
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch; a layer
-    whose ``until`` is another layer reading its output alone (its BN) is followed by a copy of that
-    one (not with ``magnitude``, which runs the layer alone).
+    """Each layer called alone, eagerly, on an input of its own; a layer whose ``until`` is another
+    layer reading its output alone (its BN) is followed by that one (not with ``magnitude``, which
+    runs the layer alone). The model's own layers are called (an eager call adds nothing to the
+    model); ``magnitude`` calls copies with |weights|, in one model.
 
     Every layer of that model is named here: Keras' automatic names come from counters that
     ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
@@ -334,7 +345,7 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
     layers may share a name too."""
     from fold.frontends.keras.match import layer_at
 
-    inputs, outputs, names = [], [], []
+    chains: dict[str, tuple] = {}
     for path, until in layers:
         try:
             layer = layer_at(model, path)
@@ -346,18 +357,30 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
             continue
         if after is not None and (_call_inputs(after) or [None])[0] is not _call_output(layer):
             continue  # not the layer's direct successor: no chain to run
-        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
+        chains[path] = (layer, after, fed[0])
+    names = list(chains)
+    if not magnitude:
+        def run(feeds, _inputs) -> dict[str, np.ndarray]:
+            found = {}
+            for name, (layer, after, _) in chains.items():
+                y = layer(feeds[name][0], training=False)
+                found[name] = np.asarray(y if after is None else after(y, training=False))
+            return found
+
+        return LayerRunner(frozenset(names), run)
+
+    inputs, outputs = [], []
+    for i, (name, (layer, _, fed)) in enumerate(chains.items()):
+        x = keras.Input(tuple(fed.shape)[1:], dtype=fed.dtype, name=f"alone{i}_input")
         inputs.append(x)
-        y = _twin(layer, magnitude, f"alone{len(names)}")(x)
-        outputs.append(y if after is None else _twin(after, False, f"alone{len(names)}_after")(y))
-        names.append(path)
+        outputs.append(_magnitude_twin(layer, f"alone{i}")(x))
     alone = keras.Model(inputs, outputs) if names else None
 
-    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+    def run_magnitude(feeds, _inputs) -> dict[str, np.ndarray]:
         values = alone([feeds[n][0] for n in names], training=False)
         return {n: np.asarray(v) for n, v in zip(names, keras.tree.flatten(values))}
 
-    return LayerRunner(frozenset(names), run)
+    return LayerRunner(frozenset(names), run_magnitude)
 
 
 def to_tflite(model: keras.Model) -> bytes:
