@@ -288,7 +288,7 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     row_bytes = _row_bytes(g_orig, [*(f.reference for f in corr.folded), *(o for o, _ in corr.shared)], inputs)
     start, step = 0, unit if row_bytes is None else _step(row_bytes * 2, unit)
     chunks: list[tuple[int, int]] = []  # the rows of each chunk, which the nudge runs again
-    first: tuple[list[FoldedLayer], dict, list[np.ndarray]] = ([], {}, [])  # the layers, feeds and inputs of chunk 0
+    made: _Synthetic | None = None  # rule 2's batch, made from the first chunk
     while start < rows:
         chunk = [x[start:start + step] for x in inputs]
         chunks.append((start, start + step))
@@ -307,23 +307,21 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
                 compared.axis = channel_axis(g_orig, compared.tensor, np.ndim(o.nodes[compared.tensor]))
                 compared.add(o.nodes[compared.tensor], c.nodes[compared.name])
         ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds]
-        if ready:
-            _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
-        if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
+        if start == 0 and ready and len(ready) == len(alone):  # the runners run every layer at once: all fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
-            first = (ready, {f.layer: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
-                     [x[:k] for x in chunk])
+            made = _synthetic(ready, {f.layer: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]]
+                                      for f in ready}, [x[:k] for x in chunk], original, corr, kernels, b_orig,
+                              g_orig, seed)
+        if ready:
+            _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats,
+                          made if start == 0 else None)
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
                 kept_nodes = None
         start += len(chunk[0])
 
-    synthetic: dict[str, ChannelStats] = {}  # apart: the nudge's ρ is the float error on the model's own inputs
-    if first[0]:
-        reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone])
-        _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude, kernels,
-                         (b_orig, b_checked), g_orig, synthetic, seed)
+    synthetic = made.stats if made is not None else {}
     checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
               for f in alone if f.layer in layer_stats]
     output_only += [f.bn for f in alone if f.layer not in layer_stats]
@@ -349,16 +347,104 @@ def _concatenated(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate([np.atleast_1d(p[k]) for p in parts]) for k in range(len(parts[0]))] if parts else []
 
 
+@dataclass
+class _Synthetic:
+    """Rule 2's batch of the first chunk: each folded layer's synthetic inputs (``feeds``: every layer the
+    runners hold is fed, a session runs them all; ``made``: the layers judged on them), the model inputs of
+    its rows in the checked model's order, the original layers' outputs through their BNs on them
+    (``refs``, by the original layer) and the figures, apart (the nudge's ρ is the float error on the
+    model's own inputs)."""
+
+    feeds: dict[str, list[np.ndarray]]
+    inputs: list[np.ndarray]
+    made: set[str]
+    refs: dict[str, np.ndarray]
+    stats: dict[str, ChannelStats] = field(default_factory=dict)
+
+
+def _synthetic(folded: list[FoldedLayer], recorded: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
+               original: Side, corr: Correspondence, kernels: dict[str, LayerKernel], batch: int | None,
+               graph: nx.DiGraph, seed: int | None) -> _Synthetic | None:
+    """Rule 2's synthetic batch: ``synthetic_batch`` of what each folded layer received in the first
+    rows (``recorded``; ``inputs``: the model inputs of those rows), and the original layer through its
+    BN run alone on it (None when no layer has one)."""
+    reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in folded])
+    rng = np.random.default_rng(0 if seed is None else seed)
+    made = {}
+    for f in folded:
+        if f.source in reference.layers:
+            k, xs = kernels[f.layer], recorded[f.layer]
+            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
+                                  np.asarray(xs[0]).dtype.name, k.stored)
+            xs = synthetic_batch(xs, channel_axis(graph, f.source, np.ndim(xs[0])), rng, gain)
+            if xs is not None:
+                made[f.layer] = xs
+    if not made:
+        return None
+    fed = {f.layer: made.get(f.layer, recorded[f.layer]) for f in folded}
+    refs = _layers_in_batches(reference, {f.source: fed[f.layer] for f in folded}, inputs, batch)
+    return _Synthetic(fed, corr.feed(inputs), set(made), refs)
+
+
+def _stacked(recorded: dict[str, list[np.ndarray]], rows: int, synthetic: _Synthetic
+             ) -> tuple[dict[str, list[np.ndarray]], int] | None:
+    """Each layer's recorded feeds (of ``rows`` model rows) followed by its synthetic ones, so that one
+    run of each runner serves both, and the synthetic rows' count; None when some feed's leading axis
+    does not hold the same whole number of entries per row in both."""
+    k = synthetic.inputs[0].shape[0] if synthetic.inputs else 0
+    stacked = {}
+    for name, xs in recorded.items():
+        ys = synthetic.feeds[name]
+        if len(xs) != len(ys) or any(np.ndim(x) == 0 or np.shape(x)[1:] != np.shape(y)[1:] or
+                                     np.shape(x)[0] * k != np.shape(y)[0] * rows for x, y in zip(xs, ys)):
+            return None
+        stacked[name] = [np.concatenate([x, np.asarray(y, dtype=np.asarray(x).dtype)]) for x, y in zip(xs, ys)]
+    return stacked, k
+
+
 def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], plain: LayerRunner,
                   magnitude: LayerRunner, kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
-                  stats: dict[str, ChannelStats]) -> None:
-    """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output."""
+                  stats: dict[str, ChannelStats], synthetic: _Synthetic | None = None) -> None:
+    """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output;
+    and rule 2's ``synthetic`` batch, when given, in the same runs where the feeds stack (else in runs of
+    its own), its figures added to ``synthetic.stats``."""
     feeds = {f.layer: o.feeds[f.source] for f in folded}
-    got_all = _layers_in_batches(plain, feeds, chunk, batch)
-    terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, chunk, batch)
+    rows = chunk[0].shape[0] if chunk else 0
+    stacked = _stacked(feeds, rows, synthetic) if synthetic is not None and rows else None
+    if stacked is not None:
+        both, k = stacked
+        inputs = [np.concatenate([x, y]) for x, y in zip(chunk, synthetic.inputs)]
+        got_all, terms_all = _alone_runs(plain, magnitude, both, inputs, batch)
+        got_all, got_syn = _split(got_all, rows, k)
+        terms_all, terms_syn = _split(terms_all, rows, k)
+    else:
+        got_all, terms_all = _alone_runs(plain, magnitude, feeds, chunk, batch)
+        if synthetic is not None:
+            got_syn, terms_syn = _alone_runs(plain, magnitude, synthetic.feeds, synthetic.inputs, batch)
     for f in folded:
         _add_layer_batch(f, o.nodes[f.reference], got_all[f.layer], terms_all[f.layer], o.nodes.get(f.source),
                          kernels[f.layer], graph, stats)
+        if synthetic is not None and f.layer in synthetic.made and f.source in synthetic.refs:
+            _add_layer_batch(f, synthetic.refs[f.source], got_syn[f.layer], terms_syn[f.layer], None,
+                             kernels[f.layer], graph, synthetic.stats)
+
+
+def _alone_runs(plain: LayerRunner, magnitude: LayerRunner, feeds: dict[str, list[np.ndarray]],
+                inputs: list[np.ndarray], batch: int | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The folded layers run alone on ``feeds``, as they are and in magnitude (on |feeds|)."""
+    return (_layers_in_batches(plain, feeds, inputs, batch),
+            _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, inputs, batch))
+
+
+def _split(found: dict[str, np.ndarray], rows: int, k: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Outputs of ``rows`` recorded rows followed by ``k`` synthetic ones, cut apart (an output whose leading
+    axis is not a whole number of entries per row is left whole on both sides: its shape will not match)."""
+    first, second = {}, {}
+    for name, y in found.items():
+        n = np.shape(y)[0] if np.ndim(y) else 0
+        cut = n * rows // (rows + k) if np.ndim(y) and n * rows % (rows + k) == 0 else None
+        first[name], second[name] = (y, y) if cut is None else (y[:cut], y[cut:])
+    return first, second
 
 
 def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np.ndarray, source: np.ndarray | None,
@@ -382,38 +468,6 @@ def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np
         tol = layer_tolerance(terms_b, ref_b, kernel.bias, kernel.reduction, got.dtype.name, 1,
                               source_b[0] if source_b else None, scale, shift, stored=kernel.stored)
         found.add(ref_b, got_b, 1, tol, terms_b)
-
-
-def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray]],
-                     chunks: tuple[list[np.ndarray], list[np.ndarray]],
-                     reference: LayerRunner, plain: LayerRunner, magnitude: LayerRunner,
-                     kernels: dict[str, LayerKernel], batches: tuple[int | None, int | None], graph: nx.DiGraph,
-                     stats: dict[str, ChannelStats], seed: int | None) -> None:
-    """Rule 2's synthetic batch: each folded layer, and the original layer through its BN run alone
-    (``reference``), fed ``synthetic_batch`` of what the layer received in the first chunk (``feeds``),
-    its figures added to ``stats``. Every layer the runners hold is fed (a session runs them all);
-    ``chunks`` and ``batches``: the first chunk's model inputs and the batch size of each model."""
-    rng = np.random.default_rng(0 if seed is None else seed)
-    made = {}
-    for f in folded:
-        if f.source in reference.layers:
-            k, recorded = kernels[f.layer], feeds[f.layer]
-            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
-                                  np.asarray(recorded[0]).dtype.name, k.stored)
-            xs = synthetic_batch(recorded, channel_axis(graph, f.source, np.ndim(recorded[0])), rng, gain)
-            if xs is not None:
-                made[f.layer] = xs
-    if not made:
-        return
-    fed = {f.layer: made.get(f.layer, feeds[f.layer]) for f in folded}
-    refs = _layers_in_batches(reference, {f.source: fed[f.layer] for f in folded}, chunks[0], batches[0])
-    got_all = _layers_in_batches(plain, fed, chunks[1], batches[1])
-    terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in fed.items()}, chunks[1],
-                                   batches[1])
-    for f in folded:
-        if f.layer in made and f.source in refs:
-            _add_layer_batch(f, refs[f.source], got_all[f.layer], terms_all[f.layer], None, kernels[f.layer], graph,
-                             stats)
 
 
 def _kernel(side: Side, layer: str) -> LayerKernel | None:
