@@ -180,9 +180,11 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
     and bn (``bn_step``), and without either T is the folded ``bias``."""
     u = unit_roundoff(dtype)
     u_p = max(u, unit_roundoff(stored)) if stored is not None else u
-    a = np.asarray(magnitude, dtype=np.float64)
-    tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
-    tol += 2 * u * np.abs(reference)
+    # in place, a pass over the elements each (u is a power of 2: 8 u |y| |s| = |y| (8 u |s|) exactly)
+    tol = np.multiply(magnitude, 2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p, dtype=np.float64)
+    term = np.abs(reference, dtype=np.float64)
+    term *= 2 * u
+    tol += term
     known = source is not None and source.shape == reference.shape
     if known and (scale is None or terms is None):
         scale, terms = bn_step(source, reference, axis)
@@ -190,9 +192,12 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
         terms = np.zeros(tol.shape[axis]) if bias is None else bias
     shift = per_channel(tol.shape, axis, np.nan_to_num(np.abs(np.asarray(terms, dtype=np.float64)).reshape(-1)))
     if known:  # the coherent rounding of s in both models, and of the BN's product s y
-        tol += 8 * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+        np.abs(source, out=term, dtype=np.float64)
+        term *= per_channel(tol.shape, axis, 8 * u * np.abs(np.asarray(scale, dtype=np.float64)))
     else:  # |s||y| <= |W' x| + |s b| <= A + T
-        tol += 8 * u * (a + shift)
+        np.add(magnitude, shift, out=term, dtype=np.float64)
+        term *= 8 * u
+    tol += term
     tol += (8 * u + 7 * u_p) * shift
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
@@ -263,10 +268,10 @@ class ChannelStats:
         others = tuple(i for i in range(reference.ndim) if i != axis)
         if terms is not None and terms.size:
             self.terms = np.maximum(self.terms, np.nan_to_num(terms.max(axis=others), posinf=0.0))
-        diff = abs_diff(reference, other)
-        if diff.size == 0:
+        if np.size(reference) == 0:
             return
-        self.diff = np.maximum(self.diff, diff.max(axis=others))
+        diff, most = _abs_diff_and_max(reference, other, others)
+        self.diff = np.maximum(self.diff, most)
         self.diff_sum += float(diff.sum(dtype=np.float64))
         self.count += diff.size
         low, high = reference.min(axis=others), reference.max(axis=others)
@@ -279,14 +284,14 @@ class ChannelStats:
         if tolerance is None:
             return
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.divide(diff, tolerance, out=np.zeros(diff.shape), where=diff > 0)
-        ratio[(diff > 0) & ~(tolerance > 0)] = np.inf
-        at = ratio.max(axis=others)
-        where = ratio == per_channel(ratio.shape, axis, at)
-        tol_at = np.where(where, tolerance, 0.0).max(axis=others)
+            ratio = diff / tolerance  # inf past a zero tolerance; NaN (no diff, no tolerance) counts as 0
+        at = np.fmax.reduce(ratio, axis=others)
+        at[np.isnan(at)] = 0.0
         better = at > self.ratio
-        self.ratio = np.where(better, at, self.ratio)
-        self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
+        if better.any():
+            tol_at = np.max(tolerance, axis=others, initial=0.0, where=ratio == per_channel(ratio.shape, axis, at))
+            self.ratio = np.where(better, at, self.ratio)
+            self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
         self.tol_max = np.maximum(self.tol_max, tolerance.max(axis=others))
 
     def merged(self, other: ChannelStats) -> ChannelStats:
@@ -339,6 +344,22 @@ class ChannelStats:
         """Channels whose reference moves by more than their tolerance (rule 2)."""
         spread = np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
         return spread > self.tol_max
+
+
+def _abs_diff_and_max(reference: np.ndarray, other: np.ndarray, others: tuple[int, ...]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``abs_diff`` and its maximum over ``others`` per channel, in one pass fewer where every value is
+    finite (then the plain |reference - other| is it, and its maxima say so)."""
+    a, b = np.asarray(reference), np.asarray(other)
+    wide = np.float32 if a.dtype == b.dtype == np.float32 else np.float64
+    with np.errstate(invalid="ignore", over="ignore"):
+        fast = np.subtract(a, b, dtype=wide)
+        np.abs(fast, out=fast)
+        most = fast.max(axis=others)
+    if np.isfinite(most).all():
+        return fast, most
+    diff = abs_diff(a, b)
+    return diff, diff.max(axis=others)
 
 
 class _quiet_nan:
