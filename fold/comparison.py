@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from fold.core.affine import channel_rows, scale_kernel
+from fold.core.affine import channel_rows, channel_view, grouped_shape
 from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
@@ -507,10 +507,13 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
         w = np.asarray(k.kernel)
         stats = (layer_stats or {}).get(node)
         rho = nudge_rho(stats, k.reduction, w.dtype.name, k.channels)
-        factors = nudge_factors(scale_kernel(np.ones(w.shape), rho, k.kind, k.groups), w, rng)
+        shape, axes = grouped_shape(w.shape, k.kind.out_axes, k.groups, k.kind.group_axis)
+        factors = nudge_factors(channel_view(rho, shape, axes), w.reshape(shape), rng)
+        nudged = np.multiply(w.reshape(shape), factors, out=np.empty(shape, w.dtype), dtype=np.float64,
+                             casting="unsafe")  # in float64, stored in the kernel's dtype
         bias = nudge_bias(k.bias, stats, w.dtype.name, k.channels, rng)
-        kernels[node] = LayerKernel((w.astype(np.float64) * factors).astype(w.dtype),
-                                    None if bias is None else bias.astype(w.dtype), k.kind, k.groups)
+        kernels[node] = LayerKernel(nudged.reshape(w.shape), None if bias is None else bias.astype(w.dtype), k.kind,
+                                    k.groups)
     return side.frontend.with_kernels(side.model, kernels) if kernels else None
 
 

@@ -497,5 +497,6 @@ def nudge_bias(bias: np.ndarray | None, stats: ChannelStats | None, dtype: str, 
 
 
 def nudge_factors(rho: np.ndarray, signs_like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """1 ± ρ for every weight: ``rho`` laid out like the kernel, a random sign per weight."""
-    return 1.0 + rho * (2.0 * rng.integers(0, 2, size=np.shape(signs_like)) - 1.0)
+    """1 ± ρ for every weight: ``rho`` laid out like the kernel (or broadcasting to it), a random sign
+    per weight."""
+    return np.where(rng.integers(0, 2, size=np.shape(signs_like)) == 1, 1.0 + rho, 1.0 - rho)
