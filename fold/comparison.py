@@ -329,7 +329,7 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     nudged = False
     if any(t.stats is not None and not within_floor(t.stats, t.dtype) for t in compared):
         nudged = _nudge(checked, corr.feed(inputs), chunks, b_checked, outputs, shared, kept_checked, kept_nodes,
-                        layer_stats, seed)
+                        layer_stats, seed, atol)
     tensor_checks = [_judge_tensor(t, atol if t.role == "output" else None) for t in compared]
     checks += tensor_checks
     checked_out = _concatenated(kept_checked)
@@ -519,18 +519,20 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
 
 def _nudge(checked: Side, inputs: list[np.ndarray], chunks: list[tuple[int, int]], batch: int | None, outputs: list[_Compared],
            shared: list[_Compared], kept_outputs: list[list[np.ndarray]], kept_nodes: list[dict] | None,
-           layer_stats: dict[str, ChannelStats], seed: int | None) -> bool:
+           layer_stats: dict[str, ChannelStats], seed: int | None, atol: float | None = None) -> bool:
     """Rule 3: run nudged copies of the checked model and record how far they move each tensor from
     the checked model (whose outputs and taps were kept from the first pass, or run again); a
     tensor's figure is the largest move of any draw. A second, independent draw is made (up to
-    NUDGES) while some tensor is within a factor 4 of its budget: where it is far below, another
-    draw cannot change the verdict."""
+    NUDGES) while some tensor is past its budget (``atol``: the outputs' budget, when the user gave
+    one): another draw can only widen a budget, so where every tensor is within it, no draw can
+    change the verdict."""
     shared = [t for t in shared if t.stats is not None]
     names = [t.name for t in shared]
     base = checked.frontend.tapper(checked.model, names) if kept_nodes is None else None
     built = False
     for draw in range(NUDGES):
-        if built and all(_judge_tensor(t, None).margin < 0.25 for t in [*outputs, *shared] if t.stats is not None):
+        if built and all(_judge_tensor(t, atol if t.role == "output" else None).passed
+                         for t in [*outputs, *shared] if t.stats is not None):
             break
         model = nudged_model(checked, layer_stats, None if seed is None and draw == 0 else (seed or 0) + draw)
         if model is None:

@@ -46,9 +46,10 @@ what it inherits. Pure NumPy; ``fold.comparison`` runs the models and feeds the 
    ± NUDGE max(u (|b_c| + p_c), d_c) (p_c a folded layer's channel peak, d_c as above): the
    rounding of a BN's shift is the same on every element of its channel (a channel whose input
    is dead carries nothing else), and such a coherent error grows downstream where incoherent
-   noise averages out. A second copy is drawn while some tensor is within a factor 4 of its
-   budget (a single draw can miss a channel, most often in a small tensor: a global pooling's
-   few values); m_c is the larger move. Channel c of a tensor passes when
+   noise averages out. A second copy is drawn when some tensor is past its budget after the
+   first (a single draw can miss a channel, most often in a small tensor: a global pooling's
+   few values; another draw only widens a budget, so where every tensor is within it, none can
+   change the verdict); m_c is the larger move. Channel c of a tensor passes when
 
        max |folded - original|_c <= BUDGET max(m_c, r p_c) + FLOOR u p_c
 
