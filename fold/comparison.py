@@ -26,7 +26,7 @@ from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
     ChannelStats, TensorCheck, as_channels, as_shaped, blocks, bn_step, judge_layer, judge_tensor, layer_tolerance,
-    nudge_bias, nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
+    nudge_bias, nudge_kernel, nudge_rho, synthetic_gain, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
 from fold.frontend import Frontend, LayerKernel, LayerRunner, Tap
@@ -374,7 +374,7 @@ def _synthetic(folded: list[FoldedLayer], recorded: dict[str, list[np.ndarray]],
     for f in folded:
         if f.source in reference.layers:
             k, xs = kernels[f.layer], recorded[f.layer]
-            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
+            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups, None), k.bias if f.terms is None else f.terms,
                                   np.asarray(xs[0]).dtype.name, k.stored)
             xs = synthetic_batch(xs, channel_axis(graph, f.source, np.ndim(xs[0])), rng, gain)
             if xs is not None:
@@ -480,7 +480,7 @@ def _kernel(side: Side, layer: str) -> LayerKernel | None:
 def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel, synthetic: ChannelStats | None
                  ) -> TensorCheck:
     """Rules 1 and 2 on the recorded batches and, when it was run, the synthetic one."""
-    rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups)
+    rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups, None)
     zero = ~np.any(rows != 0, axis=1) if rows.shape[0] == stats.channels else np.zeros(stats.channels, bool)
     if synthetic is None or synthetic.channels != stats.channels:
         return judge_layer(f.layer, f.bn, f.reference, stats, zero)
@@ -508,9 +508,7 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
         stats = (layer_stats or {}).get(node)
         rho = nudge_rho(stats, k.reduction, w.dtype.name, k.channels)
         shape, axes = grouped_shape(w.shape, k.kind.out_axes, k.groups, k.kind.group_axis)
-        factors = nudge_factors(channel_view(rho, shape, axes), w.reshape(shape), rng)
-        nudged = np.multiply(w.reshape(shape), factors, out=np.empty(shape, w.dtype), dtype=np.float64,
-                             casting="unsafe")  # in float64, stored in the kernel's dtype
+        nudged = nudge_kernel(w.reshape(shape), channel_view(rho, shape, axes), rng)
         bias = nudge_bias(k.bias, stats, w.dtype.name, k.channels, rng)
         kernels[node] = LayerKernel(nudged.reshape(w.shape), None if bias is None else bias.astype(w.dtype), k.kind,
                                     k.groups)

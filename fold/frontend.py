@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 import networkx as nx
 import numpy as np
 
-from fold.core.affine import channel_rows
+from fold.core.affine import channels_along
 from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
 from fold.core.rules import Candidate, Decision, Rule
@@ -52,7 +52,7 @@ class LayerKernel:
 
     @property
     def channels(self) -> int:
-        return int(channel_rows(self.kernel, self.kind, self.groups).shape[0])
+        return channels_along(np.shape(self.kernel), self.kind.out_axes, self.groups, self.kind.group_axis)
 
     @property
     def reduction(self) -> int:

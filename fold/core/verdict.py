@@ -217,8 +217,12 @@ def synthetic_gain(rows: np.ndarray, shift: np.ndarray, dtype: str, stored: str 
     over the output channels c with a nonzero kernel row w_c, of REACH u_p T_c / |w_c|_2 (a response of
     about |w_c|_2 per unit of input scale must reach REACH u_p T_c, T_c the magnitudes its shift is made
     of), at least 1; for a float16 batch at most FLOAT16_REACH / max_c |w_c|_1 (no overflow)."""
-    w = np.abs(np.asarray(rows, dtype=np.float64))
-    l2, l1 = np.sqrt(np.square(w).sum(axis=1)), w.sum(axis=1)
+    rows = np.asarray(rows)
+    l2, l1 = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+    step = max(1, BLOCK // max(rows.shape[1] if rows.ndim > 1 else 1, 1))
+    for i in range(0, rows.shape[0], step):  # a block of rows in float64 at a time, not a copy of the kernel
+        w = np.abs(rows[i:i + step].astype(np.float64))
+        l2[i:i + step], l1[i:i + step] = np.sqrt(np.square(w).sum(axis=1)), w.sum(axis=1)
     live = (l2 > 0) & np.isfinite(l2)
     if not live.any():
         return 1.0
@@ -500,4 +504,60 @@ def nudge_bias(bias: np.ndarray | None, stats: ChannelStats | None, dtype: str, 
 def nudge_factors(rho: np.ndarray, signs_like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """1 ± ρ for every weight: ``rho`` laid out like the kernel (or broadcasting to it), a random sign
     per weight."""
-    return np.where(rng.integers(0, 2, size=np.shape(signs_like)) == 1, 1.0 + rho, 1.0 - rho)
+    return _factors(rng.integers(0, 2, size=np.shape(signs_like)), rho)
+
+
+def _factors(bits: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    return np.where(bits == 1, 1.0 + rho, 1.0 - rho)
+
+
+#: Weights nudged at a time by ``nudge_kernel`` (an even number: see ``_Bits``).
+NUDGE_BLOCK = 1 << 16
+
+
+def nudge_kernel(kernel: np.ndarray, rho: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``kernel`` times ``nudge_factors(rho, kernel, rng)``, the product in float64 stored in the
+    kernel's dtype: the same draw and the same numbers, made NUDGE_BLOCK weights at a time (no
+    float64 array of the kernel's size: a 256 MiB kernel would take 1.5 GiB)."""
+    w = np.asarray(kernel)
+    out = np.empty(w.shape, w.dtype)
+    bits = _Bits(rng, w.size)
+    for key in _slabs(w.shape, NUDGE_BLOCK):
+        part = w[key]
+        sub = tuple(k if n > 1 else (0 if isinstance(k, int) else slice(0, 1)) for k, n in zip(key, np.shape(rho)))
+        factors = _factors(bits.take(part.size).reshape(part.shape), np.asarray(rho)[sub])
+        np.multiply(part, factors, out=out[key], dtype=np.float64, casting="unsafe")
+    return out
+
+
+def _slabs(shape: tuple[int, ...], limit: int, prefix: tuple = ()):
+    """Keys of consecutive blocks of an array of ``shape`` in C order (whole indices, then a slice of
+    the next axis), each of at most ``limit`` elements unless one entry of the last axis is larger."""
+    if not shape:
+        yield prefix
+        return
+    inner = int(np.prod(shape[1:], dtype=np.int64))
+    if inner <= limit or len(shape) == 1:
+        step = max(1, limit // max(inner, 1))
+        for i in range(0, shape[0], step):
+            yield (*prefix, slice(i, i + step))
+        return
+    for i in range(shape[0]):
+        yield from _slabs(shape[1:], limit, (*prefix, i))
+
+
+class _Bits:
+    """``rng.integers(0, 2, size=total)``'s values handed out a few at a time. They are drawn in pieces
+    of an even size, which gives the same numbers as one draw of all (numpy makes two such values of
+    each 64 random bits it takes), and leaves the generator where that one draw would."""
+
+    def __init__(self, rng: np.random.Generator, total: int):
+        self.rng, self.left, self.buffer = rng, total, np.empty(0, np.int64)
+
+    def take(self, n: int) -> np.ndarray:
+        while self.buffer.size < n:
+            piece = min(self.left, max(NUDGE_BLOCK, n - self.buffer.size + 1) // 2 * 2)
+            self.buffer = np.concatenate([self.buffer, self.rng.integers(0, 2, size=piece)])
+            self.left -= piece
+        found, self.buffer = self.buffer[:n], self.buffer[n:]
+        return found
