@@ -275,6 +275,11 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
     magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
     alone = [f for f in corr.folded if plain and f.layer in plain.layers and f.layer in magnitude.layers]
+    alone_runtime = plain.runtime if plain is not None else None
+    # each runner is dropped after its last use, with the weights its runtime read (a model too large to
+    # hold twice is then read by one runner at a time)
+    runners = {"original": orig_tap, "checked": checked_tap, "plain": plain, "magnitude": magnitude}
+    del orig_tap, checked_tap, plain, magnitude
     output_only = list(corr.output_only) + [f.bn for f in corr.folded if f not in alone]
     layer_stats: dict[str, ChannelStats] = {}
     out_specs = original.frontend.outputs(original.model)
@@ -292,8 +297,13 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     while start < rows:
         chunk = [x[start:start + step] for x in inputs]
         chunks.append((start, start + step))
-        o = _in_batches(orig_tap, chunk, b_orig)
-        c = _in_batches(checked_tap, corr.feed(chunk), b_checked)
+        last = start + len(chunk[0]) >= rows
+        o = _in_batches(runners["original"], chunk, b_orig)
+        if last:
+            _drop(runners, "original", original)
+        c = _in_batches(runners["checked"], corr.feed(chunk), b_checked)
+        if last:
+            _drop(runners, "checked", checked)
         if start == 0 and row_bytes is None:  # rows per chunk from what the first rows weighed
             step = _step((_tap_bytes(o) + _tap_bytes(c)) // max(len(chunk[0]), 1), unit)
         if max(order, default=-1) >= len(c.outputs):
@@ -310,11 +320,11 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
         if start == 0 and ready and len(ready) == len(alone):  # the runners run every layer at once: all fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
             made = _synthetic(ready, {f.layer: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]]
-                                      for f in ready}, [x[:k] for x in chunk], original, corr, kernels, b_orig,
-                              g_orig, seed)
+                                      for f in ready}, [x[:k] for x in chunk], original, checked, corr, kernels,
+                              b_orig, g_orig, seed)
         if ready:
-            _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats,
-                          made if start == 0 else None)
+            _check_layers(ready, o, corr.feed(chunk), runners, checked, kernels, b_checked, g_orig, layer_stats,
+                          made if start == 0 else None, last)
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
@@ -322,8 +332,11 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
         start += len(chunk[0])
 
     synthetic = made.stats if made is not None else {}
+    for key, side in (("original", original), ("checked", checked), ("plain", checked), ("magnitude", checked)):
+        _drop(runners, key, side)  # a chunk whose layers were not all fed
     checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
               for f in alone if f.layer in layer_stats]
+    _release(checked)
     output_only += [f.bn for f in alone if f.layer not in layer_stats]
     compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
     nudged = False
@@ -338,8 +351,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     verification = _verification(checks, per_output, output_only, nudged, inputs, seed, source)
     verification.runtimes = {"original": original.frontend.runtime(original.model),
                              "checked": checked.frontend.runtime(checked.model)}
-    if plain is not None and plain.runtime is not None and plain.runtime != verification.runtimes["checked"]:
-        verification.runtimes["layers alone"] = plain.runtime
+    if alone_runtime is not None and alone_runtime != verification.runtimes["checked"]:
+        verification.runtimes["layers alone"] = alone_runtime
     return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
 
 
@@ -363,11 +376,11 @@ class _Synthetic:
 
 
 def _synthetic(folded: list[FoldedLayer], recorded: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
-               original: Side, corr: Correspondence, kernels: dict[str, LayerKernel], batch: int | None,
-               graph: nx.DiGraph, seed: int | None) -> _Synthetic | None:
+               original: Side, checked: Side, corr: Correspondence, kernels: dict[str, LayerKernel],
+               batch: int | None, graph: nx.DiGraph, seed: int | None) -> _Synthetic | None:
     """Rule 2's synthetic batch: ``synthetic_batch`` of what each folded layer received in the first
     rows (``recorded``; ``inputs``: the model inputs of those rows), and the original layer through its
-    BN run alone on it (None when no layer has one)."""
+    BN run alone on it (None when no layer has one); ``kernels`` are ``checked``'s."""
     reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in folded])
     rng = np.random.default_rng(0 if seed is None else seed)
     made = {}
@@ -379,6 +392,7 @@ def _synthetic(folded: list[FoldedLayer], recorded: dict[str, list[np.ndarray]],
             xs = synthetic_batch(xs, channel_axis(graph, f.source, np.ndim(xs[0])), rng, gain)
             if xs is not None:
                 made[f.layer] = xs
+            _release(checked)  # the pages of the kernel the gain read
     if not made:
         return None
     fed = {f.layer: made.get(f.layer, recorded[f.layer]) for f in folded}
@@ -402,25 +416,26 @@ def _stacked(recorded: dict[str, list[np.ndarray]], rows: int, synthetic: _Synth
     return stacked, k
 
 
-def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], plain: LayerRunner,
-                  magnitude: LayerRunner, kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
-                  stats: dict[str, ChannelStats], synthetic: _Synthetic | None = None) -> None:
+def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], runners: dict, checked: Side,
+                  kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
+                  stats: dict[str, ChannelStats], synthetic: _Synthetic | None = None, last: bool = False) -> None:
     """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output;
     and rule 2's ``synthetic`` batch, when given, in the same runs where the feeds stack (else in runs of
-    its own), its figures added to ``synthetic.stats``."""
+    its own), its figures added to ``synthetic.stats``. ``runners``' plain and magnitude ones run them
+    (dropped after these runs when this is the ``last`` chunk)."""
     feeds = {f.layer: o.feeds[f.source] for f in folded}
     rows = chunk[0].shape[0] if chunk else 0
     stacked = _stacked(feeds, rows, synthetic) if synthetic is not None and rows else None
     if stacked is not None:
         both, k = stacked
         inputs = [np.concatenate([x, y]) for x, y in zip(chunk, synthetic.inputs)]
-        got_all, terms_all = _alone_runs(plain, magnitude, both, inputs, batch)
+        got_all, terms_all = _alone_runs(runners, checked, both, inputs, batch, last)
         got_all, got_syn = _split(got_all, rows, k)
         terms_all, terms_syn = _split(terms_all, rows, k)
     else:
-        got_all, terms_all = _alone_runs(plain, magnitude, feeds, chunk, batch)
+        got_all, terms_all = _alone_runs(runners, checked, feeds, chunk, batch, last and synthetic is None)
         if synthetic is not None:
-            got_syn, terms_syn = _alone_runs(plain, magnitude, synthetic.feeds, synthetic.inputs, batch)
+            got_syn, terms_syn = _alone_runs(runners, checked, synthetic.feeds, synthetic.inputs, batch, last)
     for f in folded:
         _add_layer_batch(f, o.nodes[f.reference], got_all[f.layer], terms_all[f.layer], o.nodes.get(f.source),
                          kernels[f.layer], graph, stats)
@@ -429,11 +444,32 @@ def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], pl
                              kernels[f.layer], graph, synthetic.stats)
 
 
-def _alone_runs(plain: LayerRunner, magnitude: LayerRunner, feeds: dict[str, list[np.ndarray]],
-                inputs: list[np.ndarray], batch: int | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The folded layers run alone on ``feeds``, as they are and in magnitude (on |feeds|)."""
-    return (_layers_in_batches(plain, feeds, inputs, batch),
-            _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, inputs, batch))
+def _alone_runs(runners: dict, checked: Side, feeds: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
+                batch: int | None, last: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The folded layers run alone on ``feeds``, as they are and in magnitude (on |feeds|), each runner
+    dropped after its run when these are its ``last``."""
+    got = _layers_in_batches(runners["plain"], feeds, inputs, batch)
+    if last:
+        _drop(runners, "plain", checked)
+    terms = _layers_in_batches(runners["magnitude"], {n: [np.abs(x) for x in xs] for n, xs in feeds.items()},
+                               inputs, batch)
+    if last:
+        _drop(runners, "magnitude", checked)
+    return got, terms
+
+
+def _drop(runners: dict, key: str, side: Side) -> None:
+    """Let a runner go, and what reading its model's weights brought into memory."""
+    if runners.get(key) is not None:
+        runners[key] = None
+        _release(side)
+
+
+def _release(side: Side) -> None:
+    """``Frontend.release`` where the frontend has it (a model whose weights are mapped from files)."""
+    release = getattr(side.frontend, "release", None)
+    if release is not None:
+        release(side.model)
 
 
 def _split(found: dict[str, np.ndarray], rows: int, k: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -512,6 +548,7 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
         bias = nudge_bias(k.bias, stats, w.dtype.name, k.channels, rng)
         kernels[node] = LayerKernel(nudged.reshape(w.shape), None if bias is None else bias.astype(w.dtype), k.kind,
                                     k.groups)
+        _release(side)  # the pages of the kernel read
     return side.frontend.with_kernels(side.model, kernels) if kernels else None
 
 
@@ -546,6 +583,8 @@ def _nudge(checked: Side, inputs: list[np.ndarray], chunks: list[tuple[int, int]
             for t in shared:
                 if t.name in nodes and t.name in b.nodes:
                     t.add_nudged(b.nodes[t.name], nodes[t.name])
+        model = nudged = b = None  # this draw's model and weights go before the next is made
+        _release(checked)
     return built
 
 

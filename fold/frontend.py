@@ -138,6 +138,11 @@ class Frontend(Protocol[M]):
         """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``); a
         ValueError when the layer has no constant kernel."""
 
+    def release(self, model: M) -> None:
+        """Optional: let go of what reading ``model``'s weights brought into memory (the pages of the
+        files they are mapped from), so that a model too large to hold is held one part at a time; the
+        verification calls it, where a frontend has it, after each pass over the weights."""
+
     def with_kernels(self, model: M, kernels: Mapping[str, LayerKernel]) -> M:
         """A copy of the model whose named layers have the given kernels (and biases, when given);
         ``model`` is untouched."""
