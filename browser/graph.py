@@ -7,7 +7,9 @@ from playwright.sync_api import Page
 
 from browser.page import list_option, select_box
 
-_PLOT = "document.querySelector('.js-plotly-plot')"
+#: The graph: the first Plotly plot with a "nodes before" trace (a report's charts are plots too).
+_PLOT = ("[...document.querySelectorAll('.js-plotly-plot')].find(gd => (gd.data || []).some(t => t.name === "
+         "'nodes before'))")
 
 
 def graph_ready(page: Page, nodes: int | None = None) -> bool:

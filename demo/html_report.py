@@ -10,7 +10,8 @@ page's metrics, every candidate pair with its own check and its reason, each fol
 per-channel scale, offset and kernel range, the interactive graph before and after (the whole
 graph, every nested model and block open, so that the search finds every node; opening on the
 pair the page opens on), and both models' outputs with their difference, each picture as the
-smaller of its PNG and SVG.
+smaller of its PNG and SVG; the per-channel figures are interactive charts the browser draws when
+their pair is opened (rendering 59 pictures took DenseNet121's report 25 s).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from demo.pictures import smallest
 from demo.workbench import CheckBench, Workbench
 from fold.core.verification import Verification
 from fold.report import VERDICTS, counts_text, verification_text
-from viz.report_html import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from viz.report_html import Chart, Details, Graph, Metrics, Picture, Section, Table, Text, report_html
 
 GRAPH_CAPTION = ("Drag to pan, scroll to zoom (both panes move together), hover a node for its details. Blue outline: "
                  "a BN was folded into it; red: a BN folding removes (a ghost on the right); a pink ring marks the "
@@ -83,7 +84,7 @@ def fold_sections(wb: Workbench) -> list[Section]:
             parts.append(Details(f"Why {sum(len(p) for p in skipped.values())} pair(s) were left alone", [
                 Text(f"{', '.join(pairs)} ({len(pairs)}): {reason}") for reason, pairs in skipped.items()], open=True))
         sections.append(Section("Candidate pairs", parts))
-        channels = [Details(fold_view.pair_label(d), [_picture(wb.channel_figure(i), f"per-channel figures of {d.layer}")],
+        channels = [Details(fold_view.pair_label(d), [Chart(wb.channel_chart(i), f"per-channel figures of {d.layer}")],
                             open=i == wb.first_pair)
                     for i, d in enumerate(decisions) if wb.detail(d) is not None]
         if channels:

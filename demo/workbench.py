@@ -39,7 +39,7 @@ from fold.errors import FoldError
 from fold.files import read_arrays
 from fold.frontend import FRONTENDS, Frontend
 from fold.pipeline import Checked, fold, load, verify
-from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
+from viz import channels_chart, plot_channels, plot_heatmaps, plot_vectors, select_slice
 from viz.graph import draw_graph
 
 #: The page builds, folds and verifies one large model at a time (a zoo architecture of 224x224
@@ -169,6 +169,13 @@ class Workbench(_Outputs):
         detail = self.detail(decision)
         return plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
                              title=f"{decision.layer} ← {decision.bn}")
+
+    def channel_chart(self, index: int) -> dict:
+        """``channel_figure``'s panels as an interactive Plotly figure (the HTML report's)."""
+        decision = self.result.decisions[index]
+        detail = self.detail(decision)
+        return channels_chart(detail.scale, detail.shift, detail.range_before, detail.range_after,
+                              title=f"{decision.layer} ← {decision.bn}")
 
     # -- the graph of a view: "fold" (this fold) or "ops" (the op view's) ----------------------
 

@@ -5,6 +5,7 @@ opened from disk with the network cut, that its graph draws, hovers and finds a 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -85,7 +86,20 @@ def test_the_fold_report_holds_the_verdict_every_pair_its_reason_and_the_node_na
         assert pair["layer"] in page.text and pair["bn"] in page.text
         assert pair["reason"] is None or _words(pair["reason"]) in page.text
     assert {"head_conv", "head_bn", "up0", "up1_bn", "probability"} <= set(page.names)
-    assert page.tags.count("img") == 3 + 1  # the three folded pairs' channel plots, the one output's heatmaps
+    assert page.tags.count("img") == 1  # the one output's heatmaps
+    charts = _charts((head["dir"] / "head.html").read_text())  # and a chart of each folded pair
+    assert [c["layout"]["title"]["text"] for c in charts] == [
+        f"{p['layer']} ← {p['bn']}" for p in report["pairs"] if p["status"] == "folded"]
+    assert all([t["name"] for t in c["data"]] == ["scale s", "shift t", "kernel before folding",
+                                                 "kernel after folding"] for c in charts)
+
+
+def _charts(text: str) -> list[dict]:
+    """The figures of a report's charts, in the order their places appear."""
+    blob = re.search(r'<script id="charts" type="application/json">(.*?)</script>', text, re.S).group(1)
+    figures = json.loads(blob)["figures"]
+    assert re.findall(r'class=chart id="chart-(\d+)"', text) == [str(k) for k in range(len(figures))]
+    return figures
 
 
 def test_the_check_report_holds_where_each_batchnorm_went(head):
@@ -136,7 +150,7 @@ def test_a_keras_report_has_a_channel_plot_per_folded_pair(tmp_path):
     page = _Page((tmp_path / "dcgan.html").read_text())
     folded = [p for p in report["pairs"] if p["status"] == "folded"]
     assert folded and page.text.count("(folded)") == len(folded)
-    assert page.tags.count("img") == len(folded) + 1
+    assert page.tags.count("img") == 1 and len(_charts((tmp_path / "dcgan.html").read_text())) == len(folded)
     assert {p["layer"] for p in report["pairs"]} <= set(page.names)
 
 
@@ -163,8 +177,10 @@ def test_markup_in_node_names_stays_text(xss_report):
     page = _Page(text)
     assert SCRIPT_NAME in page.text and IMG_NAME in page.text  # shown, escaped, in the pair table
     assert {SCRIPT_NAME, IMG_NAME} <= set(page.names)
-    assert page.tags.count("script") == 3  # the library, the figures' JSON, the report's own script
+    assert page.tags.count("script") == 4  # the library, the graphs' and the charts' JSON, the report's script
     assert all(link.startswith("data:image/") for link in page.links)
+    (chart,) = _charts(text)
+    assert chart["layout"]["title"]["text"] == html.escape(f"{SCRIPT_NAME} ← {IMG_NAME}", quote=False)
 
 
 # -- the writer and the pictures, headless --------------------------------------------------------
@@ -251,7 +267,7 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
         page.goto(xss_report.as_uri())
         page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'"
                                " && !!document.querySelector('.js-plotly-plot .scatterlayer .point')", timeout=30_000)
-        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.locator("#graph-0").scroll_into_view_if_needed()
         at = node_positions(page, "before")
         page.mouse.move(*at[SCRIPT_NAME])
         page.wait_for_function("() => !!document.querySelector('.hoverlayer .hovertext')", timeout=10_000)
@@ -262,9 +278,18 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head):
         names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .textpoint')]"
                               ".map(e => e.textContent.trim())")
         assert "<img src=x onerror=al…" in names and "<b>bold</b>" in names, names  # drawn as typed
+        page.wait_for_function("() => document.getElementById('chart-0').dataset.ready === '1'", timeout=10_000)
+        title = page.evaluate("() => document.querySelector('#chart-0 .gtitle').textContent")
+        assert title == f"{SCRIPT_NAME} ← {IMG_NAME}", title  # the pair's chart, its title as typed
 
         page.goto((head["dir"] / "head.html").as_uri())
         page.wait_for_function("() => document.getElementById('graph-0').dataset.ready === '1'", timeout=30_000)
+        # the open pair's chart is drawn, a closed one's when its pair is opened
+        drawn = "() => [...document.querySelectorAll('.chart')].map(e => e.dataset.ready === '1')"
+        assert page.evaluate(drawn) == [False, True, False], page.evaluate(drawn)  # open on the first ConvTranspose
+        page.locator("details:has(#chart-0) > summary").click()
+        page.wait_for_function("() => document.getElementById('chart-0').dataset.ready === '1'", timeout=10_000)
+        assert page.locator("#chart-0 .barlayer .point").count() > 0
         page.evaluate("() => Plotly.relayout(document.getElementById('graph-0'), {'yaxis.range': [-100, -90]})")
         y = page.evaluate("() => { const t = document.getElementById('graph-0').data.find(d => d.name === "
                           "'nodes before'); return t.y[t.customdata.indexOf('up1_bn')]; }")

@@ -389,6 +389,34 @@ def test_channels_without_ranges_have_two_panels():
     assert len(plot_channels(np.ones(4), np.zeros(4)).axes) == 2
 
 
+def test_the_channels_chart_holds_plot_channels_values_for_the_browser():
+    """The report's interactive version: the same traces by name, each channel's values (a range's
+    min as its bar's base, its max on hover), one panel each, non-finite values as gaps, a title as typed."""
+    import plotly.graph_objects as go
+
+    from viz.channels import channels_chart
+
+    rng = np.random.default_rng(3)
+    scale, shift = rng.uniform(0.5, 2, 7), rng.normal(size=7)
+    scale[2] = np.nan
+    before = np.sort(rng.normal(size=(7, 2)), axis=1)
+    figure = channels_chart(scale, shift, before, before * np.nan_to_num(scale)[:, None], title="<b>c</b> ← bn")
+    go.Figure(figure)  # a valid Plotly figure
+    s, t, low, high = figure["data"]
+    assert [s["name"], t["name"], low["name"], high["name"]] == ["scale s", "shift t", "kernel before folding",
+                                                                  "kernel after folding"]
+    assert [(d["xaxis"], d["yaxis"]) for d in figure["data"]] == [("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x3", "y3")]
+    assert s["y"][2] is None and np.array(s["y"][:2] + s["y"][3:]) == pytest.approx(np.delete(scale, 2))
+    assert t["y"] == pytest.approx(shift)
+    assert low["base"] == pytest.approx(before[:, 0]) and low["customdata"] == pytest.approx(before[:, 1])
+    assert figure["layout"]["title"]["text"] == "&lt;b&gt;c&lt;/b&gt; ← bn"
+    wide = channels_chart(rng.uniform(0.5, 2, 300), rng.normal(size=300))
+    assert [d["type"] for d in wide["data"]] == ["scatter", "scatter"] and len(wide["data"][0]["x"]) == 300
+    assert wide["data"][0]["y"] == sorted(wide["data"][0]["y"]) and sum(bool(x) for x in wide["data"][0]["text"]) == 2
+    with pytest.raises(ValueError, match=r"range_before"):
+        channels_chart(np.ones(4), np.zeros(4), range_before=np.zeros((3, 2)))
+
+
 def test_channels_reject_mismatched_ranges():
     with pytest.raises(ValueError, match=r"range_before.*\(4, 2\).*\(3, 2\)"):
         plot_channels(np.ones(4), np.zeros(4), range_before=np.zeros((3, 2)))

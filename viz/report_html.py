@@ -1,9 +1,10 @@
-"""A report as one HTML file that opens anywhere, offline: text, tables, pictures and interactive
-Plotly graphs, every byte inlined.
+"""A report as one HTML file that opens anywhere, offline: text, tables, pictures, interactive
+Plotly graphs and charts, every byte inlined.
 
 Plotly's library is most of the file (4.8 MB as ``plotly.min.js``), so it is inlined gzipped and
 base64-encoded (1.9 MB) and the browser inflates it with ``DecompressionStream('gzip')`` before it
-draws the graphs; the figures go in as JSON, the pictures as ``data:`` URIs. Nothing is fetched:
+draws the graphs and charts (a chart when it is first shown); the figures go in as JSON, the
+pictures as ``data:`` URIs. Nothing is fetched:
 no ``src`` or ``href`` leads off the file.
 
 Everything that comes from a model (its node names above all) is user data: text and table cells
@@ -87,7 +88,16 @@ class Graph:
     caption: str = ""
 
 
-Part = Text | Metrics | Table | Picture | Details | Graph
+@dataclass(frozen=True)
+class Chart:
+    """A small interactive figure (a Plotly figure's JSON form, as ``viz.channels.channels_chart`` makes),
+    drawn by the browser when it is first shown (inside a closed ``Details``: when that opens)."""
+
+    figure: Mapping
+    alt: str
+
+
+Part = Text | Metrics | Table | Picture | Details | Graph | Chart
 
 
 @dataclass(frozen=True)
@@ -98,13 +108,15 @@ class Section:
 
 def report_html(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
     """The whole report as one self-contained HTML document."""
-    graphs: list[Graph] = []
+    graphs: list[Graph | Chart] = []
     body = "\n".join(_section(s, graphs) for s in sections)
     scripts = ""
     if graphs:
-        data = [_graph_data(g) for g in graphs]
+        data = [_graph_data(g) for g in graphs if isinstance(g, Graph)]
+        charts = {"template": _template(), "figures": [g.figure for g in graphs if isinstance(g, Chart)]}
         scripts = (f'<script id="plotly-gz" type="application/octet-stream">{_plotly_gz()}</script>\n'
                    f'<script id="graphs" type="application/json">{_script_json(data)}</script>\n'
+                   f'<script id="charts" type="application/json">{_script_json(charts)}</script>\n'
                    f"<script>{_SCRIPT}</script>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -117,11 +129,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _section(section: Section, graphs: list[Graph]) -> str:
+def _section(section: Section, graphs: list[Graph | Chart]) -> str:
     return f"<section><h2>{_e(section.heading)}</h2>\n{_parts(section.parts, graphs)}</section>"
 
 
-def _parts(parts: Sequence[Part], graphs: list[Graph]) -> str:
+def _parts(parts: Sequence[Part], graphs: list[Graph | Chart]) -> str:
     return "\n".join(_part(p, graphs) for p in parts)
 
 
@@ -133,7 +145,8 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _part(part: Part, graphs: list[Graph]) -> str:
+def _part(part: Part, graphs: list[Graph | Chart]) -> str:
+    """One part as HTML; a graph or a chart is also added to ``graphs`` (their figures go in as JSON)."""
     if isinstance(part, Text):
         if part.tone is not None and part.tone not in TONES:
             raise ValueError(f"Invalid value for argument `tone`: one of {TONES}. Received: {part.tone!r}")
@@ -154,9 +167,13 @@ def _part(part: Part, graphs: list[Graph]) -> str:
     if isinstance(part, Details):
         return (f"<details{' open' if part.open else ''}><summary>{_e(part.summary)}</summary>\n"
                 f"{_parts(part.parts, graphs)}</details>")
+    if isinstance(part, Chart):
+        graphs.append(part)
+        k = sum(isinstance(g, Chart) for g in graphs) - 1
+        return f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\"></div>"
     if isinstance(part, Graph):
         graphs.append(part)
-        k = len(graphs) - 1
+        k = sum(isinstance(g, Graph) for g in graphs) - 1
         caption = f"<p class=caption>{_e(part.caption)}</p>" if part.caption else ""
         return (f"<div class=find><label for=\"find-{k}\">Find a node</label>"
                 f"<input id=\"find-{k}\" list=\"names-{k}\" placeholder=\"type a node's name, then Enter\">"
@@ -164,7 +181,8 @@ def _part(part: Part, graphs: list[Graph]) -> str:
                 f"class=said></span><datalist id=\"names-{k}\">"
                 + "".join(f"<option value=\"{_e(n)}\">" for n in _names(part.figure)) + "</datalist></div>"
                 f"{caption}<div class=graph id=\"graph-{k}\"><p class=loading>Drawing the graph...</p></div>")
-    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph. Received: {type(part)}")
+    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph, Chart. Received: "
+                    f"{type(part)}")
 
 
 def _names(figure: Mapping) -> list[str]:
@@ -176,11 +194,15 @@ def _names(figure: Mapping) -> list[str]:
     return list(found)
 
 
+def _template() -> dict:
+    """Plotly's own template, whatever the process's default (Streamlit makes its own the default), so
+    that the page's download and the command line's file are the same bytes."""
+    return pio.templates["plotly"].to_plotly_json()
+
+
 def _graph_data(graph: Graph) -> dict:
     """What the script draws: the figure, and every node's label when the figure names only some."""
-    # Plotly's own template, whatever the process's default (Streamlit makes its own the default), so
-    # that the page's download and the command line's file are the same bytes
-    layout = {**graph.figure.get("layout", {}), "template": pio.templates["plotly"].to_plotly_json()}
+    layout = {**graph.figure.get("layout", {}), "template": _template()}
     figure = {"data": list(graph.figure["data"]), "layout": layout}
     nodes = [t for t in figure["data"] if str(t.get("name", "")).startswith("nodes ")]
     labelled = {t.get("name") for t in figure["data"] if str(t.get("name", "")).startswith("labels ")}
@@ -228,6 +250,7 @@ img{max-width:100%;display:block;margin:8px 0}details{margin:4px 0}summary{curso
 .find{display:flex;gap:8px;align-items:center;margin:8px 0}.find input{width:340px;padding:4px 6px}
 .said{color:#555;font-size:12.5px}.caption{color:#555;font-size:12.5px;margin:4px 0}
 .graph{border:1px solid #e3e3e3;border-radius:6px;min-height:200px}.loading{color:#888;padding:12px}
+.chart{margin:8px 0;min-height:120px}
 """
 
 # The graphs: Plotly inflated from the file itself, then each figure drawn with the page's own
@@ -248,10 +271,22 @@ _SCRIPT = r"""
     document.head.appendChild(script);
     graphs = JSON.parse(document.getElementById('graphs').textContent);
   } catch (err) {
-    document.querySelectorAll('.graph .loading').forEach(e => {
+    document.querySelectorAll('.graph .loading, .chart').forEach(e => {
       e.textContent = 'This browser cannot inflate the inlined Plotly library (DecompressionStream): ' + err; });
     return;
   }
+  // the charts: each drawn when first shown (one in a closed <details>: when it opens)
+  const charts = JSON.parse(document.getElementById('charts').textContent);
+  const drawChart = el => {
+    if (el.dataset.ready) return;
+    const f = charts.figures[+el.id.slice(6)];
+    Plotly.newPlot(el, f.data, {...f.layout, template: charts.template}, {displaylogo: false, responsive: true});
+    el.dataset.ready = '1';
+  };
+  document.querySelectorAll('.chart').forEach(el => { if (!el.closest('details:not([open])')) drawChart(el); });
+  document.querySelectorAll('details').forEach(d => d.addEventListener('toggle', () => {
+    if (d.open) d.querySelectorAll('.chart').forEach(el => { if (!el.closest('details:not([open])')) drawChart(el); });
+  }));
   const MAX_LABELS = 400;
   graphs.forEach((g, k) => {
     const gd = document.getElementById('graph-' + k);
