@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 
 from demo import check_view, fold_view, graph_view, node_panel, quant_view
 from demo import seed as seed_note
-from demo import zoo
 from demo.memo import Memos, memoized
 from demo.pictures import picture
 from fold.core.affine import per_channel_range
@@ -382,12 +381,16 @@ def seed_ops_workbench() -> Workbench:
 
 def playground_workbench(settings: dict) -> Workbench:
     """One layer + BN from the playground's settings (``zoo.playground_model``'s arguments)."""
+    from demo import zoo  # Keras: imported by the workbenches that build a model, not by a report's
+
     key = "playground:" + repr(sorted(settings.items()))
     return inspect_keras(key, zoo.playground_model(**settings), seed=settings.get("seed", 0))
 
 
 def zoo_workbench(name: str) -> Workbench:
     """A model of the zoo, by its label."""
+    from demo import zoo
+
     if name not in zoo.ZOO:
         raise FoldError(f"The model zoo has no {name!r}; it has {', '.join(zoo.ZOO)}.")
     entry = zoo.ZOO[name]

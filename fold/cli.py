@@ -319,10 +319,8 @@ def _quantization(args: argparse.Namespace, result, checked, output: str, fmt: F
 
 def _html(path: str, written: _Written, build: Callable) -> None:
     """``--html``: the report the page offers for download, ``build(demo.html_report, demo.workbench)``
-    from the page's own workbench; demo's workbench imports Keras (its zoo), quietly first."""
-    from fold.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    from the page's own workbench (which imports no TensorFlow of its own: a report of an ONNX model
+    costs no 3 s import)."""
     from demo import html_report, workbench
 
     written.add(path).write_bytes(build(html_report, workbench))
