@@ -133,6 +133,21 @@ def sequential_read(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def profile(py: str, model: Path, base: Path, env: dict) -> None:
+    """foldscope's fold of ``model`` once more, under cProfile in a child of its own: where its time
+    goes, by function (own time), the output removed after."""
+    folder = base / "profiled"
+    folder.mkdir()
+    stats = folder / "fold.prof"
+    subprocess.run([py, "-m", "cProfile", "-o", str(stats), "-m", "fold", str(model), "-o", str(folder / "out.onnx"),
+                    "--no-verify"], cwd=ROOT, env=env, check=True, capture_output=True)
+    import pstats
+
+    print("where the fold's time goes (cProfile, own time of each function):")
+    pstats.Stats(str(stats)).sort_stats("tottime").print_stats(12)
+    shutil.rmtree(folder)
+
+
 def copy_seconds(path: Path) -> float:
     """Seconds ``cp`` takes to copy ``path`` beside itself (the same disk), the copy removed after."""
     target = path.with_name(path.name + ".copy")
@@ -257,6 +272,8 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true",
                         help="drop the page cache (root) before the read floor and before each tool, so that the "
                              "floor and every run read the data from the disk")
+    parser.add_argument("--profile", action="store_true",
+                        help="run foldscope's fold once more under cProfile and print where its time goes")
     parser.add_argument("--tools", nargs="+", default=["foldscope", *PEER_SCRIPTS],
                         choices=["foldscope", *PEER_SCRIPTS], help="the tools to run (default: all)")
     args = parser.parse_args()
@@ -313,6 +330,8 @@ def main() -> None:
                  [py, "-m", "fold", "check", str(model), str(out), "--samples", "4"], None)
             step("onnxruntime", "runs the original and the fold from disk (the check's floor)",
                  [py, "-c", textwrap.dedent(RUNS), str(model), str(out), "4"], None)
+            if args.profile:
+                profile(py, model, base, env)
             if out.exists():
                 out.unlink()
                 (base / "foldscope" / "out.onnx.data").unlink()
