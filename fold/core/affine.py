@@ -276,6 +276,12 @@ def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups:
         raise ValueError(f"the {kind.family} kernel of shape {tuple(np.shape(kernel))} does not read "
                          f"{np.size(value)} input channels along one axis (a grouped layer)") from None
     return np.sum(channel_rows(scaled, kind, groups), axis=1)
+def channels_along(kernel_shape: tuple[int, ...], axes: tuple[int, ...], groups: int = 1,
+                   group_axis: int | None = None) -> int:
+    """How many channels a kernel of ``kernel_shape`` has along ``axes`` (split by ``groups`` as
+    ``grouped_shape`` says), read off its shape alone."""
+    shape, grouped = grouped_shape(kernel_shape, axes, groups, group_axis)
+    return int(np.prod([shape[a % len(shape)] for a in grouped], dtype=np.int64))
 
 
 def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
@@ -291,9 +297,10 @@ def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
     return moved.reshape(channels, moved.size // channels if channels else 0)
 
 
-def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c."""
-    return rows_along(kernel, kind.out_axes, groups, kind.group_axis)
+def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1, dtype: type | None = np.float64) -> np.ndarray:
+    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c (``dtype``
+    None: in the kernel's own dtype, no float64 copy of a large kernel)."""
+    return rows_along(kernel, kind.out_axes, groups, kind.group_axis, dtype)
 
 
 def per_channel_range(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:

@@ -5,8 +5,10 @@ written with it.
 
 Plotly's library is most of the file (4.8 MB as ``plotly.min.js``), so it is inlined gzipped and
 base64-encoded (1.9 MB) and the browser inflates it with ``DecompressionStream('gzip')`` before it
-draws the graphs; the figures go in as JSON, the pictures as ``data:`` URIs. Nothing is fetched:
-no ``src`` or ``href`` leads off the file.
+draws the graphs; the figures go in as JSON, the pictures as ``data:`` URIs. A chart (a folded pair's
+per-channel figures, ``viz.channels.channels_data``) goes in as its numbers and is drawn as SVG by
+``viz/assets/channels.js``, inlined, when it is first shown. Nothing is fetched: no ``src`` or ``href``
+leads off the file.
 
 Everything that comes from a model (its node names above all) is user data: text and table cells
 are HTML-escaped, and JSON inside ``<script>`` has ``<``, ``>`` and ``&`` written as ``\\u003c``...,
@@ -30,6 +32,7 @@ from functools import cache
 
 import plotly.io as pio
 
+from viz.channels import chart_script
 from viz.interactive import FOUND_MARKER, LABEL_ALL, all_labels
 
 
@@ -114,7 +117,16 @@ class Graph:
     caption: str = ""
 
 
-Part = Text | Metrics | Table | Picture | Details | Graph
+@dataclass(frozen=True)
+class Chart:
+    """A folded pair's per-channel figures as numbers (``viz.channels.channels_data``), drawn by the
+    browser when first shown (inside a closed ``Details``: when that opens); ``alt``: what it shows."""
+
+    data: Mapping
+    alt: str
+
+
+Part = Text | Metrics | Table | Picture | Details | Graph | Chart
 
 
 @dataclass(frozen=True)
@@ -125,14 +137,19 @@ class Section:
 
 def report_html(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
     """The whole report as one self-contained HTML document."""
-    graphs: list[Graph] = []
-    body = "\n".join(_section(s, graphs) for s in sections)
+    found: list[Graph | Chart] = []
+    body = "\n".join(_section(s, found) for s in sections)
+    graphs = [g for g in found if isinstance(g, Graph)]
+    charts = [c.data for c in found if isinstance(c, Chart)]
     scripts = ""
+    if charts:
+        scripts += (f'<script id="charts" type="application/json">{_script_json(charts)}</script>\n'
+                    f"<script>{chart_script()}</script>\n")
     if graphs:
         data = [_graph_data(g) for g in graphs]
-        scripts = (f'<script id="plotly-gz" type="application/octet-stream">{_plotly_gz()}</script>\n'
-                   f'<script id="graphs" type="application/json">{_script_json(data)}</script>\n'
-                   f"<script>{_SCRIPT}</script>")
+        scripts += (f'<script id="plotly-gz" type="application/octet-stream">{_plotly_gz()}</script>\n'
+                    f'<script id="graphs" type="application/json">{_script_json(data)}</script>\n'
+                    f"<script>{_SCRIPT}</script>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
@@ -144,11 +161,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _section(section: Section, graphs: list[Graph]) -> str:
+def _section(section: Section, graphs: list[Graph | Chart]) -> str:
     return f"<section><h2>{_e(section.heading)}</h2>\n{_parts(section.parts, graphs)}</section>"
 
 
-def _parts(parts: Sequence[Part], graphs: list[Graph]) -> str:
+def _parts(parts: Sequence[Part], graphs: list[Graph | Chart]) -> str:
     return "\n".join(_part(p, graphs) for p in parts)
 
 
@@ -182,7 +199,8 @@ def _table(table: Table) -> str:
     return f"<div class=\"{box}\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
-def _part(part: Part, graphs: list[Graph]) -> str:
+def _part(part: Part, graphs: list[Graph | Chart]) -> str:
+    """One part as HTML; a graph or a chart is also added to ``graphs`` (its figure goes in as JSON)."""
     if isinstance(part, Text):
         if part.tone is not None and part.tone not in TONES:
             raise ValueError(f"Invalid value for argument `tone`: one of {TONES}. Received: {part.tone!r}")
@@ -201,9 +219,13 @@ def _part(part: Part, graphs: list[Graph]) -> str:
     if isinstance(part, Details):
         return (f"<details{' open' if part.open else ''}><summary>{_e(part.summary)}</summary>\n"
                 f"{_parts(part.parts, graphs)}</details>")
+    if isinstance(part, Chart):
+        graphs.append(part)
+        k = sum(isinstance(g, Chart) for g in graphs) - 1
+        return f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\"></div>"
     if isinstance(part, Graph):
         graphs.append(part)
-        k = len(graphs) - 1
+        k = sum(isinstance(g, Graph) for g in graphs) - 1
         caption = f"<p class=caption>{_e(part.caption)}</p>" if part.caption else ""
         return (f"<div class=find><label for=\"find-{k}\">Find a node</label>"
                 f"<input id=\"find-{k}\" list=\"names-{k}\" placeholder=\"type a node's name, then Enter\">"
@@ -211,7 +233,8 @@ def _part(part: Part, graphs: list[Graph]) -> str:
                 f"class=said></span><datalist id=\"names-{k}\">"
                 + "".join(f"<option value=\"{_e(n)}\">" for n in _names(part.figure)) + "</datalist></div>"
                 f"{caption}<div class=graph id=\"graph-{k}\"><p class=loading>Drawing the graph...</p></div>")
-    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph. Received: {type(part)}")
+    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph, Chart. Received: "
+                    f"{type(part)}")
 
 
 def _names(figure: Mapping) -> list[str]:
@@ -297,6 +320,8 @@ summary { cursor: pointer; }
 .caption { color: #555; font-size: 12.5px; margin: 4px 0; }
 .graph { border: 1px solid #e3e3e3; border-radius: 6px; min-height: 200px; }
 .loading { color: #888; padding: 12px; }
+.chart { margin: 8px 0; min-height: 120px; }
+.chart svg { display: block; width: 100%; height: auto; font-size: 11px; }
 """
 
 # The graphs: Plotly inflated from the file itself, then each figure drawn with the page's own
