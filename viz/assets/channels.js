@@ -1,12 +1,12 @@
 // foldscope's per-channel charts (viz.channels.channels_data, one per folded pair, in the
 // <script id="charts"> JSON): each drawn as SVG when it is first shown (one inside a closed
 // <details>: when that opens). Every value shows on hover (an SVG <title>); names are set as
-// text, never as HTML. Works offline: no library.
+// text, never as HTML. Works offline: no library. Each chart's place holds an empty <svg>, whose
+// namespace the HTML parser sets, that the script fills.
 (() => {
-  const NS = 'http://www.w3.org/2000/svg';
   const WIDTH = 900, PANEL = 140, GAP = 34, LEFT = 78, RIGHT = 12, TOP = 34, BOTTOM = 40;
   const make = (parent, name, attrs = {}, text) => {
-    const e = document.createElementNS(NS, name);
+    const e = document.createElementNS(parent.namespaceURI, name);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
     if (text !== undefined) e.textContent = text;
     parent.appendChild(e);
@@ -19,7 +19,8 @@
   const draw = (box, chart) => {
     const top = chart.title ? TOP : 12;
     const height = top + chart.panels.length * (PANEL + GAP) - GAP + BOTTOM;
-    const svg = make(box, 'svg', {viewBox: `0 0 ${WIDTH} ${height}`, 'aria-hidden': 'true'});
+    const svg = box.querySelector('svg');
+    svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height}`);
     if (chart.title) make(svg, 'text', {x: WIDTH / 2, y: 20, 'text-anchor': 'middle', 'font-size': 13}, chart.title);
     const count = Math.max(1, ...chart.panels.flatMap(p => p.series.map(s => s.high.length)));
     const slot = (WIDTH - LEFT - RIGHT) / count;

@@ -222,7 +222,8 @@ def _part(part: Part, graphs: list[Graph | Chart]) -> str:
     if isinstance(part, Chart):
         graphs.append(part)
         k = sum(isinstance(g, Chart) for g in graphs) - 1
-        return f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\"></div>"
+        return (f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\">"
+                "<svg aria-hidden=true></svg></div>")  # the script fills it when the chart is first shown
     if isinstance(part, Graph):
         graphs.append(part)
         k = sum(isinstance(g, Graph) for g in graphs) - 1
