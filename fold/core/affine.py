@@ -243,9 +243,16 @@ def fold_all(kernel: np.ndarray, bias: np.ndarray | None, folds: list[tuple[str,
     """Every fold a layer takes, in turn, in float64: (direction, map) with "forward" into its input side,
     "partial" the map's scale alone there, anything else ("backward", a concat's piece) into its output
     side. The order does not matter: BN_1(W (s_0 x + t_0) + b) = (s_1 W s_0) x + s_1 (W t_0 + b) + t_1.
-    Returns the kernel in its own dtype (rounded once) and the bias in float64."""
-    w = np.asarray(kernel, dtype=np.float64)
+    Returns the kernel in its own dtype (rounded once) and the bias in float64. A layer that takes one
+    fold into its output side is scaled in float64 by one ufunc that stores the kernel's dtype: the same
+    numbers, with no float64 copy of the kernel (a 256 MiB kernel would take 1 GiB more)."""
     b = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    if len(folds) == 1 and folds[0][0] not in ("partial", "forward"):
+        affine = folds[0][1]
+        w = np.asarray(kernel)
+        b = np.zeros(affine.channels) if b is None else b
+        return scale_kernel(w, affine.scale, kind, groups, w.dtype), b * affine.scale + affine.shift
+    w = np.asarray(kernel, dtype=np.float64)
     for direction, affine in folds:
         if direction == "partial":
             w, b = fold_forward(w, b, Affine(affine.scale, np.zeros_like(affine.shift)), kind, groups)
