@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fold.core.affine import (
-    Affine, bn_affine, channel_rows, channel_view, compose, fold_forward, fold_kernel, per_channel_range, taken,
+    Affine, bn_affine, channel_rows, channel_view, compose, fold_all, fold_forward, fold_kernel, per_channel_range,
+    scale_kernel, taken,
 )
 from fold.core.kinds import GRAPHDEF_KINDS, KERAS_KINDS, ONNX_KINDS, TFLITE_KINDS, Kind
 
@@ -188,3 +189,25 @@ def test_forward_fold_into_dense_gemm_and_depthwise_layouts_by_hand():
     np.testing.assert_array_equal(bt2, [2, 2, -2, -2])
     with pytest.raises(ValueError, match="does not read 2 input channels"):
         fold_forward(np.ones((1, 1, 1, 3)), None, a, TFLITE_KINDS["DEPTHWISE_CONV_2D"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("kind, shape, groups", [(ONNX_KINDS["Conv"], (6, 2, 3, 3), 2),
+                                                 (ONNX_KINDS["ConvTranspose"], (4, 3, 2, 2), 2),
+                                                 (KERAS_KINDS["Dense"], (5, 6), 1)])
+def test_one_backward_fold_takes_no_float64_copy_and_gives_the_same_numbers(dtype, kind, shape, groups):
+    """``fold_all`` of a single map into the output side (scaled in the kernel's dtype by one ufunc)
+    equals the float64 path bit for bit: the same folds followed by an identity map, and the product
+    computed in float64 and rounded once."""
+    rng = np.random.default_rng(7)
+    kernel = rng.normal(size=shape).astype(dtype)
+    channels = channel_rows(kernel, kind, groups).shape[0]
+    affine = Affine(rng.uniform(-3, 3, channels), rng.normal(size=channels))
+    for bias in (None, rng.normal(size=channels)):
+        w, b = fold_all(kernel, bias, [("backward", affine)], kind, groups)
+        identity = Affine(np.ones(channels), np.zeros(channels))
+        w64, b64 = fold_all(kernel, bias, [("backward", affine), ("backward", identity)], kind, groups)
+        assert w.dtype == dtype and np.array_equal(w, w64) and np.array_equal(b, b64)
+        by_hand = scale_kernel(kernel.astype(np.float64), affine.scale, kind, groups).astype(dtype)
+        assert np.array_equal(w, by_hand)
+        assert np.array_equal(b, (0.0 if bias is None else bias) * affine.scale + affine.shift)

@@ -86,7 +86,20 @@ def test_the_fold_report_holds_the_verdict_every_pair_its_reason_and_the_node_na
         assert pair["layer"] in page.text and pair["bn"] in page.text
         assert pair["reason"] is None or _words(pair["reason"]) in page.text
     assert {"head_conv", "head_bn", "up0", "up1_bn", "probability"} <= set(page.names)
-    assert page.tags.count("img") == 3 + 1  # the three folded pairs' channel plots, the one output's heatmaps
+    assert page.tags.count("img") == 1  # the one output's heatmaps
+    charts = _charts((head["dir"] / "head.html").read_text())  # and a chart of each folded pair
+    assert [c["title"] for c in charts] == [f"{p['layer']} ← {p['bn']}" for p in report["pairs"]
+                                            if p["status"] == "folded"]
+    assert all([s["name"] for p in c["panels"] for s in p["series"]] == [
+        "scale s", "shift t", "kernel before folding", "kernel after folding"] for c in charts)
+
+
+def _charts(text: str) -> list[dict]:
+    """The numbers of a report's charts, in the order their places appear."""
+    blob = re.search(r'<script id="charts" type="application/json">(.*?)</script>', text, re.S).group(1)
+    figures = json.loads(blob)
+    assert re.findall(r'class=chart id="chart-(\d+)"', text) == [str(k) for k in range(len(figures))]
+    return figures
 
 
 def test_the_check_report_holds_where_each_batchnorm_went(head):
@@ -131,7 +144,7 @@ def test_a_keras_report_has_a_channel_plot_per_folded_pair(tmp_path):
     page = _Page((tmp_path / "dcgan.html").read_text())
     folded = [p for p in report["pairs"] if p["status"] == "folded"]
     assert folded and page.text.count("(folded)") == len(folded)
-    assert page.tags.count("img") == len(folded) + 1
+    assert page.tags.count("img") == 1 and len(_charts((tmp_path / "dcgan.html").read_text())) == len(folded)
     assert {p["layer"] for p in report["pairs"]} <= set(page.names)
 
 
@@ -158,8 +171,10 @@ def test_markup_in_node_names_stays_text(xss_report):
     page = _Page(text)
     assert SCRIPT_NAME in page.text and IMG_NAME in page.text  # shown, escaped, in the pair table
     assert {SCRIPT_NAME, IMG_NAME} <= set(page.names)
-    assert page.tags.count("script") == 3  # the scenes' JSON, the graph's script, the theme's
+    assert page.tags.count("script") == 5  # the charts' JSON and script, the scenes' JSON, the graph's script, the theme's
     assert all(link.startswith("data:image/") for link in page.links)
+    (chart,) = _charts(text)
+    assert chart["title"] == f"{SCRIPT_NAME} ← {IMG_NAME}" and SCRIPT_NAME not in text.split('id="charts"')[1]
 
 
 # -- the writer and the pictures, headless --------------------------------------------------------
@@ -252,9 +267,24 @@ def test_the_report_draws_hovers_and_finds_offline(browser, xss_report, head, sc
         assert tooltip(page).startswith(IMG_NAME), tooltip(page)
         names = graph(page).locator(".fsg-pane[data-pane=before] .fsg-name").all_text_contents()
         assert IMG_NAME in names and "<b>bold</b>" in names, names  # drawn as typed
+        page.wait_for_function("() => document.getElementById('chart-0').dataset.ready === '1'", timeout=10_000)
+        title = page.evaluate("() => document.querySelector('#chart-0 svg > text').textContent")
+        assert title == f"{SCRIPT_NAME} ← {IMG_NAME}", title  # the pair's chart, its title as typed
+        assert page.evaluate("() => document.querySelectorAll('#chart-0 svg img, #chart-0 svg script').length") == 0
 
         page.goto((head["dir"] / "head.html").as_uri())
         page.locator(".graph[data-ready='1'] .fsg-node").first.wait_for(timeout=30_000)
+        # the open pair's chart is drawn, a closed one's when its pair is opened
+        drawn = "() => [...document.querySelectorAll('.chart')].map(e => e.dataset.ready === '1')"
+        assert page.evaluate(drawn) == [False, True, False], page.evaluate(drawn)  # open on the first ConvTranspose
+        page.locator("details:has(#chart-0) > summary").click()
+        page.wait_for_function("() => document.getElementById('chart-0').dataset.ready === '1'", timeout=10_000)
+        bars = page.locator('#chart-0 g[data-name="scale s"] rect')
+        channels = len(_charts((head["dir"] / "head.html").read_text())[0]["panels"][0]["series"][0]["high"])
+        assert bars.count() == channels > 0  # a bar per channel, each value on hover
+        tip = page.evaluate("() => document.querySelector('#chart-0 g[data-name=\"kernel after folding\"] rect title')"
+                            ".textContent")
+        assert re.fullmatch(r"channel 0\nkernel after folding: \S+ to \S+", tip), tip
         graph(page).evaluate("(root) => root.view.centerOn(-5000, -5000)")  # far from every node
         page.mouse.click(5, 5)
         page.keyboard.press("/")

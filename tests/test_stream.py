@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from onnx import numpy_helper
 from fold.core.errors import FoldError
 from fold.core.verification import sample_inputs
 from fold.engine.pipeline import fold, run, verify
+from fold.frontends.formats import LayerKernel
 from fold.frontends.onnx.io import load_model, prepare
 from foldscope_app.examples.onnx_zoo import Graph
 from tests.helpers import ONNX, relocated, run_cli
@@ -124,6 +126,31 @@ def test_the_command_line_folds_checks_and_leaves_the_input_as_it_was(tmp_path, 
     assert not list(scratch.glob("foldscope-*"))  # the scratch file of the folded tensors is gone
     proc = run_cli("check", path, out, "--samples", "4")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_new_weights_of_a_streamed_model_are_held_in_memory_and_fed_to_the_runtime(tmp_path, monkeypatch):
+    """``with_kernels`` of a model with external data (the nudged models, a broken fold) holds its new
+    weights in memory: no scratch file is written, onnxruntime is fed them, and writing the model puts
+    them in its own data file."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    proto, _ = _conv_transpose(True)
+    model, in_memory = load_model(_external(proto, tmp_path / "in")), prepare(proto)
+    old = ONNX.kernel(model, "tconv")
+    new = {"tconv": LayerKernel(old.kernel * np.float32(1.5), old.bias + np.float32(0.25), old.kind, old.groups)}
+    changed, want = ONNX.with_kernels(model, new), ONNX.with_kernels(in_memory, new)
+    assert changed.arrays and not list(scratch.iterdir())  # held, nothing written
+    inputs = sample_inputs(ONNX.inputs(model), 3, 0)
+    expected = run(ONNX, want, inputs)[0]
+    np.testing.assert_allclose(run(ONNX, changed, inputs)[0], expected, rtol=1e-6, atol=1e-6)
+    out = tmp_path / "out" / "changed.onnx"
+    out.parent.mkdir()
+    ONNX.write(changed, out)
+    assert _locations(out) == {"changed.onnx.data"}
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # from disk
+    feeds = dict(zip((v.name for v in model.feeds), inputs))
+    np.testing.assert_allclose(session.run(None, feeds)[0], expected, rtol=1e-6, atol=1e-6)
 
 
 def _scale_channel(out: Path, layer: str, factor: float) -> None:

@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -425,6 +427,37 @@ def test_channels_leave_out_non_finite_values():
 
 def test_channels_without_ranges_have_two_panels():
     assert len(plot_channels(np.ones(4), np.zeros(4)).axes) == 2
+
+
+def test_the_channels_data_holds_plot_channels_values_for_the_browser():
+    """The report's chart: the same panels and series by name as ``plot_channels``, each channel's values
+    (a range's min as its bar's low, its max as its high), non-finite values as gaps, a title as typed;
+    beyond WIDE_CHANNELS each series sorted, its channels with it; plain JSON."""
+    from viz.channels import channels_data
+
+    rng = np.random.default_rng(3)
+    scale, shift = rng.uniform(0.5, 2, 7), rng.normal(size=7)
+    scale[2] = np.nan
+    before = np.sort(rng.normal(size=(7, 2)), axis=1)
+    chart = channels_data(scale, shift, before, before * np.nan_to_num(scale)[:, None], title="<b>c</b> ← bn")
+    assert json.loads(json.dumps(chart, allow_nan=False)) == chart
+    assert [p["label"] for p in chart["panels"]] == ["scale s", "shift t", "kernel range"]
+    (s,), (t,), (low, high) = (p["series"] for p in chart["panels"])
+    assert [s["name"], t["name"], low["name"], high["name"]] == ["scale s", "shift t", "kernel before folding",
+                                                                  "kernel after folding"]
+    assert {x["kind"] for x in (s, t, low, high)} == {"bar"} and s["channel"] == list(range(7))
+    assert s["high"][2] is None and np.array(s["high"][:2] + s["high"][3:]) == pytest.approx(np.delete(scale, 2))
+    assert t["high"] == pytest.approx(shift) and s["low"] is None
+    assert low["low"] == pytest.approx(before[:, 0]) and low["high"] == pytest.approx(before[:, 1])
+    assert chart["title"] == "<b>c</b> ← bn" and chart["axis"] == "output channel"
+    values = rng.uniform(0.5, 2, 300)
+    wide = channels_data(values, rng.normal(size=300))
+    (curve,), _ = (p["series"] for p in wide["panels"])
+    assert curve["kind"] == "curve" and curve["high"] == sorted(curve["high"])
+    assert np.array(curve["high"]) == pytest.approx(values[curve["channel"]]) and len(curve["channel"]) == 300
+    assert wide["axis"].startswith("300 output channels")
+    with pytest.raises(ValueError, match=r"range_before"):
+        channels_data(np.ones(4), np.zeros(4), range_before=np.zeros((3, 2)))
 
 
 def test_channels_reject_mismatched_ranges():

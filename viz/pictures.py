@@ -62,9 +62,10 @@ def compact_png(png: bytes) -> bytes:
 
 def smallest(figure: Figure) -> tuple[bytes, str]:
     """``figure`` as the smaller of its compact PNG and its SVG (the same look), with that file's
-    MIME type: bars over a few channels are smaller as pixels, a long curve often as vectors."""
+    MIME type: bars over a few channels are smaller as pixels, a long curve often as vectors. A figure
+    that draws an image (a heatmap) is its PNG: its SVG holds the same pixels, as a PNG, and more."""
     png = compact_png(picture(figure, "png"))
-    if len(png) <= SVG_AT_LEAST:
+    if len(png) <= SVG_AT_LEAST or any(ax.images for ax in figure.axes):  # an SVG embeds an image's pixels
         return png, "image/png"
     svg = picture(figure, "svg")
     return (png, "image/png") if len(png) <= len(svg) else (svg, "image/svg+xml")

@@ -243,9 +243,16 @@ def fold_all(kernel: np.ndarray, bias: np.ndarray | None, folds: list[tuple[str,
     """Every fold a layer takes, in turn, in float64: (direction, map) with "forward" into its input side,
     "partial" the map's scale alone there, anything else ("backward", a concat's piece) into its output
     side. The order does not matter: BN_1(W (s_0 x + t_0) + b) = (s_1 W s_0) x + s_1 (W t_0 + b) + t_1.
-    Returns the kernel in its own dtype (rounded once) and the bias in float64."""
-    w = np.asarray(kernel, dtype=np.float64)
+    Returns the kernel in its own dtype (rounded once) and the bias in float64. A layer that takes one
+    fold into its output side is scaled in float64 by one ufunc that stores the kernel's dtype: the same
+    numbers, with no float64 copy of the kernel (a 256 MiB kernel would take 1 GiB more)."""
     b = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    if len(folds) == 1 and folds[0][0] not in ("partial", "forward"):
+        affine = folds[0][1]
+        w = np.asarray(kernel)
+        b = np.zeros(affine.channels) if b is None else b
+        return scale_kernel(w, affine.scale, kind, groups, w.dtype), b * affine.scale + affine.shift
+    w = np.asarray(kernel, dtype=np.float64)
     for direction, affine in folds:
         if direction == "partial":
             w, b = fold_forward(w, b, Affine(affine.scale, np.zeros_like(affine.shift)), kind, groups)
@@ -276,6 +283,12 @@ def constant_response(kernel: np.ndarray, value: np.ndarray, kind: Kind, groups:
         raise ValueError(f"the {kind.family} kernel of shape {tuple(np.shape(kernel))} does not read "
                          f"{np.size(value)} input channels along one axis (a grouped layer)") from None
     return np.sum(channel_rows(scaled, kind, groups), axis=1)
+def channels_along(kernel_shape: tuple[int, ...], axes: tuple[int, ...], groups: int = 1,
+                   group_axis: int | None = None) -> int:
+    """How many channels a kernel of ``kernel_shape`` has along ``axes`` (split by ``groups`` as
+    ``grouped_shape`` says), read off its shape alone."""
+    shape, grouped = grouped_shape(kernel_shape, axes, groups, group_axis)
+    return int(np.prod([shape[a % len(shape)] for a in grouped], dtype=np.int64))
 
 
 def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
@@ -291,9 +304,10 @@ def rows_along(kernel: np.ndarray, axes: tuple[int, ...], groups: int = 1,
     return moved.reshape(channels, moved.size // channels if channels else 0)
 
 
-def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:
-    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c."""
-    return rows_along(kernel, kind.out_axes, groups, kind.group_axis)
+def channel_rows(kernel: np.ndarray, kind: Kind, groups: int = 1, dtype: type | None = np.float64) -> np.ndarray:
+    """The kernel as a (C, n) float64 array: row c holds every weight of output channel c (``dtype``
+    None: in the kernel's own dtype, no float64 copy of a large kernel)."""
+    return rows_along(kernel, kind.out_axes, groups, kind.group_axis, dtype)
 
 
 def per_channel_range(kernel: np.ndarray, kind: Kind, groups: int = 1) -> np.ndarray:

@@ -51,9 +51,10 @@ what it inherits. Pure NumPy; ``fold.engine.comparison`` runs the models and fee
    ± NUDGE max(u (|b_c| + p_c), d_c) (p_c a folded layer's channel peak, d_c as above): the
    rounding of a BN's shift is the same on every element of its channel (a channel whose input
    is dead carries nothing else), and such a coherent error grows downstream where incoherent
-   noise averages out. A second copy is drawn while some tensor is within a factor 4 of its
-   budget (a single draw can miss a channel, most often in a small tensor: a global pooling's
-   few values); m_c is the larger move. Channel c of a tensor passes when
+   noise averages out. A second copy is drawn when some tensor is past its budget after the
+   first (a single draw can miss a channel, most often in a small tensor: a global pooling's
+   few values; another draw only widens a budget, so where every tensor is within it, none can
+   change the verdict); m_c is the larger move. Channel c of a tensor passes when
 
        max |folded - original|_c <= BUDGET max(m_c, r p_c) + FLOOR u p_c
 
@@ -115,6 +116,28 @@ def as_channels(array: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
     return a, axis % a.ndim
 
 
+#: Elements per block that ``blocks`` cuts tensors into: a block's arrays and the temporaries of a
+#: check stay in the processor's cache (on whole tensors, each of its dozen passes goes to memory).
+BLOCK = 1 << 16
+
+
+def blocks(axis: int, *arrays: np.ndarray):
+    """Arrays of one shape, channels on ``axis``, viewed as (before, channels, after) and cut into
+    blocks of about BLOCK elements along the other two axes: yields tuples of blocks, channels on
+    axis 1. Per-channel figures of the blocks, accumulated, are those of the whole arrays."""
+    shape = arrays[0].shape
+    before, channels = int(np.prod(shape[:axis], dtype=np.int64)), shape[axis]
+    after = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    views = [a.reshape(before, channels, after) for a in arrays]
+    if channels * after >= BLOCK:
+        rows, cols = 1, max(1, BLOCK // max(channels, 1))
+    else:
+        rows, cols = max(1, BLOCK // max(channels * after, 1)), after
+    for i in range(0, before, rows):
+        for j in range(0, after, cols):
+            yield tuple(v[i:i + rows, :, j:j + cols] for v in views)
+
+
 def per_channel(shape: tuple[int, ...], axis: int, values: np.ndarray) -> np.ndarray:
     """A per-channel vector laid out to broadcast against an array of ``shape`` along ``axis``."""
     view = [1] * len(shape)
@@ -170,12 +193,17 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
     ``terms`` are then Σ|W| T_map + |b'|, T_map the map's own."""
     u = unit_roundoff(dtype)
     u_p = max(u, unit_roundoff(stored)) if stored is not None else u
-    a = np.asarray(magnitude, dtype=np.float64)
+    # in place, a pass over the elements each (u is a power of 2: 8 u |y| |s| = |y| (8 u |s|) exactly)
+    a = magnitude
     if inner is not None:
         inner = np.nan_to_num(np.asarray(inner, dtype=np.float64).reshape(-1))
-        a = a + per_channel(a.shape, axis, inner if inner.size == a.shape[axis] else np.full(a.shape[axis], inner.max()))
-    tol = (2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p) * a
-    tol += 2 * u * np.abs(reference)
+        shape = np.shape(magnitude)
+        a = np.add(magnitude, per_channel(shape, axis, inner if inner.size == shape[axis] else
+                                          np.full(shape[axis], inner.max())), dtype=np.float64)
+    tol = np.multiply(a, 2 * LAMBDA * np.sqrt(max(int(reduction), 1)) * u + u_p, dtype=np.float64)
+    term = np.abs(reference, dtype=np.float64)
+    term *= 2 * u
+    tol += term
     known = source is not None and source.shape == reference.shape
     if known and (scale is None or terms is None):
         scale, terms = bn_step(source, reference, axis)
@@ -186,11 +214,15 @@ def layer_tolerance(magnitude: np.ndarray, reference: np.ndarray, bias: np.ndarr
         terms = np.full(tol.shape[axis], terms.max(initial=0.0))
     shift = per_channel(tol.shape, axis, terms)
     if known:  # the coherent rounding of s in both models, and of the BN's product s y
-        tol += 8 * steps * u * np.abs(source) * per_channel(tol.shape, axis, np.abs(np.asarray(scale, dtype=np.float64)))
+        np.abs(source, out=term, dtype=np.float64)
+        term *= per_channel(tol.shape, axis, 8 * steps * u * np.abs(np.asarray(scale, dtype=np.float64)))
     else:  # |s||y| <= |W' x| + |s b| <= A + T
-        tol += 8 * steps * u * (a + shift)
+        np.add(a, shift, out=term, dtype=np.float64)
+        term *= 8 * steps * u
+    tol += term
     if inner is not None:  # the forward map's s, rounded in the original, on every term of the sum
-        tol += 8 * u * a
+        np.multiply(a, 8 * u, out=term, dtype=np.float64)
+        tol += term
     tol += (8 * steps * u + 7 * u_p) * shift
     if not np.isfinite(tol).all():  # a non-finite value has no tolerance: it must agree exactly
         tol = np.nan_to_num(tol, nan=0.0, posinf=0.0)
@@ -209,8 +241,12 @@ def synthetic_gain(rows: np.ndarray, shift: np.ndarray, dtype: str, stored: str 
     over the output channels c with a nonzero kernel row w_c, of REACH u_p T_c / |w_c|_2 (a response of
     about |w_c|_2 per unit of input scale must reach REACH u_p T_c, T_c the magnitudes its shift is made
     of), at least 1; for a float16 batch at most FLOAT16_REACH / max_c |w_c|_1 (no overflow)."""
-    w = np.abs(np.asarray(rows, dtype=np.float64))
-    l2, l1 = np.sqrt(np.square(w).sum(axis=1)), w.sum(axis=1)
+    rows = np.asarray(rows)
+    l2, l1 = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+    step = max(1, BLOCK // max(rows.shape[1] if rows.ndim > 1 else 1, 1))
+    for i in range(0, rows.shape[0], step):  # a block of rows in float64 at a time, not a copy of the kernel
+        w = np.abs(rows[i:i + step].astype(np.float64))
+        l2[i:i + step], l1[i:i + step] = np.sqrt(np.square(w).sum(axis=1)), w.sum(axis=1)
     live = (l2 > 0) & np.isfinite(l2)
     if not live.any():
         return 1.0
@@ -261,10 +297,10 @@ class ChannelStats:
         others = tuple(i for i in range(reference.ndim) if i != axis)
         if terms is not None and terms.size:
             self.terms = np.maximum(self.terms, np.nan_to_num(terms.max(axis=others), posinf=0.0))
-        diff = abs_diff(reference, other)
-        if diff.size == 0:
+        if np.size(reference) == 0:
             return
-        self.diff = np.maximum(self.diff, diff.max(axis=others))
+        diff, most = _abs_diff_and_max(reference, other, others)
+        self.diff = np.maximum(self.diff, most)
         self.diff_sum += float(diff.sum(dtype=np.float64))
         self.count += diff.size
         low, high = reference.min(axis=others), reference.max(axis=others)
@@ -277,14 +313,14 @@ class ChannelStats:
         if tolerance is None:
             return
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.divide(diff, tolerance, out=np.zeros(diff.shape), where=diff > 0)
-        ratio[(diff > 0) & ~(tolerance > 0)] = np.inf
-        at = ratio.max(axis=others)
-        where = ratio == per_channel(ratio.shape, axis, at)
-        tol_at = np.where(where, tolerance, 0.0).max(axis=others)
+            ratio = diff / tolerance  # inf past a zero tolerance; NaN (no diff, no tolerance) counts as 0
+        at = np.fmax.reduce(ratio, axis=others)
+        at[np.isnan(at)] = 0.0
         better = at > self.ratio
-        self.ratio = np.where(better, at, self.ratio)
-        self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
+        if better.any():
+            tol_at = np.max(tolerance, axis=others, initial=0.0, where=ratio == per_channel(ratio.shape, axis, at))
+            self.ratio = np.where(better, at, self.ratio)
+            self.tol_at_ratio = np.where(better, tol_at, self.tol_at_ratio)
         self.tol_max = np.maximum(self.tol_max, tolerance.max(axis=others))
 
     def merged(self, other: ChannelStats) -> ChannelStats:
@@ -337,6 +373,22 @@ class ChannelStats:
         """Channels whose reference moves by more than their tolerance (rule 2)."""
         spread = np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
         return spread > self.tol_max
+
+
+def _abs_diff_and_max(reference: np.ndarray, other: np.ndarray, others: tuple[int, ...]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``abs_diff`` and its maximum over ``others`` per channel, in one pass fewer where every value is
+    finite (then the plain |reference - other| is it, and its maxima say so)."""
+    a, b = np.asarray(reference), np.asarray(other)
+    wide = np.float32 if a.dtype == b.dtype == np.float32 else np.float64
+    with np.errstate(invalid="ignore", over="ignore"):
+        fast = np.subtract(a, b, dtype=wide)
+        np.abs(fast, out=fast)
+        most = fast.max(axis=others)
+    if np.isfinite(most).all():
+        return fast, most
+    diff = abs_diff(a, b)
+    return diff, diff.max(axis=others)
 
 
 class _quiet_nan:
@@ -474,5 +526,62 @@ def nudge_bias(bias: np.ndarray | None, stats: ChannelStats | None, dtype: str, 
 
 
 def nudge_factors(rho: np.ndarray, signs_like: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """1 ± ρ for every weight: ``rho`` laid out like the kernel, a random sign per weight."""
-    return 1.0 + rho * (2.0 * rng.integers(0, 2, size=np.shape(signs_like)) - 1.0)
+    """1 ± ρ for every weight: ``rho`` laid out like the kernel (or broadcasting to it), a random sign
+    per weight."""
+    return _factors(rng.integers(0, 2, size=np.shape(signs_like)), rho)
+
+
+def _factors(bits: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    return np.where(bits == 1, 1.0 + rho, 1.0 - rho)
+
+
+#: Weights nudged at a time by ``nudge_kernel`` (an even number: see ``_Bits``).
+NUDGE_BLOCK = 1 << 16
+
+
+def nudge_kernel(kernel: np.ndarray, rho: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``kernel`` times ``nudge_factors(rho, kernel, rng)``, the product in float64 stored in the
+    kernel's dtype: the same draw and the same numbers, made NUDGE_BLOCK weights at a time (no
+    float64 array of the kernel's size: a 256 MiB kernel would take 1.5 GiB)."""
+    w = np.asarray(kernel)
+    out = np.empty(w.shape, w.dtype)
+    bits = _Bits(rng, w.size)
+    for key in _slabs(w.shape, NUDGE_BLOCK):
+        part = w[key]
+        sub = tuple(k if n > 1 else (0 if isinstance(k, int) else slice(0, 1)) for k, n in zip(key, np.shape(rho)))
+        factors = _factors(bits.take(part.size).reshape(part.shape), np.asarray(rho)[sub])
+        np.multiply(part, factors, out=out[key], dtype=np.float64, casting="unsafe")
+    return out
+
+
+def _slabs(shape: tuple[int, ...], limit: int, prefix: tuple = ()):
+    """Keys of consecutive blocks of an array of ``shape`` in C order (whole indices, then a slice of
+    the next axis), each of at most ``limit`` elements unless one entry of the last axis is larger."""
+    if not shape:
+        yield prefix
+        return
+    inner = int(np.prod(shape[1:], dtype=np.int64))
+    if inner <= limit or len(shape) == 1:
+        step = max(1, limit // max(inner, 1))
+        for i in range(0, shape[0], step):
+            yield (*prefix, slice(i, i + step))
+        return
+    for i in range(shape[0]):
+        yield from _slabs(shape[1:], limit, (*prefix, i))
+
+
+class _Bits:
+    """``rng.integers(0, 2, size=total)``'s values handed out a few at a time. They are drawn in pieces
+    of an even size, which gives the same numbers as one draw of all (numpy makes two such values of
+    each 64 random bits it takes), and leaves the generator where that one draw would."""
+
+    def __init__(self, rng: np.random.Generator, total: int):
+        self.rng, self.left, self.buffer = rng, total, np.empty(0, np.int64)
+
+    def take(self, n: int) -> np.ndarray:
+        while self.buffer.size < n:
+            piece = min(self.left, max(NUDGE_BLOCK, n - self.buffer.size + 1) // 2 * 2)
+            self.buffer = np.concatenate([self.buffer, self.rng.integers(0, 2, size=piece)])
+            self.left -= piece
+        found, self.buffer = self.buffer[:n], self.buffer[n:]
+        return found

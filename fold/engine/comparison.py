@@ -23,12 +23,12 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from fold.core.affine import channel_rows, scale_kernel
+from fold.core.affine import channel_rows, channel_view, grouped_shape
 from fold.core.graph import flatten
 from fold.core.rules import Decision
 from fold.core.verdict import (
-    ChannelStats, TensorCheck, as_channels, as_shaped, judge_layer, judge_tensor, layer_tolerance, nudge_bias,
-    nudge_factors, nudge_rho, synthetic_gain, verdict, within_floor,
+    ChannelStats, TensorCheck, as_channels, as_shaped, blocks, bn_step, judge_layer, judge_tensor, layer_tolerance,
+    nudge_bias, nudge_kernel, nudge_rho, synthetic_gain, verdict, within_floor,
 )
 from fold.core.verification import MAX_BATCH, OutputDiff, Verification, synthetic_batch
 from fold.frontends.formats import Frontend, LayerKernel, LayerRunner, Tap
@@ -301,12 +301,14 @@ class _Compared:
         if self.stats is None:
             self.stats = ChannelStats(ref.shape[axis])
             self.dtype = np.asarray(other).dtype.name
-        self.stats.add(ref, got, axis)
+        for block in blocks(axis, ref, got):
+            self.stats.add(*block, 1)
 
     def add_nudged(self, nudged: np.ndarray, folded: np.ndarray) -> None:
         if self.stats is not None and np.shape(nudged) == np.shape(folded):
             (moved, axis), (got, _) = as_channels(nudged, self.axis), as_channels(folded, self.axis)
-            self.stats.add_nudged(moved, got, axis)
+            for block in blocks(axis, moved, got):
+                self.stats.add_nudged(*block, 1)
 
 
 def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: list[np.ndarray], *,
@@ -329,6 +331,11 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
     magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
     alone = [f for f in corr.folded if plain and f.start in plain.layers and f.start in magnitude.layers]
+    alone_runtime = plain.runtime if plain is not None else None
+    # each runner is dropped after its last use, with the weights its runtime read (a model too large to
+    # hold twice is then read by one runner at a time)
+    runners = {"original": orig_tap, "checked": checked_tap, "plain": plain, "magnitude": magnitude}
+    del orig_tap, checked_tap, plain, magnitude
     output_only = list(corr.output_only) + [f.bn for f in corr.folded if f not in alone]
     layer_stats: dict[str, ChannelStats] = {}
     out_specs = original.frontend.outputs(original.model)
@@ -342,12 +349,17 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     row_bytes = _row_bytes(g_orig, [*(f.reference for f in corr.folded), *(o for o, _ in corr.shared)], inputs)
     start, step = 0, unit if row_bytes is None else _step(row_bytes * 2, unit)
     chunks: list[tuple[int, int]] = []  # the rows of each chunk, which the nudge runs again
-    first: tuple[list[FoldedLayer], dict, list[np.ndarray]] = ([], {}, [])  # the layers, feeds and inputs of chunk 0
+    made: _Synthetic | None = None  # rule 2's batch, made from the first chunk
     while start < rows:
         chunk = [x[start:start + step] for x in inputs]
         chunks.append((start, start + step))
-        o = _in_batches(orig_tap, chunk, b_orig)
-        c = _in_batches(checked_tap, corr.feed(chunk), b_checked)
+        last = start + len(chunk[0]) >= rows
+        o = _in_batches(runners["original"], chunk, b_orig)
+        if last:
+            _drop(runners, "original", original)
+        c = _in_batches(runners["checked"], corr.feed(chunk), b_checked)
+        if last:
+            _drop(runners, "checked", checked)
         if start == 0 and row_bytes is None:  # rows per chunk from what the first rows weighed
             step = _step((_tap_bytes(o) + _tap_bytes(c)) // max(len(chunk[0]), 1), unit)
         if max(order, default=-1) >= len(c.outputs):
@@ -368,35 +380,36 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
                 alone = [f for f in alone if f not in unbatched]
                 output_only += [f.bn for f in unbatched]
                 pairs = [(f.start, f.until) for f in alone]
-                plain = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
-                magnitude = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) if pairs else None
+                runners["plain"] = checked.frontend.layer_runner(checked.model, pairs) if pairs else None
+                runners["magnitude"] = checked.frontend.layer_runner(checked.model, pairs, magnitude=True) \
+                    if pairs else None
         ready = [f for f in alone if f.reference in o.nodes and f.source in o.feeds]
-        if ready:
-            _check_layers(ready, o, corr.feed(chunk), plain, magnitude, kernels, b_checked, g_orig, layer_stats)
-        if start == 0 and len(ready) == len(alone):  # the runners run every layer at once: all must be fed
+        if start == 0 and ready and len(ready) == len(alone):  # the runners run every layer at once: all fed
             k = unit * math.ceil(SYNTHETIC_ROWS / unit)  # a whole number of both models' batches
-            first = (ready, {f.start: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]] for f in ready},
-                     [x[:k] for x in chunk])
+            made = _synthetic(ready, {f.start: [_leading(x, k, len(chunk[0])) for x in o.feeds[f.source]]
+                                      for f in ready}, [x[:k] for x in chunk], original, checked, corr, kernels,
+                              b_orig, g_orig, seed)
+        if ready:
+            _check_layers(ready, o, corr.feed(chunk), runners, checked, kernels, b_checked, g_orig, layer_stats,
+                          made if start == 0 else None, last)
         if kept_nodes is not None:
             kept_nodes.append(c.nodes)
             if sum(a.nbytes for nodes in kept_nodes for a in nodes.values()) > KEEP_BYTES:
                 kept_nodes = None
         start += len(chunk[0])
 
-    synthetic: dict[str, ChannelStats] = {}  # apart: the nudge's ρ is the float error on the model's own inputs
-    if first[0]:
-        reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in alone
-                                                                    if f.window is None])
-        _check_synthetic(first[0], first[1], (first[2], corr.feed(first[2])), reference, plain, magnitude, kernels,
-                         (b_orig, b_checked), g_orig, synthetic, seed)
+    synthetic = made.stats if made is not None else {}
+    for key, side in (("original", original), ("checked", checked), ("plain", checked), ("magnitude", checked)):
+        _drop(runners, key, side)  # a chunk whose layers were not all fed
     checks = [_judge_layer(f, layer_stats[f.layer], kernels[f.layer], synthetic.get(f.layer))
               for f in alone if f.layer in layer_stats]
+    _release(checked)
     output_only += [f.bn for f in alone if f.layer not in layer_stats]
     compared = [t for t in [*outputs, *shared] if t.stats is not None or t.mismatch]
     nudged = False
     if any(t.stats is not None and not within_floor(t.stats, t.dtype) for t in compared):
         nudged = _nudge(checked, corr.feed(inputs), chunks, b_checked, outputs, shared, kept_checked, kept_nodes,
-                        layer_stats, seed)
+                        layer_stats, seed, atol)
     tensor_checks = [_judge_tensor(t, atol if t.role == "output" else None) for t in compared]
     checks += tensor_checks
     checked_out = _concatenated(kept_checked)
@@ -405,8 +418,8 @@ def compare_models(original: Side, checked: Side, corr: Correspondence, inputs: 
     verification = _verification(checks, per_output, output_only, nudged, inputs, seed, source)
     verification.runtimes = {"original": original.frontend.runtime(original.model),
                              "checked": checked.frontend.runtime(checked.model)}
-    if plain is not None and plain.runtime is not None and plain.runtime != verification.runtimes["checked"]:
-        verification.runtimes["layers alone"] = plain.runtime
+    if alone_runtime is not None and alone_runtime != verification.runtimes["checked"]:
+        verification.runtimes["layers alone"] = alone_runtime
     return Checked(verification, inputs, _concatenated(kept_orig), checked_out)
 
 
@@ -422,16 +435,130 @@ def _concatenated(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate([np.atleast_1d(p[k]) for p in parts]) for k in range(len(parts[0]))] if parts else []
 
 
-def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], plain: LayerRunner,
-                  magnitude: LayerRunner, kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
-                  stats: dict[str, ChannelStats]) -> None:
-    """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output."""
+@dataclass
+class _Synthetic:
+    """Rule 2's batch of the first chunk: each folded layer's synthetic inputs (``feeds``, by the layer's
+    start: every layer the runners hold is fed, a session runs them all; ``made``: the starts of the layers
+    judged on them), the model inputs of its rows in the checked model's order, the original layers'
+    outputs through their BNs on them (``refs``, by the original layer) and the figures, apart (the
+    nudge's ρ is the float error on the model's own inputs)."""
+
+    feeds: dict[str, list[np.ndarray]]
+    inputs: list[np.ndarray]
+    made: set[str]
+    refs: dict[str, np.ndarray]
+    stats: dict[str, ChannelStats] = field(default_factory=dict)
+
+
+def _synthetic(folded: list[FoldedLayer], recorded: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
+               original: Side, checked: Side, corr: Correspondence, kernels: dict[str, LayerKernel],
+               batch: int | None, graph: nx.DiGraph, seed: int | None) -> _Synthetic | None:
+    """Rule 2's synthetic batch: ``synthetic_batch`` of what each folded layer received in the first
+    rows (``recorded``, by the layer's start; ``inputs``: the model inputs of those rows), and the
+    original layer through its BN run alone on it (None when no layer has one); ``kernels`` are
+    ``checked``'s. A piece of a concat split has no BN of its own to run alone."""
+    reference = original.frontend.layer_runner(original.model, [(f.source, f.reference) for f in folded
+                                                                if f.window is None])
+    rng = np.random.default_rng(0 if seed is None else seed)
+    made = {}
+    for f in folded:
+        if f.source in reference.layers:
+            k, xs = kernels[f.layer], recorded[f.start]
+            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups, None), k.bias if f.terms is None else f.terms,
+                                  np.asarray(xs[0]).dtype.name, k.stored)
+            xs = synthetic_batch(xs, channel_axis(graph, f.source, np.ndim(xs[0])), rng, gain)
+            if xs is not None:
+                made[f.start] = xs
+            _release(checked)  # the pages of the kernel the gain read
+    if not made:
+        return None
+    fed = {f.start: made.get(f.start, recorded[f.start]) for f in folded}
+    refs = _layers_in_batches(reference, {f.source: fed[f.start] for f in folded if f.source in reference.layers},
+                              inputs, batch)
+    return _Synthetic(fed, corr.feed(inputs), set(made), refs)
+
+
+def _stacked(recorded: dict[str, list[np.ndarray]], rows: int, synthetic: _Synthetic
+             ) -> tuple[dict[str, list[np.ndarray]], int] | None:
+    """Each layer's recorded feeds (of ``rows`` model rows) followed by its synthetic ones, so that one
+    run of each runner serves both, and the synthetic rows' count; None when some feed's leading axis
+    does not hold the same whole number of entries per row in both."""
+    k = synthetic.inputs[0].shape[0] if synthetic.inputs else 0
+    stacked = {}
+    for name, xs in recorded.items():
+        ys = synthetic.feeds[name]
+        if len(xs) != len(ys) or any(np.ndim(x) == 0 or np.shape(x)[1:] != np.shape(y)[1:] or
+                                     np.shape(x)[0] * k != np.shape(y)[0] * rows for x, y in zip(xs, ys)):
+            return None
+        stacked[name] = [np.concatenate([x, np.asarray(y, dtype=np.asarray(x).dtype)]) for x, y in zip(xs, ys)]
+    return stacked, k
+
+
+def _check_layers(folded: list[FoldedLayer], o: Tap, chunk: list[np.ndarray], runners: dict, checked: Side,
+                  kernels: dict[str, LayerKernel], batch: int | None, graph: nx.DiGraph,
+                  stats: dict[str, ChannelStats], synthetic: _Synthetic | None = None, last: bool = False) -> None:
+    """Rule 1 on one chunk: each folded layer fed the original layer's inputs, against the BN's output;
+    and rule 2's ``synthetic`` batch, when given, in the same runs where the feeds stack (else in runs of
+    its own), its figures added to ``synthetic.stats``. ``runners``' plain and magnitude ones run them
+    (dropped after these runs when this is the ``last`` chunk)."""
     feeds = {f.start: o.feeds[f.source] for f in folded}
-    got_all = _layers_in_batches(plain, feeds, chunk, batch)
-    terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in feeds.items()}, chunk, batch)
+    rows = chunk[0].shape[0] if chunk else 0
+    stacked = _stacked(feeds, rows, synthetic) if synthetic is not None and rows else None
+    if stacked is not None:
+        both, k = stacked
+        inputs = [np.concatenate([x, y]) for x, y in zip(chunk, synthetic.inputs)]
+        got_all, terms_all = _alone_runs(runners, checked, both, inputs, batch, last)
+        got_all, got_syn = _split(got_all, rows, k)
+        terms_all, terms_syn = _split(terms_all, rows, k)
+    else:
+        got_all, terms_all = _alone_runs(runners, checked, feeds, chunk, batch, last and synthetic is None)
+        if synthetic is not None:
+            got_syn, terms_syn = _alone_runs(runners, checked, synthetic.feeds, synthetic.inputs, batch, last)
     for f in folded:
         _add_layer_batch(f, o.nodes[f.reference], got_all[f.start], terms_all[f.start],
                          o.nodes.get(f.origin) if f.origin else None, kernels[f.layer], graph, stats)
+        if synthetic is not None and f.start in synthetic.made and f.source in synthetic.refs:
+            _add_layer_batch(f, synthetic.refs[f.source], got_syn[f.start], terms_syn[f.start], None,
+                             kernels[f.layer], graph, synthetic.stats)
+
+
+def _alone_runs(runners: dict, checked: Side, feeds: dict[str, list[np.ndarray]], inputs: list[np.ndarray],
+                batch: int | None, last: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The folded layers run alone on ``feeds``, as they are and in magnitude (on |feeds|), each runner
+    dropped after its run when these are its ``last``."""
+    got = _layers_in_batches(runners["plain"], feeds, inputs, batch)
+    if last:
+        _drop(runners, "plain", checked)
+    terms = _layers_in_batches(runners["magnitude"], {n: [np.abs(x) for x in xs] for n, xs in feeds.items()},
+                               inputs, batch)
+    if last:
+        _drop(runners, "magnitude", checked)
+    return got, terms
+
+
+def _drop(runners: dict, key: str, side: Side) -> None:
+    """Let a runner go, and what reading its model's weights brought into memory."""
+    if runners.get(key) is not None:
+        runners[key] = None
+        _release(side)
+
+
+def _release(side: Side) -> None:
+    """``Frontend.release`` where the frontend has it (a model whose weights are mapped from files)."""
+    release = getattr(side.frontend, "release", None)
+    if release is not None:
+        release(side.model)
+
+
+def _split(found: dict[str, np.ndarray], rows: int, k: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Outputs of ``rows`` recorded rows followed by ``k`` synthetic ones, cut apart (an output whose leading
+    axis is not a whole number of entries per row is left whole on both sides: its shape will not match)."""
+    first, second = {}, {}
+    for name, y in found.items():
+        n = np.shape(y)[0] if np.ndim(y) else 0
+        cut = n * rows // (rows + k) if np.ndim(y) and n * rows % (rows + k) == 0 else None
+        first[name], second[name] = (y, y) if cut is None else (y[:cut], y[cut:])
+    return first, second
 
 
 def _window(f: FoldedLayer, graph: nx.DiGraph, array: np.ndarray) -> np.ndarray:
@@ -463,45 +590,18 @@ def _add_layer_batch(f: FoldedLayer, ref: np.ndarray, got: np.ndarray, terms: np
     channels = ref_c.shape[axis_c]
     known = f.scale is not None and np.size(f.scale) == channels
     inner = f.inner if f.inner is not None and np.size(f.inner) == channels else None
-    shift = f.terms if known or inner is not None else None
+    scale, shift = f.scale if known else None, f.terms if known or inner is not None else None
     if inner is not None and kernel.bias is not None and np.size(kernel.bias) == channels:
         shift = np.asarray(shift, np.float64) + np.abs(np.asarray(kernel.bias, np.float64).reshape(-1))
-    tol = layer_tolerance(terms_c, ref_c, kernel.bias, kernel.reduction, got.dtype.name, axis_c, source,
-                          f.scale if known else None, shift, stored=kernel.stored, inner=inner, steps=f.steps)
-    stats.setdefault(f.layer, ChannelStats(channels)).add(ref_c, got_c, axis_c, tol, terms_c)
-
-
-def _check_synthetic(folded: list[FoldedLayer], feeds: dict[str, list[np.ndarray]],
-                     chunks: tuple[list[np.ndarray], list[np.ndarray]],
-                     reference: LayerRunner, plain: LayerRunner, magnitude: LayerRunner,
-                     kernels: dict[str, LayerKernel], batches: tuple[int | None, int | None], graph: nx.DiGraph,
-                     stats: dict[str, ChannelStats], seed: int | None) -> None:
-    """Rule 2's synthetic batch: each folded layer, and the original layer through its BN run alone
-    (``reference``), fed ``synthetic_batch`` of what the layer received in the first chunk (``feeds``),
-    its figures added to ``stats``. Every layer the runners hold is fed (a session runs them all);
-    ``chunks`` and ``batches``: the first chunk's model inputs and the batch size of each model."""
-    rng = np.random.default_rng(0 if seed is None else seed)
-    made = {}
-    for f in folded:
-        if f.source in reference.layers:
-            k, recorded = kernels[f.layer], feeds[f.start]
-            gain = synthetic_gain(channel_rows(k.kernel, k.kind, k.groups), k.bias if f.terms is None else f.terms,
-                                  np.asarray(recorded[0]).dtype.name, k.stored)
-            xs = synthetic_batch(recorded, channel_axis(graph, f.source, np.ndim(recorded[0])), rng, gain)
-            if xs is not None:
-                made[f.start] = xs
-    if not made:
-        return
-    fed = {f.start: made.get(f.start, feeds[f.start]) for f in folded}
-    refs = _layers_in_batches(reference, {f.source: fed[f.start] for f in folded if f.source in reference.layers},
-                              chunks[0], batches[0])
-    got_all = _layers_in_batches(plain, fed, chunks[1], batches[1])
-    terms_all = _layers_in_batches(magnitude, {n: [np.abs(x) for x in xs] for n, xs in fed.items()}, chunks[1],
-                                   batches[1])
-    for f in folded:
-        if f.start in made and f.source in refs:
-            _add_layer_batch(f, refs[f.source], got_all[f.start], terms_all[f.start], None, kernels[f.layer], graph,
-                             stats)
+    if source is not None and (scale is None or shift is None):  # read off the whole batch, not a block
+        scale, shift = bn_step(source, ref_c, axis_c)
+    found = stats.setdefault(f.layer, ChannelStats(channels))
+    extra = [] if source is None else [source]
+    for ref_b, got_b, terms_b, *source_b in blocks(axis_c, ref_c, got_c, terms_c, *extra):
+        tol = layer_tolerance(terms_b, ref_b, kernel.bias, kernel.reduction, got.dtype.name, 1,
+                              source_b[0] if source_b else None, scale, shift, stored=kernel.stored, inner=inner,
+                              steps=f.steps)
+        found.add(ref_b, got_b, 1, tol, terms_b)
 
 
 def _kernel(side: Side, layer: str) -> LayerKernel | None:
@@ -514,7 +614,7 @@ def _kernel(side: Side, layer: str) -> LayerKernel | None:
 def _judge_layer(f: FoldedLayer, stats: ChannelStats, kernel: LayerKernel, synthetic: ChannelStats | None
                  ) -> TensorCheck:
     """Rules 1 and 2 on the recorded batches and, when it was run, the synthetic one."""
-    rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups)
+    rows = channel_rows(kernel.kernel, kernel.kind, kernel.groups, None)
     zero = ~np.any(rows != 0, axis=1) if rows.shape[0] == stats.channels else np.zeros(stats.channels, bool)
     if synthetic is None or synthetic.channels != stats.channels:
         return judge_layer(f.layer, f.bn, f.reference, stats, zero)
@@ -541,27 +641,31 @@ def nudged_model(side: Side, layer_stats: dict[str, ChannelStats] | None = None,
         w = np.asarray(k.kernel)
         stats = (layer_stats or {}).get(node)
         rho = nudge_rho(stats, k.reduction, w.dtype.name, k.channels)
-        factors = nudge_factors(scale_kernel(np.ones(w.shape), rho, k.kind, k.groups), w, rng)
+        shape, axes = grouped_shape(w.shape, k.kind.out_axes, k.groups, k.kind.group_axis)
+        nudged = nudge_kernel(w.reshape(shape), channel_view(rho, shape, axes), rng)
         bias = nudge_bias(k.bias, stats, w.dtype.name, k.channels, rng)
-        kernels[node] = LayerKernel((w.astype(np.float64) * factors).astype(w.dtype),
-                                    None if bias is None else bias.astype(w.dtype), k.kind, k.groups)
+        kernels[node] = LayerKernel(nudged.reshape(w.shape), None if bias is None else bias.astype(w.dtype), k.kind,
+                                    k.groups)
+        _release(side)  # the pages of the kernel read
     return side.frontend.with_kernels(side.model, kernels) if kernels else None
 
 
 def _nudge(checked: Side, inputs: list[np.ndarray], chunks: list[tuple[int, int]], batch: int | None, outputs: list[_Compared],
            shared: list[_Compared], kept_outputs: list[list[np.ndarray]], kept_nodes: list[dict] | None,
-           layer_stats: dict[str, ChannelStats], seed: int | None) -> bool:
+           layer_stats: dict[str, ChannelStats], seed: int | None, atol: float | None = None) -> bool:
     """Rule 3: run nudged copies of the checked model and record how far they move each tensor from
     the checked model (whose outputs and taps were kept from the first pass, or run again); a
     tensor's figure is the largest move of any draw. A second, independent draw is made (up to
-    NUDGES) while some tensor is within a factor 4 of its budget: where it is far below, another
-    draw cannot change the verdict."""
+    NUDGES) while some tensor is past its budget (``atol``: the outputs' budget, when the user gave
+    one): another draw can only widen a budget, so where every tensor is within it, no draw can
+    change the verdict."""
     shared = [t for t in shared if t.stats is not None]
     names = [t.name for t in shared]
     base = checked.frontend.tapper(checked.model, names) if kept_nodes is None else None
     built = False
     for draw in range(NUDGES):
-        if built and all(_judge_tensor(t, None).margin < 0.25 for t in [*outputs, *shared] if t.stats is not None):
+        if built and all(_judge_tensor(t, atol if t.role == "output" else None).passed
+                         for t in [*outputs, *shared] if t.stats is not None):
             break
         model = nudged_model(checked, layer_stats, None if seed is None and draw == 0 else (seed or 0) + draw)
         if model is None:
@@ -577,6 +681,8 @@ def _nudge(checked: Side, inputs: list[np.ndarray], chunks: list[tuple[int, int]
             for t in shared:
                 if t.name in nodes and t.name in b.nodes:
                     t.add_nudged(b.nodes[t.name], nodes[t.name])
+        model = nudged = b = None  # this draw's model and weights go before the next is made
+        _release(checked)
     return built
 
 

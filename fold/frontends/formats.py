@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import networkx as nx
 import numpy as np
 
-from fold.core.affine import channel_rows
+from fold.core.affine import channels_along
 from fold.core.errors import FoldError, needs, one_line, require, size_pair
 from fold.core.graph import Vocabulary
 from fold.core.kinds import Kind
@@ -63,7 +63,7 @@ class LayerKernel:
 
     @property
     def channels(self) -> int:
-        return int(channel_rows(self.kernel, self.kind, self.groups).shape[0])
+        return channels_along(np.shape(self.kernel), self.kind.out_axes, self.groups, self.kind.group_axis)
 
     @property
     def reduction(self) -> int:
@@ -148,6 +148,11 @@ class Frontend(Protocol[M]):
     def kernel(self, model: M, layer: str) -> LayerKernel:
         """The kernel and bias a fold rescales in ``layer`` (an id of ``graph(model)``); a
         ValueError when the layer has no constant kernel."""
+
+    def release(self, model: M) -> None:
+        """Optional: let go of what reading ``model``'s weights brought into memory (the pages of the
+        files they are mapped from), so that a model too large to hold is held one part at a time; the
+        verification calls it, where a frontend has it, after each pass over the weights."""
 
     def with_kernels(self, model: M, kernels: Mapping[str, LayerKernel]) -> M:
         """A copy of the model whose named layers have the given kernels (and biases, when given);

@@ -23,6 +23,7 @@ from fold.outputs.report import FORMS, layer_verdict
 from fold.tools.check import CheckResult, check_notes
 from viz import plot_channels, plot_heatmaps, plot_vectors, select_slice
 from viz.blocks import find_blocks, summarise
+from viz.channels import channels_data
 from viz.fold_graph import BlockView, block_view, drawn
 from viz.interactive import before_after_figure, with_view
 
@@ -102,10 +103,19 @@ def pair_detail(result: FoldResult, decision: Decision) -> PairDetail | None:
 
 def channel_figure(result: FoldResult, index: int) -> Figure:
     """The per-channel scale, shift and kernel ranges of candidate pair ``index`` (a folded one)."""
+    return plot_channels(**_channels(result, index))
+
+
+def channel_chart(result: FoldResult, index: int) -> dict:
+    """``channel_figure``'s panels as numbers the browser draws (``viz.channels.channels_data``)."""
+    return channels_data(**_channels(result, index))
+
+
+def _channels(result: FoldResult, index: int) -> dict:
     decision = result.decisions[index]
     detail = pair_detail(result, decision)
-    return plot_channels(detail.scale, detail.shift, detail.range_before, detail.range_after,
-                         title=f"{decision.layer} ← {decision.bn}")
+    return {"scale": detail.scale, "shift": detail.shift, "range_before": detail.range_before,
+            "range_after": detail.range_after, "title": f"{decision.layer} ← {decision.bn}"}
 
 
 def output_figure(outputs: Sequence[OutputSpec], reference: Sequence[np.ndarray], folded: Sequence[np.ndarray],

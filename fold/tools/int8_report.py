@@ -60,10 +60,12 @@ def channel_sqnr_db(reference: np.ndarray, got: np.ndarray, axis: int = 1) -> fl
     r, q = np.asarray(reference, dtype=np.float64), np.asarray(got, dtype=np.float64)
     if r.shape != q.shape or r.ndim < 2:
         return sqnr_db(r, q)
-    axis %= r.ndim
-    found = [sqnr_db(np.take(r, c, axis=axis), np.take(q, c, axis=axis)) for c in range(r.shape[axis])]
-    found = [v for v in found if v is not None]
-    return float(np.mean(found)) if found else None
+    others = tuple(i for i in range(r.ndim) if i != axis % r.ndim)
+    with np.errstate(invalid="ignore", over="ignore"):  # every channel's sums at once, as sqnr_db takes them
+        signal, noise = np.sum(r * r, axis=others), np.sum((r - q) ** 2, axis=others)
+    defined = np.isfinite(q).all(axis=others) & (signal != 0.0) & (noise != 0.0)
+    found = 10.0 * np.log10(signal[defined] / noise[defined])
+    return float(np.mean(found)) if found.size else None
 
 
 @dataclass

@@ -94,13 +94,16 @@ class KerasFrontend:
         return LayerKernel(values[kind.weight], values.get("bias"), kind, taps=taps)
 
     def with_kernels(self, model: keras.Model, kernels: Mapping[str, LayerKernel]) -> keras.Model:
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
+        clone = keras.models.clone_model(model, clone_function=io.copy_layer)
+        index = {id(w): i for i, w in enumerate(model.weights)}
+        values = model.get_weights()  # then every weight is set once, the new kernels among them
         for path, new in kernels.items():
-            layer = match.layer_at(clone, path)
-            getattr(layer, new.kind.weight).assign(np.asarray(new.kernel, dtype=layer.dtype))
+            layer = match.layer_at(model, path)
+            kernel = getattr(layer, new.kind.weight)
+            values[index[id(kernel)]] = np.asarray(new.kernel, dtype=layer.dtype).reshape(tuple(kernel.shape))
             if new.bias is not None:
-                layer.bias.assign(np.asarray(new.bias, dtype=layer.dtype).reshape(tuple(layer.bias.shape)))
+                values[index[id(layer.bias)]] = np.asarray(new.bias, dtype=layer.dtype).reshape(tuple(layer.bias.shape))
+        clone.set_weights(values)
         return clone
 
     def signature_order(self, model: keras.Model, count: int) -> list[int] | None:

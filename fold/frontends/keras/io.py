@@ -305,11 +305,23 @@ def tapper(model: keras.Model, nodes=(), feeds=()) -> Callable[[list[np.ndarray]
     return run
 
 
+def zeroed(config: dict) -> dict:
+    """A layer's config whose weight initializers draw zeros: for a copy whose weights are set right
+    after, where drawing random ones (a glorot 3x3x512x512 kernel) costs more than the rest of it."""
+    return {k: "zeros" if k.endswith("_initializer") and v is not None else v for k, v in config.items()}
+
+
+def copy_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """``keras.models.clone_model``'s copy of one layer, its weights not drawn (the caller sets them)."""
+    config = layer.get_config()
+    return type(layer).from_config(config if isinstance(layer, keras.Model) else zeroed(config))
+
+
 def _twin(layer: keras.layers.Layer, magnitude: bool, name: str) -> keras.layers.Layer:
-    """A copy of the layer named ``name`` (not called in any model): the same weights, or, with
-    ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x| on |x| (a partial fold's
-    Rescaling: no offset)."""
-    config = {**layer.get_config(), "name": name}
+    """A copy of the layer named ``name`` (not called in any model, its weights not drawn but set): the
+    same weights, or, with ``magnitude``, |weights|, no bias and no activation, which computes Σ|W||x|
+    on |x| (a partial fold's Rescaling: no offset)."""
+    config = zeroed({**layer.get_config(), "name": name})
     if magnitude and "activation" in config:
         config["activation"] = "linear"
     if magnitude and isinstance(layer, keras.layers.Rescaling):
@@ -352,10 +364,11 @@ def _path(model: keras.Model, path: str, until: str) -> list[keras.layers.Layer]
 
 
 def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRunner:
-    """Copies of the layers, each on an input of its own, in one model called once per batch: each path from
-    a layer through ``until``, each layer reading the one before (a layer and its BatchNorms; or, for a
-    forward fold, the Flatten or Rescaling before it from where the BN was). With ``magnitude`` a path runs
-    through its first layer with a kernel only, that one with |weights|, no bias, no activation.
+    """Each path from a layer through ``until``, on an input of its own, each layer reading the one before
+    (a layer and its BatchNorms; or, for a forward fold, the Flatten or Rescaling before it from where the
+    BN was). The model's own layers are called, eagerly (an eager call adds nothing to the model, and
+    copies nothing). With ``magnitude`` a path runs through its first layer with a kernel only, in copies
+    held by one model called once per batch, that layer with |weights|, no bias, no activation.
 
     Every layer of that model is named here: Keras' automatic names come from counters that
     ``keras.backend.clear_session`` resets in every thread at once (Streamlit calls it after each
@@ -363,30 +376,42 @@ def layer_runner(model: keras.Model, layers, magnitude: bool = False) -> LayerRu
     layers may share a name too."""
     from fold.core.kinds import KERAS_KINDS
 
-    inputs, outputs, names = [], [], []
+    chains: dict[str, list[keras.layers.Layer]] = {}
     for path, until in layers:
         found = _path(model, path, until)
         linear = [k for k, layer in enumerate(found or []) if type(layer).__name__ in KERAS_KINDS]
-        if not linear:
-            continue
-        if magnitude:
-            found = found[:linear[0] + 1]
-        fed = _call_inputs(found[0])
-        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{len(names)}_input")
+        if linear:
+            chains[path] = found[:linear[0] + 1] if magnitude else found
+    names = list(chains)
+    if not magnitude:
+        def run(feeds, _inputs) -> dict[str, np.ndarray]:
+            found = {}
+            for name, chain in chains.items():
+                y = feeds[name][0]
+                for layer in chain:
+                    y = layer(y, training=False)
+                found[name] = np.asarray(y)
+            return found
+
+        return LayerRunner(frozenset(names), run)
+
+    inputs, outputs = [], []
+    for i, chain in enumerate(chains.values()):
+        fed = _call_inputs(chain[0])
+        x = keras.Input(tuple(fed[0].shape)[1:], dtype=fed[0].dtype, name=f"alone{i}_input")
         inputs.append(x)
         y = x
-        for k, layer in enumerate(found):
-            y = _twin(layer, magnitude and (type(layer).__name__ in KERAS_KINDS
-                                            or isinstance(layer, keras.layers.Rescaling)), f"alone{len(names)}_{k}")(y)
+        for k, layer in enumerate(chain):
+            y = _twin(layer, type(layer).__name__ in KERAS_KINDS or isinstance(layer, keras.layers.Rescaling),
+                      f"alone{i}_{k}")(y)
         outputs.append(y)
-        names.append(path)
     alone = keras.Model(inputs, outputs) if names else None
 
-    def run(feeds, _inputs) -> dict[str, np.ndarray]:
+    def run_magnitude(feeds, _inputs) -> dict[str, np.ndarray]:
         values = alone([feeds[n][0] for n in names], training=False)
         return {n: np.asarray(v) for n, v in zip(names, keras.tree.flatten(values))}
 
-    return LayerRunner(frozenset(names), run)
+    return LayerRunner(frozenset(names), run_magnitude)
 
 
 def to_tflite(model: keras.Model) -> bytes:

@@ -78,6 +78,10 @@ class OnnxFrontend:
         return LayerKernel(value, None if bias is None else view.value(bias), view.kind(op), view.groups(op),
                            stored=stored if stored != np.asarray(value).dtype.name else None)
 
+    def release(self, model: OnnxModel) -> None:
+        if model.external is not None:
+            model.external.release()
+
     def with_kernels(self, model: OnnxModel, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
         return rewrite_weights(model, view_of(model), kernels)
 

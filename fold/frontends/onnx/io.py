@@ -28,7 +28,7 @@ from onnx import numpy_helper
 from fold.core.errors import FoldError, one_line
 from fold.core.verification import InputSpec, OutputSpec, arrays_text
 from fold.frontends.formats import LayerRunner, Tap
-from fold.frontends.onnx.external import ExternalData, is_external, model_tensors
+from fold.frontends.onnx.external import ExternalData, held_tensor, is_external, is_held, model_tensors
 from fold.frontends.onnx.model import OnnxModel, onnx_model
 from fold.frontends.onnx.view import OnnxView, view_of
 from fold.frontends.ops.view import values_read
@@ -107,30 +107,54 @@ def prepare(proto: onnx.ModelProto, name: str = "model.onnx", external: External
     return model
 
 
-def session(model: OnnxModel) -> ort.InferenceSession:
+class Session:
+    """An onnxruntime session, with the initializers it is fed at every run (``ExternalData.fed``)."""
+
+    def __init__(self, found: ort.InferenceSession, fed: dict[str, np.ndarray]):
+        self.found, self.fed = found, fed
+
+    def run(self, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
+        return self.found.run(fetch, {**feeds, **self.fed})
+
+
+def session(model: OnnxModel) -> Session:
     """An onnxruntime CPU session with every graph optimization off. A model with external data is
-    handed over without it: onnxruntime reads the tensors in the model's folder itself, and those
-    of the scratch file as memory-mapped initializers (kept alive with the session)."""
+    handed over without it: onnxruntime maps the tensors in the model's folder itself, and is fed
+    those of the scratch file (views of its map) and those the model holds in memory at each run,
+    as inputs (``ExternalData.fed``): an initializer handed over any other way is copied."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    kept: list = []
+    proto, fed = model.proto, {}
     if model.external is not None:
         options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                          str(model.external.folder.resolve()))
-        names, arrays = model.external.ort_initializers(model.proto)
-        if names:
-            kept = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays]
-            options.add_external_initializers(names, kept)
+        fed = model.external.fed(model.proto, model.arrays)
+        if fed:
+            proto = _as_inputs(model.proto, fed)
     try:
-        found = ort.InferenceSession(model.proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        found = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for every refusal
         raise FoldError(f"onnxruntime cannot run '{model.name}': {one_line(exc, 200)}") from exc
-    found.foldscope_initializers = kept
-    return found
+    return Session(found, fed)
 
 
-def _run(found: ort.InferenceSession, name: str, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
+def _as_inputs(proto: onnx.ModelProto, names) -> onnx.ModelProto:
+    """A copy of ``proto`` whose initializers of ``names`` are graph inputs instead."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    graph = copy.graph
+    moved = [t for t in graph.initializer if t.name in names]
+    kept = [t for t in graph.initializer if t.name not in names]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    listed = {v.name for v in graph.input}
+    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                       for t in moved if t.name not in listed)
+    return copy
+
+
+def _run(found: Session, name: str, fetch: list[str], feeds: dict[str, np.ndarray]) -> list:
     """``found.run``; onnxruntime's refusal of these inputs is one FoldError naming the model and their shapes."""
     try:
         return found.run(fetch, feeds)
@@ -182,8 +206,15 @@ def write(model: OnnxModel, path: str | os.PathLike) -> None:
     """The model at ``path``; one with external data gets ``path.data`` beside it (``ExternalData.write``)."""
     if model.external is None:
         Path(path).write_bytes(model.proto.SerializeToString())
-    else:
+    elif not model.arrays:
         model.external.write(model.proto, Path(path))
+    else:  # what the model holds in memory goes to the scratch file first, then with the rest
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model.proto)
+        for tensor in proto.graph.initializer:
+            if tensor.name in model.arrays and is_held(tensor):
+                tensor.CopyFrom(model.external.store(model.arrays[tensor.name], tensor.name))
+        model.external.write(proto, Path(path))
 
 
 def _data_inputs(view: OnnxView, op) -> list[str]:
@@ -208,7 +239,7 @@ def tapper(model: OnnxModel, nodes=(), feeds=()) -> Callable[[list[np.ndarray]],
     tapped = onnx.ModelProto()
     tapped.CopyFrom(model.proto)
     tapped.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in extra)
-    found = session(OnnxModel(tapped, model.name, model.shapes, model.external))
+    found = session(OnnxModel(tapped, model.name, model.shapes, model.external, model.arrays))
     fetch = [*outputs, *extra]
 
     def run(xs: list[np.ndarray]) -> Tap:
@@ -240,26 +271,31 @@ def _linear(view: OnnxView, path: list):
     return next((op for op in path if view.kind(op) is not None and view.is_constant(op.inputs[1])), None)
 
 
-def _constant(model: OnnxModel, view: OnnxView, tensor: str, value: np.ndarray, name: str) -> onnx.TensorProto:
+def _constant(model: OnnxModel, view: OnnxView, tensor: str, value: np.ndarray, name: str,
+              held: dict[str, np.ndarray]) -> onnx.TensorProto:
     """``value`` (of ``tensor``) as initializer ``name`` of a model of its own: for a model with external
-    data, the same bytes of the same file when it is an external initializer unchanged, else a scratch tensor."""
+    data, the same bytes of the same file when it is an external initializer of a file unchanged, else
+    an array that model holds (put in ``held``)."""
     if model.external is None:
         return numpy_helper.from_array(np.asarray(value), name)
     stored = view.initializers.get(tensor)
-    if stored is not None and is_external(stored) and view.producer(tensor) is None and value is view.value(tensor):
+    if stored is not None and is_external(stored) and not is_held(stored) and view.producer(tensor) is None and \
+            value is view.value(tensor):
         same = onnx.TensorProto()
         same.CopyFrom(stored)
         same.name = name
         return same
-    return model.external.store(np.asarray(value), name)
+    held[name] = np.ascontiguousarray(value)
+    return held_tensor(held[name], name)
 
 
 def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: bool
-           ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]]]:
+           ) -> tuple[onnx.ModelProto, dict[str, tuple[list[str], str]], dict[str, np.ndarray]]:
     """One model holding each path alone, its tensors renamed apart ("<layer>::<tensor>"): the first
     op's data inputs become graph inputs, every constant an initializer (magnitude: |weight|, zero
-    bias and zero added constants; what reshapes read stays). Returns it and layer -> (its graph inputs, its graph output)."""
-    nodes, inputs, outputs, inits, ends = [], [], [], [], {}
+    bias and zero added constants; what reshapes read stays). Returns it, layer -> (its graph inputs, its graph
+    output) and the arrays it holds (a model with external data: ``_constant``)."""
+    nodes, inputs, outputs, inits, ends, held = [], [], [], [], {}, {}
     for name, path in paths.items():
         layer = _linear(view, path)
         elem = onnx.helper.np_dtype_to_tensor_dtype(view.value(layer.inputs[1]).dtype)
@@ -272,7 +308,9 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
                         value = np.abs(value) if slot == 1 else np.zeros_like(value)
                     elif magnitude and op.type in view.vocabulary.adds:
                         value = np.zeros_like(value)  # a reshape's shape, a Squeeze's axes stay
-                    inits.append(_constant(model, view, t, value, renamed[t]))
+                    inits.append(_constant(model, view, t, value, renamed[t], held))
+                    if model.external is not None:
+                        model.external.release()  # the pages |weight| read: one layer's at a time
             copy = onnx.NodeProto()
             copy.CopyFrom(view.node(op))
             copy.name = f"{name}::{op.id}"
@@ -287,7 +325,7 @@ def _alone(model: OnnxModel, view: OnnxView, paths: dict[str, list], magnitude: 
     graph = onnx.helper.make_graph(nodes, "layers_alone", inputs, outputs, inits)
     alone = onnx.helper.make_model(graph, opset_imports=list(model.proto.opset_import))
     alone.ir_version = model.proto.ir_version
-    return alone, ends
+    return alone, ends, held
 
 
 def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunner:
@@ -310,10 +348,19 @@ def layer_runner(model: OnnxModel, layers, magnitude: bool = False) -> LayerRunn
         paths[name] = path
     if not paths:
         return LayerRunner(frozenset(), lambda feeds, inputs: {})
-    alone, ends = _alone(model, view, paths, magnitude)
-    found = session(OnnxModel(alone, model.name, external=model.external))
+    made: list = []
+
+    def build() -> tuple[Session, dict]:
+        alone, ends, held = _alone(model, view, paths, magnitude)
+        return session(OnnxModel(alone, model.name, external=model.external, arrays=held)), ends
+
+    if model.external is None:
+        made.append(build())
 
     def run(feeds, _inputs) -> dict[str, np.ndarray]:
+        if not made:  # with external data, built when first run: its weights in memory only while it lives
+            made.append(build())
+        found, ends = made[0]
         given = {t: x for name, (fed, _) in ends.items() for t, x in zip(fed, feeds[name])}
         values = found.run([out for _, out in ends.values()], given)
         return {name: np.asarray(v) for name, v in zip(ends, values)}

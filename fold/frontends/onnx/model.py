@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from fold.frontends.onnx.external import ExternalData
@@ -17,12 +18,16 @@ class OnnxModel:
     of every tensor shape inference could tell (None for an unknown dimension). Compared and
     hashed by identity, so that the frontend can cache one view of each model. ``external``: where
     the tensors of a model read from a file with external data live (None: every tensor is in the
-    proto)."""
+    proto); ``arrays``: those of them held in memory."""
 
     proto: onnx.ModelProto
     name: str
     shapes: dict[str, tuple | None] = field(default_factory=dict)
     external: ExternalData | None = None
+    #: Initializers of a model with external data whose values are held here, in memory, and not in
+    #: any file (``external.held_tensor`` stands in the proto): the weights ``with_kernels`` and the
+    #: layers run alone are given, which live as long as that model and are never written to disk.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def graph(self) -> onnx.GraphProto:

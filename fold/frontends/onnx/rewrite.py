@@ -41,6 +41,7 @@ from onnx import helper, numpy_helper
 from fold.core.rules import Decision, chosen
 from fold.core.errors import at
 from fold.frontends.formats import LayerKernel
+from fold.frontends.onnx.external import held_tensor
 from fold.frontends.onnx.model import OnnxModel
 from fold.frontends.onnx.view import VALUE_OPS, OnnxView
 from fold.frontends.ops.candidates import OpCandidate
@@ -76,27 +77,35 @@ def _set_beta_one(node: onnx.NodeProto) -> None:
     node.attribute.extend([*kept, helper.make_attribute("beta", 1.0)])
 
 
-def _tensor(view: OnnxView, value: np.ndarray, name: str) -> onnx.TensorProto:
+def _tensor(view: OnnxView, value: np.ndarray, name: str, held: dict[str, np.ndarray] | None = None
+            ) -> onnx.TensorProto:
     """A new initializer: inline, or, for a model with external data, in its scratch file (so that
-    no folded weight stays in memory)."""
+    no folded weight stays in memory), or, given ``held``, kept there in memory (a model that is run,
+    never written: its weights are not written to disk to be read back)."""
     external = view.model.external
-    return numpy_helper.from_array(value, name) if external is None else external.store(value, name)
+    if external is None:
+        return numpy_helper.from_array(value, name)
+    if held is not None:
+        held[name] = np.ascontiguousarray(value)
+        return held_tensor(held[name], name)
+    return external.store(value, name)
 
 
 def _write(view: OnnxView, graph: onnx.GraphProto, names: Names, node: onnx.NodeProto, slot: int,
-           value: np.ndarray, dtype: np.dtype) -> list[onnx.TensorProto]:
+           value: np.ndarray, dtype: np.dtype, held: dict[str, np.ndarray] | None = None) -> list[onnx.TensorProto]:
     """Make ``node`` read ``value`` at ``slot``: a float16 weight behind a Cast is written back as
-    float16 behind that Cast (the Cast read by nothing else), any other as a new initializer."""
+    float16 behind that Cast (the Cast read by nothing else), any other as a new initializer
+    (``held``: as ``_tensor``)."""
     old = node.input[slot] if len(node.input) > slot else ""
     cast = view.producer(old) if old else None
     if cast is not None and cast.type == "Cast" and view.stored_dtype(old) == "float16" and \
             len(view.readers(old)) == 1 and view.is_constant(cast.inputs[0]):
         stored = names.fresh(f"{cast.inputs[0]}_folded")
         graph.node[cast.index].input[0] = stored
-        return [_tensor(view, np.asarray(value).astype(np.float16), stored)]
+        return [_tensor(view, np.asarray(value).astype(np.float16), stored, held)]
     name = names.fresh(f"{old or node.name}_folded")
     _set_input(node, slot, name)
-    return [_tensor(view, np.asarray(value).astype(dtype, copy=False), name)]
+    return [_tensor(view, np.asarray(value).astype(dtype, copy=False), name, held)]
 
 
 def _backward(graph: onnx.GraphProto, names: Names, c: OpCandidate, edits: _Edits) -> None:
@@ -219,12 +228,14 @@ def rewrite(model: OnnxModel, view: OnnxView, folds: Sequence[tuple[OpCandidate,
 
 def rewrite_weights(model: OnnxModel, view: OnnxView, kernels: Mapping[str, LayerKernel]) -> OnnxModel:
     """A copy of ``model`` whose named nodes read new weight (and bias, when given) constants, in
-    the dtypes of the ones they replace; ``model`` is untouched."""
+    the dtypes of the ones they replace; ``model`` is untouched. With external data, the new ones are
+    held in memory by the copy (``OnnxModel.arrays``)."""
     proto = onnx.ModelProto()
     proto.CopyFrom(model.proto)
     graph = proto.graph
     names = _names(graph)
     inits: list[onnx.TensorProto] = []
+    held: dict[str, np.ndarray] | None = None if model.external is None else {}
     for layer, new in kernels.items():
         op = view.by_name[layer]
         node = graph.node[op.index]
@@ -234,20 +245,24 @@ def rewrite_weights(model: OnnxModel, view: OnnxView, kernels: Mapping[str, Laye
                 continue
             if slot == 2 and node.op_type == "MatMul":
                 raise ValueError(f"'{layer}' is a MatMul: it has no bias input to change.")
-            inits += _write(view, graph, names, node, slot, np.asarray(value), dtype)
-    return _finish(model, proto, inits)
+            inits += _write(view, graph, names, node, slot, np.asarray(value), dtype, held)
+    return _finish(model, proto, inits, held)
 
 
-def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorProto]) -> OnnxModel:
+def _finish(model: OnnxModel, proto: onnx.ModelProto, inits: list[onnx.TensorProto],
+            held: dict[str, np.ndarray] | None = None) -> OnnxModel:
     """Add the new initializers to ``proto``'s graph, drop the constants nothing reads any more (and
-    the nodes that only computed them), and wrap it with the shapes it now has."""
+    the nodes that only computed them), and wrap it with the shapes it now has and the arrays it
+    holds (``model``'s and ``held``, those it still reads)."""
     graph = proto.graph
     graph.initializer.extend(inits)
     if proto.ir_version < 4:  # initializers must also be graph inputs before IR version 4
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
     _prune(graph)
     shapes = {**model.shapes, **{t.name: tuple(t.dims) for t in inits}}
-    return OnnxModel(proto, model.name, shapes, model.external)
+    kept = {t.name for t in graph.initializer}
+    arrays = {n: a for n, a in {**model.arrays, **(held or {})}.items() if n in kept}
+    return OnnxModel(proto, model.name, shapes, model.external, arrays)
 
 
 def _prune(graph: onnx.GraphProto) -> None:

@@ -132,7 +132,10 @@ class OnnxView:
         return self._values[tensor]
 
     def _initializer(self, tensor: onnx.TensorProto) -> np.ndarray:
-        """An initializer's value; an external one is a view of its file's map, read when used."""
+        """An initializer's value; an external one is a view of its file's map, read when used (or the
+        array its model holds)."""
+        if tensor.name in self.model.arrays:
+            return self.model.arrays[tensor.name]
         if self.model.external is not None and tensor.data_location == onnx.TensorProto.EXTERNAL:
             return self.model.external.array(tensor)
         return numpy_helper.to_array(tensor)

@@ -7,7 +7,9 @@ A graph is a scene (``viz.interactive``) drawn by the page's own script and styl
 (``viz/assets/graph.js``, ``graph.css``): the same picture as the page, with hover, Find ("/"
 focuses it), the overview and linked panes; the scenes go in as JSON, the pictures as ``data:``
 URIs. Nothing is fetched: no ``src`` or ``href`` leads off the file. The report follows the
-system's light or dark mode, and a button switches it.
+system's light or dark mode, and a button switches it. A chart (a folded pair's per-channel figures,
+``viz.channels.channels_data``) goes in as its numbers and is drawn as SVG by ``viz/assets/channels.js``,
+inlined, when it is first shown.
 
 Everything that comes from a model (its node names above all) is user data: text and table cells
 are HTML-escaped, JSON inside ``<script>`` has ``<``, ``>`` and ``&`` written as ``\\u003c``..., and
@@ -23,6 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from viz.channels import chart_script
 from viz.interactive import script, stylesheet
 
 
@@ -107,7 +110,16 @@ class Graph:
     caption: str = ""
 
 
-Part = Text | Metrics | Table | Picture | Details | Graph
+@dataclass(frozen=True)
+class Chart:
+    """A folded pair's per-channel figures as numbers (``viz.channels.channels_data``), drawn by the
+    browser when first shown (inside a closed ``Details``: when that opens); ``alt``: what it shows."""
+
+    data: Mapping
+    alt: str
+
+
+Part = Text | Metrics | Table | Picture | Details | Graph | Chart
 
 
 @dataclass(frozen=True)
@@ -119,12 +131,17 @@ class Section:
 def report_html(title: str, sections: Sequence[Section], *, subtitle: str = "", switch: bool = True) -> str:
     """The whole report as one self-contained HTML document; ``switch``: a button (a script) switches
     between light and dark, else the system's mode alone rules."""
-    graphs: list[Graph] = []
-    body = "\n".join(_section(s, graphs) for s in sections)
+    found: list[Graph | Chart] = []
+    body = "\n".join(_section(s, found) for s in sections)
+    graphs = [g for g in found if isinstance(g, Graph)]
+    charts = [c.data for c in found if isinstance(c, Chart)]
     scripts = ""
+    if charts:
+        scripts += (f'<script id="charts" type="application/json">{_script_json(charts)}</script>\n'
+                    f"<script>{chart_script()}</script>\n")
     if graphs:
-        scripts = (f'<script id="graphs" type="application/json">{_script_json([g.scene for g in graphs])}</script>\n'
-                   f"<script>{script()}\n{_SCRIPT}</script>\n")
+        scripts += (f'<script id="graphs" type="application/json">{_script_json([g.scene for g in graphs])}</script>\n'
+                    f"<script>{script()}\n{_SCRIPT}</script>\n")
     button = ("<button type=button id=theme class=theme title=\"Switch between light and dark\">Dark</button>"
               if switch else "")
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -138,11 +155,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _section(section: Section, graphs: list[Graph]) -> str:
+def _section(section: Section, graphs: list[Graph | Chart]) -> str:
     return f"<section><h2>{_e(section.heading)}</h2>\n{_parts(section.parts, graphs)}</section>"
 
 
-def _parts(parts: Sequence[Part], graphs: list[Graph]) -> str:
+def _parts(parts: Sequence[Part], graphs: list[Graph | Chart]) -> str:
     return "\n".join(_part(p, graphs) for p in parts)
 
 
@@ -176,7 +193,8 @@ def _table(table: Table) -> str:
     return f"<div class=\"{box}\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
-def _part(part: Part, graphs: list[Graph]) -> str:
+def _part(part: Part, graphs: list[Graph | Chart]) -> str:
+    """One part as HTML; a graph or a chart is also added to ``graphs`` (its figure goes in as JSON)."""
     if isinstance(part, Text):
         if part.tone is not None and part.tone not in TONES:
             raise ValueError(f"Invalid value for argument `tone`: one of {TONES}. Received: {part.tone!r}")
@@ -195,11 +213,18 @@ def _part(part: Part, graphs: list[Graph]) -> str:
     if isinstance(part, Details):
         return (f"<details{' open' if part.open else ''}><summary>{_e(part.summary)}</summary>\n"
                 f"{_parts(part.parts, graphs)}</details>")
+    if isinstance(part, Chart):
+        graphs.append(part)
+        k = sum(isinstance(g, Chart) for g in graphs) - 1
+        return (f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\">"
+                "<svg aria-hidden=true></svg></div>")  # the script fills it when the chart is first shown
     if isinstance(part, Graph):
         graphs.append(part)
+        k = sum(isinstance(g, Graph) for g in graphs) - 1
         caption = f"<p class=caption>{_e(part.caption)}</p>" if part.caption else ""
-        return f"{caption}<div class=graph id=\"graph-{len(graphs) - 1}\"><p class=loading>Drawing the graph...</p></div>"
-    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph. Received: {type(part)}")
+        return f"{caption}<div class=graph id=\"graph-{k}\"><p class=loading>Drawing the graph...</p></div>"
+    raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph, Chart. Received: "
+                    f"{type(part)}")
 
 
 def _script_json(value: object) -> str:
@@ -243,6 +268,8 @@ tr.first td{border-top:2px solid var(--report-rule)}.v{font-weight:600;padding:1
 img{max-width:100%;display:block;margin:8px 0;background:#ffffff;border-radius:4px}details{margin:4px 0}
 summary{cursor:pointer}.caption{color:var(--report-muted);font-size:12.5px;margin:4px 0}
 .graph{min-height:200px}.loading{color:var(--report-muted);padding:12px}
+.chart{margin:8px 0;min-height:120px;background:#ffffff;border-radius:4px}
+.chart svg{display:block;width:100%;height:auto;font-size:11px}
 """
 
 # The graphs: each scene drawn by the page's own script; the theme: the system's, or the button's.

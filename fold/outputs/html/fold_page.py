@@ -10,7 +10,8 @@ page's metrics, every candidate pair with its own check and its reason, each fol
 per-channel scale, offset and kernel range, the interactive graph before and after (the whole
 graph, every nested model and block open, so that the search finds every node; opening on the
 pair the page opens on), and both models' outputs with their difference, each picture as the
-smaller of its PNG and SVG.
+smaller of its PNG and SVG; the per-channel figures are interactive charts the browser draws when
+their pair is opened (rendering 59 pictures took DenseNet121's report 25 s).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fold.core.verdict import VERDICTS
 from fold.core.verification import OutputSpec, Verification
 from fold.engine.pipeline import Checked
 from fold.outputs import result_views
-from fold.outputs.html.document import Details, Graph, Metrics, Picture, Section, Table, Text, report_html
+from fold.outputs.html.document import Chart, Details, Graph, Metrics, Picture, Section, Table, Text, report_html
 from fold.outputs.report import counts_text, verification_text
 from fold.tools.check import CheckResult
 from viz import fold_graph
@@ -101,8 +102,8 @@ def fold_sections(result: FoldResult, checked: Checked) -> list[Section]:
                 Text(f"{', '.join(pairs)} ({len(pairs)}): {reason}") for reason, pairs in skipped.items()], open=True))
         sections.append(Section("Candidate pairs", parts))
         first = result_views.first_pair(r)
-        channels = [Details(result_views.pair_label(d), [_picture(result_views.channel_figure(r, i),
-                                                                  f"per-channel figures of {d.layer}")],
+        channels = [Details(result_views.pair_label(d), [Chart(result_views.channel_chart(r, i),
+                                                               f"per-channel figures of {d.layer}")],
                             open=i == first)
                     for i, d in enumerate(decisions) if result_views.pair_detail(r, d) is not None]
         if channels:
