@@ -110,7 +110,7 @@ def test_zoo_workbench_numbers_repeat():
 
 
 def test_a_rerun_flattens_each_graph_once(monkeypatch):
-    """What the graph section reads (names, nested models, figure, the view's graph) flattens the
+    """What the graph section reads (nested models, figure, the view's graph) flattens the
     graphs before and after once for the first run, and not at all for the next."""
     from viz import fold_graph
 
@@ -120,7 +120,7 @@ def test_a_rerun_flattens_each_graph_once(monkeypatch):
     wb = inspect_keras("flatten-once", model_zoo.unet(), samples=2)
 
     def rerun(colour: bool) -> None:
-        wb.layer_names(), wb.nested_models()
+        wb.nested_models()
         wb.graph_figure((), colour)
         wb.graphs(())[0]
 

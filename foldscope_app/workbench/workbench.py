@@ -177,11 +177,6 @@ class Workbench(_Outputs):
     def nested_models(self) -> tuple[str, ...]:
         return tuple(fold_graph.nested_models(self.result.graph_before))
 
-    @memoized()
-    def layer_names(self) -> list[str]:
-        """Every layer of the graph before folding, nested models opened, sorted (for "Find a layer")."""
-        return sorted(set(self.graphs(self.nested_models())[0]))
-
     @memoized(2)
     def blocks(self, expanded: tuple[str, ...]) -> fold_graph.BlockView:
         """The blocks of the graph before folding and what each holds, every block closed."""
