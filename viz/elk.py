@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,17 @@ _engine: Any = None
 
 def _context() -> Any:
     """The process's V8 context with ELK loaded (made on first use, closed at exit: a V8 context left
-    open keeps the interpreter from exiting)."""
+    open keeps the interpreter from exiting).
+
+    It is made in a thread of its own: a ``MiniRacer`` made where an asyncio loop is running (Playwright's
+    sync API runs one in its caller's thread, a server may too) sends every later call to that loop,
+    and once that loop stops, each call waits forever. Made where no loop runs, it starts its own."""
     global _engine
     if _engine is None:
         from py_mini_racer import MiniRacer
 
-        context = MiniRacer()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="foldscope-elk") as maker:
+            context = maker.submit(MiniRacer).result()
         context.eval(_PRELUDE)
         context.eval(_SCRIPT.read_text(encoding="utf-8"))
         context.eval(_BRIDGE)
