@@ -29,10 +29,16 @@ def test_an_engine_first_made_inside_a_running_event_loop_answers_after_that_loo
     async def inside_a_loop() -> dict:
         return elk.elk_layout(GRAPH)
 
-    first = asyncio.run(inside_a_loop())
-    answers: list[dict] = []
-    later = threading.Thread(target=lambda: answers.append(elk.elk_layout(GRAPH)), daemon=True)
-    later.start()
-    later.join(timeout=120)
-    assert answers, "a layout asked after the loop the engine was made in had ended never came back"
-    assert _boxes(answers[0]) == _boxes(first)
+    def asked_from(target) -> dict:
+        """``target()``'s answer in a fresh thread (no loop of the test's own: a browser test before may
+        have left Playwright's running in this one), or a failure if it never came."""
+        answers: list[dict] = []
+        thread = threading.Thread(target=lambda: answers.append(target()), daemon=True)
+        thread.start()
+        thread.join(timeout=120)
+        assert answers, "a layout never came back"
+        return answers[0]
+
+    first = asked_from(lambda: asyncio.run(inside_a_loop()))  # the engine made while that loop runs
+    later = asked_from(lambda: elk.elk_layout(GRAPH))  # asked after that loop has ended
+    assert _boxes(later) == _boxes(first)
