@@ -131,10 +131,10 @@ class Section:
 def report_html(title: str, sections: Sequence[Section], *, subtitle: str = "", switch: bool = True) -> str:
     """The whole report as one self-contained HTML document; ``switch``: a button (a script) switches
     between light and dark, else the system's mode alone rules."""
-    found: list[Graph | Chart] = []
-    body = "\n".join(_section(s, found) for s in sections)
-    graphs = [g for g in found if isinstance(g, Graph)]
-    charts = [c.data for c in found if isinstance(c, Chart)]
+    drawn: list[Graph | Chart] = []
+    body = "\n".join(_section(s, drawn) for s in sections)
+    graphs = [g for g in drawn if isinstance(g, Graph)]
+    charts = [c.data for c in drawn if isinstance(c, Chart)]
     scripts = ""
     if charts:
         scripts += (f'<script id="charts" type="application/json">{_script_json(charts)}</script>\n'
@@ -155,12 +155,12 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _section(section: Section, graphs: list[Graph | Chart]) -> str:
-    return f"<section><h2>{_e(section.heading)}</h2>\n{_parts(section.parts, graphs)}</section>"
+def _section(section: Section, drawn: list[Graph | Chart]) -> str:
+    return f"<section><h2>{_e(section.heading)}</h2>\n{_parts(section.parts, drawn)}</section>"
 
 
-def _parts(parts: Sequence[Part], graphs: list[Graph | Chart]) -> str:
-    return "\n".join(_part(p, graphs) for p in parts)
+def _parts(parts: Sequence[Part], drawn: list[Graph | Chart]) -> str:
+    return "\n".join(_part(p, drawn) for p in parts)
 
 
 def _cell(value: object) -> str:
@@ -193,8 +193,9 @@ def _table(table: Table) -> str:
     return f"<div class=\"{box}\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
-def _part(part: Part, graphs: list[Graph | Chart]) -> str:
-    """One part as HTML; a graph or a chart is also added to ``graphs`` (its figure goes in as JSON)."""
+def _part(part: Part, drawn: list[Graph | Chart]) -> str:
+    """One part as HTML; a graph or a chart is also added to ``drawn``, what the browser draws (its scene
+    or its numbers go in as JSON)."""
     if isinstance(part, Text):
         if part.tone is not None and part.tone not in TONES:
             raise ValueError(f"Invalid value for argument `tone`: one of {TONES}. Received: {part.tone!r}")
@@ -212,15 +213,15 @@ def _part(part: Part, graphs: list[Graph | Chart]) -> str:
         return f"<img alt=\"{_e(part.alt)}\" src=\"data:{part.mime};base64,{data}\">"
     if isinstance(part, Details):
         return (f"<details{' open' if part.open else ''}><summary>{_e(part.summary)}</summary>\n"
-                f"{_parts(part.parts, graphs)}</details>")
+                f"{_parts(part.parts, drawn)}</details>")
     if isinstance(part, Chart):
-        graphs.append(part)
-        k = sum(isinstance(g, Chart) for g in graphs) - 1
+        drawn.append(part)
+        k = sum(isinstance(g, Chart) for g in drawn) - 1
         return (f"<div class=chart id=\"chart-{k}\" role=img aria-label=\"{_e(part.alt)}\">"
                 "<svg aria-hidden=true></svg></div>")  # the script fills it when the chart is first shown
     if isinstance(part, Graph):
-        graphs.append(part)
-        k = sum(isinstance(g, Graph) for g in graphs) - 1
+        drawn.append(part)
+        k = sum(isinstance(g, Graph) for g in drawn) - 1
         caption = f"<p class=caption>{_e(part.caption)}</p>" if part.caption else ""
         return f"{caption}<div class=graph id=\"graph-{k}\"><p class=loading>Drawing the graph...</p></div>"
     raise TypeError(f"A report part is one of Text, Metrics, Table, Picture, Details, Graph, Chart. Received: "
